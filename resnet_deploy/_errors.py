@@ -1,0 +1,59 @@
+"""Typed errors. Every failure a user can cause is one of these; the CLI prints them as one line."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ResnetDeployError",
+    "ModelNotFoundError",
+    "WeightsError",
+    "ExportError",
+    "VerificationError",
+    "OnnxModelError",
+    "RuntimeBackendError",
+    "ProviderUnavailableError",
+    "InputError",
+    "OutputPathError",
+]
+
+
+class ResnetDeployError(Exception):
+    """Base class of every error this toolkit raises on purpose."""
+
+
+class ModelNotFoundError(ResnetDeployError, KeyError):
+    """An unknown model name or depth."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain.
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(ResnetDeployError):
+    """A checkpoint that cannot be read, is unsafe, or does not match the model."""
+
+
+class ExportError(ResnetDeployError):
+    """torch.onnx failed to produce a valid graph."""
+
+
+class VerificationError(ResnetDeployError):
+    """A transformed model disagrees with its source beyond the tolerance."""
+
+
+class OnnxModelError(ResnetDeployError):
+    """An ONNX file that is missing, corrupt, unsafe or not what a command expects."""
+
+
+class RuntimeBackendError(ResnetDeployError):
+    """onnxruntime could not create or run a session."""
+
+
+class ProviderUnavailableError(RuntimeBackendError):
+    """An execution provider asked for by name is not available on this machine."""
+
+
+class InputError(ResnetDeployError):
+    """Bad input data: an image that is not an image, a batch of the wrong shape or dtype."""
+
+
+class OutputPathError(ResnetDeployError):
+    """An output path that cannot be written."""

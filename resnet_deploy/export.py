@@ -1,0 +1,235 @@
+"""PyTorch -> verified ONNX: export, check, simplify, fuse, verify against eager, save.
+
+The artifact has one input ``input`` ``[batch, 3, H, W]`` (dynamic batch unless asked for a
+static one), one output ``logits``, standard ONNX ops only (opset 18 by default, the newest
+that TensorRT 10, OpenVINO and onnxruntime 1.17+ all read), no BatchNormalization or Identity
+nodes, and ``metadata_props`` describing the model and its preprocessing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import onnx
+import torch
+
+from . import __version__
+from ._atomic import check_writable
+from ._errors import ExportError, ResnetDeployError
+from ._registry import get_model_spec
+from .models import create_model
+from .onnx_io import op_counts, save_onnx, write_metadata
+from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
+from .preprocess import Preprocessing
+from .verify import DEFAULT_RTOL, compare, fixed_inputs
+
+__all__ = ["ExportOptions", "ExportResult", "export_model", "DEFAULT_OPSET", "MIN_OPSET"]
+
+DEFAULT_OPSET = 18
+MIN_OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+@dataclass
+class ExportOptions:
+    """What to export and how. ``name`` is a registered model name (see ``list_models()``)."""
+
+    name: str
+    num_classes: int | None = None
+    weights: str | Path | None = None
+    image_size: int | None = None
+    opset: int = DEFAULT_OPSET
+    static_batch: int | None = None
+    labels: Sequence[str] | None = None
+    rtol: float = DEFAULT_RTOL
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    model_name: str
+    weights: str
+    stages: list[StageReport]
+    max_rel_error: float
+    top1_agreement: float
+    verify_batches: list[int]
+    size_bytes: int
+    seconds: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fusions(self) -> dict[str, int]:
+        return next((s.details.get("fusions", {}) for s in self.stages if s.name == "fuse"), {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "model": self.model_name,
+            "weights": self.weights,
+            "stages": [s.to_dict() for s in self.stages],
+            "fusions": self.fusions,
+            "max_rel_error": self.max_rel_error,
+            "top1_agreement": self.top1_agreement,
+            "verify_batches": self.verify_batches,
+            "size_bytes": self.size_bytes,
+            "seconds": self.seconds,
+            "metadata": self.metadata,
+        }
+
+
+def _validate(options: ExportOptions) -> None:
+    if not MIN_OPSET <= options.opset <= onnx.defs.onnx_opset_version():
+        raise ExportError(
+            f"opset {options.opset} is not supported; choose {MIN_OPSET} to {onnx.defs.onnx_opset_version()}"
+        )
+    if options.static_batch is not None and options.static_batch < 1:
+        raise ExportError(f"--static-batch must be at least 1, received {options.static_batch}")
+    if options.image_size is not None and not 16 <= options.image_size <= 4096:
+        raise ExportError(f"--image-size must be between 16 and 4096, received {options.image_size}")
+    if options.num_classes is not None and options.num_classes < 1:
+        raise ExportError(f"--num-classes must be at least 1, received {options.num_classes}")
+
+
+def _torch_export(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic: bool) -> onnx.ModelProto:
+    """torch.onnx's dynamo exporter, its chatter captured; raises ExportError on failure."""
+    kwargs: dict[str, Any] = {}
+    if dynamic:
+        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=65536)},)
+    sink = io.StringIO()
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model,
+                (example,),
+                None,
+                dynamo=True,
+                optimize=True,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                verbose=False,
+                **kwargs,
+            )
+            proto = program.model_proto
+    except Exception as exc:  # torch.export raises many unrelated types
+        raise ExportError(f"torch.onnx export failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from exc
+    finally:
+        onnx_logger.setLevel(level)
+    if dynamic:
+        proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+        proto.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    return proto
+
+
+def _weights_description(weights: str | Path | None) -> str:
+    if weights is None:
+        return "random init (He et al. 2015, Kaiming normal)"
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
+    return f"{Path(weights).name} (sha256 {digest})"
+
+
+def export_model(
+    options: ExportOptions,
+    output: str | Path,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export, verify and save one model of the zoo; nothing is written unless every stage passes."""
+    say = progress or (lambda _msg: None)
+    total = Stopwatch()
+    output = check_writable(output)
+    _validate(options)
+    spec = get_model_spec(options.name)
+    image_size = options.image_size or spec.image_size
+    num_classes = options.num_classes or spec.num_classes
+    labels = list(options.labels) if options.labels is not None else None
+    if labels is not None and len(labels) != num_classes:
+        raise ResnetDeployError(f"{len(labels)} labels given for {num_classes} classes")
+
+    say("building the model")
+    model = create_model(options.name, num_classes=num_classes, weights=options.weights)
+    batches = [options.static_batch] if options.static_batch else [2, 3]
+    inputs = [fixed_inputs((b, 3, image_size, image_size), seed=i) for i, b in enumerate(batches)]
+    with torch.inference_mode():
+        references = [model(torch.from_numpy(x)).numpy() for x in inputs]
+
+    stages: list[StageReport] = []
+    say("exporting with torch.onnx")
+    watch = Stopwatch()
+    example = torch.from_numpy(inputs[0])
+    proto = _torch_export(model, example, options.opset, dynamic=options.static_batch is None)
+    bn_modules = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    left = op_counts(proto).get("BatchNormalization", 0)
+    note = f"torch.onnx (dynamo), opset {options.opset}; BatchNorm2d modules {bn_modules} -> BatchNormalization nodes {left}"
+    stages.append(StageReport("export", watch(), dict(op_counts(proto)), note, {"batchnorm_modules": bn_modules}))
+
+    say("checking")
+    stages.append(check_stage(proto, f"export of {options.name}"))
+    say("simplifying with onnxsim")
+    proto, report = simplify_stage(proto, inputs[0], ort_outputs(proto, inputs[0]), rtol=options.rtol)
+    stages.append(report)
+    say("fusing")
+    stages.append(fuse_stage(proto, "portable"))
+
+    say("verifying against eager PyTorch")
+    watch = Stopwatch()
+    data = proto.SerializeToString()
+    comparisons = [compare(ort_outputs(data, x), ref, rtol=options.rtol) for x, ref in zip(inputs, references)]
+    worst = verify_or_raise(comparisons, f"the ONNX export of {options.name}")
+    stages.append(
+        StageReport("verify", watch(), dict(op_counts(proto)), f"vs eager PyTorch, batches {batches}: {worst.describe()}")
+    )
+
+    preprocessing = Preprocessing(
+        resize_size=round(image_size * spec.resize_size / spec.image_size),
+        crop_size=image_size,
+        mean=spec.mean,
+        std=spec.std,
+    )
+    metadata: dict[str, Any] = {
+        "architecture": options.name,
+        "family": spec.family,
+        "depth": spec.depth,
+        "residual": not spec.plain,
+        "num_classes": num_classes,
+        **preprocessing.to_metadata(),
+        "weights": _weights_description(options.weights),
+        "toolkit": "resnet-deploy",
+        "toolkit_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "verified_max_rel_error": worst.max_rel_error,
+    }
+    if labels is not None:
+        metadata["labels"] = labels
+    write_metadata(proto, metadata)
+    proto.producer_name, proto.producer_version = "resnet-deploy", __version__
+
+    say(f"saving {output}")
+    watch = Stopwatch()
+    size = save_onnx(proto, output)
+    stages.append(StageReport("save", watch(), dict(op_counts(proto)), f"{size / 1e6:.1f} MB, atomic write"))
+    return ExportResult(
+        path=output,
+        model_name=options.name,
+        weights=metadata["weights"],
+        stages=stages,
+        max_rel_error=worst.max_rel_error,
+        top1_agreement=worst.top1_agreement,
+        verify_batches=batches,
+        size_bytes=size,
+        seconds=total(),
+        metadata=metadata,
+    )

@@ -1,0 +1,120 @@
+"""Reading, validating, describing and saving ONNX files.
+
+Every ONNX file a command reads passes through :func:`load_onnx`, which validates it with
+``onnx.checker`` before anything hands it to onnxruntime: a corrupt or hostile file must give a
+clear error, never crash the process. External-data references must stay inside the model's
+folder.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnx import external_data_helper
+
+from ._atomic import atomic_write_bytes
+from ._errors import OnnxModelError
+
+__all__ = [
+    "load_onnx",
+    "save_onnx",
+    "op_counts",
+    "read_metadata",
+    "write_metadata",
+    "MAX_PROTO_BYTES",
+]
+
+MAX_PROTO_BYTES = 2**31 - 1  # protobuf's limit; larger models need external data
+
+
+def _check_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> None:
+    base = folder.resolve()
+    for tensor in external_data_helper._get_all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = external_data_helper.ExternalDataInfo(tensor)
+        location = info.location
+        target = (base / location).resolve()
+        if os.path.isabs(location) or base not in target.parents:
+            raise OnnxModelError(
+                f"refused {path}: tensor {tensor.name!r} points to external data outside the "
+                f"model's folder ({location!r})"
+            )
+        if not target.is_file():
+            raise OnnxModelError(f"external data file of {path} not found: {target.name}")
+
+
+def load_onnx(path: str | Path, *, check: bool = True) -> onnx.ModelProto:
+    """Load and validate an ONNX file, with its external data if any."""
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxModelError(f"ONNX file not found: {path}")
+    if path.stat().st_size == 0:
+        raise OnnxModelError(f"ONNX file is empty: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError, and others on garbage
+        raise OnnxModelError(f"not a valid ONNX file: {path} (it could not be parsed)") from exc
+    if not model.graph.node and not model.graph.output:
+        raise OnnxModelError(f"not a valid ONNX file: {path} (no graph)")
+    _check_external_data(model, path.parent, path)
+    try:
+        external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except Exception as exc:
+        raise OnnxModelError(f"could not read the external data of {path}: {exc}") from exc
+    if check:
+        check_onnx(model, path)
+    return model
+
+
+def check_onnx(model: onnx.ModelProto, source: str | Path, *, full: bool = True) -> None:
+    """``onnx.checker`` (with shape inference when ``full``), as a typed error."""
+    try:
+        if model.ByteSize() < MAX_PROTO_BYTES:
+            onnx.checker.check_model(model, full_check=full)
+        else:
+            onnx.checker.check_model(str(source), full_check=full)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise OnnxModelError(f"invalid ONNX model {source}: {first}") from exc
+
+
+def save_onnx(model: onnx.ModelProto, path: str | Path) -> int:
+    """Write ``model`` atomically as a single file; returns its size in bytes."""
+    data = model.SerializeToString()
+    atomic_write_bytes(path, data)
+    return len(data)
+
+
+def op_counts(model: onnx.ModelProto) -> collections.Counter[str]:
+    """Node counts by op type; ops outside the default domain are shown as ``domain.Op``."""
+    return collections.Counter(
+        n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}" for n in model.graph.node
+    )
+
+
+def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:
+    """``metadata_props`` with JSON values decoded where they are JSON."""
+    out: dict[str, Any] = {}
+    for prop in model.metadata_props:
+        try:
+            out[prop.key] = json.loads(prop.value)
+        except ValueError:
+            out[prop.key] = prop.value
+    return out
+
+
+def write_metadata(model: onnx.ModelProto, values: dict[str, Any]) -> None:
+    """Set ``metadata_props``; non-string values are stored as JSON."""
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in values.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        if key in existing:
+            existing[key].value = text
+        else:
+            model.metadata_props.add(key=key, value=text)

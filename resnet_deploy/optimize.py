@@ -1,0 +1,143 @@
+"""ONNX -> ONNX: simplify, fuse and verify a ResNet this toolkit did not export.
+
+``portable`` keeps standard ONNX (no BatchNormalization or Identity left). ``cpu`` and ``cuda``
+also fuse residual Add+Relu into onnxruntime's ``com.microsoft.FusedConv``. Parity is checked
+with onnxruntime, original against optimized, on fixed-seed inputs of the model's own shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+
+from ._atomic import check_writable
+from ._errors import OnnxModelError, RuntimeBackendError
+from .onnx_io import load_onnx, op_counts, save_onnx
+from .passes import TARGETS
+from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
+from .verify import DEFAULT_RTOL, compare, fixed_inputs
+
+__all__ = ["OptimizeResult", "optimize_file", "optimize_model", "input_batch_shape"]
+
+# What each target must not contain after optimization.
+_FORBIDDEN = {"portable": ("BatchNormalization", "Identity"), "cpu": ("BatchNormalization", "Identity"), "cuda": ("BatchNormalization", "Identity")}
+
+
+@dataclass
+class OptimizeResult:
+    path: Path | None
+    target: str
+    stages: list[StageReport]
+    max_rel_error: float
+    top1_agreement: float
+    size_bytes: int
+    seconds: float
+    model: onnx.ModelProto
+
+    @property
+    def fusions(self) -> dict[str, int]:
+        return next((s.details.get("fusions", {}) for s in self.stages if s.name == "fuse"), {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path) if self.path else None,
+            "target": self.target,
+            "stages": [s.to_dict() for s in self.stages],
+            "fusions": self.fusions,
+            "max_rel_error": self.max_rel_error,
+            "top1_agreement": self.top1_agreement,
+            "size_bytes": self.size_bytes,
+            "seconds": self.seconds,
+        }
+
+
+def input_batch_shape(model: onnx.ModelProto, batch: int) -> tuple[int, ...]:
+    """The shape of the model's single input with symbolic dims set to ``batch`` (first) or refused."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise OnnxModelError(f"expected one image input, found {len(inputs)}: {', '.join(i.name for i in inputs)}")
+    dims = inputs[0].type.tensor_type.shape.dim
+    shape = []
+    for axis, dim in enumerate(dims):
+        if dim.HasField("dim_value") and dim.dim_value > 0:
+            shape.append(dim.dim_value)
+        elif axis == 0:
+            shape.append(batch)
+        else:
+            raise OnnxModelError(f"input {inputs[0].name!r} has a symbolic dimension at axis {axis}; only the batch may be dynamic")
+    if len(shape) != 4:
+        raise OnnxModelError(f"input {inputs[0].name!r} has rank {len(shape)}; expected an image batch [N, C, H, W]")
+    return tuple(shape)
+
+
+def optimize_model(
+    model: onnx.ModelProto,
+    target: str = "portable",
+    *,
+    source: str = "model",
+    rtol: float = DEFAULT_RTOL,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[onnx.ModelProto, list[StageReport], float, float]:
+    """Simplify and fuse ``model``; returns it with the stage reports and the parity numbers."""
+    if target not in TARGETS:
+        raise OnnxModelError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+    say = progress or (lambda _msg: None)
+    stages = [StageReport("load", 0.0, dict(op_counts(model)), source)]
+    say("checking")
+    stages.append(check_stage(model, source))
+    batch = 2 if not model.graph.input[0].type.tensor_type.shape.dim[0].HasField("dim_value") else None
+    shape = input_batch_shape(model, batch or 1)
+    x = fixed_inputs(shape, seed=0)
+    try:
+        reference = ort_outputs(model, x)
+    except RuntimeBackendError as exc:
+        raise OnnxModelError(f"onnxruntime cannot run {source}: {exc}") from exc
+    original = model
+    model = onnx.ModelProto()
+    model.CopyFrom(original)
+    say("simplifying with onnxsim")
+    model, report = simplify_stage(model, x, reference, rtol=rtol)
+    stages.append(report)
+    say("fusing")
+    stages.append(fuse_stage(model, target))
+    say("verifying against the original with onnxruntime")
+    watch = Stopwatch()
+    worst = verify_or_raise([compare(ort_outputs(model, x), reference, rtol=rtol)], f"the optimized {source}")
+    left = {op: n for op, n in op_counts(model).items() if op in _FORBIDDEN[target]}
+    if target in ("cpu", "cuda"):
+        left.update(_unfused_add_relu(model))
+    note = f"vs original, input {list(shape)}: {worst.describe()}"
+    if left:
+        note += f"; left in the graph: {left}"
+    stages.append(StageReport("verify", watch(), dict(op_counts(model)), note, {"left": left}))
+    return model, stages, worst.max_rel_error, worst.top1_agreement
+
+
+def _unfused_add_relu(model: onnx.ModelProto) -> dict[str, int]:
+    relu_inputs = {n.input[0] for n in model.graph.node if n.op_type == "Relu"}
+    count = sum(1 for n in model.graph.node if n.op_type == "Add" and n.output[0] in relu_inputs)
+    return {"Add->Relu": count} if count else {}
+
+
+def optimize_file(
+    path: str | Path,
+    output: str | Path,
+    target: str = "portable",
+    *,
+    rtol: float = DEFAULT_RTOL,
+    progress: Callable[[str], None] | None = None,
+) -> OptimizeResult:
+    """Load, optimize, verify and atomically save an ONNX file."""
+    total = Stopwatch()
+    output = check_writable(output)
+    model = load_onnx(path)
+    model, stages, rel, top1 = optimize_model(model, target, source=str(path), rtol=rtol, progress=progress)
+    watch = Stopwatch()
+    size = save_onnx(model, output)
+    stages.append(StageReport("save", watch(), dict(op_counts(model)), f"{size / 1e6:.1f} MB, atomic write"))
+    return OptimizeResult(Path(output), target, stages, rel, top1, size, total(), model)

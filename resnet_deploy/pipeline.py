@@ -1,0 +1,97 @@
+"""Stages shared by ``export`` and ``optimize``: check, simplify, fuse, verify, each reported."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+
+from ._errors import VerificationError
+from .onnx_io import check_onnx, op_counts
+from .passes import run_passes
+from .verify import Comparison, compare
+
+__all__ = ["StageReport", "Stopwatch", "ort_outputs", "check_stage", "simplify_stage", "fuse_stage", "verify_or_raise"]
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass
+class StageReport:
+    """One stage of a pipeline: how long it took and the graph's op counts after it."""
+
+    name: str
+    seconds: float
+    ops: dict[str, int]
+    note: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def ort_outputs(model: onnx.ModelProto | bytes, batch: np.ndarray) -> np.ndarray:
+    """Run ``model`` once on onnxruntime's CPU EP, graph optimizations off, so the graph itself is tested."""
+    from .runtime import SessionConfig, create_session
+
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    session, _ = create_session(data, SessionConfig(provider="cpu", optimization="disable"))
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: batch})[0]
+
+
+def check_stage(model: onnx.ModelProto, source: str) -> StageReport:
+    watch = Stopwatch()
+    check_onnx(model, source, full=True)
+    return StageReport("check", watch(), dict(op_counts(model)), "onnx.checker (full check) passed")
+
+
+def simplify_stage(
+    model: onnx.ModelProto, batch: np.ndarray, reference: np.ndarray, *, rtol: float
+) -> tuple[onnx.ModelProto, StageReport]:
+    """onnxsim, verified against ``reference``; on any failure the unsimplified graph is kept."""
+    watch = Stopwatch()
+    try:
+        import onnxsim
+
+        # BatchNormalization folding is ours (fold_conv_bn), verified and reported as such.
+        simplified, ok = onnxsim.simplify(model, skip_fuse_bn=True)
+    except Exception as exc:  # onnxsim raises arbitrary errors on graphs it cannot handle
+        note = f"onnxsim failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); kept the unsimplified graph"
+        return model, StageReport("simplify", watch(), dict(op_counts(model)), note)
+    if not ok:
+        return model, StageReport("simplify", watch(), dict(op_counts(model)), "onnxsim's own check failed; kept the unsimplified graph")
+    parity = compare(ort_outputs(simplified, batch), reference, rtol=rtol)
+    if not parity.ok:
+        note = f"onnxsim output disagrees ({parity.describe()}); kept the unsimplified graph"
+        return model, StageReport("simplify", watch(), dict(op_counts(model)), note)
+    report = StageReport("simplify", watch(), dict(op_counts(simplified)), f"onnxsim, verified: {parity.describe()}")
+    report.details["max_rel_error"] = parity.max_rel_error
+    return simplified, report
+
+
+def fuse_stage(model: onnx.ModelProto, target: str) -> StageReport:
+    """Run our graph passes for ``target`` in place."""
+    watch = Stopwatch()
+    fusions = run_passes(model, target)
+    check_onnx(model, "fused graph", full=True)
+    applied = ", ".join(f"{name} x{n}" for name, n in fusions.items() if n) or "nothing to fuse"
+    return StageReport("fuse", watch(), dict(op_counts(model)), applied, {"fusions": fusions})
+
+
+def verify_or_raise(comparisons: list[Comparison], what: str) -> Comparison:
+    worst = max(comparisons, key=lambda c: (c.top1_agreement < 1.0, c.max_rel_error))
+    if not worst.ok:
+        raise VerificationError(f"{what} disagrees with its source: {worst.describe()}")
+    return worst
