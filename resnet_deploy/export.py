@@ -1,8 +1,9 @@
 """PyTorch -> verified ONNX: export, check, simplify, fuse, verify against eager, save.
 
 The artifact has one input ``input`` ``[batch, 3, H, W]`` (dynamic batch unless asked for a
-static one), one output ``logits``, standard ONNX ops only (opset 18 by default, the newest
-that TensorRT 10, OpenVINO and onnxruntime 1.17+ all read), no BatchNormalization or Identity
+static one), one output ``logits``, standard ONNX ops only (opset 18 by default: the lowest
+that torch.onnx's dynamo exporter emits, read by TensorRT 10, OpenVINO and onnxruntime >= 1.14;
+onnx's version converter cannot take these graphs down to 17), no BatchNormalization or Identity
 nodes, and ``metadata_props`` describing the model and its preprocessing.
 """
 
@@ -31,10 +32,10 @@ from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outpu
 from .preprocess import Preprocessing
 from .verify import DEFAULT_RTOL, compare, fixed_inputs
 
-__all__ = ["ExportOptions", "ExportResult", "export_model", "DEFAULT_OPSET", "MIN_OPSET"]
+__all__ = ["ExportOptions", "ExportResult", "export_model", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
 
 DEFAULT_OPSET = 18
-MIN_OPSET = 17
+MIN_OPSET = 18  # torch.onnx's dynamo exporter emits 18 at the least
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
@@ -233,3 +234,19 @@ def export_model(
         seconds=total(),
         metadata=metadata,
     )
+
+
+def read_labels_file(path: str | Path) -> list[str]:
+    """One class name per line; blank trailing lines ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResnetDeployError(f"labels file not found: {path}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ResnetDeployError(f"labels file is not UTF-8 text: {path}") from exc
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise ResnetDeployError(f"labels file is empty: {path}")
+    return [line.strip() for line in lines]

@@ -272,8 +272,9 @@ class Predictor:
         if len(self.input_shape) != 4:
             raise InputError(f"{self.model_path} input {self.input_name!r} has rank {len(self.input_shape)}; expected [N, 3, H, W]")
         self.output_name = outputs[0].name
+        self.num_outputs = outputs[0].shape[-1] if outputs[0].shape and isinstance(outputs[0].shape[-1], int) else None
         self.preprocessing = Preprocessing.from_metadata(self.metadata, (self.input_shape[2], self.input_shape[3]))
-        self.labels = self._labels(outputs[0].shape[-1] if outputs[0].shape else None)
+        self.labels = self._labels(self.num_outputs)
         self.placement: Counter[str] | None = None
         if check_placement and self.provider != "cpu":
             self.placement = node_placement(self._model_bytes, cfg)
@@ -285,7 +286,8 @@ class Predictor:
                     RuntimeWarning,
                     stacklevel=2,
                 )
-        self._graph_lock = threading.Lock() if cfg.cuda_graph else None
+        self._graph_lock = threading.Lock() if cfg.cuda_graph and self.provider == "cuda" else None
+        self._graph_state: tuple[Any, ...] | None = None
         self._closed = False
 
     def _labels(self, width: Any) -> list[str] | None:
@@ -301,6 +303,7 @@ class Predictor:
     def close(self) -> None:
         """Release the session; the Predictor cannot be used afterwards."""
         self._closed = True
+        self._graph_state = None
         self._session = None  # type: ignore[assignment]
 
     def __enter__(self) -> "Predictor":
@@ -336,10 +339,9 @@ class Predictor:
             raise RuntimeBackendError(f"inference failed: {_first_line(exc)}") from exc
 
     def _run_io_binding(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
-        """Bind input and output on the GPU so onnxruntime does not copy through host buffers per node."""
-        lock = self._graph_lock
-        if lock is not None:
-            lock.acquire()
+        """Bind input and output on the GPU, so outputs stay on the device until copied back once."""
+        if self._graph_lock is not None:
+            return self._run_cuda_graph(session, batch)
         try:
             binding = session.io_binding()
             binding.bind_cpu_input(self.input_name, batch)
@@ -348,9 +350,27 @@ class Predictor:
             return binding.copy_outputs_to_cpu()[0]
         except Exception as exc:
             raise RuntimeBackendError(f"inference failed: {_first_line(exc)}") from exc
-        finally:
-            if lock is not None:
-                lock.release()
+
+    def _run_cuda_graph(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
+        """CUDA graphs replay fixed device addresses: one input and one output buffer, updated in place."""
+        assert self._graph_lock is not None
+        with self._graph_lock:
+            if self._graph_state is None:
+                x = ort.OrtValue.ortvalue_from_numpy(batch, "cuda", 0)
+                y = ort.OrtValue.ortvalue_from_shape_and_type([batch.shape[0], self.num_outputs], np.float32, "cuda", 0)
+                binding = session.io_binding()
+                binding.bind_ortvalue_input(self.input_name, x)
+                binding.bind_ortvalue_output(self.output_name, y)
+                self._graph_state = (batch.shape, x, y, binding)
+            shape, x, y, binding = self._graph_state
+            if batch.shape != shape:
+                raise InputError(f"with CUDA graphs the batch shape is fixed at {list(shape)}; received {list(batch.shape)}")
+            try:
+                x.update_inplace(batch)
+                session.run_with_iobinding(binding)
+                return y.numpy()
+            except Exception as exc:
+                raise RuntimeBackendError(f"inference failed: {_first_line(exc)}") from exc
 
     def preprocess(self, images: Sequence[ImageLike]) -> np.ndarray:
         return self.preprocessing.batch(list(images)).astype(self.input_dtype, copy=False)

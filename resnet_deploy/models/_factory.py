@@ -18,6 +18,8 @@ def create_model(
     name: str,
     num_classes: int | None = None,
     weights: str | Path | None = None,
+    *,
+    seed: int | None = 0,
 ) -> nn.Module:
     """Build a registered model in eval mode.
 
@@ -26,11 +28,16 @@ def create_model(
         num_classes: classifier width; the family's default (1000 or 10) when None.
         weights: a ``.pth``/``.pt`` (read with ``weights_only=True``) or ``.safetensors`` file,
             loaded strictly. Without it the model keeps its He initialisation.
+        seed: seed of the random initialisation, so that the same call builds the same model
+            (and ``export`` writes the same file) every time; None uses torch's global RNG.
     """
     spec = get_model_spec(name)
     if num_classes is not None and num_classes < 1:
         raise ResnetDeployError(f"num_classes must be at least 1, received {num_classes}")
-    model = spec.builder(num_classes=num_classes or spec.num_classes)
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = spec.builder(num_classes=num_classes or spec.num_classes)
     if weights is not None:
         apply_state_dict(model, load_state_dict(weights), weights)
     return model.eval()

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._registry import register_model
+from .resnet import scale_residual_branches
 
 __all__ = ["CifarBasicBlock", "CifarResNet"]
 
@@ -67,6 +68,7 @@ class CifarResNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
+        scale_residual_branches(self)
 
     def _make_layer(self, planes: int, blocks: int, stride: int, shortcut: bool) -> nn.Sequential:
         layers = []

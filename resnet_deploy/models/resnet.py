@@ -15,7 +15,21 @@ import torch.nn as nn
 
 from .._registry import register_model
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet"]
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "scale_residual_branches"]
+
+
+def scale_residual_branches(model: nn.Module) -> None:
+    """Set the last BatchNorm scale of every residual branch to 1/sqrt(number of blocks).
+
+    With the paper's init every block adds a branch as large as its input, so in eval mode the
+    activations' variance doubles per block: an untrained ResNet-1202 overflows to NaN. Scaling
+    the branches as SkipInit/Fixup do (De & Smith 2020; Zhang et al. 2019) bounds the growth by
+    e. Trained weights overwrite this; it only keeps randomly initialised models usable.
+    """
+    blocks = [m for m in model.modules() if getattr(m, "shortcut", False) is True and hasattr(m, "bn2")]
+    for block in blocks:
+        last_bn = getattr(block, "bn3", None) or block.bn2
+        nn.init.constant_(last_bn.weight, len(blocks) ** -0.5)
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -124,6 +138,7 @@ class ResNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
+        scale_residual_branches(self)
 
     def _make_layer(
         self, block: Type[BasicBlock | Bottleneck], planes: int, blocks: int, stride: int = 1

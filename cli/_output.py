@@ -1,0 +1,56 @@
+"""Terminal output: rich tables on stdout, progress and warnings on stderr."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from resnet_deploy._atomic import atomic_write_bytes
+from resnet_deploy.pipeline import StageReport
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def progress(message: str) -> None:
+    err_console.print(f"[dim]... {message}[/dim]")
+
+
+def stage_table(stages: Sequence[StageReport], title: str) -> Table:
+    """Op counts per stage, one row per op type; changed counts shown as ``a -> b``."""
+    shown = [s for s in stages if s.name in ("load", "export", "simplify", "fuse")]
+    ops = sorted({op for s in shown for op in s.ops}, key=lambda op: (-max(s.ops.get(op, 0) for s in shown), op))
+    table = Table(title=title, title_justify="left")
+    table.add_column("op")
+    for s in shown:
+        table.add_column(s.name, justify="right")
+    for op in ops:
+        counts = [s.ops.get(op, 0) for s in shown]
+        cells = []
+        for i, n in enumerate(counts):
+            changed = i > 0 and n != counts[i - 1]
+            cells.append(f"[bold]{n}[/bold]" if changed else str(n))
+        table.add_row(op, *cells)
+    return table
+
+
+def stages_summary(stages: Sequence[StageReport]) -> Table:
+    table = Table(show_header=True, title_justify="left")
+    table.add_column("stage")
+    table.add_column("time", justify="right")
+    table.add_column("result")
+    for s in stages:
+        table.add_row(s.name, f"{s.seconds:.2f}s", s.note)
+    return table
+
+
+def write_json(path: str | Path, payload: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, default=str) + "\n").encode())
+
+
+def human_bytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"

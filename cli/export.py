@@ -1,0 +1,61 @@
+"""``resnet-deploy export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from resnet_deploy import model_name_for_depth
+from resnet_deploy.export import DEFAULT_OPSET, ExportOptions, export_model, read_labels_file
+
+from ._errors import handle_errors
+from ._options import Depth, ModelName, Output, Plain, Report
+from ._output import console, human_bytes, progress, stage_table, stages_summary, write_json
+
+
+@handle_errors
+def export(
+    depth: Depth = 50,
+    plain: Plain = False,
+    model: ModelName = None,
+    output: Output = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="A .pth/.pt (loaded with weights_only=True) or .safetensors checkpoint.")] = None,
+    num_classes: Annotated[Optional[int], typer.Option("--num-classes", help="Classifier width (default: 1000 ImageNet, 10 CIFAR).")] = None,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Input height and width (default: 224 ImageNet, 32 CIFAR).")] = None,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (18 or newer).")] = DEFAULT_OPSET,
+    static_batch: Annotated[Optional[int], typer.Option("--static-batch", help="Fix the batch size instead of a dynamic batch axis.")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="Class names, one per line, stored in the model's metadata.")] = None,
+    report: Report = None,
+) -> None:
+    """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
+    name = model or model_name_for_depth(depth, plain=plain)
+    output = output or Path(f"{name}.onnx")
+    if report is not None:
+        from resnet_deploy._atomic import check_writable
+
+        check_writable(report)
+    options = ExportOptions(
+        name=name,
+        num_classes=num_classes,
+        weights=weights,
+        image_size=image_size,
+        opset=opset,
+        static_batch=static_batch,
+        labels=read_labels_file(labels) if labels else None,
+    )
+    if weights is None:
+        console.print(f"[yellow]note:[/yellow] no --weights given: {name} is randomly initialised (He init)")
+    result = export_model(options, output, progress=progress)
+    console.print(stage_table(result.stages, f"{name}: op counts per stage"))
+    console.print(stages_summary(result.stages))
+    fusions = ", ".join(f"{k} x{v}" for k, v in result.fusions.items() if v) or "none needed"
+    console.print(
+        f"[green]wrote[/green] {result.path} ({human_bytes(result.size_bytes)}) in {result.seconds:.1f}s; "
+        f"fusions: {fusions}; parity vs eager PyTorch: max rel error {result.max_rel_error:.2e}, "
+        f"top-1 agreement {result.top1_agreement:.0%}"
+    )
+    if report is not None:
+        write_json(report, result.to_dict())
+        console.print(f"report: {report}")

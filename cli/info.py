@@ -1,0 +1,56 @@
+"""``resnet-deploy info``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from resnet_deploy.info import model_info
+
+from ._errors import handle_errors
+from ._options import ModelPath
+from ._output import console, human_bytes
+
+
+@handle_errors
+def info(
+    model: ModelPath,
+    provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Also show which provider runs how many nodes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Describe an ONNX file: inputs, outputs, opset, metadata, op counts, size, providers."""
+    data = model_info(model, placement_provider=provider)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    console.print(f"[bold]{data['path']}[/bold]  {human_bytes(data['size_bytes'])}, {data['parameters']:,} parameters, "
+                  f"IR {data['ir_version']}, opsets {data['opsets']}, producer {data['producer'] or '?'}")
+    io_table = Table(title="inputs and outputs", title_justify="left")
+    for col in ("kind", "name", "dtype", "shape"):
+        io_table.add_column(col)
+    for kind in ("inputs", "outputs"):
+        for v in data[kind]:
+            io_table.add_row(kind[:-1], v["name"], v["dtype"], str(v["shape"]))
+    console.print(io_table)
+    if data["metadata"]:
+        meta = Table(title="metadata", title_justify="left")
+        meta.add_column("key")
+        meta.add_column("value")
+        for key, value in data["metadata"].items():
+            shown = f"{len(value)} labels: {', '.join(map(str, value[:3]))}, ..." if key == "labels" and isinstance(value, list) else str(value)
+            meta.add_row(key, shown)
+        console.print(meta)
+    ops = Table(title="op counts", title_justify="left")
+    ops.add_column("op")
+    ops.add_column("count", justify="right")
+    for op, n in data["ops"].items():
+        ops.add_row(op, str(n))
+    console.print(ops)
+    console.print(f"providers available here: {', '.join(data['available_providers'])}")
+    if "placement" in data:
+        p = data["placement"]
+        nodes = ", ".join(f"{k}: {v}" for k, v in p["nodes"].items())
+        console.print(f"node placement with --provider {p['provider']}: {nodes}")

@@ -1,0 +1,64 @@
+"""The typer application and the console-script entry point."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import warnings
+from types import FrameType
+from typing import Annotated, Optional
+
+import typer
+
+import resnet_deploy
+
+from .export import export
+from .info import info
+from .optimize import optimize
+from .predict import predict
+
+app = typer.Typer(
+    name="resnet-deploy",
+    help="ResNets from PyTorch definitions to fast, verified ONNX deployments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("export")(export)
+app.command("optimize")(optimize)
+app.command("predict")(predict)
+app.command("info")(info)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"resnet-deploy {resnet_deploy.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+) -> None:
+    """ResNets from PyTorch definitions to fast, verified ONNX deployments."""
+
+
+def _sigterm(_signum: int, _frame: FrameType | None) -> None:
+    # Turn SIGTERM into the same clean unwinding as Ctrl-C: temporary files are removed.
+    raise KeyboardInterrupt
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_args: object, **_kwargs: object) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _sigterm)
+    warnings.showwarning = _show_warning  # one line, no source excerpt
+    warnings.filterwarnings("ignore", module=r"torch(\..*)?$")
+    warnings.filterwarnings("ignore", module=r"onnxscript(\..*)?$")
+    app()
+
+
+if __name__ == "__main__":
+    main()

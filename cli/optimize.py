@@ -1,0 +1,41 @@
+"""``resnet-deploy optimize``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from resnet_deploy.optimize import optimize_file
+
+from ._errors import CLIError, handle_errors
+from ._options import ModelPath, Output, Report
+from ._output import console, human_bytes, progress, stage_table, stages_summary, write_json
+
+
+@handle_errors
+def optimize(
+    model: ModelPath,
+    output: Output = None,
+    target: Annotated[str, typer.Option("--target", "-t", help="portable (standard ONNX), cpu or cuda (adds onnxruntime's FusedConv).")] = "portable",
+    report: Report = None,
+) -> None:
+    """Simplify, fuse and verify an ONNX ResNet exported elsewhere."""
+    if output is None:
+        raise CLIError("--output is required (the input file is never overwritten in place)")
+    if output.resolve() == model.resolve():
+        raise CLIError(f"--output must differ from the input file: {output}")
+    if report is not None:
+        from resnet_deploy._atomic import check_writable
+
+        check_writable(report)
+    result = optimize_file(model, output, target, progress=progress)
+    console.print(stage_table(result.stages, f"{model.name} -> {output.name} ({target}): op counts per stage"))
+    console.print(stages_summary(result.stages))
+    fusions = ", ".join(f"{k} x{v}" for k, v in result.fusions.items() if v) or "nothing to fuse"
+    console.print(
+        f"[green]wrote[/green] {output} ({human_bytes(result.size_bytes)}) in {result.seconds:.1f}s; fusions: {fusions}; "
+        f"parity vs original: max rel error {result.max_rel_error:.2e}"
+    )
+    if report is not None:
+        write_json(report, result.to_dict())

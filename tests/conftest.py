@@ -1,0 +1,75 @@
+"""Shared fixtures: small real models exported once per session."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import resnet_deploy as rd
+from resnet_deploy.export import ExportOptions, export_model
+
+
+def legacy_export(model: torch.nn.Module, image_size: int, path: Path, *, input_name: str = "x") -> Path:
+    """A 'foreign' ONNX file: the TorchScript exporter with constant folding off, as many
+    torchvision users produce (BatchNormalization and Identity nodes left in)."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.randn(1, 3, image_size, image_size),),
+            buf,
+            dynamo=False,
+            do_constant_folding=False,
+            input_names=[input_name],
+            output_names=["y"],
+            opset_version=17,
+            dynamic_axes={input_name: {0: "n"}, "y": {0: "n"}},
+        )
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give BatchNorm layers non-trivial statistics so folding is really exercised."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def resnet20_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("export") / "resnet20.onnx"
+    export_model(ExportOptions("resnet20"), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def resnet18_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("export") / "resnet18.onnx"
+    export_model(ExportOptions("resnet18"), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_image() -> Path:
+    from resnet_deploy.preprocess import sample_image_path
+
+    return sample_image_path()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

@@ -1,0 +1,164 @@
+"""Predictor and providers: real onnxruntime sessions on real exported models and photographs."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import resnet_deploy as rd
+from resnet_deploy import runtime
+from resnet_deploy.runtime import Predictor, SessionConfig, available_providers, create_session, node_placement, resolve_provider
+from resnet_deploy.verify import compare
+
+HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def test_run_matches_eager(resnet18_onnx: Path) -> None:
+    x = np.random.default_rng(5).standard_normal((3, 3, 224, 224), dtype=np.float32)
+    with torch.inference_mode():
+        reference = rd.create_model("resnet18")(torch.from_numpy(x)).numpy()
+    with Predictor(resnet18_onnx, provider="cpu") as predictor:
+        parity = compare(predictor.run(x), reference)
+    print(parity.describe())
+    assert parity.ok
+
+
+def test_predict_on_a_real_photograph(resnet18_onnx: Path, sample_image: Path) -> None:
+    from PIL import Image
+
+    with Predictor(resnet18_onnx, provider="cpu") as predictor:
+        assert predictor.provider == "cpu"
+        results = predictor.predict([sample_image, Image.open(sample_image), str(sample_image)], top_k=5)
+        logits = predictor.run(predictor.preprocess([sample_image]))
+    assert len(results) == 3 and all(len(r) == 5 for r in results)
+    first = results[0]
+    assert first == results[1] == results[2]
+    scores = [p.score for p in first]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0 + 1e-9
+    probs = np.exp(logits[0] - logits[0].max())
+    probs /= probs.sum()
+    assert first[0].index == int(np.argmax(logits[0])) and first[0].score == pytest.approx(probs.max(), rel=1e-6)
+    assert first[0].label == rd.preprocess.imagenet_labels()[first[0].index]  # 1000 classes -> ImageNet names
+
+
+def test_labels_from_metadata_or_indices(tmp_path: Path, resnet20_onnx: Path, sample_image: Path) -> None:
+    from resnet_deploy.export import ExportOptions, export_model
+
+    labelled = tmp_path / "labelled.onnx"
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    export_model(ExportOptions("resnet20", labels=names), labelled)
+    with Predictor(labelled, provider="cpu") as p:
+        top = p.predict(sample_image, top_k=10)[0]
+    assert sorted(x.label for x in top) == sorted(names)
+    with Predictor(resnet20_onnx, provider="cpu") as p:
+        top = p.predict(sample_image, top_k=3)[0]
+    assert all(x.label == str(x.index) for x in top)
+
+
+def test_shape_and_dtype_are_checked(resnet20_onnx: Path) -> None:
+    with Predictor(resnet20_onnx, provider="cpu") as p:
+        with pytest.raises(rd.InputError, match=r"input shape \[2, 3, 31, 32\] does not match the model's \[N, 3, 32, 32\]"):
+            p.run(np.zeros((2, 3, 31, 32), np.float32))
+        with pytest.raises(rd.InputError, match="dtype float64"):
+            p.run(np.zeros((2, 3, 32, 32), np.float64))
+        with pytest.raises(rd.InputError, match="empty batch"):
+            p.run(np.zeros((0, 3, 32, 32), np.float32))
+    with pytest.raises(rd.RuntimeBackendError, match="closed"):
+        p.run(np.zeros((1, 3, 32, 32), np.float32))
+
+
+def test_shared_between_threads(resnet20_onnx: Path) -> None:
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((b, 3, 32, 32), dtype=np.float32) for b in (1, 2, 3, 5, 8) * 8]
+    with Predictor(resnet20_onnx, provider="cpu", threads=1) as p:
+        expected = [p.run(b) for b in batches]
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(p.run, batches))
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_recreating_leaks_no_threads(resnet20_onnx: Path) -> None:
+    before = threading.active_count()
+    for _ in range(10):
+        with Predictor(resnet20_onnx, provider="cpu") as p:
+            p.run(np.zeros((1, 3, 32, 32), np.float32))
+    gc.collect()
+    assert threading.active_count() == before
+
+
+def test_provider_resolution() -> None:
+    assert "cpu" in available_providers()
+    assert resolve_provider("auto") == available_providers()[0]
+    with pytest.raises(rd.ProviderUnavailableError, match="unknown provider 'tpu'"):
+        resolve_provider("tpu")
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="CUDA is available here, so it cannot be the unavailable one")
+def test_unavailable_provider_is_an_error_not_a_fallback(resnet20_onnx: Path) -> None:
+    with pytest.raises(rd.ProviderUnavailableError, match=r"provider 'cuda' is not available on this machine; available: .*cpu"):
+        Predictor(resnet20_onnx, provider="cuda")
+
+
+def test_silent_session_fallback_is_refused(resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulate onnxruntime listing CUDA as available but creating a CPU-only session, as it
+    does when the CUDA libraries fail to load: we must refuse, not run on the CPU."""
+    monkeypatch.setattr(runtime, "available_providers", lambda: ["cuda", "cpu"])
+    monkeypatch.setattr(runtime, "_provider_list", lambda short, config: ["CPUExecutionProvider"])
+    with pytest.raises(rd.ProviderUnavailableError, match="refusing to fall back silently"):
+        create_session(str(resnet20_onnx), SessionConfig(provider="cuda"))
+
+
+def test_node_placement_counts_every_node(resnet20_onnx: Path) -> None:
+    placement = node_placement(str(resnet20_onnx), SessionConfig(provider="cpu", optimization="disable"))
+    import onnx
+
+    assert dict(placement) == {"CPUExecutionProvider": len(onnx.load(str(resnet20_onnx)).graph.node)}
+
+
+def test_cpu_fallback_warning_on_accelerator(resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Node-level fallbacks must be visible: simulate an accelerator EP that leaves nodes on the CPU."""
+    from collections import Counter
+
+    monkeypatch.setattr(runtime, "node_placement", lambda *a, **k: Counter({"OpenVINOExecutionProvider": 20, "CPUExecutionProvider": 3}))
+    monkeypatch.setattr(runtime, "create_session", lambda model, cfg: (ort.InferenceSession(model, providers=["CPUExecutionProvider"]), "openvino"))
+    with pytest.warns(RuntimeWarning, match="3 of 23 nodes of resnet20.onnx run on CPUExecutionProvider"):
+        p = Predictor(resnet20_onnx, provider="openvino")
+    assert p.placement["CPUExecutionProvider"] == 3
+
+
+def test_bad_model_files(tmp_path: Path, resnet20_onnx: Path) -> None:
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00\xffnot an onnx file at all" * 10)
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(resnet20_onnx.read_bytes()[:50_000])
+    for path, match in [(tmp_path / "missing.onnx", "not found"), (empty, "empty"), (garbage, "not a valid ONNX"), (truncated, "not a valid ONNX|invalid ONNX")]:
+        with pytest.raises(rd.OnnxModelError, match=match):
+            Predictor(path, provider="cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a CUDA GPU")
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_cuda_matches_cpu(resnet18_onnx: Path, cuda_graph: bool) -> None:
+    x = np.random.default_rng(2).standard_normal((4, 3, 224, 224), dtype=np.float32)
+    with Predictor(resnet18_onnx, provider="cpu") as cpu:
+        reference = cpu.run(x)
+    cfg = SessionConfig(cuda_graph=cuda_graph)
+    with Predictor(resnet18_onnx, provider="cuda", config=cfg) as gpu:
+        assert gpu.provider == "cuda"
+        assert gpu.placement is not None
+        for _ in range(3):  # CUDA graphs replay from the second run
+            out = gpu.run(x)
+    parity = compare(out, reference, rtol=1e-3)
+    print("cuda vs cpu", parity.describe(), dict(gpu.placement))
+    assert parity.ok
