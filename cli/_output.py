@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from rich.console import Console
 from rich.table import Table
 
-from resnet_deploy._atomic import atomic_write_bytes
+from resnet_deploy._atomic import atomic_write_bytes, check_writable
 from resnet_deploy.pipeline import StageReport
 
 console = Console(highlight=False)
@@ -50,6 +50,12 @@ def stages_summary(stages: Sequence[StageReport]) -> Table:
 
 def write_json(path: str | Path, payload: Any) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=2, default=str) + "\n").encode())
+
+
+def check_report(path: Path | None) -> None:
+    """Fail before any work when a --report/--json path cannot be written."""
+    if path is not None:
+        check_writable(path)
 
 
 def human_bytes(n: int) -> str:

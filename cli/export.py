@@ -8,11 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from resnet_deploy import model_name_for_depth
+from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
 from resnet_deploy.export import DEFAULT_OPSET, ExportOptions, export_model, read_labels_file
 
-from ._errors import handle_errors
+from ._errors import CLIError, handle_errors
 from ._options import Depth, ModelName, Output, Plain, Report
-from ._output import console, human_bytes, progress, stage_table, stages_summary, write_json
+from .quantize import Calibration, MaxSamples, Method, print_quantize_result
+from ._output import check_report, console, human_bytes, progress, stage_table, stages_summary, write_json
 
 
 @handle_errors
@@ -28,14 +30,19 @@ def export(
     static_batch: Annotated[Optional[int], typer.Option("--static-batch", help="Fix the batch size instead of a dynamic batch axis.")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="Class names, one per line, stored in the model's metadata.")] = None,
     report: Report = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write an INT8 (QDQ) model beside the output, calibrated on --calibration.")] = False,
+    calibration: Calibration = None,
+    method: Method = "minmax",
+    max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
 ) -> None:
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
     name = model or model_name_for_depth(depth, plain=plain)
     output = output or Path(f"{name}.onnx")
-    if report is not None:
-        from resnet_deploy._atomic import check_writable
-
-        check_writable(report)
+    if int8 and calibration is None:
+        raise CLIError("--int8 needs --calibration: a folder of images or a .npy file")
+    if calibration is not None and not int8:
+        raise CLIError("--calibration is only used with --int8")
+    check_report(report)
     options = ExportOptions(
         name=name,
         num_classes=num_classes,
@@ -44,6 +51,9 @@ def export(
         opset=opset,
         static_batch=static_batch,
         labels=read_labels_file(labels) if labels else None,
+        int8_calibration=calibration,
+        calibration_method=method,
+        max_samples=max_samples,
     )
     if weights is None:
         console.print(f"[yellow]note:[/yellow] no --weights given: {name} is randomly initialised (He init)")
@@ -56,6 +66,8 @@ def export(
         f"fusions: {fusions}; parity vs eager PyTorch: max rel error {result.max_rel_error:.2e}, "
         f"top-1 agreement {result.top1_agreement:.0%}"
     )
+    if result.int8 is not None:
+        print_quantize_result(result.int8, result.int8.path)
     if report is not None:
         write_json(report, result.to_dict())
         console.print(f"report: {report}")

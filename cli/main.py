@@ -16,6 +16,7 @@ from .export import export
 from .info import info
 from .optimize import optimize
 from .predict import predict
+from .quantize import quantize
 
 app = typer.Typer(
     name="resnet-deploy",
@@ -28,6 +29,7 @@ app.command("export")(export)
 app.command("optimize")(optimize)
 app.command("predict")(predict)
 app.command("info")(info)
+app.command("quantize")(quantize)
 
 
 def _version(value: bool) -> None:

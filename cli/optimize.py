@@ -10,7 +10,7 @@ from resnet_deploy.optimize import optimize_file
 
 from ._errors import CLIError, handle_errors
 from ._options import ModelPath, Output, Report
-from ._output import console, human_bytes, progress, stage_table, stages_summary, write_json
+from ._output import check_report, console, human_bytes, progress, stage_table, stages_summary, write_json
 
 
 @handle_errors
@@ -25,10 +25,7 @@ def optimize(
         raise CLIError("--output is required (the input file is never overwritten in place)")
     if output.resolve() == model.resolve():
         raise CLIError(f"--output must differ from the input file: {output}")
-    if report is not None:
-        from resnet_deploy._atomic import check_writable
-
-        check_writable(report)
+    check_report(report)
     result = optimize_file(model, output, target, progress=progress)
     console.print(stage_table(result.stages, f"{model.name} -> {output.name} ({target}): op counts per stage"))
     console.print(stages_summary(result.stages))

@@ -28,11 +28,13 @@ from ._errors import ExportError, ResnetDeployError
 from ._registry import get_model_spec
 from .models import create_model
 from .onnx_io import op_counts, save_onnx, write_metadata
+from .calibration import DEFAULT_MAX_SAMPLES, load_samples
 from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
 from .preprocess import Preprocessing
+from .quantize import QuantizeResult, quantize_model
 from .verify import DEFAULT_RTOL, compare, fixed_inputs
 
-__all__ = ["ExportOptions", "ExportResult", "export_model", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
+__all__ = ["ExportOptions", "ExportResult", "export_model", "int8_path", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 18  # torch.onnx's dynamo exporter emits 18 at the least
@@ -52,6 +54,10 @@ class ExportOptions:
     static_batch: int | None = None
     labels: Sequence[str] | None = None
     rtol: float = DEFAULT_RTOL
+    # INT8 in the same run: a folder of images or a .npy; the int8 file is written beside the fp32 one.
+    int8_calibration: str | Path | None = None
+    calibration_method: str = "minmax"
+    max_samples: int | None = DEFAULT_MAX_SAMPLES
 
 
 @dataclass
@@ -66,6 +72,7 @@ class ExportResult:
     size_bytes: int
     seconds: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    int8: QuantizeResult | None = None
 
     @property
     def fusions(self) -> dict[str, int]:
@@ -84,6 +91,7 @@ class ExportResult:
             "size_bytes": self.size_bytes,
             "seconds": self.seconds,
             "metadata": self.metadata,
+            "int8": self.int8.to_dict() if self.int8 else None,
         }
 
 
@@ -160,6 +168,33 @@ def export_model(
     if labels is not None and len(labels) != num_classes:
         raise ResnetDeployError(f"{len(labels)} labels given for {num_classes} classes")
 
+    preprocessing = Preprocessing(
+        resize_size=round(image_size * spec.resize_size / spec.image_size),
+        crop_size=image_size,
+        mean=spec.mean,
+        std=spec.std,
+    )
+    metadata: dict[str, Any] = {
+        "architecture": options.name,
+        "family": spec.family,
+        "depth": spec.depth,
+        "residual": not spec.plain,
+        "num_classes": num_classes,
+        **preprocessing.to_metadata(),
+        "weights": _weights_description(options.weights),
+        "toolkit": "resnet-deploy",
+        "toolkit_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+    }
+    if labels is not None:
+        metadata["labels"] = labels
+    samples = None
+    int8_output = int8_path(output)
+    if options.int8_calibration is not None:
+        check_writable(int8_output)
+        # Validate the calibration data before the slow stages.
+        samples = load_samples(options.int8_calibration, (None, 3, image_size, image_size), metadata, max_samples=options.max_samples)
+
     say("building the model")
     model = create_model(options.name, num_classes=num_classes, weights=options.weights)
     batches = [options.static_batch] if options.static_batch else [2, 3]
@@ -194,34 +229,28 @@ def export_model(
         StageReport("verify", watch(), dict(op_counts(proto)), f"vs eager PyTorch, batches {batches}: {worst.describe()}")
     )
 
-    preprocessing = Preprocessing(
-        resize_size=round(image_size * spec.resize_size / spec.image_size),
-        crop_size=image_size,
-        mean=spec.mean,
-        std=spec.std,
-    )
-    metadata: dict[str, Any] = {
-        "architecture": options.name,
-        "family": spec.family,
-        "depth": spec.depth,
-        "residual": not spec.plain,
-        "num_classes": num_classes,
-        **preprocessing.to_metadata(),
-        "weights": _weights_description(options.weights),
-        "toolkit": "resnet-deploy",
-        "toolkit_version": __version__,
-        "torch_version": torch.__version__.split("+")[0],
-        "verified_max_rel_error": worst.max_rel_error,
-    }
-    if labels is not None:
-        metadata["labels"] = labels
+    metadata["verified_max_rel_error"] = worst.max_rel_error
     write_metadata(proto, metadata)
     proto.producer_name, proto.producer_version = "resnet-deploy", __version__
+
+    int8_result = None
+    quantized = None
+    if samples is not None:
+        say(f"quantizing to INT8 on {len(samples)} calibration samples")
+        watch = Stopwatch()
+        quantized, top1, rel = quantize_model(proto, samples, method=options.calibration_method, source=options.name)
+        note = f"static QDQ ({options.calibration_method}, {len(samples)} samples): top-1 agreement {top1:.1%}, max rel error {rel:.2e}"
+        stages.append(StageReport("quantize", watch(), dict(op_counts(quantized)), note))
+        int8_result = QuantizeResult(int8_output, "int8", options.calibration_method, len(samples), 0, 0, top1, rel, watch())
 
     say(f"saving {output}")
     watch = Stopwatch()
     size = save_onnx(proto, output)
-    stages.append(StageReport("save", watch(), dict(op_counts(proto)), f"{size / 1e6:.1f} MB, atomic write"))
+    note = f"{size / 1e6:.1f} MB, atomic write"
+    if quantized is not None and int8_result is not None:
+        int8_result.size_before, int8_result.size_after = size, save_onnx(quantized, int8_output)
+        note += f"; {int8_output.name} {int8_result.size_after / 1e6:.1f} MB"
+    stages.append(StageReport("save", watch(), dict(op_counts(proto)), note))
     return ExportResult(
         path=output,
         model_name=options.name,
@@ -233,7 +262,14 @@ def export_model(
         size_bytes=size,
         seconds=total(),
         metadata=metadata,
+        int8=int8_result,
     )
+
+
+def int8_path(output: str | Path) -> Path:
+    """Where ``export --int8`` writes the quantized model: beside the fp32 one, ``<stem>_int8.onnx``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_int8.onnx")
 
 
 def read_labels_file(path: str | Path) -> list[str]:

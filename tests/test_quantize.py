@@ -1,0 +1,153 @@
+"""INT8 and FP16: the accuracy cost measured on a real dataset with a trained model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import resnet_deploy as rd
+from resnet_deploy.export import ExportOptions, export_model
+from resnet_deploy.onnx_io import load_onnx, op_counts, read_metadata
+from resnet_deploy.pipeline import ort_outputs
+from resnet_deploy.quantize import convert_fp16, quantize_file
+
+IMAGE_SIZE = 16  # sklearn's 8x8 digits, upsampled x2; ResNet-20 is fully convolutional
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The UCI handwritten digits shipped inside scikit-learn (1797 real 8x8 scans), as [N, 3, 16, 16]."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = torch.from_numpy(data.images.astype(np.float32) / 16.0).unsqueeze(1)
+    x = torch.nn.functional.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
+    x = ((x - 0.3) / 0.35).repeat(1, 3, 1, 1).numpy()
+    y = data.target.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(y))
+    x, y = x[order], y[order]
+    return x[:1400], y[:1400], x[1400:], y[1400:]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Train ResNet-20 on the digits (a few seconds on 2 cores), export it fp32 + INT8 in one step."""
+    folder = tmp_path_factory.mktemp("digits")
+    x_train, y_train, x_test, y_test = _digits()
+    torch.manual_seed(0)
+    model = rd.create_model("resnet20").train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    epochs, batch = 6, 64
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=epochs * (len(x_train) // batch))
+    start = time.perf_counter()
+    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt))
+        for i in range(len(xt) // batch):
+            idx = perm[i * batch : (i + 1) * batch]
+            loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    print(f"trained in {time.perf_counter() - start:.1f}s")
+    model.eval()
+    ckpt = folder / "digits.pth"
+    torch.save(model.state_dict(), ckpt)
+    calib = folder / "calib.npy"
+    np.save(calib, x_train[:128])
+    fp32 = folder / "digits.onnx"
+    result = export_model(
+        ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE, labels=[str(i) for i in range(10)], int8_calibration=calib),
+        fp32,
+    )
+    return {"fp32": fp32, "int8": result.int8.path, "result": result, "x_test": x_test, "y_test": y_test, "calib": calib, "model": model}
+
+
+def _accuracy(model_path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    logits = ort_outputs(load_onnx(model_path), x)
+    return float(np.mean(logits.argmax(1) == y))
+
+
+def test_int8_accuracy_on_held_out_digits(trained: dict) -> None:
+    fp32_acc = _accuracy(trained["fp32"], trained["x_test"], trained["y_test"])
+    int8_acc = _accuracy(trained["int8"], trained["x_test"], trained["y_test"])
+    ratio = trained["int8"].stat().st_size / trained["fp32"].stat().st_size
+    print(f"held-out accuracy on {len(trained['y_test'])} digits: fp32 {fp32_acc:.2%}, int8 {int8_acc:.2%}; size ratio {ratio:.2f}")
+    assert fp32_acc >= 0.93  # the training worked
+    assert int8_acc >= fp32_acc - 0.01  # INT8 within 1 point
+    assert ratio <= 0.4
+    model = load_onnx(trained["int8"])
+    assert op_counts(model)["QuantizeLinear"] > 0 and op_counts(model)["DequantizeLinear"] > 0
+    meta = read_metadata(model)
+    assert meta["precision"] == "int8" and meta["architecture"] == "resnet20" and meta["labels"][3] == "3"
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_quantize_file_methods(trained: dict, tmp_path: Path, method: str) -> None:
+    out = tmp_path / f"{method}.onnx"
+    result = quantize_file(trained["fp32"], out, trained["calib"], method=method, max_samples=64)
+    acc = _accuracy(out, trained["x_test"], trained["y_test"])
+    print(method, result.to_dict(), f"accuracy {acc:.2%}")
+    assert result.samples == 64 and result.size_after < 0.4 * result.size_before
+    assert result.top1_agreement >= 0.95
+    assert acc >= 0.9
+
+
+def test_quantize_from_an_image_folder(trained: dict, tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    x = trained["x_test"][:12]
+    for i, sample in enumerate(x):  # undo the normalisation, save real PNGs
+        gray = np.clip((sample[0] * 0.35 + 0.3) * 255, 0, 255).astype(np.uint8)
+        Image.fromarray(gray).convert("RGB").save(folder / f"{i:02d}.png")
+    result = quantize_file(trained["fp32"], tmp_path / "q.onnx", folder)
+    assert result.samples == 12
+
+
+def test_fp16_conversion_keeps_io_fp32(trained: dict) -> None:
+    model = load_onnx(trained["fp32"])
+    fp16, kept = convert_fp16(model)
+    x = trained["x_test"][:64]
+    logits16 = ort_outputs(fp16, x)
+    logits32 = ort_outputs(model, x)
+    agreement = float(np.mean(logits16.argmax(1) == logits32.argmax(1)))
+    print("fp16 top-1 agreement", agreement, "ops kept fp32:", kept)
+    assert fp16.graph.input[0].type.tensor_type.elem_type == 1 and fp16.graph.output[0].type.tensor_type.elem_type == 1
+    assert agreement >= 0.98
+
+
+def test_bad_calibration_data(trained: dict, tmp_path: Path) -> None:
+    out = tmp_path / "q.onnx"
+    cases = []
+    wrong_shape = tmp_path / "shape.npy"
+    np.save(wrong_shape, np.zeros((4, 3, 32, 32), np.float32))
+    cases.append((wrong_shape, r"has shape \[4, 3, 32, 32\]; the model expects \[N, 3, 16, 16\]"))
+    wrong_dtype = tmp_path / "dtype.npy"
+    np.save(wrong_dtype, np.zeros((4, 3, 16, 16), np.float64))
+    cases.append((wrong_dtype, "holds float64; expected float32"))
+    pickled = tmp_path / "obj.npy"
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    cases.append((pickled, "pickled objects are refused"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases.append((empty, "no images"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.jpg").write_text("not a jpeg")
+    cases.append((broken, "not a readable image"))
+    cases.append((tmp_path / "missing", "not found"))
+    for source, match in cases:
+        with pytest.raises(rd.InputError, match=match):
+            quantize_file(trained["fp32"], out, source)
+        assert not out.exists()
+
+
+def test_already_quantized_is_refused(trained: dict, tmp_path: Path) -> None:
+    with pytest.raises(rd.OnnxModelError, match="already quantized"):
+        quantize_file(trained["int8"], tmp_path / "q.onnx", trained["calib"])
