@@ -12,6 +12,7 @@ import typer
 
 import resnet_deploy
 
+from .bench import bench
 from .export import export
 from .info import info
 from .optimize import optimize
@@ -30,6 +31,7 @@ app.command("optimize")(optimize)
 app.command("predict")(predict)
 app.command("info")(info)
 app.command("quantize")(quantize)
+app.command("bench")(bench)
 
 
 def _version(value: bool) -> None:
