@@ -167,10 +167,26 @@ def _provider_list(short: str, config: SessionConfig) -> list[Any]:
     return ["CPUExecutionProvider"]
 
 
+_PRELOADED: list[bool] = []
+
+
+def _preload_cuda_libraries() -> None:
+    """Load CUDA and cuDNN from the ``nvidia-*`` pip packages when they are installed that way
+    (onnxruntime >= 1.21), so the CUDA and TensorRT providers find them without LD_LIBRARY_PATH."""
+    if not _PRELOADED and hasattr(ort, "preload_dlls"):
+        _PRELOADED.append(True)
+        try:
+            ort.preload_dlls()
+        except Exception as exc:  # a system-wide CUDA install does not need it
+            warnings.warn(f"onnxruntime.preload_dlls() failed: {_first_line(exc)}", RuntimeWarning, stacklevel=3)
+
+
 def create_session(model: str | Path | bytes, config: SessionConfig | None = None) -> tuple[ort.InferenceSession, str]:
     """Create an ``InferenceSession`` on the configured provider; returns it with the provider's short name."""
     config = config or SessionConfig()
     short = resolve_provider(config.provider)
+    if short in ("cuda", "tensorrt"):
+        _preload_cuda_libraries()
     so = _session_options(config)
     source = model if isinstance(model, bytes) else str(model)
     try:
