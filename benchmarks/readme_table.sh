@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 stamp=$(date +%Y-%m-%d)
 mkdir -p benchmarks/results
 for depth in 18 50 101; do
-  resnet-deploy bench --depth "$depth" --batch-size 1,8,32 --duration "${DURATION:-2}" --peak \
+  resnet-deploy bench --depth "$depth" --batch-size 1,8,32 --duration "${DURATION:-2}" --warmup "${WARMUP:-3}" --peak \
     --json "benchmarks/results/$stamp-resnet$depth.json" \
     --markdown "benchmarks/results/$stamp-resnet$depth.md" \
     --plot "benchmarks/results/$stamp-resnet$depth.png"

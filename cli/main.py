@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import warnings
@@ -18,6 +19,7 @@ from .info import info
 from .optimize import optimize
 from .predict import predict
 from .quantize import quantize
+from .triton import triton
 
 app = typer.Typer(
     name="resnet-deploy",
@@ -32,6 +34,7 @@ app.command("predict")(predict)
 app.command("info")(info)
 app.command("quantize")(quantize)
 app.command("bench")(bench)
+app.command("triton")(triton)
 
 
 def _version(value: bool) -> None:
@@ -61,7 +64,20 @@ def main() -> None:
     warnings.showwarning = _show_warning  # one line, no source excerpt
     warnings.filterwarnings("ignore", module=r"torch(\..*)?$")
     warnings.filterwarnings("ignore", module=r"onnxscript(\..*)?$")
-    app()
+    code: int = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one unwinds
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        code = 130
+    # Exit without interpreter finalisation: a signal that native code (onnxsim's threads)
+    # delivers late must not turn a clean exit 130 into a death by SIGINT. Every file we write
+    # is already closed or removed by then; flush what was printed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

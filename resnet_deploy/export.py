@@ -181,7 +181,6 @@ def export_model(
         "residual": not spec.plain,
         "num_classes": num_classes,
         **preprocessing.to_metadata(),
-        "weights": _weights_description(options.weights),
         "toolkit": "resnet-deploy",
         "toolkit_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
@@ -197,6 +196,7 @@ def export_model(
 
     say("building the model")
     model = create_model(options.name, num_classes=num_classes, weights=options.weights)
+    metadata["weights"] = _weights_description(options.weights)  # after create_model validated the file
     batches = [options.static_batch] if options.static_batch else [2, 3]
     inputs = [fixed_inputs((b, 3, image_size, image_size), seed=i) for i, b in enumerate(batches)]
     with torch.inference_mode():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import onnx
@@ -41,6 +44,26 @@ class Stopwatch:
         return time.perf_counter() - self.start
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while native code that replaces their handlers runs (onnxsim does:
+    a Ctrl-C inside it killed the process before our cleanup ran), then restore our handlers
+    and deliver what arrived, so the interruption unwinds through Python's ``finally`` blocks."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = {signal.SIGINT, signal.SIGTERM}
+    handlers = {s: signal.getsignal(s) for s in signals}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
 def ort_outputs(model: onnx.ModelProto | bytes, batch: np.ndarray) -> np.ndarray:
     """Run ``model`` once on onnxruntime's CPU EP, graph optimizations off, so the graph itself is tested."""
     from .runtime import SessionConfig, create_session
@@ -66,7 +89,8 @@ def simplify_stage(
         import onnxsim
 
         # BatchNormalization folding is ours (fold_conv_bn), verified and reported as such.
-        simplified, ok = onnxsim.simplify(model, skip_fuse_bn=True)
+        with signals_deferred():
+            simplified, ok = onnxsim.simplify(model, skip_fuse_bn=True)
     except Exception as exc:  # onnxsim raises arbitrary errors on graphs it cannot handle
         note = f"onnxsim failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); kept the unsimplified graph"
         return model, StageReport("simplify", watch(), dict(op_counts(model)), note)

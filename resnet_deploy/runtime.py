@@ -160,11 +160,18 @@ def _provider_list(short: str, config: SessionConfig) -> list[Any]:
         cuda = {"cudnn_conv_algo_search": config.cudnn_conv_algo_search}
         return [("TensorrtExecutionProvider", trt), ("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
     if short == "openvino" and PROVIDERS["openvino"] in ort.get_available_providers():
-        ov: dict[str, Any] = {"device_type": "CPU"}
-        if config.openvino_precision:
-            ov["precision"] = config.openvino_precision
-        return [("OpenVINOExecutionProvider", ov), "CPUExecutionProvider"]
+        return [("OpenVINOExecutionProvider", _openvino_options(config)), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+def _openvino_options(config: SessionConfig) -> dict[str, str]:
+    """OpenVINO EP options. The inference precision is always explicit: on CPUs with AMX,
+    OpenVINO's CPU plugin otherwise runs fp32 models in bf16, which a benchmark must not hide."""
+    hint = "bf16" if (config.openvino_precision or "").upper() == "BF16" else "f32"
+    options = {"device_type": "CPU", "load_config": json.dumps({"CPU": {"INFERENCE_PRECISION_HINT": hint}})}
+    if config.threads:
+        options["num_of_threads"] = str(config.threads)
+    return options
 
 
 _PRELOADED: list[bool] = []
@@ -189,19 +196,24 @@ def create_session(model: str | Path | bytes, config: SessionConfig | None = Non
         _preload_cuda_libraries()
     so = _session_options(config)
     source = model if isinstance(model, bytes) else str(model)
+    plugin = short == "openvino" and bool(_openvino_plugin_devices())
     try:
-        if short == "openvino" and PROVIDERS["openvino"] not in ort.get_available_providers():
+        if plugin:
             # The plugin package: attach through the EP-device API (onnxruntime >= 1.22).
-            ov_opts = {"device_type": "CPU"}
-            if config.openvino_precision:
-                ov_opts["precision"] = config.openvino_precision
-            so.add_provider_for_devices(_openvino_plugin_devices()[:1], ov_opts)
+            so.add_provider_for_devices(_openvino_plugin_devices()[:1], _openvino_options(config))
             session = ort.InferenceSession(source, sess_options=so)
         else:
             session = ort.InferenceSession(source, sess_options=so, providers=_provider_list(short, config))
     except Exception as exc:  # onnxruntime's pybind errors share no useful base class
         raise RuntimeBackendError(f"onnxruntime could not create a {short} session: {_first_line(exc)}") from exc
-    if PROVIDERS[short] not in session.get_providers():
+    if plugin and not config.profile_dir:
+        # Plugin EPs are not listed by get_providers(): check that the plugin really runs nodes.
+        placement = node_placement(model, config)
+        if not any(name.startswith("OpenVINO") for name in placement):
+            raise ProviderUnavailableError(
+                f"the OpenVINO plugin ran no node (placement: {dict(placement)}); refusing to fall back silently"
+            )
+    elif not plugin and PROVIDERS[short] not in session.get_providers():
         raise ProviderUnavailableError(
             f"onnxruntime did not enable {PROVIDERS[short]} (session providers: "
             f"{', '.join(session.get_providers())}); refusing to fall back silently"

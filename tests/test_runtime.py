@@ -162,3 +162,20 @@ def test_cuda_matches_cpu(resnet18_onnx: Path, cuda_graph: bool) -> None:
     parity = compare(out, reference, rtol=1e-3)
     print("cuda vs cpu", parity.describe(), dict(gpu.placement))
     assert parity.ok
+
+
+HAS_OPENVINO = "openvino" in available_providers()
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="needs the onnxruntime-ep-openvino plugin and a CPU it supports")
+@pytest.mark.parametrize("precision", [None, "BF16"])
+def test_openvino_matches_cpu(resnet18_onnx: Path, precision: str | None) -> None:
+    x = np.random.default_rng(3).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    with Predictor(resnet18_onnx, provider="cpu") as cpu:
+        reference = cpu.run(x)
+    with Predictor(resnet18_onnx, provider="openvino", threads=2, config=SessionConfig(openvino_precision=precision)) as ov:
+        out = ov.run(x)
+        placement = dict(ov.placement or {})
+    parity = compare(out, reference, rtol=1e-3 if precision is None else 5e-2)
+    print("openvino", precision, parity.describe(), placement)
+    assert parity.top1_agreement == 1.0 and parity.ok

@@ -1,0 +1,34 @@
+"""``resnet-deploy triton``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from resnet_deploy.triton import TritonOptions, write_triton_repository
+
+from ._errors import handle_errors
+from ._options import ModelPath
+from ._output import console
+
+
+@handle_errors
+def triton(
+    model: ModelPath,
+    repository: Annotated[Path, typer.Option("--repository", "-r", help="The Triton model repository folder.")],
+    name: Annotated[Optional[str], typer.Option("--name", help="Model name in the repository (default: the file's stem).")] = None,
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Largest batch Triton forms; 0 disables batching.")] = 32,
+    instances: Annotated[int, typer.Option("--instances", help="Model instances (parallel executions).")] = 1,
+    provider: Annotated[str, typer.Option("--provider", "-p", help="cpu, cuda, tensorrt or openvino.")] = "cpu",
+    fp16: Annotated[bool, typer.Option("--fp16", help="TensorRT in FP16 (with --provider tensorrt).")] = False,
+    queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing entry of that name.")] = False,
+) -> None:
+    """Lay out a Triton Inference Server model repository entry (onnxruntime backend)."""
+    entry = write_triton_repository(
+        model, repository, TritonOptions(name, max_batch_size, instances, provider, fp16, queue_delay_us, force)
+    )
+    console.print(f"[green]wrote[/green] {entry.config_path} and {entry.model_path}")
+    console.print(entry.config, markup=False, highlight=False)

@@ -1,0 +1,191 @@
+"""A Triton Inference Server model repository from an exported model.
+
+Lays out ``REPO/NAME/config.pbtxt`` and ``REPO/NAME/1/model.onnx`` for Triton's onnxruntime
+backend: inputs and outputs named, typed and shaped from the ONNX file itself, dynamic batching,
+an instance group of the right kind, and the execution-accelerator settings for TensorRT and
+OpenVINO. The entry is built in a temporary folder and renamed into place, so a failure leaves
+the repository as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from ._errors import OnnxModelError, OutputPathError, ResnetDeployError
+from .onnx_io import load_onnx, save_onnx
+
+__all__ = ["TritonOptions", "TritonEntry", "write_triton_repository", "render_config", "TRITON_PROVIDERS"]
+
+TRITON_PROVIDERS = ("cpu", "cuda", "tensorrt", "openvino")
+_TYPES = {
+    onnx.TensorProto.FLOAT: "TYPE_FP32",
+    onnx.TensorProto.FLOAT16: "TYPE_FP16",
+    onnx.TensorProto.BFLOAT16: "TYPE_BF16",
+    onnx.TensorProto.DOUBLE: "TYPE_FP64",
+    onnx.TensorProto.INT8: "TYPE_INT8",
+    onnx.TensorProto.UINT8: "TYPE_UINT8",
+    onnx.TensorProto.INT32: "TYPE_INT32",
+    onnx.TensorProto.INT64: "TYPE_INT64",
+}
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+@dataclass
+class TritonOptions:
+    name: str | None = None
+    max_batch_size: int = 32
+    instances: int = 1
+    provider: str = "cpu"
+    fp16: bool = False
+    queue_delay_us: int = 100
+    force: bool = False
+
+
+@dataclass
+class TritonEntry:
+    path: Path
+    config_path: Path
+    model_path: Path
+    config: str
+
+
+@dataclass
+class _Tensor:
+    name: str
+    data_type: str
+    dims: list[int]  # -1 for a dynamic dimension
+    batch_dynamic: bool
+
+
+def _tensor(v: onnx.ValueInfoProto, source: str) -> _Tensor:
+    t = v.type.tensor_type
+    if not v.type.HasField("tensor_type") or t.elem_type not in _TYPES:
+        raise OnnxModelError(f"{source}: {v.name!r} is not a tensor of a type Triton's onnxruntime backend takes")
+    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in t.shape.dim]
+    return _Tensor(v.name, _TYPES[t.elem_type], dims, bool(dims) and dims[0] == -1)
+
+
+def _io(model: onnx.ModelProto, source: str) -> tuple[_Tensor, list[_Tensor]]:
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [_tensor(i, source) for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(inputs[0].dims) != 4 or inputs[0].dims[1] not in (1, 3):
+        shapes = ", ".join(f"{i.name} {i.dims}" for i in inputs)
+        raise OnnxModelError(f"{source} must have one image input [N, C, H, W]; it has {len(inputs)}: {shapes}")
+    if any(d == -1 for d in inputs[0].dims[1:]):
+        raise OnnxModelError(f"{source}: input {inputs[0].name!r} has dynamic C/H/W dims {inputs[0].dims}; only the batch may be dynamic")
+    return inputs[0], [_tensor(o, source) for o in model.graph.output]
+
+
+def _dims(t: _Tensor, batched: bool) -> str:
+    return "[ " + ", ".join(str(d) for d in (t.dims[1:] if batched else t.dims)) + " ]"
+
+
+def _preferred_batches(max_batch: int) -> list[int]:
+    sizes, b = [], 4
+    while b <= max_batch:
+        sizes.append(b)
+        b *= 2
+    return sizes or [max_batch]
+
+
+def render_config(model: onnx.ModelProto, name: str, options: TritonOptions, source: str = "model") -> str:
+    """config.pbtxt for ``model`` (text format of Triton's ``ModelConfig`` protobuf)."""
+    inp, outputs = _io(model, source)
+    batched = inp.batch_dynamic and options.max_batch_size > 0
+    if batched and any(not o.batch_dynamic for o in outputs):
+        raise OnnxModelError(f"{source}: the input batch is dynamic but an output's is not")
+    max_batch = options.max_batch_size if batched else 0
+    lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch}"]
+    lines.append("input [\n  {\n" + f'    name: "{inp.name}"\n    data_type: {inp.data_type}\n'
+                 + ("    format: FORMAT_NCHW\n" if inp.data_type in ("TYPE_FP32", "TYPE_FP16") else "")
+                 + f"    dims: {_dims(inp, batched)}\n  }}\n]")
+    outs = ",\n".join(f'  {{\n    name: "{o.name}"\n    data_type: {o.data_type}\n    dims: {_dims(o, batched)}\n  }}' for o in outputs)
+    lines.append(f"output [\n{outs}\n]")
+    if batched:
+        preferred = ", ".join(map(str, _preferred_batches(max_batch)))
+        lines.append(
+            "dynamic_batching {\n"
+            f"  preferred_batch_size: [ {preferred} ]\n"
+            f"  max_queue_delay_microseconds: {options.queue_delay_us}\n}}"
+        )
+    kind = "KIND_GPU" if options.provider in ("cuda", "tensorrt") else "KIND_CPU"
+    lines.append(f"instance_group [\n  {{\n    count: {options.instances}\n    kind: {kind}\n  }}\n]")
+    if options.provider == "tensorrt":
+        precision = "FP16" if options.fp16 else "FP32"
+        lines.append(
+            "optimization {\n  execution_accelerators {\n    gpu_execution_accelerator: [\n      {\n"
+            '        name: "tensorrt"\n'
+            f'        parameters {{ key: "precision_mode" value: "{precision}" }}\n'
+            '        parameters { key: "max_workspace_size_bytes" value: "1073741824" }\n'
+            '        parameters { key: "trt_engine_cache_enable" value: "1" }\n'
+            "      }\n    ]\n  }\n}"
+        )
+    elif options.provider == "openvino":
+        lines.append(
+            "optimization {\n  execution_accelerators {\n    cpu_execution_accelerator: [\n"
+            '      { name: "openvino" }\n    ]\n  }\n}'
+        )
+    if options.provider in ("cuda", "tensorrt"):
+        # onnxruntime backend parameter: 0 = EXHAUSTIVE cuDNN convolution algorithm search.
+        lines.append('parameters { key: "cudnn_conv_algo_search" value: { string_value: "0" } }')
+    return "\n".join(lines) + "\n"
+
+
+def _validate(options: TritonOptions) -> None:
+    if options.provider not in TRITON_PROVIDERS:
+        raise ResnetDeployError(f"unknown provider {options.provider!r}; expected one of {', '.join(TRITON_PROVIDERS)}")
+    if options.max_batch_size < 0:
+        raise ResnetDeployError(f"--max-batch-size must be 0 or more, received {options.max_batch_size}")
+    if options.instances < 1:
+        raise ResnetDeployError(f"--instances must be at least 1, received {options.instances}")
+    if options.fp16 and options.provider != "tensorrt":
+        raise ResnetDeployError("--fp16 applies to the tensorrt provider only")
+    if options.name is not None and not _NAME.match(options.name):
+        raise ResnetDeployError(f"invalid model name {options.name!r}: use letters, digits, '_', '-' and '.'")
+
+
+def write_triton_repository(model_path: str | Path, repository: str | Path, options: TritonOptions) -> TritonEntry:
+    """Write ``repository/NAME/{config.pbtxt, 1/model.onnx}``; refuse an existing entry unless ``force``."""
+    _validate(options)
+    model_path, repository = Path(model_path), Path(repository)
+    name = options.name or re.sub(r"[^A-Za-z0-9_.\-]", "_", model_path.stem)
+    model = load_onnx(model_path)
+    config = render_config(model, name, options, str(model_path))
+    if repository.exists() and not repository.is_dir():
+        raise OutputPathError(f"repository path is not a folder: {repository}")
+    try:
+        repository.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(f"cannot create the repository {repository}: {exc.strerror or exc}") from exc
+    target = repository / name
+    if target.exists() and not options.force:
+        raise OutputPathError(f"{target} already exists; pass --force to replace it")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repository))
+    except OSError as exc:
+        raise OutputPathError(f"repository is not writable: {repository} ({exc.strerror or exc})") from exc
+    try:
+        (staging / "1").mkdir()
+        save_onnx(model, staging / "1" / "model.onnx")
+        (staging / "config.pbtxt").write_text(config, encoding="utf-8")
+        old = None
+        if target.exists():
+            old = repository / f".{name}.old"
+            if old.exists():
+                shutil.rmtree(old)
+            target.rename(old)
+        staging.rename(target)
+        if old is not None:
+            shutil.rmtree(old)
+    except OSError as exc:
+        raise OutputPathError(f"could not write {target}: {exc.strerror or exc}") from exc
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return TritonEntry(target, target / "config.pbtxt", target / "1" / "model.onnx", config)

@@ -1,0 +1,291 @@
+"""Failure behaviour as a tested guarantee: every command under bad input, faults and load.
+
+The bad-input table runs the real console entry point in a subprocess, so what is checked is
+exactly what a user sees: the exit status, stderr, and the files left behind.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import psutil
+import pytest
+import torch
+
+import resnet_deploy as rd
+from resnet_deploy.runtime import Predictor
+
+CLI = [sys.executable, "-m", "resnet_deploy_cli.main"]
+
+
+def cli(*args: str | Path, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+# -- fixtures: real files, good and bad --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad")
+    f: dict[str, Path] = {"model": resnet20_onnx}
+    state = rd.create_model("resnet20").state_dict()
+    f["empty.pth"] = d / "empty.pth"
+    f["empty.pth"].write_bytes(b"")
+    torch.save(state, d / "full.pth")
+    data = (d / "full.pth").read_bytes()
+    f["truncated.pth"] = d / "truncated.pth"
+    f["truncated.pth"].write_bytes(data[: len(data) // 3])
+    f["corrupt.pth"] = d / "corrupt.pth"
+    f["corrupt.pth"].write_bytes(os.urandom(4096))
+    f["marker"] = d / "pwned"
+    f["malicious.pth"] = d / "malicious.pth"
+    f["malicious.pth"].write_bytes(
+        b"\x80\x04cposix\nsystem\n" + pickle.dumps(f"touch {f['marker']}", protocol=0)[:-1].replace(b"\n", b"\n", 1) + b"\x85R."
+    )
+    wrong = dict(state)
+    wrong["fc.weight"] = torch.zeros(3, 64)
+    wrong["bogus"] = torch.zeros(1)
+    torch.save(wrong, d / "wrong.pth")
+    f["wrong.pth"] = d / "wrong.pth"
+    onnx_bytes = resnet20_onnx.read_bytes()
+    f["empty.onnx"] = d / "empty.onnx"
+    f["empty.onnx"].write_bytes(b"")
+    f["truncated.onnx"] = d / "truncated.onnx"
+    f["truncated.onnx"].write_bytes(onnx_bytes[: len(onnx_bytes) // 2])
+    f["corrupt.onnx"] = d / "corrupt.onnx"
+    f["corrupt.onnx"].write_bytes(os.urandom(20000))
+    # External data pointing outside the model's folder.
+    model = onnx.load(str(resnet20_onnx))
+    big = max(model.graph.initializer, key=lambda t: len(t.raw_data))
+    big.ClearField("raw_data")
+    big.data_location = onnx.TensorProto.EXTERNAL
+    big.external_data.add(key="location", value="../outside.bin")
+    (d / "escape").mkdir()
+    f["escape.onnx"] = d / "escape" / "escape.onnx"
+    onnx.save(model, str(f["escape.onnx"]))
+    f["notimage.jpg"] = d / "notimage.jpg"
+    f["notimage.jpg"].write_text("plain text, not a JPEG")
+    f["shape.npy"] = d / "shape.npy"
+    np.save(f["shape.npy"], np.zeros((4, 3, 24, 32), np.float32))
+    f["dtype.npy"] = d / "dtype.npy"
+    np.save(f["dtype.npy"], np.zeros((4, 3, 32, 32), np.int64))
+    f["calib.npy"] = d / "calib.npy"
+    np.save(f["calib.npy"], np.random.default_rng(0).standard_normal((8, 3, 32, 32), dtype=np.float32))
+    f["emptydir"] = d / "emptydir"
+    f["emptydir"].mkdir()
+    f["int8.onnx"] = d / "int8.onnx"
+    assert cli("quantize", resnet20_onnx, "-c", f["calib.npy"], "-o", f["int8.onnx"]).returncode == 0
+    f["existing"] = d / "existing.onnx"
+    return f
+
+
+@dataclass
+class Case:
+    id: str
+    args: list[str]  # {name} is replaced by the fixture file of that name, {out} by the output path
+    needles: list[str]
+    writes: list[str] = field(default_factory=lambda: ["{out}"])
+
+
+CASES = [
+    Case("unknown-depth", ["export", "--depth", "19", "-o", "{out}"], ["no ResNet of depth 19", "valid depths"]),
+    Case("unknown-model", ["export", "--model", "resnet19", "-o", "{out}"], ["unknown model 'resnet19'", "available"]),
+    Case("missing-checkpoint", ["export", "--depth", "20", "-w", "{tmp}/nope.pth", "-o", "{out}"], ["checkpoint not found", "nope.pth"]),
+    Case("empty-checkpoint", ["export", "--depth", "20", "-w", "{empty.pth}", "-o", "{out}"], ["empty", "empty.pth"]),
+    Case("truncated-checkpoint", ["export", "--depth", "20", "-w", "{truncated.pth}", "-o", "{out}"], ["truncated.pth"]),
+    Case("corrupt-checkpoint", ["export", "--depth", "20", "-w", "{corrupt.pth}", "-o", "{out}"], ["corrupt.pth"]),
+    Case("malicious-checkpoint", ["export", "--depth", "20", "-w", "{malicious.pth}", "-o", "{out}"], ["refused", "malicious.pth"]),
+    Case("wrong-keys-shapes", ["export", "--depth", "20", "-w", "{wrong.pth}", "-o", "{out}"], ["wrong.pth", "unexpected keys: bogus", "fc.weight (3, 64) vs (10, 64)"]),
+    Case("no-output-folder", ["export", "--depth", "20", "-o", "{tmp}/missing/x.onnx"], ["does not exist", "missing"], []),
+    Case("output-is-folder", ["export", "--depth", "20", "-o", "{tmp}"], ["is a folder"], []),
+    Case("optimize-corrupt", ["optimize", "{corrupt.onnx}", "-o", "{out}"], ["not a valid ONNX file", "corrupt.onnx"]),
+    Case("optimize-truncated", ["optimize", "{truncated.onnx}", "-o", "{out}"], ["truncated.onnx"]),
+    Case("optimize-empty", ["optimize", "{empty.onnx}", "-o", "{out}"], ["empty", "empty.onnx"]),
+    Case("optimize-escape", ["optimize", "{escape.onnx}", "-o", "{out}"], ["outside the model's folder", "escape.onnx"]),
+    Case("optimize-no-folder", ["optimize", "{model}", "-o", "{tmp}/missing/x.onnx"], ["does not exist"], []),
+    Case("optimize-bad-target", ["optimize", "{model}", "-o", "{out}", "--target", "tpu"], ["unknown target 'tpu'"]),
+    Case("info-missing", ["info", "{tmp}/nope.onnx"], ["ONNX file not found", "nope.onnx"], []),
+    Case("info-corrupt", ["info", "{corrupt.onnx}"], ["corrupt.onnx"], []),
+    Case("info-escape", ["info", "{escape.onnx}"], ["outside the model's folder"], []),
+    Case("predict-not-image", ["predict", "{model}", "{notimage.jpg}"], ["not a readable image", "notimage.jpg"], []),
+    Case("predict-missing-image", ["predict", "{model}", "{tmp}/nope.png"], ["image not found", "nope.png"], []),
+    Case("predict-corrupt-model", ["predict", "{corrupt.onnx}", "{notimage.jpg}"], ["corrupt.onnx"], []),
+    Case("predict-provider", ["predict", "{model}", "{notimage.jpg}", "--provider", "cuda"], ["provider 'cuda' is not available", "available: "], []),
+    Case("predict-unknown-provider", ["predict", "{model}", "{notimage.jpg}", "--provider", "tpu"], ["unknown provider 'tpu'"], []),
+    Case("quantize-shape", ["quantize", "{model}", "-c", "{shape.npy}", "-o", "{out}"], ["shape.npy", "[4, 3, 24, 32]", "[N, 3, 32, 32]"]),
+    Case("quantize-dtype", ["quantize", "{model}", "-c", "{dtype.npy}", "-o", "{out}"], ["dtype.npy", "int64", "float32"]),
+    Case("quantize-empty-folder", ["quantize", "{model}", "-c", "{emptydir}", "-o", "{out}"], ["no images", "emptydir"]),
+    Case("quantize-already", ["quantize", "{int8.onnx}", "-c", "{calib.npy}", "-o", "{out}"], ["already quantized", "int8.onnx"]),
+    Case("quantize-no-folder", ["quantize", "{model}", "-c", "{calib.npy}", "-o", "{tmp}/missing/q.onnx"], ["does not exist"], []),
+    Case("quantize-corrupt", ["quantize", "{corrupt.onnx}", "-c", "{calib.npy}", "-o", "{out}"], ["corrupt.onnx"]),
+    Case("export-int8-bad-calib", ["export", "--depth", "20", "--int8", "-c", "{shape.npy}", "-o", "{out}"], ["shape.npy", "[N, 3, 32, 32]"], ["{out}", "{tmp}/out_int8.onnx"]),
+    Case("bench-batch-0", ["bench", "--model", "resnet20", "-b", "0"], ["batch sizes must be at least 1"], []),
+    Case("bench-batch-neg", ["bench", "--model", "resnet20", "-b", "1,-4"], ["batch sizes must be at least 1, received -4"], []),
+    Case("bench-provider", ["bench", "--model", "resnet20", "--providers", "tensorrt"], ["provider 'tensorrt' is not available"], []),
+    Case("bench-precision", ["bench", "--model", "resnet20", "--precision", "fp8"], ["unknown precision 'fp8'"], []),
+    Case("triton-corrupt", ["triton", "{corrupt.onnx}", "-r", "{tmp}/repo"], ["corrupt.onnx"], []),
+    Case("triton-repo-is-file", ["triton", "{model}", "-r", "{tmp}/existing.onnx"], ["not a folder", "existing.onnx"], []),
+    Case("triton-provider", ["triton", "{model}", "-r", "{tmp}/repo", "--provider", "tpu"], ["unknown provider 'tpu'"], []),
+    Case("bench-unwritable", ["bench", "--model", "resnet20", "--json", "{tmp}/missing/b.json"], ["does not exist"], []),
+]
+
+
+def _fill(text: str, files: dict[str, Path], tmp: Path, out: Path) -> str:
+    text = text.replace("{out}", str(out)).replace("{tmp}", str(tmp))
+    for key, path in files.items():
+        text = text.replace("{" + key + "}", str(path))
+    return text
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_table(case: Case, files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.onnx"
+    existing = tmp_path / "existing.onnx"
+    existing.write_bytes(b"previous content")
+    args = [_fill(a, files, tmp_path, out) for a in case.args]
+    if "{out}" in case.args and case.id != "no-output-folder":
+        # Point the output at an existing file: it must survive the failure untouched.
+        args = [str(existing) if a == str(out) else a for a in args]
+    result = cli(*args)
+    print(" ".join(args[:3]), "->", result.returncode, result.stderr.strip())
+    assert result.returncode not in (0,) and result.returncode > 0  # a negative code is a crash by signal
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and len(errors[0]) < 400, result.stderr
+    for needle in case.needles:
+        assert needle in errors[0], errors[0]
+    assert existing.read_bytes() == b"previous content"
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["existing.onnx"], left  # nothing partial, no temporary file
+    assert not files["marker"].exists()  # the malicious pickle never ran
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bit_flipped_onnx_never_crashes(tmp_path: Path, resnet20_onnx: Path, sample_image: Path, seed: int) -> None:
+    """Random bit flips: either a clean error or a clean (different) answer, never a crash."""
+    data = bytearray(resnet20_onnx.read_bytes())
+    rng = np.random.default_rng(seed)
+    # Flip bits in the first 4 kB (graph structure, names, shapes) and a few anywhere.
+    positions = list(rng.integers(0, min(4096, len(data)), 6)) + list(rng.integers(0, len(data), 4))
+    for pos in positions:
+        data[pos] ^= 1 << int(rng.integers(0, 8))
+    bad = tmp_path / "flipped.onnx"
+    bad.write_bytes(bytes(data))
+    for args in (("info", bad), ("predict", bad, sample_image, "--provider", "cpu")):
+        result = cli(*args)
+        print(seed, args[0], result.returncode, result.stderr.strip()[:200])
+        assert result.returncode in (0, 1), result.stderr
+        assert "Traceback" not in result.stderr
+        if result.returncode:
+            assert "flipped.onnx" in result.stderr
+
+
+def test_external_data_outside_is_never_read(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnx import external_data_helper
+
+    from resnet_deploy.onnx_io import load_onnx
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("external data was read")
+
+    monkeypatch.setattr(external_data_helper, "load_external_data_for_model", forbidden)
+    with pytest.raises(rd.OnnxModelError, match="outside the model's folder"):
+        load_onnx(files["escape.onnx"])
+
+
+# -- faults --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("command", ["export", "quantize"])
+def test_interrupt_leaves_nothing_behind(tmp_path: Path, files: dict[str, Path], sig: signal.Signals, command: str) -> None:
+    out = tmp_path / "out.onnx"
+    if command == "export":
+        args = ["export", "--depth", "50", "-o", str(out)]
+    else:
+        big = tmp_path / "in" / "r50.onnx"
+        big.parent.mkdir()
+        assert cli("export", "--depth", "50", "-o", big).returncode == 0
+        args = ["quantize", str(big), "-c", str(tmp_path / "cal.npy"), "-o", str(out)]
+        np.save(tmp_path / "cal.npy", np.random.default_rng(0).standard_normal((16, 3, 224, 224), dtype=np.float32))
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Interrupt once the work is under way (the progress line of a middle stage).
+    deadline = time.time() + 120
+    seen = ""
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        seen += line
+        if ("simplifying" in line) if command == "export" else ("calibrating" in line):
+            break
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    print(seen + err)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file() and p.suffix != ".npy") == []
+
+
+def test_full_disk_keeps_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from resnet_deploy import _atomic
+    from resnet_deploy.export import ExportOptions, export_model
+
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"previous")
+    real_fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_atomic.os, "fsync", full_disk)
+    with pytest.raises(rd.OutputPathError, match="No space left on device"):
+        export_model(ExportOptions("resnet20"), out)
+    monkeypatch.setattr(_atomic.os, "fsync", real_fsync)
+    assert out.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+def test_eight_threads_mixed_batches(resnet20_onnx: Path) -> None:
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(1, 9, 320)
+    batches = [rng.standard_normal((int(n), 3, 32, 32), dtype=np.float32) for n in sizes]
+    with Predictor(resnet20_onnx, provider="cpu", threads=1) as p:
+        expected = [p.run(b) for b in batches]
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(p.run, batches))
+    mismatches = sum(not np.array_equal(a, b) for a, b in zip(got, expected))
+    print(f"{len(batches)} calls from 8 threads, batch sizes 1-8: {mismatches} mismatches")
+    assert mismatches == 0
+
+
+def test_create_and_close_100_times_is_flat(resnet20_onnx: Path) -> None:
+    proc = psutil.Process()
+    x = np.zeros((2, 3, 32, 32), np.float32)
+
+    def cycle(n: int) -> None:
+        for _ in range(n):
+            with Predictor(resnet20_onnx, provider="cpu") as p:
+                p.run(x)
+        gc.collect()
+
+    cycle(10)  # allocator and onnxruntime caches warm up first
+    threads_before, rss_before = threading.active_count(), proc.memory_info().rss
+    cycle(100)
+    growth_mb = (proc.memory_info().rss - rss_before) / 2**20
+    print(f"RSS growth over 100 create/close cycles: {growth_mb:.1f} MB; threads {threads_before} -> {threading.active_count()}")
+    assert growth_mb < 30  # a leaked session of this model is ~1 MB of weights plus arenas: 100 would show
+    assert threading.active_count() == threads_before
