@@ -10,6 +10,7 @@ from typing import Any, Callable, TypeVar
 import typer
 
 from resnet_deploy import ResnetDeployError
+from resnet_deploy._errors import first_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEBUG_ENV = "RESNET_DEPLOY_DEBUG"
@@ -44,7 +45,6 @@ def handle_errors(fn: F) -> F:
         except Exception as exc:  # the last line of defence: never a traceback for users
             if os.environ.get(DEBUG_ENV):
                 raise
-            detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-            raise fail(f"unexpected {type(exc).__name__}: {detail} (set {DEBUG_ENV}=1 for the traceback)", 2) from None
+            raise fail(f"unexpected {type(exc).__name__}: {first_line(exc)} (set {DEBUG_ENV}=1 for the traceback)", 2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -14,7 +14,7 @@ from resnet_deploy.export import DEFAULT_OPSET, ExportOptions, export_model, rea
 from ._errors import CLIError, handle_errors
 from ._options import Depth, ModelName, Output, Plain, Report
 from .quantize import Calibration, MaxSamples, Method, print_quantize_result
-from ._output import check_report, console, human_bytes, progress, stage_table, stages_summary, write_json
+from ._output import check_report, console, print_pipeline_result, progress, write_json
 
 
 @handle_errors
@@ -58,14 +58,8 @@ def export(
     if weights is None:
         console.print(f"[yellow]note:[/yellow] no --weights given: {name} is randomly initialised (He init)")
     result = export_model(options, output, progress=progress)
-    console.print(stage_table(result.stages, f"{name}: op counts per stage"))
-    console.print(stages_summary(result.stages))
-    fusions = ", ".join(f"{k} x{v}" for k, v in result.fusions.items() if v) or "none needed"
-    console.print(
-        f"[green]wrote[/green] {result.path} ({human_bytes(result.size_bytes)}) in {result.seconds:.1f}s; "
-        f"fusions: {fusions}; parity vs eager PyTorch: max rel error {result.max_rel_error:.2e}, "
-        f"top-1 agreement {result.top1_agreement:.0%}"
-    )
+    parity = f"parity vs eager PyTorch: max rel error {result.max_rel_error:.2e}, top-1 agreement {result.top1_agreement:.0%}"
+    print_pipeline_result(f"{name}: op counts per stage", result.stages, result.path, result.size_bytes, result.seconds, result.fusions, parity)
     if result.int8 is not None:
         print_quantize_result(result.int8, result.int8.path)
     if report is not None:

@@ -10,7 +10,7 @@ from resnet_deploy.optimize import optimize_file
 
 from ._errors import CLIError, handle_errors
 from ._options import ModelPath, Output, Report
-from ._output import check_report, console, human_bytes, progress, stage_table, stages_summary, write_json
+from ._output import check_report, print_pipeline_result, progress, write_json
 
 
 @handle_errors
@@ -27,12 +27,8 @@ def optimize(
         raise CLIError(f"--output must differ from the input file: {output}")
     check_report(report)
     result = optimize_file(model, output, target, progress=progress)
-    console.print(stage_table(result.stages, f"{model.name} -> {output.name} ({target}): op counts per stage"))
-    console.print(stages_summary(result.stages))
-    fusions = ", ".join(f"{k} x{v}" for k, v in result.fusions.items() if v) or "nothing to fuse"
-    console.print(
-        f"[green]wrote[/green] {output} ({human_bytes(result.size_bytes)}) in {result.seconds:.1f}s; fusions: {fusions}; "
-        f"parity vs original: max rel error {result.max_rel_error:.2e}"
-    )
+    title = f"{model.name} -> {output.name} ({target}): op counts per stage"
+    parity = f"parity vs original: max rel error {result.max_rel_error:.2e}"
+    print_pipeline_result(title, result.stages, output, result.size_bytes, result.seconds, result.fusions, parity)
     if report is not None:
         write_json(report, result.to_dict())

@@ -16,6 +16,12 @@ __all__ = [
 ]
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (native libraries write pages), or its type."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__
+
+
 class ResnetDeployError(Exception):
     """Base class of every error this toolkit raises on purpose."""
 

@@ -22,14 +22,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+import torch
 
 from . import __version__
 from ._atomic import atomic_write_bytes, check_writable
 from ._errors import InputError, ProviderUnavailableError, ResnetDeployError
 from ._registry import get_model_spec
-from .calibration import load_samples
+from .calibration import check_samples, load_samples
 from .environment import cpu_flags, environment
-from .export import ExportOptions, _torch_export, export_model
+from .export import DEFAULT_OPSET, ExportOptions, _torch_export, export_model
+from .models import count_macs, create_model
 from .onnx_io import load_onnx, read_metadata, save_onnx
 from .optimize import optimize_model
 from .quantize import convert_fp16, quantize_model
@@ -221,14 +223,10 @@ def prepare_artifacts(
         export_model(ExportOptions(options.model, weights=options.weights), paths["portable"])
     portable = load_onnx(paths["portable"])
     if "export" in needed and not paths["export"].exists():
-        import resnet_deploy as rd
-
         spec = get_model_spec(options.model)
-        model = rd.create_model(options.model, weights=options.weights)
-        import torch
-
+        model = create_model(options.model, weights=options.weights)
         x = torch.from_numpy(fixed_inputs((2, 3, spec.image_size, spec.image_size)))
-        save_onnx(_torch_export(model, x, 18, dynamic=True), paths["export"])
+        save_onnx(_torch_export(model, x, DEFAULT_OPSET, dynamic=True), paths["export"])
     for target in ("cpu", "cuda"):
         if target in needed and not paths[target].exists():
             say(f"optimizing for {target}")
@@ -324,24 +322,22 @@ def run_benchmark(
     spec = get_model_spec(options.model)
     threads = options.threads or cpu_count()
     engines = plan_engines(options)
-    artifacts = prepare_artifacts(options, engines, say)
-    import resnet_deploy as rd
-
-    macs = rd.count_macs(rd.create_model(options.model), spec.image_size)
-    peak = measure_peak_gflops(threads) if options.peak else None
-    env = environment(threads)
-    env["peak_gflops"] = peak
-    eval_paths = _eval_arrays(options, spec) if options.eval_data else None
-    records: list[dict[str, Any]] = []
-    total = len(engines) * len(options.batch_sizes)
-    step = 0
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-bench-") as tmp:
         workdir = Path(tmp)
+        eval_paths = _eval_arrays(options, spec, workdir) if options.eval_data else None  # refused early
+        artifacts = prepare_artifacts(options, engines, say)
+        macs = count_macs(create_model(options.model), spec.image_size)
+        peak = measure_peak_gflops(threads) if options.peak else None
+        env = environment(threads)
+        env["peak_gflops"] = peak
+        records: list[dict[str, Any]] = []
+        total = len(engines) * len(options.batch_sizes)
+        step = 0
         for batch in options.batch_sizes:
             x = fixed_inputs((batch, 3, spec.image_size, spec.image_size), seed=42)
             input_path = workdir / f"input_b{batch}.npy"
             np.save(input_path, x)
-            baseline: dict[str, dict[str, Any]] = {}
+            baselines: dict[str, tuple[float, np.ndarray]] = {}  # engine name -> (p50, output)
             for engine in engines:
                 step += 1
                 if on_step:
@@ -368,19 +364,24 @@ def run_benchmark(
                 raw = _run_worker(worker_spec, workdir, timeout=900)
                 record = _record(engine, batch, raw, macs, peak, options)
                 if "error" not in raw:
-                    out = np.load(worker_spec["output_path"])
-                    ref_key = "cuda" if engine.provider in ("cuda", "tensorrt") and "cuda" in baseline else "cpu"
-                    if engine.name == "pytorch-eager" or (engine.name == "pytorch-cuda"):
-                        baseline["cuda" if engine.provider == "cuda" else "cpu"] = {"p50": record["p50_ms"], "out": out}
-                    ref = baseline.get("cpu")
-                    if ref is not None:
-                        record["max_rel_error"] = compare(out, ref["out"], rtol=1.0).max_rel_error
-                    speed_ref = baseline.get(ref_key)
-                    if speed_ref is not None:
-                        record["speedup_vs_eager"] = speed_ref["p50"] / record["p50_ms"]
-                        record["baseline"] = "pytorch-cuda" if ref_key == "cuda" else "pytorch-eager"
+                    _against_baselines(record, np.load(worker_spec["output_path"]), baselines)
                 records.append(record)
     return BenchResult(records, env, {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()})
+
+
+def _against_baselines(record: dict[str, Any], out: np.ndarray, baselines: dict[str, tuple[float, np.ndarray]]) -> None:
+    """Error against eager fp32 on the CPU; speed against eager fp32 at the same batch size, on
+    the GPU for GPU engines once eager CUDA has been measured (eager CUDA itself against the CPU)."""
+    engine = record["engine"]
+    if engine in ("pytorch-eager", "pytorch-cuda"):
+        baselines[engine] = (record["p50_ms"], out)
+    if "pytorch-eager" in baselines:
+        record["max_rel_error"] = compare(out, baselines["pytorch-eager"][1], rtol=1.0).max_rel_error
+    on_gpu = record["provider"] in ("cuda", "tensorrt") and engine != "pytorch-cuda"
+    reference = "pytorch-cuda" if on_gpu and "pytorch-cuda" in baselines else "pytorch-eager"
+    if reference in baselines:
+        record["speedup_vs_eager"] = baselines[reference][0] / record["p50_ms"]
+        record["baseline"] = reference
 
 
 def _record(engine: Engine, batch: int, raw: dict[str, Any], macs: int, peak: float | None, options: BenchOptions) -> dict[str, Any]:
@@ -399,7 +400,7 @@ def _record(engine: Engine, batch: int, raw: dict[str, Any], macs: int, peak: fl
     return record
 
 
-def _eval_arrays(options: BenchOptions, spec: Any) -> dict[str, str]:
+def _eval_arrays(options: BenchOptions, spec: Any, folder: Path) -> dict[str, str]:
     """Evaluation data as two .npy files (preprocessed inputs and integer labels)."""
     source = Path(options.eval_data)  # type: ignore[arg-type]
     shape = (None, 3, spec.image_size, spec.image_size)
@@ -409,31 +410,23 @@ def _eval_arrays(options: BenchOptions, spec: Any) -> dict[str, str]:
                 x, y = data["x"], data["y"]
         except (KeyError, ValueError, OSError) as exc:
             raise InputError(f"{source} must be an .npz with arrays 'x' (float32 [N, 3, H, W]) and 'y' (labels)") from exc
-        tmp = Path(tempfile.mkdtemp(prefix="resnet-deploy-eval-"))
-        xs = tmp / "x.npy"
-        np.save(xs, x)
-        x = load_samples(xs, shape, {}, max_samples=None)
+        x = check_samples(x, shape, source)
     elif source.is_dir():
         classes = sorted(p for p in source.iterdir() if p.is_dir())
-        if not classes:
-            raise InputError(f"{source} needs one subfolder of images per class (named by class index)")
-        xs_list, ys = [], []
-        for folder in classes:
-            if not folder.name.isdigit():
-                raise InputError(f"class folder {folder} must be named by its class index")
-            batch = load_samples(folder, shape, {"mean": spec.mean, "std": spec.std, "resize_size": spec.resize_size, "crop_size": spec.image_size}, max_samples=None)
-            xs_list.append(batch)
-            ys += [int(folder.name)] * len(batch)
-        x, y = np.concatenate(xs_list), np.asarray(ys)
-        tmp = Path(tempfile.mkdtemp(prefix="resnet-deploy-eval-"))
+        if not classes or not all(p.name.isdigit() for p in classes):
+            raise InputError(f"{source} needs one subfolder of images per class, named by the class index")
+        preprocessing = {"mean": spec.mean, "std": spec.std, "resize_size": spec.resize_size, "crop_size": spec.image_size}
+        batches = [load_samples(folder, shape, preprocessing, max_samples=None) for folder in classes]
+        x = np.concatenate(batches)
+        y = np.concatenate([np.full(len(b), int(folder.name)) for b, folder in zip(batches, classes)])
     else:
         raise InputError(f"evaluation data must be an .npz file or a folder of class subfolders: {source}")
     y = np.asarray(y).astype(np.int64).reshape(-1)
     if len(y) != len(x):
         raise InputError(f"{source}: {len(x)} inputs but {len(y)} labels")
-    np.save(tmp / "x.npy", x)
-    np.save(tmp / "y.npy", y)
-    return {"eval_x_path": str(tmp / "x.npy"), "eval_y_path": str(tmp / "y.npy")}
+    np.save(folder / "eval_x.npy", x)
+    np.save(folder / "eval_y.npy", y)
+    return {"eval_x_path": str(folder / "eval_x.npy"), "eval_y_path": str(folder / "eval_y.npy")}
 
 
 # -- reports ----------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from resnet_deploy._errors import first_line
+
 Timed = Callable[[], None]
 
 
@@ -155,8 +157,7 @@ def main() -> None:
     try:
         record = measure(spec)
     except Exception as exc:  # reported to the parent as a failed record, never a traceback
-        text = str(exc).strip().splitlines()
-        record = {"error": f"{type(exc).__name__}: {text[0][:300] if text else ''}"}
+        record = {"error": f"{type(exc).__name__}: {first_line(exc)}"}
     print("RESULT " + json.dumps(record), flush=True)
 
 

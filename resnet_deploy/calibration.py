@@ -15,7 +15,7 @@ import numpy as np
 from ._errors import InputError
 from .preprocess import Preprocessing
 
-__all__ = ["load_samples", "IMAGE_SUFFIXES", "DEFAULT_MAX_SAMPLES"]
+__all__ = ["load_samples", "check_samples", "IMAGE_SUFFIXES", "DEFAULT_MAX_SAMPLES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm")
 DEFAULT_MAX_SAMPLES = 128  # ORT's calibrators keep per-tensor statistics; 100-500 is the usual range
@@ -50,11 +50,16 @@ def load_samples(
             array = np.load(source, allow_pickle=False, mmap_mode="r")
         except (ValueError, OSError, EOFError) as exc:
             raise InputError(f"not a readable .npy file (pickled objects are refused): {source}") from exc
-        if array.dtype != np.float32:
-            raise InputError(f"{source} holds {array.dtype}; expected float32 {_expected(input_shape)}")
         array = np.array(array[:max_samples] if max_samples else array)
     else:
         raise InputError(f"calibration data not found: {source}")
+    return check_samples(array, input_shape, source)
+
+
+def check_samples(array: np.ndarray, input_shape: tuple[int | None, ...], source: str | Path) -> np.ndarray:
+    """Refuse anything but finite float32 ``[N>0, C, H, W]`` matching the model's input."""
+    if array.dtype != np.float32:
+        raise InputError(f"{source} holds {array.dtype}; expected float32 {_expected(input_shape)}")
     if array.ndim != 4 or any(d is not None and d != s for d, s in zip(input_shape[1:], array.shape[1:])):
         raise InputError(f"{source} has shape {list(array.shape)}; the model expects {_expected(input_shape)}")
     if array.shape[0] == 0:

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import onnx
 import torch
 
 from . import __version__
 from ._atomic import check_writable
-from ._errors import ExportError, ResnetDeployError
+from ._errors import ExportError, ResnetDeployError, first_line
 from ._registry import get_model_spec
 from .models import create_model
 from .onnx_io import op_counts, save_onnx, write_metadata
@@ -134,7 +133,7 @@ def _torch_export(model: torch.nn.Module, example: torch.Tensor, opset: int, dyn
             )
             proto = program.model_proto
     except Exception as exc:  # torch.export raises many unrelated types
-        raise ExportError(f"torch.onnx export failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from exc
+        raise ExportError(f"torch.onnx export failed: {type(exc).__name__}: {first_line(exc)}") from exc
     finally:
         onnx_logger.setLevel(level)
     if dynamic:

@@ -18,7 +18,7 @@ import onnx
 from onnx import external_data_helper
 
 from ._atomic import atomic_write_bytes
-from ._errors import OnnxModelError
+from ._errors import OnnxModelError, first_line
 
 __all__ = [
     "load_onnx",
@@ -80,8 +80,7 @@ def check_onnx(model: onnx.ModelProto, source: str | Path, *, full: bool = True)
         else:
             onnx.checker.check_model(str(source), full_check=full)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise OnnxModelError(f"invalid ONNX model {source}: {first}") from exc
+        raise OnnxModelError(f"invalid ONNX model {source}: {first_line(exc)}") from exc
 
 
 def save_onnx(model: onnx.ModelProto, path: str | Path) -> int:

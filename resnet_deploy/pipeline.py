@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import onnx
 
-from ._errors import VerificationError
+from ._errors import VerificationError, first_line
 from .onnx_io import check_onnx, op_counts
 from .passes import run_passes
 from .verify import Comparison, compare
@@ -92,7 +92,7 @@ def simplify_stage(
         with signals_deferred():
             simplified, ok = onnxsim.simplify(model, skip_fuse_bn=True)
     except Exception as exc:  # onnxsim raises arbitrary errors on graphs it cannot handle
-        note = f"onnxsim failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); kept the unsimplified graph"
+        note = f"onnxsim failed ({type(exc).__name__}: {first_line(exc, 160)}); kept the unsimplified graph"
         return model, StageReport("simplify", watch(), dict(op_counts(model)), note)
     if not ok:
         return model, StageReport("simplify", watch(), dict(op_counts(model)), "onnxsim's own check failed; kept the unsimplified graph")

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
-from ._errors import InputError, ProviderUnavailableError, RuntimeBackendError
+from ._errors import InputError, ProviderUnavailableError, RuntimeBackendError, first_line
 from .onnx_io import load_onnx, read_metadata
 from .preprocess import ImageLike, Preprocessing, imagenet_labels
 
@@ -185,7 +184,7 @@ def _preload_cuda_libraries() -> None:
         try:
             ort.preload_dlls()
         except Exception as exc:  # a system-wide CUDA install does not need it
-            warnings.warn(f"onnxruntime.preload_dlls() failed: {_first_line(exc)}", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"onnxruntime.preload_dlls() failed: {first_line(exc)}", RuntimeWarning, stacklevel=3)
 
 
 def create_session(model: str | Path | bytes, config: SessionConfig | None = None) -> tuple[ort.InferenceSession, str]:
@@ -205,7 +204,7 @@ def create_session(model: str | Path | bytes, config: SessionConfig | None = Non
         else:
             session = ort.InferenceSession(source, sess_options=so, providers=_provider_list(short, config))
     except Exception as exc:  # onnxruntime's pybind errors share no useful base class
-        raise RuntimeBackendError(f"onnxruntime could not create a {short} session: {_first_line(exc)}") from exc
+        raise RuntimeBackendError(f"onnxruntime could not create a {short} session: {first_line(exc)}") from exc
     if plugin and not config.profile_dir:
         # Plugin EPs are not listed by get_providers(): check that the plugin really runs nodes.
         placement = node_placement(model, config)
@@ -224,11 +223,6 @@ def create_session(model: str | Path | bytes, config: SessionConfig | None = Non
 def cpu_count() -> int:
     """Cores this process may run on (the affinity mask, not the host's total)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
 
 
 def node_placement(model: str | Path | bytes, config: SessionConfig | None = None, *, batch: int = 1) -> Counter[str]:
@@ -364,7 +358,7 @@ class Predictor:
         try:
             return session.run([self.output_name], {self.input_name: batch})[0]
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument types
-            raise RuntimeBackendError(f"inference failed: {_first_line(exc)}") from exc
+            raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
 
     def _run_io_binding(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
         """Bind input and output on the GPU, so outputs stay on the device until copied back once."""
@@ -377,12 +371,14 @@ class Predictor:
             session.run_with_iobinding(binding)
             return binding.copy_outputs_to_cpu()[0]
         except Exception as exc:
-            raise RuntimeBackendError(f"inference failed: {_first_line(exc)}") from exc
+            raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
 
     def _run_cuda_graph(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
         """CUDA graphs replay fixed device addresses: one input and one output buffer, updated in place."""
-        assert self._graph_lock is not None
-        with self._graph_lock:
+        lock = self._graph_lock
+        if lock is None:
+            raise RuntimeBackendError("CUDA graphs are not enabled for this Predictor")
+        with lock:
             if self._graph_state is None:
                 x = ort.OrtValue.ortvalue_from_numpy(batch, "cuda", 0)
                 y = ort.OrtValue.ortvalue_from_shape_and_type([batch.shape[0], self.num_outputs], np.float32, "cuda", 0)
@@ -398,7 +394,7 @@ class Predictor:
                 session.run_with_iobinding(binding)
                 return y.numpy()
             except Exception as exc:
-                raise RuntimeBackendError(f"inference failed: {_first_line(exc)}") from exc
+                raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
 
     def preprocess(self, images: Sequence[ImageLike]) -> np.ndarray:
         return self.preprocessing.batch(list(images)).astype(self.input_dtype, copy=False)

@@ -13,7 +13,7 @@ from typing import Mapping
 import torch
 import torch.nn as nn
 
-from ._errors import WeightsError
+from ._errors import WeightsError, first_line
 
 __all__ = ["load_state_dict", "apply_state_dict", "PICKLE_SUFFIXES", "SAFETENSORS_SUFFIXES"]
 
@@ -36,7 +36,7 @@ def _read_file(path: Path) -> object:
         try:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
-            raise WeightsError(f"not a valid safetensors file: {path} ({_first_line(exc)})") from exc
+            raise WeightsError(f"not a valid safetensors file: {path} ({first_line(exc)})") from exc
     if suffix in PICKLE_SUFFIXES:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -47,14 +47,9 @@ def _read_file(path: Path) -> object:
                 "(only tensors and plain containers are accepted)"
             ) from exc
         except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
-            raise WeightsError(f"corrupt or truncated checkpoint: {path} ({_first_line(exc)})") from exc
+            raise WeightsError(f"corrupt or truncated checkpoint: {path} ({first_line(exc)})") from exc
     accepted = ", ".join(PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES)
     raise WeightsError(f"unsupported checkpoint type {suffix or '(none)'!r}: {path}; expected {accepted}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:

@@ -7,11 +7,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
 
-import resnet_deploy as rd
 from resnet_deploy.export import ExportOptions, export_model
 
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import resnet_deploy as rd
 from resnet_deploy.bench import RECORD_FIELDS, BenchOptions, plan_engines, plot, run_benchmark, to_csv, to_markdown
 from resnet_deploy_cli.main import app
 

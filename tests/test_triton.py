@@ -12,7 +12,6 @@ from onnx import TensorProto, helper
 from tritonclient.grpc import model_config_pb2 as mc
 from typer.testing import CliRunner
 
-import resnet_deploy as rd
 from resnet_deploy.export import ExportOptions, export_model
 from resnet_deploy.pipeline import ort_outputs
 from resnet_deploy.triton import TritonOptions, write_triton_repository
