@@ -18,6 +18,7 @@ def optimize(
     model: ModelPath,
     output: Output = None,
     target: Annotated[str, typer.Option("--target", "-t", help="portable (standard ONNX), cpu or cuda (adds onnxruntime's FusedConv).")] = "portable",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, or fp16 for GPU providers (inputs and outputs stay fp32).")] = "fp32",
     report: Report = None,
 ) -> None:
     """Simplify, fuse and verify an ONNX ResNet exported elsewhere."""
@@ -26,7 +27,7 @@ def optimize(
     if output.resolve() == model.resolve():
         raise CLIError(f"--output must differ from the input file: {output}")
     check_report(report)
-    result = optimize_file(model, output, target, progress=progress)
+    result = optimize_file(model, output, target, precision=precision, progress=progress)
     title = f"{model.name} -> {output.name} ({target}): op counts per stage"
     parity = f"parity vs original: max rel error {result.max_rel_error:.2e}"
     print_pipeline_result(title, result.stages, output, result.size_bytes, result.seconds, result.fusions, parity)

@@ -123,20 +123,48 @@ def _unfused_add_relu(model: onnx.ModelProto) -> dict[str, int]:
     return {"Add->Relu": count} if count else {}
 
 
+FP16_RTOL = 1e-2  # float16 keeps ~3 significant digits; top-1 must still agree
+
+
 def optimize_file(
     path: str | Path,
     output: str | Path,
     target: str = "portable",
     *,
+    precision: str = "fp32",
     rtol: float = DEFAULT_RTOL,
     progress: Callable[[str], None] | None = None,
 ) -> OptimizeResult:
-    """Load, optimize, verify and atomically save an ONNX file."""
+    """Load, optimize, verify and atomically save an ONNX file.
+
+    ``precision="fp16"`` converts the optimized graph to float16 for GPU providers (inputs and
+    outputs stay float32) and verifies it against the fp32 graph with a float16 tolerance.
+    """
+    if precision not in ("fp32", "fp16"):
+        raise OnnxModelError(f"unknown precision {precision!r}; expected fp32 or fp16")
+    if precision == "fp16" and target == "cpu":
+        raise OnnxModelError("fp16 is for GPU providers: use --target cuda or portable with --precision fp16")
     total = Stopwatch()
     output = check_writable(output)
     model = load_onnx(path)
-    model, stages, rel, top1 = optimize_model(model, target, source=str(path), rtol=rtol, progress=progress)
+    # FusedConv is an fp32 contrib kernel; for fp16 the GPU provider fuses at session creation.
+    passes_target = "portable" if precision == "fp16" else target
+    model, stages, rel, top1 = optimize_model(model, passes_target, source=str(path), rtol=rtol, progress=progress)
+    if precision == "fp16":
+        model, report = _fp16_stage(model, str(path))
+        stages.append(report)
     watch = Stopwatch()
     size = save_onnx(model, output)
     stages.append(StageReport("save", watch(), dict(op_counts(model)), f"{size / 1e6:.1f} MB, atomic write"))
     return OptimizeResult(Path(output), target, stages, rel, top1, size, total(), model)
+
+
+def _fp16_stage(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProto, StageReport]:
+    from .quantize import convert_fp16  # quantize imports this module
+
+    watch = Stopwatch()
+    x = fixed_inputs(input_batch_shape(model, 2), seed=1)
+    converted, kept = convert_fp16(model)
+    parity = verify_or_raise([compare(ort_outputs(converted, x), ort_outputs(model, x), rtol=FP16_RTOL)], f"the fp16 conversion of {source}")
+    note = f"float16 weights and activations, float32 inputs/outputs; ops kept in fp32: {', '.join(kept) or 'none'}; vs fp32: {parity.describe()}"
+    return converted, StageReport("fp16", watch(), dict(op_counts(converted)), note, {"kept_fp32": kept})

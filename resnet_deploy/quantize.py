@@ -19,7 +19,8 @@ import onnx
 from ._atomic import check_writable
 from ._errors import InputError, OnnxModelError
 from .calibration import DEFAULT_MAX_SAMPLES, load_samples
-from .onnx_io import load_onnx, op_counts, read_metadata, save_onnx, write_metadata
+from .onnx_io import check_onnx, load_onnx, op_counts, read_metadata, save_onnx, write_metadata
+from .passes._graph import topological_sort
 from .optimize import input_batch_shape
 from .pipeline import Stopwatch, ort_outputs
 from .verify import compare
@@ -189,6 +190,8 @@ def convert_fp16(model: onnx.ModelProto, *, keep_io_types: bool = True) -> tuple
     if is_quantized(model):
         raise OnnxModelError("the model is already quantized; convert the fp32 model to fp16")
     converted = convert_float_to_float16(model, keep_io_types=keep_io_types, disable_shape_infer=False)
+    topological_sort(converted.graph)  # the converter appends its input casts at the end
+    check_onnx(converted, "fp16 conversion")
     write_metadata(converted, {"precision": "fp16"})
     kept = sorted(set(DEFAULT_OP_BLOCK_LIST) & set(op_counts(model)))
     return converted, kept

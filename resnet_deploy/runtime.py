@@ -281,7 +281,8 @@ class Predictor:
         self.model_path = Path(model_path)
         model = load_onnx(self.model_path)
         self.metadata = read_metadata(model)
-        cfg = SessionConfig(**{**(config or SessionConfig()).__dict__, "provider": provider, "threads": threads})
+        base = config or SessionConfig()
+        cfg = SessionConfig(**{**base.__dict__, "provider": provider, "threads": threads if threads is not None else base.threads})
         self._config = cfg
         self._model_bytes = model.SerializeToString()
         self._session, self.provider = create_session(self._model_bytes, cfg)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -120,6 +121,25 @@ def test_fp16_conversion_keeps_io_fp32(trained: dict) -> None:
     print("fp16 top-1 agreement", agreement, "ops kept fp32:", kept)
     assert fp16.graph.input[0].type.tensor_type.elem_type == 1 and fp16.graph.output[0].type.tensor_type.elem_type == 1
     assert agreement >= 0.98
+
+
+def test_optimize_to_fp16_for_gpus(trained: dict, tmp_path: Path) -> None:
+    from resnet_deploy.optimize import optimize_file
+
+    out = tmp_path / "fp16.onnx"
+    result = optimize_file(trained["fp32"], out, "cuda", precision="fp16")
+    stage = result.stages[-2]
+    print(stage.note)
+    assert stage.name == "fp16" and "float32 inputs/outputs" in stage.note
+    model = load_onnx(out)
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    acc16 = _accuracy(out, trained["x_test"], trained["y_test"])
+    acc32 = _accuracy(trained["fp32"], trained["x_test"], trained["y_test"])
+    print(f"held-out accuracy fp32 {acc32:.2%}, fp16 {acc16:.2%}")
+    assert acc16 >= acc32 - 0.005
+    with pytest.raises(rd.OnnxModelError, match="fp16 is for GPU providers"):
+        optimize_file(trained["fp32"], tmp_path / "x.onnx", "cpu", precision="fp16")
 
 
 def test_bad_calibration_data(trained: dict, tmp_path: Path) -> None:

@@ -97,3 +97,22 @@ def remove_unused_initializers(graph: onnx.GraphProto) -> int:
         del graph.input[:]
         graph.input.extend(inputs)
     return len(unused)
+
+
+def topological_sort(graph: onnx.GraphProto) -> None:
+    """Reorder nodes so each comes after the producers of its inputs (ONNX requires it; some
+    converters append nodes at the end). Stable: already-sorted graphs keep their order."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError(f"graph has a cycle or a missing input near node {pending[0].name!r}")
+        ready_ids = {id(n) for n in ready}
+        for node in ready:
+            ordered.append(node)
+            available.update(node.output)
+        pending = [n for n in pending if id(n) not in ready_ids]
+    del graph.node[:]
+    graph.node.extend(ordered)
