@@ -31,6 +31,7 @@ __all__ = [
     "resolve_provider",
     "SessionConfig",
     "create_session",
+    "open_session",
     "node_placement",
     "Predictor",
     "Prediction",
@@ -189,6 +190,15 @@ def _preload_cuda_libraries() -> None:
 
 def create_session(model: str | Path | bytes, config: SessionConfig | None = None) -> tuple[ort.InferenceSession, str]:
     """Create an ``InferenceSession`` on the configured provider; returns it with the provider's short name."""
+    session, short, _ = open_session(model, config)
+    return session, short
+
+
+def open_session(
+    model: str | Path | bytes, config: SessionConfig | None = None, *, placement: bool = False
+) -> tuple[ort.InferenceSession, str, Counter[str] | None]:
+    """:func:`create_session`, plus the node placement when ``placement`` is asked for on an
+    accelerator (or needed to verify a plugin EP); it is profiled once and serves both."""
     config = config or SessionConfig()
     short = resolve_provider(config.provider)
     if short in ("cuda", "tensorrt"):
@@ -205,19 +215,21 @@ def create_session(model: str | Path | bytes, config: SessionConfig | None = Non
             session = ort.InferenceSession(source, sess_options=so, providers=_provider_list(short, config))
     except Exception as exc:  # onnxruntime's pybind errors share no useful base class
         raise RuntimeBackendError(f"onnxruntime could not create a {short} session: {first_line(exc)}") from exc
-    if plugin and not config.profile_dir:
+    counts = None
+    if not config.profile_dir and (plugin or (placement and short != "cpu")):
+        counts = node_placement(model, config)
+    if plugin and counts is not None:
         # Plugin EPs are not listed by get_providers(): check that the plugin really runs nodes.
-        placement = node_placement(model, config)
-        if not any(name.startswith("OpenVINO") for name in placement):
+        if not any(name.startswith("OpenVINO") for name in counts):
             raise ProviderUnavailableError(
-                f"the OpenVINO plugin ran no node (placement: {dict(placement)}); refusing to fall back silently"
+                f"the OpenVINO plugin ran no node (placement: {dict(counts)}); refusing to fall back silently"
             )
     elif not plugin and PROVIDERS[short] not in session.get_providers():
         raise ProviderUnavailableError(
             f"onnxruntime did not enable {PROVIDERS[short]} (session providers: "
             f"{', '.join(session.get_providers())}); refusing to fall back silently"
         )
-    return session, short
+    return session, short, counts
 
 
 def cpu_count() -> int:
@@ -285,7 +297,7 @@ class Predictor:
         cfg = SessionConfig(**{**base.__dict__, "provider": provider, "threads": threads if threads is not None else base.threads})
         self._config = cfg
         self._model_bytes = model.SerializeToString()
-        self._session, self.provider = create_session(self._model_bytes, cfg)
+        self._session, self.provider, self.placement = open_session(self._model_bytes, cfg, placement=check_placement)
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1:
             raise InputError(f"{self.model_path} has {len(inputs)} inputs; a Predictor needs one image input")
@@ -298,9 +310,7 @@ class Predictor:
         self.num_outputs = outputs[0].shape[-1] if outputs[0].shape and isinstance(outputs[0].shape[-1], int) else None
         self.preprocessing = Preprocessing.from_metadata(self.metadata, (self.input_shape[2], self.input_shape[3]))
         self.labels = self._labels(self.num_outputs)
-        self.placement: Counter[str] | None = None
-        if check_placement and self.provider != "cpu":
-            self.placement = node_placement(self._model_bytes, cfg)
+        if self.placement is not None and self.provider != "cpu":
             on_cpu = self.placement.get("CPUExecutionProvider", 0)
             if on_cpu:
                 warnings.warn(

@@ -127,8 +127,10 @@ def test_cpu_fallback_warning_on_accelerator(resnet20_onnx: Path, monkeypatch: p
     """Node-level fallbacks must be visible: simulate an accelerator EP that leaves nodes on the CPU."""
     from collections import Counter
 
-    monkeypatch.setattr(runtime, "node_placement", lambda *a, **k: Counter({"OpenVINOExecutionProvider": 20, "CPUExecutionProvider": 3}))
-    monkeypatch.setattr(runtime, "create_session", lambda model, cfg: (ort.InferenceSession(model, providers=["CPUExecutionProvider"]), "openvino"))
+    counts = Counter({"OpenVINOExecutionProvider": 20, "CPUExecutionProvider": 3})
+    monkeypatch.setattr(
+        runtime, "open_session", lambda model, cfg, placement=False: (ort.InferenceSession(model, providers=["CPUExecutionProvider"]), "openvino", counts)
+    )
     with pytest.warns(RuntimeWarning, match="3 of 23 nodes of resnet20.onnx run on CPUExecutionProvider"):
         p = Predictor(resnet20_onnx, provider="openvino")
     assert p.placement["CPUExecutionProvider"] == 3
