@@ -26,7 +26,7 @@ from ._atomic import check_writable
 from ._errors import ExportError, ResnetDeployError, first_line
 from ._registry import get_model_spec
 from .models import create_model
-from .onnx_io import op_counts, save_onnx, write_metadata
+from .onnx_io import DEFAULT_OPSET, MIN_OPSET, op_counts, save_onnx, write_metadata
 from .calibration import DEFAULT_MAX_SAMPLES, load_samples
 from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
 from .preprocess import Preprocessing
@@ -35,8 +35,6 @@ from .verify import DEFAULT_RTOL, compare, fixed_inputs
 
 __all__ = ["ExportOptions", "ExportResult", "export_model", "int8_path", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
 
-DEFAULT_OPSET = 18
-MIN_OPSET = 18  # torch.onnx's dynamo exporter emits 18 at the least
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import collections
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 from onnx import external_data_helper
 
@@ -23,13 +25,21 @@ from ._errors import OnnxModelError, first_line
 __all__ = [
     "load_onnx",
     "save_onnx",
+    "ImageInput",
+    "image_input",
     "op_counts",
     "read_metadata",
     "write_metadata",
     "MAX_PROTO_BYTES",
+    "DEFAULT_OPSET",
+    "MIN_OPSET",
 ]
 
 MAX_PROTO_BYTES = 2**31 - 1  # protobuf's limit; larger models need external data
+# The opset exports are written in by default, and the lowest accepted: torch.onnx's dynamo
+# exporter emits 18 at the least. Here rather than in export.py so the CLI reads it without torch.
+DEFAULT_OPSET = 18
+MIN_OPSET = 18
 
 
 def _check_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> None:
@@ -95,6 +105,47 @@ def op_counts(model: onnx.ModelProto) -> collections.Counter[str]:
     return collections.Counter(
         n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}" for n in model.graph.node
     )
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """The single image input of a model: ``shape`` has None for symbolic dimensions."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+
+    def describe(self) -> str:
+        """``[N, 3, 224, 224]``: the batch shown as N when it is dynamic, other symbols as ?."""
+        return "[" + ", ".join(("N" if i == 0 else "?") if d is None else str(d) for i, d in enumerate(self.shape)) + "]"
+
+    def batch_shape(self, batch: int) -> tuple[int, ...]:
+        """The concrete shape of a batch: a dynamic batch becomes ``batch``; any other symbol is refused."""
+        for axis, dim in enumerate(self.shape[1:], 1):
+            if dim is None:
+                raise OnnxModelError(f"input {self.name!r} has a symbolic dimension at axis {axis}; only the batch may be dynamic")
+        return (batch if self.shape[0] is None else self.shape[0], *self.shape[1:])  # type: ignore[return-value]
+
+
+def image_input(model: onnx.ModelProto, source: str | Path = "model") -> ImageInput:
+    """The model's one graph input that is not an initializer, as an ``[N, C, H, W]`` tensor.
+
+    Raises OnnxModelError when there is not exactly one such input, when it is not a tensor of a
+    numeric type, or when its rank is not 4.
+    """
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        names = ", ".join(i.name for i in inputs) or "none"
+        raise OnnxModelError(f"{source} must have one image input [N, C, H, W]; it has {len(inputs)}: {names}")
+    value = inputs[0]
+    tensor = value.type.tensor_type
+    if not value.type.HasField("tensor_type") or tensor.elem_type == onnx.TensorProto.UNDEFINED:
+        raise OnnxModelError(f"{source}: input {value.name!r} is not a tensor")
+    shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim)
+    if len(shape) != 4:
+        raise OnnxModelError(f"{source}: input {value.name!r} has rank {len(shape)}; expected an image batch [N, C, H, W]")
+    return ImageInput(value.name, shape, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)))
 
 
 def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:

@@ -15,12 +15,14 @@ import onnx
 
 from ._atomic import check_writable
 from ._errors import OnnxModelError, RuntimeBackendError
-from .onnx_io import load_onnx, op_counts, save_onnx
+from ._extras import require
+from .onnx_io import image_input, load_onnx, op_counts, save_onnx
 from .passes import TARGETS
 from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
+from .precision import convert_fp16
 from .verify import DEFAULT_RTOL, compare, fixed_inputs
 
-__all__ = ["OptimizeResult", "optimize_file", "optimize_model", "input_batch_shape"]
+__all__ = ["OptimizeResult", "optimize_file", "optimize_model"]
 
 # What each target must not contain after optimization.
 _FORBIDDEN = {"portable": ("BatchNormalization", "Identity"), "cpu": ("BatchNormalization", "Identity"), "cuda": ("BatchNormalization", "Identity")}
@@ -54,26 +56,6 @@ class OptimizeResult:
         }
 
 
-def input_batch_shape(model: onnx.ModelProto, batch: int) -> tuple[int, ...]:
-    """The shape of the model's single input with symbolic dims set to ``batch`` (first) or refused."""
-    initializers = {t.name for t in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise OnnxModelError(f"expected one image input, found {len(inputs)}: {', '.join(i.name for i in inputs)}")
-    dims = inputs[0].type.tensor_type.shape.dim
-    shape = []
-    for axis, dim in enumerate(dims):
-        if dim.HasField("dim_value") and dim.dim_value > 0:
-            shape.append(dim.dim_value)
-        elif axis == 0:
-            shape.append(batch)
-        else:
-            raise OnnxModelError(f"input {inputs[0].name!r} has a symbolic dimension at axis {axis}; only the batch may be dynamic")
-    if len(shape) != 4:
-        raise OnnxModelError(f"input {inputs[0].name!r} has rank {len(shape)}; expected an image batch [N, C, H, W]")
-    return tuple(shape)
-
-
 def optimize_model(
     model: onnx.ModelProto,
     target: str = "portable",
@@ -83,14 +65,15 @@ def optimize_model(
     progress: Callable[[str], None] | None = None,
 ) -> tuple[onnx.ModelProto, list[StageReport], float, float]:
     """Simplify and fuse ``model``; returns it with the stage reports and the parity numbers."""
+    require("optimize", "onnxsim")  # the simplify stage is part of what optimize promises
     if target not in TARGETS:
         raise OnnxModelError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
     say = progress or (lambda _msg: None)
     stages = [StageReport("load", 0.0, dict(op_counts(model)), source)]
     say("checking")
     stages.append(check_stage(model, source))
-    batch = 2 if not model.graph.input[0].type.tensor_type.shape.dim[0].HasField("dim_value") else None
-    shape = input_batch_shape(model, batch or 1)
+    image = image_input(model, source)
+    shape = image.batch_shape(2 if image.shape[0] is None else 1)
     x = fixed_inputs(shape, seed=0)
     try:
         reference = ort_outputs(model, x)
@@ -140,6 +123,7 @@ def optimize_file(
     ``precision="fp16"`` converts the optimized graph to float16 for GPU providers (inputs and
     outputs stay float32) and verifies it against the fp32 graph with a float16 tolerance.
     """
+    require("optimize", "onnxsim")
     if precision not in ("fp32", "fp16"):
         raise OnnxModelError(f"unknown precision {precision!r}; expected fp32 or fp16")
     if precision == "fp16" and target == "cpu":
@@ -160,10 +144,8 @@ def optimize_file(
 
 
 def _fp16_stage(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProto, StageReport]:
-    from .quantize import convert_fp16  # quantize imports this module
-
     watch = Stopwatch()
-    x = fixed_inputs(input_batch_shape(model, 2), seed=1)
+    x = fixed_inputs(image_input(model, source).batch_shape(2), seed=1)
     converted, kept = convert_fp16(model)
     parity = verify_or_raise([compare(ort_outputs(converted, x), ort_outputs(model, x), rtol=FP16_RTOL)], f"the fp16 conversion of {source}")
     note = f"float16 weights and activations, float32 inputs/outputs; ops kept in fp32: {', '.join(kept) or 'none'}; vs fp32: {parity.describe()}"

@@ -19,16 +19,14 @@ import onnx
 from ._atomic import check_writable
 from ._errors import InputError, OnnxModelError
 from .calibration import DEFAULT_MAX_SAMPLES, load_samples
-from .onnx_io import check_onnx, load_onnx, op_counts, read_metadata, save_onnx, write_metadata
-from .passes._graph import topological_sort
-from .optimize import input_batch_shape
+from .onnx_io import image_input, load_onnx, read_metadata, save_onnx, write_metadata
 from .pipeline import Stopwatch, ort_outputs
+from .precision import convert_fp16, is_quantized  # noqa: F401  (convert_fp16 re-exported)
 from .verify import compare
 
 __all__ = ["QuantizeResult", "quantize_file", "quantize_model", "convert_fp16", "CALIBRATION_METHODS", "is_quantized"]
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-_QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul"}
 
 
 @dataclass
@@ -50,15 +48,6 @@ class QuantizeResult:
         return out
 
 
-def is_quantized(model: onnx.ModelProto) -> bool:
-    return bool(_QUANT_OPS & set(op_counts(model)))
-
-
-def _input_shape(model: onnx.ModelProto) -> tuple[int | None, ...]:
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
-
-
 def _check_quantizable(model: onnx.ModelProto, source: str) -> None:
     if is_quantized(model):
         raise OnnxModelError(f"{source} is already quantized")
@@ -67,7 +56,7 @@ def _check_quantizable(model: onnx.ModelProto, source: str) -> None:
             f"{source} holds onnxruntime-specific ops; quantize the portable model "
             "(resnet-deploy export, or optimize --target portable)"
         )
-    input_batch_shape(model, 1)  # one image input of rank 4, or a clear error
+    image_input(model, source).batch_shape(1)  # one image input [N, C, H, W], only the batch dynamic
 
 
 class _Reader:
@@ -111,7 +100,7 @@ def quantize_model(
         quantize_static(
             str(pre_path),
             str(q_path),
-            _Reader(model.graph.input[0].name, samples),
+            _Reader(image_input(model, source).name, samples),
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
             # U8S8: AVX-512 VNNI's dot product multiplies unsigned by signed bytes. Measured on
@@ -152,9 +141,10 @@ def quantize_file(
     output = check_writable(output)
     model = load_onnx(model_path)
     _check_quantizable(model, str(model_path))
-    shape = _input_shape(model)
+    image = image_input(model, model_path)
+    shape = image.shape
     if calibration is None:
-        samples = np.random.default_rng(0).standard_normal((synthetic_samples, *input_batch_shape(model, 1)[1:]), dtype=np.float32)
+        samples = np.random.default_rng(0).standard_normal((synthetic_samples, *image.batch_shape(1)[1:]), dtype=np.float32)
     else:
         say(f"loading calibration data from {calibration}")
         samples = load_samples(calibration, shape, read_metadata(model), max_samples=max_samples)
@@ -177,21 +167,3 @@ def quantize_file(
         seconds=watch(),
         synthetic=calibration is None,
     )
-
-
-def convert_fp16(model: onnx.ModelProto, *, keep_io_types: bool = True) -> tuple[onnx.ModelProto, list[str]]:
-    """FP16 weights and activations for GPU providers (onnxruntime's float16 converter).
-
-    Inputs and outputs stay float32 unless ``keep_io_types`` is False. Returns the model and the
-    op types that stay in float32 (the converter's default block list, where present).
-    """
-    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
-
-    if is_quantized(model):
-        raise OnnxModelError("the model is already quantized; convert the fp32 model to fp16")
-    converted = convert_float_to_float16(model, keep_io_types=keep_io_types, disable_shape_infer=False)
-    topological_sort(converted.graph)  # the converter appends its input casts at the end
-    check_onnx(converted, "fp16 conversion")
-    write_metadata(converted, {"precision": "fp16"})
-    kept = sorted(set(DEFAULT_OP_BLOCK_LIST) & set(op_counts(model)))
-    return converted, kept

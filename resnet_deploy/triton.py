@@ -18,7 +18,7 @@ from pathlib import Path
 import onnx
 
 from ._errors import OnnxModelError, OutputPathError, ResnetDeployError
-from .onnx_io import load_onnx, save_onnx
+from .onnx_io import image_input, load_onnx, save_onnx
 
 __all__ = ["TritonOptions", "TritonEntry", "write_triton_repository", "render_config", "TRITON_PROVIDERS"]
 
@@ -72,14 +72,13 @@ def _tensor(v: onnx.ValueInfoProto, source: str) -> _Tensor:
 
 
 def _io(model: onnx.ModelProto, source: str) -> tuple[_Tensor, list[_Tensor]]:
-    initializers = {t.name for t in model.graph.initializer}
-    inputs = [_tensor(i, source) for i in model.graph.input if i.name not in initializers]
-    if len(inputs) != 1 or len(inputs[0].dims) != 4 or inputs[0].dims[1] not in (1, 3):
-        shapes = ", ".join(f"{i.name} {i.dims}" for i in inputs)
-        raise OnnxModelError(f"{source} must have one image input [N, C, H, W]; it has {len(inputs)}: {shapes}")
-    if any(d == -1 for d in inputs[0].dims[1:]):
-        raise OnnxModelError(f"{source}: input {inputs[0].name!r} has dynamic C/H/W dims {inputs[0].dims}; only the batch may be dynamic")
-    return inputs[0], [_tensor(o, source) for o in model.graph.output]
+    image = image_input(model, source)
+    if any(d is None for d in image.shape[1:]):
+        raise OnnxModelError(f"{source}: input {image.name!r} has dynamic C/H/W dims {image.describe()}; only the batch may be dynamic")
+    if image.shape[1] not in (1, 3):
+        raise OnnxModelError(f"{source} must have one image input [N, C, H, W] with 1 or 3 channels; it has {image.describe()}")
+    value = next(v for v in model.graph.input if v.name == image.name)
+    return _tensor(value, source), [_tensor(o, source) for o in model.graph.output]
 
 
 def _dims(t: _Tensor, batched: bool) -> str:
