@@ -1,0 +1,188 @@
+"""The embedding API: :class:`Predictor`, one onnxruntime session around an exported ResNet."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from .._errors import InputError, RuntimeBackendError, first_line
+from ..onnx_io import image_input, load_onnx, read_metadata
+from ..preprocess import ImageLike, Preprocessing, imagenet_labels
+from .providers import PROVIDERS
+from .session import SessionConfig, open_session
+
+__all__ = ["Predictor", "Prediction"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    score: float
+
+
+class Predictor:
+    """One onnxruntime session around an exported ResNet, safe to share between threads.
+
+    Args:
+        model_path: an ONNX file; validated before onnxruntime sees it.
+        provider: ``auto``, ``cpu``, ``cuda``, ``tensorrt`` or ``openvino``; when None, the
+            config's provider (``auto`` by default).
+        threads: intra-op threads; when None, the config's (the machine's cores by default).
+        config: further session options; ``provider`` and ``threads``, when given, override its own.
+        check_placement: on an accelerator, read the node placement from a profile of the
+            session's first run and warn when onnxruntime assigned nodes to the CPU.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        provider: str | None = None,
+        threads: int | None = None,
+        *,
+        config: SessionConfig | None = None,
+        check_placement: bool = True,
+    ) -> None:
+        self.model_path = Path(model_path)
+        model = load_onnx(self.model_path)
+        self.metadata = read_metadata(model)
+        image = image_input(model, self.model_path)
+        overrides: dict[str, Any] = {}
+        if provider is not None:
+            overrides["provider"] = provider
+        if threads is not None:
+            overrides["threads"] = threads
+        cfg = replace(config or SessionConfig(), **overrides)
+        self._config = cfg
+        self._session, self.provider, self.placement = open_session(model.SerializeToString(), cfg, placement=check_placement)
+        self.input_name = image.name
+        self.input_shape: tuple[int | None, ...] = image.shape
+        self.input_dtype = image.dtype
+        self._expected = image.describe()
+        output = self._session.get_outputs()[0]
+        self.output_name = output.name
+        self.num_outputs = output.shape[-1] if output.shape and isinstance(output.shape[-1], int) else None
+        self.preprocessing = Preprocessing.from_metadata(self.metadata, (self.input_shape[2], self.input_shape[3]))
+        self.labels = self._labels(self.num_outputs)
+        if self.placement is not None and self.provider != "cpu":
+            on_cpu = self.placement.get(PROVIDERS["cpu"], 0)
+            if on_cpu:
+                warnings.warn(
+                    f"{on_cpu} of {sum(self.placement.values())} nodes of {self.model_path.name} run on "
+                    f"{PROVIDERS['cpu']}, not {PROVIDERS[self.provider]}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        self._graph_lock = threading.Lock() if cfg.cuda_graph and self.provider == "cuda" else None
+        self._graph_state: tuple[Any, ...] | None = None
+        self._closed = False
+
+    def _labels(self, width: Any) -> list[str] | None:
+        labels = self.metadata.get("labels")
+        if isinstance(labels, list) and labels:
+            return [str(x) for x in labels]
+        classes = self.metadata.get("num_classes", width if isinstance(width, int) else None)
+        if classes == 1000:
+            return imagenet_labels()
+        return None
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the session; the Predictor cannot be used afterwards."""
+        self._closed = True
+        self._graph_state = None
+        self._session = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "Predictor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- inference ----------------------------------------------------------------------------
+    def _check_batch(self, batch: np.ndarray) -> np.ndarray:
+        if not isinstance(batch, np.ndarray):
+            raise InputError(f"expected a numpy array, received {type(batch).__name__}")
+        if batch.dtype != self.input_dtype:
+            raise InputError(f"input dtype {batch.dtype} does not match the model's {self.input_dtype} {self._expected}")
+        if batch.ndim != 4 or any(d is not None and d != s for d, s in zip(self.input_shape, batch.shape)):
+            raise InputError(f"input shape {list(batch.shape)} does not match the model's {self._expected}")
+        if batch.shape[0] == 0:
+            raise InputError("empty batch: the first dimension is 0")
+        return np.ascontiguousarray(batch)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Logits for a preprocessed ``[N, 3, H, W]`` batch."""
+        if self._closed:
+            raise RuntimeBackendError("this Predictor is closed")
+        batch = self._check_batch(batch)
+        session = self._session
+        if self.provider in ("cuda", "tensorrt"):
+            return self._run_io_binding(session, batch)
+        try:
+            return session.run([self.output_name], {self.input_name: batch})[0]
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument types
+            raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
+
+    def _run_io_binding(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
+        """Bind input and output on the GPU, so outputs stay on the device until copied back once."""
+        if self._graph_lock is not None:
+            return self._run_cuda_graph(session, batch)
+        try:
+            binding = session.io_binding()
+            binding.bind_cpu_input(self.input_name, batch)
+            binding.bind_output(self.output_name, "cuda")
+            session.run_with_iobinding(binding)
+            return binding.copy_outputs_to_cpu()[0]
+        except Exception as exc:
+            raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
+
+    def _run_cuda_graph(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
+        """CUDA graphs replay fixed device addresses: one input and one output buffer, updated in place."""
+        lock = self._graph_lock
+        if lock is None:
+            raise RuntimeBackendError("CUDA graphs are not enabled for this Predictor")
+        with lock:
+            if self._graph_state is None:
+                x = ort.OrtValue.ortvalue_from_numpy(batch, "cuda", 0)
+                y = ort.OrtValue.ortvalue_from_shape_and_type([batch.shape[0], self.num_outputs], np.float32, "cuda", 0)
+                binding = session.io_binding()
+                binding.bind_ortvalue_input(self.input_name, x)
+                binding.bind_ortvalue_output(self.output_name, y)
+                self._graph_state = (batch.shape, x, y, binding)
+            shape, x, y, binding = self._graph_state
+            if batch.shape != shape:
+                raise InputError(f"with CUDA graphs the batch shape is fixed at {list(shape)}; received {list(batch.shape)}")
+            try:
+                x.update_inplace(batch)
+                session.run_with_iobinding(binding)
+                return y.numpy()
+            except Exception as exc:
+                raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
+
+    def preprocess(self, images: Sequence[ImageLike]) -> np.ndarray:
+        return self.preprocessing.batch(list(images)).astype(self.input_dtype, copy=False)
+
+    def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5) -> list[list[Prediction]]:
+        """Top-k ``(index, label, score)`` per image; score is the softmax probability."""
+        if isinstance(images, (str, Path, np.ndarray)) or not isinstance(images, Sequence):
+            images = [images]  # type: ignore[list-item]
+        if top_k < 1:
+            raise InputError(f"top_k must be at least 1, received {top_k}")
+        logits = self.run(self.preprocess(images)).astype(np.float64)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        k = min(top_k, probs.shape[1])
+        results = []
+        for row in probs:
+            top = np.argsort(-row, kind="stable")[:k]
+            results.append(
+                [Prediction(int(i), self.labels[i] if self.labels else str(int(i)), float(row[i])) for i in top]
+            )
+        return results
