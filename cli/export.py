@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from resnet_deploy import model_name_for_depth
+from resnet_deploy._extras import require
 from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
-from resnet_deploy.export import DEFAULT_OPSET, ExportOptions, export_model, read_labels_file
+from resnet_deploy.onnx_io import DEFAULT_OPSET
 
 from ._errors import CLIError, handle_errors
 from ._options import Depth, ModelName, Output, Plain, Report
@@ -36,6 +36,10 @@ def export(
     max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
 ) -> None:
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
+    require("export", "torch", "onnxscript", "onnxsim")
+    from resnet_deploy import model_name_for_depth
+    from resnet_deploy.export import ExportOptions, export_model, read_labels_file
+
     name = model or model_name_for_depth(depth, plain=plain)
     output = output or Path(f"{name}.onnx")
     if int8 and calibration is None:

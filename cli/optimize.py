@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from resnet_deploy.optimize import optimize_file
-
 from ._errors import CLIError, handle_errors
 from ._options import ModelPath, Output, Report
 from ._output import check_report, print_pipeline_result, progress, write_json
@@ -22,6 +20,8 @@ def optimize(
     report: Report = None,
 ) -> None:
     """Simplify, fuse and verify an ONNX ResNet exported elsewhere."""
+    from resnet_deploy.optimize import optimize_file
+
     if output is None:
         raise CLIError("--output is required (the input file is never overwritten in place)")
     if output.resolve() == model.resolve():

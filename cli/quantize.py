@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 import typer
 
 from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
-from resnet_deploy.quantize import quantize_file
 
 from ._errors import CLIError, handle_errors
 from ._options import ModelPath, Output, Report
@@ -40,6 +39,8 @@ def quantize(
     report: Report = None,
 ) -> None:
     """Static INT8 quantization (QDQ) with onnxruntime's tools, calibrated on real data."""
+    from resnet_deploy.quantize import quantize_file
+
     if output is None:
         raise CLIError("--output is required")
     if calibration is None:

@@ -1,13 +1,18 @@
-"""The model registry: `@register_model` entry points looked up by `create_model(name)` (after timm)."""
+"""The model registry: `@register_model` entry points looked up by `create_model(name)` (after timm).
+
+Filled when :mod:`resnet_deploy.models` is imported (which imports torch); this module does not
+import torch itself.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
-
-import torch.nn as nn
+from typing import TYPE_CHECKING, Callable
 
 from ._errors import ModelNotFoundError
+
+if TYPE_CHECKING:  # the registry itself needs no torch; the builders it holds do
+    import torch.nn as nn
 
 __all__ = ["ModelSpec", "register_model", "list_models", "get_model_spec", "model_name_for_depth"]
 

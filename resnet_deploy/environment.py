@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +40,24 @@ def _cpu_model() -> str:
 
 
 def _gpu() -> str | None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except Exception:  # a broken CUDA install must not break the benchmark's bookkeeping
+    """The first GPU's name: from torch only when the process has already imported it (a record
+    of an onnxruntime-only run must not pull in PyTorch), else from ``nvidia-smi``, else None."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            if torch.cuda.is_available():
+                return torch.cuda.get_device_name(0)
+        except Exception:  # a broken CUDA install must not break the benchmark's bookkeeping
+            return None
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
         return None
-    return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    return names[0] if names else None
 
 
 def environment(threads: int | None = None) -> dict[str, Any]:

@@ -1,21 +1,28 @@
-"""Shared fixtures: small real models exported once per session."""
+"""Shared fixtures: small real models exported once per session.
+
+torch is imported inside the fixtures and helpers that need it: ``tests/test_no_torch.py`` runs
+under this conftest in the runtime install, which has no torch.
+"""
 
 from __future__ import annotations
 
 import io
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-import torch
 
-from resnet_deploy.export import ExportOptions, export_model
+if TYPE_CHECKING:
+    import torch
 
 
 def legacy_export(model: torch.nn.Module, image_size: int, path: Path, *, input_name: str = "x") -> Path:
     """A 'foreign' ONNX file: the TorchScript exporter with constant folding off, as many
     torchvision users produce (BatchNormalization and Identity nodes left in)."""
+    import torch
+
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -36,6 +43,8 @@ def legacy_export(model: torch.nn.Module, image_size: int, path: Path, *, input_
 
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give BatchNorm layers non-trivial statistics so folding is really exercised."""
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -49,6 +58,8 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 @pytest.fixture(scope="session")
 def resnet20_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from resnet_deploy.export import ExportOptions, export_model
+
     path = tmp_path_factory.mktemp("export") / "resnet20.onnx"
     export_model(ExportOptions("resnet20"), path)
     return path
@@ -56,6 +67,8 @@ def resnet20_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def resnet18_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from resnet_deploy.export import ExportOptions, export_model
+
     path = tmp_path_factory.mktemp("export") / "resnet18.onnx"
     export_model(ExportOptions("resnet18"), path)
     return path
