@@ -1,4 +1,4 @@
-"""Preprocessing against torchvision's evaluation transform, written out here with torch ops."""
+"""Preprocessing against an independent reference: torchvision's evaluation transform written with torch ops."""
 
 from __future__ import annotations
 
@@ -16,47 +16,41 @@ from resnet_deploy.preprocess import Preprocessing, imagenet_labels, load_image
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def torchvision_eval_transform(img: Image.Image, resize: int = 256, crop: int = 224) -> torch.Tensor:
-    """transforms.Compose([Resize(256), CenterCrop(224), ToTensor(), Normalize(mean, std)]) on a PIL image,
-    following torchvision.transforms.functional step by step."""
-    img = img.convert("RGB")
-    w, h = img.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_short, new_long = resize, int(resize * long / short)
-    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-    img = img.resize((new_w, new_h), Image.BILINEAR)  # F.resize on PIL: PIL bilinear, antialiased
-    top, left = int(round((new_h - crop) / 2.0)), int(round((new_w - crop) / 2.0))
-    img = img.crop((left, top, left + crop, top + crop))
-    t = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div(255)  # ToTensor
-    return (t - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)  # Normalize
+def tensor_eval_transform(img: Image.Image, resize: int = 256, crop: int = 224) -> np.ndarray:
+    """An independent reference: torchvision's evaluation transform on the tensor path, written
+    with torch ops (torchvision itself cannot be installed beside torch 2.13 here).
 
-
-@pytest.mark.parametrize("size", [(512, 600), (600, 512), (300, 257), (224, 224), (1000, 333)])
-def test_matches_torchvision(sample_image: Path, size: tuple[int, int]) -> None:
-    img = Image.open(sample_image).convert("RGB").resize(size, Image.BICUBIC)
-    pre = Preprocessing(256, 224, MEAN, STD)
-    ours = pre(img)
-    ref = torchvision_eval_transform(img).numpy()
-    assert ours.shape == (3, 224, 224) and ours.dtype == np.float32
-    err = float(np.max(np.abs(ours - ref)))
-    print(size, err)
-    assert err < 1e-5
-
-
-def test_close_to_tensor_antialiased_resize(sample_image: Path) -> None:
-    """torchvision's tensor path (antialiased bilinear interpolate) agrees within a few grey levels."""
-    img = Image.open(sample_image).convert("RGB")
-    x = torch.from_numpy(np.array(img)).permute(2, 0, 1).float().unsqueeze(0) / 255
-    w, h = img.size
-    new_h, new_w = int(256 * h / w), 256
+    ``Resize(256)`` is ``interpolate(mode="bilinear", antialias=True)`` on float pixels (torch's
+    antialiased kernel is the one PIL uses, computed in float instead of PIL's 8-bit passes);
+    the sizes follow torchvision's documented rule (shorter side -> 256, the longer one scaled
+    and truncated; ``CenterCrop`` rounds the offsets); then ``ToTensor`` and ``Normalize``."""
+    x = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+    h, w = x.shape[-2:]
+    new_h, new_w = (int(resize * h / w), resize) if w <= h else (resize, int(resize * w / h))
     x = torch.nn.functional.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
-    top = int(round((new_h - 224) / 2.0))
-    x = x[0, :, top : top + 224, 16:240]
-    ref = ((x - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)).numpy()
+    top, left = int(round((new_h - crop) / 2.0)), int(round((new_w - crop) / 2.0))
+    x = x[0, :, top : top + crop, left : left + crop] / 255
+    return ((x - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)).numpy()
+
+
+# PIL resizes 8-bit images in two separable passes and rounds to uint8 after each: at most half
+# a grey level from each rounding (the first carried through convex weights), so at most one grey
+# level from the float reference, plus float slack. A crop one pixel off, another filter, a
+# missing or wrong normalisation or swapped channels all exceed it by far on a photograph.
+MAX_GREY_LEVELS = 1.0 + 1e-3
+MEAN_GREY_LEVELS = 0.4  # two independent roundings average about 1/3 of a grey level
+
+
+# (256, 259) and (259, 256) leave 35 pixels to crop: the offset rounds 17.5 to 18, not 17.
+@pytest.mark.parametrize("size", [(512, 600), (600, 512), (300, 257), (224, 224), (1000, 333), (250, 260), (256, 259), (259, 256)])
+def test_matches_the_tensor_transform(sample_image: Path, size: tuple[int, int]) -> None:
+    img = Image.open(sample_image).convert("RGB").resize(size, Image.BICUBIC)
     ours = Preprocessing(256, 224, MEAN, STD)(img)
-    mean_err = float(np.mean(np.abs(ours - ref))) * 0.226 * 255  # in grey levels
-    print("mean abs difference in grey levels:", mean_err)
-    assert mean_err < 2.0
+    ref = tensor_eval_transform(img)
+    assert ours.shape == ref.shape == (3, 224, 224) and ours.dtype == np.float32
+    grey = np.abs(ours - ref) * np.asarray(STD, np.float32).reshape(3, 1, 1) * 255  # back to 0-255 pixel units
+    print(size, f"max {grey.max():.4f}, mean {grey.mean():.4f} grey levels")
+    assert grey.max() <= MAX_GREY_LEVELS and grey.mean() <= MEAN_GREY_LEVELS
 
 
 def test_inputs_of_every_kind(sample_image: Path) -> None:

@@ -8,23 +8,26 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from resnet_deploy import __version__
 from resnet_deploy.onnx_io import load_onnx, op_counts
 from resnet_deploy_cli.main import app
 
 from ..conftest import legacy_export, randomize_bn
 
 runner = CliRunner()
-COMMANDS = ["export", "optimize", "predict", "info"]
+COMMANDS = ["export", "optimize", "predict", "info", "quantize", "bench", "triton"]
 
 
-def invoke(*args: str | Path):
+def invoke(*args: str | Path, code: int = 0):
+    """Run the CLI in-process and check its exit status (0 unless ``code`` says otherwise)."""
     result = runner.invoke(app, [str(a) for a in args])
     print(result.output)
+    assert result.exit_code == code, (result.exit_code, result.output)
     return result
 
 
 def assert_clean_failure(result, *needles: str) -> None:
-    assert result.exit_code != 0
+    assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     lines = [line for line in result.output.strip().splitlines() if line.startswith("error:")]
@@ -33,15 +36,38 @@ def assert_clean_failure(result, *needles: str) -> None:
         assert needle in lines[0], lines[0]
 
 
+def test_every_command_is_listed() -> None:
+    assert [c.name for c in app.registered_commands] == COMMANDS
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help(command: str) -> None:
     result = invoke(command, "--help")
-    assert result.exit_code == 0 and "Usage" in result.output
+    assert f"Usage: resnet-deploy {command} " in result.output
 
 
 def test_no_args_shows_help() -> None:
-    result = invoke()
-    assert "export" in result.output and "predict" in result.output
+    result = invoke(code=2)  # click's no_args_is_help: the help, as a usage error
+    assert all(f" {command} " in result.output for command in COMMANDS)
+    assert invoke("--version").output.strip() == f"resnet-deploy {__version__}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "--depth", "20"], "export needs PyTorch: pip install 'resnet-deploy[export]'"),
+    (["optimize", "m.onnx", "-o", "out.onnx"], "optimize needs onnxsim: pip install 'resnet-deploy[export]'"),
+])
+def test_export_extra_missing_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str) -> None:
+    """Without the export extra (simulated: torch and onnxsim not found), one line says what to install."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("torch", "onnxsim") else real(name, *a))
+    (tmp_path / "m.onnx").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args, code=1)
+    assert_clean_failure(result)
+    assert result.output.strip() == f"error: {message}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
 
 def test_export_writes_verified_model_and_report(tmp_path: Path) -> None:
@@ -91,7 +117,7 @@ def test_predict_and_info(resnet18_onnx: Path, sample_image: Path) -> None:
 # -- bad input: one line, non-zero exit, no traceback, nothing written ---------------------------
 
 def test_unknown_depth(tmp_path: Path) -> None:
-    result = invoke("export", "--depth", "51", "-o", tmp_path / "x.onnx")
+    result = invoke("export", "--depth", "51", "-o", tmp_path / "x.onnx", code=1)
     assert_clean_failure(result, "no ResNet of depth 51", "valid depths: 18, 20, 32")
     assert not list(tmp_path.iterdir())
 
@@ -108,7 +134,7 @@ def test_malicious_checkpoint(tmp_path: Path) -> None:
 
     ckpt = tmp_path / "evil.pth"
     ckpt.write_bytes(pickle.dumps({"state_dict": Evil()}))
-    result = invoke("export", "--depth", "20", "--weights", ckpt, "-o", tmp_path / "x.onnx")
+    result = invoke("export", "--depth", "20", "--weights", ckpt, "-o", tmp_path / "x.onnx", code=1)
     assert_clean_failure(result, "refused", "evil.pth")
     assert not marker.exists() and not (tmp_path / "x.onnx").exists()
 
@@ -118,15 +144,15 @@ def test_existing_output_untouched_on_failure(tmp_path: Path) -> None:
     out.write_bytes(b"keep me")
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"PK\x03\x04truncated")
-    result = invoke("export", "--depth", "20", "--weights", bad, "-o", out)
+    result = invoke("export", "--depth", "20", "--weights", bad, "-o", out, code=1)
     assert_clean_failure(result, "bad.pth")
     assert out.read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pth", "x.onnx"]
 
 
 def test_unwritable_output(tmp_path: Path) -> None:
-    assert_clean_failure(invoke("export", "--depth", "20", "-o", tmp_path / "no" / "x.onnx"), "does not exist")
-    assert_clean_failure(invoke("export", "--depth", "20", "-o", tmp_path), "is a folder")
+    assert_clean_failure(invoke("export", "--depth", "20", "-o", tmp_path / "no" / "x.onnx", code=1), "does not exist")
+    assert_clean_failure(invoke("export", "--depth", "20", "-o", tmp_path, code=1), "is a folder")
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage" * 100, None])
@@ -134,18 +160,18 @@ def test_corrupt_onnx(tmp_path: Path, resnet20_onnx: Path, sample_image: Path, c
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(content if content is not None else resnet20_onnx.read_bytes()[:30_000])
     for args in (("optimize", bad, "-o", tmp_path / "o.onnx"), ("info", bad), ("predict", bad, sample_image)):
-        assert_clean_failure(invoke(*args), "bad.onnx")
+        assert_clean_failure(invoke(*args, code=1), "bad.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]
 
 
 def test_predict_bad_images_and_provider(tmp_path: Path, resnet20_onnx: Path, sample_image: Path) -> None:
     text = tmp_path / "notes.jpg"
     text.write_text("not an image")
-    assert_clean_failure(invoke("predict", resnet20_onnx, text), "not a readable image", "notes.jpg")
-    assert_clean_failure(invoke("predict", resnet20_onnx, tmp_path / "missing.png"), "image not found")
-    assert_clean_failure(invoke("predict", resnet20_onnx, sample_image, "--provider", "tensorrt"), "not available", "available: ")
+    assert_clean_failure(invoke("predict", resnet20_onnx, text, code=1), "not a readable image", "notes.jpg")
+    assert_clean_failure(invoke("predict", resnet20_onnx, tmp_path / "missing.png", code=1), "image not found")
+    assert_clean_failure(invoke("predict", resnet20_onnx, sample_image, "--provider", "tensorrt", code=1), "not available", "available: ")
 
 
 def test_optimize_refuses_in_place(resnet20_onnx: Path) -> None:
-    assert_clean_failure(invoke("optimize", resnet20_onnx, "-o", resnet20_onnx), "must differ")
-    assert_clean_failure(invoke("optimize", resnet20_onnx), "--output is required")
+    assert_clean_failure(invoke("optimize", resnet20_onnx, "-o", resnet20_onnx, code=1), "must differ")
+    assert_clean_failure(invoke("optimize", resnet20_onnx, code=1), "--output is required")
