@@ -6,16 +6,24 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from resnet_deploy import model_name_for_depth
 from resnet_deploy._atomic import atomic_write_bytes
 from resnet_deploy.bench import BenchOptions, check_outputs, plot, run_benchmark, to_csv, to_markdown
+from resnet_deploy.bench.report import fit_columns, footnotes, sorted_rows
+from resnet_deploy.bench.schema import BenchResult
 
 from ._errors import CLIError, handle_errors
-from ._options import Depth, ModelName, Plain, Threads
+from ._options import ModelName, Plain, Threads
 from ._output import console, err_console, progress, write_json
+
+Models = Annotated[Optional[list[Path]], typer.Argument(
+    help="ONNX files to measure as they are (the first is the baseline unless eager PyTorch can rebuild it).",
+    show_default=False)]
+Depth = Annotated[Optional[int], typer.Option("--depth", "-d", help="ResNet depth of the zoo (default 50 when no file is given).", show_default=False)]
 
 
 def _int_list(text: str, what: str) -> list[int]:
@@ -31,18 +39,22 @@ def _str_list(text: str | None) -> list[str] | None:
 
 @handle_errors
 def bench(
-    depth: Depth = 50,
+    models: Models = None,
+    depth: Depth = None,
     plain: Plain = False,
     model: ModelName = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint to benchmark (random init otherwise).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint to benchmark, or the one the ONNX file was exported from (random init otherwise).")] = None,
     batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Comma-separated batch sizes, e.g. 1,8,32.")] = "1",
-    providers: Annotated[Optional[str], typer.Option("--providers", help="Comma-separated: cpu, cuda, tensorrt, openvino (default: all available).")] = None,
+    providers: Annotated[Optional[str], typer.Option("--providers", help="Comma-separated: cpu, cuda, tensorrt, openvino (default: all available; cpu for files).")] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="Comma-separated: fp32, bf16, fp16, int8 (default: all).")] = None,
     engines: Annotated[Optional[str], typer.Option("--engines", help="Comma-separated engine names to keep (the eager baseline always runs).")] = None,
     threads: Threads = None,
-    duration: Annotated[float, typer.Option("--duration", help="Seconds of timed runs per engine and batch size.")] = 3.0,
+    duration: Annotated[float, typer.Option("--duration", help="Seconds of timed runs per engine and batch size, split over the rounds.")] = 3.0,
     iterations: Annotated[Optional[int], typer.Option("--iterations", help="A fixed number of timed runs instead of --duration.")] = None,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs first.", min=0)] = 5,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs first.")] = 5,
+    rounds: Annotated[Optional[int], typer.Option("--rounds", help="Interleaved rounds (A B C A B C ...); default 5.", show_default=False)] = None,
+    mode: Annotated[str, typer.Option("--mode", help="latency (one synchronous request at a time) or throughput (concurrent requests).")] = "latency",
+    concurrency: Annotated[Optional[str], typer.Option("--concurrency", help="Throughput mode: comma-separated requests in flight, e.g. 1,2,4 (the default).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="Also measure torch.compile (slow to start).")] = False,
     peak: Annotated[bool, typer.Option("--peak", help="Measure the machine's fp32 GEMM peak and report each engine's fraction.")] = False,
     calibration: Annotated[Optional[Path], typer.Option("--calibration", help="INT8 calibration data (images folder or .npy); synthetic otherwise, labelled so.")] = None,
@@ -51,41 +63,51 @@ def bench(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write records and environment as JSON.")] = None,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the records as CSV.")] = None,
     markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Write a markdown table.")] = None,
-    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of latency and throughput against batch size.")] = None,
+    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of latency and throughput.")] = None,
 ) -> None:
-    """Benchmark eager PyTorch against every ONNX Runtime path, side by side, each engine in its own process."""
+    """Benchmark engines side by side, each in its own process: eager PyTorch against every
+    ONNX Runtime path of a model of the zoo, or ONNX files as they are."""
     check_outputs(json_out, csv_out, markdown_out, plot_out)
+    if models and (depth is not None or model is not None or plain):
+        raise CLIError("give ONNX files or --depth/--model, not both")
+    name = ""
+    if not models:
+        from resnet_deploy import model_name_for_depth  # the zoo (and torch) only when asked for
+
+        name = model or model_name_for_depth(50 if depth is None else depth, plain=plain)
     options = BenchOptions(
-        model=model or model_name_for_depth(depth, plain=plain),
+        model=name,
+        files=list(models or ()),
         weights=weights,
         batch_sizes=_int_list(batch_size, "--batch-size"),
         providers=_str_list(providers),
         precisions=_str_list(precision),
         engines=_str_list(engines),
         threads=threads,
-        duration=None if iterations else duration,
+        duration=None if iterations is not None else duration,
         iterations=iterations,
         warmup=warmup,
+        rounds=rounds,
+        mode=mode.strip().lower(),
+        concurrency=_int_list(concurrency, "--concurrency") if concurrency is not None else None,
         compile=compile,
         peak=peak,
         calibration=calibration,
         eval_data=eval_data,
         cache_dir=cache_dir,
     )
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err_console, transient=True) as bar:
-        task = bar.add_task("preparing", total=None)
+    if not err_console.is_terminal:  # no bar in logs and redirected output
+        result = run_benchmark(options, progress=progress)
+    else:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=err_console, transient=True) as bar:
+            task = bar.add_task("preparing", total=None)
 
-        def on_step(name: str, step: int, total: int) -> None:
-            bar.update(task, description=name, completed=step - 1, total=total)
+            def on_step(label: str, step: int, total: int) -> None:
+                bar.update(task, description=label, completed=step - 1, total=total)
 
-        result = run_benchmark(options, progress=progress, on_step=on_step)
-    console.print(_table(result))
-    env = result.environment
-    isa = ", ".join(k for k, v in env["isa"].items() if v) or "none"
-    console.print(f"{env['cpu']}, {env['cores']} cores, {env['threads']} threads, ISA {isa}" + (f", GPU {env['gpu']}" if env.get("gpu") else "")
-                  + (f", fp32 GEMM peak {env['peak_gflops']:.0f} GFLOP/s" if env.get("peak_gflops") else ""))
-    if any(r.get("synthetic_calibration") for r in result.records):
-        console.print("[yellow]note:[/yellow] INT8 records were calibrated on synthetic inputs: fit for timing only (pass --calibration for real accuracy)")
+            result = run_benchmark(options, progress=progress, on_step=on_step)
+    _print(result)
     if json_out:
         write_json(json_out, result.to_dict())
     if csv_out:
@@ -94,40 +116,43 @@ def bench(
         atomic_write_bytes(markdown_out, to_markdown(result).encode())
     if plot_out:
         plot(result, plot_out)
-    failed = [r for r in result.records if r.get("error")]
-    for r in failed:
-        console.print(f"[red]{r['engine']} batch {r['batch_size']} failed:[/red] {r['error']}")
 
 
-def _table(result) -> Table:
-    has_acc = any(r.get("accuracy") is not None for r in result.records)
-    has_peak = any(r.get("peak_fraction") is not None for r in result.records)
-    table = Table(title=f"{result.options['model']}: medians of isolated runs", title_justify="left")
-    for col in ("engine", "prec", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "vs eager", "GFLOP/s", "rel err"):
-        table.add_column(col, justify="left" if col in ("engine", "prec") else "right")
-    if has_peak:
-        table.add_column("of peak", justify="right")
-    if has_acc:
-        table.add_column("accuracy", justify="right")
-    rows = sorted((r for r in result.records if not r.get("error")), key=lambda r: (r["batch_size"], r["p50_ms"]))
-    for r in rows:
-        speed = r.get("speedup_vs_eager")
-        style = "bold green" if speed and speed >= 1.8 else ("red" if speed and speed < 1.0 else "")
-        cells = [
-            r["engine"] + ("*" if r.get("synthetic_calibration") else ""),
-            r["precision"],
-            str(r["batch_size"]),
-            f"{r['p50_ms']:.2f}",
-            f"{r['p90_ms']:.2f}",
-            f"{r['p99_ms']:.2f}",
-            f"{r['images_per_s']:.1f}",
-            f"[{style}]{speed:.2f}x[/{style}]" if speed and style else (f"{speed:.2f}x" if speed else ""),
-            f"{r['gflops']:.0f}",
-            f"{r['max_rel_error']:.1e}" if r.get("max_rel_error") is not None else "",
-        ]
-        if has_peak:
-            cells.append(f"{r['peak_fraction']:.0%}" if r.get("peak_fraction") else "")
-        if has_acc:
-            cells.append(f"{r['accuracy']:.2%}" if r.get("accuracy") is not None else "")
-        table.add_row(*cells)
+def _print(result: BenchResult) -> None:
+    """The table (fitted to the terminal width: full detail is in --json/--csv/--markdown),
+    its footnotes and one line about the machine."""
+    mode = result.options.get("mode", "latency")
+    what = result.options.get("model") or ", ".join(Path(f).name for f in result.options.get("files", []))
+    console.print(f"{what}: {mode}, medians of {result.records[0].rounds or 0 if result.records else 0} interleaved rounds, "
+                  f"speed against {result.baseline}")
+    console.print(_table(result, console.width))
+    for note in footnotes(result):
+        style = "red" if " failed: " in note and not note.startswith(" ") else ("yellow" if note.startswith(("!", "  ")) else "dim")
+        console.print(Text(note, style=style))
+    env = result.environment
+    isa = ", ".join(k for k, v in env["isa"].items() if v) or "none"
+    load = f", load {env['loadavg_start'][0]:.1f} -> {env['loadavg_end'][0]:.1f}" if env.get("loadavg_end") else ""
+    console.print(Text(f"{env['cpu']}, {env['cores']} cores, {env['threads']} threads, ISA {isa}"
+                       + (f", GPU {env['gpu']}" if env.get("gpu") else "")
+                       + (f", fp32 GEMM peak {env['peak_gflops']:.0f} GFLOP/s" if env.get("peak_gflops") else "") + load))
+
+
+def _table(result: BenchResult, width: int) -> Table:
+    columns = fit_columns(result.records, width)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
+    for c in columns:
+        table.add_column(c.short, justify="right" if c.numeric else "left", no_wrap=True, overflow="fold")
+    for r in sorted_rows(result.records):
+        cells = [c.render(r) for c in columns]
+        speed = r.speedup_vs_baseline
+        if r.unstable:
+            style = "yellow"  # never celebrated: the footnote says why
+        elif speed is not None and speed >= 1.8:
+            style = "bold green"
+        elif speed is not None and speed < 1.0:
+            style = "red"
+        else:
+            style = ""
+        table.add_row(*[Text(cell, style=style if c.key == "speedup_vs_baseline" or (r.unstable and c.key == "engine") else "")
+                        for c, cell in zip(columns, cells)])
     return table

@@ -1,0 +1,143 @@
+"""The ONNX files the zoo's engines run: exported, optimized and quantized once, then cached
+under ``~/.cache/resnet-deploy/bench`` keyed by model, weights, calibration and toolkit version.
+
+This is the half of the benchmark that needs torch; it runs in the parent only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+from .. import __version__
+from .._registry import get_model_spec
+from ..calibration import load_samples
+from ..export import DEFAULT_OPSET, ExportOptions, _torch_export, export_model
+from ..models import create_model
+from ..onnx_io import load_onnx, read_metadata, save_onnx
+from ..optimize import optimize_model
+from ..quantize import convert_fp16, quantize_model
+from ..verify import fixed_inputs
+from .options import BenchOptions
+from .schema import Engine
+
+__all__ = ["prepare_artifacts", "artifact_path", "count_model_macs", "measure_peak_gflops"]
+
+ARTIFACTS = ("export", "portable", "cpu", "cuda", "int8", "fp16")
+
+
+def _file_digest(path: str | Path | None) -> str | None:
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cache_key(options: BenchOptions) -> str:
+    calib = options.calibration
+    key = {
+        "model": options.model,
+        "weights": _file_digest(options.weights),
+        "calibration": (str(Path(calib).resolve()), Path(calib).stat().st_mtime_ns) if calib else "synthetic",
+        "toolkit": __version__,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def artifact_path(paths: dict[str, Path], engine: Engine, batch: int) -> Path | None:
+    """The file an engine runs at a batch size (the static-batch INT8 file is one per batch)."""
+    if engine.artifact is None:
+        return None
+    return paths[f"int8_static_b{batch}" if engine.artifact == "int8_static" else engine.artifact]
+
+
+def prepare_artifacts(
+    options: BenchOptions, engines: Iterable[Engine], say: Callable[[str], None]
+) -> dict[str, Path]:
+    """Export what the engines need into the cache; return artifact name -> path."""
+    needed = {e.artifact for e in engines if e.artifact}
+    if not needed:
+        return {}
+    folder = options.cache_folder() / f"{options.model}-{_cache_key(options)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / f"{name}.onnx" for name in ARTIFACTS}
+    for b in options.batch_sizes:
+        paths[f"int8_static_b{b}"] = folder / f"int8_static_b{b}.onnx"
+
+    if not paths["portable"].exists():
+        say(f"exporting {options.model} (cached in {folder})")
+        export_model(ExportOptions(options.model, weights=options.weights), paths["portable"])
+    portable = load_onnx(paths["portable"])
+    if "export" in needed and not paths["export"].exists():
+        spec = get_model_spec(options.model)
+        model = create_model(options.model, weights=options.weights)
+        x = torch.from_numpy(fixed_inputs((2, 3, spec.image_size, spec.image_size)))
+        save_onnx(_torch_export(model, x, DEFAULT_OPSET, dynamic=True), paths["export"])
+    for target in ("cpu", "cuda"):
+        if target in needed and not paths[target].exists():
+            say(f"optimizing for {target}")
+            optimized, *_ = optimize_model(portable, target, source=str(paths["portable"]))
+            save_onnx(optimized, paths[target])
+    if "fp16" in needed and not paths["fp16"].exists():
+        save_onnx(convert_fp16(portable)[0], paths["fp16"])
+    if {"int8", "int8_static"} & needed:
+        if not paths["int8"].exists():
+            samples = _calibration_samples(options, portable)
+            say(f"quantizing to INT8 on {len(samples)} {'synthetic' if options.calibration is None else 'calibration'} samples")
+            save_onnx(quantize_model(portable, samples, source=options.model)[0], paths["int8"])
+        if "int8_static" in needed:
+            for b in options.batch_sizes:
+                if not paths[f"int8_static_b{b}"].exists():
+                    save_onnx(_with_static_batch(load_onnx(paths["int8"]), b), paths[f"int8_static_b{b}"])
+    return paths
+
+
+def _calibration_samples(options: BenchOptions, portable: Any) -> np.ndarray:
+    spec = get_model_spec(options.model)
+    shape = (None, 3, spec.image_size, spec.image_size)
+    if options.calibration is not None:
+        return load_samples(options.calibration, shape, read_metadata(portable))
+    # Timing only: records that use it are labelled synthetic_calibration.
+    return fixed_inputs((16, 3, spec.image_size, spec.image_size), seed=123)
+
+
+def _with_static_batch(model: Any, batch: int) -> Any:
+    import onnx
+
+    static = onnx.ModelProto()
+    static.CopyFrom(model)
+    for value in (static.graph.input[0], static.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].Clear()
+        value.type.tensor_type.shape.dim[0].dim_value = batch
+    return static
+
+
+def count_model_macs(architecture: str, num_classes: int | None, image_size: int) -> int:
+    """Multiply-accumulates of one image (for GFLOP/s)."""
+    from ..models import count_macs
+
+    return count_macs(create_model(architecture, num_classes=num_classes), image_size)
+
+
+def measure_peak_gflops(threads: int, n: int = 4096) -> float:
+    """fp32 GEMM throughput of this machine through PyTorch, in a fresh process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, time; torch.set_num_threads(%d); a=torch.randn(%d,%d); b=torch.randn(%d,%d)\n"
+        "for _ in range(2): a@b\n"
+        "t=[]\n"
+        "for _ in range(5):\n s=time.perf_counter(); a@b; t.append(time.perf_counter()-s)\n"
+        "print(2*%d**3/min(t)/1e9)" % (threads, n, n, n, n, n)
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    return float(out.stdout.strip().splitlines()[-1])

@@ -1,0 +1,131 @@
+"""The worker's backends, looked up by an engine's backend kind in :data:`BACKENDS`.
+
+A backend builds one model (or session) from a :class:`~resnet_deploy.bench.schema.WorkerSpec`,
+runs it (``infer``) and prepares synchronous timed calls (``timed``): one per request thread,
+all sharing that one model. A new runtime (say a native OpenVINO one) is one class here and one
+registry entry; engines then name it in :data:`resnet_deploy.bench.plan.CATALOGUE`.
+
+Heavy libraries are imported when a backend is built, never at module level: an onnxruntime
+worker must not load torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from .schema import WorkerSpec
+
+__all__ = ["Backend", "BACKENDS", "PyTorchBackend", "OnnxRuntimeBackend"]
+
+Call = Callable[[], None]
+
+
+class Backend(Protocol):
+    def __init__(self, spec: WorkerSpec) -> None: ...
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Outputs for ``x`` as a float32 numpy array."""
+
+    def timed(self, x: np.ndarray) -> Call:
+        """A synchronous call on ``x`` prepared for timing (inputs already where they run)."""
+
+
+class PyTorchBackend:
+    """Eager PyTorch (optionally channels_last, autocast, ``torch.compile``) on the CPU or a GPU."""
+
+    OPTIONS = frozenset({"memory_format", "autocast", "compile"})
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        import torch
+
+        from ..models import create_model
+
+        unknown = set(spec.engine.options) - self.OPTIONS
+        if unknown:
+            raise ValueError(f"unknown pytorch option(s) {sorted(unknown)}; expected {sorted(self.OPTIONS)}")
+        if spec.architecture is None:
+            raise ValueError("a pytorch engine needs an architecture")
+        options = spec.engine.options
+        self.torch = torch
+        torch.set_num_threads(spec.threads)
+        self.device = "cuda" if spec.engine.provider == "cuda" else "cpu"
+        model = create_model(spec.architecture, num_classes=spec.num_classes, weights=spec.weights).to(self.device)
+        self.channels_last = options.get("memory_format") == "channels_last"
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = torch.compile(model) if options.get("compile") else model
+        autocast = options.get("autocast")
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[autocast]
+
+    def _to_device(self, x: np.ndarray) -> Any:
+        t = self.torch.from_numpy(x).to(self.device)
+        return t.contiguous(memory_format=self.torch.channels_last) if self.channels_last else t
+
+    def _forward(self, t: Any) -> Any:
+        with self.torch.inference_mode():
+            if self.dtype is not None:
+                with self.torch.autocast(device_type=self.device, dtype=self.dtype):
+                    out = self.model(t)
+            else:
+                out = self.model(t)
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()  # time the work, not the launch
+        return out
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return self._forward(self._to_device(x)).float().cpu().numpy()
+
+    def timed(self, x: np.ndarray) -> Call:
+        t = self._to_device(x)
+        return lambda: self._forward(t)
+
+
+class OnnxRuntimeBackend:
+    """One onnxruntime session; the engine's options are :class:`SessionConfig` fields."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        from ..runtime import SessionConfig, create_session
+
+        if spec.model_path is None:
+            raise ValueError("an onnxruntime engine needs a model file")
+        config = SessionConfig(provider=spec.engine.provider, threads=spec.threads, trt_cache_dir=spec.trt_cache_dir,
+                               **spec.engine.options)
+        self.session, self.provider = create_session(spec.model_path, config)
+        self.input = self.session.get_inputs()[0].name
+        self.output = self.session.get_outputs()[0].name
+        self.gpu = self.provider in ("cuda", "tensorrt")
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run([self.output], {self.input: x})[0], dtype=np.float32)
+
+    def timed(self, x: np.ndarray) -> Call:
+        if not self.gpu:
+            feeds = {self.input: x}
+            session, outputs = self.session, [self.output]
+
+            def run_cpu() -> None:
+                session.run(outputs, feeds)
+
+            return run_cpu
+        import onnxruntime as ort
+
+        # IO binding: the input is on the device before timing; the output stays there. One
+        # binding per call, so that concurrent request threads never share one.
+        x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input(self.input, x_dev)
+        binding.bind_output(self.output, "cuda")
+
+        def run() -> None:
+            self.session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+
+        return run
+
+
+BACKENDS: dict[str, type] = {
+    "pytorch": PyTorchBackend,
+    "onnxruntime": OnnxRuntimeBackend,
+}

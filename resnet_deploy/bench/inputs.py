@@ -1,0 +1,101 @@
+"""What the workers are fed: the model file's input, the fixed input batch, the evaluation data.
+
+Torch-free: a benchmark of ONNX files needs onnx and numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from .._errors import InputError, OnnxModelError
+from ..calibration import check_samples, load_samples
+from ..onnx_io import image_input, load_onnx, read_metadata
+from ..verify import fixed_inputs
+
+__all__ = ["ModelFile", "read_model_file", "write_input", "eval_arrays"]
+
+_INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger"}
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """An ONNX file as the benchmark sees it."""
+
+    path: Path
+    input_name: str
+    shape: tuple[int | None, ...]  # None where the dimension is symbolic
+    dtype: str
+    precision: str  # "int8" (quantized ops), "fp16" (fp16 initializers) or "fp32"
+    metadata: dict[str, Any]
+
+    @property
+    def static_batch(self) -> int | None:
+        return self.shape[0]
+
+    def check_batch(self, batch: int) -> None:
+        if self.static_batch is not None and self.static_batch != batch:
+            raise InputError(
+                f"{self.path.name} has a static batch of {self.static_batch}; batch size {batch} was asked for "
+                f"(use --batch-size {self.static_batch})"
+            )
+
+
+def read_model_file(path: str | Path) -> ModelFile:
+    """Validate an ONNX file (``onnx.checker`` first, as every command does) and read its image input."""
+    path = Path(path)
+    model = load_onnx(path)
+    image = image_input(model, path.name)
+    image.batch_shape(1)  # refuses symbolic dimensions other than the batch
+    if image.dtype not in (np.float32, np.float16):
+        raise OnnxModelError(f"{path.name}: input {image.name!r} is {image.dtype}; the benchmark feeds float32 or float16")
+    ops = {n.op_type for n in model.graph.node}
+    if ops & _INT8_OPS:
+        precision = "int8"
+    elif any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        precision = "fp16"
+    else:
+        precision = "fp32"
+    return ModelFile(path, image.name, image.shape, str(image.dtype), precision, read_metadata(model))
+
+
+def write_input(shape: tuple[int, ...], dtype: str, path: Path) -> Path:
+    """The fixed input every engine of one batch size runs on (seeded, standard normal)."""
+    np.save(path, fixed_inputs(shape, seed=42).astype(dtype))
+    return path
+
+
+def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata: dict[str, Any], folder: Path) -> dict[str, str]:
+    """Evaluation data as two .npy files (preprocessed inputs, integer labels) for the workers.
+
+    ``source`` is an ``.npz`` with ``x`` (float32 ``[N, C, H, W]``) and ``y``, or a folder of
+    class-index subfolders of images, preprocessed from ``metadata`` as :class:`Predictor` does.
+    """
+    source = Path(source)
+    shape = (None, *image_shape)
+    if source.suffix == ".npz" and source.is_file():
+        try:
+            with np.load(source, allow_pickle=False) as data:
+                x, y = data["x"], data["y"]
+        except (KeyError, ValueError, OSError) as exc:
+            raise InputError(f"{source} must be an .npz with arrays 'x' (float32 [N, 3, H, W]) and 'y' (labels)") from exc
+        x = check_samples(x, shape, source)
+    elif source.is_dir():
+        classes = sorted(p for p in source.iterdir() if p.is_dir())
+        if not classes or not all(p.name.isdigit() for p in classes):
+            raise InputError(f"{source} needs one subfolder of images per class, named by the class index")
+        batches = [load_samples(c, shape, metadata, max_samples=None) for c in classes]
+        x = np.concatenate(batches)
+        y = np.concatenate([np.full(len(b), int(c.name)) for b, c in zip(batches, classes)])
+    else:
+        raise InputError(f"evaluation data must be an .npz file or a folder of class subfolders: {source}")
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    if len(y) != len(x):
+        raise InputError(f"{source}: {len(x)} inputs but {len(y)} labels")
+    np.save(folder / "eval_x.npy", x)
+    np.save(folder / "eval_y.npy", y)
+    return {"eval_x_path": str(folder / "eval_x.npy"), "eval_y_path": str(folder / "eval_y.npy")}

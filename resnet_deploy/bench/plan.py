@@ -1,0 +1,194 @@
+"""Which engines run, and which one is the baseline.
+
+:data:`CATALOGUE` is the one place engines are declared: adding an engine is one entry (a
+backend kind of :data:`resnet_deploy.bench.backends.BACKENDS`, a provider, a precision, the
+artifact it runs and the backend's options). ``needs`` names what else the machine must offer.
+For ONNX files given on the command line, :func:`plan_files` builds one onnxruntime engine per
+(file, provider) instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._errors import InputError
+from ..runtime import available_providers
+from .inputs import ModelFile, read_model_file
+from .options import PRECISIONS, BenchOptions
+from .schema import Engine
+
+__all__ = ["CATALOGUE", "Entry", "Plan", "plan_engines", "plan_files", "BASELINE", "GPU_BASELINE"]
+
+BASELINE = "pytorch-eager"
+GPU_BASELINE = "pytorch-cuda"  # GPU engines are compared with it once it has been measured
+GPU_PROVIDERS = ("cuda", "tensorrt")
+
+
+@dataclass(frozen=True)
+class Entry:
+    engine: Engine
+    needs: frozenset[str] = frozenset()  # "cpu-bf16", "compile" (asked for), "torch-cuda"
+
+
+def _e(name: str, backend: str, provider: str, precision: str, description: str, *,
+       artifact: str | None = None, needs: tuple[str, ...] = (), **options: Any) -> Entry:
+    return Entry(Engine(name, backend, provider, precision, artifact, options, description), frozenset(needs))
+
+
+CATALOGUE: tuple[Entry, ...] = (
+    _e("pytorch-eager", "pytorch", "cpu", "fp32", "torch eager, NCHW (the baseline)"),
+    _e("pytorch-channels-last", "pytorch", "cpu", "fp32", "torch eager, channels_last", memory_format="channels_last"),
+    _e("pytorch-bf16", "pytorch", "cpu", "bf16", "torch eager, bf16 autocast, channels_last",
+       needs=("cpu-bf16",), memory_format="channels_last", autocast="bf16"),
+    _e("pytorch-compile", "pytorch", "cpu", "fp32", "torch.compile (inductor), channels_last",
+       needs=("compile",), memory_format="channels_last", compile=True),
+    _e("ort-export", "onnxruntime", "cpu", "fp32", "the raw torch.onnx export, ORT basic optimizations",
+       artifact="export", optimization="basic"),
+    _e("ort-fused", "onnxruntime", "cpu", "fp32", "simplified + our fusions (FusedConv), ORT basic optimizations",
+       artifact="cpu", optimization="basic"),
+    _e("ort-full", "onnxruntime", "cpu", "fp32", "simplified + our fusions, ORT full optimizations",
+       artifact="cpu", optimization="all"),
+    _e("ort-int8", "onnxruntime", "cpu", "int8", "static INT8 QDQ (U8S8, per-channel), ORT full optimizations",
+       artifact="int8", optimization="all"),
+    _e("openvino", "onnxruntime", "openvino", "fp32", "OpenVINO EP, fp32 file", artifact="portable"),
+    _e("openvino-bf16", "onnxruntime", "openvino", "bf16", "OpenVINO EP, BF16 inference precision hint",
+       artifact="portable", openvino_precision="BF16"),
+    _e("openvino-int8", "onnxruntime", "openvino", "int8", "OpenVINO EP, INT8 QDQ file", artifact="int8"),
+    _e("openvino-int8-static", "onnxruntime", "openvino", "int8", "OpenVINO EP, INT8 QDQ file with a static batch",
+       artifact="int8_static"),
+    _e("pytorch-cuda", "pytorch", "cuda", "fp32", "torch eager on the GPU", needs=("torch-cuda",)),
+    _e("pytorch-cuda-fp16", "pytorch", "cuda", "fp16", "torch eager on the GPU, fp16 autocast, channels_last",
+       needs=("torch-cuda",), memory_format="channels_last", autocast="fp16"),
+    _e("ort-cuda", "onnxruntime", "cuda", "fp32", "CUDA EP, FusedConv, IO binding, EXHAUSTIVE conv search", artifact="cuda"),
+    _e("ort-cuda-fp16", "onnxruntime", "cuda", "fp16", "CUDA EP, fp16 file, IO binding", artifact="fp16"),
+    _e("tensorrt", "onnxruntime", "tensorrt", "fp32", "TensorRT EP, engine cache", artifact="portable"),
+    _e("tensorrt-fp16", "onnxruntime", "tensorrt", "fp16", "TensorRT EP, fp16, engine cache", artifact="portable", fp16=True),
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The engines of one run, the baseline among them, and the input they share."""
+
+    engines: tuple[Engine, ...]
+    baseline: str
+    baseline_note: str
+    image_shape: tuple[int, int, int]  # C, H, W
+    input_dtype: str = "float32"
+    architecture: str | None = None  # for PyTorch engines and the MAC count
+    num_classes: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # preprocessing of evaluation images
+    files: tuple[ModelFile, ...] = ()
+
+
+def _capabilities(options: BenchOptions) -> set[str]:
+    from ..environment import cpu_flags
+
+    caps = set()
+    if {"avx512_bf16", "amx_bf16"} & cpu_flags():
+        caps.add("cpu-bf16")
+    if options.compile:
+        caps.add("compile")
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            caps.add("torch-cuda")
+    except Exception:  # a broken CUDA install only removes the eager GPU engines
+        pass
+    return caps
+
+
+def plan_engines(options: BenchOptions, providers: list[str] | None = None) -> list[Engine]:
+    """The catalogue's engines this machine runs, filtered by the options; eager fp32 on the CPU
+    (the baseline) always runs, other CPU engines unless ``providers`` leaves the CPU out."""
+    chosen = set(providers or options.providers or available_providers())
+    precisions = set(options.precisions or PRECISIONS)
+    caps = _capabilities(options)
+    runnable = [e.engine for e in CATALOGUE if e.needs <= caps]
+    if options.engines:
+        unknown = set(options.engines) - {e.name for e in runnable}
+        if unknown:
+            raise InputError(f"unknown engine {sorted(unknown)[0]!r}; engines here: {', '.join(e.name for e in runnable)}")
+    allowed = chosen if (providers or options.providers) else chosen | {"cpu"}
+    return [
+        e for e in runnable
+        if e.name == BASELINE
+        or (e.provider in allowed and e.precision in precisions and (not options.engines or e.name in options.engines))
+    ]
+
+
+def plan_zoo(options: BenchOptions, providers: list[str] | None) -> Plan:
+    from .. import get_model_spec  # imports the zoo (and torch)
+
+    spec = get_model_spec(options.model)
+    preprocessing = {"mean": spec.mean, "std": spec.std, "resize_size": spec.resize_size, "crop_size": spec.image_size}
+    return Plan(tuple(plan_engines(options, providers)), BASELINE, "eager PyTorch fp32 on the CPU",
+                (3, spec.image_size, spec.image_size), architecture=options.model, metadata=preprocessing)
+
+
+def _eager_baseline(first: ModelFile, weights: str | Path | None) -> tuple[bool, str]:
+    """Whether eager PyTorch can reproduce the first file, and why (not)."""
+    arch = first.metadata.get("architecture")
+    recorded = str(first.metadata.get("weights", ""))
+    if not isinstance(arch, str) or not arch:
+        return False, f"{first.path.name} carries no architecture metadata"
+    if importlib.util.find_spec("torch") is None:
+        return False, "torch is not installed"
+    from .. import list_models  # imports the zoo
+
+    if arch not in list_models():
+        return False, f"{first.path.name}'s architecture {arch!r} is not in this toolkit's zoo"
+    if weights is None:
+        if recorded.startswith("random init"):
+            return True, f"{first.path.name} is {arch} with seeded random weights, rebuilt in PyTorch"
+        return False, f"{first.path.name} was exported from {recorded or 'unknown weights'}; pass --weights for an eager baseline"
+    digest = re.search(r"sha256 ([0-9a-f]+)", recorded)
+    if digest is None or not _sha256(weights).startswith(digest.group(1)):
+        raise InputError(f"--weights {Path(weights).name} is not what {first.path.name} was exported from ({recorded or 'no record'})")
+    return True, f"{first.path.name} is {arch} with weights {Path(weights).name}, rebuilt in PyTorch"
+
+
+def _sha256(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _names(files: list[ModelFile]) -> list[str]:
+    stems = [f.path.stem for f in files]
+    return [s if stems.count(s) == 1 else f"{s}-{i + 1}" for i, s in enumerate(stems)]
+
+
+def plan_files(options: BenchOptions, providers: list[str]) -> Plan:
+    """One onnxruntime engine per (file, provider); eager PyTorch first when it can rebuild the first file."""
+    files = [read_model_file(p) for p in options.files]
+    first = files[0]
+    for f in files[1:]:
+        if f.shape[1:] != first.shape[1:]:
+            raise InputError(f"{f.path.name} takes {list(f.shape)}, {first.path.name} {list(first.shape)}: files must share the input shape")
+    for f in files:
+        for b in options.batch_sizes:
+            f.check_batch(b)
+    engines: list[Engine] = []
+    eager, why = _eager_baseline(first, options.weights)
+    if eager:
+        engines.append(Engine(BASELINE, "pytorch", "cpu", "fp32", description="torch eager, NCHW (the baseline)"))
+    for name, f in zip(_names(files), files):
+        for p in providers:
+            engines.append(Engine(name if len(providers) == 1 else f"{name}-{p}", "onnxruntime", p, f.precision,
+                                  str(f.path), {}, f"{f.path.name} as it is, {p} provider"))
+    baseline = BASELINE if eager else engines[0].name
+    note = f"eager PyTorch fp32: {why}" if eager else f"{baseline} (the first file): {why}"
+    arch = first.metadata.get("architecture") if eager else None
+    classes = first.metadata.get("num_classes") if eager else None
+    return Plan(tuple(engines), baseline, note, tuple(first.shape[1:]), first.dtype,  # type: ignore[arg-type]
+                arch, classes if isinstance(classes, int) else None, first.metadata, tuple(files))

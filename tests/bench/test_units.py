@@ -1,0 +1,93 @@
+"""The benchmark's pieces without running a model: catalogue and backends agree, the protocol
+round-trips, the instability flag and the 80-column table."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pytest
+from rich.console import Console
+
+from resnet_deploy.bench.backends import BACKENDS, PyTorchBackend
+from resnet_deploy.bench.plan import CATALOGUE
+from resnet_deploy.bench.report import fit_columns, footnotes
+from resnet_deploy.bench.schema import (
+    BenchResult, Engine, FinishRequest, Ready, Record, RoundRequest, RoundResult, WorkerSpec, decode, encode,
+)
+from resnet_deploy.bench.stats import instability, ratio, summarise
+from resnet_deploy.runtime import SessionConfig
+from resnet_deploy_cli.bench import _table
+
+
+def test_catalogue_engines_name_a_backend_and_its_options() -> None:
+    names = [e.engine.name for e in CATALOGUE]
+    assert len(names) == len(set(names))
+    session_fields = {f.name for f in dataclasses.fields(SessionConfig)} - {"provider", "threads"}
+    for entry in CATALOGUE:
+        engine = entry.engine
+        assert engine.backend in BACKENDS, engine.name
+        if engine.backend == "onnxruntime":
+            assert engine.artifact and set(engine.options) <= session_fields, engine.name
+        else:
+            assert engine.artifact is None and set(engine.options) <= PyTorchBackend.OPTIONS, engine.name
+
+
+def test_protocol_round_trips() -> None:
+    engine = Engine("ort-full", "onnxruntime", "cpu", "fp32", "cpu", {"optimization": "all"}, "d")
+    spec = WorkerSpec(engine, 8, 2, 1, "in.npy", "out.npy", 3, model_path="m.onnx")
+    assert WorkerSpec.from_json(spec.to_json()) == spec
+    for message in (RoundRequest(duration=0.5, min_iterations=2), FinishRequest(), Ready(1, 2.0, 3.0, False),
+                    RoundResult([1.0, 2.0], 0.1, 16)):
+        assert decode(encode(message)) == message
+    with pytest.raises(ValueError):
+        decode('{"type": "Nope"}')
+
+
+def _rounds(*latencies: list[float]) -> list[RoundResult]:
+    return [RoundResult(list(ms), sum(ms) / 1000, len(ms)) for ms in latencies]
+
+
+def test_instability_flags_a_long_tail_and_disagreeing_rounds() -> None:
+    steady = _rounds([10, 10, 11], [10, 10, 11], [10, 11, 10])
+    fast = _rounds([5, 5, 5], [5, 5, 6], [5, 5, 5])
+    assert instability(summarise(steady, 1, "latency"), ratio(fast, steady, 1, "latency")) is None
+    # the baseline's second round ran on a busy machine: the ratio of that round jumps
+    busy = _rounds([10, 10, 11], [30, 31, 30], [10, 11, 10])
+    spread = ratio(fast, busy, 1, "latency")
+    assert spread.low == pytest.approx(2.0, rel=0.1) and spread.high == pytest.approx(6.0, rel=0.1)
+    assert "round ratios" in instability(summarise(fast, 1, "latency"), spread)
+    tail = _rounds([10] * 8 + [40, 40])
+    assert "p90/p50" in instability(summarise(tail, 1, "latency"), None)
+
+
+def _record(engine: str, **kw) -> Record:
+    base = dict(provider="cpu", precision="fp32", batch_size=32, p50_ms=4093.12, p90_ms=5000.5, p99_ms=6000.25,
+                images_per_s=7.8, baseline="pytorch-eager", speedup_vs_baseline=1.0, speedup_min=1.0, speedup_max=1.0,
+                rounds=5, iterations=50, peak_rss_mb=1070.7, rss_mb=1000.2, max_rel_error=7.5e-7, gflops=1234.0,
+                accuracy=0.9924)
+    return Record(engine, **{**base, **kw})
+
+
+def test_table_fits_80_columns_without_cut_cells() -> None:
+    records = [
+        _record("pytorch-eager"),
+        _record("pytorch-channels-last", speedup_vs_baseline=1.49, speedup_min=1.2, speedup_max=1.7, unstable=True,
+                unstable_reason="round ratios 1.20-1.70x (max/min 1.42 > 1.3)"),
+        _record("openvino-int8-static", precision="int8", speedup_vs_baseline=51.5, speedup_min=10.27, speedup_max=60.1,
+                synthetic_calibration=True, unstable=True, unstable_reason="p90/p50 9.51 > 1.5"),
+        _record("ort-cuda-fp16", provider="cuda", error="worker exited with 1: no GPU"),
+    ]
+    result = BenchResult(records, {}, {"model": "resnet50"}, "pytorch-eager", "eager PyTorch fp32 on the CPU")
+    chosen = [c.key for c in fit_columns(records, 80)]
+    assert chosen[:2] == ["engine", "batch_size"] and "speedup_vs_baseline" in chosen and "p50_ms" in chosen
+    out = io.StringIO()
+    console = Console(file=out, width=80, color_system=None)
+    console.print(_table(result, console.width))
+    for note in footnotes(result):
+        console.print(note)
+    text = out.getvalue()
+    print(text)
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert "openvino-int8-static*!" in text and "pytorch-channels-last!" in text and "51.50x" in text
+    assert "ort-cuda-fp16 b32 failed" in text
