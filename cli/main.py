@@ -12,9 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 import resnet_deploy
-from resnet_deploy._extras import MissingExtraError, require
 
-from ._errors import CLIError, handle_errors
+from .bench import bench
 from .export import export
 from .info import info
 from .optimize import optimize
@@ -34,24 +33,7 @@ app.command("optimize")(optimize)
 app.command("predict")(predict)
 app.command("info")(info)
 app.command("quantize")(quantize)
-
-
-@handle_errors
-def _bench_without_torch() -> None:
-    """Benchmark engines side by side (needs PyTorch: install the export extra)."""
-    require("bench", "torch")
-    raise CLIError("bench could not import PyTorch")
-
-
-# The runtime install has no torch: predict, info and triton must not depend on bench's imports.
-try:
-    from .bench import bench
-except ImportError as exc:  # ModuleNotFoundError('torch'), or our MissingExtraError from a lazy name
-    if not (isinstance(exc, MissingExtraError) or exc.name == "torch"):
-        raise
-    app.command("bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(_bench_without_torch)
-else:
-    app.command("bench")(bench)
+app.command("bench")(bench)
 app.command("triton")(triton)
 
 

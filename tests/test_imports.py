@@ -152,6 +152,7 @@ NO_TORCH = [
     "resnet_deploy_cli.info",
     "resnet_deploy_cli.triton",
     "resnet_deploy_cli.export",
+    "resnet_deploy_cli.main",  # every command registered, bench's included
 ]
 
 
