@@ -110,7 +110,10 @@ def test_recreating_leaks_no_threads(resnet20_onnx: Path) -> None:
 
 
 def test_auto_picks_the_fastest_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resnet_deploy.runtime import openvino_native
+
     monkeypatch.setattr(providers_mod, "openvino_plugin_devices", lambda: [])
+    monkeypatch.setattr(openvino_native, "native_openvino_available", lambda: False)
     listed = {
         ("CPUExecutionProvider",): "cpu",
         ("CUDAExecutionProvider", "CPUExecutionProvider"): "cuda",

@@ -14,6 +14,7 @@ import onnxruntime as ort
 from .._errors import InputError, RuntimeBackendError, first_line
 from ..onnx_io import image_input, load_onnx, read_metadata
 from ..preprocess import ImageLike, Preprocessing, imagenet_labels
+from .openvino_native import OpenVINOSession
 from .providers import PROVIDERS
 from .session import SessionConfig, open_session
 
@@ -61,8 +62,14 @@ class Predictor:
         cfg = replace(config or SessionConfig(), **overrides)
         self._config = cfg
         self._session, self.provider, self.placement = open_session(model.SerializeToString(), cfg, placement=check_placement)
+        # Which runtime executes the model: onnxruntime (any provider, the OpenVINO plugin
+        # included) or the OpenVINO runtime itself (provider "openvino" without the plugin).
+        self.backend = "openvino-runtime" if isinstance(self._session, OpenVINOSession) else "onnxruntime"
         self.input_name = image.name
         self.input_shape: tuple[int | None, ...] = image.shape
+        if self.backend == "openvino-runtime" and cfg.static_batch is not None:
+            self.input_shape = (cfg.static_batch, *image.shape[1:])
+            image = replace(image, shape=self.input_shape)
         self.input_dtype = image.dtype
         self._expected = image.describe()
         output = self._session.get_outputs()[0]
@@ -111,17 +118,34 @@ class Predictor:
             raise InputError(f"expected a numpy array, received {type(batch).__name__}")
         if batch.dtype != self.input_dtype:
             raise InputError(f"input dtype {batch.dtype} does not match the model's {self.input_dtype} {self._expected}")
-        if batch.ndim != 4 or any(d is not None and d != s for d, s in zip(self.input_shape, batch.shape)):
+        if batch.ndim != 4 or any(d is not None and d != s for d, s in zip(self.input_shape[1:], batch.shape[1:])):
             raise InputError(f"input shape {list(batch.shape)} does not match the model's {self._expected}")
         if batch.shape[0] == 0:
             raise InputError("empty batch: the first dimension is 0")
         return np.ascontiguousarray(batch)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Logits for a preprocessed ``[N, 3, H, W]`` batch."""
+        """Logits for a preprocessed ``[N, 3, H, W]`` batch.
+
+        A model compiled for a fixed batch size B takes any N: the batch is run in chunks of B,
+        the last one padded with copies of its final image, and the padding's rows dropped.
+        """
         if self._closed:
             raise RuntimeBackendError("this Predictor is closed")
         batch = self._check_batch(batch)
+        fixed = self.input_shape[0]
+        if fixed is None or batch.shape[0] == fixed:
+            return self._run_one(batch)
+        outputs = []
+        for start in range(0, batch.shape[0], fixed):
+            chunk = batch[start : start + fixed]
+            n = chunk.shape[0]
+            if n < fixed:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
+            outputs.append(self._run_one(np.ascontiguousarray(chunk))[:n])
+        return np.concatenate(outputs)
+
+    def _run_one(self, batch: np.ndarray) -> np.ndarray:
         session = self._session
         if self.provider in ("cuda", "tensorrt"):
             return self._run_io_binding(session, batch)

@@ -27,6 +27,7 @@ __all__ = [
     "provider_list",
     "openvino_options",
     "openvino_plugin_devices",
+    "openvino_backend",
     "preload_cuda_libraries",
 ]
 
@@ -38,7 +39,10 @@ PROVIDERS: dict[str, str] = {
     "openvino": "OpenVINOExecutionProvider",
 }
 # `auto` takes the first available. TensorRT and CUDA first (GPU), then OpenVINO, which
-# measured about 3.5x faster than the CPU EP on ResNet-50 on AVX-512/AMX CPUs.
+# measured about 3.5x faster than the CPU EP on ResNet-50 on AVX-512/AMX CPUs. `auto` takes
+# OpenVINO only through onnxruntime's plugin: the OpenVINO runtime on its own (see
+# openvino_backend) is used when asked for by name or chosen by `resnet-deploy tune`, which
+# measures it against the alternatives on the machine instead of assuming it wins.
 AUTO_ORDER = ("tensorrt", "cuda", "openvino", "cpu")
 
 _OV_LOCK = threading.Lock()
@@ -61,12 +65,23 @@ def openvino_plugin_devices() -> list[Any]:
     return [d for d in ort.get_ep_devices() if d.ep_name == PROVIDERS["openvino"]]
 
 
+def openvino_backend() -> str | None:
+    """How ``openvino`` runs here: ``"onnxruntime"`` (its OpenVINO EP, built in or the plugin,
+    which enumerates Intel devices only), ``"runtime"`` (the ``openvino`` package itself, on any
+    x86-64 CPU), or None when neither is installed and usable."""
+    if PROVIDERS["openvino"] in ort.get_available_providers() or openvino_plugin_devices():
+        return "onnxruntime"
+    from .openvino_native import native_openvino_available
+
+    return "runtime" if native_openvino_available() else None
+
+
 def available_providers() -> list[str]:
     """Short names of the providers usable on this machine, fastest first."""
     names = set(ort.get_available_providers())
     out = []
     for short in AUTO_ORDER:
-        if PROVIDERS[short] in names or (short == "openvino" and openvino_plugin_devices()):
+        if (short == "openvino" and openvino_backend()) or (short != "openvino" and PROVIDERS[short] in names):
             out.append(short)
     return out
 
@@ -76,7 +91,7 @@ def resolve_provider(provider: str) -> str:
     provider = provider.lower()
     available = available_providers()
     if provider == "auto":
-        return available[0]
+        return next(p for p in available if p != "openvino" or openvino_backend() == "onnxruntime")
     if provider not in PROVIDERS:
         raise ProviderUnavailableError(
             f"unknown provider {provider!r}; expected auto or one of {', '.join(PROVIDERS)}"

@@ -15,15 +15,20 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import cast
+from typing import Union, cast
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from .._errors import ProviderUnavailableError, RuntimeBackendError, first_line
-from .providers import PROVIDERS, openvino_options, openvino_plugin_devices, preload_cuda_libraries, provider_list, resolve_provider
+from .openvino_native import OpenVINOSession
+from .providers import (
+    PROVIDERS, openvino_backend, openvino_options, openvino_plugin_devices, preload_cuda_libraries, provider_list, resolve_provider,
+)
 
 __all__ = [
+    "Session",
     "SessionConfig",
     "create_session",
     "open_session",
@@ -49,9 +54,14 @@ class SessionConfig:
     fp16: bool = False
     trt_cache_dir: str | None = None
     openvino_precision: str | None = None  # e.g. "BF16" where the CPU supports it
+    static_batch: int | None = None  # the OpenVINO runtime compiles for this batch size only
     profile_dir: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
+
+# What open_session returns: an onnxruntime session, or the OpenVINO runtime behind the same
+# get_inputs/get_outputs/run surface.
+Session = Union[ort.InferenceSession, OpenVINOSession]
 
 _OPT_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -83,7 +93,7 @@ def _session_options(config: SessionConfig) -> ort.SessionOptions:
     return so
 
 
-def create_session(model: str | Path | bytes, config: SessionConfig | None = None) -> tuple[ort.InferenceSession, str]:
+def create_session(model: str | Path | bytes, config: SessionConfig | None = None) -> tuple[Session, str]:
     """Create an ``InferenceSession`` on the configured provider; returns it with the provider's short name."""
     session, short, _ = open_session(model, config)
     return session, short
@@ -91,7 +101,7 @@ def create_session(model: str | Path | bytes, config: SessionConfig | None = Non
 
 def open_session(
     model: str | Path | bytes, config: SessionConfig | None = None, *, placement: bool = False
-) -> tuple[ort.InferenceSession, str, Counter[str] | None]:
+) -> tuple[Session, str, Counter[str] | None]:
     """:func:`create_session`, plus the node placement when ``placement`` is asked for on a
     provider of :data:`PLACEMENT_CHECKED` (or needed to verify a plugin EP).
 
@@ -103,6 +113,8 @@ def open_session(
     """
     config = config or SessionConfig()
     short = resolve_provider(config.provider)
+    if short == "openvino" and openvino_backend() == "runtime":
+        return _open_openvino_runtime(model, config), short, None
     plugin = short == "openvino" and bool(openvino_plugin_devices())
     probe = not config.profile_dir and (plugin or (placement and short in PLACEMENT_CHECKED))
     if config.cuda_graph and short == "cuda":
@@ -114,8 +126,22 @@ def node_placement(model: str | Path | bytes, config: SessionConfig | None = Non
     """How many graph nodes each provider runs, read from an onnxruntime profile of one run."""
     config = replace(config or SessionConfig(), cuda_graph=False, profile_dir=None)
     short = resolve_provider(config.provider)
+    if short == "openvino" and openvino_backend() == "runtime":
+        # OpenVINO compiles the whole graph for its CPU plugin or refuses it: no per-node split.
+        _open_openvino_runtime(model, config)
+        source = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model), load_external_data=False)
+        return Counter({OPENVINO_RUNTIME: len(source.graph.node)})
     plugin = short == "openvino" and bool(openvino_plugin_devices())
     return cast(Counter[str], _open(model, config, short, plugin=plugin, probe=True, batch=batch)[2])
+
+
+OPENVINO_RUNTIME = "OpenVINO runtime (CPU)"
+
+
+def _open_openvino_runtime(model: str | Path | bytes, config: SessionConfig) -> OpenVINOSession:
+    """The ``openvino`` package itself, where onnxruntime's plugin has no device (AMD CPUs)."""
+    precision = "bf16" if (config.openvino_precision or "").upper() == "BF16" else "fp32"
+    return OpenVINOSession(model, threads=config.threads or cpu_count(), precision=precision, batch=config.static_batch)
 
 
 def _open(

@@ -1,0 +1,101 @@
+"""The OpenVINO runtime itself behind the Predictor: parity with eager PyTorch, static batches,
+threads, and the rules every provider keeps (asked for by name, never a silent fallback)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openvino")
+torch = pytest.importorskip("torch")
+
+import resnet_deploy as rd  # noqa: E402
+from resnet_deploy.runtime import Predictor, SessionConfig, providers as providers_mod, resolve_provider  # noqa: E402
+from resnet_deploy.runtime.openvino_native import OpenVINOSession, native_openvino_available  # noqa: E402
+from resnet_deploy.verify import compare  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not native_openvino_available(), reason="OpenVINO lists no CPU device here")
+
+# The OpenVINO CPU plugin's fp32 convolutions differ from PyTorch's in summation order only.
+FP32_RTOL = 1e-4
+# bf16 keeps 8 mantissa bits (relative rounding 2^-9 = 2e-3 per operation); measured 2.9e-3 on
+# ResNet-18 logits with random weights.
+BF16_RTOL = 2e-2
+
+
+@pytest.fixture(scope="module")
+def eager(resnet18_onnx: Path) -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(11).standard_normal((3, 3, 224, 224), dtype=np.float32)
+    with torch.inference_mode():
+        return x, rd.create_model("resnet18")(torch.from_numpy(x)).numpy()
+
+
+@pytest.mark.parametrize(("precision", "rtol"), [(None, FP32_RTOL), ("BF16", BF16_RTOL)])
+def test_matches_eager_pytorch(resnet18_onnx: Path, eager: tuple[np.ndarray, np.ndarray], precision: str | None, rtol: float) -> None:
+    if precision == "BF16" and "BF16" not in _capabilities():
+        pytest.skip("this CPU has no bf16 support in OpenVINO")
+    x, reference = eager
+    with Predictor(resnet18_onnx, config=SessionConfig(provider="openvino", threads=2, openvino_precision=precision)) as p:
+        assert (p.provider, p.backend) == ("openvino", "openvino-runtime")
+        parity = compare(p.run(x), reference, rtol=rtol)
+    print("openvino runtime", precision or "FP32", parity.describe())
+    assert parity.ok and parity.top1_agreement == 1.0
+
+
+def test_static_batch_runs_any_batch_in_chunks(resnet18_onnx: Path, eager: tuple[np.ndarray, np.ndarray]) -> None:
+    x, reference = eager
+    with Predictor(resnet18_onnx, config=SessionConfig(provider="openvino", threads=2, static_batch=2)) as p:
+        assert p.input_shape == (2, 3, 224, 224)
+        assert p._session.get_inputs()[0].shape == [2, 3, 224, 224]  # compiled for batch 2 only
+        out = p.run(x)  # 3 images: one chunk of 2, one padded chunk
+        single = p.run(x[:1])
+    assert out.shape == (3, 1000) and single.shape == (1, 1000)
+    assert compare(out, reference, rtol=FP32_RTOL).ok
+    np.testing.assert_allclose(single[0], out[0], rtol=0, atol=1e-5 * np.abs(out).max())
+
+
+def test_shared_between_threads(resnet20_onnx: Path) -> None:
+    rng = np.random.default_rng(2)
+    batches = [rng.standard_normal((b, 3, 32, 32), dtype=np.float32) for b in (1, 2, 3, 4) * 6]
+    with Predictor(resnet20_onnx, provider="openvino", threads=1) as p:
+        alone = [p.run(b) for b in batches]
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(p.run, batches))
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_auto_never_picks_the_runtime_unasked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(providers_mod, "openvino_plugin_devices", lambda: [])
+    assert "openvino" in providers_mod.available_providers()
+    assert resolve_provider("auto") != "openvino"
+    assert resolve_provider("openvino") == "openvino"
+
+
+def test_refused_by_name_when_absent(resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import resnet_deploy.runtime.openvino_native as native
+
+    monkeypatch.setattr(providers_mod, "openvino_plugin_devices", lambda: [])
+    monkeypatch.setattr(native, "native_openvino_available", lambda: False)
+    with pytest.raises(rd.ProviderUnavailableError, match="provider 'openvino' is not available on this machine; available: cpu"):
+        Predictor(resnet20_onnx, provider="openvino")
+
+
+def test_bad_settings_are_typed_errors(resnet20_onnx: Path, tmp_path: Path) -> None:
+    with pytest.raises(rd.RuntimeBackendError, match="threads must be at least 1"):
+        OpenVINOSession(resnet20_onnx, threads=0)
+    with pytest.raises(rd.RuntimeBackendError, match="unknown OpenVINO precision 'int4'"):
+        OpenVINOSession(resnet20_onnx, precision="int4")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(rd.RuntimeBackendError, match="OpenVINO could not compile the model"):
+        OpenVINOSession(garbage)
+
+
+def _capabilities() -> list[str]:
+    import openvino
+
+    return list(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
