@@ -17,7 +17,7 @@ import numpy as np
 
 from .schema import WorkerSpec
 
-__all__ = ["Backend", "BACKENDS", "PyTorchBackend", "OnnxRuntimeBackend"]
+__all__ = ["Backend", "BACKENDS", "PyTorchBackend", "OnnxRuntimeBackend", "OpenVINORuntimeBackend"]
 
 Call = Callable[[], None]
 
@@ -96,11 +96,43 @@ class OnnxRuntimeBackend:
         self.input = self.session.get_inputs()[0].name
         self.output = self.session.get_outputs()[0].name
         self.gpu = self.provider in ("cuda", "tensorrt")
+        self.cuda_graph = bool(spec.engine.options.get("cuda_graph")) and self.provider == "cuda"
+        if self.cuda_graph and spec.concurrency > 1:
+            raise ValueError("a CUDA graph replays one captured run at a time: concurrency 1 only")
+        self._graph: tuple[Any, Any, Any] | None = None
+
+    def _graph_binding(self, x: np.ndarray) -> tuple[Any, Any, Any]:
+        """CUDA graphs replay fixed device addresses: one input and one output buffer, bound once
+        (onnxruntime captures the graph on a regular run after its warm-up runs)."""
+        if self._graph is None:
+            import onnxruntime as ort
+
+            x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+            classes = self.session.get_outputs()[0].shape[-1]
+            y_dev = ort.OrtValue.ortvalue_from_shape_and_type([x.shape[0], classes], np.float32, "cuda", 0)
+            binding = self.session.io_binding()
+            binding.bind_ortvalue_input(self.input, x_dev)
+            binding.bind_ortvalue_output(self.output, y_dev)
+            self._graph = (x_dev, y_dev, binding)
+        return self._graph
 
     def infer(self, x: np.ndarray) -> np.ndarray:
+        if self.cuda_graph:
+            x_dev, y_dev, binding = self._graph_binding(x)
+            x_dev.update_inplace(x)
+            self.session.run_with_iobinding(binding)
+            return np.asarray(y_dev.numpy(), dtype=np.float32)
         return np.asarray(self.session.run([self.output], {self.input: x})[0], dtype=np.float32)
 
     def timed(self, x: np.ndarray) -> Call:
+        if self.cuda_graph:
+            _, _, graph_binding = self._graph_binding(x)
+
+            def replay() -> None:
+                self.session.run_with_iobinding(graph_binding)
+                graph_binding.synchronize_outputs()
+
+            return replay
         if not self.gpu:
             feeds = {self.input: x}
             session, outputs = self.session, [self.output]
@@ -125,7 +157,45 @@ class OnnxRuntimeBackend:
         return run
 
 
+class OpenVINORuntimeBackend:
+    """The OpenVINO runtime itself (:class:`~resnet_deploy.runtime.openvino_native.OpenVINOSession`).
+
+    Options: ``hint`` (``fp32``/``bf16`` inference precision) and ``static`` (compile for the
+    measured batch size only). Under concurrent requests OpenVINO runs one stream per request
+    thread and divides the worker's threads between them itself.
+    """
+
+    OPTIONS = frozenset({"hint", "static"})
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        from ..runtime.openvino_native import OpenVINOSession
+
+        unknown = set(spec.engine.options) - self.OPTIONS
+        if unknown:
+            raise ValueError(f"unknown openvino option(s) {sorted(unknown)}; expected {sorted(self.OPTIONS)}")
+        if spec.model_path is None:
+            raise ValueError("an openvino engine needs a model file")
+        options = spec.engine.options
+        self.session = OpenVINOSession(
+            spec.model_path,
+            threads=spec.threads * spec.concurrency,
+            precision=options.get("hint", "fp32"),
+            batch=spec.batch_size if options.get("static") else None,
+            streams=spec.concurrency,
+        )
+        self.input = self.session.get_inputs()[0].name
+        self.output = self.session.get_outputs()[0].name
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run([self.output], {self.input: x})[0], dtype=np.float32)
+
+    def timed(self, x: np.ndarray) -> Call:
+        feeds, session, outputs = {self.input: x}, self.session, [self.output]
+        return lambda: session.run(outputs, feeds)
+
+
 BACKENDS: dict[str, type] = {
     "pytorch": PyTorchBackend,
     "onnxruntime": OnnxRuntimeBackend,
+    "openvino": OpenVINORuntimeBackend,
 }

@@ -54,17 +54,34 @@ CATALOGUE: tuple[Entry, ...] = (
        artifact="cpu", optimization="all"),
     _e("ort-int8", "onnxruntime", "cpu", "int8", "static INT8 QDQ (U8S8, per-channel), ORT full optimizations",
        artifact="int8", optimization="all"),
-    _e("openvino", "onnxruntime", "openvino", "fp32", "OpenVINO EP, fp32 file", artifact="portable"),
+    _e("openvino", "onnxruntime", "openvino", "fp32", "OpenVINO EP, fp32 file", artifact="portable", needs=("ov-ep",)),
     _e("openvino-bf16", "onnxruntime", "openvino", "bf16", "OpenVINO EP, BF16 inference precision hint",
-       artifact="portable", openvino_precision="BF16"),
-    _e("openvino-int8", "onnxruntime", "openvino", "int8", "OpenVINO EP, INT8 QDQ file", artifact="int8"),
+       artifact="portable", needs=("ov-ep",), openvino_precision="BF16"),
+    _e("openvino-int8", "onnxruntime", "openvino", "int8", "OpenVINO EP, INT8 QDQ file", artifact="int8", needs=("ov-ep",)),
     _e("openvino-int8-static", "onnxruntime", "openvino", "int8", "OpenVINO EP, INT8 QDQ file with a static batch",
-       artifact="int8_static"),
+       artifact="int8_static", needs=("ov-ep",)),
+    # The OpenVINO runtime itself, on any x86-64 CPU (the EP plugin above lists Intel devices only).
+    _e("ov-runtime", "openvino", "openvino", "fp32", "OpenVINO runtime, fp32 file, f32 hint", artifact="portable",
+       needs=("ov-runtime",)),
+    _e("ov-runtime-bf16", "openvino", "openvino", "bf16", "OpenVINO runtime, fp32 file, bf16 hint", artifact="portable",
+       needs=("ov-runtime", "cpu-bf16"), hint="bf16"),
+    _e("ov-runtime-int8", "openvino", "openvino", "int8", "OpenVINO runtime, INT8 QDQ file", artifact="int8",
+       needs=("ov-runtime",)),
+    _e("ov-runtime-int8-static", "openvino", "openvino", "int8", "OpenVINO runtime, INT8 QDQ file compiled for the batch size",
+       artifact="int8", needs=("ov-runtime",), static=True),
     _e("pytorch-cuda", "pytorch", "cuda", "fp32", "torch eager on the GPU", needs=("torch-cuda",)),
     _e("pytorch-cuda-fp16", "pytorch", "cuda", "fp16", "torch eager on the GPU, fp16 autocast, channels_last",
        needs=("torch-cuda",), memory_format="channels_last", autocast="fp16"),
     _e("ort-cuda", "onnxruntime", "cuda", "fp32", "CUDA EP, FusedConv, IO binding, EXHAUSTIVE conv search", artifact="cuda"),
     _e("ort-cuda-fp16", "onnxruntime", "cuda", "fp16", "CUDA EP, fp16 file, IO binding", artifact="fp16"),
+    # The knobs of onnxruntime's fastest measured CUDA configuration, named so a reader sees them:
+    # NHWC convolution kernels (prefer_nhwc) and a captured CUDA graph replayed per run.
+    _e("ort-cuda-fp16-nhwc", "onnxruntime", "cuda", "fp16", "CUDA EP, fp16 file, prefer_nhwc, IO binding",
+       artifact="fp16", prefer_nhwc=True),
+    _e("ort-cuda-fp16-nhwc-graph", "onnxruntime", "cuda", "fp16", "CUDA EP, fp16 file, prefer_nhwc, CUDA graph, IO binding",
+       artifact="fp16", prefer_nhwc=True, cuda_graph=True),
+    _e("ort-cuda-nhwc-graph", "onnxruntime", "cuda", "fp32", "CUDA EP, fp32 portable file, prefer_nhwc, CUDA graph, IO binding",
+       artifact="portable", prefer_nhwc=True, cuda_graph=True),
     _e("tensorrt", "onnxruntime", "tensorrt", "fp32", "TensorRT EP, engine cache", artifact="portable"),
     _e("tensorrt-fp16", "onnxruntime", "tensorrt", "fp16", "TensorRT EP, fp16, engine cache", artifact="portable", fp16=True),
 )
@@ -88,9 +105,18 @@ class Plan:
 def _capabilities(options: BenchOptions) -> set[str]:
     from ..environment import cpu_flags
 
+    from ..runtime.providers import openvino_backend
+
     caps = set()
     if {"avx512_bf16", "amx_bf16"} & cpu_flags():
         caps.add("cpu-bf16")
+    if openvino_backend() == "onnxruntime":
+        caps.add("ov-ep")
+    if importlib.util.find_spec("openvino") is not None:
+        from ..runtime.openvino_native import native_openvino_available
+
+        if native_openvino_available():
+            caps.add("ov-runtime")
     if options.compile:
         caps.add("compile")
     try:

@@ -114,6 +114,8 @@ def provider_list(short: str, config: SessionConfig) -> list[Any]:
         }
         if config.cuda_graph:
             opts["enable_cuda_graph"] = "1"
+        if config.prefer_nhwc:
+            opts["prefer_nhwc"] = "1"
         return [(PROVIDERS["cuda"], opts), PROVIDERS["cpu"]]
     if short == "tensorrt":
         trt: dict[str, Any] = {"trt_fp16_enable": "1" if config.fp16 else "0"}

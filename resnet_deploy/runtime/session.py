@@ -51,6 +51,7 @@ class SessionConfig:
     optimization: str = "all"  # disable | basic | extended | all
     cudnn_conv_algo_search: str = "EXHAUSTIVE"
     cuda_graph: bool = False
+    prefer_nhwc: bool = False  # CUDA: NHWC convolution kernels (tensor cores without transposes)
     fp16: bool = False
     trt_cache_dir: str | None = None
     openvino_precision: str | None = None  # e.g. "BF16" where the CPU supports it

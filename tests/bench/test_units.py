@@ -9,7 +9,7 @@ import io
 import pytest
 from rich.console import Console
 
-from resnet_deploy.bench.backends import BACKENDS, PyTorchBackend
+from resnet_deploy.bench.backends import OpenVINORuntimeBackend, BACKENDS, PyTorchBackend
 from resnet_deploy.bench.plan import CATALOGUE
 from resnet_deploy.bench.report import fit_columns, footnotes
 from resnet_deploy.bench.schema import (
@@ -29,6 +29,8 @@ def test_catalogue_engines_name_a_backend_and_its_options() -> None:
         assert engine.backend in BACKENDS, engine.name
         if engine.backend == "onnxruntime":
             assert engine.artifact and set(engine.options) <= session_fields, engine.name
+        elif engine.backend == "openvino":
+            assert engine.artifact and set(engine.options) <= OpenVINORuntimeBackend.OPTIONS, engine.name
         else:
             assert engine.artifact is None and set(engine.options) <= PyTorchBackend.OPTIONS, engine.name
 
