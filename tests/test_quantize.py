@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,48 +13,17 @@ import resnet_deploy as rd
 from resnet_deploy.export import ExportOptions, export_model
 from resnet_deploy.onnx_io import load_onnx, op_counts, read_metadata
 from resnet_deploy.pipeline import ort_outputs
-from resnet_deploy.quantize import convert_fp16, quantize_file
+from resnet_deploy.quantize import RECIPES, convert_fp16, quantize_file, quantize_model
 
-IMAGE_SIZE = 16  # sklearn's 8x8 digits, upsampled x2; ResNet-20 is fully convolutional
-
-
-def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The UCI handwritten digits shipped inside scikit-learn (1797 real 8x8 scans), as [N, 3, 16, 16]."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = torch.from_numpy(data.images.astype(np.float32) / 16.0).unsqueeze(1)
-    x = torch.nn.functional.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
-    x = ((x - 0.3) / 0.35).repeat(1, 3, 1, 1).numpy()
-    y = data.target.astype(np.int64)
-    order = np.random.default_rng(0).permutation(len(y))
-    x, y = x[order], y[order]
-    return x[:1400], y[:1400], x[1400:], y[1400:]
+from ._digits import IMAGE_SIZE, digits, train_resnet20
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Train ResNet-20 on the digits (a few seconds on 2 cores), export it fp32 + INT8 in one step."""
     folder = tmp_path_factory.mktemp("digits")
-    x_train, y_train, x_test, y_test = _digits()
-    torch.manual_seed(0)
-    model = rd.create_model("resnet20").train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    epochs, batch = 6, 64
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=epochs * (len(x_train) // batch))
-    start = time.perf_counter()
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt))
-        for i in range(len(xt) // batch):
-            idx = perm[i * batch : (i + 1) * batch]
-            loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-    print(f"trained in {time.perf_counter() - start:.1f}s")
-    model.eval()
+    x_train, y_train, x_test, y_test = digits()
+    model = train_resnet20(x_train, y_train)
     ckpt = folder / "digits.pth"
     torch.save(model.state_dict(), ckpt)
     calib = folder / "calib.npy"
@@ -171,3 +139,39 @@ def test_bad_calibration_data(trained: dict, tmp_path: Path) -> None:
 def test_already_quantized_is_refused(trained: dict, tmp_path: Path) -> None:
     with pytest.raises(rd.OnnxModelError, match="already quantized"):
         quantize_file(trained["int8"], tmp_path / "q.onnx", trained["calib"])
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_keeps_held_out_accuracy(trained: dict, name: str) -> None:
+    """Each INT8 recipe builds the graph it names and stays within 1 point of fp32 on real data."""
+    recipe = RECIPES[name]
+    fp32 = load_onnx(trained["fp32"])
+    quantized, _, _ = quantize_model(fp32, np.load(trained["calib"])[:64], recipe=recipe, source="digits")
+    ops = op_counts(quantized)
+    if recipe.fmt == "qoperator":
+        assert ops["QLinearConv"] == 19 and ops["Conv"] == 0
+    else:
+        assert ops["QLinearConv"] == 0 and ops["Conv"] == 19 and ops["DequantizeLinear"] > ops["QuantizeLinear"] > 0
+    if recipe.fmt == "qoperator":  # the residual Adds: quantized (onnxruntime's contrib op) or left in float
+        assert ops["com.microsoft.QLinearAdd"] == (9 if recipe.all_ops else 0)
+        assert ops["Add"] == (0 if recipe.all_ops else 9)
+    x, y = trained["x_test"], trained["y_test"]
+    fp32_acc = float(np.mean(ort_outputs(fp32, x).argmax(1) == y))
+    int8_acc = float(np.mean(ort_outputs(quantized, x).argmax(1) == y))
+    print(f"{name} ({recipe.describe()}): held-out accuracy fp32 {fp32_acc:.2%}, int8 {int8_acc:.2%}")
+    assert read_metadata(quantized)["quantization"].startswith(f"static {recipe.describe()}")
+    assert int8_acc >= fp32_acc - 0.01
+
+
+def test_int8_on_the_openvino_runtime_keeps_accuracy(trained: dict) -> None:
+    """The fastest CPU path measured here (OpenVINO runtime on the QDQ file) on real data."""
+    pytest.importorskip("openvino")
+    from resnet_deploy.runtime import Predictor, SessionConfig
+
+    x, y = trained["x_test"], trained["y_test"]
+    fp32_acc = _accuracy(trained["fp32"], x, y)
+    with Predictor(trained["int8"], config=SessionConfig(provider="openvino", threads=2, static_batch=1)) as p:
+        assert p.backend == "openvino-runtime"
+        ov_acc = float(np.mean(p.run(x).argmax(1) == y))
+    print(f"held-out accuracy: fp32 {fp32_acc:.2%}, int8 on the OpenVINO runtime {ov_acc:.2%}")
+    assert ov_acc >= fp32_acc - 0.01
