@@ -20,6 +20,7 @@ from .optimize import optimize
 from .predict import predict
 from .quantize import quantize
 from .triton import triton
+from .tune import tune
 
 app = typer.Typer(
     name="resnet-deploy",
@@ -35,6 +36,7 @@ app.command("info")(info)
 app.command("quantize")(quantize)
 app.command("bench")(bench)
 app.command("triton")(triton)
+app.command("tune")(tune)
 
 
 def _version(value: bool) -> None:

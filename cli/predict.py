@@ -4,29 +4,40 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from resnet_deploy.runtime import Predictor
 
-from ._errors import handle_errors
-from ._options import ModelPath, Provider, Threads
+from ._errors import CLIError, handle_errors
+from ._options import ModelPath, Threads
 from ._output import console, err_console
 
 
 @handle_errors
 def predict(
     model: ModelPath,
-    images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, ...).", show_default=False)],
+    images: Annotated[Optional[list[Path]], typer.Argument(help="Image files (JPEG, PNG, ...).", show_default=False)] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many classes to show per image.", min=1)] = 5,
-    provider: Provider = "auto",
+    provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Execution provider: auto (default), cpu, cuda, tensorrt or openvino.")] = None,
     threads: Threads = None,
+    profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: its model, provider and options (every argument is then an image).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: [{image, top_k: [{index, label, score}]}].")] = False,
 ) -> None:
-    """Classify images with an exported model."""
-    with Predictor(model, provider=provider, threads=threads) as predictor:
+    """Classify images with an exported model (or with the configuration a tune profile chose)."""
+    images = list(images or [])
+    if profile is not None:
+        if provider is not None or threads is not None:
+            raise CLIError("--profile sets the provider and threads; drop --provider/--threads")
+        images = [model, *images]
+        predictor = Predictor.from_profile(profile)
+    else:
+        if not images:
+            raise CLIError("give at least one image after the model")
+        predictor = Predictor(model, provider=provider, threads=threads)
+    with predictor:
         results = predictor.predict(list(images), top_k=top_k)
         used = predictor.provider
     if as_json:

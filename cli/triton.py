@@ -9,15 +9,14 @@ import typer
 
 from resnet_deploy.triton import TritonOptions, write_triton_repository
 
-from ._errors import handle_errors
-from ._options import ModelPath
+from ._errors import CLIError, handle_errors
 from ._output import console
 
 
 @handle_errors
 def triton(
-    model: ModelPath,
     repository: Annotated[Path, typer.Option("--repository", "-r", help="The Triton model repository folder.")],
+    model: Annotated[Optional[Path], typer.Argument(help="An ONNX file (or none, with --profile).", show_default=False)] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name in the repository (default: the file's stem).")] = None,
     max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Largest batch Triton forms; 0 disables batching.")] = 32,
     instances: Annotated[int, typer.Option("--instances", help="Model instances (parallel executions).")] = 1,
@@ -25,8 +24,23 @@ def triton(
     fp16: Annotated[bool, typer.Option("--fp16", help="TensorRT in FP16 (with --provider tensorrt).")] = False,
     queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing entry of that name.")] = False,
+    profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: its model file and provider.")] = None,
 ) -> None:
     """Lay out a Triton Inference Server model repository entry (onnxruntime backend)."""
+    if profile is not None:
+        from resnet_deploy.profile import load_profile
+
+        if model is not None:
+            raise CLIError("--profile names the model file; drop the MODEL argument")
+        tuned = load_profile(profile)
+        model, provider = tuned.model_path(profile), tuned.provider
+        name = name or Path(tuned.source_model or model).stem
+        fp16 = fp16 or bool(tuned.session.get("fp16"))
+        if tuned.backend == "openvino-runtime" or tuned.session.get("cuda_graph") or tuned.session.get("static_batch"):
+            console.print(f"note: Triton's onnxruntime backend runs {tuned.provider} with its own session settings; "
+                          f"the profile's {tuned.backend} options {tuned.session} are not carried over")
+    elif model is None:
+        raise CLIError("give an ONNX file, or --profile")
     entry = write_triton_repository(
         model, repository, TritonOptions(name, max_batch_size, instances, provider, fp16, queue_delay_us, force)
     )

@@ -128,8 +128,12 @@ def run_benchmark(
     *,
     progress: Callable[[str], None] | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
+    plan: Plan | None = None,
 ) -> BenchResult:
-    """Measure every planned engine at every batch size (and concurrency level)."""
+    """Measure every planned engine at every batch size (and concurrency level).
+
+    ``plan`` replaces the plan made from the options (``resnet-deploy tune`` measures its own
+    candidates this way: engines whose artifacts are file paths, one of them the baseline)."""
     say = progress or (lambda _msg: None)
     providers = validate(options)
     if options.peak and importlib.util.find_spec("torch") is None:
@@ -138,7 +142,8 @@ def run_benchmark(
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-bench-") as tmp:
         workdir = Path(tmp)
-        plan = plan_files(options, providers or ["cpu"]) if options.files else plan_zoo(options, providers)
+        if plan is None:
+            plan = plan_files(options, providers or ["cpu"]) if options.files else plan_zoo(options, providers)
         eval_paths = eval_arrays(options.eval_data, plan.image_shape, plan.metadata, workdir) if options.eval_data else {}
         paths: dict[str, Path] = {}
         macs = peak = None

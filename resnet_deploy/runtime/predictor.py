@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -89,6 +89,21 @@ class Predictor:
         self._graph_lock = threading.Lock() if cfg.cuda_graph and self.provider == "cuda" else None
         self._graph_state: tuple[Any, ...] | None = None
         self._closed = False
+        self.profile: Any = None  # the DeploymentProfile when built by from_profile
+
+    @classmethod
+    def from_profile(cls, profile_path: str | Path, *, check_machine: bool = True) -> "Predictor":
+        """The configuration ``resnet-deploy tune`` chose on this machine: its model file,
+        provider and session options. A profile from another machine, or for a model file that
+        changed since, is refused (:class:`~resnet_deploy.profile.ProfileError`)."""
+        from ..profile import load_profile
+
+        profile = load_profile(profile_path, check_machine=check_machine)
+        known = {f.name for f in fields(SessionConfig)} - {"provider"}
+        config = SessionConfig(provider=profile.provider, **{k: v for k, v in profile.session.items() if k in known})
+        predictor = cls(profile.model_path(profile_path), config=config)
+        predictor.profile = profile
+        return predictor
 
     def _labels(self, width: Any) -> list[str] | None:
         labels = self.metadata.get("labels")

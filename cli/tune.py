@@ -1,0 +1,79 @@
+"""``resnet-deploy tune``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ._errors import CLIError, handle_errors
+from ._options import ModelPath, Threads
+from ._output import console, err_console, progress
+
+
+def _list(text: str | None) -> list[str] | None:
+    return [v.strip().lower() for v in text.split(",") if v.strip()] if text else None
+
+
+@handle_errors
+def tune(
+    model: ModelPath,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the deployment profile (JSON).")],
+    providers: Annotated[Optional[str], typer.Option("--providers", help="Comma-separated: cpu, openvino, cuda, tensorrt (default: all available).")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="Comma-separated: fp32, bf16, fp16, int8 (default: all).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="The batch size to deploy.")] = 1,
+    threads: Threads = None,
+    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="INT8 calibration data (images folder or .npy); without it INT8 is measured but not chosen.")] = None,
+    eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Labelled data (.npz with x and y, or class-index subfolders): accuracy of every candidate.")] = None,
+    max_accuracy_drop: Annotated[float, typer.Option("--max-accuracy-drop", help="Accuracy points a candidate may lose against fp32 (with --eval-data).")] = 1.0,
+    duration: Annotated[float, typer.Option("--duration", help="Seconds of timed runs per candidate.")] = 3.0,
+    rounds: Annotated[int, typer.Option("--rounds", help="Interleaved rounds of the candidates.")] = 3,
+) -> None:
+    """Measure every way this machine can run MODEL, verify each against fp32, and write a profile of the fastest."""
+    from resnet_deploy.tune import TuneOptions, tune as run_tune
+
+    if batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, received {batch_size}")
+    options = TuneOptions(model, output, _list(providers), _list(precision), batch_size, threads, calibration, eval_data,
+                          max_accuracy_drop, duration, rounds)
+    result = run_tune(options, progress=progress)
+    console.print(_table(result))
+    w = result.winner.record
+    console.print(f"[green]wrote[/green] {result.profile_path}: {w.engine} ({w.provider}, {w.precision}), p50 {w.p50_ms:.2f} ms"
+                  + (f", {w.speedup_vs_baseline:.2f}x the reference" if w.speedup_vs_baseline else ""))
+    for v in result.verdicts:
+        if not v.verified and not v.reason.startswith("synthetic"):
+            err_console.print(f"[dim]{v.record.engine}: {v.reason}[/dim]")
+    if result.synthetic_calibration:
+        err_console.print("note: INT8 was calibrated on synthetic inputs, so it was measured but not chosen; pass --calibration")
+    console.print(f"use it: Predictor.from_profile({str(result.profile_path)!r}), resnet-deploy predict --profile {result.profile_path} IMAGE")
+
+
+def _short(reason: str) -> str:
+    """The verdict in a few characters; the full reason is in the profile's candidates."""
+    for prefix, short in (("verified (unstable", "ok, noisy"), ("verified", "ok"), ("error", "error > tol"),
+                          ("accuracy", "accuracy"), ("synthetic", "synthetic cal"), ("failed", "failed")):
+        if reason.startswith(prefix):
+            return short
+    return reason[:14]
+
+
+def _table(result) -> Table:  # type: ignore[no-untyped-def]
+    table = Table(title="tune: candidates, fastest verified first", title_justify="left")
+    for col in ("candidate", "p50 ms", "speed", "rel err", "acc", "verdict"):
+        table.add_column(col, justify="left" if col in ("candidate", "verdict") else "right", no_wrap=True)
+    order = sorted(result.verdicts, key=lambda v: (not v.verified, v.record.p50_ms or float("inf")))
+    for v in order:
+        r = v.record
+        mark = "[bold green]winner[/bold green]" if v is result.winner else _short(v.reason)
+        table.add_row(
+            r.engine,
+            f"{r.p50_ms:.2f}" if r.p50_ms else "",
+            f"{r.speedup_vs_baseline:.2f}x" if r.speedup_vs_baseline else "",
+            f"{r.max_rel_error:.1e}" if r.max_rel_error is not None else "",
+            f"{r.accuracy:.2%}" if r.accuracy is not None else "",
+            mark,
+        )
+    return table

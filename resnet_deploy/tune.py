@@ -1,0 +1,258 @@
+"""``resnet-deploy tune``: the fastest verified way to run one model on this machine.
+
+The candidates are the configurations this machine offers for the requested providers and
+precisions (onnxruntime's CPU EP on the fp32 file, its INT8 QDQ file and a static-batch INT8
+file; OpenVINO in fp32, bf16, INT8 and INT8 compiled for the batch; CUDA fp32/fp16 with and
+without NHWC kernels and CUDA graphs; TensorRT). The benchmark harness measures them side by side
+(each in its own process, interleaved rounds, the same fixed input) against the fp32 file on the
+CPU EP, which is the reference for speed and for the error of every output. A candidate is
+*verified* when its error is within the tolerance of its precision and, with evaluation data,
+its accuracy drop is within ``max_accuracy_drop``; INT8 calibrated on synthetic data is measured
+but never chosen. The fastest verified candidate wins, and the profile records it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from ._atomic import atomic_write_bytes, check_writable
+from ._errors import InputError, OnnxModelError
+from .bench.options import BenchOptions, validate
+from .bench.plan import Plan
+from .bench.schema import Engine, Record
+from .calibration import DEFAULT_MAX_SAMPLES, load_samples
+from ._machine import cpu_flags, machine
+from .onnx_io import image_input, load_onnx, read_metadata, save_onnx
+from .precision import convert_fp16, is_quantized
+from .profile import DeploymentProfile, file_sha256, save_profile
+from .runtime import available_providers
+from .runtime.providers import openvino_backend
+from .verify import DEFAULT_RTOL, fixed_inputs
+
+__all__ = ["TuneOptions", "TuneResult", "Verdict", "tune", "TOLERANCES", "REFERENCE"]
+
+REFERENCE = "ort-fp32"
+# Max relative logit error against the fp32 file on the CPU EP, per precision. fp32: the
+# export's own parity tolerance. bf16/fp16 keep 8/11 mantissa bits (measured 2.9e-3 and 1e-3 on
+# ResNets). INT8: the error of a well-calibrated QDQ ResNet-50 (1.7e-2 to 2.4e-2 measured) with
+# headroom; accuracy on real data (eval data) is the test that matters and is applied on top.
+TOLERANCES = {"fp32": DEFAULT_RTOL, "bf16": 2e-2, "fp16": 2e-2, "int8": 1e-1}
+
+
+@dataclass
+class TuneOptions:
+    model: str | Path
+    output: str | Path
+    providers: list[str] | None = None  # None: every available provider
+    precisions: list[str] | None = None  # None: fp32, bf16, fp16, int8 where they apply
+    batch_size: int = 1
+    threads: int | None = None
+    calibration: str | Path | None = None
+    eval_data: str | Path | None = None
+    max_accuracy_drop: float = 1.0  # percentage points
+    duration: float = 3.0
+    rounds: int = 3
+    cache_dir: str | Path | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    record: Record
+    backend: str  # the benchmark backend that ran it: "onnxruntime" or "openvino" (the runtime itself)
+    session: dict[str, Any]
+    verified: bool
+    reason: str
+
+
+@dataclass
+class TuneResult:
+    verdicts: list[Verdict]
+    winner: Verdict
+    profile: DeploymentProfile
+    profile_path: Path
+    synthetic_calibration: bool
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    engine: Engine
+    session: dict[str, Any]  # SessionConfig fields for the profile
+
+
+def _candidates(files: dict[str, Path], providers: list[str], precisions: set[str], batch: int) -> list[_Candidate]:
+    """Every configuration worth measuring here, the reference first."""
+    out = [_Candidate(Engine(REFERENCE, "onnxruntime", "cpu", "fp32", str(files["fp32"]), {},
+                             "onnxruntime CPU EP, the fp32 file (the reference)"), {"optimization": "all"})]
+
+    def add(name: str, backend: str, provider: str, precision: str, artifact: str, description: str,
+            session: dict[str, Any], **options: Any) -> None:
+        if provider in providers and precision in precisions and artifact in files:
+            out.append(_Candidate(Engine(name, backend, provider, precision, str(files[artifact]), options, description), session))
+
+    add("ort-int8", "onnxruntime", "cpu", "int8", "int8", "onnxruntime CPU EP, INT8 QDQ (U8S8, per-channel)", {})
+    add("ort-int8-static", "onnxruntime", "cpu", "int8", "int8_static", "onnxruntime CPU EP, INT8 QDQ, static batch", {})
+    bf16 = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    if openvino_backend() == "runtime":
+        add("ov-fp32", "openvino", "openvino", "fp32", "fp32", "OpenVINO runtime, f32 hint", {})
+        if bf16:
+            add("ov-bf16", "openvino", "openvino", "bf16", "fp32", "OpenVINO runtime, bf16 hint",
+                {"openvino_precision": "BF16"}, hint="bf16")
+        add("ov-int8", "openvino", "openvino", "int8", "int8", "OpenVINO runtime, INT8 QDQ", {})
+        add("ov-int8-static", "openvino", "openvino", "int8", "int8", "OpenVINO runtime, INT8 QDQ compiled for the batch",
+            {"static_batch": batch}, static=True)
+    else:
+        add("ov-fp32", "onnxruntime", "openvino", "fp32", "fp32", "OpenVINO EP, f32 hint", {})
+        if bf16:
+            add("ov-bf16", "onnxruntime", "openvino", "bf16", "fp32", "OpenVINO EP, bf16 hint",
+                {"openvino_precision": "BF16"}, openvino_precision="BF16")
+        add("ov-int8", "onnxruntime", "openvino", "int8", "int8", "OpenVINO EP, INT8 QDQ", {})
+        add("ov-int8-static", "onnxruntime", "openvino", "int8", "int8_static", "OpenVINO EP, INT8 QDQ, static batch", {})
+    gpu = {"prefer_nhwc": True, "cuda_graph": True}
+    add("cuda-fp32", "onnxruntime", "cuda", "fp32", "fp32", "CUDA EP, IO binding", {})
+    add("cuda-fp32-nhwc-graph", "onnxruntime", "cuda", "fp32", "fp32", "CUDA EP, NHWC, CUDA graph", gpu, **gpu)
+    add("cuda-fp16", "onnxruntime", "cuda", "fp16", "fp16", "CUDA EP, fp16 file", {})
+    add("cuda-fp16-nhwc-graph", "onnxruntime", "cuda", "fp16", "fp16", "CUDA EP, fp16 file, NHWC, CUDA graph", gpu, **gpu)
+    add("trt-fp16", "onnxruntime", "tensorrt", "fp16", "fp32", "TensorRT EP, fp16", {"fp16": True}, fp16=True)
+    for c in out:  # the options an engine runs with are the ones its profile must record
+        c.session.update({k: v for k, v in c.engine.options.items() if c.engine.backend == "onnxruntime"})
+    return out
+
+
+def _prepare(options: TuneOptions, folder: Path, precisions: set[str], providers: list[str],
+             say: Callable[[str], None]) -> tuple[dict[str, Path], bool]:
+    """The files the candidates run: the fp32 file as given, INT8 and fp16 made from it."""
+    model = load_onnx(options.model)
+    if any(n.domain not in ("", "ai.onnx") for n in model.graph.node):
+        raise OnnxModelError(f"{options.model} holds onnxruntime-specific ops; tune starts from a portable file "
+                             "(resnet-deploy export, or optimize --target portable)")
+    if is_quantized(model):
+        raise OnnxModelError(f"{options.model} is already quantized; tune starts from the fp32 file and makes INT8 itself")
+    image = image_input(model, options.model)
+    if image.shape[0] is not None and image.shape[0] != options.batch_size:
+        raise InputError(f"{Path(options.model).name} has a static batch of {image.shape[0]}; use --batch-size {image.shape[0]}")
+    files = {"fp32": Path(options.model)}
+    synthetic = options.calibration is None
+    if "int8" in precisions and (set(providers) & {"cpu", "openvino"}):
+        from .quantize import quantize_model  # onnxruntime's quantization tools
+
+        shape = image.batch_shape(1)
+        if synthetic:
+            samples = fixed_inputs((16, *shape[1:]), seed=123)
+        else:
+            samples = load_samples(options.calibration, (None, *shape[1:]), read_metadata(model), max_samples=DEFAULT_MAX_SAMPLES)
+        say(f"quantizing to INT8 on {len(samples)} {'synthetic' if synthetic else 'calibration'} samples")
+        int8 = quantize_model(model, samples, source=str(options.model))[0]
+        files["int8"] = folder / "int8.onnx"
+        save_onnx(int8, files["int8"])
+        for value in (int8.graph.input[0], int8.graph.output[0]):
+            value.type.tensor_type.shape.dim[0].Clear()
+            value.type.tensor_type.shape.dim[0].dim_value = options.batch_size
+        files["int8_static"] = folder / "int8_static.onnx"
+        save_onnx(int8, files["int8_static"])
+    if "fp16" in precisions and (set(providers) & {"cuda"}):
+        files["fp16"] = folder / "fp16.onnx"
+        save_onnx(convert_fp16(model)[0], files["fp16"])
+    return files, synthetic
+
+
+def _verdict(record: Record, candidate: _Candidate, reference: Record, options: TuneOptions, synthetic: bool) -> Verdict:
+    def verdict(verified: bool, reason: str) -> Verdict:
+        return Verdict(record, candidate.engine.backend, candidate.session, verified, reason)
+
+    if record.error:
+        return verdict(False, f"failed: {record.error}")
+    if record.max_rel_error is None:
+        return verdict(False, "no output to compare")
+    if record.precision == "int8" and synthetic:
+        return verdict(False, "synthetic calibration (pass --calibration)")
+    measured = record.accuracy is not None and reference.accuracy is not None
+    # INT8 with real calibration is judged on real data when there is some: on the fixed
+    # standard-normal input, far from what it was calibrated on, its logit error says little.
+    tolerance = TOLERANCES[record.precision]
+    if record.max_rel_error > tolerance and not (record.precision == "int8" and measured):
+        return verdict(False, f"error {record.max_rel_error:.1e} > {tolerance:g}")
+    if measured:
+        drop = (reference.accuracy - record.accuracy) * 100  # type: ignore[operator]
+        if drop > options.max_accuracy_drop:
+            return verdict(False, f"accuracy -{drop:.2f} pt > {options.max_accuracy_drop:g}")
+    return verdict(True, "verified" + (" (unstable timing)" if record.unstable else ""))
+
+
+def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
+         on_step: Callable[[str, int, int], None] | None = None) -> TuneResult:
+    """Measure every candidate, pick the fastest verified one, write the profile."""
+    from .bench.run import run_benchmark
+
+    say = progress or (lambda _msg: None)
+    output = Path(options.output)
+    check_writable(output)
+    if output.resolve() == Path(options.model).resolve():
+        raise InputError(f"--output {output} is the model itself")
+    if not 0 <= options.max_accuracy_drop <= 100:
+        raise InputError(f"--max-accuracy-drop must be between 0 and 100 points, received {options.max_accuracy_drop}")
+    bench = BenchOptions(files=(options.model,), providers=options.providers, batch_sizes=(options.batch_size,),
+                         threads=options.threads, duration=options.duration, rounds=options.rounds,
+                         eval_data=options.eval_data, cache_dir=options.cache_dir)
+    resolved = validate(bench)  # refuses absurd durations, threads, batch sizes and unknown providers
+    providers = resolved if options.providers else available_providers()
+    precisions = set(options.precisions or TOLERANCES)
+    unknown = precisions - set(TOLERANCES)
+    if unknown:
+        raise InputError(f"unknown precision {sorted(unknown)[0]!r}; expected one of {', '.join(TOLERANCES)}")
+    with tempfile.TemporaryDirectory(prefix="resnet-deploy-tune-") as tmp:
+        files, synthetic = _prepare(options, Path(tmp), precisions, providers, say)
+        candidates = _candidates(files, providers, precisions, options.batch_size)
+        image = image_input(load_onnx(files["fp32"]), options.model)
+        plan = Plan(tuple(c.engine for c in candidates), REFERENCE, f"{REFERENCE}: {Path(options.model).name} on the CPU EP",
+                    tuple(image.batch_shape(1)[1:]), str(image.dtype), metadata=read_metadata(load_onnx(files["fp32"])))  # type: ignore[arg-type]
+        result = run_benchmark(replace(bench, providers=None), progress=progress, on_step=on_step, plan=plan)
+        by_name = {r.engine: r for r in result.records}
+        reference = by_name[REFERENCE]
+        verdicts = [_verdict(by_name[c.engine.name], c, reference, options, synthetic) for c in candidates]
+        eligible = [v for v in verdicts if v.verified and v.record.provider in providers]
+        if not eligible:
+            raise InputError("no candidate was verified on this machine: " + "; ".join(f"{v.record.engine}: {v.reason}" for v in verdicts))
+        winner = min(eligible, key=lambda v: v.record.p50_ms or float("inf"))
+        profile = _profile(options, output, winner, verdicts, Path(winner.record.source or files["fp32"]), synthetic)
+    return TuneResult(verdicts, winner, profile, output, synthetic, result.environment)
+
+
+def _profile(options: TuneOptions, output: Path, winner: Verdict, verdicts: list[Verdict], model_file: Path,
+             synthetic: bool) -> DeploymentProfile:
+    """Save the winner's model beside the profile (unless it is the given file) and the profile."""
+    source = Path(options.model).resolve()
+    if model_file.resolve() == source:
+        model_ref = str(source)
+    else:
+        target = output.with_name(f"{output.stem}.{winner.record.engine}.onnx")
+        atomic_write_bytes(target, model_file.read_bytes())
+        model_ref = target.name
+    r = winner.record
+    session = {**winner.session, "threads": options.threads or r.threads}
+    profile = DeploymentProfile(
+        model=model_ref,
+        model_sha256=file_sha256(model_file),
+        provider=r.provider,
+        backend="openvino-runtime" if winner.backend == "openvino" else "onnxruntime",
+        precision=r.precision,
+        batch_size=r.batch_size,
+        session=session,
+        measured={"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "images_per_s": r.images_per_s, "speedup_vs_reference": r.speedup_vs_baseline,
+                  "max_rel_error": r.max_rel_error, "accuracy": r.accuracy, "synthetic_calibration": synthetic and r.precision == "int8",
+                  "candidate": r.engine},
+        machine=machine(),
+        source_model=str(source),
+        candidates=[{"engine": v.record.engine, "provider": v.record.provider, "precision": v.record.precision,
+                     "p50_ms": v.record.p50_ms, "max_rel_error": v.record.max_rel_error, "accuracy": v.record.accuracy,
+                     "verified": v.verified, "reason": v.reason} for v in verdicts],
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        toolkit_version=__version__,
+    )
+    save_profile(profile, output)
+    return profile

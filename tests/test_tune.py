@@ -1,0 +1,152 @@
+"""``tune``: candidates measured and verified, the profile written, read back, and refused when
+it does not apply; on the real-data digits model, INT8 chosen only when it keeps the accuracy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import resnet_deploy as rd
+from resnet_deploy.profile import ProfileError, file_sha256, load_profile
+from resnet_deploy.runtime import Predictor
+from resnet_deploy.tune import REFERENCE, TOLERANCES, TuneOptions, tune
+from resnet_deploy.verify import compare
+
+from ._digits import IMAGE_SIZE, digits, train_resnet20
+
+FAST = {"duration": 0.3, "rounds": 2}
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """ResNet-20 trained on real digits, exported; calibration and held-out data beside it."""
+    import torch
+
+    from resnet_deploy.export import ExportOptions, export_model
+
+    folder = tmp_path_factory.mktemp("tune")
+    x_train, y_train, x_test, y_test = digits()
+    ckpt = folder / "digits.pth"
+    torch.save(train_resnet20(x_train, y_train).state_dict(), ckpt)
+    export_model(ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE), folder / "digits.onnx")
+    np.save(folder / "calib.npy", x_train[:128])
+    np.savez(folder / "heldout.npz", x=x_test, y=y_test)
+    return {"model": folder / "digits.onnx", "calib": folder / "calib.npy", "eval": folder / "heldout.npz", "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def tuned(digits_files: dict[str, Path]):
+    out = digits_files["folder"] / "profile.json"
+    return tune(TuneOptions(digits_files["model"], out, calibration=digits_files["calib"], eval_data=digits_files["eval"],
+                            max_accuracy_drop=1.0, threads=2, **FAST))
+
+
+def test_every_candidate_is_measured_and_verified(tuned) -> None:
+    names = {v.record.engine for v in tuned.verdicts}
+    assert {REFERENCE, "ort-int8", "ort-int8-static"} <= names
+    reference = next(v for v in tuned.verdicts if v.record.engine == REFERENCE)
+    for v in tuned.verdicts:
+        r = v.record
+        print(f"{r.engine:16} {r.precision:5} p50 {r.p50_ms or 0:7.3f} ms  err {r.max_rel_error}  acc {r.accuracy}  {v.reason}")
+        assert r.error is None and r.p50_ms > 0 and r.accuracy is not None
+        if v.verified:
+            assert (reference.record.accuracy - r.accuracy) * 100 <= 1.0
+            if r.precision != "int8":
+                assert r.max_rel_error <= TOLERANCES[r.precision]
+    assert tuned.winner.verified
+    assert tuned.winner.record.p50_ms == min(v.record.p50_ms for v in tuned.verdicts if v.verified)
+
+
+def test_profile_round_trip(tuned, digits_files: dict[str, Path]) -> None:
+    profile = load_profile(tuned.profile_path)
+    assert profile == tuned.profile
+    assert profile.measured["candidate"] == tuned.winner.record.engine
+    assert file_sha256(profile.model_path(tuned.profile_path)) == profile.model_sha256
+    x = np.load(digits_files["eval"])["x"][:16]
+    with Predictor(digits_files["model"], provider="cpu") as fp32:
+        reference = fp32.run(x)
+    with Predictor.from_profile(tuned.profile_path) as p:
+        assert (p.provider, p.profile.precision) == (profile.provider, profile.precision)
+        assert p.backend == profile.backend
+        out = p.run(x)
+    parity = compare(out, reference, rtol=1.0)
+    print("profile vs fp32:", parity.describe())
+    assert parity.top1_agreement >= 0.9
+
+
+def test_int8_without_real_calibration_is_never_chosen(digits_files: dict[str, Path], tmp_path: Path) -> None:
+    result = tune(TuneOptions(digits_files["model"], tmp_path / "p.json", precisions=["fp32", "int8"], **FAST))
+    int8 = [v for v in result.verdicts if v.record.precision == "int8"]
+    assert int8 and all(not v.verified and v.reason.startswith("synthetic calibration") for v in int8)
+    assert result.winner.record.precision == "fp32" and result.synthetic_calibration
+
+
+def test_the_accuracy_bound_decides(digits_files: dict[str, Path], tmp_path: Path) -> None:
+    """With a bound of 0 points, exactly the candidates that lose no held-out accuracy are verified."""
+    result = tune(TuneOptions(digits_files["model"], tmp_path / "p.json", precisions=["fp32", "int8"], providers=["cpu"],
+                              calibration=digits_files["calib"], eval_data=digits_files["eval"], max_accuracy_drop=0.0, **FAST))
+    for v in result.verdicts:
+        drop = (result.verdicts[0].record.accuracy - v.record.accuracy) * 100
+        assert v.verified == (drop <= 0.0), (v.record.engine, drop, v.reason)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "resnet_deploy_cli.main", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_bad_profiles_get_one_line(tuned, tmp_path: Path, sample_image: Path) -> None:
+    good = json.loads(tuned.profile_path.read_text())
+    cases = {
+        "missing.json": (None, "profile not found"),
+        "corrupt.json": ("{not json", "not valid JSON"),
+        "other.json": ({**good, "format": "something else"}, "is not a deployment profile"),
+        "future.json": ({**good, "version": 99}, "version 99 profile"),
+        "fields.json": ({k: v for k, v in good.items() if k != "provider"}, "field 'provider' is missing"),
+        "elsewhere.json": ({**good, "machine": {**good["machine"], "cpu": "Some Other CPU"}}, "was tuned on another machine"),
+        "changed.json": ({**good, "model_sha256": "0" * 64}, "changed since it was tuned"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        if content is not None:
+            path.write_text(content if isinstance(content, str) else json.dumps({**content, "model": str(tuned.profile.model_path(tuned.profile_path))}))
+        with pytest.raises(ProfileError, match=message):
+            Predictor.from_profile(path)
+        proc = _cli("predict", "--profile", str(path), str(sample_image))
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+
+
+def test_cli_tune_predict_and_triton(digits_files: dict[str, Path], tmp_path: Path, sample_image: Path) -> None:
+    profile = tmp_path / "p.json"
+    proc = _cli("tune", str(digits_files["model"]), "-o", str(profile), "--providers", "cpu", "--precision", "fp32",
+                "--duration", "0.2", "--rounds", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "winner" in proc.stdout and REFERENCE in proc.stdout and max(map(len, proc.stdout.splitlines())) <= 80
+    proc = _cli("predict", "--profile", str(profile), str(sample_image), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["image"] == str(sample_image)
+    proc = _cli("predict", "--profile", str(profile), str(sample_image), "--provider", "cpu")
+    assert proc.returncode == 1 and "drop --provider" in proc.stderr
+    proc = _cli("triton", "--profile", str(profile), "-r", str(tmp_path / "repo"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "repo" / "digits" / "1" / "model.onnx").is_file()
+
+
+def test_bad_options_are_refused(digits_files: dict[str, Path], tmp_path: Path) -> None:
+    model = digits_files["model"]
+    with pytest.raises(rd.InputError, match="is the model itself"):
+        tune(TuneOptions(model, model))
+    with pytest.raises(rd.InputError, match="unknown precision 'int4'"):
+        tune(TuneOptions(model, tmp_path / "p.json", precisions=["int4"]))
+    with pytest.raises(rd.InputError, match="max-accuracy-drop"):
+        tune(TuneOptions(model, tmp_path / "p.json", max_accuracy_drop=float("nan")))
+    with pytest.raises(rd.InputError, match="--duration must be a finite number"):
+        tune(TuneOptions(model, tmp_path / "p.json", duration=float("inf")))
+    with pytest.raises(rd.ResnetDeployError, match="provider 'cuda' is not available"):
+        tune(TuneOptions(model, tmp_path / "p.json", providers=["cuda"]))
+    assert not (tmp_path / "p.json").exists()
