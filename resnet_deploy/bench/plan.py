@@ -72,6 +72,8 @@ CATALOGUE: tuple[Entry, ...] = (
     _e("pytorch-cuda", "pytorch", "cuda", "fp32", "torch eager on the GPU", needs=("torch-cuda",)),
     _e("pytorch-cuda-fp16", "pytorch", "cuda", "fp16", "torch eager on the GPU, fp16 autocast, channels_last",
        needs=("torch-cuda",), memory_format="channels_last", autocast="fp16"),
+    _e("pytorch-cuda-fp16-graph", "pytorch", "cuda", "fp16", "torch on the GPU, fp16 autocast, channels_last, captured CUDA graph",
+       needs=("torch-cuda",), memory_format="channels_last", autocast="fp16", cuda_graph=True),
     _e("ort-cuda", "onnxruntime", "cuda", "fp32", "CUDA EP, FusedConv, IO binding, EXHAUSTIVE conv search", artifact="cuda"),
     _e("ort-cuda-fp16", "onnxruntime", "cuda", "fp16", "CUDA EP, fp16 file, IO binding", artifact="fp16"),
     # The knobs of onnxruntime's fastest measured CUDA configuration, named so a reader sees them:
