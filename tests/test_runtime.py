@@ -193,7 +193,7 @@ def test_unavailable_provider_is_an_error_not_a_fallback(resnet20_onnx: Path) ->
 def test_silent_session_fallback_is_refused(resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Simulate onnxruntime listing CUDA as available but creating a CPU-only session, as it
     does when the CUDA libraries fail to load: we must refuse, not run on the CPU."""
-    monkeypatch.setattr(providers_mod, "available_providers", lambda: ["cuda", "cpu"])
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(session_mod, "provider_list", lambda short, config: ["CPUExecutionProvider"])
     with pytest.raises(rd.ProviderUnavailableError, match="refusing to fall back silently"):
         create_session(str(resnet20_onnx), SessionConfig(provider="cuda"))

@@ -10,6 +10,7 @@ and no-silent-fallback rule apply to it. It imports ``openvino`` only when a ses
 
 from __future__ import annotations
 
+import functools
 import queue
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +49,9 @@ def _openvino() -> Any:
     return openvino
 
 
+@functools.lru_cache(maxsize=None)
 def native_openvino_available() -> bool:
-    """True when the ``openvino`` package is importable and lists a CPU device."""
+    """True when the ``openvino`` package is importable and lists a CPU device (asked once)."""
     try:
         import openvino
     except ImportError:

@@ -65,40 +65,50 @@ def openvino_plugin_devices() -> list[Any]:
     return [d for d in ort.get_ep_devices() if d.ep_name == PROVIDERS["openvino"]]
 
 
+def _openvino_in_onnxruntime() -> bool:
+    """onnxruntime's OpenVINO EP: built in (onnxruntime-openvino) or the plugin with a device."""
+    return PROVIDERS["openvino"] in ort.get_available_providers() or bool(openvino_plugin_devices())
+
+
 def openvino_backend() -> str | None:
     """How ``openvino`` runs here: ``"onnxruntime"`` (its OpenVINO EP, built in or the plugin,
     which enumerates Intel devices only), ``"runtime"`` (the ``openvino`` package itself, on any
     x86-64 CPU), or None when neither is installed and usable."""
-    if PROVIDERS["openvino"] in ort.get_available_providers() or openvino_plugin_devices():
+    if _openvino_in_onnxruntime():
         return "onnxruntime"
     from .openvino_native import native_openvino_available
 
     return "runtime" if native_openvino_available() else None
 
 
+def _available(short: str) -> bool:
+    if short == "openvino":
+        return openvino_backend() is not None
+    return PROVIDERS[short] in ort.get_available_providers()
+
+
 def available_providers() -> list[str]:
     """Short names of the providers usable on this machine, fastest first."""
-    names = set(ort.get_available_providers())
-    out = []
-    for short in AUTO_ORDER:
-        if (short == "openvino" and openvino_backend()) or (short != "openvino" and PROVIDERS[short] in names):
-            out.append(short)
-    return out
+    return [short for short in AUTO_ORDER if _available(short)]
 
 
 def resolve_provider(provider: str) -> str:
-    """Validate a provider name (``auto`` picks the fastest available); never falls back silently."""
+    """Validate a provider name (``auto`` picks the fastest available); never falls back silently.
+
+    Only the provider asked for is probed (``auto``: onnxruntime's own list), so that naming
+    ``cpu`` or ``cuda`` never imports the OpenVINO runtime (a quarter of a second at start-up)."""
     provider = provider.lower()
-    available = available_providers()
     if provider == "auto":
-        return next(p for p in available if p != "openvino" or openvino_backend() == "onnxruntime")
+        for short in AUTO_ORDER:
+            if (short == "openvino" and _openvino_in_onnxruntime()) or (short != "openvino" and _available(short)):
+                return short
     if provider not in PROVIDERS:
         raise ProviderUnavailableError(
             f"unknown provider {provider!r}; expected auto or one of {', '.join(PROVIDERS)}"
         )
-    if provider not in available:
+    if not _available(provider):
         raise ProviderUnavailableError(
-            f"provider {provider!r} is not available on this machine; available: {', '.join(available)}"
+            f"provider {provider!r} is not available on this machine; available: {', '.join(available_providers())}"
         )
     return provider
 
