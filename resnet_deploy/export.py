@@ -10,7 +10,6 @@ nodes, and ``metadata_props`` describing the model and its preprocessing.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import warnings
@@ -24,6 +23,7 @@ import torch
 from . import __version__
 from ._atomic import check_writable
 from ._errors import ExportError, ResnetDeployError, first_line
+from ._hashing import file_sha256
 from ._registry import get_model_spec
 from .models import create_model
 from .onnx_io import DEFAULT_OPSET, MIN_OPSET, op_counts, save_onnx, write_metadata
@@ -143,7 +143,7 @@ def _torch_export(model: torch.nn.Module, example: torch.Tensor, opset: int, dyn
 def _weights_description(weights: str | Path | None) -> str:
     if weights is None:
         return "random init (He et al. 2015, Kaiming normal)"
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
+    digest = file_sha256(weights)[:16]
     return f"{Path(weights).name} (sha256 {digest})"
 
 

@@ -11,13 +11,13 @@ choice is a measurement, and it does not carry over to a different CPU or GPU.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._atomic import atomic_write_bytes
+from ._hashing import file_sha256
 from ._errors import InputError
 
 __all__ = ["DeploymentProfile", "ProfileError", "load_profile", "save_profile", "file_sha256", "FORMAT", "VERSION"]
@@ -51,14 +51,6 @@ class DeploymentProfile:
     def model_path(self, profile_path: str | Path) -> Path:
         path = Path(self.model)
         return path if path.is_absolute() else Path(profile_path).resolve().parent / path
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_profile(profile: DeploymentProfile, path: str | Path) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from .._hashing import file_sha256
 from .._registry import get_model_spec
 from ..calibration import load_samples
 from ..export import DEFAULT_OPSET, ExportOptions, _torch_export, export_model
@@ -32,13 +33,7 @@ ARTIFACTS = ("export", "portable", "cpu", "cuda", "int8", "fp16")
 
 
 def _file_digest(path: str | Path | None) -> str | None:
-    if path is None:
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return None if path is None else file_sha256(path)
 
 
 def _cache_key(options: BenchOptions) -> str:

@@ -32,6 +32,12 @@ class Backend(Protocol):
         """A synchronous call on ``x`` prepared for timing (inputs already where they run)."""
 
 
+def _check_options(spec: WorkerSpec, allowed: frozenset[str]) -> None:
+    unknown = set(spec.engine.options) - allowed
+    if unknown:
+        raise ValueError(f"unknown {spec.engine.backend} option(s) {sorted(unknown)}; expected {sorted(allowed)}")
+
+
 class PyTorchBackend:
     """Eager PyTorch (optionally channels_last, autocast, ``torch.compile``) on the CPU or a GPU."""
 
@@ -42,9 +48,7 @@ class PyTorchBackend:
 
         from ..models import create_model
 
-        unknown = set(spec.engine.options) - self.OPTIONS
-        if unknown:
-            raise ValueError(f"unknown pytorch option(s) {sorted(unknown)}; expected {sorted(self.OPTIONS)}")
+        _check_options(spec, self.OPTIONS)
         if spec.architecture is None:
             raise ValueError("a pytorch engine needs an architecture")
         options = spec.engine.options
@@ -209,9 +213,7 @@ class OpenVINORuntimeBackend:
     def __init__(self, spec: WorkerSpec) -> None:
         from ..runtime.openvino_native import OpenVINOSession
 
-        unknown = set(spec.engine.options) - self.OPTIONS
-        if unknown:
-            raise ValueError(f"unknown openvino option(s) {sorted(unknown)}; expected {sorted(self.OPTIONS)}")
+        _check_options(spec, self.OPTIONS)
         if spec.model_path is None:
             raise ValueError("an openvino engine needs a model file")
         options = spec.engine.options

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InputError
+from .._hashing import file_sha256
 from ..runtime import available_providers
 from .inputs import ModelFile, read_model_file
 from .options import PRECISIONS, BenchOptions
@@ -176,19 +177,9 @@ def _eager_baseline(first: ModelFile, weights: str | Path | None) -> tuple[bool,
             return True, f"{first.path.name} is {arch} with seeded random weights, rebuilt in PyTorch"
         return False, f"{first.path.name} was exported from {recorded or 'unknown weights'}; pass --weights for an eager baseline"
     digest = re.search(r"sha256 ([0-9a-f]+)", recorded)
-    if digest is None or not _sha256(weights).startswith(digest.group(1)):
+    if digest is None or not file_sha256(weights).startswith(digest.group(1)):
         raise InputError(f"--weights {Path(weights).name} is not what {first.path.name} was exported from ({recorded or 'no record'})")
     return True, f"{first.path.name} is {arch} with weights {Path(weights).name}, rebuilt in PyTorch"
-
-
-def _sha256(path: str | Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _names(files: list[ModelFile]) -> list[str]:
