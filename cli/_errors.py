@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import typer
@@ -14,6 +15,15 @@ from resnet_deploy._errors import first_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEBUG_ENV = "RESNET_DEPLOY_DEBUG"
+
+# Every command's path parameters by role, as the user names them. handle_errors checks each
+# command's outputs against all of its inputs before the command starts; outputs a command
+# derives itself (export's default name, the INT8 file, tune's model file, a Triton entry) are
+# checked where they are derived.
+OUTPUT_PARAMS = {"output": "--output", "report": "--report", "json_out": "--json", "csv_out": "--csv",
+                 "markdown_out": "--markdown", "plot_out": "--plot"}
+INPUT_PARAMS = {"model": "MODEL", "models": "MODEL", "images": "IMAGE", "weights": "--weights", "labels": "--labels",
+                "calibration": "--calibration", "eval_data": "--eval-data", "profile": "--profile"}
 
 
 class CLIError(ResnetDeployError):
@@ -25,12 +35,38 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _paths(value: Any) -> list[Path]:
+    if isinstance(value, Path):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, Path)]
+    return []
+
+
+def check_command_paths(params: dict[str, Any]) -> None:
+    """No output of a command may be one of its inputs (a model's external data included), or
+    another of its outputs: one line naming both, before any work."""
+    from resnet_deploy._atomic import check_distinct
+    from resnet_deploy.onnx_io import model_files
+
+    outputs = {flag: params[name] for name, flag in OUTPUT_PARAMS.items() if isinstance(params.get(name), Path)}
+    if not outputs:
+        return
+    inputs: dict[str, list[Path]] = {}
+    for name, flag in INPUT_PARAMS.items():
+        for path in _paths(params.get(name)):
+            for i, part in enumerate(model_files(path)):
+                inputs.setdefault(flag if i == 0 else f"{flag}'s external data", []).append(part)
+    check_distinct(outputs, inputs)
+
+
 def handle_errors(fn: F) -> F:
     """Decorate a command: typed errors exit 1, Ctrl-C/SIGTERM 130, anything unexpected 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_command_paths(kwargs)
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise

@@ -38,7 +38,8 @@ def export(
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
     require("export", "torch", "onnxscript", "onnxsim")
     from resnet_deploy import model_name_for_depth
-    from resnet_deploy.export import ExportOptions, export_model, read_labels_file
+    from resnet_deploy._atomic import check_distinct
+    from resnet_deploy.export import ExportOptions, export_model, int8_path, read_labels_file
 
     name = model or model_name_for_depth(depth, plain=plain)
     output = output or Path(f"{name}.onnx")
@@ -47,6 +48,9 @@ def export(
     if calibration is not None and not int8:
         raise CLIError("--calibration is only used with --int8")
     check_report(report)
+    # handle_errors checked the paths the user gave; the default name and the INT8 file are derived here.
+    check_distinct({"--output": output, "the INT8 model": int8_path(output) if int8 else None, "--report": report},
+                   {"--weights": weights, "--labels": labels, "--calibration": calibration})
     options = ExportOptions(
         name=name,
         num_classes=num_classes,

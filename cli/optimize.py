@@ -24,8 +24,6 @@ def optimize(
 
     if output is None:
         raise CLIError("--output is required (the input file is never overwritten in place)")
-    if output.resolve() == model.resolve():
-        raise CLIError(f"--output must differ from the input file: {output}")
     check_report(report)
     result = optimize_file(model, output, target, precision=precision, progress=progress)
     title = f"{model.name} -> {output.name} ({target}): op counts per stage"

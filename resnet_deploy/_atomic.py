@@ -10,11 +10,13 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping, Union
 
 from ._errors import OutputPathError
 
-__all__ = ["atomic_write_bytes", "atomic_path", "check_writable"]
+__all__ = ["atomic_write_bytes", "atomic_path", "check_writable", "check_distinct"]
+
+Paths = Union[str, Path, Iterable[Union[str, Path]], None]
 
 
 def check_writable(path: str | Path) -> Path:
@@ -30,6 +32,65 @@ def check_writable(path: str | Path) -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputPathError(f"output file is not writable: {path}")
     return path
+
+
+def _identity(path: Path) -> tuple[int, int] | str:
+    """What makes two paths one file: the inode when it exists (hard links, symlinks, ``..``),
+    else the resolved path (two spellings of a file still to be written)."""
+    try:
+        st = os.stat(path)
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return os.path.realpath(path)
+
+
+def _flatten(paths: Mapping[str, Paths]) -> list[tuple[str, Path]]:
+    out = []
+    for label, value in paths.items():
+        if value is None:
+            continue
+        for p in [value] if isinstance(value, (str, Path)) else value:
+            out.append((label, Path(p)))
+    return out
+
+
+def check_distinct(
+    outputs: Mapping[str, Paths], inputs: Mapping[str, Paths], *, output_dirs: Mapping[str, Paths] | None = None
+) -> None:
+    """Refuse, before any work, an output that would overwrite an input or another output.
+
+    Identity is the file itself, not its spelling: the same inode (a hard link, a symlink,
+    ``a/../b``) or, for a file still to be written, the same resolved path. An output inside an
+    input folder is refused when a file of that name is already there (it would replace one of
+    the inputs). ``output_dirs`` are folders a command replaces as a whole (a Triton entry):
+    no input may lie inside one.
+
+    Args:
+        outputs: label (how the user named it, e.g. ``--report``) -> path or paths.
+        inputs: label -> path or paths (files or folders).
+        output_dirs: label -> folders that are replaced as a whole.
+    """
+    outs, ins = _flatten(outputs), _flatten(inputs)
+    seen: dict[tuple[int, int] | str, tuple[str, Path]] = {}
+    for label, path in outs:
+        key = _identity(path)
+        if key in seen:
+            other_label, other = seen[key]
+            raise OutputPathError(f"{label} {path} and {other_label} {other} are the same file; give each output its own path")
+        seen[key] = (label, path)
+        for in_label, in_path in ins:
+            same = key == _identity(in_path)
+            inside = (not same and in_path.is_dir() and path.exists()
+                      and Path(os.path.realpath(in_path)) in Path(os.path.realpath(path)).parents)
+            if same or inside:
+                where = "is the same file as" if same else "is a file inside"
+                raise OutputPathError(f"{label} {path} {where} the input {in_label} {in_path}; refusing to overwrite an input")
+    for label, folder in _flatten(output_dirs or {}):
+        root = Path(os.path.realpath(folder))
+        for in_label, in_path in ins:
+            real = Path(os.path.realpath(in_path))
+            if real == root or root in real.parents:
+                raise OutputPathError(f"the input {in_label} {in_path} lies inside {label} {folder}, which would be replaced")
 
 
 @contextlib.contextmanager

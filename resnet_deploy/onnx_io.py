@@ -25,6 +25,7 @@ from ._errors import OnnxModelError, first_line
 __all__ = [
     "load_onnx",
     "save_onnx",
+    "model_files",
     "ImageInput",
     "image_input",
     "op_counts",
@@ -80,6 +81,27 @@ def load_onnx(path: str | Path, *, check: bool = True) -> onnx.ModelProto:
     if check:
         check_onnx(model, path)
     return model
+
+
+def model_files(path: str | Path) -> list[Path]:
+    """The files a model consists of: itself and the external-data files it names (inside its
+    folder). A file that cannot be parsed is just itself; :func:`load_onnx` reports it later."""
+    path = Path(path)
+    files = [path]
+    if not path.is_file() or path.suffix.lower() != ".onnx":
+        return files
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return files
+    for tensor in external_data_helper._get_all_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = external_data_helper.ExternalDataInfo(tensor).location
+            if location and not os.path.isabs(location):
+                target = path.parent / location
+                if target not in files:
+                    files.append(target)
+    return files
 
 
 def check_onnx(model: onnx.ModelProto, source: str | Path, *, full: bool = True) -> None:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import onnx
 
+from ._atomic import check_distinct
 from ._errors import OnnxModelError, OutputPathError, ResnetDeployError
-from .onnx_io import image_input, load_onnx, save_onnx
+from .onnx_io import image_input, load_onnx, model_files, save_onnx
 
 __all__ = ["TritonOptions", "TritonEntry", "write_triton_repository", "render_config", "TRITON_PROVIDERS"]
 
@@ -154,6 +155,8 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
     _validate(options)
     model_path, repository = Path(model_path), Path(repository)
     name = options.name or re.sub(r"[^A-Za-z0-9_.\-]", "_", model_path.stem)
+    # --force replaces the entry folder as a whole: the model must not be one of its files.
+    check_distinct({}, {"MODEL": model_files(model_path)}, output_dirs={"the Triton entry": repository / name})
     model = load_onnx(model_path)
     config = render_config(model, name, options, str(model_path))
     if repository.exists() and not repository.is_dir():

@@ -14,6 +14,7 @@ but never chosen. The fastest verified candidate wins, and the profile records i
 from __future__ import annotations
 
 import datetime
+import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,13 +22,13 @@ from typing import Any, Callable
 
 from . import __version__
 from ._atomic import atomic_write_bytes, check_writable
-from ._errors import InputError, OnnxModelError
+from ._errors import InputError, OnnxModelError, OutputPathError
 from .bench.options import BenchOptions, validate
 from .bench.plan import Plan
 from .bench.schema import Engine, Record
 from .calibration import DEFAULT_MAX_SAMPLES, load_samples
 from ._machine import cpu_flags, machine
-from .onnx_io import image_input, load_onnx, read_metadata, save_onnx
+from .onnx_io import image_input, load_onnx, model_files, read_metadata, save_onnx
 from .precision import convert_fp16, is_quantized
 from .profile import DeploymentProfile, file_sha256, save_profile
 from .runtime import available_providers
@@ -194,6 +195,7 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
     check_writable(output)
     if output.resolve() == Path(options.model).resolve():
         raise InputError(f"--output {output} is the model itself")
+    _check_derived_model_path(options, output)
     if not 0 <= options.max_accuracy_drop <= 100:
         raise InputError(f"--max-accuracy-drop must be between 0 and 100 points, received {options.max_accuracy_drop}")
     bench = BenchOptions(files=(options.model,), providers=options.providers, batch_sizes=(options.batch_size,),
@@ -221,6 +223,18 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
         winner = min(eligible, key=lambda v: v.record.p50_ms or float("inf"))
         profile = _profile(options, output, winner, verdicts, Path(winner.record.source or files["fp32"]), synthetic)
     return TuneResult(verdicts, winner, profile, output, synthetic, result.environment)
+
+
+def _check_derived_model_path(options: TuneOptions, output: Path) -> None:
+    """The winner's model is written beside the profile as ``<stem>.<engine>.onnx``: no input may
+    have such a name there (the engine is known only after the measurement, so refuse them all)."""
+    folder = os.path.realpath(output.parent)
+    inputs = [*model_files(options.model), options.calibration, options.eval_data]
+    for path in (Path(p) for p in inputs if p is not None):
+        if (os.path.realpath(path.parent) == folder and path.name.startswith(f"{output.stem}.")
+                and path.name.endswith(".onnx")):
+            raise OutputPathError(f"--output {output} would write its model as {output.stem}.<engine>.onnx beside it, "
+                                  f"which may overwrite the input {path}; name the profile differently")
 
 
 def _profile(options: TuneOptions, output: Path, winner: Verdict, verdicts: list[Verdict], model_file: Path,

@@ -172,6 +172,92 @@ def test_bad_input_table(case: Case, files: dict[str, Path], tmp_path: Path) -> 
     assert not files["marker"].exists()  # the malicious pickle never ran
 
 
+# -- class: no output may alias an input, by any path ---------------------------------------------
+
+@dataclass
+class Alias:
+    id: str
+    args: list[str]  # paths relative to the case's folder, which is also the working directory
+    needles: list[str]
+    link: tuple[str, str, str] | None = None  # ("hard" | "sym", link name, target)
+
+
+ALIASES = [
+    Alias("optimize-report-is-model", ["optimize", "m.onnx", "-o", "out.onnx", "--report", "m.onnx"], ["--report m.onnx", "MODEL m.onnx"]),
+    Alias("optimize-output-via-dotdot", ["optimize", "m.onnx", "-o", "imgs/../m.onnx"], ["--output imgs/../m.onnx", "MODEL m.onnx"]),
+    Alias("optimize-output-is-external-data", ["optimize", "ext.onnx", "-o", "ext.onnx.data"], ["ext.onnx.data", "external data"]),
+    Alias("optimize-report-is-output", ["optimize", "m.onnx", "-o", "out.onnx", "--report", "./out.onnx"], ["--report out.onnx", "--output out.onnx", "same file"]),
+    Alias("export-output-is-weights", ["export", "--depth", "20", "-w", "t.pth", "-o", "t.pth"], ["--output t.pth", "--weights t.pth"]),
+    Alias("export-output-hardlink-weights", ["export", "--depth", "20", "-w", "t.pth", "-o", "hard.pth"], ["hard.pth", "--weights t.pth"], ("hard", "hard.pth", "t.pth")),
+    Alias("export-output-symlink-labels", ["export", "--depth", "20", "--labels", "labels.txt", "-o", "sym.onnx"], ["sym.onnx", "--labels labels.txt"], ("sym", "sym.onnx", "labels.txt")),
+    Alias("export-default-output-is-weights", ["export", "--depth", "20", "-w", "resnet20.onnx"], ["--output resnet20.onnx", "--weights resnet20.onnx"], ("hard", "resnet20.onnx", "t.pth")),
+    Alias("export-int8-file-is-calibration", ["export", "--depth", "20", "--int8", "-c", "cal.npy", "-o", "e.onnx"], ["e_int8.onnx", "--calibration cal.npy"], ("hard", "e_int8.onnx", "cal.npy")),
+    Alias("export-report-is-labels", ["export", "--depth", "20", "--labels", "labels.txt", "--report", "labels.txt", "-o", "e.onnx"], ["--report labels.txt", "--labels labels.txt"]),
+    Alias("quantize-output-is-calibration", ["quantize", "m.onnx", "-c", "cal.npy", "-o", "cal.npy"], ["--output cal.npy", "--calibration cal.npy"]),
+    Alias("quantize-report-in-calibration-folder", ["quantize", "m.onnx", "-c", "imgs", "-o", "q.onnx", "--report", "imgs/a.png"], ["--report imgs/a.png", "inside the input --calibration imgs"]),
+    Alias("bench-json-is-model", ["bench", "m.onnx", "--json", "m.onnx"], ["--json m.onnx", "MODEL m.onnx"]),
+    Alias("bench-csv-is-eval-data", ["bench", "m.onnx", "--eval-data", "val.npz", "--csv", "val.npz"], ["--csv val.npz", "--eval-data val.npz"]),
+    Alias("bench-plot-is-second-model", ["bench", "m.onnx", "ext.onnx", "--plot", "ext.onnx"], ["--plot ext.onnx", "MODEL ext.onnx"]),
+    Alias("tune-output-is-eval-data", ["tune", "m.onnx", "-o", "val.npz", "--eval-data", "val.npz"], ["--output val.npz", "--eval-data val.npz"]),
+    Alias("tune-model-file-beside-profile", ["tune", "p.cpu-fp32.onnx", "-o", "p.json"], ["p.<engine>.onnx", "p.cpu-fp32.onnx"], ("hard", "p.cpu-fp32.onnx", "m.onnx")),
+    Alias("triton-model-inside-entry", ["triton", "repo/m/1/model.onnx", "-r", "repo", "--name", "m", "--force"], ["repo/m/1/model.onnx", "Triton entry"]),
+]
+
+
+@pytest.fixture(scope="module")
+def alias_sources(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> Path:
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    d = tmp_path_factory.mktemp("alias_sources")
+    (d / "m.onnx").write_bytes(resnet20_onnx.read_bytes())
+    torch.save(rd.create_model("resnet20").state_dict(), d / "t.pth")
+    (d / "labels.txt").write_text("\n".join(f"class{i}" for i in range(10)) + "\n")
+    np.save(d / "cal.npy", np.zeros((2, 3, 32, 32), np.float32))
+    np.savez(d / "val.npz", x=np.zeros((2, 3, 32, 32), np.float32), y=np.zeros(2, np.int64))
+    (d / "imgs").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (40, 40), (120, 30, 200)).save(d / "imgs" / "a.png")
+    model = onnx.load(str(resnet20_onnx))
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="ext.onnx.data", size_threshold=0)
+    onnx.save(model, str(d / "ext.onnx"))
+    (d / "repo" / "m" / "1").mkdir(parents=True)
+    (d / "repo" / "m" / "1" / "model.onnx").write_bytes(resnet20_onnx.read_bytes())
+    (d / "repo" / "m" / "config.pbtxt").write_text('name: "m"\n')
+    return d
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): (b"->" + os.readlink(p).encode() if p.is_symlink() else p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file() or p.is_symlink()}
+
+
+@pytest.mark.parametrize("case", ALIASES, ids=[c.id for c in ALIASES])
+def test_output_never_aliases_an_input(case: Alias, alias_sources: Path, tmp_path: Path) -> None:
+    """Every output of every command against every input, by any path: refused before any work,
+    one line naming both, every file (and nothing else) left as it was."""
+    import shutil
+
+    work = tmp_path / "w"
+    shutil.copytree(alias_sources, work, symlinks=True)
+    if case.link:
+        kind, name, target = case.link
+        if kind == "hard":
+            os.link(work / target, work / name)
+        else:
+            (work / name).symlink_to(target)
+    before = _snapshot(work)
+    result = cli(*case.args, cwd=work, timeout=120)
+    print(" ".join(case.args), "->", result.returncode, result.stderr.strip())
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and len(errors[0]) < 400, result.stderr
+    for needle in case.needles:
+        assert needle in errors[0], errors[0]
+    assert _snapshot(work) == before
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_bit_flipped_onnx_never_crashes(tmp_path: Path, resnet20_onnx: Path, sample_image: Path, seed: int) -> None:
     """Random bit flips: either a clean error or a clean (different) answer, never a crash."""
