@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
+from resnet_deploy import _json
 from resnet_deploy._atomic import atomic_write_bytes, check_writable
 from resnet_deploy.pipeline import StageReport
 
@@ -59,7 +59,7 @@ def print_pipeline_result(
 
 
 def write_json(path: str | Path, payload: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, default=str) + "\n").encode())
+    atomic_write_bytes(path, (_json.dumps(payload, indent=2, default=str) + "\n").encode())
 
 
 def check_report(path: Path | None) -> None:

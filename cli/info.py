@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
+from resnet_deploy import _json
 from resnet_deploy.info import model_info
 
 from ._errors import handle_errors
@@ -24,7 +24,7 @@ def info(
     """Describe an ONNX file: inputs, outputs, opset, metadata, op counts, size, providers."""
     data = model_info(model, placement_provider=provider)
     if as_json:
-        print(json.dumps(data, indent=2))
+        print(_json.dumps(data, indent=2))
         return
     console.print(f"[bold]{data['path']}[/bold]  {human_bytes(data['size_bytes'])}, {data['parameters']:,} parameters, "
                   f"IR {data['ir_version']}, opsets {data['opsets']}, producer {data['producer'] or '?'}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
+from resnet_deploy import _json
 from resnet_deploy.runtime import Predictor
 
 from ._errors import CLIError, handle_errors
@@ -45,7 +45,7 @@ def predict(
             {"image": str(img), "top_k": [{"index": p.index, "label": p.label, "score": p.score} for p in preds]}
             for img, preds in zip(images, results)
         ]
-        print(json.dumps(payload, indent=2))
+        print(_json.dumps(payload, indent=2))
         return
     err_console.print(f"[dim]provider: {used}[/dim]")
     for img, preds in zip(images, results):

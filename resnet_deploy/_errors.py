@@ -13,6 +13,7 @@ __all__ = [
     "ProviderUnavailableError",
     "InputError",
     "OutputPathError",
+    "NonFiniteOutputError",
 ]
 
 
@@ -63,3 +64,7 @@ class InputError(ResnetDeployError):
 
 class OutputPathError(ResnetDeployError):
     """An output path that cannot be written."""
+
+
+class NonFiniteOutputError(RuntimeBackendError):
+    """A model that computed NaN or Inf: an answer that is no answer (broken weights or input)."""

@@ -185,7 +185,10 @@ def write_metadata(model: onnx.ModelProto, values: dict[str, Any]) -> None:
     """Set ``metadata_props``; non-string values are stored as JSON."""
     existing = {p.key: p for p in model.metadata_props}
     for key, value in values.items():
-        text = value if isinstance(value, str) else json.dumps(value)
+        try:
+            text = value if isinstance(value, str) else json.dumps(value, allow_nan=False)
+        except ValueError as exc:  # NaN or Inf: not JSON, and never a valid preprocessing value
+            raise OnnxModelError(f"metadata {key!r} is not finite: {value!r}") from exc
         if key in existing:
             existing[key].value = text
         else:

@@ -7,6 +7,7 @@ exactly what a user sees: the exit status, stderr, and the files left behind.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pickle
 import signal
@@ -88,6 +89,17 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
     f["int8.onnx"] = d / "int8.onnx"
     assert cli("quantize", resnet20_onnx, "-c", f["calib.npy"], "-o", f["int8.onnx"]).returncode == 0
     f["existing"] = d / "existing.onnx"
+    from PIL import Image
+
+    f["image.png"] = d / "image.png"
+    Image.new("RGB", (48, 40), (200, 120, 30)).save(f["image.png"])
+    # Models that compute NaN (NaN conv weights) and +Inf (an infinite classifier bias).
+    for name, tensor_name, value in (("nan.onnx", "conv1.weight", np.nan), ("inf.onnx", "fc.bias", np.inf)):
+        broken = onnx.load(str(resnet20_onnx))
+        t = next(t for t in broken.graph.initializer if t.name == tensor_name)
+        t.CopyFrom(onnx.numpy_helper.from_array(np.full_like(onnx.numpy_helper.to_array(t), value), t.name))
+        f[name] = d / name
+        onnx.save(broken, str(f[name]))
     return f
 
 
@@ -123,6 +135,8 @@ CASES = [
     Case("predict-missing-image", ["predict", "{model}", "{tmp}/nope.png"], ["image not found", "nope.png"], []),
     Case("predict-corrupt-model", ["predict", "{corrupt.onnx}", "{notimage.jpg}"], ["corrupt.onnx"], []),
     Case("predict-provider", ["predict", "{model}", "{notimage.jpg}", "--provider", "cuda"], ["provider 'cuda' is not available", "available: "], []),
+    Case("predict-nan-logits", ["predict", "{nan.onnx}", "{image.png}"], ["nan.onnx", "non-finite logits", "image.png"], []),
+    Case("predict-inf-logits-json", ["predict", "{inf.onnx}", "{image.png}", "{image.png}", "--json"], ["inf.onnx", "non-finite logits", "2 of 2"], []),
     Case("predict-unknown-provider", ["predict", "{model}", "{notimage.jpg}", "--provider", "tpu"], ["unknown provider 'tpu'"], []),
     Case("quantize-shape", ["quantize", "{model}", "-c", "{shape.npy}", "-o", "{out}"], ["shape.npy", "[4, 3, 24, 32]", "[N, 3, 32, 32]"]),
     Case("quantize-dtype", ["quantize", "{model}", "-c", "{dtype.npy}", "-o", "{out}"], ["dtype.npy", "int64", "float32"]),
@@ -256,6 +270,38 @@ def test_output_never_aliases_an_input(case: Alias, alias_sources: Path, tmp_pat
     for needle in case.needles:
         assert needle in errors[0], errors[0]
     assert _snapshot(work) == before
+
+
+def _strict_json(text: str) -> object:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not JSON: bare {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_predictor_refuses_non_finite_logits(files: dict[str, Path]) -> None:
+    with Predictor(files["nan.onnx"], provider="cpu") as p:
+        with pytest.raises(rd.NonFiniteOutputError, match=r"nan\.onnx computed non-finite logits .* 1 of 1 images"):
+            p.predict(files["image.png"])
+        assert np.isnan(p.run(p.preprocess([files["image.png"]]))).all()  # run() hands back what the model computed
+
+
+def test_json_output_is_strict(files: dict[str, Path], tmp_path: Path) -> None:
+    """No bare NaN/Infinity in any JSON we print or write: a value that is not finite is null."""
+    model = onnx.load(str(files["model"]))
+    entry = next(p for p in model.metadata_props if p.key == "verified_max_rel_error")
+    entry.value = "NaN"
+    nan_meta = tmp_path / "nan_meta.onnx"
+    onnx.save(model, str(nan_meta))
+    result = cli("info", nan_meta, "--json")
+    assert result.returncode == 0, result.stderr
+    assert _strict_json(result.stdout)["metadata"]["verified_max_rel_error"] is None
+    # bench: an engine whose output is NaN has a NaN error against the baseline.
+    out = tmp_path / "b.json"
+    result = cli("bench", files["model"], files["nan.onnx"], "--iterations", "2", "--rounds", "1", "--warmup", "0", "--json", out)
+    assert result.returncode == 0, result.stderr
+    records = _strict_json(out.read_text())["results"]
+    assert [r["max_rel_error"] for r in records if r["engine"] == "nan"] == [None], records
 
 
 @pytest.mark.parametrize("seed", range(6))

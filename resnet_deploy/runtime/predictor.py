@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .._errors import InputError, RuntimeBackendError, first_line
+from .._errors import InputError, NonFiniteOutputError, RuntimeBackendError, first_line
 from ..onnx_io import image_input, load_onnx, read_metadata
 from ..preprocess import ImageLike, Preprocessing, imagenet_labels
 from .openvino_native import OpenVINOSession
@@ -208,6 +208,18 @@ class Predictor:
     def preprocess(self, images: Sequence[ImageLike]) -> np.ndarray:
         return self.preprocessing.batch(list(images)).astype(self.input_dtype, copy=False)
 
+    def _check_finite(self, logits: np.ndarray, images: Sequence[ImageLike]) -> None:
+        """NaN or Inf logits are no answer (every score would be NaN): refuse them, naming the
+        model and the images."""
+        bad = np.flatnonzero(~np.isfinite(logits).all(axis=1))
+        if bad.size:
+            names = ", ".join(str(images[i]) if isinstance(images[i], (str, Path)) else f"image #{i}" for i in bad[:3])
+            more = f" and {bad.size - 3} more" if bad.size > 3 else ""
+            raise NonFiniteOutputError(
+                f"{self.model_path} computed non-finite logits (NaN or Inf) for {bad.size} of {len(logits)} images "
+                f"({names}{more}): the model's weights or the input are broken"
+            )
+
     def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5) -> list[list[Prediction]]:
         """Top-k ``(index, label, score)`` per image; score is the softmax probability."""
         if isinstance(images, (str, Path, np.ndarray)) or not isinstance(images, Sequence):
@@ -215,6 +227,7 @@ class Predictor:
         if top_k < 1:
             raise InputError(f"top_k must be at least 1, received {top_k}")
         logits = self.run(self.preprocess(images)).astype(np.float64)
+        self._check_finite(logits, images)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         k = min(top_k, probs.shape[1])
