@@ -94,6 +94,19 @@ def test_quantize(model: Path, sample_image: Path, tmp_path: Path) -> None:
     assert 0 < out.stat().st_size < model.stat().st_size / 2
 
 
+def test_bench_a_file_then_tune_and_predict_with_the_profile(model: Path, sample_image: Path, tmp_path: Path) -> None:
+    """The measuring half needs no torch either: a file benchmark, tune, and the profile it writes."""
+    report = tmp_path / "bench.json"
+    cli("bench", model, "--providers", "cpu", "--iterations", "3", "--rounds", "1", "--json", report)
+    records = json.loads(report.read_text())["results"]
+    assert len(records) == 1 and records[0]["torch_imported"] is False and records[0]["p50_ms"] > 0
+    profile = tmp_path / "p.json"
+    cli("tune", model, "-o", profile, "--providers", "cpu", "--precision", "fp32", "--duration", "0.3", "--rounds", "1")
+    assert json.loads(profile.read_text())["measured"]["candidate"] == "ort-fp32"
+    payload = json.loads(cli("predict", "--profile", profile, sample_image, "--json").stdout)
+    assert payload[0]["top_k"][0]["label"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["export", "--depth", "18"], f"error: export needs PyTorch: {EXPORT_HINT}"),
     (["optimize", "{model}", "-o", "{out}"], f"error: optimize needs onnxsim: {EXPORT_HINT}"),
