@@ -14,6 +14,7 @@ import typer
 import resnet_deploy
 
 from .bench import bench
+from .compare import compare
 from .export import export
 from .info import info
 from .optimize import optimize
@@ -37,6 +38,7 @@ app.command("quantize")(quantize)
 app.command("bench")(bench)
 app.command("triton")(triton)
 app.command("tune")(tune)
+app.command("compare")(compare)
 
 
 def _version(value: bool) -> None:

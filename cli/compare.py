@@ -1,0 +1,64 @@
+"""``resnet-deploy compare``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from resnet_deploy.compare import DEFAULT_TOLERANCE
+
+from ._errors import CLIError, handle_errors
+from ._options import ModelPath, Threads
+from ._output import console, err_console
+
+
+def print_compare_result(result) -> None:
+    table = Table(title=f"{result.b} against {result.a}, {result.samples} samples", title_justify="left")
+    for col in ("block", "max rel error", "cosine (worst)", "top-1 agreement"):
+        table.add_column(col, justify="left" if col == "block" else "right")
+    for row in result.rows:
+        mark = "[red]" if row.over_tolerance else ""
+        table.add_row(
+            row.name,
+            f"{mark}{row.max_rel_error:.2e}",
+            f"{row.cosine:.6f}",
+            "" if row.top1_agreement is None else f"{row.top1_agreement:.1%}",
+        )
+    console.print(table)
+    for note in result.notes:
+        err_console.print(f"warning: {note}")
+    if result.first_over:
+        console.print(f"first block over tolerance {result.tolerance:.0e}: [bold]{result.first_over}[/bold]")
+    else:
+        console.print(f"every block within tolerance {result.tolerance:.0e}")
+
+
+@handle_errors
+def compare(
+    model: ModelPath,
+    other: Annotated[Optional[Path], typer.Argument(help="A second ONNX file (e.g. the INT8 one); without it, MODEL on two providers.", show_default=False)] = None,
+    providers: Annotated[str, typer.Option("--providers", help="One provider for two files, or two (reference first) for one file, e.g. cpu,openvino.")] = "cpu",
+    images: Annotated[Optional[Path], typer.Option("--images", help="A folder of images, preprocessed from the model's metadata.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="A .npy of preprocessed float32 [N, 3, H, W] inputs.")] = None,
+    samples: Annotated[Optional[int], typer.Option("--samples", help="Use at most this many inputs (default 8 random, 128 from data).")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Max relative error per block, max|b - a| / max|a|.")] = DEFAULT_TOLERANCE,
+    threads: Threads = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
+) -> None:
+    """Find where a deployment diverges: both sides block by block (stem, layer1.0 ..., head)."""
+    from resnet_deploy.compare import compare_files
+
+    if images is not None and data is not None:
+        raise CLIError("give --images or --data, not both")
+    names = tuple(p.strip() for p in providers.split(",") if p.strip())
+    result = compare_files(model, other, providers=names, data=images or data, samples=samples, tolerance=tolerance, threads=threads)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        for note in result.notes:
+            err_console.print(f"warning: {note}")
+        return
+    print_compare_result(result)

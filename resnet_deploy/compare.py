@@ -1,0 +1,179 @@
+"""Where a deployment diverges: two sides of one ResNet compared block by block.
+
+A side is an ONNX file on a provider: an fp32 file against its INT8 file, or one file on the
+CPU against OpenVINO. Each side runs a copy of its graph whose outputs also expose every
+block's output (:mod:`.blocks`); its logits are checked bit-identical to the unmodified graph
+on the same provider, so the probes do not change what they measure. Per block: the max
+relative error ``max|b - a| / max|a|`` (the metric of ``export``), the cosine similarity of the
+worst sample, and at the head the top-1 agreement. The first block over the tolerance is named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ._errors import InputError, OnnxModelError
+from .blocks import Block, dequantize, expose, find_blocks
+from .calibration import DEFAULT_MAX_SAMPLES, load_samples
+from .onnx_io import image_input, load_onnx, read_metadata
+from .verify import fixed_inputs
+
+__all__ = ["BlockRow", "CompareResult", "Side", "compare_models", "compare_files", "DEFAULT_TOLERANCE", "run_blocks", "load_inputs"]
+
+DEFAULT_TOLERANCE = 1e-3
+_CHUNK = 8  # samples per run: ResNet-50's block outputs are ~30 MB per sample
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: a model (and where it came from) on a provider."""
+
+    model: onnx.ModelProto
+    provider: str = "cpu"
+    label: str = "model"
+
+
+@dataclass
+class BlockRow:
+    name: str
+    max_rel_error: float
+    cosine: float  # of the worst sample
+    top1_agreement: float | None = None  # at the head only
+    over_tolerance: bool = False
+
+
+@dataclass
+class CompareResult:
+    a: str
+    b: str
+    samples: int
+    tolerance: float
+    rows: list[BlockRow]
+    probes_exact: bool = True  # logits with probes == logits without, bit for bit, on both sides
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def first_over(self) -> str | None:
+        return next((r.name for r in self.rows if r.over_tolerance), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["first_over_tolerance"] = self.first_over
+        return out
+
+
+def run_blocks(side: Side, blocks: list[Block], x: np.ndarray, *, threads: int | None = None) -> tuple[list[np.ndarray], bool]:
+    """Every block's output (float32) on ``x``, and whether the probes left the logits unchanged."""
+    from .runtime import SessionConfig, create_session
+
+    probed = expose(side.model, blocks)
+    config = SessionConfig(provider=side.provider, threads=threads)
+    session, _ = create_session(probed.SerializeToString(), config)
+    plain, _ = create_session(side.model.SerializeToString(), config)
+    names = [b.probe.tensor for b in blocks]
+    name = session.get_inputs()[0].name
+    outs: list[list[np.ndarray]] = [[] for _ in blocks]
+    exact = True
+    for start in range(0, len(x), _CHUNK):
+        chunk = np.ascontiguousarray(x[start : start + _CHUNK])
+        values = session.run(names, {name: chunk})
+        reference = plain.run(None, {name: chunk})[0]
+        exact = exact and np.array_equal(values[-1], reference)
+        for i, (block, value) in enumerate(zip(blocks, values)):
+            outs[i].append(dequantize(side.model, block.probe, value))
+    return [np.concatenate(o) for o in outs], exact
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    both_zero = (na == 0) & (nb == 0)
+    cos = np.where(both_zero, 1.0, (a * b).sum(1) / np.maximum(na * nb, 1e-300))
+    return float(cos.min())
+
+
+def _check_pair(a: Side, b: Side, blocks_a: list[Block], blocks_b: list[Block]) -> None:
+    shape_a = image_input(a.model, a.label).shape[1:]
+    shape_b = image_input(b.model, b.label).shape[1:]
+    if shape_a != shape_b:
+        raise OnnxModelError(f"the models take different inputs: {a.label} {list(shape_a)}, {b.label} {list(shape_b)}")
+    names_a, names_b = [blk.name for blk in blocks_a], [blk.name for blk in blocks_b]
+    if names_a != names_b:
+        raise OnnxModelError(
+            f"the models have different blocks: {a.label} has {len(names_a)} ({', '.join(names_a)}), "
+            f"{b.label} has {len(names_b)} ({', '.join(names_b)})"
+        )
+
+
+def compare_models(a: Side, b: Side, x: np.ndarray, *, tolerance: float = DEFAULT_TOLERANCE, threads: int | None = None) -> CompareResult:
+    """Run ``x`` through both sides with every block exposed; one row per block, ``a`` the reference."""
+    if not tolerance > 0:
+        raise InputError(f"tolerance must be positive, received {tolerance}")
+    blocks_a, blocks_b = find_blocks(a.model, a.label), find_blocks(b.model, b.label)
+    _check_pair(a, b, blocks_a, blocks_b)
+    outs_a, exact_a = run_blocks(a, blocks_a, x, threads=threads)
+    outs_b, exact_b = run_blocks(b, blocks_b, x, threads=threads)
+    rows = []
+    for block, va, vb in zip(blocks_a, outs_a, outs_b):
+        if va.shape != vb.shape:
+            raise OnnxModelError(f"block {block.name} outputs {list(va.shape)} in {a.label} but {list(vb.shape)} in {b.label}")
+        if not np.all(np.isfinite(vb)):
+            rel, cos = float("inf"), float("nan")
+        else:
+            scale = float(np.max(np.abs(va))) if va.size else 0.0
+            diff = float(np.max(np.abs(vb.astype(np.float64) - va))) if va.size else 0.0
+            rel = diff / scale if scale > 0 else diff
+            cos = _cosine(va, vb)
+        top1 = float(np.mean(va.argmax(-1) == vb.argmax(-1))) if block is blocks_a[-1] else None
+        rows.append(BlockRow(block.name, rel, cos, top1, not rel <= tolerance))
+    notes = []
+    if not (exact_a and exact_b):
+        notes.append("exposing the block outputs changed the logits on "
+                     + " and ".join(s.label for s, e in ((a, exact_a), (b, exact_b)) if not e)
+                     + "; the per-block numbers describe the probed graph")
+    return CompareResult(a.label, b.label, len(x), tolerance, rows, exact_a and exact_b, notes)
+
+
+def load_inputs(model: onnx.ModelProto, source: str | Path | None, *, samples: int | None, label: str) -> np.ndarray:
+    """``samples`` inputs from a folder of images or a ``.npy``, or seeded standard-normal ones."""
+    image = image_input(model, label)
+    if source is None:
+        count = samples or 8
+        return fixed_inputs((count, *image.batch_shape(1)[1:]))
+    return load_samples(source, image.shape, read_metadata(model), max_samples=samples or DEFAULT_MAX_SAMPLES)
+
+
+def compare_files(
+    a: str | Path,
+    b: str | Path | None = None,
+    *,
+    providers: tuple[str, ...] = ("cpu",),
+    data: str | Path | None = None,
+    samples: int | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    threads: int | None = None,
+) -> CompareResult:
+    """Compare two files on one provider, or one file on two providers (``providers[0]`` is the reference)."""
+    from .runtime import resolve_provider
+
+    if not 1 <= len(providers) <= 2:
+        raise InputError(f"give one or two providers, received {len(providers)}: {', '.join(providers)}")
+    if b is None and len(providers) != 2:
+        raise InputError("one file is compared on two providers (e.g. cpu,openvino); or give a second file")
+    resolved = [resolve_provider(p) for p in providers]
+    pa, pb = resolved[0], resolved[-1]
+    model_a = load_onnx(a)
+    model_b = load_onnx(b) if b is not None else model_a
+    label_a = f"{Path(a).name} on {pa}"
+    label_b = f"{Path(b if b is not None else a).name} on {pb}"
+    x = load_inputs(model_a, data, samples=samples, label=str(a))
+    if b is not None:
+        image_input(model_b, str(b))  # a non-image model says so before anything runs
+    return compare_models(Side(model_a, pa, label_a), Side(model_b, pb, label_b), x, tolerance=tolerance, threads=threads)
+

@@ -1,0 +1,174 @@
+"""``compare``: block-by-block divergence on our exports, INT8 files and third-party files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+import resnet_deploy as rd
+from resnet_deploy.blocks import find_blocks
+from resnet_deploy.compare import Side, compare_files, compare_models, run_blocks
+from resnet_deploy.onnx_io import load_onnx
+from resnet_deploy.pipeline import ort_outputs
+from resnet_deploy.quantize import quantize_model
+from resnet_deploy_cli.main import app
+
+from ._digits import IMAGE_SIZE, digits, train_resnet20
+from .conftest import legacy_export
+
+R20_BLOCKS = ["stem", *(f"layer{s}.{b}" for s in (1, 2, 3) for b in range(3)), "head"]
+
+
+@pytest.fixture(scope="module")
+def digits_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """ResNet-20 trained on the digits, exported fp32 and quantized to INT8 on 64 training samples."""
+    import torch
+
+    from resnet_deploy.export import ExportOptions, export_model
+
+    folder = tmp_path_factory.mktemp("compare")
+    x_train, y_train, x_test, y_test = digits()
+    ckpt = folder / "digits.pth"
+    torch.save(train_resnet20(x_train, y_train).state_dict(), ckpt)
+    fp32 = folder / "digits.onnx"
+    export_model(ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE), fp32)
+    int8 = folder / "digits_int8.onnx"
+    quantized, _, _ = quantize_model(load_onnx(fp32), x_train[:64], source="digits")
+    onnx.save(quantized, str(int8))
+    data = folder / "x.npy"
+    np.save(data, x_test[:32])
+    return {"fp32": fp32, "int8": int8, "data": data, "x_test": x_test, "folder": folder}
+
+
+def test_fp32_against_int8_one_row_per_block(digits_models: dict) -> None:
+    result = compare_files(digits_models["fp32"], digits_models["int8"], data=digits_models["data"], tolerance=1e-3)
+    for row in result.rows:
+        print(row)
+    assert [r.name for r in result.rows] == R20_BLOCKS
+    assert result.probes_exact and not result.notes
+    assert result.samples == 32
+    # INT8 rounds every activation: the stem is already over 1e-3, and the error is not zero anywhere.
+    assert result.first_over == "stem"
+    assert all(0 < r.max_rel_error < 0.2 and r.cosine > 0.99 for r in result.rows)
+    assert result.rows[-1].top1_agreement is not None and result.rows[-1].top1_agreement >= 0.9
+    assert all(r.top1_agreement is None for r in result.rows[:-1])
+    loose = compare_files(digits_models["fp32"], digits_models["int8"], data=digits_models["data"], tolerance=0.5)
+    assert loose.first_over is None
+
+
+def test_probes_leave_the_logits_bit_identical(digits_models: dict) -> None:
+    x = digits_models["x_test"][:16]
+    for path in (digits_models["fp32"], digits_models["int8"]):
+        model = load_onnx(path)
+        blocks = find_blocks(model)
+        outs, exact = run_blocks(Side(model, "cpu"), blocks, x)
+        from resnet_deploy.runtime import SessionConfig, create_session
+
+        plain, _ = create_session(model.SerializeToString(), SessionConfig(provider="cpu"))
+        assert exact and np.array_equal(outs[-1], plain.run(None, {plain.get_inputs()[0].name: x})[0])
+        assert len(outs) == 11 and outs[0].shape == (16, 16, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def test_int8_probes_are_the_dequantized_tensors(digits_models: dict) -> None:
+    """An INT8 block output is read at its QuantizeLinear and dequantized: it takes few distinct values."""
+    model = load_onnx(digits_models["int8"])
+    blocks = find_blocks(model)
+    assert all(b.probe.scale is not None for b in blocks[:-1]) and blocks[-1].probe.tensor == "logits"
+    outs, _ = run_blocks(Side(model, "cpu"), blocks, digits_models["x_test"][:4])
+    assert outs[1].dtype == np.float32 and len(np.unique(outs[1])) <= 256
+
+
+def test_same_file_on_openvino_within_1e5(digits_models: dict) -> None:
+    pytest.importorskip("openvino")
+    result = compare_files(digits_models["fp32"], providers=("cpu", "openvino"), data=digits_models["data"], tolerance=1e-5)
+    for row in result.rows:
+        print(row)
+    assert [r.name for r in result.rows] == R20_BLOCKS
+    assert result.first_over is None and all(r.max_rel_error <= 1e-5 for r in result.rows)
+    assert result.rows[-1].top1_agreement == 1.0 and result.probes_exact
+
+
+@pytest.mark.parametrize("block", ["layer1.1", "layer2.0", "layer3.2"])
+def test_a_planted_fault_is_named_exactly(digits_models: dict, block: str) -> None:
+    model = load_onnx(digits_models["fp32"])
+    faulty = onnx.ModelProto()
+    faulty.CopyFrom(model)
+    # A 2 % error in one convolution: subtle (its block drifts by ~5e-3), yet named exactly.
+    weight = next(i for i in faulty.graph.initializer if i.name == f"{block}.conv2.weight")
+    weight.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(weight) * 1.02, weight.name))
+    x = np.load(digits_models["data"])
+    result = compare_models(Side(model, "cpu", "fp32"), Side(faulty, "cpu", "faulty"), x, tolerance=1e-3)
+    assert result.first_over == block
+    assert all(r.over_tolerance == (r.max_rel_error > 1e-3) for r in result.rows)
+    index = R20_BLOCKS.index(block)
+    assert all(r.max_rel_error <= 1e-6 for r in result.rows[:index])
+
+
+def test_third_party_resnet50_and_names_fallback(tmp_path: Path) -> None:
+    """A torchvision-style ResNet-50 from the TorchScript exporter: 16 blocks + stem + head,
+    named from its weights; with the weights renamed, one positional name per residual Add."""
+    path = legacy_export(rd.create_model("resnet50"), 64, tmp_path / "tv50.onnx")
+    model = load_onnx(path)
+    names = [b.name for b in find_blocks(model)]
+    layers = [f"layer{s}.{b}" for s, n in zip((1, 2, 3, 4), (3, 4, 6, 3)) for b in range(n)]
+    assert names == ["stem", *layers, "head"]
+    renamed = {}
+    for k, init in enumerate(model.graph.initializer):
+        renamed[init.name] = f"w{k}"
+        init.name = f"w{k}"
+    for node in model.graph.node:
+        node.input[:] = [renamed.get(i, i) for i in node.input]
+    blocks = find_blocks(model)
+    assert [b.name for b in blocks] == ["stem", *(f"block{i}" for i in range(1, 17)), "head"]
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    outs, exact = run_blocks(Side(model, "cpu"), blocks, x)
+    assert exact and outs[-1].shape == (2, 1000)
+    np.testing.assert_allclose(outs[-1], ort_outputs(model, x), rtol=1e-4, atol=1e-4)
+
+
+runner = CliRunner()
+
+
+def _one_error_line(args: list[str], *needles: str) -> None:
+    result = runner.invoke(app, ["compare", *args])
+    print(result.output)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = [line for line in result.output.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_cli_table_and_json(digits_models: dict) -> None:
+    import json
+
+    result = runner.invoke(app, ["compare", str(digits_models["fp32"]), str(digits_models["int8"]), "--data", str(digits_models["data"])])
+    print(result.output)
+    assert result.exit_code == 0
+    assert "first block over tolerance 1e-03: stem" in result.output
+    assert all(name in result.output for name in R20_BLOCKS)
+    result = runner.invoke(app, ["compare", str(digits_models["fp32"]), str(digits_models["int8"]), "--tolerance", "1", "--json"])
+    payload = json.loads(result.output)
+    assert [r["name"] for r in payload["rows"]] == R20_BLOCKS and payload["first_over_tolerance"] is None
+    assert payload["samples"] == 8
+
+
+def test_cli_bad_input(digits_models: dict, tmp_path: Path) -> None:
+    fp32, int8 = str(digits_models["fp32"]), str(digits_models["int8"])
+    r32 = legacy_export(rd.create_model("resnet32"), IMAGE_SIZE, tmp_path / "r32.onnx")
+    plain = legacy_export(rd.create_model("plain20"), IMAGE_SIZE, tmp_path / "plain20.onnx")
+    wide = legacy_export(rd.create_model("resnet20"), 32, tmp_path / "r20_32.onnx")
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((4, 3, 32, 32), np.float32))
+    _one_error_line([fp32, str(r32)], "different blocks", "has 11", "has 17")
+    _one_error_line([fp32, str(wide)], "different inputs")
+    _one_error_line([fp32, int8, "--data", str(wrong)], "has shape [4, 3, 32, 32]; the model expects [N, 3, 16, 16]")
+    _one_error_line([fp32, "--providers", "cpu,cuda"], "provider 'cuda' is not available")
+    _one_error_line([fp32], "two providers")
+    _one_error_line([str(plain), fp32], "no residual blocks")
+    _one_error_line([fp32, int8, "--tolerance", "0"], "tolerance must be positive")
+    _one_error_line([fp32, str(tmp_path / "missing.onnx")], "missing.onnx")
