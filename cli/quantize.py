@@ -18,6 +18,36 @@ Method = Annotated[str, typer.Option("--method", help="Calibration method: minma
 MaxSamples = Annotated[int, typer.Option("--max-samples", help="Use at most this many calibration samples.")]
 
 
+EvalData = Annotated[Optional[Path], typer.Option("--eval-data", help="Labelled data: an .npz with x and y, or a folder of class-index subfolders of images.")]
+
+
+def print_sensitivity(result) -> None:
+    from rich.table import Table
+
+    base = "" if result.fp32_accuracy is None else f"; fp32 accuracy {result.fp32_accuracy:.2%}"
+    full = result.full_int8
+    table = Table(title=f"INT8 sensitivity per block, quantized alone (cost: {result.metric}{base})", title_justify="left")
+    for col in ("block", "accuracy", "drop (points)", "top-1 agreement", "max rel error"):
+        table.add_column(col, justify="left" if col == "block" else "right")
+    for t in [*result.rows, full]:
+        name = "all blocks" if t is full else t.quantized[0]
+        table.add_row(name, "" if t.accuracy is None else f"{t.accuracy:.2%}", "" if t.drop_points is None else f"{t.drop_points:.2f}",
+                      f"{t.top1_agreement:.1%}", f"{t.max_rel_error:.2e}")
+    console.print(table)
+
+
+def print_accuracy_aware(result) -> None:
+    for t in result.trials:
+        kept = ", ".join(t.float_blocks) or "none"
+        console.print(f"  float blocks: {kept}: accuracy {t.accuracy:.2%}, drop {t.drop_points:.2f} points")
+    chosen = result.chosen
+    console.print(
+        f"[green]kept in float[/green]: {', '.join(chosen.float_blocks) or 'no block'} "
+        f"({len(chosen.float_blocks)} of {len(chosen.float_blocks) + len(chosen.quantized)}); accuracy {chosen.accuracy:.2%} "
+        f"against fp32 {result.fp32_accuracy:.2%} (drop {chosen.drop_points:.2f} <= {result.max_drop_points} points)"
+    )
+
+
 def print_quantize_result(result, output: Path) -> None:
     ratio = result.size_after / result.size_before
     console.print(
@@ -37,17 +67,44 @@ def quantize(
     per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", help="Weight scales per output channel (default) or per tensor.")] = True,
     max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
     report: Report = None,
+    sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Quantize one block at a time and report each one's cost; writes no model.")] = False,
+    eval_data: EvalData = None,
+    max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", help="Keep the most sensitive blocks in float until the accuracy drop on --eval-data is at most this many points.")] = None,
 ) -> None:
     """Static INT8 quantization (QDQ) with onnxruntime's tools, calibrated on real data."""
     from resnet_deploy.quantize import quantize_file
 
-    if output is None:
-        raise CLIError("--output is required")
     if calibration is None:
         raise CLIError("--calibration is required: a folder of images or a .npy file")
+    if sensitivity:
+        from resnet_deploy.sensitivity import block_sensitivity
+
+        check_report(report)
+        found = block_sensitivity(model, calibration, eval_data=eval_data, method=method, max_samples=max_samples, progress=progress)
+        print_sensitivity(found)
+        if report is not None:
+            write_json(report, found.to_dict())
+        return
+    if output is None:
+        raise CLIError("--output is required")
     if output.resolve() == model.resolve():
         raise CLIError(f"--output must differ from the input file: {output}")
     check_report(report)
+    if max_accuracy_drop is not None:
+        if eval_data is None:
+            raise CLIError("--max-accuracy-drop needs --eval-data: labelled data to measure the drop on")
+        from resnet_deploy.sensitivity import quantize_accuracy_aware
+        from resnet_deploy.onnx_io import save_onnx
+
+        quantized, aware = quantize_accuracy_aware(model, calibration, eval_data, max_drop_points=max_accuracy_drop, method=method,
+                                                   max_samples=max_samples, progress=progress)
+        save_onnx(quantized, output)
+        aware.path = output
+        print_accuracy_aware(aware)
+        console.print(f"[green]wrote[/green] {output}")
+        if report is not None:
+            write_json(report, aware.to_dict())
+        return
     result = quantize_file(model, output, calibration, method=method, per_channel=per_channel, max_samples=max_samples, progress=progress)
     print_quantize_result(result, output)
     if report is not None:

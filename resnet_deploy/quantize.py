@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
@@ -131,8 +131,13 @@ def quantize_model(
     method: str = "minmax",
     recipe: QuantRecipe = DEFAULT_RECIPE,
     source: str = "model",
+    keep_float: Sequence[str] = (),
 ) -> tuple[onnx.ModelProto, float, float]:
-    """Static INT8; returns the quantized model, top-1 agreement and max rel error on ``samples``."""
+    """Static INT8; returns the quantized model, top-1 agreement and max rel error on ``samples``.
+
+    ``keep_float`` names blocks (``stem``, ``layer1.0``, ..., ``head``, as :mod:`.blocks` finds
+    them) whose nodes onnxruntime's quantizer leaves in float (``nodes_to_exclude``).
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -145,6 +150,7 @@ def quantize_model(
         fp32_path, pre_path, q_path = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
         onnx.save(model, str(fp32_path))
         quant_pre_process(str(fp32_path), str(pre_path))
+        excluded = _block_nodes(onnx.load(str(pre_path)), keep_float, source) if keep_float else []
         quantize_static(
             str(pre_path),
             str(q_path),
@@ -155,6 +161,7 @@ def quantize_model(
             weight_type=types[recipe.weights],
             op_types_to_quantize=None if recipe.all_ops else ["Conv", "Gemm"],
             calibrate_method=calibrate,
+            nodes_to_exclude=excluded,
             extra_options={"CalibTensorRangeSymmetric": False, "CalibMovingAverage": False},
         )
         quantized = onnx.load(str(q_path))
@@ -162,9 +169,22 @@ def quantize_model(
     del quantized.metadata_props[:]
     quantized.metadata_props.extend(model.metadata_props)
     write_metadata(quantized, {"precision": "int8", "quantization": f"static {recipe.describe()}, {method} calibration"})
+    if keep_float:
+        write_metadata(quantized, {"float_blocks": ",".join(keep_float)})
     reference = ort_outputs(model, samples)
     parity = compare(ort_outputs(quantized, samples), reference, rtol=1.0)
     return quantized, parity.top1_agreement, parity.max_rel_error
+
+
+def _block_nodes(model: onnx.ModelProto, names: Sequence[str], source: str) -> list[str]:
+    """The node names of the blocks ``names`` in ``model`` (the pre-processed graph the quantizer reads)."""
+    from .blocks import find_blocks
+
+    blocks = {b.name: b for b in find_blocks(model, source)}
+    unknown = [n for n in names if n not in blocks]
+    if unknown:
+        raise InputError(f"{source} has no block {', '.join(unknown)}; its blocks: {', '.join(blocks)}")
+    return [node for n in names for node in blocks[n].nodes]
 
 
 def quantize_file(

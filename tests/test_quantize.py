@@ -175,3 +175,75 @@ def test_int8_on_the_openvino_runtime_keeps_accuracy(trained: dict) -> None:
         ov_acc = float(np.mean(p.run(x).argmax(1) == y))
     print(f"held-out accuracy: fp32 {fp32_acc:.2%}, int8 on the OpenVINO runtime {ov_acc:.2%}")
     assert ov_acc >= fp32_acc - 0.01
+
+
+@pytest.fixture(scope="module")
+def bad_calibration(trained: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A calibration that hurts: the training inputs at half their scale (a wrong std in the
+    calibration's preprocessing), so every activation range is set too narrow."""
+    folder = tmp_path_factory.mktemp("bad-calibration")
+    calib = folder / "half.npy"
+    np.save(calib, np.ascontiguousarray(np.load(trained["calib"])[:64] * 0.5))
+    eval_data = folder / "eval.npz"
+    np.savez(eval_data, x=trained["x_test"], y=trained["y_test"])
+    return {"calib": calib, "eval": eval_data}
+
+
+def test_accuracy_aware_int8_keeps_the_fewest_blocks_in_float(trained: dict, bad_calibration: dict, tmp_path: Path) -> None:
+    from resnet_deploy.sensitivity import quantize_accuracy_aware
+
+    quantized, result = quantize_accuracy_aware(trained["fp32"], bad_calibration["calib"], bad_calibration["eval"], max_drop_points=0.5)
+    for t in result.trials:
+        print(t.float_blocks, f"accuracy {t.accuracy:.2%}, drop {t.drop_points:.2f} points")
+    assert result.trials[0].float_blocks == [] and result.trials[0].drop_points > 1.0  # the calibration really hurts
+    assert result.chosen.drop_points <= 0.5
+    # The fewest: every shorter prefix of the ranking was tried and missed the bound.
+    assert len(result.trials) == len(result.chosen.float_blocks) + 1
+    assert all(t.drop_points > 0.5 for t in result.trials[:-1])
+    assert result.chosen.float_blocks == ["stem"]  # the input's range is what the half-scale calibration gets wrong
+    assert read_metadata(quantized)["float_blocks"] == "stem"
+    out = tmp_path / "aware.onnx"
+    onnx.save(quantized, str(out))
+    fp32_acc = _accuracy(trained["fp32"], trained["x_test"], trained["y_test"])
+    assert _accuracy(out, trained["x_test"], trained["y_test"]) >= fp32_acc - 0.005
+    assert op_counts(quantized)["QuantizeLinear"] > 0  # the rest is still INT8
+
+
+def test_sensitivity_ranks_the_block_that_hurts_first(trained: dict, bad_calibration: dict) -> None:
+    from resnet_deploy.sensitivity import block_sensitivity
+
+    result = block_sensitivity(trained["fp32"], bad_calibration["calib"], eval_data=bad_calibration["eval"])
+    for t in result.rows:
+        print(t.quantized, t.drop_points, t.max_rel_error)
+    assert len(result.rows) == 11 and result.metric == "accuracy drop"
+    assert result.rows[0].quantized == ["stem"] and result.rows[0].drop_points > 1.0
+    assert all(len(t.quantized) == 1 and len(t.float_blocks) == 10 for t in result.rows)
+    assert max(t.drop_points for t in result.rows[1:]) <= 0.5
+    # Without labels the cost is the logits' error on the calibration inputs.
+    unlabelled = block_sensitivity(trained["fp32"], trained["calib"], max_samples=32)
+    assert unlabelled.metric == "logits max rel error" and unlabelled.fp32_accuracy is None
+    errors = [t.max_rel_error for t in unlabelled.rows]
+    assert errors == sorted(errors, reverse=True) and 0 < errors[-1] <= errors[0] < unlabelled.full_int8.max_rel_error * 1.5
+
+
+def test_keep_float_names_real_blocks(trained: dict) -> None:
+    with pytest.raises(rd.InputError, match="has no block layer9.9; its blocks: stem, layer1.0"):
+        quantize_model(load_onnx(trained["fp32"]), np.load(trained["calib"])[:8], keep_float=["layer9.9"])
+
+
+def test_cli_accuracy_aware_and_its_errors(trained: dict, bad_calibration: dict, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from resnet_deploy_cli.main import app
+
+    runner = CliRunner()
+    out = tmp_path / "aware.onnx"
+    base = ["quantize", str(trained["fp32"]), "-c", str(bad_calibration["calib"])]
+    result = runner.invoke(app, [*base, "-o", str(out), "--eval-data", str(bad_calibration["eval"]), "--max-accuracy-drop", "0.5"])
+    print(result.output)
+    assert result.exit_code == 0 and out.exists()
+    assert "kept in float: stem (1 of 11)" in result.output
+    result = runner.invoke(app, [*base, "-o", str(tmp_path / "x.onnx"), "--max-accuracy-drop", "0.5"])
+    assert result.exit_code == 1 and result.output.strip().splitlines()[-1] == (
+        "error: --max-accuracy-drop needs --eval-data: labelled data to measure the drop on")
+    assert not (tmp_path / "x.onnx").exists()

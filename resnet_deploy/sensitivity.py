@@ -1,0 +1,194 @@
+"""Which blocks INT8 hurts, and INT8 that keeps the accuracy it is asked to keep.
+
+Sensitivity: each block (stem, ``layer1.0`` ..., head) is quantized alone, every other block
+left in float, and its cost measured: the accuracy drop on labelled evaluation data, or
+without labels the logits' max relative error against fp32 on the calibration inputs.
+
+Accuracy-aware INT8 (the idea of NNCF's accuracy-controlled quantization): quantize every
+block; while the accuracy drop on the evaluation data exceeds the bound, keep one more block in
+float, the most sensitive first (onnxruntime's ``nodes_to_exclude``). The result is the
+shortest prefix of the sensitivity ranking that meets the bound, with every trial reported.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+
+from ._errors import InputError, VerificationError
+from .blocks import find_blocks
+from .calibration import DEFAULT_MAX_SAMPLES, load_samples
+from .onnx_io import image_input, load_onnx, read_metadata
+from .quantize import DEFAULT_RECIPE, _check_quantizable, quantize_model
+from .verify import compare
+
+__all__ = ["Trial", "SensitivityResult", "AccuracyAwareResult", "block_sensitivity", "quantize_accuracy_aware", "load_eval_data"]
+
+_CHUNK = 256
+
+
+@dataclass
+class Trial:
+    """One quantized variant: which blocks are quantized (or kept float) and what it measured."""
+
+    quantized: list[str]
+    float_blocks: list[str]
+    accuracy: float | None  # on the evaluation data, when given
+    drop_points: float | None  # fp32 accuracy minus this one, in percentage points
+    top1_agreement: float  # with fp32, on the evaluation (or calibration) inputs
+    max_rel_error: float
+
+
+@dataclass
+class SensitivityResult:
+    fp32_accuracy: float | None
+    full_int8: Trial
+    rows: list[Trial]  # one per block, quantized alone; most costly first
+    metric: str  # "accuracy drop" or "logits max rel error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AccuracyAwareResult:
+    path: Path | None
+    fp32_accuracy: float
+    max_drop_points: float
+    ranking: list[str]
+    trials: list[Trial] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> Trial:
+        return self.trials[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["path"] = str(self.path) if self.path else None
+        out["float_blocks"] = self.chosen.float_blocks
+        return out
+
+
+def load_eval_data(source: str | Path, model: onnx.ModelProto, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled data: an ``.npz`` with ``x`` and ``y``, or a folder of class-index subfolders."""
+    from .bench.inputs import eval_arrays
+
+    image = image_input(model, label)
+    with tempfile.TemporaryDirectory(prefix="resnet-deploy-eval-") as tmp:
+        paths = eval_arrays(source, tuple(image.shape[1:]), read_metadata(model), Path(tmp))  # type: ignore[arg-type]
+        return np.load(paths["eval_x_path"]), np.load(paths["eval_y_path"])
+
+
+def _logits(model: onnx.ModelProto, x: np.ndarray, threads: int | None) -> np.ndarray:
+    """Logits as deployed: onnxruntime's CPU provider with its full optimizations (QLinearConv kernels)."""
+    from .runtime import SessionConfig, create_session
+
+    session, _ = create_session(model.SerializeToString(), SessionConfig(provider="cpu", threads=threads))
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x[i : i + _CHUNK]})[0] for i in range(0, len(x), _CHUNK)])
+
+
+class _Evaluator:
+    def __init__(self, fp32: onnx.ModelProto, x: np.ndarray, y: np.ndarray | None, threads: int | None) -> None:
+        self.x, self.y, self.threads = x, y, threads
+        self.reference = _logits(fp32, x, threads)
+        self.fp32_accuracy = float(np.mean(self.reference.argmax(1) == y)) if y is not None else None
+
+    def trial(self, model: onnx.ModelProto, quantized: list[str], float_blocks: list[str]) -> Trial:
+        logits = _logits(model, self.x, self.threads)
+        parity = compare(logits, self.reference, rtol=1.0)
+        acc = float(np.mean(logits.argmax(1) == self.y)) if self.y is not None else None
+        drop = 100 * (self.fp32_accuracy - acc) if acc is not None and self.fp32_accuracy is not None else None
+        return Trial(quantized, float_blocks, acc, drop, parity.top1_agreement, parity.max_rel_error)
+
+
+def _cost(t: Trial) -> tuple[float, float]:
+    # Accuracy first; the logits' error breaks ties (most single blocks cost no accuracy at all).
+    return (t.drop_points or 0.0, t.max_rel_error)
+
+
+def _prepare(model_path: str | Path, calibration: str | Path, max_samples: int | None) -> tuple[onnx.ModelProto, np.ndarray, list[str]]:
+    model = load_onnx(model_path)
+    _check_quantizable(model, str(model_path))
+    samples = load_samples(calibration, image_input(model, model_path).shape, read_metadata(model), max_samples=max_samples)
+    return model, samples, [b.name for b in find_blocks(model, str(model_path))]
+
+
+def block_sensitivity(
+    model_path: str | Path,
+    calibration: str | Path,
+    *,
+    eval_data: str | Path | None = None,
+    method: str = "minmax",
+    max_samples: int | None = DEFAULT_MAX_SAMPLES,
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SensitivityResult:
+    """Quantize one block at a time (the others float) and measure each one's cost."""
+    say = progress or (lambda _msg: None)
+    model, samples, names = _prepare(model_path, calibration, max_samples)
+    x, y = load_eval_data(eval_data, model, str(model_path)) if eval_data is not None else (samples, None)
+    evaluator = _Evaluator(model, x, y, threads)
+    full, _, _ = quantize_model(model, samples, method=method, recipe=DEFAULT_RECIPE, source=str(model_path))
+    full_trial = evaluator.trial(full, names, [])
+    rows = []
+    for name in names:
+        say(f"quantizing {name} alone")
+        others = [n for n in names if n != name]
+        quantized, _, _ = quantize_model(model, samples, method=method, source=str(model_path), keep_float=others)
+        rows.append(evaluator.trial(quantized, [name], others))
+    rows.sort(key=_cost, reverse=True)
+    metric = "accuracy drop" if y is not None else "logits max rel error"
+    return SensitivityResult(evaluator.fp32_accuracy, full_trial, rows, metric)
+
+
+def quantize_accuracy_aware(
+    model_path: str | Path,
+    calibration: str | Path,
+    eval_data: str | Path,
+    *,
+    max_drop_points: float,
+    method: str = "minmax",
+    max_samples: int | None = DEFAULT_MAX_SAMPLES,
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[onnx.ModelProto, AccuracyAwareResult]:
+    """INT8 with the fewest most-sensitive blocks kept in float so that the accuracy drop on
+    ``eval_data`` is at most ``max_drop_points`` percentage points."""
+    say = progress or (lambda _msg: None)
+    if not max_drop_points >= 0:
+        raise InputError(f"the maximum accuracy drop must be >= 0 points, received {max_drop_points}")
+    model, samples, names = _prepare(model_path, calibration, max_samples)
+    x, y = load_eval_data(eval_data, model, str(model_path))
+    evaluator = _Evaluator(model, x, y, threads)
+    fp32_accuracy = float(evaluator.fp32_accuracy or 0.0)  # labels given: never None here
+    say(f"fp32 accuracy {fp32_accuracy:.2%} on {len(y)} samples; quantizing every block")
+    full, _, _ = quantize_model(model, samples, method=method, source=str(model_path))
+    result = AccuracyAwareResult(None, fp32_accuracy, max_drop_points, [])
+    result.trials.append(evaluator.trial(full, names, []))
+    if (result.trials[0].drop_points or 0.0) <= max_drop_points:
+        return full, result
+    say(f"full INT8 drops {result.trials[0].drop_points:.2f} points; measuring each block's sensitivity")
+    sensitivity = []
+    for name in names:
+        others = [n for n in names if n != name]
+        one, _, _ = quantize_model(model, samples, method=method, source=str(model_path), keep_float=others)
+        sensitivity.append((evaluator.trial(one, [name], others), name))
+    sensitivity.sort(key=lambda pair: _cost(pair[0]), reverse=True)
+    result.ranking = [name for _, name in sensitivity]
+    for k in range(1, len(names)):
+        keep = result.ranking[:k]
+        say(f"keeping {', '.join(keep)} in float")
+        candidate, _, _ = quantize_model(model, samples, method=method, source=str(model_path), keep_float=keep)
+        result.trials.append(evaluator.trial(candidate, [n for n in names if n not in keep], keep))
+        if (result.chosen.drop_points or 0.0) <= max_drop_points:
+            return candidate, result
+    raise VerificationError(
+        f"no INT8 model within {max_drop_points} points: with every block but {result.ranking[-1]} in float the drop is "
+        f"{result.chosen.drop_points:.2f} points; check the calibration data"
+    )
