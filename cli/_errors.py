@@ -60,6 +60,13 @@ def check_command_paths(params: dict[str, Any]) -> None:
     check_distinct(outputs, inputs)
 
 
+def quiet_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so that nothing else tries to write to
+    the closed pipe (Python's documented recipe for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def handle_errors(fn: F) -> F:
     """Decorate a command: typed errors exit 1, Ctrl-C/SIGTERM 130, anything unexpected 2."""
 
@@ -70,6 +77,9 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # the reader of our stdout closed it (`| head`): not an error of ours
+            quiet_stdout()
+            raise typer.Exit(0) from None
         except ResnetDeployError as exc:
             if os.environ.get(DEBUG_ENV):
                 raise

@@ -12,8 +12,18 @@ from resnet_deploy import _json
 from resnet_deploy._atomic import atomic_write_bytes, check_writable
 from resnet_deploy.pipeline import StageReport
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader of our output went away (``| head``): stop quietly with status 0, as
+        plain prints do (rich's own handler exits 1)."""
+        from ._errors import quiet_stdout
+
+        quiet_stdout()
+        raise SystemExit(0)
+
+
+console = _Console(highlight=False)
+err_console = _Console(stderr=True, highlight=False)
 
 
 def progress(message: str) -> None:

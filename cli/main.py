@@ -13,6 +13,7 @@ import typer
 
 import resnet_deploy
 
+from ._errors import quiet_stdout
 from .bench import bench
 from .compare import compare
 from .export import export
@@ -29,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
 )
 app.command("export")(export)
 app.command("optimize")(optimize)
@@ -79,7 +81,10 @@ def main() -> None:
     # Exit without interpreter finalisation: a signal that native code (onnxsim's threads)
     # delivers late must not turn a clean exit 130 into a death by SIGINT. Every file we write
     # is already closed or removed by then; flush what was printed.
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `resnet-deploy info --json | head -1`: the reader has what it wanted
+        quiet_stdout()
     sys.stderr.flush()
     os._exit(code)
 

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from resnet_deploy import _json
+from resnet_deploy.preprocess import image_files
 from resnet_deploy.runtime import Predictor
 
 from ._errors import CLIError, handle_errors
@@ -19,30 +20,33 @@ from ._output import console, err_console
 @handle_errors
 def predict(
     model: ModelPath,
-    images: Annotated[Optional[list[Path]], typer.Argument(help="Image files (JPEG, PNG, ...).", show_default=False)] = None,
+    images: Annotated[Optional[list[Path]], typer.Argument(help="Image files (JPEG, PNG, ...) or folders of them.", show_default=False)] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many classes to show per image.", min=1)] = 5,
     provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Execution provider: auto (default), cpu, cuda, tensorrt or openvino.")] = None,
     threads: Threads = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images decoded and run at a time (memory grows with it, not with the number of images).")] = 16,
     profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: its model, provider and options (every argument is then an image).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: [{image, top_k: [{index, label, score}]}].")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: [{image, provider, top_k: [{index, label, score}]}].")] = False,
 ) -> None:
     """Classify images with an exported model (or with the configuration a tune profile chose)."""
     images = list(images or [])
     if profile is not None:
         if provider is not None or threads is not None:
             raise CLIError("--profile sets the provider and threads; drop --provider/--threads")
-        images = [model, *images]
+        images = image_files([model, *images])
         predictor = Predictor.from_profile(profile)
     else:
         if not images:
             raise CLIError("give at least one image after the model")
+        images = image_files(images)
         predictor = Predictor(model, provider=provider, threads=threads)
     with predictor:
-        results = predictor.predict(list(images), top_k=top_k)
+        results = predictor.predict(images, top_k=top_k, batch_size=batch_size)
         used = predictor.provider
     if as_json:
         payload = [
-            {"image": str(img), "top_k": [{"index": p.index, "label": p.label, "score": p.score} for p in preds]}
+            {"image": str(img), "provider": used,
+             "top_k": [{"index": p.index, "label": p.label, "score": p.score} for p in preds]}
             for img, preds in zip(images, results)
         ]
         print(_json.dumps(payload, indent=2))

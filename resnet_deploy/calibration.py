@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 
 from ._errors import InputError
-from .preprocess import Preprocessing
+from .preprocess import IMAGE_SUFFIXES, Preprocessing
 
 __all__ = ["load_samples", "check_samples", "IMAGE_SUFFIXES", "DEFAULT_MAX_SAMPLES"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm")
 DEFAULT_MAX_SAMPLES = 128  # ORT's calibrators keep per-tensor statistics; 100-500 is the usual range
 
 

@@ -8,6 +8,7 @@ offsets follows ``torchvision.transforms.functional`` so results match it to flo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,11 +17,39 @@ from typing import Any, Sequence, Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ._errors import InputError
+from ._errors import InputError, OnnxModelError
 
-__all__ = ["Preprocessing", "load_image", "ImageLike", "imagenet_labels", "sample_image_path"]
+__all__ = ["Preprocessing", "load_image", "image_files", "ImageLike", "imagenet_labels", "sample_image_path",
+           "IMAGE_SUFFIXES", "MAX_RESIZE_PIXELS", "PREPROCESSING_KEYS"]
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm")
+# The resize target is bounded like the decoded image (PIL's own decompression-bomb limit): a
+# 12000x1 PNG of 115 bytes is a 3072000x256 image after Resize(256), 2.4 GB of RGB.
+MAX_RESIZE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+MAX_SIZE = 16384  # pixels per side of resize_size/crop_size in metadata
+PREPROCESSING_KEYS = ("resize_size", "crop_size", "mean", "std")
+
+
+def _size(metadata: dict[str, Any], key: str, source: str) -> int | None:
+    value = metadata.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+        raise OnnxModelError(f"{source}: metadata {key!r} must be a whole number of pixels, received {value!r}")
+    if not 1 <= value <= MAX_SIZE:
+        raise OnnxModelError(f"{source}: metadata {key!r} must be between 1 and {MAX_SIZE}, received {value!r}")
+    return int(value)
+
+
+def _channels(metadata: dict[str, Any], key: str, default: tuple[float, ...], source: str) -> tuple[float, ...]:
+    value = metadata.get(key, default)
+    if (not isinstance(value, (list, tuple)) or len(value) != 3
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value)):
+        raise OnnxModelError(f"{source}: metadata {key!r} must be 3 finite numbers (R, G, B), received {value!r}")
+    if key == "std" and any(v <= 0 for v in value):
+        raise OnnxModelError(f"{source}: metadata 'std' must be positive (it divides), received {value!r}")
+    return tuple(float(v) for v in value)
 
 
 @dataclass(frozen=True)
@@ -33,16 +62,31 @@ class Preprocessing:
     interpolation: str = "bilinear"
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, Any], input_hw: tuple[int | None, int | None]) -> "Preprocessing":
-        """Read ``resize_size``/``crop_size``/``mean``/``std`` from metadata; ImageNet's defaults else."""
-        crop = metadata.get("crop_size") or input_hw[0] or 224
-        resize = metadata.get("resize_size") or (round(crop * 256 / 224) if crop >= 64 else crop)
+    def from_metadata(
+        cls, metadata: dict[str, Any], input_hw: tuple[int | None, int | None], *, source: str | Path = "model"
+    ) -> "Preprocessing":
+        """Read ``resize_size``/``crop_size``/``mean``/``std`` from metadata; ImageNet's defaults else.
+
+        Every value is validated here, once, at load: a bad one is an :class:`OnnxModelError`
+        naming ``source`` and the key (not an IndexError at the first image).
+        """
+        source = str(source)
+        crop = _size(metadata, "crop_size", source)
+        if crop is not None and input_hw[0] is not None and crop != input_hw[0]:
+            raise OnnxModelError(f"{source}: metadata 'crop_size' {crop} differs from the model's input height {input_hw[0]}")
+        crop = crop or input_hw[0] or 224
+        resize = _size(metadata, "resize_size", source) or (round(crop * 256 / 224) if crop >= 64 else crop)
+        if resize < crop:
+            raise OnnxModelError(f"{source}: metadata 'resize_size' {resize} is smaller than the crop {crop}")
+        order = str(metadata.get("channel_order", "RGB"))
+        if order.upper() not in ("RGB", "BGR"):
+            raise OnnxModelError(f"{source}: metadata 'channel_order' must be RGB or BGR, received {order!r}")
         return cls(
-            resize_size=int(resize),
-            crop_size=int(crop),
-            mean=tuple(float(v) for v in metadata.get("mean", (0.485, 0.456, 0.406))),
-            std=tuple(float(v) for v in metadata.get("std", (0.229, 0.224, 0.225))),
-            channel_order=str(metadata.get("channel_order", "RGB")),
+            resize_size=resize,
+            crop_size=crop,
+            mean=_channels(metadata, "mean", (0.485, 0.456, 0.406), source),
+            std=_channels(metadata, "std", (0.229, 0.224, 0.225), source),
+            channel_order=order,
         )
 
     def to_metadata(self) -> dict[str, Any]:
@@ -69,6 +113,10 @@ class Preprocessing:
         if img.mode != "RGB":
             img = img.convert("RGB")
         new_w, new_h = self.resized_size(*img.size)
+        if new_w * new_h > MAX_RESIZE_PIXELS:
+            name = str(image) if isinstance(image, (str, Path)) else "image"
+            raise InputError(f"refused {name}: a {img.size[0]}x{img.size[1]} image would be resized to {new_w}x{new_h}, "
+                             f"more than {MAX_RESIZE_PIXELS:,} pixels")
         if (new_w, new_h) != img.size:
             img = img.resize((new_w, new_h), Image.BILINEAR)
         crop = self.crop_size
@@ -106,6 +154,21 @@ def load_image(image: ImageLike) -> Image.Image:
             return img.copy() if img.mode == "RGB" else img.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"not a readable image: {path}") from exc
+
+
+def image_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The image files named by ``paths``: files as given, folders as their image files
+    (:data:`IMAGE_SUFFIXES`, sorted, not recursive). A folder without images is an error."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {p}")
+            files.extend(found)
+        else:
+            files.append(p)
+    return files
 
 
 def _data_file(name: str) -> Path:

@@ -34,6 +34,12 @@ _TYPES = {
     onnx.TensorProto.INT32: "TYPE_INT32",
     onnx.TensorProto.INT64: "TYPE_INT64",
 }
+# Bounds of the numbers we write into config.pbtxt: beyond them Triton refuses the config (int32
+# fields) or the entry is a mistake (a batch no GPU holds, an instance count no machine runs, a
+# queue delay of more than a minute).
+MAX_BATCH_SIZE = 65536
+MAX_INSTANCES = 256
+MAX_QUEUE_DELAY_US = 60_000_000
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -140,10 +146,11 @@ def render_config(model: onnx.ModelProto, name: str, options: TritonOptions, sou
 def _validate(options: TritonOptions) -> None:
     if options.provider not in TRITON_PROVIDERS:
         raise ResnetDeployError(f"unknown provider {options.provider!r}; expected one of {', '.join(TRITON_PROVIDERS)}")
-    if options.max_batch_size < 0:
-        raise ResnetDeployError(f"--max-batch-size must be 0 or more, received {options.max_batch_size}")
-    if options.instances < 1:
-        raise ResnetDeployError(f"--instances must be at least 1, received {options.instances}")
+    for flag, value, low, high in (("--max-batch-size", options.max_batch_size, 0, MAX_BATCH_SIZE),
+                                   ("--instances", options.instances, 1, MAX_INSTANCES),
+                                   ("--queue-delay-us", options.queue_delay_us, 0, MAX_QUEUE_DELAY_US)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ResnetDeployError(f"{flag} must be an integer from {low} to {high}, received {value!r}")
     if options.fp16 and options.provider != "tensorrt":
         raise ResnetDeployError("--fp16 applies to the tensorrt provider only")
     if options.name is not None and not _NAME.match(options.name):

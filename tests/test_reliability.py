@@ -101,6 +101,31 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
         t.CopyFrom(onnx.numpy_helper.from_array(np.full_like(onnx.numpy_helper.to_array(t), value), t.name))
         f[name] = d / name
         onnx.save(broken, str(f[name]))
+    f["wide.png"] = d / "wide.png"  # 100000x1: 3200000x32 after Resize(32), 102 M pixels
+    Image.new("RGB", (100000, 1), (10, 20, 30)).save(f["wide.png"])
+    f["imgdir"] = d / "imgdir"
+    f["imgdir"].mkdir()
+    for i in range(5):
+        Image.new("RGB", (36 + i, 40), (40 * i, 100, 200 - 30 * i)).save(f["imgdir"] / f"img{i}.png")
+    (f["imgdir"] / "notes.txt").write_text("not an image, skipped")
+    # Metadata that is wrong, one key at a time.
+    for name, key, value in (("labels3.onnx", "labels", '["a", "b", "c"]'), ("meanlen.onnx", "mean", "[0.5, 0.5]"),
+                             ("zerostd.onnx", "std", "[0.2, 0, 0.2]"), ("strsize.onnx", "crop_size", "abc"),
+                             ("negsize.onnx", "resize_size", "-5"), ("numclasses.onnx", "num_classes", "7"),
+                             ("cropsize.onnx", "crop_size", "24"), ("smallresize.onnx", "resize_size", "16"),
+                             ("order.onnx", "channel_order", "XYZ")):
+        broken = onnx.load(str(resnet20_onnx))
+        props = {p.key: p for p in broken.metadata_props}
+        if key in props:
+            props[key].value = value
+        else:
+            broken.metadata_props.add(key=key, value=value)
+        f[name] = d / name
+        onnx.save(broken, str(f[name]))
+    bare = onnx.load(str(resnet20_onnx))
+    del bare.metadata_props[:]
+    f["nometa.onnx"] = d / "nometa.onnx"
+    onnx.save(bare, str(f["nometa.onnx"]))
     return f
 
 
@@ -111,6 +136,8 @@ class Case:
     needles: list[str]
     writes: list[str] = field(default_factory=lambda: ["{out}"])
 
+
+TOO_MANY = str(4 * len(os.sched_getaffinity(0)) + 1)  # threads: one above the cap of 4x the cores
 
 CASES = [
     Case("unknown-depth", ["export", "--depth", "19", "-o", "{out}"], ["no ResNet of depth 19", "valid depths"]),
@@ -138,6 +165,27 @@ CASES = [
     Case("predict-provider", ["predict", "{model}", "{notimage.jpg}", "--provider", "cuda"], ["provider 'cuda' is not available", "available: "], []),
     Case("predict-nan-logits", ["predict", "{nan.onnx}", "{image.png}"], ["nan.onnx", "non-finite logits", "image.png"], []),
     Case("predict-inf-logits-json", ["predict", "{inf.onnx}", "{image.png}", "{image.png}", "--json"], ["inf.onnx", "non-finite logits", "2 of 2"], []),
+    # bounded resources: thread counts, batch, resize work, Triton's numbers
+    # (one above the cap, so that a broken cap costs a few threads, not the 14,500 of --threads 99999)
+    Case("predict-threads-absurd", ["predict", "{model}", "{image.png}", "--threads", TOO_MANY], ["threads must be at most", "cores", TOO_MANY], []),
+    Case("bench-threads-absurd", ["bench", "{model}", "--threads", TOO_MANY], ["--threads", TOO_MANY], []),
+    Case("tune-threads-absurd", ["tune", "{model}", "-o", "{out}", "--threads", TOO_MANY], ["--threads", TOO_MANY]),
+    Case("predict-batch-size-0", ["predict", "{model}", "{image.png}", "--batch-size", "0"], ["batch_size must be at least 1"], []),
+    Case("predict-resize-bomb", ["predict", "{model}", "{wide.png}"], ["wide.png", "100000x1", "3200000x32"], []),
+    Case("predict-folder-without-images", ["predict", "{model}", "{emptydir}"], ["no images", "emptydir"], []),
+    Case("triton-queue-delay-negative", ["triton", "{model}", "-r", "{tmp}/repo", "--queue-delay-us", "-5"], ["--queue-delay-us", "-5"], []),
+    Case("triton-max-batch-huge", ["triton", "{model}", "-r", "{tmp}/repo", "--max-batch-size", str(10**10)], ["--max-batch-size", str(10**10)], []),
+    Case("triton-instances-absurd", ["triton", "{model}", "-r", "{tmp}/repo", "--instances", "100000"], ["--instances", "100000"], []),
+    # metadata validated once at load, naming the file and the key
+    Case("meta-labels-count", ["predict", "{labels3.onnx}", "{image.png}"], ["labels3.onnx", "'labels' has 3 names for 10 classes"], []),
+    Case("meta-mean-length", ["predict", "{meanlen.onnx}", "{image.png}"], ["meanlen.onnx", "'mean' must be 3 finite numbers"], []),
+    Case("meta-zero-std", ["predict", "{zerostd.onnx}", "{image.png}"], ["zerostd.onnx", "'std' must be positive"], []),
+    Case("meta-size-not-a-number", ["predict", "{strsize.onnx}", "{image.png}"], ["strsize.onnx", "'crop_size' must be a whole number", "abc"], []),
+    Case("meta-size-negative", ["predict", "{negsize.onnx}", "{image.png}"], ["negsize.onnx", "'resize_size' must be between 1", "-5"], []),
+    Case("meta-crop-vs-input", ["predict", "{cropsize.onnx}", "{image.png}"], ["cropsize.onnx", "'crop_size' 24 differs from the model's input height 32"], []),
+    Case("meta-resize-below-crop", ["predict", "{smallresize.onnx}", "{image.png}"], ["smallresize.onnx", "'resize_size' 16 is smaller than the crop 32"], []),
+    Case("meta-channel-order", ["predict", "{order.onnx}", "{image.png}"], ["order.onnx", "'channel_order' must be RGB or BGR", "XYZ"], []),
+    Case("meta-num-classes", ["predict", "{numclasses.onnx}", "{image.png}"], ["numclasses.onnx", "'num_classes' is 7", "10 classes"], []),
     Case("predict-unknown-provider", ["predict", "{model}", "{notimage.jpg}", "--provider", "tpu"], ["unknown provider 'tpu'"], []),
     Case("quantize-shape", ["quantize", "{model}", "-c", "{shape.npy}", "-o", "{out}"], ["shape.npy", "[4, 3, 24, 32]", "[N, 3, 32, 32]"]),
     Case("quantize-dtype", ["quantize", "{model}", "-c", "{dtype.npy}", "-o", "{out}"], ["dtype.npy", "int64", "float32"]),
@@ -303,6 +351,56 @@ def test_json_output_is_strict(files: dict[str, Path], tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     records = _strict_json(out.read_text())["results"]
     assert [r["max_rel_error"] for r in records if r["engine"] == "nan"] == [None], records
+
+
+def test_predict_streams_batches_and_reads_folders(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """predict DIR takes the folder's images (sorted, non-images skipped) and runs them
+    --batch-size at a time: memory bounded by the batch, answers identical to one big batch."""
+    listed = sorted(files["imgdir"].glob("*.png"))
+    streamed = cli("predict", files["model"], files["imgdir"], "--batch-size", "2", "--json", "--provider", "cpu")
+    whole = cli("predict", files["model"], *listed, "--batch-size", "16", "--json", "--provider", "cpu")
+    assert streamed.returncode == 0 and whole.returncode == 0, streamed.stderr + whole.stderr
+    got, expected = _strict_json(streamed.stdout), _strict_json(whole.stdout)
+    assert [e["image"] for e in got] == [str(p) for p in listed]
+    assert {e["provider"] for e in got} == {"cpu"}  # the JSON says which provider ran
+    assert [[(k["index"], round(k["score"], 5)) for k in e["top_k"]] for e in got] == \
+        [[(k["index"], round(k["score"], 5)) for k in e["top_k"]] for e in expected]
+    with Predictor(files["model"], provider="cpu") as p:
+        shapes: list[int] = []
+        run = p.run
+        monkeypatch.setattr(p, "run", lambda batch: (shapes.append(len(batch)), run(batch))[1])
+        assert len(p.predict(listed, batch_size=2)) == 5
+    assert shapes == [2, 2, 1]
+
+
+def test_model_without_metadata_says_so(files: dict[str, Path]) -> None:
+    result = cli("predict", files["nometa.onnx"], files["image.png"], "--provider", "cpu")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "nometa.onnx has no preprocessing metadata" in warnings[0], result.stderr
+    assert "warning:" not in cli("predict", files["model"], files["image.png"], "--provider", "cpu").stderr
+
+
+@pytest.mark.parametrize("args", [("info", "{model}", "--json"), ("predict", "{model}", "{image.png}", "--json"),
+                                  ("info", "{model}")], ids=["info-json", "predict-json", "info-tables"])
+def test_closed_stdout_is_quiet(files: dict[str, Path], tmp_path: Path, args: tuple[str, ...]) -> None:
+    """`resnet-deploy info --json | head -1`: the reader went away; exit 0 without a word."""
+    argv = [_fill(a, files, tmp_path, tmp_path / "out") for a in args]
+    proc = subprocess.Popen([*CLI, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # no reader: every write to stdout is EPIPE
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 0 and err == "", err
+
+
+def test_dash_h_is_help_everywhere() -> None:
+    from resnet_deploy_cli.main import app
+
+    commands = [c.name for c in app.registered_commands]
+    assert len(commands) >= 8
+    for argv in ([], *([c] for c in commands)):
+        result = cli(*argv, "-h")
+        assert result.returncode == 0 and "Usage: " in result.stdout, (argv, result.stderr)
 
 
 @pytest.mark.parametrize("seed", range(6))

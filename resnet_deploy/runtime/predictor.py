@@ -11,9 +11,9 @@ from typing import Any, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .._errors import InputError, NonFiniteOutputError, RuntimeBackendError, first_line
+from .._errors import InputError, NonFiniteOutputError, OnnxModelError, RuntimeBackendError, first_line
 from ..onnx_io import image_input, load_onnx, read_metadata
-from ..preprocess import ImageLike, Preprocessing, imagenet_labels
+from ..preprocess import PREPROCESSING_KEYS, ImageLike, Preprocessing, imagenet_labels
 from .openvino_native import OpenVINOSession
 from .providers import PROVIDERS
 from .session import SessionConfig, open_session
@@ -75,8 +75,18 @@ class Predictor:
         output = self._session.get_outputs()[0]
         self.output_name = output.name
         self.num_outputs = output.shape[-1] if output.shape and isinstance(output.shape[-1], int) else None
-        self.preprocessing = Preprocessing.from_metadata(self.metadata, (self.input_shape[2], self.input_shape[3]))
+        self.preprocessing = Preprocessing.from_metadata(
+            self.metadata, (self.input_shape[2], self.input_shape[3]), source=self.model_path
+        )
         self.labels = self._labels(self.num_outputs)
+        if not any(key in self.metadata for key in PREPROCESSING_KEYS):
+            warnings.warn(
+                f"{self.model_path.name} has no preprocessing metadata ({', '.join(PREPROCESSING_KEYS)}): "
+                f"using ImageNet's (resize {self.preprocessing.resize_size}, crop {self.preprocessing.crop_size}, ImageNet mean/std)"
+                + (" and ImageNet's labels" if self.labels is not None and "labels" not in self.metadata else ""),
+                UserWarning,
+                stacklevel=2,
+            )
         if self.placement is not None and self.provider != "cpu":
             on_cpu = self.placement.get(PROVIDERS["cpu"], 0)
             if on_cpu:
@@ -106,11 +116,24 @@ class Predictor:
         return predictor
 
     def _labels(self, width: Any) -> list[str] | None:
+        """The class names: the metadata's, validated against the output width, else ImageNet's
+        for a 1000-class model."""
+        source = self.model_path
+        classes = self.metadata.get("num_classes")
+        if classes is not None:
+            if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+                raise OnnxModelError(f"{source}: metadata 'num_classes' must be a positive integer, received {classes!r}")
+            if isinstance(width, int) and classes != width:
+                raise OnnxModelError(f"{source}: metadata 'num_classes' is {classes} but the output has {width} classes")
         labels = self.metadata.get("labels")
-        if isinstance(labels, list) and labels:
+        if labels is not None:
+            if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int, float)) for x in labels):
+                raise OnnxModelError(f"{source}: metadata 'labels' must be a non-empty list of names")
+            expected = width if isinstance(width, int) else classes
+            if expected is not None and len(labels) != expected:
+                raise OnnxModelError(f"{source}: metadata 'labels' has {len(labels)} names for {expected} classes")
             return [str(x) for x in labels]
-        classes = self.metadata.get("num_classes", width if isinstance(width, int) else None)
-        if classes == 1000:
+        if (classes if classes is not None else width) == 1000:
             return imagenet_labels()
         return None
 
@@ -220,12 +243,29 @@ class Predictor:
                 f"({names}{more}): the model's weights or the input are broken"
             )
 
-    def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5) -> list[list[Prediction]]:
-        """Top-k ``(index, label, score)`` per image; score is the softmax probability."""
+    def predict(
+        self, images: ImageLike | Sequence[ImageLike], top_k: int = 5, *, batch_size: int | None = None
+    ) -> list[list[Prediction]]:
+        """Top-k ``(index, label, score)`` per image; score is the softmax probability.
+
+        With ``batch_size``, images are decoded, preprocessed and run that many at a time, so
+        memory stays bounded by the batch, not by the number of images.
+        """
         if isinstance(images, (str, Path, np.ndarray)) or not isinstance(images, Sequence):
             images = [images]  # type: ignore[list-item]
         if top_k < 1:
             raise InputError(f"top_k must be at least 1, received {top_k}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise InputError(f"batch_size must be at least 1, received {batch_size!r}")
+        if not images:
+            raise InputError("no images given")
+        step = batch_size or len(images)
+        results: list[list[Prediction]] = []
+        for start in range(0, len(images), step):
+            results.extend(self._predict_batch(images[start : start + step], top_k))
+        return results
+
+    def _predict_batch(self, images: Sequence[ImageLike], top_k: int) -> list[list[Prediction]]:
         logits = self.run(self.preprocess(images)).astype(np.float64)
         self._check_finite(logits, images)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
