@@ -39,6 +39,9 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,841; a ResNet-50 head of 100,000 classes is 0.8 GB
+
+
 @dataclass
 class ExportOptions:
     """What to export and how. ``name`` is a registered model name (see ``list_models()``)."""
@@ -101,8 +104,9 @@ def _validate(options: ExportOptions) -> None:
         raise ExportError(f"--static-batch must be at least 1, received {options.static_batch}")
     if options.image_size is not None and not 16 <= options.image_size <= 4096:
         raise ExportError(f"--image-size must be between 16 and 4096, received {options.image_size}")
-    if options.num_classes is not None and options.num_classes < 1:
-        raise ExportError(f"--num-classes must be at least 1, received {options.num_classes}")
+    if options.num_classes is not None and not 1 <= options.num_classes <= MAX_CLASSES:
+        # --num-classes 10**12 asked torch for a 256 TB classifier and died in its allocator.
+        raise ExportError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, received {options.num_classes}")
 
 
 def _torch_export(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic: bool) -> onnx.ModelProto:
