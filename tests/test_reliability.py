@@ -122,6 +122,17 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
             broken.metadata_props.add(key=key, value=value)
         f[name] = d / name
         onnx.save(broken, str(f[name]))
+    # Graphs that are valid ONNX but not classifiers: a 4-D output, a scalar output.
+    from onnx import TensorProto, helper
+
+    for name, shape, node in (("out4d.onnx", ["N", 3, 32, 32], helper.make_node("Identity", ["x"], ["y"])),
+                              ("scalar.onnx", [], helper.make_node("ReduceMean", ["x"], ["y"], keepdims=0))):
+        graph = helper.make_graph([node], name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+        f[name] = d / name
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9), str(f[name]))
+    f["strlabels.npz"] = d / "strlabels.npz"
+    np.savez(f["strlabels.npz"], x=np.zeros((2, 3, 32, 32), np.float32), y=np.array(["cat", "dog"]))
     bare = onnx.load(str(resnet20_onnx))
     del bare.metadata_props[:]
     f["nometa.onnx"] = d / "nometa.onnx"
@@ -175,6 +186,10 @@ CASES = [
     Case("tune-duration-nan", ["tune", "{model}", "-o", "{out}", "--duration", "nan"], ["--duration must be a finite number"]),
     Case("tune-accuracy-drop-nan", ["tune", "{model}", "-o", "{out}", "--max-accuracy-drop", "nan"], ["--max-accuracy-drop", "nan"]),
     Case("export-num-classes-huge", ["export", "--depth", "20", "--num-classes", str(10**12), "-o", "{out}"], ["--num-classes must be between 1 and 100,000", str(10**12)]),
+    # no untyped exits: what used to end in "unexpected TypeError/AxisError/ValueError"
+    Case("predict-4d-output", ["predict", "{out4d.onnx}", "{image.png}"], ["out4d.onnx", "[1, 3, 32, 32]", "logits [N, classes]"], []),
+    Case("predict-scalar-output", ["predict", "{scalar.onnx}", "{image.png}"], ["scalar.onnx", "shape []", "logits [N, classes]"], []),
+    Case("bench-string-eval-labels", ["bench", "{model}", "--eval-data", "{strlabels.npz}", "--iterations", "2", "--rounds", "1"], ["strlabels.npz", "integer class indices"], []),
     Case("predict-batch-size-0", ["predict", "{model}", "{image.png}", "--batch-size", "0"], ["batch_size must be at least 1"], []),
     Case("predict-resize-bomb", ["predict", "{model}", "{wide.png}"], ["wide.png", "100000x1", "3200000x32"], []),
     Case("predict-folder-without-images", ["predict", "{model}", "{emptydir}"], ["no images", "emptydir"], []),

@@ -93,7 +93,11 @@ def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata:
         y = np.concatenate([np.full(len(b), int(c.name)) for b, c in zip(batches, classes)])
     else:
         raise InputError(f"evaluation data must be an .npz file or a folder of class subfolders: {source}")
-    y = np.asarray(y).astype(np.int64).reshape(-1)
+    y = np.asarray(y)
+    if y.dtype.kind not in "iu":
+        # String or float labels used to end as an untyped ValueError of int().
+        raise InputError(f"{source}: labels 'y' must be integer class indices, received {y.dtype}")
+    y = y.astype(np.int64).reshape(-1)
     if len(y) != len(x):
         raise InputError(f"{source}: {len(x)} inputs but {len(y)} labels")
     np.save(folder / "eval_x.npy", x)

@@ -266,7 +266,11 @@ class Predictor:
         return results
 
     def _predict_batch(self, images: Sequence[ImageLike], top_k: int) -> list[list[Prediction]]:
-        logits = self.run(self.preprocess(images)).astype(np.float64)
+        logits = self.run(self.preprocess(images))
+        if logits.ndim != 2 or logits.shape[0] != len(images):
+            raise OnnxModelError(f"{self.model_path}: output {self.output_name!r} has shape {list(logits.shape)}; "
+                                 f"classifying needs logits [N, classes] for N = {len(images)} images")
+        logits = logits.astype(np.float64)
         self._check_finite(logits, images)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
