@@ -23,15 +23,36 @@ def check_writable(path: str | Path) -> Path:
     """Fail early, before any work, when ``path`` cannot be written."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    limit = _name_max(folder) if folder.is_dir() else 255
+    if len(os.fsencode(path.name)) > limit:
+        raise OutputPathError(f"output file name is longer than the {limit} bytes this file system allows: {path.name[:40]}...")
     if path.is_dir():
         raise OutputPathError(f"output path is a folder: {path}")
     if not folder.is_dir():
         raise OutputPathError(f"output folder does not exist: {folder}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputPathError(f"output folder is not writable: {folder}")
+    if path.exists() and not path.is_file():
+        # A FIFO would be replaced by a regular file, a device (/dev/null as root) by our output.
+        raise OutputPathError(f"output path is not a regular file (a FIFO, a device or a socket): {path}")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputPathError(f"output file is not writable: {path}")
     return path
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _temp_prefix(path: Path) -> str:
+    """``.NAME.`` for the temporary file, shortened so that mkstemp's random part and ``.tmp``
+    fit in the file system's name limit (a valid 250-byte name must stay writable)."""
+    room = _name_max(path.parent if str(path.parent) else Path(".")) - 2 - 8 - 4  # dots, random part, .tmp
+    name = os.fsencode(path.name)[: max(room, 1)].decode("utf-8", "ignore")  # never half a character
+    return f".{name}."
 
 
 def _identity(path: Path) -> tuple[int, int] | str:
@@ -42,6 +63,13 @@ def _identity(path: Path) -> tuple[int, int] | str:
         return (st.st_dev, st.st_ino)
     except OSError:
         return os.path.realpath(path)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long, say: check_writable reports it
+        return False
 
 
 def _flatten(paths: Mapping[str, Paths]) -> list[tuple[str, Path]]:
@@ -80,7 +108,7 @@ def check_distinct(
         seen[key] = (label, path)
         for in_label, in_path in ins:
             same = key == _identity(in_path)
-            inside = (not same and in_path.is_dir() and path.exists()
+            inside = (not same and in_path.is_dir() and _exists(path)
                       and Path(os.path.realpath(in_path)) in Path(os.path.realpath(path)).parents)
             if same or inside:
                 where = "is the same file as" if same else "is a file inside"
@@ -98,7 +126,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step."""
     path = check_writable(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent or ".")
     except OSError as exc:
         raise OutputPathError(f"could not write {path}: {exc.strerror or exc}") from exc
     os.close(fd)

@@ -423,6 +423,37 @@ def test_dash_h_is_help_everywhere() -> None:
         assert result.returncode == 0 and "Usage: " in result.stdout, (argv, result.stderr)
 
 
+# -- class: outputs are regular files in writable places ------------------------------------------
+
+@pytest.mark.parametrize("kind", ["fifo-output", "fifo-report", "dev-null", "name-too-long"])
+def test_output_must_be_a_regular_file_with_a_valid_name(kind: str, files: dict[str, Path], tmp_path: Path) -> None:
+    """A FIFO or a device is refused, not replaced; a name over the limit is refused before any work."""
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.onnx"
+    args, needles = {
+        "fifo-output": (["optimize", files["model"], "-o", fifo], ["not a regular file", "pipe.onnx"]),
+        "fifo-report": (["optimize", files["model"], "-o", out, "--report", fifo], ["not a regular file", "pipe.onnx"]),
+        "dev-null": (["export", "--depth", "20", "-o", "/dev/null"], ["not a regular file", "/dev/null"]),
+        "name-too-long": (["optimize", files["model"], "-o", tmp_path / ("n" * 300 + ".onnx")], ["longer than the 255 bytes"]),
+    }[kind]
+    result = cli(*args)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and all(n in errors[0] for n in needles), result.stderr
+    assert "... loading" not in result.stderr and "... simplifying" not in result.stderr  # refused before any work
+    assert fifo.is_fifo() and Path("/dev/null").is_char_device()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.onnx"]
+
+
+def test_longest_valid_name_is_writable(files: dict[str, Path], tmp_path: Path) -> None:
+    """A 250-byte name is valid; the temporary name beside it must not push it over 255."""
+    out = tmp_path / ("n" * 245 + ".onnx")
+    result = cli("optimize", files["model"], "-o", out, "--report", tmp_path / ("r" * 245 + ".json"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(len(p.name) for p in tmp_path.iterdir()) == [250, 250]
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_bit_flipped_onnx_never_crashes(tmp_path: Path, resnet20_onnx: Path, sample_image: Path, seed: int) -> None:
     """Random bit flips: either a clean error or a clean (different) answer, never a crash."""
