@@ -9,6 +9,7 @@ the repository as it was.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -162,6 +163,9 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
     _validate(options)
     model_path, repository = Path(model_path), Path(repository)
     name = options.name or re.sub(r"[^A-Za-z0-9_.\-]", "_", model_path.stem)
+    if not _NAME.match(name):  # a file named `..onnx` has the stem `.`: the repository itself
+        raise ResnetDeployError(f"the model name {name!r} (from {model_path.name}) is not a valid entry name: "
+                                "use letters, digits, '_', '-' and '.', not first; pass --name")
     # --force replaces the entry folder as a whole: the model must not be one of its files.
     check_distinct({}, {"MODEL": model_files(model_path)}, output_dirs={"the Triton entry": repository / name})
     model = load_onnx(model_path)
@@ -180,6 +184,10 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
     except OSError as exc:
         raise OutputPathError(f"repository is not writable: {repository} ({exc.strerror or exc})") from exc
     try:
+        # mkdtemp makes 0700; the entry gets the mode a plain mkdir would (Triton may run as another user).
+        mask = os.umask(0)
+        os.umask(mask)
+        staging.chmod(0o777 & ~mask)
         (staging / "1").mkdir()
         save_onnx(model, staging / "1" / "model.onnx")
         (staging / "config.pbtxt").write_text(config, encoding="utf-8")

@@ -454,6 +454,22 @@ def test_longest_valid_name_is_writable(files: dict[str, Path], tmp_path: Path) 
     assert sorted(len(p.name) for p in tmp_path.iterdir()) == [250, 250]
 
 
+def test_triton_entry_names_and_modes(files: dict[str, Path], tmp_path: Path) -> None:
+    """A file named `..onnx` would make the entry the repository itself: refused. An entry gets
+    the user's umask, not mkdtemp's 0700 (Triton often runs as another user)."""
+    dots = tmp_path / "..onnx"
+    dots.write_bytes(files["model"].read_bytes())
+    repo = tmp_path / "repo"
+    result = cli("triton", dots, "-r", repo)
+    assert result.returncode == 1 and "not a valid entry name" in result.stderr and "..onnx" in result.stderr, result.stderr
+    assert not repo.exists()
+    result = subprocess.run(["sh", "-c", 'umask 022 && exec "$@"', "sh", *CLI, "triton", str(files["model"]), "-r", str(repo),
+                             "--name", "m"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert oct((repo / "m").stat().st_mode & 0o777) == oct(0o755)
+    assert oct((repo / "m" / "1" / "model.onnx").stat().st_mode & 0o777) == oct(0o644)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_bit_flipped_onnx_never_crashes(tmp_path: Path, resnet20_onnx: Path, sample_image: Path, seed: int) -> None:
     """Random bit flips: either a clean error or a clean (different) answer, never a crash."""
