@@ -46,6 +46,8 @@ def compare(
     data: Annotated[Optional[Path], typer.Option("--data", help="A .npy of preprocessed float32 [N, 3, H, W] inputs.")] = None,
     samples: Annotated[Optional[int], typer.Option("--samples", help="Use at most this many inputs (default 8 random, 128 from data).")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Max relative error per block, max|b - a| / max|a|.")] = DEFAULT_TOLERANCE,
+    eager: Annotated[bool, typer.Option("--eager", help="Compare MODEL with the eager PyTorch model it was exported from (our exports; needs torch).")] = False,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="With --eager: the checkpoint MODEL was exported from (checked by its SHA-256).")] = None,
     threads: Threads = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
 ) -> None:
@@ -55,7 +57,8 @@ def compare(
     if images is not None and data is not None:
         raise CLIError("give --images or --data, not both")
     names = tuple(p.strip() for p in providers.split(",") if p.strip())
-    result = compare_files(model, other, providers=names, data=images or data, samples=samples, tolerance=tolerance, threads=threads)
+    result = compare_files(model, other, providers=names, data=images or data, samples=samples, tolerance=tolerance,
+                           threads=threads, eager=eager, weights=weights)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         for note in result.notes:

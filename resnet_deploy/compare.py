@@ -23,7 +23,8 @@ from .calibration import DEFAULT_MAX_SAMPLES, load_samples
 from .onnx_io import image_input, load_onnx, read_metadata
 from .verify import fixed_inputs
 
-__all__ = ["BlockRow", "CompareResult", "Side", "compare_models", "compare_files", "DEFAULT_TOLERANCE", "run_blocks", "load_inputs"]
+__all__ = ["BlockRow", "CompareResult", "Side", "compare_models", "compare_files", "DEFAULT_TOLERANCE", "run_blocks", "load_inputs",
+           "compare_with_eager", "block_rows"]
 
 DEFAULT_TOLERANCE = 1e-3
 _CHUNK = 8  # samples per run: ResNet-50's block outputs are ~30 MB per sample
@@ -36,6 +37,7 @@ class Side:
     model: onnx.ModelProto
     provider: str = "cpu"
     label: str = "model"
+    file: str | None = None  # the file's name, for messages about the file itself
 
 
 @dataclass
@@ -119,10 +121,37 @@ def compare_models(a: Side, b: Side, x: np.ndarray, *, tolerance: float = DEFAUL
     _check_pair(a, b, blocks_a, blocks_b)
     outs_a, exact_a = run_blocks(a, blocks_a, x, threads=threads)
     outs_b, exact_b = run_blocks(b, blocks_b, x, threads=threads)
+    notes = []
+    if not (exact_a and exact_b):
+        notes.append("exposing the block outputs changed the logits on "
+                     + " and ".join(s.label for s, e in ((a, exact_a), (b, exact_b)) if not e)
+                     + "; the per-block numbers describe the probed graph")
+    rows = block_rows([blk.name for blk in blocks_a], outs_a, outs_b, tolerance, (a.label, b.label))
+    return CompareResult(a.label, b.label, len(x), tolerance, rows, exact_a and exact_b, notes)
+
+
+def compare_with_eager(a: Side, weights: str | Path | None, x: np.ndarray, *, tolerance: float = DEFAULT_TOLERANCE,
+                       threads: int | None = None) -> CompareResult:
+    """``a`` against the eager PyTorch model it was exported from (eager PyTorch is the reference)."""
+    from .compare_eager import eager_block_outputs
+
+    if not tolerance > 0:
+        raise InputError(f"tolerance must be positive, received {tolerance}")
+    blocks = find_blocks(a.model, a.label)
+    names = [blk.name for blk in blocks]
+    eager = eager_block_outputs(read_metadata(a.model), weights, x, names, label=a.file or a.label)
+    outs, exact = run_blocks(a, blocks, x, threads=threads)
+    label = f"eager PyTorch ({read_metadata(a.model)['architecture']})"
+    notes = [] if exact else [f"exposing the block outputs changed the logits on {a.label}; the per-block numbers describe the probed graph"]
+    return CompareResult(label, a.label, len(x), tolerance, block_rows(names, eager, outs, tolerance, (label, a.label)), exact, notes)
+
+
+def block_rows(names: list[str], outs_a: list[np.ndarray], outs_b: list[np.ndarray], tolerance: float, labels: tuple[str, str]) -> list[BlockRow]:
+    """One row per block: max relative error against ``outs_a``, worst cosine, top-1 at the head."""
     rows = []
-    for block, va, vb in zip(blocks_a, outs_a, outs_b):
+    for i, (name, va, vb) in enumerate(zip(names, outs_a, outs_b)):
         if va.shape != vb.shape:
-            raise OnnxModelError(f"block {block.name} outputs {list(va.shape)} in {a.label} but {list(vb.shape)} in {b.label}")
+            raise OnnxModelError(f"block {name} outputs {list(va.shape)} in {labels[0]} but {list(vb.shape)} in {labels[1]}")
         if not np.all(np.isfinite(vb)):
             rel, cos = float("inf"), float("nan")
         else:
@@ -130,14 +159,9 @@ def compare_models(a: Side, b: Side, x: np.ndarray, *, tolerance: float = DEFAUL
             diff = float(np.max(np.abs(vb.astype(np.float64) - va))) if va.size else 0.0
             rel = diff / scale if scale > 0 else diff
             cos = _cosine(va, vb)
-        top1 = float(np.mean(va.argmax(-1) == vb.argmax(-1))) if block is blocks_a[-1] else None
-        rows.append(BlockRow(block.name, rel, cos, top1, not rel <= tolerance))
-    notes = []
-    if not (exact_a and exact_b):
-        notes.append("exposing the block outputs changed the logits on "
-                     + " and ".join(s.label for s, e in ((a, exact_a), (b, exact_b)) if not e)
-                     + "; the per-block numbers describe the probed graph")
-    return CompareResult(a.label, b.label, len(x), tolerance, rows, exact_a and exact_b, notes)
+        top1 = float(np.mean(va.argmax(-1) == vb.argmax(-1))) if i == len(names) - 1 else None
+        rows.append(BlockRow(name, rel, cos, top1, not rel <= tolerance))
+    return rows
 
 
 def load_inputs(model: onnx.ModelProto, source: str | Path | None, *, samples: int | None, label: str) -> np.ndarray:
@@ -158,12 +182,25 @@ def compare_files(
     samples: int | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     threads: int | None = None,
+    eager: bool = False,
+    weights: str | Path | None = None,
 ) -> CompareResult:
-    """Compare two files on one provider, or one file on two providers (``providers[0]`` is the reference)."""
+    """Compare two files on one provider, one file on two providers (``providers[0]`` is the
+    reference), or with ``eager`` one file against the eager PyTorch model it was exported from
+    (rebuilt from its metadata and ``weights``; the seeded random init needs none)."""
     from .runtime import resolve_provider
 
     if not 1 <= len(providers) <= 2:
         raise InputError(f"give one or two providers, received {len(providers)}: {', '.join(providers)}")
+    if eager:
+        if b is not None or len(providers) != 1:
+            raise InputError("against eager PyTorch, give one file and one provider")
+        model_a = load_onnx(a)
+        provider = resolve_provider(providers[0])
+        x = load_inputs(model_a, data, samples=samples, label=str(a))
+        return compare_with_eager(Side(model_a, provider, f"{Path(a).name} on {provider}", Path(a).name), weights, x, tolerance=tolerance, threads=threads)
+    if weights is not None:
+        raise InputError("--weights is for the comparison against eager PyTorch (--eager)")
     if b is None and len(providers) != 2:
         raise InputError("one file is compared on two providers (e.g. cpu,openvino); or give a second file")
     resolved = [resolve_provider(p) for p in providers]

@@ -41,7 +41,7 @@ def digits_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
     onnx.save(quantized, str(int8))
     data = folder / "x.npy"
     np.save(data, x_test[:32])
-    return {"fp32": fp32, "int8": int8, "data": data, "x_test": x_test, "folder": folder}
+    return {"fp32": fp32, "int8": int8, "data": data, "x_test": x_test, "folder": folder, "ckpt": ckpt}
 
 
 def test_fp32_against_int8_one_row_per_block(digits_models: dict) -> None:
@@ -130,6 +130,25 @@ def test_third_party_resnet50_and_names_fallback(tmp_path: Path) -> None:
     np.testing.assert_allclose(outs[-1], ort_outputs(model, x), rtol=1e-4, atol=1e-4)
 
 
+def test_against_eager_pytorch(digits_models: dict, tmp_path: Path) -> None:
+    """The export against the PyTorch model it came from, block by block, through forward hooks."""
+    result = compare_files(digits_models["fp32"], eager=True, weights=digits_models["ckpt"], data=digits_models["data"], tolerance=1e-5)
+    for row in result.rows:
+        print(row)
+    assert result.a.startswith("eager PyTorch (resnet20)")
+    assert [r.name for r in result.rows] == R20_BLOCKS and result.first_over is None
+    assert result.rows[-1].top1_agreement == 1.0 and all(r.cosine > 0.999999 for r in result.rows)
+    with pytest.raises(rd.InputError, match="pass --weights"):
+        compare_files(digits_models["fp32"], eager=True)
+    other = tmp_path / "other.pth"
+    other.write_bytes(digits_models["ckpt"].read_bytes() + b"x")
+    with pytest.raises(rd.InputError, match="is not what digits.onnx was exported from"):
+        compare_files(digits_models["fp32"], eager=True, weights=other)
+    foreign = legacy_export(rd.create_model("resnet20"), IMAGE_SIZE, tmp_path / "foreign.onnx")
+    with pytest.raises(rd.OnnxModelError, match="carries no architecture metadata"):
+        compare_files(foreign, eager=True)
+
+
 runner = CliRunner()
 
 
@@ -172,3 +191,5 @@ def test_cli_bad_input(digits_models: dict, tmp_path: Path) -> None:
     _one_error_line([str(plain), fp32], "no residual blocks")
     _one_error_line([fp32, int8, "--tolerance", "0"], "tolerance must be positive")
     _one_error_line([fp32, str(tmp_path / "missing.onnx")], "missing.onnx")
+    _one_error_line([fp32, "--eager", "--weights", str(tmp_path / "missing.pth")], "--weights not found")
+    _one_error_line([fp32, int8, "--eager"], "one file and one provider")
