@@ -9,7 +9,7 @@ import typer
 
 ModelPath = Annotated[Path, typer.Argument(help="An ONNX file.", show_default=False)]
 Depth = Annotated[int, typer.Option("--depth", "-d", help="ResNet depth: 18/34/50/101/152 (ImageNet) or 20/32/44/56/110/1202 (CIFAR).")]
-Plain = Annotated[bool, typer.Option("--plain", help="The plain twin without shortcuts (the paper's degradation baseline).")]
+Plain = Annotated[bool, typer.Option("--plain", metavar="", help="The plain twin without shortcuts (the paper's degradation baseline).")]
 ModelName = Annotated[Optional[str], typer.Option("--model", "-m", help="A registered model name instead of --depth, e.g. resnet20.")]
 Provider = Annotated[str, typer.Option("--provider", "-p", help="Execution provider: auto, cpu, cuda, tensorrt or openvino.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads (default: the cores this process may use).")]

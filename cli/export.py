@@ -30,18 +30,19 @@ def export(
     static_batch: Annotated[Optional[int], typer.Option("--static-batch", help="Fix the batch size instead of a dynamic batch axis.")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="Class names, one per line, stored in the model's metadata.")] = None,
     report: Report = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Also write an INT8 (QDQ) model beside the output, calibrated on --calibration.")] = False,
+    int8: Annotated[bool, typer.Option("--int8", metavar="", help="Also write an INT8 (QDQ) model beside the output, calibrated on --calibration.")] = False,
     calibration: Calibration = None,
     method: Method = "minmax",
     max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
 ) -> None:
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
     require("export", "torch", "onnxscript", "onnxsim")
-    from resnet_deploy import model_name_for_depth
+    from resnet_deploy import get_model_spec, model_name_for_depth
     from resnet_deploy._atomic import check_distinct
     from resnet_deploy.export import ExportOptions, export_model, int8_path, read_labels_file
 
     name = model or model_name_for_depth(depth, plain=plain)
+    get_model_spec(name)  # an unknown name fails here, before any note about its weights
     output = output or Path(f"{name}.onnx")
     if int8 and calibration is None:
         raise CLIError("--int8 needs --calibration: a folder of images or a .npy file")

@@ -19,7 +19,7 @@ from ._output import console, human_bytes
 def info(
     model: ModelPath,
     provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Also show which provider runs how many nodes.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Describe an ONNX file: inputs, outputs, opset, metadata, op counts, size, providers."""
     data = model_info(model, placement_provider=provider)

@@ -26,7 +26,7 @@ def predict(
     threads: Threads = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images decoded and run at a time (memory grows with it, not with the number of images).")] = 16,
     profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: its model, provider and options (every argument is then an image).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: [{image, provider, top_k: [{index, label, score}]}].")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON: [{image, provider, top_k: [{index, label, score}]}].")] = False,
 ) -> None:
     """Classify images with an exported model (or with the configuration a tune profile chose)."""
     images = list(images or [])

@@ -21,9 +21,9 @@ def triton(
     max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Largest batch Triton forms; 0 disables batching.")] = 32,
     instances: Annotated[int, typer.Option("--instances", help="Model instances (parallel executions).")] = 1,
     provider: Annotated[str, typer.Option("--provider", "-p", help="cpu, cuda, tensorrt or openvino.")] = "cpu",
-    fp16: Annotated[bool, typer.Option("--fp16", help="TensorRT in FP16 (with --provider tensorrt).")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", metavar="", help="TensorRT in FP16 (with --provider tensorrt).")] = False,
     queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing entry of that name.")] = False,
+    force: Annotated[bool, typer.Option("--force", metavar="", help="Replace an existing entry of that name.")] = False,
     profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: its model file and provider.")] = None,
 ) -> None:
     """Lay out a Triton Inference Server model repository entry (onnxruntime backend)."""
