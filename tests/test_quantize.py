@@ -247,3 +247,7 @@ def test_cli_accuracy_aware_and_its_errors(trained: dict, bad_calibration: dict,
     assert result.exit_code == 1 and result.output.strip().splitlines()[-1] == (
         "error: --max-accuracy-drop needs --eval-data: labelled data to measure the drop on")
     assert not (tmp_path / "x.onnx").exists()
+    result = runner.invoke(app, [*base, "--sensitivity", "--eval-data", str(bad_calibration["eval"])])
+    print(result.output)
+    rows = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
+    assert result.exit_code == 0 and rows[0] == "stem" and rows[-1] == "all blocks" and len(rows) == 12
