@@ -46,10 +46,10 @@ def compare(
     data: Annotated[Optional[Path], typer.Option("--data", help="A .npy of preprocessed float32 [N, 3, H, W] inputs.")] = None,
     samples: Annotated[Optional[int], typer.Option("--samples", help="Use at most this many inputs (default 8 random, 128 from data).")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Max relative error per block, max|b - a| / max|a|.")] = DEFAULT_TOLERANCE,
-    eager: Annotated[bool, typer.Option("--eager", help="Compare MODEL with the eager PyTorch model it was exported from (our exports; needs torch).")] = False,
+    eager: Annotated[bool, typer.Option("--eager", metavar="", help="Compare MODEL with the eager PyTorch model it was exported from (our exports; needs torch).")] = False,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="With --eager: the checkpoint MODEL was exported from (checked by its SHA-256).")] = None,
     threads: Threads = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of the table.")] = False,
 ) -> None:
     """Find where a deployment diverges: both sides block by block (stem, layer1.0 ..., head)."""
     from resnet_deploy.compare import compare_files

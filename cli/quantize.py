@@ -64,10 +64,10 @@ def quantize(
     calibration: Calibration = None,
     output: Output = None,
     method: Method = "minmax",
-    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", help="Weight scales per output channel (default) or per tensor.")] = True,
+    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", metavar="", help="Weight scales per output channel (default) or per tensor.")] = True,
     max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
     report: Report = None,
-    sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Quantize one block at a time and report each one's cost; writes no model.")] = False,
+    sensitivity: Annotated[bool, typer.Option("--sensitivity", metavar="", help="Quantize one block at a time and report each one's cost; writes no model.")] = False,
     eval_data: EvalData = None,
     max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", help="Keep the most sensitive blocks in float until the accuracy drop on --eval-data is at most this many points.")] = None,
 ) -> None:
