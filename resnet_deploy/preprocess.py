@@ -109,9 +109,7 @@ class Preprocessing:
 
     def __call__(self, image: ImageLike) -> np.ndarray:
         """One image -> float32 ``[3, crop, crop]``."""
-        img = load_image(image)
-        if img.mode != "RGB":
-            img = img.convert("RGB")
+        img = to_rgb(load_image(image), image if isinstance(image, (str, Path)) else "image")
         new_w, new_h = self.resized_size(*img.size)
         if new_w * new_h > MAX_RESIZE_PIXELS:
             name = str(image) if isinstance(image, (str, Path)) else "image"
@@ -151,9 +149,28 @@ def load_image(image: ImageLike) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
-            return img.copy() if img.mode == "RGB" else img.convert("RGB")
+            loaded = img.copy()
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"not a readable image: {path}") from exc
+    return to_rgb(loaded, path)
+
+
+def to_rgb(img: Image.Image, name: str | Path = "image") -> Image.Image:
+    """An 8-bit RGB image, as torchvision's ``ToTensor`` would scale it.
+
+    PIL's ``convert("RGB")`` clips 16-bit pixels to 255 (every 16-bit PNG turned white): those
+    are scaled by 255/65535 first. Float images (mode ``F``) have no defined range and are refused.
+    """
+    if img.mode == "RGB":
+        return img
+    if img.mode.startswith("I"):  # I;16, I;16B, I;16L (16-bit PNG, TIFF) and I (32-bit, 16-bit PNG on old Pillow)
+        array = np.asarray(img, dtype=np.float64)
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise InputError(f"refused {name}: {img.mode} pixels outside 0-65535 have no 8-bit equivalent")
+        return Image.fromarray(np.round(array / 257.0).astype(np.uint8)).convert("RGB")
+    if img.mode == "F":
+        raise InputError(f"refused {name}: floating-point images (mode F) have no defined range; save it as 8 or 16 bit")
+    return img.convert("RGB")
 
 
 def image_files(paths: Sequence[str | Path]) -> list[Path]:

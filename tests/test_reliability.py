@@ -393,6 +393,24 @@ def test_predict_streams_batches_and_reads_folders(files: dict[str, Path], monke
     assert shapes == [2, 2, 1]
 
 
+def test_sixteen_bit_images_match_their_8_bit_twins(files: dict[str, Path], tmp_path: Path) -> None:
+    """A 16-bit PNG gives the tensor of its 8-bit twin within 1/255 (PIL alone clips it to white);
+    a float image is refused by name."""
+    from PIL import Image
+
+    from resnet_deploy.preprocess import Preprocessing
+
+    gray8 = (np.arange(48 * 40).reshape(40, 48) * 7 % 256).astype(np.uint8)
+    Image.fromarray(gray8).save(tmp_path / "g8.png")
+    Image.fromarray(gray8.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    pre = Preprocessing(36, 32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    assert np.abs(pre(tmp_path / "g16.png") - pre(tmp_path / "g8.png")).max() <= 1 / 255
+    Image.fromarray(gray8.astype(np.float32) / 255).save(tmp_path / "f.tiff")
+    result = cli("predict", files["model"], tmp_path / "f.tiff")
+    assert result.returncode == 1 and "f.tiff" in result.stderr and "mode F" in result.stderr, result.stderr
+
+
 def test_model_without_metadata_says_so(files: dict[str, Path]) -> None:
     result = cli("predict", files["nometa.onnx"], files["image.png"], "--provider", "cpu")
     assert result.returncode == 0, result.stderr
