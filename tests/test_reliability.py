@@ -446,8 +446,8 @@ def test_dash_h_is_help_everywhere() -> None:
         result = cli(*argv, "-h")
         assert result.returncode == 0 and "Usage: " in result.stdout, (argv, result.stderr)
         # A flag takes no value: `--plain <bool>` read as if `--plain true` were the usage.
-        # (typer's own --help keeps its label; quantize and compare are another change's.)
-        if argv and argv[0] not in ("quantize", "compare"):
+        # (typer's own --help keeps its label.)
+        if argv:
             shown = [line for line in result.stdout.splitlines() if "<bool>" in line and "--help" not in line]
             assert not shown, (argv, shown)
 
