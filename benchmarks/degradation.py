@@ -43,20 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import resnet_deploy as rd  # noqa: E402
 from resnet_deploy._machine import machine  # noqa: E402
-
-def digits(image_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The digits as [N, 3, S, S] float32 (normalised) with a fixed 1,400 / 397 split."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = torch.from_numpy(data.images.astype(np.float32) / 16.0).unsqueeze(1)
-    x = torch.nn.functional.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
-    x = ((x - 0.3) / 0.35).repeat(1, 3, 1, 1).numpy()
-    y = data.target.astype(np.int64)
-    order = np.random.default_rng(0).permutation(len(y))
-    x, y = x[order], y[order]
-    return x[:1400], y[:1400], x[1400:], y[1400:]
-
+from tests._digits import digits  # noqa: E402  (the data of the INT8 tests, at any size)
 
 def paper_init(model: nn.Module) -> nn.Module:
     """He init is the zoo's; BatchNorm scales back to 1, as in the paper."""

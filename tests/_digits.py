@@ -11,14 +11,14 @@ import numpy as np
 IMAGE_SIZE = 16  # sklearn's 8x8 digits, upsampled x2; ResNet-20 is fully convolutional
 
 
-def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Train and held-out splits as ``[N, 3, 16, 16]`` float32 and int64 labels (1400 / 397)."""
+def digits(image_size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Train and held-out splits as ``[N, 3, S, S]`` float32 and int64 labels (1400 / 397)."""
     import torch
     from sklearn.datasets import load_digits
 
     data = load_digits()
     x = torch.from_numpy(data.images.astype(np.float32) / 16.0).unsqueeze(1)
-    x = torch.nn.functional.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
+    x = torch.nn.functional.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
     x = ((x - 0.3) / 0.35).repeat(1, 3, 1, 1).numpy()
     y = data.target.astype(np.int64)
     order = np.random.default_rng(0).permutation(len(y))
