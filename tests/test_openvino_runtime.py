@@ -3,7 +3,6 @@ threads, and the rules every provider keeps (asked for by name, never a silent f
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -55,17 +54,6 @@ def test_static_batch_runs_any_batch_in_chunks(resnet18_onnx: Path, eager: tuple
     assert out.shape == (3, 1000) and single.shape == (1, 1000)
     assert compare(out, reference, rtol=FP32_RTOL).ok
     np.testing.assert_allclose(single[0], out[0], rtol=0, atol=1e-5 * np.abs(out).max())
-
-
-def test_shared_between_threads(resnet20_onnx: Path) -> None:
-    rng = np.random.default_rng(2)
-    batches = [rng.standard_normal((b, 3, 32, 32), dtype=np.float32) for b in (1, 2, 3, 4) * 6]
-    with Predictor(resnet20_onnx, provider="openvino", threads=1) as p:
-        alone = [p.run(b) for b in batches]
-        with ThreadPoolExecutor(4) as pool:
-            together = list(pool.map(p.run, batches))
-    for a, b in zip(alone, together):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_auto_never_picks_the_runtime_unasked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,10 +77,15 @@ def test_shape_and_dtype_are_checked(resnet20_onnx: Path) -> None:
         p.run(np.zeros((1, 3, 32, 32), np.float32))
 
 
-def test_shared_between_threads(resnet20_onnx: Path) -> None:
+@pytest.mark.parametrize("provider", [
+    "cpu",
+    pytest.param("openvino", marks=pytest.mark.skipif("openvino" not in available_providers(), reason="no OpenVINO here")),
+])
+def test_shared_between_threads(resnet20_onnx: Path, provider: str) -> None:
+    """Each call borrows what it needs (onnxruntime's session, an OpenVINO infer request from the pool)."""
     rng = np.random.default_rng(0)
     batches = [rng.standard_normal((b, 3, 32, 32), dtype=np.float32) for b in (1, 2, 3, 5, 8) * 8]
-    with Predictor(resnet20_onnx, provider="cpu", threads=1) as p:
+    with Predictor(resnet20_onnx, provider=provider, threads=1) as p:
         expected = [p.run(b) for b in batches]
         with ThreadPoolExecutor(8) as pool:
             got = list(pool.map(p.run, batches))
