@@ -45,8 +45,8 @@ def _paths(value: Any) -> list[Path]:
 
 def check_command_paths(params: dict[str, Any]) -> None:
     """No output of a command may be one of its inputs (a model's external data included), or
-    another of its outputs: one line naming both, before any work."""
-    from resnet_deploy._atomic import check_distinct
+    another of its outputs, or exist already without ``--force``: one line, before any work."""
+    from resnet_deploy._atomic import check_distinct, check_new
     from resnet_deploy.onnx_io import model_files
 
     outputs = {flag: params[name] for name, flag in OUTPUT_PARAMS.items() if isinstance(params.get(name), Path)}
@@ -57,7 +57,8 @@ def check_command_paths(params: dict[str, Any]) -> None:
         for path in _paths(params.get(name)):
             for i, part in enumerate(model_files(path)):
                 inputs.setdefault(flag if i == 0 else f"{flag}'s external data", []).append(part)
-    check_distinct(outputs, inputs)
+    check_distinct(outputs, inputs)  # an output that is an input: named as such, even with --force
+    check_new(outputs, force=bool(params.get("force")))
 
 
 def quiet_stdout() -> None:

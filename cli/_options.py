@@ -15,3 +15,4 @@ Provider = Annotated[str, typer.Option("--provider", "-p", help="Execution provi
 Threads = Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads (default: the cores this process may use).")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the ONNX file.")]
 Report = Annotated[Optional[Path], typer.Option("--report", help="Also write a JSON report of every stage.")]
+Force = Annotated[bool, typer.Option("--force", "-f", metavar="", help="Replace outputs that already exist (atomically: a failure keeps the old file).")]

@@ -17,7 +17,7 @@ from resnet_deploy.bench.report import fit_columns, footnotes, sorted_rows
 from resnet_deploy.bench.schema import BenchResult
 
 from ._errors import CLIError, handle_errors
-from ._options import ModelName, Plain, Threads
+from ._options import Force, ModelName, Plain, Threads
 from ._output import console, err_console, progress, write_json
 
 Models = Annotated[Optional[list[Path]], typer.Argument(
@@ -45,7 +45,7 @@ def bench(
     model: ModelName = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint to benchmark, or the one the ONNX file was exported from (random init otherwise).")] = None,
     batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Comma-separated batch sizes, e.g. 1,8,32.")] = "1",
-    providers: Annotated[Optional[str], typer.Option("--providers", help="Comma-separated: cpu, cuda, tensorrt, openvino (default: all available; cpu for files).")] = None,
+    providers: Annotated[Optional[str], typer.Option("--providers", "--provider", "-p", help="Comma-separated: cpu, cuda, tensorrt, openvino (default: all available; cpu for files).")] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="Comma-separated: fp32, bf16, fp16, int8 (default: all).")] = None,
     engines: Annotated[Optional[str], typer.Option("--engines", help="Comma-separated engine names to keep (the eager baseline always runs).")] = None,
     threads: Threads = None,
@@ -64,9 +64,18 @@ def bench(
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the records as CSV.")] = None,
     markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Write a markdown table.")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of latency and throughput.")] = None,
+    force: Force = False,
+    clear_cache: Annotated[bool, typer.Option("--clear-cache", metavar="", help="Remove the cached exports (of --cache-dir) and exit.")] = False,
 ) -> None:
     """Benchmark engines side by side, each in its own process: eager PyTorch against every
     ONNX Runtime path of a model of the zoo, or ONNX files as they are."""
+    if clear_cache:
+        from resnet_deploy.bench.options import clear_cache as clear
+
+        folder = BenchOptions(cache_dir=cache_dir).cache_folder()
+        removed, freed = clear(folder)
+        console.print(f"removed {removed} cached {'entry' if removed == 1 else 'entries'} ({freed / 1e6:.1f} MB) from {folder}")
+        return
     check_outputs(json_out, csv_out, markdown_out, plot_out)
     if models and (depth is not None or model is not None or plain):
         raise CLIError("give ONNX files or --depth/--model, not both")

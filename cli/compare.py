@@ -41,7 +41,7 @@ def print_compare_result(result) -> None:
 def compare(
     model: ModelPath,
     other: Annotated[Optional[Path], typer.Argument(help="A second ONNX file (e.g. the INT8 one); without it, MODEL on two providers.", show_default=False)] = None,
-    providers: Annotated[str, typer.Option("--providers", help="One provider for two files, or two (reference first) for one file, e.g. cpu,openvino.")] = "cpu",
+    providers: Annotated[str, typer.Option("--providers", "--provider", "-p", help="One provider for two files, or two (reference first) for one file, e.g. cpu,openvino.")] = "cpu",
     images: Annotated[Optional[Path], typer.Option("--images", help="A folder of images, preprocessed from the model's metadata.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="A .npy of preprocessed float32 [N, 3, H, W] inputs.")] = None,
     samples: Annotated[Optional[int], typer.Option("--samples", help="Use at most this many inputs (default 8 random, 128 from data).")] = None,

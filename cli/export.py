@@ -12,7 +12,7 @@ from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
 from resnet_deploy.onnx_io import DEFAULT_OPSET
 
 from ._errors import CLIError, handle_errors
-from ._options import Depth, ModelName, Output, Plain, Report
+from ._options import Depth, Force, ModelName, Output, Plain, Report
 from .quantize import Calibration, MaxSamples, Method, print_quantize_result
 from ._output import check_report, console, print_pipeline_result, progress, write_json
 
@@ -30,6 +30,7 @@ def export(
     static_batch: Annotated[Optional[int], typer.Option("--static-batch", help="Fix the batch size instead of a dynamic batch axis.")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="Class names, one per line, stored in the model's metadata.")] = None,
     report: Report = None,
+    force: Force = False,
     int8: Annotated[bool, typer.Option("--int8", metavar="", help="Also write an INT8 (QDQ) model beside the output, calibrated on --calibration.")] = False,
     calibration: Calibration = None,
     method: Method = "minmax",
@@ -38,7 +39,7 @@ def export(
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
     require("export", "torch", "onnxscript", "onnxsim")
     from resnet_deploy import get_model_spec, model_name_for_depth
-    from resnet_deploy._atomic import check_distinct
+    from resnet_deploy._atomic import check_distinct, check_new
     from resnet_deploy.export import ExportOptions, export_model, int8_path, read_labels_file
 
     name = model or model_name_for_depth(depth, plain=plain)
@@ -50,8 +51,9 @@ def export(
         raise CLIError("--calibration is only used with --int8")
     check_report(report)
     # handle_errors checked the paths the user gave; the default name and the INT8 file are derived here.
-    check_distinct({"--output": output, "the INT8 model": int8_path(output) if int8 else None, "--report": report},
-                   {"--weights": weights, "--labels": labels, "--calibration": calibration})
+    outputs = {"--output": output, "the INT8 model": int8_path(output) if int8 else None, "--report": report}
+    check_distinct(outputs, {"--weights": weights, "--labels": labels, "--calibration": calibration})
+    check_new(outputs, force=force)
     options = ExportOptions(
         name=name,
         num_classes=num_classes,

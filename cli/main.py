@@ -18,6 +18,7 @@ from .bench import bench
 from .compare import compare
 from .export import export
 from .info import info
+from .models import models
 from .optimize import optimize
 from .predict import predict
 from .quantize import quantize
@@ -41,6 +42,7 @@ app.command("bench")(bench)
 app.command("triton")(triton)
 app.command("tune")(tune)
 app.command("compare")(compare)
+app.command("models")(models)
 
 
 def _version(value: bool) -> None:

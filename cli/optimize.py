@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ._errors import CLIError, handle_errors
-from ._options import ModelPath, Output, Report
+from ._errors import handle_errors
+from ._options import Force, ModelPath, Report
 from ._output import check_report, print_pipeline_result, progress, write_json
 
 
 @handle_errors
 def optimize(
     model: ModelPath,
-    output: Output = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the optimized file (never the input itself).", show_default=False)],
     target: Annotated[str, typer.Option("--target", "-t", help="portable (standard ONNX), cpu or cuda (adds onnxruntime's FusedConv).")] = "portable",
     precision: Annotated[str, typer.Option("--precision", help="fp32, or fp16 for GPU providers (inputs and outputs stay fp32).")] = "fp32",
     report: Report = None,
+    force: Force = False,
 ) -> None:
     """Simplify, fuse and verify an ONNX ResNet exported elsewhere."""
     from resnet_deploy.optimize import optimize_file
 
-    if output is None:
-        raise CLIError("--output is required (the input file is never overwritten in place)")
     check_report(report)
     result = optimize_file(model, output, target, precision=precision, progress=progress)
     title = f"{model.name} -> {output.name} ({target}): op counts per stage"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
+from resnet_deploy._atomic import check_new
+
 from ._errors import CLIError, handle_errors
-from ._options import ModelPath, Threads
+from ._options import Force, ModelPath, Threads
 from ._output import console, err_console, progress
 
 
@@ -21,7 +24,7 @@ def _list(text: str | None) -> list[str] | None:
 def tune(
     model: ModelPath,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the deployment profile (JSON).")],
-    providers: Annotated[Optional[str], typer.Option("--providers", help="Comma-separated: cpu, openvino, cuda, tensorrt (default: all available).")] = None,
+    providers: Annotated[Optional[str], typer.Option("--providers", "--provider", "-p", help="Comma-separated: cpu, openvino, cuda, tensorrt (default: all available).")] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="Comma-separated: fp32, bf16, fp16, int8 (default: all).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="The batch size to deploy.")] = 1,
     threads: Threads = None,
@@ -30,12 +33,18 @@ def tune(
     max_accuracy_drop: Annotated[float, typer.Option("--max-accuracy-drop", help="Accuracy points a candidate may lose against fp32 (with --eval-data).")] = 1.0,
     duration: Annotated[float, typer.Option("--duration", help="Seconds of timed runs per candidate.")] = 3.0,
     rounds: Annotated[int, typer.Option("--rounds", help="Interleaved rounds of the candidates.")] = 3,
+    force: Force = False,
 ) -> None:
     """Measure every way this machine can run MODEL, verify each against fp32, and write a profile of the fastest."""
     from resnet_deploy.tune import TuneOptions, tune as run_tune
 
     if batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, received {batch_size}")
+    # The winner's model goes beside the profile as <stem>.<engine>.onnx: --force covers it too
+    # (an input of that name is refused by tune itself, whatever --force says).
+    inputs = {Path(p).resolve() for p in (model, calibration, eval_data) if p is not None}
+    beside = [p for p in sorted(output.parent.glob(f"{glob.escape(output.stem)}.*.onnx")) if p.resolve() not in inputs]
+    check_new({"the profile's model": beside}, force=force)
     options = TuneOptions(model, output, _list(providers), _list(precision), batch_size, threads, calibration, eval_data,
                           max_accuracy_drop, duration, rounds)
     result = run_tune(options, progress=progress)

@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Mapping, Union
 
 from ._errors import OutputPathError
 
-__all__ = ["atomic_write_bytes", "atomic_path", "check_writable", "check_distinct"]
+__all__ = ["atomic_write_bytes", "atomic_path", "check_writable", "check_distinct", "check_new"]
 
 Paths = Union[str, Path, Iterable[Union[str, Path]], None]
 
@@ -38,6 +38,16 @@ def check_writable(path: str | Path) -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputPathError(f"output file is not writable: {path}")
     return path
+
+
+def check_new(outputs: Mapping[str, Paths], *, force: bool) -> None:
+    """The CLI's one overwrite policy: an output that already exists is replaced only with
+    ``--force`` (and then atomically, so a failure still leaves the old file)."""
+    if force:
+        return
+    for label, path in _flatten(outputs):
+        if _exists(path) and path.is_file():  # folders, FIFOs, devices, bad names: check_writable names them
+            raise OutputPathError(f"{label} {path} already exists; pass --force to replace it")
 
 
 def _name_max(folder: Path) -> int:

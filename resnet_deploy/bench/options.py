@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -11,7 +13,7 @@ from typing import Sequence
 from .._errors import InputError
 from ..runtime import cpu_count, resolve_provider
 
-__all__ = ["BenchOptions", "validate", "MODES", "PRECISIONS", "LIMITS"]
+__all__ = ["BenchOptions", "validate", "clear_cache", "MODES", "PRECISIONS", "LIMITS"]
 
 MODES = ("latency", "throughput")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -134,3 +136,21 @@ def validate(options: BenchOptions) -> list[str] | None:
         get_model_spec(options.model)
     providers = options.providers or (["cpu"] if options.files else None)
     return list(dict.fromkeys(resolve_provider(p) for p in providers)) if providers is not None else None
+
+
+# What the benchmark creates in its cache folder: <model>-<16 hex digits of the cache key> per
+# model (prepare_artifacts) and tensorrt/ (the TensorRT EP's engines and timing cache).
+_CACHED = re.compile(r"^[A-Za-z0-9_]+-[0-9a-f]{16}$|^tensorrt$")
+
+
+def clear_cache(folder: str | Path) -> tuple[int, int]:
+    """Remove the entries the benchmark cached in ``folder`` and nothing else there (a
+    ``--cache-dir`` may be a folder of the user's); return (entries removed, bytes freed)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0, 0
+    entries = [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and _CACHED.match(p.name)]
+    freed = sum(f.stat().st_size for p in entries for f in p.rglob("*") if f.is_file() and not f.is_symlink())
+    for p in entries:
+        shutil.rmtree(p)
+    return len(entries), freed

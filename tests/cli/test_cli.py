@@ -15,7 +15,7 @@ from resnet_deploy_cli.main import app
 from ..conftest import legacy_export, randomize_bn
 
 runner = CliRunner()
-COMMANDS = ["export", "optimize", "predict", "info", "quantize", "bench", "triton", "tune", "compare"]
+COMMANDS = ["export", "optimize", "predict", "info", "quantize", "bench", "triton", "tune", "compare", "models"]
 
 
 def invoke(*args: str | Path, code: int = 0):
@@ -144,7 +144,7 @@ def test_existing_output_untouched_on_failure(tmp_path: Path) -> None:
     out.write_bytes(b"keep me")
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"PK\x03\x04truncated")
-    result = invoke("export", "--depth", "20", "--weights", bad, "-o", out, code=1)
+    result = invoke("export", "--depth", "20", "--weights", bad, "-o", out, "--force", code=1)
     assert_clean_failure(result, "bad.pth")
     assert out.read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pth", "x.onnx"]
@@ -174,4 +174,100 @@ def test_predict_bad_images_and_provider(tmp_path: Path, resnet20_onnx: Path, sa
 
 def test_optimize_refuses_in_place(resnet20_onnx: Path) -> None:
     assert_clean_failure(invoke("optimize", resnet20_onnx, "-o", resnet20_onnx, code=1), "is the same file as the input MODEL")
-    assert_clean_failure(invoke("optimize", resnet20_onnx, code=1), "--output is required")
+    result = invoke("optimize", resnet20_onnx, code=2)  # a usage error; the help marks it [required]
+    assert "Missing option '--output'" in result.output
+
+
+# -- one overwrite policy: an existing output is replaced only with --force -----------------------
+
+@pytest.mark.parametrize("args", [
+    ["export", "--depth", "20", "-o", "{out}"],
+    ["export", "--depth", "20", "-o", "{model}.copy.onnx", "--report", "{out}"],
+    ["optimize", "{model}", "-o", "{out}"],
+    ["quantize", "{model}", "-c", "{model}.npy", "-o", "{out}"],
+    ["bench", "{model}", "--json", "{out}"],
+    ["tune", "{model}", "-o", "{out}"],
+], ids=lambda a: f"{a[0]}-{a[-2]}")
+def test_existing_output_needs_force(tmp_path: Path, resnet20_onnx: Path, args: list[str]) -> None:
+    out = tmp_path / "existing"
+    out.write_bytes(b"keep me")
+    argv = [a.replace("{out}", str(out)).replace("{model}", str(resnet20_onnx)) for a in args]
+    assert_clean_failure(invoke(*argv, code=1), f"{out} already exists; pass --force to replace it")
+    assert out.read_bytes() == b"keep me"
+
+
+def test_force_replaces(tmp_path: Path, resnet20_onnx: Path) -> None:
+    out = tmp_path / "r20.opt.onnx"
+    out.write_bytes(b"old")
+    invoke("optimize", resnet20_onnx, "-o", out, "--force")
+    assert load_onnx(out).graph.node  # the old bytes were replaced by a model
+    # export's derived outputs (the default name, the INT8 file) follow the same policy
+    int8 = tmp_path / "m_int8.onnx"
+    int8.write_bytes(b"old")
+    calib = tmp_path / "c.npy"
+    import numpy as np
+
+    np.save(calib, np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32))
+    result = invoke("export", "--depth", "20", "-o", tmp_path / "m.onnx", "--int8", "-c", calib, code=1)
+    assert_clean_failure(result, "the INT8 model", "already exists")
+    assert not (tmp_path / "m.onnx").exists() and int8.read_bytes() == b"old"
+
+
+def test_every_command_that_writes_takes_force() -> None:
+    import inspect
+
+    from resnet_deploy_cli._errors import OUTPUT_PARAMS
+
+    for command in app.registered_commands:
+        params = inspect.signature(command.callback).parameters
+        if set(params) & (set(OUTPUT_PARAMS) | {"repository"}):
+            assert "force" in params, command.name
+
+
+def test_models_lists_the_registry() -> None:
+    from resnet_deploy._registry import list_models
+
+    rows = json.loads(invoke("models", "--json").output)
+    assert [r["name"] for r in rows] == list_models()
+    by_name = {r["name"]: r for r in rows}
+    # the paper's Table 6 (0.27M parameters for ResNet-20) and the usual ResNet-50 figures
+    assert round(by_name["resnet20"]["parameters"] / 1e6, 2) == 0.27
+    assert by_name["resnet50"]["parameters"] == 25_557_032 and round(by_name["resnet50"]["macs"] / 1e9, 2) == 4.09
+    assert (by_name["resnet50"]["blocks"], by_name["resnet50"]["block"]) == (16, "bottleneck")
+    assert (by_name["resnet1202"]["blocks"], by_name["resnet1202"]["shortcut"]) == (600, "zero-pad (A)")
+    assert by_name["plain34"]["shortcut"] == "none"
+    assert "resnet152" in invoke("models").output
+
+
+def test_bench_clear_cache_removes_only_its_own_entries(tmp_path: Path) -> None:
+    cached = tmp_path / "resnet20-0123456789abcdef"
+    cached.mkdir()
+    (cached / "int8.onnx").write_bytes(b"x" * 1000)
+    (tmp_path / "tensorrt").mkdir()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "notes.txt").write_text("keep")
+    result = invoke("bench", "--clear-cache", "--cache-dir", tmp_path)
+    assert "removed 2 cached entries" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "notes.txt"]
+    assert "removed 0 cached entries" in invoke("bench", "--clear-cache", "--cache-dir", tmp_path / "none").output
+
+
+@pytest.mark.parametrize("command", ["bench", "tune", "compare"])
+def test_provider_is_an_alias_of_providers(command: str) -> None:
+    assert "--providers,--provider" in invoke(command, "--help").output.replace(" ", "")
+
+
+def test_quantize_keeps_onnxruntime_progress_off_stdout(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """onnxruntime's entropy calibrator prints its progress; stdout carries only our result."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    calib = tmp_path / "c.npy"
+    np.save(calib, np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32))
+    r = subprocess.run([sys.executable, "-m", "resnet_deploy_cli.main", "quantize", str(resnet20_onnx), "-c", str(calib),
+                        "-o", str(tmp_path / "q.onnx"), "--method", "entropy"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "histogram" in r.stderr and "histogram" not in r.stdout
+    assert r.stdout.startswith("wrote ")
