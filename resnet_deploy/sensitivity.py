@@ -27,7 +27,8 @@ from .onnx_io import image_input, load_onnx, read_metadata
 from .quantize import DEFAULT_RECIPE, _check_quantizable, quantize_model
 from .verify import compare
 
-__all__ = ["Trial", "SensitivityResult", "AccuracyAwareResult", "block_sensitivity", "quantize_accuracy_aware", "load_eval_data"]
+__all__ = ["Trial", "SensitivityResult", "AccuracyAwareResult", "SpeedCost", "block_sensitivity", "quantize_accuracy_aware",
+           "load_eval_data"]
 
 _CHUNK = 256
 
@@ -55,6 +56,23 @@ class SensitivityResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class SpeedCost:
+    """What the blocks kept in float cost: p50 latencies from the benchmark, one run."""
+
+    fp32_ms: float
+    int8_ms: float  # every block quantized
+    chosen_ms: float  # the accuracy-aware model
+    batch_size: int
+    threads: int
+    rounds: int
+
+    @property
+    def cost(self) -> float:
+        """The accuracy-aware model's latency over all-INT8's (1.10: 10% slower)."""
+        return self.chosen_ms / self.int8_ms
+
+
 @dataclass
 class AccuracyAwareResult:
     path: Path | None
@@ -62,6 +80,7 @@ class AccuracyAwareResult:
     max_drop_points: float
     ranking: list[str]
     trials: list[Trial] = field(default_factory=list)
+    speed: SpeedCost | None = None  # with measure_speed, when a block was kept in float
 
     @property
     def chosen(self) -> Trial:
@@ -156,10 +175,12 @@ def quantize_accuracy_aware(
     method: str = "minmax",
     max_samples: int | None = DEFAULT_MAX_SAMPLES,
     threads: int | None = None,
+    measure_speed: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[onnx.ModelProto, AccuracyAwareResult]:
     """INT8 with the fewest most-sensitive blocks kept in float so that the accuracy drop on
-    ``eval_data`` is at most ``max_drop_points`` percentage points."""
+    ``eval_data`` is at most ``max_drop_points`` percentage points. With ``measure_speed``, the
+    benchmark times fp32, all-INT8 and the chosen model side by side (what the float blocks cost)."""
     say = progress or (lambda _msg: None)
     if not max_drop_points >= 0:
         raise InputError(f"the maximum accuracy drop must be >= 0 points, received {max_drop_points}")
@@ -187,8 +208,33 @@ def quantize_accuracy_aware(
         candidate, _, _ = quantize_model(model, samples, method=method, source=str(model_path), keep_float=keep)
         result.trials.append(evaluator.trial(candidate, [n for n in names if n not in keep], keep))
         if (result.chosen.drop_points or 0.0) <= max_drop_points:
+            if measure_speed:
+                say("timing fp32, all-INT8 and the chosen model side by side")
+                result.speed = _speed_cost(Path(model_path), full, candidate, threads)
             return candidate, result
     raise VerificationError(
         f"no INT8 model within {max_drop_points} points: with every block but {result.ranking[-1]} in float the drop is "
         f"{result.chosen.drop_points:.2f} points; check the calibration data"
     )
+
+
+def _speed_cost(fp32_path: Path, full: onnx.ModelProto, chosen: onnx.ModelProto, threads: int | None) -> SpeedCost:
+    """The benchmark's own method (one worker per engine, interleaved rounds, medians) on the
+    three files, onnxruntime's CPU provider at batch 1; no eager baseline."""
+    from dataclasses import replace
+
+    from .bench import BenchOptions, run_benchmark
+    from .bench.plan import plan_files
+    from .onnx_io import save_onnx
+
+    with tempfile.TemporaryDirectory(prefix="resnet-deploy-cost-") as tmp:
+        paths = (fp32_path, Path(tmp, "int8_all_blocks.onnx"), Path(tmp, "int8_accuracy_aware.onnx"))
+        save_onnx(full, paths[1])
+        save_onnx(chosen, paths[2])
+        options = BenchOptions(files=paths, providers=["cpu"], batch_sizes=(1,), threads=threads, duration=1.0, rounds=3)
+        plan = plan_files(options, ["cpu"])
+        onnx_engines = tuple(e for e in plan.engines if e.backend == "onnxruntime")
+        plan = replace(plan, engines=onnx_engines, baseline=onnx_engines[0].name, baseline_note="the fp32 file")
+        records = {r.engine: r for r in run_benchmark(options, plan=plan).records}
+    fp32, full_r, chosen_r = (records[e.name] for e in onnx_engines)
+    return SpeedCost(fp32.p50_ms or 0.0, full_r.p50_ms or 0.0, chosen_r.p50_ms or 0.0, 1, fp32.threads or 0, fp32.rounds or 0)
