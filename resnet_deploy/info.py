@@ -13,10 +13,29 @@ from .runtime import SessionConfig, available_providers, node_placement
 __all__ = ["model_info"]
 
 
+def _type_name(t: onnx.TypeProto) -> tuple[str, onnx.TypeProto.Tensor | None]:
+    """A value's type as text, with the tensor inside it: inputs may be sequences, maps or
+    optionals (which have no dtype of their own), and a tensor's type may be undefined."""
+    kind = t.WhichOneof("value")
+    if kind == "tensor_type":
+        elem = t.tensor_type.elem_type
+        try:
+            return onnx.helper.tensor_dtype_to_np_dtype(elem).name, t.tensor_type
+        except KeyError:  # UNDEFINED, or a number onnx does not know
+            return "undefined" if elem == onnx.TensorProto.UNDEFINED else f"elem_type {elem}", t.tensor_type
+    if kind in ("sequence_type", "optional_type"):
+        inner, tensor = _type_name(getattr(t, kind).elem_type)
+        return f"{kind.removesuffix('_type')}({inner})", tensor
+    if kind == "map_type":
+        key = onnx.TensorProto.DataType.Name(t.map_type.key_type).lower()
+        return f"map({key}, {_type_name(t.map_type.value_type)[0]})", None
+    return kind or "undefined", None
+
+
 def _value_info(v: onnx.ValueInfoProto) -> dict[str, Any]:
-    t = v.type.tensor_type
-    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
-    return {"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, "shape": dims}
+    dtype, tensor = _type_name(v.type)
+    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim] if tensor else []
+    return {"name": v.name, "dtype": dtype, "shape": dims}
 
 
 def model_info(path: str | Path, *, placement_provider: str | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,21 +44,55 @@ DEFAULT_OPSET = 18
 MIN_OPSET = 18
 
 
+def _external_fields(tensor: onnx.TensorProto) -> dict[str, str]:
+    """A tensor's external-data entries as written (onnx's ExternalDataInfo raises a bare
+    ValueError on a bad number: read them here, check them below)."""
+    return {entry.key: entry.value for entry in tensor.external_data}
+
+
+def _byte_count(fields: dict[str, str], key: str, default: int, where: str) -> int:
+    value = fields.get(key)
+    if value is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,19}", value):  # int() would take " 5", "+5", "1_0" and "-5"
+        raise OnnxModelError(f"{where}: external data {key!r} must be a whole number of bytes, received {value[:40]!r}")
+    return int(value)
+
+
 def _check_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> None:
+    """Every external-data reference names a regular file inside ``folder``, and the bytes it
+    reads lie within that file: checked here, before onnx opens anything."""
     base = folder.resolve()
     for tensor in external_data_helper._get_all_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        info = external_data_helper.ExternalDataInfo(tensor)
-        location = info.location
-        target = (base / location).resolve()
-        if os.path.isabs(location) or base not in target.parents:
-            raise OnnxModelError(
-                f"refused {path}: tensor {tensor.name!r} points to external data outside the "
-                f"model's folder ({location!r})"
-            )
-        if not target.is_file():
+        fields = _external_fields(tensor)
+        location = fields.get("location", "")
+        where = f"{path}: tensor {tensor.name!r}"
+        if not location:
+            raise OnnxModelError(f"{where} is stored as external data but names no 'location'")
+        try:
+            target = (base / location).resolve()
+            outside = os.path.isabs(location) or (target != base and base not in target.parents)
+            is_dir, is_file = (False, False) if outside else (target.is_dir(), target.is_file())
+        except (OSError, ValueError) as exc:  # a NUL byte, a name longer than the file system allows
+            raise OnnxModelError(f"{where}: external data location {location[:80]!r} is not a valid path") from exc
+        if outside:
+            raise OnnxModelError(f"refused {path}: tensor {tensor.name!r} points to external data outside the "
+                                 f"model's folder ({location!r})")
+        if is_dir:
+            raise OnnxModelError(f"{where}: external data location {location!r} is a folder, not a file")
+        if not is_file:
+            if target.exists():  # a FIFO or a device: reading it could block forever
+                raise OnnxModelError(f"{where}: external data location {location!r} is not a regular file")
             raise OnnxModelError(f"external data file of {path} not found: {target.name}")
+        size = target.stat().st_size
+        offset = _byte_count(fields, "offset", 0, where)
+        length = _byte_count(fields, "length", max(size - offset, 0), where)
+        if offset > size:
+            raise OnnxModelError(f"{where}: external data 'offset' {offset} lies beyond the end of {location!r} ({size} bytes)")
+        if offset + length > size:
+            raise OnnxModelError(f"{where} reads bytes {offset}-{offset + length} of {location!r}, which has {size} bytes")
 
 
 def load_onnx(path: str | Path, *, check: bool = True) -> onnx.ModelProto:
@@ -96,12 +131,21 @@ def model_files(path: str | Path) -> list[Path]:
         return files
     for tensor in external_data_helper._get_all_tensors(model):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            location = external_data_helper.ExternalDataInfo(tensor).location
+            location = _external_fields(tensor).get("location", "")
             if location and not os.path.isabs(location):
                 target = path.parent / location
-                if target not in files:
+                if target not in files and _valid_path(target):  # load_onnx reports invalid ones
                     files.append(target)
     return files
+
+
+def _valid_path(path: Path) -> bool:
+    """Whether the system takes ``path`` as a name (a NUL byte, a name too long: not), existing or not."""
+    try:
+        os.stat(path)
+    except (OSError, ValueError) as exc:
+        return isinstance(exc, FileNotFoundError)
+    return True
 
 
 def check_onnx(model: onnx.ModelProto, source: str | Path, *, full: bool = True) -> None:

@@ -4,18 +4,33 @@ For ImageNet models it reproduces torchvision's standard evaluation transform on
 ``Resize(256)`` (shorter side, bilinear with PIL's antialiasing), ``CenterCrop(224)``, RGB,
 scale to [0, 1], ``Normalize(mean, std)``. The arithmetic of the output size and of the crop
 offsets follows ``torchvision.transforms.functional`` so results match it to float rounding.
+
+Every image mode PIL decodes becomes RGB as torchvision's PIL loader makes it,
+``img.convert("RGB")``, with these decisions:
+
+- EXIF orientation is applied first (``ImageOps.exif_transpose``, to files and PIL images
+  alike), as ``torchvision.io.decode_image(..., apply_exif_orientation=True)`` does: a phone
+  stores a portrait photo sideways with an Orientation tag, and ``Image.open`` ignores it.
+- Alpha (RGBA, LA, PA, palettes with transparency) is dropped, not composited onto a
+  background: the colour under a transparent pixel is kept, as torchvision's loader keeps it.
+- Palettes (P) are looked up; grayscale (L) and bilevel (1, as 0/255) repeat in 3 channels.
+- CMYK (JPEG, TIFF) uses PIL's formula, R = (255 - C)(255 - K)/255 (likewise G, B), with no
+  ICC profile, as torchvision's loader does.
+- 16-bit modes are scaled by 255/65535 (PIL alone clips them to white); float images (F) and
+  modes PIL cannot convert to RGB (La) are refused naming the file.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence, Union
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ._errors import InputError, OnnxModelError
 
@@ -134,9 +149,9 @@ class Preprocessing:
 
 
 def load_image(image: ImageLike) -> Image.Image:
-    """Decode a path, a PIL image or an ``HxWx3`` uint8 array into a PIL image."""
+    """Decode a path, a PIL image or an ``HxWx3`` uint8 array into an upright PIL image."""
     if isinstance(image, Image.Image):
-        return image
+        return ImageOps.exif_transpose(image)  # a copy: the caller's image is left as it was
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
             raise InputError(
@@ -147,11 +162,15 @@ def load_image(image: ImageLike) -> Image.Image:
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     try:
-        with Image.open(path) as img:
+        # PIL's own warnings (corrupt EXIF, say) name no file: repeat them with the image's name.
+        with warnings.catch_warnings(record=True) as caught, Image.open(path) as img:
+            warnings.simplefilter("always")
             img.load()
-            loaded = img.copy()
+            loaded = ImageOps.exif_transpose(img)  # upright, and a copy that outlives the file
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"not a readable image: {path}") from exc
+    for w in caught:
+        warnings.warn(f"{path}: {w.message}", stacklevel=2)
     return to_rgb(loaded, path)
 
 
@@ -159,7 +178,8 @@ def to_rgb(img: Image.Image, name: str | Path = "image") -> Image.Image:
     """An 8-bit RGB image, as torchvision's ``ToTensor`` would scale it.
 
     PIL's ``convert("RGB")`` clips 16-bit pixels to 255 (every 16-bit PNG turned white): those
-    are scaled by 255/65535 first. Float images (mode ``F``) have no defined range and are refused.
+    are scaled by 255/65535 first. Float images (mode ``F``) have no defined range and are refused,
+    and so are modes PIL cannot convert; every other mode is ``convert("RGB")`` (alpha dropped).
     """
     if img.mode == "RGB":
         return img
@@ -170,7 +190,14 @@ def to_rgb(img: Image.Image, name: str | Path = "image") -> Image.Image:
         return Image.fromarray(np.round(array / 257.0).astype(np.uint8)).convert("RGB")
     if img.mode == "F":
         raise InputError(f"refused {name}: floating-point images (mode F) have no defined range; save it as 8 or 16 bit")
-    return img.convert("RGB")
+    if img.mode in ("P", "PA"):
+        # Through RGBA: the same RGB as convert("RGB"), without PIL's warning for a palette whose
+        # transparency is a table of alphas (it would print a warning line naming no file).
+        img = img.convert("RGBA")
+    try:
+        return img.convert("RGB")
+    except ValueError as exc:  # "conversion from La to RGB not supported"
+        raise InputError(f"refused {name}: PIL cannot convert mode {img.mode} to RGB") from exc
 
 
 def image_files(paths: Sequence[str | Path]) -> list[Path]:

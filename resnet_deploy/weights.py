@@ -70,8 +70,28 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
             raise WeightsError(
                 f"no state_dict found in {path}: entry {key!r} is a {type(value).__name__}, not a tensor"
             )
+        problem = _not_dense(value)
+        if problem:
+            raise WeightsError(f"checkpoint {path}: entry {key!r} is {problem}; expected plain dense tensors")
         state[key.removeprefix("module.")] = value
     return state
+
+
+def _not_dense(tensor: torch.Tensor) -> str | None:
+    """What keeps ``tensor`` from being copied into a model's parameter, if anything.
+
+    ``load_state_dict`` fails on sparse, quantized and meta tensors with an untyped RuntimeError,
+    and silently drops the imaginary part of a complex one.
+    """
+    if tensor.layout != torch.strided:
+        return f"a sparse tensor ({tensor.layout}; save tensor.to_dense())"
+    if tensor.is_quantized:
+        return f"a quantized tensor ({tensor.dtype}; save tensor.dequantize())"
+    if tensor.is_meta:
+        return "a meta tensor (a shape without data)"
+    if tensor.is_complex():
+        return f"a complex tensor ({tensor.dtype})"
+    return None
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

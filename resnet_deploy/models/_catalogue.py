@@ -7,6 +7,7 @@ and no memory.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,7 +47,8 @@ def _shortcut(family: str, plain: bool) -> str:
     return "zero-pad (A)" if family == "cifar" else "projection (B)"
 
 
-def describe_models(*, plain: bool | None = None) -> list[ModelRow]:
+@functools.cache  # the registry is filled once, at import
+def describe_models(*, plain: bool | None = None) -> tuple[ModelRow, ...]:
     """One row per registered model (ImageNet first, then CIFAR, each by depth)."""
     rows = []
     for name in list_models(plain=plain):
@@ -57,4 +59,4 @@ def describe_models(*, plain: bool | None = None) -> list[ModelRow]:
         blocks = [_BLOCK_KINDS[type(m)] for m in model.modules() if type(m) in _BLOCK_KINDS]
         rows.append(ModelRow(name, spec.family, spec.depth, len(blocks), blocks[0], _shortcut(spec.family, spec.plain),
                              sum(p.numel() for p in model.parameters()), macs, spec.image_size, spec.num_classes))
-    return rows
+    return tuple(rows)

@@ -229,6 +229,9 @@ class Predictor:
                 raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
 
     def preprocess(self, images: Sequence[ImageLike]) -> np.ndarray:
+        if self.input_dtype.kind != "f":  # normalised pixels cast to integers would still classify, wrongly
+            raise OnnxModelError(f"{self.model_path}: input {self.input_name!r} is {self.input_dtype}; images "
+                                 "preprocess to floating point, so classifying them needs a float input")
         return self.preprocessing.batch(list(images)).astype(self.input_dtype, copy=False)
 
     def _check_finite(self, logits: np.ndarray, images: Sequence[ImageLike]) -> None:
