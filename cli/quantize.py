@@ -10,8 +10,8 @@ import typer
 from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
 
 from ._errors import CLIError, handle_errors
-from ._options import ModelPath, Output, Report
-from ._output import check_report, console, human_bytes, progress, write_json
+from ._options import Force, ModelPath, Report
+from ._output import check_report, console, err_console, human_bytes, progress, write_json
 
 Calibration = Annotated[Optional[Path], typer.Option("--calibration", "-c", help="A folder of images, or a .npy of preprocessed float32 [N, 3, H, W] inputs.")]
 Method = Annotated[str, typer.Option("--method", help="Calibration method: minmax, entropy or percentile.")]
@@ -46,6 +46,11 @@ def print_accuracy_aware(result) -> None:
         f"({len(chosen.float_blocks)} of {len(chosen.float_blocks) + len(chosen.quantized)}); accuracy {chosen.accuracy:.2%} "
         f"against fp32 {result.fp32_accuracy:.2%} (drop {chosen.drop_points:.2f} <= {result.max_drop_points} points)"
     )
+    if result.speed is not None:
+        s = result.speed
+        console.print(f"speed cost (onnxruntime CPU, batch {s.batch_size}, {s.threads} threads, p50 of {s.rounds} interleaved rounds): "
+                      f"fp32 {s.fp32_ms:.2f} ms, INT8 every block {s.int8_ms:.2f} ms, with the float blocks {s.chosen_ms:.2f} ms "
+                      f"({s.cost:.2f}x all-INT8, {s.fp32_ms / s.chosen_ms:.2f}x faster than fp32)")
 
 
 def print_quantize_result(result, output: Path) -> None:
@@ -61,12 +66,13 @@ def print_quantize_result(result, output: Path) -> None:
 @handle_errors
 def quantize(
     model: ModelPath,
-    calibration: Calibration = None,
-    output: Output = None,
+    calibration: Annotated[Path, typer.Option("--calibration", "-c", help="A folder of images, or a .npy of preprocessed float32 [N, 3, H, W] inputs.", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the INT8 file. [required] unless --sensitivity", show_default=False)] = None,
     method: Method = "minmax",
     per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", metavar="", help="Weight scales per output channel (default) or per tensor.")] = True,
     max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
     report: Report = None,
+    force: Force = False,
     sensitivity: Annotated[bool, typer.Option("--sensitivity", metavar="", help="Quantize one block at a time and report each one's cost; writes no model.")] = False,
     eval_data: EvalData = None,
     max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", help="Keep the most sensitive blocks in float until the accuracy drop on --eval-data is at most this many points.")] = None,
@@ -74,8 +80,6 @@ def quantize(
     """Static INT8 quantization (QDQ) with onnxruntime's tools, calibrated on real data."""
     from resnet_deploy.quantize import quantize_file
 
-    if calibration is None:
-        raise CLIError("--calibration is required: a folder of images or a .npy file")
     if sensitivity:
         from resnet_deploy.sensitivity import block_sensitivity
 
@@ -86,7 +90,7 @@ def quantize(
             write_json(report, found.to_dict())
         return
     if output is None:
-        raise CLIError("--output is required")
+        raise CLIError("--output is required to write a model (only --sensitivity writes none)")
     if output.resolve() == model.resolve():
         raise CLIError(f"--output must differ from the input file: {output}")
     check_report(report)
@@ -97,7 +101,7 @@ def quantize(
         from resnet_deploy.onnx_io import save_onnx
 
         quantized, aware = quantize_accuracy_aware(model, calibration, eval_data, max_drop_points=max_accuracy_drop, method=method,
-                                                   max_samples=max_samples, progress=progress)
+                                                   max_samples=max_samples, measure_speed=True, progress=progress)
         save_onnx(quantized, output)
         aware.path = output
         print_accuracy_aware(aware)
@@ -106,6 +110,8 @@ def quantize(
             write_json(report, aware.to_dict())
         return
     result = quantize_file(model, output, calibration, method=method, per_channel=per_channel, max_samples=max_samples, progress=progress)
+    for note in result.notes:
+        err_console.print(f"note: {note}", markup=False, soft_wrap=True)
     print_quantize_result(result, output)
     if report is not None:
         write_json(report, result.to_dict())

@@ -10,7 +10,7 @@ import typer
 from resnet_deploy.triton import TritonOptions, write_triton_repository
 
 from ._errors import CLIError, handle_errors
-from ._output import console
+from ._output import console, err_console
 
 
 @handle_errors
@@ -18,12 +18,12 @@ def triton(
     repository: Annotated[Path, typer.Option("--repository", "-r", help="The Triton model repository folder.")],
     model: Annotated[Optional[Path], typer.Argument(help="An ONNX file (or none, with --profile).", show_default=False)] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name in the repository (default: the file's stem).")] = None,
-    max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Largest batch Triton forms; 0 disables batching.")] = 32,
+    max_batch_size: Annotated[Optional[int], typer.Option("--max-batch-size", help="Largest batch Triton forms; 0 disables batching (default 32; 0 for a model with a fixed batch).", show_default=False)] = None,
     instances: Annotated[int, typer.Option("--instances", help="Model instances (parallel executions).")] = 1,
     provider: Annotated[str, typer.Option("--provider", "-p", help="cpu, cuda, tensorrt or openvino.")] = "cpu",
     fp16: Annotated[bool, typer.Option("--fp16", metavar="", help="TensorRT in FP16 (with --provider tensorrt).")] = False,
     queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
-    force: Annotated[bool, typer.Option("--force", metavar="", help="Replace an existing entry of that name.")] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", metavar="", help="Replace an existing entry of that name (atomically).")] = False,
     profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: its model file and provider.")] = None,
 ) -> None:
     """Lay out a Triton Inference Server model repository entry (onnxruntime backend)."""
@@ -44,5 +44,7 @@ def triton(
     entry = write_triton_repository(
         model, repository, TritonOptions(name, max_batch_size, instances, provider, fp16, queue_delay_us, force)
     )
+    for note in entry.notes:
+        err_console.print(f"note: {note}", markup=False, soft_wrap=True)
     console.print(f"[green]wrote[/green] {entry.config_path} and {entry.model_path}")
     console.print(entry.config, markup=False, highlight=False)

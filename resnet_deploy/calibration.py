@@ -15,7 +15,7 @@ import numpy as np
 from ._errors import InputError
 from .preprocess import IMAGE_SUFFIXES, Preprocessing
 
-__all__ = ["load_samples", "check_samples", "IMAGE_SUFFIXES", "DEFAULT_MAX_SAMPLES"]
+__all__ = ["load_samples", "check_samples", "fixed_batches", "IMAGE_SUFFIXES", "DEFAULT_MAX_SAMPLES"]
 
 DEFAULT_MAX_SAMPLES = 128  # ORT's calibrators keep per-tensor statistics; 100-500 is the usual range
 
@@ -66,3 +66,13 @@ def check_samples(array: np.ndarray, input_shape: tuple[int | None, ...], source
     if not np.all(np.isfinite(array)):
         raise InputError(f"{source} holds NaN or infinite values")
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def fixed_batches(samples: np.ndarray, size: int) -> list[np.ndarray]:
+    """``samples`` cut into batches of exactly ``size``, for a model whose batch is fixed: the
+    last batch is filled up with samples from the start, so every sample is seen (a few twice)."""
+    if size < 1 or len(samples) == 0:
+        raise InputError(f"cannot form batches of {size} from {len(samples)} samples")
+    count = -(-len(samples) // size)
+    order = np.arange(count * size) % len(samples)
+    return [samples[order[i * size : (i + 1) * size]] for i in range(count)]

@@ -1,8 +1,9 @@
 """ONNX -> ONNX: simplify, fuse and verify a ResNet this toolkit did not export.
 
-``portable`` keeps standard ONNX (no BatchNormalization or Identity left). ``cpu`` and ``cuda``
-also fuse residual Add+Relu into onnxruntime's ``com.microsoft.FusedConv``. Parity is checked
-with onnxruntime, original against optimized, on fixed-seed inputs of the model's own shape.
+``portable`` keeps standard ONNX (no BatchNormalization or Identity left) and turns a
+``com.microsoft.FusedConv`` of an earlier ``--target cpu`` run back into standard ops. ``cpu`` and
+``cuda`` also fuse residual Add+Relu into onnxruntime's ``com.microsoft.FusedConv``. Parity is
+checked with onnxruntime, original against optimized, on fixed-seed inputs of the model's own shape.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import onnx
 from ._atomic import check_writable
 from ._errors import OnnxModelError, RuntimeBackendError
 from ._extras import require
-from .onnx_io import image_input, load_onnx, op_counts, save_onnx
+from .onnx_io import check_onnx, image_input, load_onnx, op_counts, save_onnx
 from .passes import TARGETS
+from .passes.unfuse_fused_conv import is_standard, nonportable_ops, unfuse_fused_conv
 from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
 from .precision import convert_fp16
 from .verify import DEFAULT_RTOL, compare, fixed_inputs
 
-__all__ = ["OptimizeResult", "optimize_file", "optimize_model"]
+__all__ = ["OptimizeResult", "optimize_file", "optimize_model", "portable_graph", "refuse_nonportable"]
 
 # What each target must not contain after optimization.
 _FORBIDDEN = {"portable": ("BatchNormalization", "Identity"), "cpu": ("BatchNormalization", "Identity"), "cuda": ("BatchNormalization", "Identity")}
@@ -72,6 +74,8 @@ def optimize_model(
     stages = [StageReport("load", 0.0, dict(op_counts(model)), source)]
     say("checking")
     stages.append(check_stage(model, source))
+    if target == "portable":  # before the slow stages: what cannot become standard ONNX is refused now
+        refuse_nonportable(model, source, "keep them with --target cpu or cuda, or re-export the model")
     image = image_input(model, source)
     shape = image.batch_shape(2 if image.shape[0] is None else 1)
     x = fixed_inputs(shape, seed=0)
@@ -93,11 +97,41 @@ def optimize_model(
     left = {op: n for op, n in op_counts(model).items() if op in _FORBIDDEN[target]}
     if target in ("cpu", "cuda"):
         left.update(_unfused_add_relu(model))
+    elif any(not is_standard(n) for n in model.graph.node):  # a portable output is standard ONNX, or nothing
+        raise OnnxModelError(f"the portable graph of {source} still holds non-standard ops: {nonportable_ops(model)}")
     note = f"vs original, input {list(shape)}: {worst.describe()}"
     if left:
         note += f"; left in the graph: {left}"
     stages.append(StageReport("verify", watch(), dict(op_counts(model)), note, {"left": left}))
     return model, stages, worst.max_rel_error, worst.top1_agreement
+
+
+def refuse_nonportable(model: onnx.ModelProto, source: str, advice: str) -> None:
+    """One line naming the ops outside standard ONNX that no pass of ours can rewrite."""
+    left = nonportable_ops(model)
+    if left:
+        ops = ", ".join(f"{op} x{n}" for op, n in sorted(left.items()))
+        raise OnnxModelError(f"{source} holds onnxruntime-specific ops with no standard ONNX form here ({ops}); {advice}")
+
+
+def portable_graph(
+    model: onnx.ModelProto, source: str, *, advice: str, rtol: float = DEFAULT_RTOL
+) -> tuple[onnx.ModelProto, StageReport | None]:
+    """``model`` as standard ONNX: the FusedConv of ``optimize --target cpu/cuda`` unfused to
+    ``Conv + Add + Relu`` and verified against the fused graph; the report is None when the
+    model was standard already. Other contrib ops are refused with ``advice``."""
+    if all(is_standard(n) for n in model.graph.node):
+        return model, None
+    refuse_nonportable(model, source, advice)
+    watch = Stopwatch()
+    portable = onnx.ModelProto()
+    portable.CopyFrom(model)
+    changes = unfuse_fused_conv(portable).changes
+    check_onnx(portable, f"the unfused graph of {source}", full=True)
+    x = fixed_inputs(image_input(model, source).batch_shape(2), seed=0)
+    parity = verify_or_raise([compare(ort_outputs(portable, x), ort_outputs(model, x), rtol=rtol)], f"the unfused graph of {source}")
+    note = f"{changes} com.microsoft.FusedConv unfused to standard Conv + Add + Relu; vs the fused graph: {parity.describe()}"
+    return portable, StageReport("unfuse", watch(), dict(op_counts(portable)), note, {"unfused": changes, "max_rel_error": parity.max_rel_error})
 
 
 def _unfused_add_relu(model: onnx.ModelProto) -> dict[str, int]:

@@ -4,12 +4,18 @@ INT8: ``quant_pre_process`` (shape inference and ORT's graph optimizations), the
 ``quantize_static`` in QDQ format with per-channel weight scales, calibrated on real inputs
 (``minmax``, ``entropy`` or ``percentile``), uint8 activations and int8 weights. The result is checked against the fp32 model on
 the calibration inputs: top-1 agreement and max relative error are reported, never hidden.
+
+A file from ``optimize --target cpu/cuda`` is quantized from its standard-ONNX form (FusedConv
+unfused and verified first, and said so); a model with a fixed batch is calibrated and checked in
+batches of that size.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,8 +24,9 @@ import onnx
 
 from ._atomic import check_writable
 from ._errors import InputError, OnnxModelError
-from .calibration import DEFAULT_MAX_SAMPLES, load_samples
+from .calibration import DEFAULT_MAX_SAMPLES, fixed_batches, load_samples
 from .onnx_io import image_input, load_onnx, read_metadata, save_onnx, write_metadata
+from .optimize import portable_graph
 from .pipeline import Stopwatch, ort_outputs
 from .precision import convert_fp16, is_quantized  # noqa: F401  (convert_fp16 re-exported)
 from .verify import compare
@@ -88,6 +95,7 @@ class QuantizeResult:
     max_rel_error: float
     seconds: float
     synthetic: bool = False
+    notes: list[str] = field(default_factory=list)  # what was done that the user did not ask for
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -107,18 +115,19 @@ def _check_quantizable(model: onnx.ModelProto, source: str) -> None:
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over an in-memory array, one sample per batch."""
+    """onnxruntime's CalibrationDataReader protocol over an in-memory array: one sample per
+    batch, or batches of the model's fixed size."""
 
-    def __init__(self, name: str, samples: np.ndarray) -> None:
+    def __init__(self, name: str, samples: np.ndarray, batch: int | None) -> None:
         self._name = name
-        self._samples = samples
+        self._batches = fixed_batches(samples, batch) if batch else [samples[i : i + 1] for i in range(len(samples))]
         self._i = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._i >= len(self._samples):
+        if self._i >= len(self._batches):
             return None
         self._i += 1
-        return {self._name: self._samples[self._i - 1 : self._i]}
+        return {self._name: self._batches[self._i - 1]}
 
     def rewind(self) -> None:
         self._i = 0
@@ -144,6 +153,7 @@ def quantize_model(
     if method not in CALIBRATION_METHODS:
         raise InputError(f"unknown calibration method {method!r}; expected one of {', '.join(CALIBRATION_METHODS)}")
     _check_quantizable(model, source)
+    image = image_input(model, source)
     calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method]
     types = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-quant-") as tmp:
@@ -151,19 +161,21 @@ def quantize_model(
         onnx.save(model, str(fp32_path))
         quant_pre_process(str(fp32_path), str(pre_path))
         excluded = _block_nodes(onnx.load(str(pre_path)), keep_float, source) if keep_float else []
-        quantize_static(
-            str(pre_path),
-            str(q_path),
-            _Reader(image_input(model, source).name, samples),
-            quant_format=QuantFormat.QDQ if recipe.fmt == "qdq" else QuantFormat.QOperator,
-            per_channel=recipe.per_channel,
-            activation_type=types[recipe.activations],
-            weight_type=types[recipe.weights],
-            op_types_to_quantize=None if recipe.all_ops else ["Conv", "Gemm"],
-            calibrate_method=calibrate,
-            nodes_to_exclude=excluded,
-            extra_options={"CalibTensorRangeSymmetric": False, "CalibMovingAverage": False},
-        )
+        # onnxruntime's entropy/percentile calibrators print progress with print(): stdout is ours.
+        with contextlib.redirect_stdout(sys.stderr):
+            quantize_static(
+                str(pre_path),
+                str(q_path),
+                _Reader(image.name, samples, image.shape[0]),
+                quant_format=QuantFormat.QDQ if recipe.fmt == "qdq" else QuantFormat.QOperator,
+                per_channel=recipe.per_channel,
+                activation_type=types[recipe.activations],
+                weight_type=types[recipe.weights],
+                op_types_to_quantize=None if recipe.all_ops else ["Conv", "Gemm"],
+                calibrate_method=calibrate,
+                nodes_to_exclude=excluded,
+                extra_options={"CalibTensorRangeSymmetric": False, "CalibMovingAverage": False},
+            )
         quantized = onnx.load(str(q_path))
     # Keep the fp32 model's metadata (preprocessing, labels) and record the precision.
     del quantized.metadata_props[:]
@@ -171,9 +183,20 @@ def quantize_model(
     write_metadata(quantized, {"precision": "int8", "quantization": f"static {recipe.describe()}, {method} calibration"})
     if keep_float:
         write_metadata(quantized, {"float_blocks": ",".join(keep_float)})
-    reference = ort_outputs(model, samples)
-    parity = compare(ort_outputs(quantized, samples), reference, rtol=1.0)
+    batch = image.shape[0]
+    parity = compare(_outputs(quantized, samples, batch), _outputs(model, samples, batch), rtol=1.0)
     return quantized, parity.top1_agreement, parity.max_rel_error
+
+
+def _outputs(model: onnx.ModelProto, samples: np.ndarray, batch: int | None) -> np.ndarray:
+    """``model`` on ``samples``: at once, or in batches of its fixed size (one session)."""
+    if batch is None:
+        return ort_outputs(model, samples)
+    from .runtime import SessionConfig, create_session
+
+    session, _ = create_session(model.SerializeToString(), SessionConfig(provider="cpu", optimization="disable"))
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: b})[0] for b in fixed_batches(samples, batch)])[: len(samples)]
 
 
 def _block_nodes(model: onnx.ModelProto, names: Sequence[str], source: str) -> list[str]:
@@ -207,6 +230,13 @@ def quantize_file(
     watch = Stopwatch()
     output = check_writable(output)
     model = load_onnx(model_path)
+    notes: list[str] = []
+    if not is_quantized(model):  # (a quantized file is refused by name below)
+        model, unfused = portable_graph(model, str(model_path), advice="quantize a model in standard ONNX (resnet-deploy export)")
+        if unfused is not None:
+            notes.append(f"{Path(model_path).name} holds onnxruntime's FusedConv (from optimize --target cpu/cuda): quantized its "
+                         f"portable graph instead ({unfused.details['unfused']} FusedConv unfused to Conv + Add + Relu, "
+                         f"verified: max rel error {unfused.details['max_rel_error']:.2e})")
     _check_quantizable(model, str(model_path))
     image = image_input(model, model_path)
     shape = image.shape
@@ -215,8 +245,6 @@ def quantize_file(
     else:
         say(f"loading calibration data from {calibration}")
         samples = load_samples(calibration, shape, read_metadata(model), max_samples=max_samples)
-    if shape[0] is not None and shape[0] != 1:
-        raise OnnxModelError(f"{model_path} has a static batch of {shape[0]}; quantize a dynamic-batch export")
     say(f"calibrating on {len(samples)} samples ({method}) and quantizing")
     recipe = replace(DEFAULT_RECIPE, per_channel=per_channel)
     quantized, top1, rel = quantize_model(model, samples, method=method, recipe=recipe, source=str(model_path))
@@ -234,4 +262,5 @@ def quantize_file(
         max_rel_error=rel,
         seconds=watch(),
         synthetic=calibration is None,
+        notes=notes,
     )

@@ -3,17 +3,23 @@
 Lays out ``REPO/NAME/config.pbtxt`` and ``REPO/NAME/1/model.onnx`` for Triton's onnxruntime
 backend: inputs and outputs named, typed and shaped from the ONNX file itself, dynamic batching,
 an instance group of the right kind, and the execution-accelerator settings for TensorRT and
-OpenVINO. The entry is built in a temporary folder and renamed into place, so a failure leaves
-the repository as it was.
+OpenVINO. The entry is built in a temporary folder and moved into place; ``force`` swaps it with
+the old entry in one step (Linux ``renameat2(RENAME_EXCHANGE)``), so the path always holds a
+complete entry, the old or the new one. Where that call is missing the old entry is renamed aside
+first, and one left aside by an interruption is put back by the next run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import os
 import re
 import shutil
+import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
@@ -38,6 +44,7 @@ _TYPES = {
 # Bounds of the numbers we write into config.pbtxt: beyond them Triton refuses the config (int32
 # fields) or the entry is a mistake (a batch no GPU holds, an instance count no machine runs, a
 # queue delay of more than a minute).
+DEFAULT_MAX_BATCH_SIZE = 32  # for a dynamic batch when none is given; a fixed batch gets 0
 MAX_BATCH_SIZE = 65536
 MAX_INSTANCES = 256
 MAX_QUEUE_DELAY_US = 60_000_000
@@ -47,7 +54,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 @dataclass
 class TritonOptions:
     name: str | None = None
-    max_batch_size: int = 32
+    max_batch_size: int | None = None  # None: DEFAULT_MAX_BATCH_SIZE, or 0 for a model with a fixed batch
     instances: int = 1
     provider: str = "cpu"
     fp16: bool = False
@@ -61,6 +68,7 @@ class TritonEntry:
     config_path: Path
     model_path: Path
     config: str
+    notes: list[str] = field(default_factory=list)  # what the entry does that the options did not say
 
 
 @dataclass
@@ -101,13 +109,33 @@ def _preferred_batches(max_batch: int) -> list[int]:
     return sizes or [max_batch]
 
 
+def batching(model: onnx.ModelProto, options: TritonOptions, source: str = "model") -> tuple[int, str | None]:
+    """The ``max_batch_size`` to write for ``model``, and a note when it is not the one asked for.
+
+    Triton batches along a first dimension the model leaves dynamic; a model with a fixed batch
+    gets 0 (its full shape, no batching): noted when that came from the default, refused when
+    the user asked for batching explicitly.
+    """
+    inp, _ = _io(model, source)
+    if inp.batch_dynamic:
+        return (DEFAULT_MAX_BATCH_SIZE if options.max_batch_size is None else options.max_batch_size), None
+    fixed = inp.dims[0]
+    if options.max_batch_size:
+        raise OnnxModelError(f"{source} has a fixed batch of {fixed}: Triton cannot batch it; "
+                             "pass --max-batch-size 0 or re-export with a dynamic batch")
+    if options.max_batch_size == 0:
+        return 0, None
+    return 0, (f"{source} has a fixed batch of {fixed}: wrote max_batch_size 0 (no dynamic batching; every request "
+               f"is one tensor of {inp.dims}); re-export with a dynamic batch to let Triton batch")
+
+
 def render_config(model: onnx.ModelProto, name: str, options: TritonOptions, source: str = "model") -> str:
     """config.pbtxt for ``model`` (text format of Triton's ``ModelConfig`` protobuf)."""
     inp, outputs = _io(model, source)
-    batched = inp.batch_dynamic and options.max_batch_size > 0
+    max_batch, _ = batching(model, options, source)
+    batched = max_batch > 0
     if batched and any(not o.batch_dynamic for o in outputs):
         raise OnnxModelError(f"{source}: the input batch is dynamic but an output's is not")
-    max_batch = options.max_batch_size if batched else 0
     lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch}"]
     lines.append("input [\n  {\n" + f'    name: "{inp.name}"\n    data_type: {inp.data_type}\n'
                  + ("    format: FORMAT_NCHW\n" if inp.data_type in ("TYPE_FP32", "TYPE_FP16") else "")
@@ -150,6 +178,8 @@ def _validate(options: TritonOptions) -> None:
     for flag, value, low, high in (("--max-batch-size", options.max_batch_size, 0, MAX_BATCH_SIZE),
                                    ("--instances", options.instances, 1, MAX_INSTANCES),
                                    ("--queue-delay-us", options.queue_delay_us, 0, MAX_QUEUE_DELAY_US)):
+        if value is None and flag == "--max-batch-size":
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ResnetDeployError(f"{flag} must be an integer from {low} to {high}, received {value!r}")
     if options.fp16 and options.provider != "tensorrt":
@@ -170,13 +200,19 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
     check_distinct({}, {"MODEL": model_files(model_path)}, output_dirs={"the Triton entry": repository / name})
     model = load_onnx(model_path)
     config = render_config(model, name, options, str(model_path))
+    notes = [note] if (note := batching(model, options, str(model_path))[1]) else []
     if repository.exists() and not repository.is_dir():
         raise OutputPathError(f"repository path is not a folder: {repository}")
     try:
         repository.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputPathError(f"cannot create the repository {repository}: {exc.strerror or exc}") from exc
-    target = repository / name
+    target, old = repository / name, repository / f".{name}.old"
+    try:
+        if _restore(target, old):  # a --force cut short between its two renames: the old entry comes back first
+            notes.append(f"restored {target} from {old.name}, left there by an interrupted --force")
+    except OSError as exc:
+        raise OutputPathError(f"could not restore {target} from {old}: {exc.strerror or exc}") from exc
     if target.exists() and not options.force:
         raise OutputPathError(f"{target} already exists; pass --force to replace it")
     try:
@@ -191,18 +227,57 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
         (staging / "1").mkdir()
         save_onnx(model, staging / "1" / "model.onnx")
         (staging / "config.pbtxt").write_text(config, encoding="utf-8")
-        old = None
-        if target.exists():
-            old = repository / f".{name}.old"
-            if old.exists():
-                shutil.rmtree(old)
-            target.rename(old)
-        staging.rename(target)
-        if old is not None:
-            shutil.rmtree(old)
+        _move_into_place(staging, target, old)
     except OSError as exc:
         raise OutputPathError(f"could not write {target}: {exc.strerror or exc}") from exc
     finally:
-        if staging.exists():
+        with contextlib.suppress(OSError):  # (if this fails too, the next run restores it)
+            _restore(target, old)  # interrupted between the two renames of the fallback: the old entry stays
+        if staging.exists():  # the unused new entry, or after a swap the old one
             shutil.rmtree(staging, ignore_errors=True)
-    return TritonEntry(target, target / "config.pbtxt", target / "1" / "model.onnx", config)
+    return TritonEntry(target, target / "config.pbtxt", target / "1" / "model.onnx", config, notes)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2`` with ``RENAME_EXCHANGE``, glibc 2.28+);
+    False where the system or the file system does not offer it."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _restore(target: Path, old: Path) -> bool:
+    """Put back the entry a replacement renamed aside, when nothing took its place."""
+    if os.path.lexists(target) or not old.is_dir():
+        return False
+    old.rename(target)
+    return True
+
+
+def _move_into_place(staging: Path, target: Path, old: Path) -> None:
+    """``staging`` becomes ``target``; an existing ``target`` ends up at ``staging``: swapped in
+    one step, or where that is not possible by way of ``old`` (three renames)."""
+    if not os.path.lexists(target):
+        staging.rename(target)
+        return
+    if old.exists():
+        shutil.rmtree(old)  # a stale copy beside a complete entry (a removal cut short)
+    if _exchange(staging, target):
+        return
+    target.rename(old)
+    staging.rename(target)
+    old.rename(staging)  # removed from there by the caller: `old` only ever holds a complete entry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +244,9 @@ def test_cli_accuracy_aware_and_its_errors(trained: dict, bad_calibration: dict,
     print(result.output)
     assert result.exit_code == 0 and out.exists()
     assert "kept in float: stem (1 of 11)" in result.output
+    # what the float block costs, timed by the benchmark side by side
+    flat = " ".join(result.output.split())  # rich wraps at the terminal width
+    assert "speed cost (onnxruntime CPU, batch 1" in flat and re.search(r"with the float blocks [0-9.]+ ms \([0-9.]+x all-INT8", flat)
     result = runner.invoke(app, [*base, "-o", str(tmp_path / "x.onnx"), "--max-accuracy-drop", "0.5"])
     assert result.exit_code == 1 and result.output.strip().splitlines()[-1] == (
         "error: --max-accuracy-drop needs --eval-data: labelled data to measure the drop on")
@@ -251,3 +255,64 @@ def test_cli_accuracy_aware_and_its_errors(trained: dict, bad_calibration: dict,
     print(result.output)
     rows = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
     assert result.exit_code == 0 and rows[0] == "stem" and rows[-1] == "all blocks" and len(rows) == 12
+
+
+def test_a_cpu_target_file_is_quantized_from_its_portable_graph(trained: dict, tmp_path: Path) -> None:
+    """optimize --target cpu, then quantize: the FusedConv are unfused (and verified) first, the
+    result says so, and INT8 keeps the accuracy it keeps from the plain export."""
+    from resnet_deploy.optimize import optimize_file
+
+    cpu = tmp_path / "cpu.onnx"
+    optimize_file(trained["fp32"], cpu, "cpu")
+    assert op_counts(load_onnx(cpu))["com.microsoft.FusedConv"] == 9
+    out = tmp_path / "q.onnx"
+    result = quantize_file(cpu, out, trained["calib"], max_samples=64)
+    print(result.notes)
+    assert len(result.notes) == 1 and "cpu.onnx holds onnxruntime's FusedConv" in result.notes[0]
+    assert "9 FusedConv unfused to Conv + Add + Relu" in result.notes[0] and result.to_dict()["notes"] == result.notes
+    quantized = load_onnx(out)
+    assert all(n.domain in ("", "ai.onnx") for n in quantized.graph.node) and op_counts(quantized)["Conv"] == 19
+    assert result.top1_agreement >= 0.95
+    x, y = trained["x_test"], trained["y_test"]
+    fp32_acc, int8_acc = _accuracy(trained["fp32"], x, y), _accuracy(out, x, y)
+    print(f"held-out accuracy fp32 {fp32_acc:.2%}, int8 from the cpu file {int8_acc:.2%}")
+    assert int8_acc >= fp32_acc - 0.01
+    plain = quantize_file(trained["fp32"], tmp_path / "plain.onnx", trained["calib"], max_samples=64)
+    assert plain.notes == []
+
+
+def test_a_fixed_batch_model_is_calibrated_in_batches_of_its_size(trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """export --static-batch 8, then quantize on 13 samples: onnxruntime's calibrator gets batches
+    of 8 (the last filled up from the start), the INT8 model keeps the fixed batch and the accuracy."""
+    from resnet_deploy import quantize as q
+
+    static = tmp_path / "static8.onnx"
+    export_model(ExportOptions("resnet20", weights=trained["fp32"].with_name("digits.pth"), image_size=IMAGE_SIZE, static_batch=8), static)
+    calib = tmp_path / "calib13.npy"
+    np.save(calib, np.load(trained["calib"])[:13])
+    shapes: list[tuple[int, ...]] = []
+    real = q._Reader.get_next
+
+    def record(self: q._Reader) -> dict[str, np.ndarray] | None:
+        batch = real(self)
+        if batch is not None:
+            shapes.append(next(iter(batch.values())).shape)
+        return batch
+
+    monkeypatch.setattr(q._Reader, "get_next", record)
+    out = tmp_path / "q8.onnx"
+    result = quantize_file(static, out, calib)
+    assert result.samples == 13 and result.top1_agreement >= 0.9
+    assert shapes and {s[0] for s in shapes} == {8}
+    quantized = load_onnx(out)
+    assert quantized.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 8
+    n = len(trained["y_test"]) // 8 * 8
+    x, y = trained["x_test"][:n], trained["y_test"][:n]
+
+    def accuracy(model: onnx.ModelProto) -> float:
+        logits = np.concatenate([ort_outputs(model, x[i : i + 8]) for i in range(0, n, 8)])
+        return float(np.mean(logits.argmax(1) == y))
+
+    fp32_acc, int8_acc = accuracy(load_onnx(static)), accuracy(quantized)
+    print(f"held-out accuracy, batch fixed at 8: fp32 {fp32_acc:.2%}, int8 {int8_acc:.2%}")
+    assert int8_acc >= fp32_acc - 0.01

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,10 @@ import onnx
 import psutil
 import pytest
 import torch
+from PIL import ExifTags, Image
 
 import resnet_deploy as rd
+from resnet_deploy.preprocess import Preprocessing
 from resnet_deploy.runtime import Predictor
 
 from .test_runtime import native_threads
@@ -131,12 +134,62 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
                                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
         f[name] = d / name
         onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9), str(f[name]))
+    # Inputs that are not float tensors: int64 pixels (cast in the graph), a sequence of tensors.
+    head = [helper.make_node("ReduceMean", ["xf", "axes"], ["m"], keepdims=0), helper.make_node("Gemm", ["m", "w"], ["y"], transB=1)]
+    weights = [onnx.numpy_helper.from_array(np.ones((10, 3), np.float32), "w"),
+               onnx.numpy_helper.from_array(np.array([2, 3], np.int64), "axes")]
+    for name, x, first in (
+        ("int64.onnx", helper.make_tensor_value_info("x", TensorProto.INT64, ["N", 3, 32, 32]),
+         helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT)),
+        ("seqin.onnx", helper.make_tensor_sequence_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32]),
+         helper.make_node("ConcatFromSequence", ["x"], ["xf"], axis=0)),
+    ):
+        graph = helper.make_graph([first, *head], name, [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+                                  initializer=weights)
+        f[name] = d / name
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9), str(f[name]))
+    # External-data entries that are wrong one field at a time, beside a real data file.
+    (d / "ext" / "sub").mkdir(parents=True)
+    for name, (fields, _) in EXTERNAL.items():
+        broken = onnx.load(str(resnet20_onnx))
+        t = next(t for t in broken.graph.initializer if t.name == big.name)
+        (d / "ext" / "weights.bin").write_bytes(t.raw_data)  # the same bytes each time
+        t.ClearField("raw_data")
+        t.data_location = onnx.TensorProto.EXTERNAL
+        for key, value in fields.items():
+            t.external_data.add(key=key, value=value)
+        f[f"ext-{name}"] = d / "ext" / f"{name}.onnx"
+        onnx.save(broken, str(f[f"ext-{name}"]))
+    # Checkpoints whose tensors cannot be copied into a model's parameters.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR tensor support is in beta"
+        for name, convert in (("sparse.pth", torch.Tensor.to_sparse), ("sparsecsr.pth", torch.Tensor.to_sparse_csr),
+                              ("quantized.pth", lambda t: torch.quantize_per_tensor(t, 0.1, 0, torch.qint8)),
+                              ("meta.pth", lambda t: t.to("meta")), ("complex.pth", lambda t: t.to(torch.complex64))):
+            odd = dict(state)
+            odd["fc.weight"] = convert(state["fc.weight"])
+            f[name] = d / name
+            torch.save(odd, f[name])
     f["strlabels.npz"] = d / "strlabels.npz"
     np.savez(f["strlabels.npz"], x=np.zeros((2, 3, 32, 32), np.float32), y=np.array(["cat", "dog"]))
     bare = onnx.load(str(resnet20_onnx))
     del bare.metadata_props[:]
     f["nometa.onnx"] = d / "nometa.onnx"
     onnx.save(bare, str(f["nometa.onnx"]))
+    # A fixed batch of 8 (as `export --static-batch 8` makes), and a FusedConv no pass can unfuse.
+    fixed = onnx.load(str(resnet20_onnx))
+    for value in (fixed.graph.input[0], fixed.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].Clear()
+        value.type.tensor_type.shape.dim[0].dim_value = 8
+    f["static8.onnx"] = d / "static8.onnx"
+    onnx.save(fixed, str(f["static8.onnx"]))
+    tanh = helper.make_node("FusedConv", ["x", "w4"], ["y"], domain="com.microsoft", activation="Tanh", pads=[1, 1, 1, 1])
+    graph = helper.make_graph([tanh], "tanh", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 32, 32])],
+                              initializer=[onnx.numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, np.float32), "w4")])
+    f["tanh.onnx"] = d / "tanh.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)],
+                                ir_version=9), str(f["tanh.onnx"]))
     return f
 
 
@@ -147,6 +200,18 @@ class Case:
     needles: list[str]
     writes: list[str] = field(default_factory=lambda: ["{out}"])
 
+
+# External-data entries of one tensor, wrong one field at a time: the entries, and what the error says.
+EXTERNAL = {
+    "offset-text": ({"location": "weights.bin", "offset": "abc"}, ["'offset' must be a whole number of bytes", "'abc'"]),
+    "offset-negative": ({"location": "weights.bin", "offset": "-5"}, ["'offset' must be a whole number of bytes", "'-5'"]),
+    "length-text": ({"location": "weights.bin", "length": "1e3"}, ["'length' must be a whole number of bytes", "'1e3'"]),
+    "length-negative": ({"location": "weights.bin", "length": "-1"}, ["'length' must be a whole number of bytes", "'-1'"]),
+    "length-beyond": ({"location": "weights.bin", "length": "999999999"}, ["reads bytes 0-999999999 of 'weights.bin', which has"]),
+    "offset-beyond": ({"location": "weights.bin", "offset": "999999999"}, ["'offset' 999999999 lies beyond the end of 'weights.bin'"]),
+    "no-location": ({"offset": "0"}, ["names no 'location'"]),
+    "location-folder": ({"location": "sub"}, ["location 'sub' is a folder, not a file"]),
+}
 
 TOO_MANY = str(4 * len(os.sched_getaffinity(0)) + 1)  # threads: one above the cap of 4x the cores
 
@@ -222,6 +287,27 @@ CASES = [
     Case("triton-repo-is-file", ["triton", "{model}", "-r", "{tmp}/existing.onnx"], ["not a folder", "existing.onnx"], []),
     Case("triton-provider", ["triton", "{model}", "-r", "{tmp}/repo", "--provider", "tpu"], ["unknown provider 'tpu'"], []),
     Case("bench-unwritable", ["bench", "--model", "resnet20", "--json", "{tmp}/missing/b.json"], ["does not exist"], []),
+    # targets and batches mean what they say: what cannot be honoured is refused, saying what to do
+    Case("triton-fixed-batch-asked-to-batch", ["triton", "{static8.onnx}", "-r", "{tmp}/repo", "--max-batch-size", "32"],
+         ["static8.onnx has a fixed batch of 8: Triton cannot batch it", "pass --max-batch-size 0 or re-export with a dynamic batch"], []),
+    Case("optimize-portable-unfusable", ["optimize", "{tanh.onnx}", "-o", "{out}"],
+         ["tanh.onnx holds onnxruntime-specific ops", "com.microsoft.FusedConv(Tanh) x1", "--target cpu"]),
+    Case("quantize-unfusable", ["quantize", "{tanh.onnx}", "-c", "{calib.npy}", "-o", "{out}"],
+         ["tanh.onnx holds onnxruntime-specific ops", "FusedConv(Tanh)", "standard ONNX"]),
+    # no untyped exits, round two: inputs that are not float tensors, bad external-data entries,
+    # checkpoints of tensors that are not plain dense ones (they ended in "unexpected
+    # ValueError/RuntimeError", or, for int64 pixels, in an answer computed from truncated floats)
+    Case("predict-int64-input", ["predict", "{int64.onnx}", "{image.png}"], ["int64.onnx", "input 'x' is int64", "needs a float input"], []),
+    Case("bench-int64-input", ["bench", "{int64.onnx}", "--iterations", "2", "--rounds", "1"], ["int64.onnx", "input 'x' is int64"], []),
+    Case("predict-sequence-input", ["predict", "{seqin.onnx}", "{image.png}"], ["seqin.onnx", "input 'x' is not a tensor"], []),
+    Case("bench-sequence-input", ["bench", "{seqin.onnx}", "--iterations", "2", "--rounds", "1"], ["seqin.onnx", "input 'x' is not a tensor"], []),
+    *[Case(f"{command}-external-{name}", [command, "{ext-" + name + "}", *extra], [f"{name}.onnx", *needles], writes)
+      for name, (_, needles) in EXTERNAL.items()
+      for command, extra, writes in (("info", [], []), ("predict", ["{image.png}"], []), ("optimize", ["-o", "{out}"], ["{out}"]))],
+    *[Case(f"export-{name.removesuffix('.pth')}-checkpoint", ["export", "--depth", "20", "-w", "{" + name + "}", "-o", "{out}"],
+           [name, "entry 'fc.weight' is a " + what])
+      for name, what in (("sparse.pth", "sparse tensor (torch.sparse_coo"), ("sparsecsr.pth", "sparse tensor (torch.sparse_csr"),
+                         ("quantized.pth", "quantized tensor"), ("meta.pth", "meta tensor"), ("complex.pth", "complex tensor"))],
 ]
 
 
@@ -239,8 +325,9 @@ def test_bad_input_table(case: Case, files: dict[str, Path], tmp_path: Path) -> 
     existing.write_bytes(b"previous content")
     args = [_fill(a, files, tmp_path, out) for a in case.args]
     if "{out}" in case.args and case.id != "no-output-folder":
-        # Point the output at an existing file: it must survive the failure untouched.
-        args = [str(existing) if a == str(out) else a for a in args]
+        # Point the output at an existing file, with --force (without it, the command refuses
+        # before any work): it must survive the failure untouched.
+        args = [str(existing) if a == str(out) else a for a in args] + ["--force"]
     result = cli(*args)
     print(" ".join(args[:3]), "->", result.returncode, result.stderr.strip())
     assert result.returncode not in (0,) and result.returncode > 0  # a negative code is a crash by signal
@@ -542,6 +629,200 @@ def test_external_data_outside_is_never_read(files: dict[str, Path], monkeypatch
     monkeypatch.setattr(external_data_helper, "load_external_data_for_model", forbidden)
     with pytest.raises(rd.OnnxModelError, match="outside the model's folder"):
         load_onnx(files["escape.onnx"])
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("int64.onnx", "int64"), ("seqin.onnx", "sequence(float32)")])
+def test_info_describes_inputs_that_are_not_float_tensors(files: dict[str, Path], name: str, dtype: str) -> None:
+    """info describes what predict refuses: an int64 or a sequence input is a type to show (a
+    sequence used to end in "unexpected KeyError: 0")."""
+    result = cli("info", files[name], "--json")
+    assert result.returncode == 0, result.stderr
+    assert _strict_json(result.stdout)["inputs"] == [{"name": "x", "dtype": dtype, "shape": ["N", 3, 32, 32]}]
+
+
+# -- class: every image mode preprocesses like torchvision, or is refused by name -------------------
+
+# Resize(36), CenterCrop(32), no normalisation: the tensor is the cropped pixels / 255.
+PLAIN = Preprocessing(36, 32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+# What a viewer shows of stored pixels under each EXIF Orientation (TIFF 6.0, "Orientation"),
+# written with numpy, not with PIL's transposes.
+ORIENTATIONS = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: a[::-1, ::-1],  # rotated 180
+    4: lambda a: a[::-1],  # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, 2),  # mirrored about the main diagonal
+    6: lambda a: np.rot90(a, -1),  # stored 90 degrees counter-clockwise: a phone held upright
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # mirrored about the other diagonal
+    8: lambda a: np.rot90(a, 1),
+}
+MODE_FILES = ["RGBA.png", "LA.png", "P.png", "P-alpha-table.png", "P-index.gif", "L.png", "1.png", "CMYK.jpg", "CMYK.tiff"]
+
+
+def _pattern(height: int = 40, width: int = 48) -> np.ndarray:
+    """An asymmetric RGB image: red rises to the right, green downwards, blue is noise."""
+    y, x = np.mgrid[0:height, 0:width]
+    noise = np.random.default_rng(0).integers(0, 256, (height, width))
+    return np.dstack([x * 255 // (width - 1), y * 255 // (height - 1), noise]).astype(np.uint8)
+
+
+def _exif_photo(path: Path, orientation: int) -> np.ndarray:
+    """A JPEG with an EXIF Orientation tag; returns its pixels as decoded, as stored."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    Image.fromarray(_pattern()).save(path, quality=95, exif=exif)
+    with Image.open(path) as img:
+        assert img.getexif()[ExifTags.Base.Orientation] == orientation
+        return np.asarray(img)
+
+
+def _mode_image(name: str, folder: Path) -> tuple[Path | Image.Image, np.ndarray]:
+    """An image file of one mode (PA: an in-memory image, PIL writes no PA file) and the RGB pixels
+    torchvision's loader makes of it, computed from the decoded pixels with numpy (CMYK: PIL's
+    convert, the reference torchvision uses, checked against PIL's formula)."""
+    rgb = _pattern()
+    alpha = np.random.default_rng(1).integers(0, 256, rgb.shape[:2]).astype(np.uint8)
+    alpha[:8] = 0  # fully transparent rows: their colour is kept (alpha dropped, not composited)
+    palette_image = Image.fromarray(rgb).quantize(16)
+    if name == "PA":
+        pa = palette_image.convert("PA")
+        pa.putalpha(Image.fromarray(alpha))
+        return pa, np.array(palette_image.getpalette()).reshape(-1, 3)[np.asarray(palette_image)].astype(np.uint8)
+    path = folder / name
+    mode = name.split("-")[0].split(".")[0]
+    make = {"RGBA": lambda: Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), "LA": lambda: Image.fromarray(np.dstack([rgb[..., 0], alpha]), "LA"),
+            "P": lambda: palette_image, "L": lambda: Image.fromarray(rgb[..., 0]), "1": lambda: Image.fromarray(rgb[..., 0] > 127),
+            "CMYK": lambda: Image.fromarray(np.dstack([rgb, alpha]), "CMYK")}[mode]
+    options = {"P-alpha-table.png": {"transparency": bytes(range(0, 256, 16))}, "P-index.gif": {"transparency": 0}}.get(name, {})
+    make().save(path, **options)
+    with Image.open(path) as img:
+        img.load()
+        assert img.mode == mode and ("transparency" in img.info) == bool(options), (img.mode, img.info)
+        stored = np.asarray(img)
+        if mode == "P":
+            return path, np.array(img.getpalette("RGB")).reshape(-1, 3)[stored].astype(np.uint8)
+        if mode == "CMYK":
+            converted = np.asarray(img.convert("RGB"))
+            c, k = stored[..., :3].astype(np.float64), stored[..., 3:].astype(np.float64)
+            assert np.abs(converted - (255 - c) * (255 - k) / 255).max() <= 1  # PIL's formula, in integer steps
+            return path, converted
+    if mode == "RGBA":
+        return path, np.ascontiguousarray(stored[..., :3])
+    gray = stored[..., 0] if mode == "LA" else stored.astype(np.uint8) * (255 if mode == "1" else 1)
+    return path, np.repeat(gray[..., None], 3, axis=2)
+
+
+@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
+def test_exif_orientation_is_applied(orientation: int, tmp_path: Path) -> None:
+    """A photo with an EXIF Orientation tag gives the tensor of its upright pixels, from a file
+    and from a PIL image the caller opened (which is left as it was)."""
+    decoded = _exif_photo(tmp_path / "photo.jpg", orientation)
+    expected = PLAIN(np.ascontiguousarray(ORIENTATIONS[orientation](decoded)))
+    # The same pixels through the same pipeline: bit-identical (atol 0).
+    np.testing.assert_allclose(PLAIN(tmp_path / "photo.jpg"), expected, rtol=0, atol=0)
+    with Image.open(tmp_path / "photo.jpg") as img:
+        np.testing.assert_allclose(PLAIN(img), expected, rtol=0, atol=0)
+        assert img.size == (48, 40) and img.getexif()[ExifTags.Base.Orientation] == orientation
+    if orientation != 1:  # the stored pixels give another tensor: the check can fail
+        assert not np.array_equal(PLAIN(decoded), expected)
+
+
+@pytest.mark.parametrize("name", [*MODE_FILES, "PA"])
+def test_image_modes_match_their_rgb_twins(name: str, tmp_path: Path) -> None:
+    """Alpha dropped (not composited), palettes looked up, grayscale and bilevel repeated, CMYK by
+    PIL's formula: each mode gives exactly the tensor of its RGB twin (atol 0)."""
+    source, expected = _mode_image(name, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL's warning about palettes with an alpha table, say
+        got = PLAIN(source)
+    np.testing.assert_allclose(got, PLAIN(expected), rtol=0, atol=0)
+
+
+def test_modes_pil_cannot_convert_are_refused_by_name(tmp_path: Path) -> None:
+    """PIL has no conversion from La (luminance with premultiplied alpha) to RGB: refused naming
+    the image, not an untyped ValueError."""
+    with pytest.raises(rd.InputError, match="refused image: PIL cannot convert mode La to RGB"):
+        PLAIN(Image.new("La", (48, 40)))
+
+
+def test_image_modes_through_predict(files: dict[str, Path], tmp_path: Path) -> None:
+    """The real entry point: every mode's file, and a sideways phone photo, gets the answer of
+    its twin, a PNG of the expected RGB pixels; nothing on stderr but the provider line."""
+    pairs = []
+    for name in MODE_FILES:
+        source, expected = _mode_image(name, tmp_path)
+        Image.fromarray(expected).save(tmp_path / f"twin-{name}.png")
+        pairs.append((name, f"twin-{name}.png"))
+    decoded = _exif_photo(tmp_path / "photo.jpg", 6)
+    Image.fromarray(np.ascontiguousarray(np.rot90(decoded, -1))).save(tmp_path / "upright.png")
+    Image.fromarray(decoded).save(tmp_path / "sideways.png")  # the stored pixels, EXIF ignored
+    pairs.append(("photo.jpg", "upright.png"))
+    names = [n for pair in pairs for n in pair] + ["sideways.png"]
+    result = cli("predict", files["model"], *(tmp_path / n for n in names), "--json", "--provider", "cpu", "--top-k", "10")
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    scores = {Path(e["image"]).name: {k["index"]: k["score"] for k in e["top_k"]} for e in _strict_json(result.stdout)}
+    for name, twin in pairs:
+        assert scores[name] == pytest.approx(scores[twin], rel=1e-5, abs=1e-7), name
+    assert scores["sideways.png"] != pytest.approx(scores["upright.png"], rel=1e-5, abs=1e-7)
+
+
+def test_pil_warnings_name_the_image(files: dict[str, Path], tmp_path: Path) -> None:
+    """A corrupt EXIF block is PIL's warning, which names no file: one line that names it."""
+    photo = tmp_path / "bad_exif.jpg"
+    pixels = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(photo, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12\xff\xff")
+    result = cli("predict", files["model"], photo, "--json")
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert result.returncode == 0 and len(warnings) == 1, result.stderr
+    assert warnings[0].startswith(f"warning: {photo}: Corrupt EXIF data"), warnings
+
+
+# -- class: targets, fixed batches and Triton entries mean what they say -------------------------------
+
+def _notes(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("note:")]
+
+
+def test_cpu_target_file_composes_with_portable_and_quantize(files: dict[str, Path], tmp_path: Path) -> None:
+    """optimize --target cpu, then optimize (portable): standard ONNX only, same outputs; then
+    quantize the cpu file: it works from the portable graph and says so in one note line."""
+    from resnet_deploy.onnx_io import load_onnx
+    from resnet_deploy.pipeline import ort_outputs
+    from resnet_deploy.verify import compare
+
+    cpu, portable, int8 = tmp_path / "cpu.onnx", tmp_path / "portable.onnx", tmp_path / "int8.onnx"
+    assert cli("optimize", files["model"], "-o", cpu, "--target", "cpu").returncode == 0
+    result = cli("optimize", cpu, "-o", portable)
+    assert result.returncode == 0, result.stderr
+    model = load_onnx(portable)
+    assert {n.domain for n in model.graph.node} <= {"", "ai.onnx"} and "unfuse_fused_conv x9" in result.stdout
+    x = np.random.default_rng(5).standard_normal((3, 3, 32, 32), dtype=np.float32)
+    parity = compare(ort_outputs(model, x), ort_outputs(load_onnx(cpu), x), rtol=1e-4)
+    assert parity.ok, parity.describe()
+    result = cli("quantize", cpu, "-c", files["calib.npy"], "-o", int8)
+    assert result.returncode == 0 and int8.is_file(), result.stderr
+    notes = _notes(result.stderr)
+    assert len(notes) == 1 and "cpu.onnx holds onnxruntime's FusedConv" in notes[0] and "portable graph" in notes[0], result.stderr
+    assert "top-1 agreement with fp32 100.0%" in " ".join(result.stdout.split())
+
+
+def test_fixed_batch_model_in_triton_and_quantize(files: dict[str, Path], tmp_path: Path) -> None:
+    """A fixed batch of 8: Triton's default batching becomes max_batch_size 0 with one note line
+    (an explicit --max-batch-size is refused: the bad-input table); quantize calibrates in
+    batches of 8 and the INT8 file keeps the fixed batch."""
+    repo = tmp_path / "repo"
+    result = cli("triton", files["static8.onnx"], "-r", repo)
+    assert result.returncode == 0, result.stderr
+    notes = _notes(result.stderr)
+    assert len(notes) == 1 and "static8.onnx has a fixed batch of 8: wrote max_batch_size 0" in notes[0], result.stderr
+    assert "max_batch_size: 0" in (repo / "static8" / "config.pbtxt").read_text()
+    result = cli("triton", files["static8.onnx"], "-r", repo, "--name", "zero", "--max-batch-size", "0")
+    assert result.returncode == 0 and _notes(result.stderr) == [], result.stderr
+    int8 = tmp_path / "int8.onnx"
+    result = cli("quantize", files["static8.onnx"], "-c", files["calib.npy"], "-o", int8)
+    assert result.returncode == 0, result.stderr
+    assert onnx.load(str(int8)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 8
 
 
 # -- faults --------------------------------------------------------------------------------------

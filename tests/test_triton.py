@@ -12,6 +12,8 @@ from onnx import TensorProto, helper
 from tritonclient.grpc import model_config_pb2 as mc
 from typer.testing import CliRunner
 
+import resnet_deploy as rd
+from resnet_deploy import triton as triton_module
 from resnet_deploy.export import ExportOptions, export_model
 from resnet_deploy.pipeline import ort_outputs
 from resnet_deploy.triton import TritonOptions, write_triton_repository
@@ -61,6 +63,16 @@ def test_static_batch_model_gets_full_dims(tmp_path: Path) -> None:
     assert cfg.max_batch_size == 0 and list(cfg.input[0].dims) == [4, 3, 32, 32]
     assert not cfg.HasField("dynamic_batching")
     assert entry.path.name == "r20_static"
+    # The default said nothing of batching: a note says what was written. An explicit 0: silence.
+    assert entry.notes == [f"{path} has a fixed batch of 4: wrote max_batch_size 0 (no dynamic batching; every request "
+                           "is one tensor of [4, 3, 32, 32]); re-export with a dynamic batch to let Triton batch"]
+    assert write_triton_repository(path, tmp_path / "repo", TritonOptions(name="zero", max_batch_size=0)).notes == []
+    # Batching asked for explicitly cannot be honoured: refused, nothing written.
+    with pytest.raises(rd.OnnxModelError) as info:
+        write_triton_repository(path, tmp_path / "repo", TritonOptions(name="asked", max_batch_size=32))
+    assert str(info.value) == (f"{path} has a fixed batch of 4: Triton cannot batch it; "
+                               "pass --max-batch-size 0 or re-export with a dynamic batch")
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["r20_static", "zero"]
 
 
 def test_existing_entry_needs_force(tmp_path: Path, resnet20_onnx: Path) -> None:
@@ -99,3 +111,72 @@ def test_bad_input(tmp_path: Path, resnet20_onnx: Path) -> None:
         print(r.output)
         assert r.exit_code == 1 and needle in r.output and "Traceback" not in r.output
     assert not (tmp_path / "r1" / "two").exists()
+
+
+# -- --force replaces an entry so that the path always holds a complete one, old or new --------------
+
+def _entry_state(entry: Path) -> int:
+    """The instance count of a complete entry (config.pbtxt that parses, and 1/model.onnx)."""
+    assert (entry / "1" / "model.onnx").is_file() and onnx.load(str(entry / "1" / "model.onnx")).graph.node
+    return parse(entry).instance_group[0].count
+
+
+@pytest.fixture
+def old_entry(tmp_path: Path, resnet20_onnx: Path) -> Path:
+    repo = tmp_path / "repo"
+    write_triton_repository(resnet20_onnx, repo, TritonOptions(name="m", instances=1))
+    return repo
+
+
+def test_force_swaps_in_one_step(old_entry: Path, resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupted right after the swap: the entry is the new one, complete; the old one is gone."""
+    swapped = []
+    real = triton_module._exchange
+
+    def swap_then_interrupt(a: Path, b: Path) -> bool:
+        swapped.append(real(a, b))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(triton_module, "_exchange", swap_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_triton_repository(resnet20_onnx, old_entry, TritonOptions(name="m", instances=2, force=True))
+    assert swapped == [True]  # renameat2(RENAME_EXCHANGE) did the swap on this machine
+    assert _entry_state(old_entry / "m") == 2
+    assert sorted(p.name for p in old_entry.iterdir()) == ["m"]
+
+
+@pytest.mark.parametrize("cut", ["target-aside", "new-in-place"])
+def test_fallback_renames_never_leave_neither(old_entry: Path, resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch, cut: str) -> None:
+    """Without renameat2: interrupted after the old entry is renamed aside, the old entry is put
+    back; after the new one is in place, the new one stays. Either way one complete entry."""
+    monkeypatch.setattr(triton_module, "_exchange", lambda a, b: False)
+    real = Path.rename
+
+    def rename(self: Path, dst: Path) -> Path:
+        out = real(self, dst)
+        if (cut == "target-aside" and Path(dst).name == ".m.old") or (cut == "new-in-place" and Path(dst).name == "m"):
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        write_triton_repository(resnet20_onnx, old_entry, TritonOptions(name="m", instances=2, force=True))
+    monkeypatch.setattr(Path, "rename", real)
+    assert _entry_state(old_entry / "m") == (1 if cut == "target-aside" else 2)
+    left = sorted(p.name for p in old_entry.iterdir())
+    assert left == ["m"] or (cut == "new-in-place" and left == [".m.old", "m"]), left
+    entry = write_triton_repository(resnet20_onnx, old_entry, TritonOptions(name="m", instances=3, force=True))
+    assert _entry_state(entry.path) == 3 and sorted(p.name for p in old_entry.iterdir()) == ["m"]
+
+
+def test_next_run_restores_an_entry_left_aside(old_entry: Path, resnet20_onnx: Path) -> None:
+    """A process killed between the two renames (SIGKILL: no finally runs) leaves only .m.old:
+    the next run puts it back before anything else, and says so."""
+    (old_entry / "m").rename(old_entry / ".m.old")
+    with pytest.raises(rd.OutputPathError, match="already exists; pass --force"):
+        write_triton_repository(resnet20_onnx, old_entry, TritonOptions(name="m", instances=2))
+    assert _entry_state(old_entry / "m") == 1 and sorted(p.name for p in old_entry.iterdir()) == ["m"]
+    (old_entry / "m").rename(old_entry / ".m.old")
+    entry = write_triton_repository(resnet20_onnx, old_entry, TritonOptions(name="m", instances=2, force=True))
+    assert entry.notes == [f"restored {old_entry / 'm'} from .m.old, left there by an interrupted --force"]
+    assert _entry_state(entry.path) == 2 and sorted(p.name for p in old_entry.iterdir()) == ["m"]
