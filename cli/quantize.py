@@ -50,7 +50,8 @@ def print_accuracy_aware(result) -> None:
         s = result.speed
         console.print(f"speed cost (onnxruntime CPU, batch {s.batch_size}, {s.threads} threads, p50 of {s.rounds} interleaved rounds): "
                       f"fp32 {s.fp32_ms:.2f} ms, INT8 every block {s.int8_ms:.2f} ms, with the float blocks {s.chosen_ms:.2f} ms "
-                      f"({s.cost:.2f}x all-INT8, {s.fp32_ms / s.chosen_ms:.2f}x faster than fp32)")
+                      f"({s.cost:.2f}x all-INT8, {s.fp32_ms / s.chosen_ms:.2f}x faster than fp32)"
+                      + ("; unstable: the machine was busy, re-run with resnet-deploy bench before quoting" if s.unstable else ""))
 
 
 def print_quantize_result(result, output: Path) -> None:

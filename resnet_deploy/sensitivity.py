@@ -66,6 +66,7 @@ class SpeedCost:
     batch_size: int
     threads: int
     rounds: int
+    unstable: bool  # the benchmark's flag on any of the three: the machine was busy, re-run
 
     @property
     def cost(self) -> float:
@@ -231,10 +232,11 @@ def _speed_cost(fp32_path: Path, full: onnx.ModelProto, chosen: onnx.ModelProto,
         paths = (fp32_path, Path(tmp, "int8_all_blocks.onnx"), Path(tmp, "int8_accuracy_aware.onnx"))
         save_onnx(full, paths[1])
         save_onnx(chosen, paths[2])
-        options = BenchOptions(files=paths, providers=["cpu"], batch_sizes=(1,), threads=threads, duration=1.0, rounds=3)
+        options = BenchOptions(files=paths, providers=["cpu"], batch_sizes=(1,), threads=threads, duration=1.0, rounds=5)
         plan = plan_files(options, ["cpu"])
         onnx_engines = tuple(e for e in plan.engines if e.backend == "onnxruntime")
         plan = replace(plan, engines=onnx_engines, baseline=onnx_engines[0].name, baseline_note="the fp32 file")
         records = {r.engine: r for r in run_benchmark(options, plan=plan).records}
     fp32, full_r, chosen_r = (records[e.name] for e in onnx_engines)
-    return SpeedCost(fp32.p50_ms or 0.0, full_r.p50_ms or 0.0, chosen_r.p50_ms or 0.0, 1, fp32.threads or 0, fp32.rounds or 0)
+    return SpeedCost(fp32.p50_ms or 0.0, full_r.p50_ms or 0.0, chosen_r.p50_ms or 0.0, 1, fp32.threads or 0, fp32.rounds or 0,
+                     any(r.unstable for r in (fp32, full_r, chosen_r)))
