@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from ._atomic import check_writable
 from ._errors import InputError, OnnxModelError
@@ -103,6 +104,9 @@ class QuantizeResult:
         return out
 
 
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
+
+
 def _check_quantizable(model: onnx.ModelProto, source: str) -> None:
     if is_quantized(model):
         raise OnnxModelError(f"{source} is already quantized")
@@ -112,6 +116,9 @@ def _check_quantizable(model: onnx.ModelProto, source: str) -> None:
             "(resnet-deploy export, or optimize --target portable)"
         )
     image_input(model, source).batch_shape(1)  # one image input [N, C, H, W], only the batch dynamic
+    for init in model.graph.initializer:  # a NaN weight ends in onnxruntime's bare "scale issue" assert
+        if init.data_type in _FLOAT_TYPES and not np.all(np.isfinite(numpy_helper.to_array(init))):
+            raise OnnxModelError(f"{source}: weight {init.name!r} holds NaN or Inf; INT8 scales need finite weights")
 
 
 class _Reader:

@@ -240,6 +240,8 @@ CASES = [
     Case("predict-corrupt-model", ["predict", "{corrupt.onnx}", "{notimage.jpg}"], ["corrupt.onnx"], []),
     Case("predict-provider", ["predict", "{model}", "{notimage.jpg}", "--provider", "cuda"], ["provider 'cuda' is not available", "available: "], []),
     Case("predict-nan-logits", ["predict", "{nan.onnx}", "{image.png}"], ["nan.onnx", "non-finite logits", "image.png"], []),
+    Case("quantize-nan-weights", ["quantize", "{nan.onnx}", "-c", "{calib.npy}", "-o", "{out}"], ["nan.onnx", "weight 'conv1.weight' holds NaN"]),
+    Case("quantize-inf-weights", ["quantize", "{inf.onnx}", "-c", "{calib.npy}", "-o", "{out}"], ["inf.onnx", "weight 'fc.bias' holds NaN or Inf"]),
     Case("predict-inf-logits-json", ["predict", "{inf.onnx}", "{image.png}", "{image.png}", "--json"], ["inf.onnx", "non-finite logits", "2 of 2"], []),
     # bounded resources: thread counts, batch, resize work, Triton's numbers
     # (one above the cap, so that a broken cap costs a few threads, not the 14,500 of --threads 99999)
