@@ -119,6 +119,7 @@ def test_auto_picks_the_fastest_available(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr(providers_mod, "openvino_plugin_devices", lambda: [])
     monkeypatch.setattr(openvino_native, "native_openvino_available", lambda: False)
+    monkeypatch.setattr(providers_mod, "tensorrt_libraries", lambda: True)
     listed = {
         ("CPUExecutionProvider",): "cpu",
         ("CUDAExecutionProvider", "CPUExecutionProvider"): "cuda",
@@ -135,6 +136,12 @@ def test_auto_picks_the_fastest_available(monkeypatch: pytest.MonkeyPatch) -> No
         resolve_provider("cuda")
     with pytest.raises(rd.ProviderUnavailableError, match="unknown provider 'tpu'"):
         resolve_provider("tpu")
+    # onnxruntime-gpu lists TensorRT whether or not TensorRT is installed (the lent H200s have none)
+    monkeypatch.setattr(providers_mod, "tensorrt_libraries", lambda: False)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert resolve_provider("auto") == "cuda"
+    with pytest.raises(rd.ProviderUnavailableError, match=r"listed by onnxruntime but TensorRT's libraries \(libnvinfer\) are not installed; available: cuda, cpu"):
+        resolve_provider("tensorrt")
 
 
 def test_config_is_honoured(resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,6 +241,73 @@ def test_bad_model_files(tmp_path: Path, resnet20_onnx: Path) -> None:
             Predictor(path, provider="cpu")
 
 
+# The CUDA EP's option names, as onnxruntime's cuda_execution_provider_info.cc spells them.
+CUDA_EP_OPTIONS = {
+    "device_id", "has_user_compute_stream", "user_compute_stream", "gpu_mem_limit", "arena_extend_strategy",
+    "cudnn_conv_algo_search", "do_copy_in_default_stream", "gpu_external_alloc", "gpu_external_free",
+    "gpu_external_empty_cache", "cudnn_conv_use_max_workspace", "enable_cuda_graph", "cudnn_conv1d_pad_to_nc1d",
+    "tunable_op_enable", "tunable_op_tuning_enable", "tunable_op_max_tuning_duration_ms",
+    "enable_skip_layer_norm_strict_mode", "prefer_nhwc", "use_ep_level_unified_stream", "use_tf32",
+}
+
+
+def test_cuda_provider_options() -> None:
+    """What InferenceSession receives for the CUDA engines, built without a GPU: onnxruntime's
+    own option names, string values it parses ("1" for booleans), CPU last."""
+    plain = providers_mod.provider_list("cuda", SessionConfig())
+    assert plain == [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": "1"}),
+                     "CPUExecutionProvider"]
+    tuned = providers_mod.provider_list("cuda", SessionConfig(prefer_nhwc=True, cuda_graph=True))
+    name, options = tuned[0]
+    assert name == "CUDAExecutionProvider" and tuned[1:] == ["CPUExecutionProvider"]
+    assert options == {"cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": "1",
+                       "enable_cuda_graph": "1", "prefer_nhwc": "1"}
+    assert set(options) <= CUDA_EP_OPTIONS and all(isinstance(v, str) for v in options.values())
+
+
+def _graph_on_cpu(predictor: Predictor) -> None:
+    """Run a CPU Predictor through its CUDA-graph path (fixed buffers bound once, updated in
+    place), with the buffers on the CPU: the chunking and padding logic without a GPU."""
+    import threading
+
+    predictor.provider, predictor._graph_device = "cuda", "cpu"
+    predictor._graph_lock = threading.Lock()
+
+
+def test_cuda_graph_path_pads_and_chunks_other_batch_sizes(resnet20_onnx: Path) -> None:
+    """A graph is captured for the first call's batch size; later calls of other sizes (the last
+    chunk of predict(batch_size=...), a single image) must run padded or in chunks, not fail."""
+    x = np.random.default_rng(11).standard_normal((7, 3, 32, 32), dtype=np.float32)
+    with Predictor(resnet20_onnx, provider="cpu") as cpu:
+        reference = cpu.run(x)
+    with Predictor(resnet20_onnx, provider="cpu") as p:
+        _graph_on_cpu(p)
+        first = p.run(x[:3])
+        assert p._graph_state is not None and p._graph_state[0] == (3, 3, 32, 32)
+        for out, ref in [(first, reference[:3]), (p.run(x), reference), (p.run(x[:1]), reference[:1]), (p.run(x[3:5]), reference[3:5])]:
+            assert out.shape == ref.shape and compare(out, ref).ok
+        assert p._graph_state[0] == (3, 3, 32, 32)  # still the one captured shape
+        with pytest.raises(rd.InputError, match="image shape is fixed"):
+            p._run_cuda_graph(p._session, np.zeros((3, 3, 16, 16), np.float32))
+
+
+def test_bench_cuda_graph_binding_on_cpu(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """The benchmark's onnxruntime backend with CUDA graphs (buffers bound once, the output's
+    shape and type read from the session), its buffers on the CPU."""
+    from resnet_deploy.bench.backends import OnnxRuntimeBackend
+    from resnet_deploy.bench.schema import Engine, WorkerSpec
+
+    x = np.random.default_rng(12).standard_normal((2, 3, 32, 32), dtype=np.float32)
+    spec = WorkerSpec(Engine("e", "onnxruntime", "cpu", "fp32", str(resnet20_onnx)), 2, 1, 1,
+                      str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), 1, model_path=str(resnet20_onnx))
+    backend = OnnxRuntimeBackend(spec)
+    reference = backend.infer(x)
+    backend.cuda_graph, backend.device = True, "cpu"
+    assert compare(backend.infer(x), reference).ok
+    backend.timed(x)()
+    assert backend._graph is not None and backend._graph[1].shape() == [2, 10]
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a CUDA GPU")
 @pytest.mark.parametrize("cuda_graph", [False, True])
@@ -252,6 +326,77 @@ def test_cuda_matches_cpu(resnet18_onnx: Path, cuda_graph: bool) -> None:
     parity = compare(out, reference, rtol=1e-3)
     print("cuda vs cpu", parity.describe(), dict(gpu.placement or {}))
     assert parity.ok
+
+
+def _profiled_ops(model: Path, config: SessionConfig, x: np.ndarray, folder: Path) -> Counter[str]:
+    """The op types one run executed, from an onnxruntime profile."""
+    import json
+    from dataclasses import replace
+
+    folder.mkdir()
+    session, _ = create_session(model, replace(config, profile_dir=str(folder)))
+    session.run(None, {session.get_inputs()[0].name: x})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    nodes = {e["name"]: e["args"].get("op_name", "?") for e in events if e.get("cat") == "Node" and "args" in e}
+    return Counter(nodes.values())
+
+
+def test_profiled_ops(tmp_path: Path, resnet20_onnx: Path) -> None:
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    ops = _profiled_ops(resnet20_onnx, SessionConfig(provider="cpu"), x, tmp_path / "p")
+    assert ops["Conv"] + ops["FusedConv"] > 0 and ops["Transpose"] == 0, dict(ops)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a CUDA GPU")
+def test_cuda_fp16_nhwc_graph_matches_cpu(tmp_path: Path, resnet18_onnx: Path) -> None:
+    """What tune may choose on a GPU: the fp16 file on NHWC kernels (prefer_nhwc), then also in
+    a CUDA graph, replayed for other batch sizes (padded, chunked) and from another thread."""
+    from resnet_deploy.onnx_io import load_onnx, save_onnx
+    from resnet_deploy.precision import convert_fp16
+
+    fp16 = tmp_path / "fp16.onnx"
+    save_onnx(convert_fp16(load_onnx(resnet18_onnx))[0], fp16)
+    x = np.random.default_rng(3).standard_normal((5, 3, 224, 224), dtype=np.float32)
+    image = np.random.default_rng(7).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    with Predictor(resnet18_onnx, provider="cpu") as cpu:
+        reference = cpu.run(x)
+        expected_top = cpu.predict([image], top_k=1)[0][0].index
+    # prefer_nhwc is silently ignored by a build without onnxruntime_USE_CUDA_NHWC_OPS; when it
+    # works, the layout transformer puts Transpose nodes around the NHWC convolutions.
+    ops = {nhwc: _profiled_ops(fp16, SessionConfig(provider="cuda", prefer_nhwc=nhwc), x[:1], tmp_path / str(nhwc))
+           for nhwc in (False, True)}
+    print("ops run, NCHW:", dict(ops[False]), "prefer_nhwc:", dict(ops[True]))
+    assert ops[True]["Transpose"] > ops[False]["Transpose"], "prefer_nhwc changed nothing: no NHWC kernels in this build?"
+    with Predictor(fp16, provider="cuda", config=SessionConfig(prefer_nhwc=True)) as nhwc:
+        print("prefer_nhwc placement", dict(nhwc.placement or {}))
+        assert "CPUExecutionProvider" not in (nhwc.placement or {})
+        eager = nhwc.run(x)
+    with Predictor(fp16, provider="cuda", config=SessionConfig(prefer_nhwc=True, cuda_graph=True)) as graph:
+        for _ in range(3):
+            captured = graph.run(x[:4])
+        padded = graph.run(x)  # 4, then 1 padded to 4
+        with ThreadPoolExecutor(1) as pool:
+            other_thread = pool.submit(graph.run, x[1:5]).result()
+        top = graph.predict([image], top_k=1)[0][0].index  # a 1-image batch through predict
+    for name, out, ref in [("nhwc", eager, reference), ("graph", captured, reference[:4]), ("graph, padded", padded, reference),
+                           ("graph, other thread", other_thread, reference[1:5])]:
+        parity = compare(out, ref, rtol=2e-2)
+        print(name, parity.describe())
+        assert parity.ok, name
+    assert top == expected_top
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a CUDA GPU")
+def test_auto_provider_runs_on_a_gpu_machine(resnet20_onnx: Path) -> None:
+    """`auto` on a GPU machine must give a working session. onnxruntime-gpu lists
+    TensorrtExecutionProvider whether or not the TensorRT libraries are installed (the H200 image
+    had none: benchmarks/results/h200-tensorrt-unavailable.md), and auto takes it first."""
+    x = np.zeros((2, 3, 32, 32), np.float32)
+    with Predictor(resnet20_onnx) as p:
+        print("auto ->", p.provider, dict(p.placement or {}))
+        assert p.provider in ("tensorrt", "cuda") and p.run(x).shape == (2, 10)
 
 
 HAS_OPENVINO = "openvino" in available_providers()

@@ -150,3 +150,19 @@ def test_bad_options_are_refused(digits_files: dict[str, Path], tmp_path: Path) 
     with pytest.raises(rd.ResnetDeployError, match="provider 'cuda' is not available"):
         tune(TuneOptions(model, tmp_path / "p.json", providers=["cuda"]))
     assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("provider, error, verified", [
+    ("cuda", 5.4e-4, True),  # TF32 convolutions, onnxruntime's CUDA default (measured on an H200)
+    ("cuda", 5e-3, False),
+    ("cpu", 5.4e-4, False),  # on the CPU, fp32 is fp32: the export's own tolerance
+])
+def test_fp32_on_a_gpu_is_judged_as_tf32(provider: str, error: float, verified: bool) -> None:
+    from resnet_deploy.bench.schema import Engine, Record
+    from resnet_deploy.tune import _Candidate, _verdict
+
+    engine = Engine(f"{provider}-fp32", "onnxruntime", provider, "fp32", "m.onnx")
+    record = Record(engine.name, provider, "fp32", 1, p50_ms=1.0, max_rel_error=error)
+    reference = Record(REFERENCE, "cpu", "fp32", 1, p50_ms=2.0, max_rel_error=0.0)
+    v = _verdict(record, _Candidate(engine, {}), reference, TuneOptions("m.onnx", "p.json"), synthetic=False)
+    assert v.verified is verified, v.reason

@@ -143,6 +143,7 @@ class OnnxRuntimeBackend:
         if self.cuda_graph and spec.concurrency > 1:
             raise ValueError("a CUDA graph replays one captured run at a time: concurrency 1 only")
         self._graph: tuple[Any, Any, Any] | None = None
+        self.device = "cuda"  # where the CUDA graph's buffers live (a test runs the binding logic on "cpu")
 
     def _graph_binding(self, x: np.ndarray) -> tuple[Any, Any, Any]:
         """CUDA graphs replay fixed device addresses: one input and one output buffer, bound once
@@ -150,9 +151,14 @@ class OnnxRuntimeBackend:
         if self._graph is None:
             import onnxruntime as ort
 
-            x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
-            classes = self.session.get_outputs()[0].shape[-1]
-            y_dev = ort.OrtValue.ortvalue_from_shape_and_type([x.shape[0], classes], np.float32, "cuda", 0)
+            from ..runtime.session import _NP_DTYPES
+
+            output = self.session.get_outputs()[0]
+            out_shape = [x.shape[0], *output.shape[1:]]
+            if not all(isinstance(d, int) for d in out_shape) or output.type not in _NP_DTYPES:
+                raise ValueError(f"a CUDA graph needs a float output of a fixed shape; {self.output!r} is {output.type} {output.shape}")
+            x_dev = ort.OrtValue.ortvalue_from_numpy(x, self.device, 0)
+            y_dev = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, _NP_DTYPES[output.type], self.device, 0)
             binding = self.session.io_binding()
             binding.bind_ortvalue_input(self.input, x_dev)
             binding.bind_ortvalue_output(self.output, y_dev)
@@ -163,6 +169,7 @@ class OnnxRuntimeBackend:
         if self.cuda_graph:
             x_dev, y_dev, binding = self._graph_binding(x)
             x_dev.update_inplace(x)
+            binding.synchronize_inputs()  # the copy runs on the legacy default stream, the graph on onnxruntime's own
             self.session.run_with_iobinding(binding)
             return np.asarray(y_dev.numpy(), dtype=np.float32)
         return np.asarray(self.session.run([self.output], {self.input: x})[0], dtype=np.float32)

@@ -16,7 +16,7 @@ from ..onnx_io import image_input, load_onnx, read_metadata
 from ..preprocess import PREPROCESSING_KEYS, ImageLike, Preprocessing, imagenet_labels
 from .openvino_native import OpenVINOSession
 from .providers import PROVIDERS
-from .session import SessionConfig, open_session
+from .session import _NP_DTYPES, SessionConfig, open_session
 
 __all__ = ["Predictor", "Prediction"]
 
@@ -98,6 +98,7 @@ class Predictor:
                 )
         self._graph_lock = threading.Lock() if cfg.cuda_graph and self.provider == "cuda" else None
         self._graph_state: tuple[Any, ...] | None = None
+        self._graph_device = "cuda"  # where the CUDA graph's buffers live (a test runs the logic on "cpu")
         self._closed = False
         self.profile: Any = None  # the DeploymentProfile when built by from_profile
 
@@ -206,27 +207,54 @@ class Predictor:
             raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
 
     def _run_cuda_graph(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
-        """CUDA graphs replay fixed device addresses: one input and one output buffer, updated in place."""
+        """CUDA graphs replay fixed device addresses and one shape: one input and one output
+        buffer, sized by the first call's batch and updated in place. Other batch sizes run in
+        chunks of that size, the last one padded with copies of its final image (onnxruntime
+        replays the captured graph for the shape it was captured on only)."""
         lock = self._graph_lock
         if lock is None:
             raise RuntimeBackendError("CUDA graphs are not enabled for this Predictor")
         with lock:
             if self._graph_state is None:
-                x = ort.OrtValue.ortvalue_from_numpy(batch, "cuda", 0)
-                y = ort.OrtValue.ortvalue_from_shape_and_type([batch.shape[0], self.num_outputs], np.float32, "cuda", 0)
-                binding = session.io_binding()
-                binding.bind_ortvalue_input(self.input_name, x)
-                binding.bind_ortvalue_output(self.output_name, y)
-                self._graph_state = (batch.shape, x, y, binding)
+                self._graph_state = self._graph_buffers(session, batch.shape)
             shape, x, y, binding = self._graph_state
-            if batch.shape != shape:
-                raise InputError(f"with CUDA graphs the batch shape is fixed at {list(shape)}; received {list(batch.shape)}")
+            if batch.shape[1:] != shape[1:]:
+                raise InputError(f"with CUDA graphs the image shape is fixed at {list(shape[1:])}; received {list(batch.shape)}")
+            size = shape[0]
+            outputs = []
             try:
-                x.update_inplace(batch)
-                session.run_with_iobinding(binding)
-                return y.numpy()
+                for start in range(0, batch.shape[0], size):
+                    chunk = batch[start : start + size]
+                    n = chunk.shape[0]
+                    if n < size:
+                        chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - n, axis=0)])
+                    x.update_inplace(np.ascontiguousarray(chunk))
+                    # update_inplace copies with cudaMemcpy on the legacy default stream, which
+                    # may return before a pageable copy has landed; the graph replays on
+                    # onnxruntime's own non-blocking stream. Wait for the copy first.
+                    binding.synchronize_inputs()
+                    session.run_with_iobinding(binding)
+                    outputs.append(np.array(y.numpy()[:n]))
             except Exception as exc:
                 raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
+            return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def _graph_buffers(self, session: ort.InferenceSession, shape: tuple[int, ...]) -> tuple[Any, ...]:
+        """The device input and output a CUDA graph is captured on, and their binding."""
+        output = session.get_outputs()[0]
+        out_shape = [shape[0], *output.shape[1:]]
+        dtype = _NP_DTYPES.get(output.type)
+        if not all(isinstance(d, int) for d in out_shape) or dtype is None:
+            raise RuntimeBackendError(
+                f"CUDA graphs need output buffers of a fixed shape and a float type; {self.output_name!r} is "
+                f"{output.type} {output.shape}: use a model with a static output shape, or cuda_graph=False"
+            )
+        x = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), self.input_dtype, self._graph_device, 0)
+        y = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, dtype, self._graph_device, 0)
+        binding = session.io_binding()
+        binding.bind_ortvalue_input(self.input_name, x)
+        binding.bind_ortvalue_output(self.output_name, y)
+        return tuple(shape), x, y, binding
 
     def preprocess(self, images: Sequence[ImageLike]) -> np.ndarray:
         if self.input_dtype.kind != "f":  # normalised pixels cast to integers would still classify, wrongly

@@ -6,6 +6,7 @@ there is no silent fallback to the CPU. ``auto`` takes the first available in :d
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import warnings
@@ -29,6 +30,7 @@ __all__ = [
     "openvino_plugin_devices",
     "openvino_backend",
     "preload_cuda_libraries",
+    "tensorrt_libraries",
 ]
 
 # Our short names -> onnxruntime's provider names.
@@ -81,10 +83,33 @@ def openvino_backend() -> str | None:
     return "runtime" if native_openvino_available() else None
 
 
+@functools.lru_cache(maxsize=1)
+def tensorrt_libraries() -> bool:
+    """Whether TensorRT itself can be loaded. onnxruntime-gpu lists ``TensorrtExecutionProvider``
+    whether or not TensorRT is installed (its provider library loads ``libnvinfer`` only when a
+    session is created), so on a GPU machine without TensorRT ``auto`` would pick it and fail."""
+    import ctypes
+    import glob
+    import importlib.util
+
+    candidates = ["libnvinfer.so.10", "libnvinfer.so.8", "libnvinfer.so", "nvinfer_10.dll", "nvinfer.dll"]
+    spec = importlib.util.find_spec("tensorrt_libs")  # pip's tensorrt wheels put the libraries here
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidates += sorted(glob.glob(f"{folder}/libnvinfer.so*"))
+    for name in candidates:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
 def _available(short: str) -> bool:
     if short == "openvino":
         return openvino_backend() is not None
-    return PROVIDERS[short] in ort.get_available_providers()
+    listed = PROVIDERS[short] in ort.get_available_providers()
+    return listed and (short != "tensorrt" or tensorrt_libraries())
 
 
 def available_providers() -> list[str]:
@@ -107,6 +132,11 @@ def resolve_provider(provider: str) -> str:
             f"unknown provider {provider!r}; expected auto or one of {', '.join(PROVIDERS)}"
         )
     if not _available(provider):
+        if provider == "tensorrt" and PROVIDERS[provider] in ort.get_available_providers():
+            raise ProviderUnavailableError(
+                "provider 'tensorrt' is listed by onnxruntime but TensorRT's libraries (libnvinfer) are not installed; "
+                f"available: {', '.join(available_providers())}"
+            )
         raise ProviderUnavailableError(
             f"provider {provider!r} is not available on this machine; available: {', '.join(available_providers())}"
         )
