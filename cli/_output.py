@@ -1,4 +1,9 @@
-"""Terminal output: rich tables on stdout, progress and warnings on stderr."""
+"""Terminal output: rich tables on stdout, progress and warnings on stderr.
+
+Rich reads ``[word]`` in a string as markup: every name that comes from the user (paths, labels,
+tensor and metadata names, error text) goes through ``escape`` so that ``cat[dog].png`` is shown
+as it is, and ``a[/x].onnx`` does not end the command in a MarkupError.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy import _json
@@ -27,14 +33,14 @@ err_console = _Console(stderr=True, highlight=False)
 
 
 def progress(message: str) -> None:
-    err_console.print(f"[dim]... {message}[/dim]")
+    err_console.print(f"[dim]... {escape(message)}[/dim]")
 
 
 def stage_table(stages: Sequence[StageReport], title: str) -> Table:
     """Op counts per stage, one row per op type; changed counts shown as ``a -> b``."""
     shown = [s for s in stages if s.name in ("load", "export", "simplify", "fuse")]
     ops = sorted({op for s in shown for op in s.ops}, key=lambda op: (-max(s.ops.get(op, 0) for s in shown), op))
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("op")
     for s in shown:
         table.add_column(s.name, justify="right")
@@ -54,7 +60,7 @@ def stages_summary(stages: Sequence[StageReport]) -> Table:
     table.add_column("time", justify="right")
     table.add_column("result")
     for s in stages:
-        table.add_row(s.name, f"{s.seconds:.2f}s", s.note)
+        table.add_row(s.name, f"{s.seconds:.2f}s", escape(s.note))
     return table
 
 
@@ -65,7 +71,7 @@ def print_pipeline_result(
     console.print(stage_table(stages, title))
     console.print(stages_summary(stages))
     applied = ", ".join(f"{k} x{v}" for k, v in fusions.items() if v) or "nothing to fuse"
-    console.print(f"[green]wrote[/green] {path} ({human_bytes(size_bytes)}) in {seconds:.1f}s; fusions: {applied}; {parity}")
+    console.print(f"[green]wrote[/green] {escape(str(path))} ({human_bytes(size_bytes)}) in {seconds:.1f}s; fusions: {applied}; {parity}")
 
 
 def write_json(path: str | Path, payload: Any) -> None:

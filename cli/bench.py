@@ -7,11 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from resnet_deploy._atomic import atomic_write_bytes
+from resnet_deploy._extras import require
 from resnet_deploy.bench import BenchOptions, check_outputs, plot, run_benchmark, to_csv, to_markdown
 from resnet_deploy.bench.report import fit_columns, footnotes, sorted_rows
 from resnet_deploy.bench.schema import BenchResult
@@ -74,11 +76,15 @@ def bench(
 
         folder = BenchOptions(cache_dir=cache_dir).cache_folder()
         removed, freed = clear(folder)
-        console.print(f"removed {removed} cached {'entry' if removed == 1 else 'entries'} ({freed / 1e6:.1f} MB) from {folder}")
+        console.print(f"removed {removed} cached {'entry' if removed == 1 else 'entries'} ({freed / 1e6:.1f} MB) from {escape(str(folder))}")
         return
     check_outputs(json_out, csv_out, markdown_out, plot_out)
+    if plot_out is not None:  # before the measurement, not after it and the other reports were written
+        require("--plot", "matplotlib", extra="plot")
     if models and (depth is not None or model is not None or plain):
         raise CLIError("give ONNX files or --depth/--model, not both")
+    if model is not None and (depth is not None or plain):
+        raise CLIError(f"give --model or --depth/--plain, not both (--model {model} names the model)")
     name = ""
     if not models:
         from resnet_deploy import model_name_for_depth  # the zoo (and torch) only when asked for
@@ -132,7 +138,7 @@ def _print(result: BenchResult) -> None:
     its footnotes and one line about the machine."""
     mode = result.options.get("mode", "latency")
     what = result.options.get("model") or ", ".join(Path(f).name for f in result.options.get("files", []))
-    console.print(f"{what}: {mode}, medians of {result.records[0].rounds or 0 if result.records else 0} interleaved rounds, "
+    console.print(f"{escape(what)}: {mode}, medians of {result.records[0].rounds or 0 if result.records else 0} interleaved rounds, "
                   f"speed against {result.baseline}")
     console.print(_table(result, console.width))
     for note in footnotes(result):

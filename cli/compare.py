@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from resnet_deploy import _json
 from resnet_deploy.compare import DEFAULT_TOLERANCE
 
 from ._errors import CLIError, handle_errors
@@ -17,22 +18,22 @@ from ._output import console, err_console
 
 
 def print_compare_result(result) -> None:
-    table = Table(title=f"{result.b} against {result.a}, {result.samples} samples", title_justify="left")
+    table = Table(title=escape(f"{result.b} against {result.a}, {result.samples} samples"), title_justify="left")
     for col in ("block", "max rel error", "cosine (worst)", "top-1 agreement"):
         table.add_column(col, justify="left" if col == "block" else "right")
     for row in result.rows:
         mark = "[red]" if row.over_tolerance else ""
         table.add_row(
-            row.name,
+            escape(row.name),
             f"{mark}{row.max_rel_error:.2e}",
             f"{row.cosine:.6f}",
             "" if row.top1_agreement is None else f"{row.top1_agreement:.1%}",
         )
     console.print(table)
     for note in result.notes:
-        err_console.print(f"warning: {note}")
+        err_console.print(f"warning: {escape(note)}")
     if result.first_over:
-        console.print(f"first block over tolerance {result.tolerance:.0e}: [bold]{result.first_over}[/bold]")
+        console.print(f"first block over tolerance {result.tolerance:.0e}: [bold]{escape(result.first_over)}[/bold]")
     else:
         console.print(f"every block within tolerance {result.tolerance:.0e}")
 
@@ -60,8 +61,8 @@ def compare(
     result = compare_files(model, other, providers=names, data=images or data, samples=samples, tolerance=tolerance,
                            threads=threads, eager=eager, weights=weights)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(_json.dumps(result.to_dict(), indent=2))  # strict JSON: a NaN block error is null
         for note in result.notes:
-            err_console.print(f"warning: {note}")
+            err_console.print(f"warning: {escape(note)}")
         return
     print_compare_result(result)

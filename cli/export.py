@@ -12,14 +12,14 @@ from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
 from resnet_deploy.onnx_io import DEFAULT_OPSET
 
 from ._errors import CLIError, handle_errors
-from ._options import Depth, Force, ModelName, Output, Plain, Report
+from ._options import Force, ModelName, Output, Plain, Report
 from .quantize import Calibration, MaxSamples, Method, print_quantize_result
 from ._output import check_report, console, print_pipeline_result, progress, write_json
 
 
 @handle_errors
 def export(
-    depth: Depth = 50,
+    depth: Annotated[Optional[int], typer.Option("--depth", "-d", help="ResNet depth: 18/34/50/101/152 (ImageNet) or 20/32/44/56/110/1202 (CIFAR); default 50.", show_default=False)] = None,
     plain: Plain = False,
     model: ModelName = None,
     output: Output = None,
@@ -42,8 +42,10 @@ def export(
     from resnet_deploy._atomic import check_distinct, check_new
     from resnet_deploy.export import ExportOptions, export_model, int8_path, read_labels_file
 
-    name = model or model_name_for_depth(depth, plain=plain)
-    get_model_spec(name)  # an unknown name fails here, before any note about its weights
+    if model is not None and (plain or depth is not None):
+        raise CLIError(f"give --model or --depth/--plain, not both (--model {model} names the model)")
+    name = model or model_name_for_depth(50 if depth is None else depth, plain=plain)
+    spec = get_model_spec(name)  # an unknown name fails here, before any note about its weights
     output = output or Path(f"{name}.onnx")
     if int8 and calibration is None:
         raise CLIError("--int8 needs --calibration: a folder of images or a .npy file")
@@ -54,6 +56,10 @@ def export(
     outputs = {"--output": output, "the INT8 model": int8_path(output) if int8 else None, "--report": report}
     check_distinct(outputs, {"--weights": weights, "--labels": labels, "--calibration": calibration})
     check_new(outputs, force=force)
+    names = read_labels_file(labels) if labels else None
+    classes = num_classes or spec.num_classes
+    if names is not None and len(names) != classes:  # named here, where the file is known
+        raise CLIError(f"--labels {labels} has {len(names)} names for {classes} classes")
     options = ExportOptions(
         name=name,
         num_classes=num_classes,
@@ -61,7 +67,7 @@ def export(
         image_size=image_size,
         opset=opset,
         static_batch=static_batch,
-        labels=read_labels_file(labels) if labels else None,
+        labels=names,
         int8_calibration=calibration,
         calibration_method=method,
         max_samples=max_samples,
@@ -75,4 +81,4 @@ def export(
         print_quantize_result(result.int8, result.int8.path)
     if report is not None:
         write_json(report, result.to_dict())
-        console.print(f"report: {report}")
+        console.print(f"report: {report}", markup=False)

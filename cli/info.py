@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy import _json
@@ -26,14 +27,14 @@ def info(
     if as_json:
         print(_json.dumps(data, indent=2))
         return
-    console.print(f"[bold]{data['path']}[/bold]  {human_bytes(data['size_bytes'])}, {data['parameters']:,} parameters, "
-                  f"IR {data['ir_version']}, opsets {data['opsets']}, producer {data['producer'] or '?'}")
+    console.print(f"[bold]{escape(str(data['path']))}[/bold]  {human_bytes(data['size_bytes'])}, {data['parameters']:,} parameters, "
+                  f"IR {data['ir_version']}, opsets {data['opsets']}, producer {escape(data['producer'] or '?')}")
     io_table = Table(title="inputs and outputs", title_justify="left")
     for col in ("kind", "name", "dtype", "shape"):
         io_table.add_column(col)
     for kind in ("inputs", "outputs"):
         for v in data[kind]:
-            io_table.add_row(kind[:-1], v["name"], v["dtype"], str(v["shape"]))
+            io_table.add_row(kind[:-1], escape(v["name"]), v["dtype"], escape(str(v["shape"])))
     console.print(io_table)
     if data["metadata"]:
         meta = Table(title="metadata", title_justify="left")
@@ -41,13 +42,13 @@ def info(
         meta.add_column("value")
         for key, value in data["metadata"].items():
             shown = f"{len(value)} labels: {', '.join(map(str, value[:3]))}, ..." if key == "labels" and isinstance(value, list) else str(value)
-            meta.add_row(key, shown)
+            meta.add_row(escape(key), escape(shown))
         console.print(meta)
     ops = Table(title="op counts", title_justify="left")
     ops.add_column("op")
     ops.add_column("count", justify="right")
     for op, n in data["ops"].items():
-        ops.add_row(op, str(n))
+        ops.add_row(escape(op), str(n))
     console.print(ops)
     console.print(f"providers available here: {', '.join(data['available_providers'])}")
     if "placement" in data:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy import _json
@@ -53,11 +54,11 @@ def predict(
         return
     err_console.print(f"[dim]provider: {used}[/dim]")
     for img, preds in zip(images, results):
-        table = Table(title=str(img), title_justify="left")
+        table = Table(title=escape(str(img)), title_justify="left")
         table.add_column("rank", justify="right")
         table.add_column("index", justify="right")
         table.add_column("label")
         table.add_column("score", justify="right")
         for rank, p in enumerate(preds, 1):
-            table.add_row(str(rank), str(p.index), p.label, f"{p.score:.4f}")
+            table.add_row(str(rank), str(p.index), escape(p.label), f"{p.score:.4f}")
         console.print(table)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
 
@@ -31,18 +32,18 @@ def print_sensitivity(result) -> None:
         table.add_column(col, justify="left" if col == "block" else "right")
     for t in [*result.rows, full]:
         name = "all blocks" if t is full else t.quantized[0]
-        table.add_row(name, "" if t.accuracy is None else f"{t.accuracy:.2%}", "" if t.drop_points is None else f"{t.drop_points:.2f}",
+        table.add_row(escape(name), "" if t.accuracy is None else f"{t.accuracy:.2%}", "" if t.drop_points is None else f"{t.drop_points:.2f}",
                       f"{t.top1_agreement:.1%}", f"{t.max_rel_error:.2e}")
     console.print(table)
 
 
 def print_accuracy_aware(result) -> None:
     for t in result.trials:
-        kept = ", ".join(t.float_blocks) or "none"
+        kept = escape(", ".join(t.float_blocks) or "none")
         console.print(f"  float blocks: {kept}: accuracy {t.accuracy:.2%}, drop {t.drop_points:.2f} points")
     chosen = result.chosen
     console.print(
-        f"[green]kept in float[/green]: {', '.join(chosen.float_blocks) or 'no block'} "
+        f"[green]kept in float[/green]: {escape(', '.join(chosen.float_blocks) or 'no block')} "
         f"({len(chosen.float_blocks)} of {len(chosen.float_blocks) + len(chosen.quantized)}); accuracy {chosen.accuracy:.2%} "
         f"against fp32 {result.fp32_accuracy:.2%} (drop {chosen.drop_points:.2f} <= {result.max_drop_points} points)"
     )
@@ -57,7 +58,7 @@ def print_accuracy_aware(result) -> None:
 def print_quantize_result(result, output: Path) -> None:
     ratio = result.size_after / result.size_before
     console.print(
-        f"[green]wrote[/green] {output}: int8 QDQ, {result.method} on {result.samples} samples; "
+        f"[green]wrote[/green] {escape(str(output))}: int8 QDQ, {result.method} on {result.samples} samples; "
         f"{human_bytes(result.size_before)} -> {human_bytes(result.size_after)} ({ratio:.2f}x); "
         f"on the calibration inputs: top-1 agreement with fp32 {result.top1_agreement:.1%}, "
         f"max rel error {result.max_rel_error:.2e}"
@@ -68,7 +69,7 @@ def print_quantize_result(result, output: Path) -> None:
 def quantize(
     model: ModelPath,
     calibration: Annotated[Path, typer.Option("--calibration", "-c", help="A folder of images, or a .npy of preprocessed float32 [N, 3, H, W] inputs.", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the INT8 file. [required] unless --sensitivity", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the INT8 file. \\[required] unless --sensitivity", show_default=False)] = None,
     method: Method = "minmax",
     per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", metavar="", help="Weight scales per output channel (default) or per tensor.")] = True,
     max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
@@ -84,6 +85,8 @@ def quantize(
     if sensitivity:
         from resnet_deploy.sensitivity import block_sensitivity
 
+        if output is not None:  # (as export refuses --calibration without --int8: no flag is silently ignored)
+            raise CLIError("--sensitivity writes no model; drop --output (the table, and --report, are its output)")
         check_report(report)
         found = block_sensitivity(model, calibration, eval_data=eval_data, method=method, max_samples=max_samples, progress=progress)
         print_sensitivity(found)
@@ -106,7 +109,7 @@ def quantize(
         save_onnx(quantized, output)
         aware.path = output
         print_accuracy_aware(aware)
-        console.print(f"[green]wrote[/green] {output}")
+        console.print(f"[green]wrote[/green] {escape(str(output))}")
         if report is not None:
             write_json(report, aware.to_dict())
         return

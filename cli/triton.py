@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from resnet_deploy.triton import TritonOptions, write_triton_repository
 
@@ -38,7 +39,7 @@ def triton(
         fp16 = fp16 or bool(tuned.session.get("fp16"))
         if tuned.backend == "openvino-runtime" or tuned.session.get("cuda_graph") or tuned.session.get("static_batch"):
             console.print(f"note: Triton's onnxruntime backend runs {tuned.provider} with its own session settings; "
-                          f"the profile's {tuned.backend} options {tuned.session} are not carried over")
+                          f"the profile's {tuned.backend} options {tuned.session} are not carried over", markup=False)
     elif model is None:
         raise CLIError("give an ONNX file, or --profile")
     entry = write_triton_repository(
@@ -46,5 +47,5 @@ def triton(
     )
     for note in entry.notes:
         err_console.print(f"note: {note}", markup=False, soft_wrap=True)
-    console.print(f"[green]wrote[/green] {entry.config_path} and {entry.model_path}")
+    console.print(f"[green]wrote[/green] {escape(str(entry.config_path))} and {escape(str(entry.model_path))}")
     console.print(entry.config, markup=False, highlight=False)

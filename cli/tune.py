@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy._atomic import check_new
@@ -50,14 +51,14 @@ def tune(
     result = run_tune(options, progress=progress)
     console.print(_table(result))
     w = result.winner.record
-    console.print(f"[green]wrote[/green] {result.profile_path}: {w.engine} ({w.provider}, {w.precision}), p50 {w.p50_ms:.2f} ms"
+    console.print(f"[green]wrote[/green] {escape(str(result.profile_path))}: {w.engine} ({w.provider}, {w.precision}), p50 {w.p50_ms:.2f} ms"
                   + (f", {w.speedup_vs_baseline:.2f}x the reference" if w.speedup_vs_baseline else ""))
     for v in result.verdicts:
         if not v.verified and not v.reason.startswith("synthetic"):
-            err_console.print(f"[dim]{v.record.engine}: {v.reason}[/dim]")
+            err_console.print(f"[dim]{escape(v.record.engine)}: {escape(v.reason)}[/dim]")
     if result.synthetic_calibration:
         err_console.print("note: INT8 was calibrated on synthetic inputs, so it was measured but not chosen; pass --calibration")
-    console.print(f"use it: Predictor.from_profile({str(result.profile_path)!r}), resnet-deploy predict --profile {result.profile_path} IMAGE")
+    console.print(f"use it: Predictor.from_profile({str(result.profile_path)!r}), resnet-deploy predict --profile {result.profile_path} IMAGE", markup=False)
 
 
 def _short(reason: str) -> str:

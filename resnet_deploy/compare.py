@@ -190,6 +190,8 @@ def compare_files(
     (rebuilt from its metadata and ``weights``; the seeded random init needs none)."""
     from .runtime import resolve_provider
 
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise InputError(f"--samples must be at least 1, received {samples!r}")
     if not 1 <= len(providers) <= 2:
         raise InputError(f"give one or two providers, received {len(providers)}: {', '.join(providers)}")
     if eager:

@@ -274,12 +274,13 @@ def int8_path(output: str | Path) -> Path:
 
 
 def read_labels_file(path: str | Path) -> list[str]:
-    """One class name per line; blank trailing lines ignored."""
+    """One class name per line; blank trailing lines and a UTF-8 byte-order mark (Windows editors
+    write one) ignored."""
     path = Path(path)
     if not path.is_file():
         raise ResnetDeployError(f"labels file not found: {path}")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (UnicodeDecodeError, OSError) as exc:
         raise ResnetDeployError(f"labels file is not UTF-8 text: {path}") from exc
     while lines and not lines[-1].strip():

@@ -32,7 +32,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._errors import InputError, OnnxModelError
+from ._errors import InputError, OnnxModelError, first_line
 
 __all__ = ["Preprocessing", "load_image", "image_files", "ImageLike", "imagenet_labels", "sample_image_path",
            "IMAGE_SUFFIXES", "MAX_RESIZE_PIXELS", "PREPROCESSING_KEYS"]
@@ -167,8 +167,12 @@ def load_image(image: ImageLike) -> Image.Image:
             warnings.simplefilter("always")
             img.load()
             loaded = ImageOps.exif_transpose(img)  # upright, and a copy that outlives the file
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # readable, but refused for its size: say so, not "unreadable"
+        raise InputError(f"refused {path}: {first_line(exc)}") from exc
+    except UnidentifiedImageError as exc:
         raise InputError(f"not a readable image: {path}") from exc
+    except (OSError, ValueError) as exc:  # a known format cut short or broken: PIL's reason helps
+        raise InputError(f"not a readable image: {path} ({first_line(exc, 120)})") from exc
     for w in caught:
         warnings.warn(f"{path}: {w.message}", stacklevel=2)
     return to_rgb(loaded, path)

@@ -49,6 +49,9 @@ MAX_BATCH_SIZE = 65536
 MAX_INSTANCES = 256
 MAX_QUEUE_DELAY_US = 60_000_000
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+# The entry is staged as `.NAME.` + 8 random characters and set aside as `.NAME.old`: 10 bytes
+# more than the name, within the 255 a file name may have.
+MAX_NAME_BYTES = 255 - 10
 
 
 @dataclass
@@ -196,11 +199,19 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
     if not _NAME.match(name):  # a file named `..onnx` has the stem `.`: the repository itself
         raise ResnetDeployError(f"the model name {name!r} (from {model_path.name}) is not a valid entry name: "
                                 "use letters, digits, '_', '-' and '.', not first; pass --name")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise ResnetDeployError(f"the model name {name[:40]}... is {len(name.encode())} bytes; an entry name may have at most "
+                                f"{MAX_NAME_BYTES}" + ("" if options.name else "; pass --name"))
     # --force replaces the entry folder as a whole: the model must not be one of its files.
     check_distinct({}, {"MODEL": model_files(model_path)}, output_dirs={"the Triton entry": repository / name})
     model = load_onnx(model_path)
     config = render_config(model, name, options, str(model_path))
     notes = [note] if (note := batching(model, options, str(model_path))[1]) else []
+    foreign = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if n.domain not in ("", "ai.onnx")})
+    if foreign and options.provider in ("tensorrt", "openvino"):  # a file of optimize --target cpu/cuda, say
+        notes.append(f"{model_path.name} holds onnxruntime-specific ops ({', '.join(foreign)}) that {options.provider} cannot run: "
+                     "Triton's onnxruntime backend runs those nodes on another provider; for all of the model on "
+                     f"{options.provider}, give the portable file (resnet-deploy optimize --target portable)")
     if repository.exists() and not repository.is_dir():
         raise OutputPathError(f"repository path is not a folder: {repository}")
     try:
@@ -233,8 +244,7 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
     finally:
         with contextlib.suppress(OSError):  # (if this fails too, the next run restores it)
             _restore(target, old)  # interrupted between the two renames of the fallback: the old entry stays
-        if staging.exists():  # the unused new entry, or after a swap the old one
-            shutil.rmtree(staging, ignore_errors=True)
+        _remove(staging)  # the unused new entry, or after a swap the old one (a folder, a file or a link)
     return TritonEntry(target, target / "config.pbtxt", target / "1" / "model.onnx", config, notes)
 
 
@@ -258,6 +268,16 @@ def _exchange(a: Path, b: Path) -> bool:
     if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
         return False
     raise OSError(code, os.strerror(code), str(b))
+
+
+def _remove(path: Path) -> None:
+    """Remove what ``path`` is, whatever it is: the entry a swap set aside may be a folder, or a
+    file or a symlink that stood where the entry goes (never followed)."""
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            path.unlink()
 
 
 def _restore(target: Path, old: Path) -> bool:

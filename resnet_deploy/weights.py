@@ -41,6 +41,10 @@ def _read_file(path: Path) -> object:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
+            if "GLOBAL" not in str(exc) and not _pickle_or_zip(path):
+                # A text file or zeros: the safe unpickler's refusal is no sign of code in it.
+                raise WeightsError(f"not a checkpoint: {path} is neither torch.save's zip format nor a pickle "
+                                   "(a corrupt file, or another kind of file)") from exc
             # weights_only=True refuses any global outside torch's allow-list before calling it.
             raise WeightsError(
                 f"refused to load {path}: it holds objects that would run code when unpickled "
@@ -51,6 +55,13 @@ def _read_file(path: Path) -> object:
             raise WeightsError(f"corrupt or truncated checkpoint: {path} ({type(exc).__name__}: {first_line(exc, 160)})") from exc
     accepted = ", ".join(PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES)
     raise WeightsError(f"unsupported checkpoint type {suffix or '(none)'!r}: {path}; expected {accepted}")
+
+
+def _pickle_or_zip(path: Path) -> bool:
+    """The file starts as torch.save's zip archive or a pickle of protocol 2 or later does."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return head.startswith((b"PK\x03\x04", b"\x80"))
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:

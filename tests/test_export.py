@@ -123,3 +123,12 @@ def test_failed_export_keeps_the_existing_file(tmp_path: Path, monkeypatch: pyte
         export_model(ExportOptions("resnet20"), path)
     assert path.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def test_labels_file_from_a_windows_editor(tmp_path: Path) -> None:
+    """A byte-order mark and CRLF line ends (Notepad's UTF-8) are not part of the first name."""
+    from resnet_deploy.export import read_labels_file
+
+    path = tmp_path / "classes.txt"
+    path.write_bytes("\ufeffcat\r\ndog\r\n\r\n".encode())
+    assert read_labels_file(path) == ["cat", "dog"]

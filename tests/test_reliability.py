@@ -170,6 +170,21 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
             odd["fc.weight"] = convert(state["fc.weight"])
             f[name] = d / name
             torch.save(odd, f[name])
+    f["text.pth"] = d / "text.pth"  # a text file: no pickle, no code, yet it used to be "objects that would run code"
+    f["text.pth"].write_text("not a checkpoint\n")
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    f["bomb.png"] = d / "bomb.png"  # a 20000x20000 header: readable, refused for its size (not "unreadable")
+    f["bomb.png"].write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+                              + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
+    f["cut.png"] = d / "cut.png"
+    f["cut.png"].write_bytes(f["image.png"].read_bytes()[:60])
+    f["labels3.txt"] = d / "labels3.txt"
+    f["labels3.txt"].write_text("cat\ndog\nbird\n")
     f["strlabels.npz"] = d / "strlabels.npz"
     np.savez(f["strlabels.npz"], x=np.zeros((2, 3, 32, 32), np.float32), y=np.array(["cat", "dog"]))
     bare = onnx.load(str(resnet20_onnx))
@@ -310,6 +325,20 @@ CASES = [
            [name, "entry 'fc.weight' is a " + what])
       for name, what in (("sparse.pth", "sparse tensor (torch.sparse_coo"), ("sparsecsr.pth", "sparse tensor (torch.sparse_csr"),
                          ("quantized.pth", "quantized tensor"), ("meta.pth", "meta tensor"), ("complex.pth", "complex tensor"))],
+    # found by a new user's first hour: misleading words, silently ignored flags, untyped exits
+    Case("export-text-checkpoint", ["export", "--depth", "20", "-w", "{text.pth}", "-o", "{out}"],
+         ["not a checkpoint", "text.pth", "neither torch.save's zip format nor a pickle"]),
+    Case("export-model-and-depth", ["export", "--depth", "20", "--model", "resnet32", "-o", "{out}"],
+         ["give --model or --depth/--plain, not both"]),
+    Case("bench-model-and-depth", ["bench", "--depth", "20", "--model", "resnet32"], ["give --model or --depth/--plain, not both"], []),
+    Case("quantize-sensitivity-with-output", ["quantize", "{model}", "-c", "{calib.npy}", "--sensitivity", "-o", "{out}"],
+         ["--sensitivity writes no model; drop --output"]),
+    Case("export-labels-count", ["export", "--depth", "20", "--labels", "{labels3.txt}", "-o", "{out}"],
+         ["--labels", "labels3.txt", "has 3 names for 10 classes"]),
+    Case("compare-samples-negative", ["compare", "{model}", "{model}", "--samples", "-2"], ["--samples must be at least 1", "-2"], []),
+    Case("compare-samples-zero", ["compare", "{model}", "{model}", "--samples", "0"], ["--samples must be at least 1", "0"], []),
+    Case("predict-decompression-bomb", ["predict", "{model}", "{bomb.png}"], ["refused", "bomb.png", "decompression bomb"], []),
+    Case("predict-truncated-png", ["predict", "{model}", "{cut.png}"], ["not a readable image", "cut.png", "truncated"], []),
 ]
 
 

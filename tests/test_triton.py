@@ -180,3 +180,46 @@ def test_next_run_restores_an_entry_left_aside(old_entry: Path, resnet20_onnx: P
     entry = write_triton_repository(resnet20_onnx, old_entry, TritonOptions(name="m", instances=2, force=True))
     assert entry.notes == [f"restored {old_entry / 'm'} from .m.old, left there by an interrupted --force"]
     assert _entry_state(entry.path) == 2 and sorted(p.name for p in old_entry.iterdir()) == ["m"]
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_force_over_a_file_or_link_leaves_nothing_beside(tmp_path: Path, resnet20_onnx: Path, kind: str) -> None:
+    """--force where a file or a symlink (to a folder elsewhere) stands at the entry's path: the
+    entry replaces it and nothing is left in the repository (the swap used to leave the old file
+    or link behind as `.m.xxxxxxxx`); a link's target is never followed."""
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    repo.mkdir()
+    (elsewhere / "1").mkdir(parents=True)
+    (elsewhere / "config.pbtxt").write_text("keep")
+    if kind == "file":
+        (repo / "m").write_text("a file of the user's")
+    else:
+        (repo / "m").symlink_to(elsewhere)
+    entry = write_triton_repository(resnet20_onnx, repo, TritonOptions(name="m", instances=2, force=True))
+    assert _entry_state(entry.path) == 2 and not entry.path.is_symlink()
+    assert sorted(p.name for p in repo.iterdir()) == ["m"]
+    assert (elsewhere / "config.pbtxt").read_text() == "keep"
+
+
+def test_a_name_too_long_is_refused_by_length(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """A 300-byte name ended in 'could not restore ... File name too long' (nothing was restored)."""
+    with pytest.raises(rd.ResnetDeployError, match="is 300 bytes; an entry name may have at most 245"):
+        write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="n" * 300))
+    entry = write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="n" * 245))
+    assert _entry_state(entry.path) == 1 and sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["n" * 245]
+
+
+def test_onnxruntime_ops_for_tensorrt_or_openvino_are_noted(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """A file of optimize --target cpu holds com.microsoft.FusedConv, which TensorRT and OpenVINO
+    cannot run: the entry is written (onnxruntime runs those nodes elsewhere), and says so."""
+    from resnet_deploy.optimize import optimize_file
+
+    fused = tmp_path / "r20_cpu.onnx"
+    optimize_file(resnet20_onnx, fused, "cpu")
+    for provider in ("tensorrt", "openvino", "cpu"):
+        entry = write_triton_repository(fused, tmp_path / "repo", TritonOptions(name=provider, provider=provider))
+        noted = [n for n in entry.notes if "com.microsoft.FusedConv" in n]
+        assert bool(noted) == (provider != "cpu"), entry.notes
+        assert not noted or "optimize --target portable" in noted[0]
+    entry = write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="portable", provider="tensorrt"))
+    assert entry.notes == []

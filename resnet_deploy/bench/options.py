@@ -139,8 +139,24 @@ def validate(options: BenchOptions) -> list[str] | None:
 
 
 # What the benchmark creates in its cache folder: <model>-<16 hex digits of the cache key> per
-# model (prepare_artifacts) and tensorrt/ (the TensorRT EP's engines and timing cache).
-_CACHED = re.compile(r"^[A-Za-z0-9_]+-[0-9a-f]{16}$|^tensorrt$")
+# model (prepare_artifacts), holding only the artifact files of artifacts.ARTIFACTS (and the
+# static-batch INT8 files), and tensorrt/ (the TensorRT EP's engines, profiles and timing cache).
+# A folder of such a name is ours only if every file in it is one of those: a user's own
+# `tensorrt/` (an SDK download) or `photos-2024010112000000/` beside a --cache-dir is not.
+_ENTRY = re.compile(r"^[A-Za-z0-9_]+-[0-9a-f]{16}$")
+_TEMPORARY = r"^\..+\.tmp$"  # an atomic write cut short by SIGKILL
+_ENTRY_FILES = re.compile(r"^(export|portable|cpu|cuda|int8|fp16|int8_static_b[0-9]+)\.onnx$|" + _TEMPORARY)
+_TRT_FILES = re.compile(r"^TensorrtExecutionProvider.*$|^.+\.(engine|profile|timing)$|" + _TEMPORARY)
+
+
+def _is_cache_entry(path: Path) -> bool:
+    """``path`` is a folder the benchmark made: a cache entry's name, and nothing else inside."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    files = _TRT_FILES if path.name == "tensorrt" else _ENTRY_FILES if _ENTRY.match(path.name) else None
+    if files is None:
+        return False
+    return all(f.is_file() and not f.is_symlink() and files.match(f.name) for f in path.iterdir())
 
 
 def clear_cache(folder: str | Path) -> tuple[int, int]:
@@ -149,8 +165,8 @@ def clear_cache(folder: str | Path) -> tuple[int, int]:
     folder = Path(folder)
     if not folder.is_dir():
         return 0, 0
-    entries = [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and _CACHED.match(p.name)]
-    freed = sum(f.stat().st_size for p in entries for f in p.rglob("*") if f.is_file() and not f.is_symlink())
+    entries = [p for p in folder.iterdir() if _is_cache_entry(p)]
+    freed = sum(f.stat().st_size for p in entries for f in p.iterdir())
     for p in entries:
         shutil.rmtree(p)
     return len(entries), freed

@@ -144,6 +144,12 @@ def _environment_line(result: BenchResult) -> str:
             + (f", GPU: {env['gpu']}" if env.get("gpu") else "") + load)
 
 
+def _cell(text: object) -> str:
+    """A markdown table cell: a `|` (a file named `a|b.onnx`) or a line break (an error message)
+    would end the cell or the row."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def to_markdown(result: BenchResult) -> str:
     cols = columns_for(result.records)
     lines = [
@@ -154,14 +160,14 @@ def to_markdown(result: BenchResult) -> str:
     ]
     for r in result.records:
         if r.error:
-            lines.append(f"| {r.engine} | " + " | ".join("" for _ in cols[1:]) + f" | failed: {r.error} |")
+            lines.append(f"| {_cell(r.engine)} | " + " | ".join("" for _ in cols[1:]) + f" | failed: {_cell(r.error)} |")
             continue
         notes = "; ".join(n for n in (
             "baseline" if r.engine == result.baseline else "",
             "synthetic calibration" if r.synthetic_calibration else "",
             f"unstable: {r.unstable_reason}" if r.unstable else "",
         ) if n)
-        lines.append("| " + " | ".join(c.render(r) for c in cols) + f" | {notes} |")
+        lines.append("| " + " | ".join(_cell(c.render(r)) for c in cols) + f" | {_cell(notes)} |")
     lines += [""] + [f"  - {n.strip()}" if n.startswith("  ") else f"- {n}" for n in footnotes(result)]
     return "\n".join(lines) + "\n"
 

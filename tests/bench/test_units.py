@@ -93,3 +93,18 @@ def test_table_fits_80_columns_without_cut_cells() -> None:
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
     assert "openvino-int8-static*!" in text and "pytorch-channels-last!" in text and "51.50x" in text
     assert "ort-cuda-fp16 b32 failed" in text
+
+
+def test_markdown_cells_keep_their_table() -> None:
+    """A file named `a|b.onnx` (the engine `a|b`) and an error message of several lines each stay
+    in their own cell: every row has as many cells as the header."""
+    from resnet_deploy.bench.report import to_markdown
+
+    records = [_record("pytorch-eager"), _record("a|b", speedup_vs_baseline=8.0),
+               _record("ort-cuda", provider="cuda", error="worker exited with 1:\nline two | more")]
+    md = to_markdown(BenchResult(records, {}, {"model": "resnet50"}, "pytorch-eager", "eager PyTorch fp32 on the CPU"))
+    print(md)
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    cells = [len(line.replace("\\|", "").split("|")) for line in rows]
+    assert len(rows) == 5 and len(set(cells)) == 1, cells
+    assert "| a\\|b |" in md and "failed: worker exited with 1: line two \\| more |" in md

@@ -271,3 +271,109 @@ def test_quantize_keeps_onnxruntime_progress_off_stdout(tmp_path: Path, resnet20
     assert r.returncode == 0, r.stderr
     assert "histogram" in r.stderr and "histogram" not in r.stdout
     assert r.stdout.startswith("wrote ")
+
+
+# -- a new user's first hour: what the help, the cache, the reports and the names must not do -----
+
+def test_help_markers_are_shown_not_read_as_markup() -> None:
+    """Rich reads `[word]` in help text as a markup tag and drops it: quantize's '[required] unless
+    --sensitivity' showed as 'Where to write the INT8 file.  unless --sensitivity'."""
+    import re
+
+    from typer.main import get_command
+
+    group = get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        for param in command.params:
+            text = getattr(param, "help", None) or ""
+            assert not re.search(r"(?<!\\)\[[a-z#/@]", text), (name, param.name, text)
+    output = runner.invoke(app, ["quantize", "--help"], env={"COLUMNS": "250"}).output
+    assert "[required] unless --sensitivity" in output
+
+
+def test_bench_clear_cache_keeps_a_users_folders_of_cache_like_names(tmp_path: Path) -> None:
+    """--cache-dir may be a folder of the user's: a `tensorrt/` holding an SDK download, a
+    `photos-2024010112000000/`, an entry with a link or a file of its own, a link named like an
+    entry and a file named like one are all kept; only the benchmark's own entries go."""
+    ours = tmp_path / "resnet20-0123456789abcdef"
+    ours.mkdir()
+    for name in ("portable.onnx", "cpu.onnx", "int8.onnx", "int8_static_b8.onnx"):
+        (ours / name).write_bytes(b"x" * 100)
+    (tmp_path / "tensorrt").mkdir()
+    (tmp_path / "tensorrt" / "TensorrtExecutionProvider_cache_sm90.timing").write_bytes(b"t")
+    (tmp_path / "tensorrt" / "TensorrtExecutionProvider_TRTKernel_graph_main_0_0_sm90.engine").write_bytes(b"e")
+    users = tmp_path / "mine"
+    users.mkdir()
+    (users / "tensorrt").mkdir()
+    (users / "tensorrt" / "TensorRT-10.tar.gz").write_bytes(b"sdk")
+    (users / "photos-2024010112000000").mkdir()
+    (users / "photos-2024010112000000" / "img.jpg").write_bytes(b"jpg")
+    (users / "resnet50-00000000000000aa").mkdir()
+    (users / "resnet50-00000000000000aa" / "portable.onnx").write_bytes(b"x")
+    (users / "resnet50-00000000000000aa" / "notes.txt").write_text("mine")
+    (users / "resnet56-00000000000000bb").mkdir()
+    (users / "resnet56-00000000000000bb" / "link").symlink_to(users / "photos-2024010112000000")
+    (users / "resnet32-00000000000000cc").symlink_to(ours)
+    (users / "resnet44-00000000000000dd").write_text("a file")
+    before = sorted(str(p.relative_to(users)) for p in users.rglob("*"))
+    assert "removed 0 cached entries" in invoke("bench", "--clear-cache", "--cache-dir", users).output
+    assert sorted(str(p.relative_to(users)) for p in users.rglob("*")) == before
+    assert ours.is_dir()  # not through the link
+    (users / "resnet32-00000000000000cc").unlink()
+    result = invoke("bench", "--clear-cache", "--cache-dir", tmp_path)
+    assert "removed 2 cached entries (0.0 MB)" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_bench_plot_without_matplotlib_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   resnet20_onnx: Path) -> None:
+    """It used to measure everything, write --json, and only then fail on --plot."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    result = invoke("bench", resnet20_onnx, "--json", tmp_path / "b.json", "--plot", tmp_path / "b.png", code=1)
+    assert result.output.strip() == "error: --plot needs matplotlib: pip install 'resnet-deploy[plot]'"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_json_is_strict_when_a_side_computes_nan(tmp_path: Path, resnet20_onnx: Path) -> None:
+    import numpy as np
+    import onnx
+
+    model = onnx.load(str(resnet20_onnx))
+    t = next(t for t in model.graph.initializer if t.name == "conv1.weight")
+    t.CopyFrom(onnx.numpy_helper.from_array(np.full_like(onnx.numpy_helper.to_array(t), np.nan), t.name))
+    broken = tmp_path / "nan.onnx"
+    onnx.save(model, str(broken))
+
+    def strict(constant: str) -> None:
+        raise AssertionError(f"bare {constant} in JSON")
+
+    for a, b in ((resnet20_onnx, broken), (broken, resnet20_onnx)):
+        result = runner.invoke(app, ["compare", str(a), str(b), "--json"])
+        assert result.exit_code == 0, result.output
+        payload = json.loads(result.stdout, parse_constant=strict)
+        assert payload["rows"][0]["max_rel_error"] is None and payload["first_over_tolerance"] == "stem"
+
+
+def test_tune_notes_synthetic_int8_only_when_int8_was_measured(tmp_path: Path, resnet20_onnx: Path) -> None:
+    result = invoke("tune", resnet20_onnx, "-o", tmp_path / "p.json", "--providers", "cpu", "--precision", "fp32",
+                    "--duration", "0.2", "--rounds", "1")
+    assert "winner" in result.output and "calibrated on synthetic inputs" not in result.output.replace("\n", " ")
+
+
+def test_names_with_brackets_are_shown_as_they_are(tmp_path: Path, resnet20_onnx: Path, sample_image: Path) -> None:
+    """Rich markup in a name: `cat[dog].png` was shown as `cat.png`, and a path `a[/x].onnx` ended
+    optimize (after writing) and info in 'unexpected MarkupError', exit 2."""
+    (tmp_path / "a[").mkdir()
+    model = tmp_path / "a[" / "x].onnx"
+    model.write_bytes(resnet20_onnx.read_bytes())
+    image = tmp_path / "cat[dog].png"
+    image.write_bytes(sample_image.read_bytes())
+    wide = {"COLUMNS": "250"}
+    assert str(model) in runner.invoke(app, ["info", str(model)], env=wide).output
+    result = runner.invoke(app, ["optimize", str(resnet20_onnx), "-o", str(tmp_path / "a[" / "y].onnx")], env=wide)
+    assert result.exit_code == 0 and f"wrote {tmp_path / 'a[' / 'y].onnx'}" in result.output, result.output
+    result = runner.invoke(app, ["predict", str(model), str(image)], env=wide)
+    assert result.exit_code == 0 and str(image) in result.output.replace("\n", ""), result.output
