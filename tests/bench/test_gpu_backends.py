@@ -38,6 +38,20 @@ def _eager(x: np.ndarray) -> np.ndarray:
         return rd.create_model("resnet18")(torch.from_numpy(x)).numpy()
 
 
+def _replays_match_eager(backend: PyTorchBackend | OnnxRuntimeBackend, rtol: float, label: str) -> None:
+    """The warm-up/capture run, the timed replay, then a replay on a new input copied into the
+    captured buffer: each output matches eager fp32."""
+    rng = np.random.default_rng(4)
+    a, b = (rng.standard_normal((2, 3, 224, 224), dtype=np.float32) for _ in range(2))
+    out_a = backend.infer(a)
+    backend.timed(a)()
+    out_b = backend.infer(b)
+    for out, x in [(out_a, a), (out_b, b)]:
+        parity = compare(out, _eager(x), rtol=rtol)
+        print(label, parity.describe())
+        assert parity.ok
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not _torch_cuda(), reason="needs torch with CUDA and a GPU")
 def test_pytorch_fp16_cuda_graph(tmp_path: Path) -> None:
@@ -45,16 +59,7 @@ def test_pytorch_fp16_cuda_graph(tmp_path: Path) -> None:
     from resnet_deploy.bench.plan import CATALOGUE
 
     engine = next(e.engine for e in CATALOGUE if e.engine.name == "pytorch-cuda-fp16-graph")
-    backend = PyTorchBackend(_spec(tmp_path, engine, 2, architecture="resnet18"))
-    rng = np.random.default_rng(4)
-    a, b = (rng.standard_normal((2, 3, 224, 224), dtype=np.float32) for _ in range(2))
-    out_a = backend.infer(a)
-    backend.timed(a)()
-    out_b = backend.infer(b)
-    for out, x in [(out_a, a), (out_b, b)]:
-        parity = compare(out, _eager(x), rtol=2e-2)
-        print("pytorch fp16 graph", parity.describe())
-        assert parity.ok
+    _replays_match_eager(PyTorchBackend(_spec(tmp_path, engine, 2, architecture="resnet18")), 2e-2, "pytorch fp16 graph")
 
 
 @pytest.mark.gpu
@@ -73,12 +78,4 @@ def test_onnxruntime_nhwc_cuda_graph(tmp_path: Path, resnet18_onnx: Path, precis
     engine = Engine("e", "onnxruntime", "cuda", precision, str(model), {"prefer_nhwc": True, "cuda_graph": True})
     backend = OnnxRuntimeBackend(_spec(tmp_path, engine, 2, model_path=str(model)))
     assert backend.cuda_graph
-    rng = np.random.default_rng(6)
-    a, b = (rng.standard_normal((2, 3, 224, 224), dtype=np.float32) for _ in range(2))
-    out_a = backend.infer(a)
-    backend.timed(a)()
-    out_b = backend.infer(b)
-    for out, x in [(out_a, a), (out_b, b)]:
-        parity = compare(out, _eager(x), rtol=2e-2 if precision == "fp16" else 5e-3)
-        print(precision, "nhwc graph", parity.describe())
-        assert parity.ok
+    _replays_match_eager(backend, 2e-2 if precision == "fp16" else 5e-3, f"{precision} nhwc graph")
