@@ -56,10 +56,7 @@ def export(
     outputs = {"--output": output, "the INT8 model": int8_path(output) if int8 else None, "--report": report}
     check_distinct(outputs, {"--weights": weights, "--labels": labels, "--calibration": calibration})
     check_new(outputs, force=force)
-    names = read_labels_file(labels) if labels else None
-    classes = num_classes or spec.num_classes
-    if names is not None and len(names) != classes:  # named here, where the file is known
-        raise CLIError(f"--labels {labels} has {len(names)} names for {classes} classes")
+    names = read_labels_file(labels, num_classes or spec.num_classes) if labels else None
     options = ExportOptions(
         name=name,
         num_classes=num_classes,

@@ -273,9 +273,9 @@ def int8_path(output: str | Path) -> Path:
     return output.with_name(f"{output.stem}_int8.onnx")
 
 
-def read_labels_file(path: str | Path) -> list[str]:
+def read_labels_file(path: str | Path, num_classes: int | None = None) -> list[str]:
     """One class name per line; blank trailing lines and a UTF-8 byte-order mark (Windows editors
-    write one) ignored."""
+    write one) ignored. With ``num_classes``, a file of another length is refused naming it."""
     path = Path(path)
     if not path.is_file():
         raise ResnetDeployError(f"labels file not found: {path}")
@@ -287,4 +287,6 @@ def read_labels_file(path: str | Path) -> list[str]:
         lines.pop()
     if not lines:
         raise ResnetDeployError(f"labels file is empty: {path}")
+    if num_classes is not None and len(lines) != num_classes:
+        raise ResnetDeployError(f"--labels {path} has {len(lines)} names for {num_classes} classes")
     return [line.strip() for line in lines]
