@@ -8,11 +8,25 @@ from typing import Annotated, Optional
 import typer
 
 ModelPath = Annotated[Path, typer.Argument(help="An ONNX file.", show_default=False)]
-Depth = Annotated[int, typer.Option("--depth", "-d", help="ResNet depth: 18/34/50/101/152 (ImageNet) or 20/32/44/56/110/1202 (CIFAR).")]
+# None, so that --depth given together with --model can be told from the default (50).
+Depth = Annotated[Optional[int], typer.Option("--depth", "-d", help="ResNet depth: 18/34/50/101/152 (ImageNet) or 20/32/44/56/110/1202 (CIFAR); default 50.", show_default=False)]
 Plain = Annotated[bool, typer.Option("--plain", metavar="", help="The plain twin without shortcuts (the paper's degradation baseline).")]
 ModelName = Annotated[Optional[str], typer.Option("--model", "-m", help="A registered model name instead of --depth, e.g. resnet20.")]
 Provider = Annotated[str, typer.Option("--provider", "-p", help="Execution provider: auto, cpu, cuda, tensorrt or openvino.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads (default: the cores this process may use).")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the ONNX file.")]
 Report = Annotated[Optional[Path], typer.Option("--report", help="Also write a JSON report of every stage.")]
+
+
+def zoo_model_name(model: str | None, depth: int | None, plain: bool) -> str:
+    """The registered name that ``--model`` or ``--depth [--plain]`` (default 50) asks for; both at once is an error."""
+    from resnet_deploy import model_name_for_depth  # the zoo (and torch) only when asked for
+
+    from ._errors import CLIError
+
+    if model is not None and (plain or depth is not None):
+        raise CLIError(f"give --model or --depth/--plain, not both (--model {model} names the model)")
+    return model or model_name_for_depth(50 if depth is None else depth, plain=plain)
+
+
 Force = Annotated[bool, typer.Option("--force", "-f", metavar="", help="Replace outputs that already exist (atomically: a failure keeps the old file).")]

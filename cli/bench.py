@@ -19,7 +19,7 @@ from resnet_deploy.bench.report import fit_columns, footnotes, sorted_rows
 from resnet_deploy.bench.schema import BenchResult
 
 from ._errors import CLIError, handle_errors
-from ._options import Force, ModelName, Plain, Threads
+from ._options import Force, ModelName, Plain, Threads, zoo_model_name
 from ._output import console, err_console, progress, write_json
 
 Models = Annotated[Optional[list[Path]], typer.Argument(
@@ -83,13 +83,7 @@ def bench(
         require("--plot", "matplotlib", extra="plot")
     if models and (depth is not None or model is not None or plain):
         raise CLIError("give ONNX files or --depth/--model, not both")
-    if model is not None and (depth is not None or plain):
-        raise CLIError(f"give --model or --depth/--plain, not both (--model {model} names the model)")
-    name = ""
-    if not models:
-        from resnet_deploy import model_name_for_depth  # the zoo (and torch) only when asked for
-
-        name = model or model_name_for_depth(50 if depth is None else depth, plain=plain)
+    name = "" if models else zoo_model_name(model, depth, plain)
     options = BenchOptions(
         model=name,
         files=list(models or ()),

@@ -12,14 +12,14 @@ from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
 from resnet_deploy.onnx_io import DEFAULT_OPSET
 
 from ._errors import CLIError, handle_errors
-from ._options import Force, ModelName, Output, Plain, Report
+from ._options import Depth, Force, ModelName, Output, Plain, Report, zoo_model_name
 from .quantize import Calibration, MaxSamples, Method, print_quantize_result
 from ._output import check_report, console, print_pipeline_result, progress, write_json
 
 
 @handle_errors
 def export(
-    depth: Annotated[Optional[int], typer.Option("--depth", "-d", help="ResNet depth: 18/34/50/101/152 (ImageNet) or 20/32/44/56/110/1202 (CIFAR); default 50.", show_default=False)] = None,
+    depth: Depth = None,
     plain: Plain = False,
     model: ModelName = None,
     output: Output = None,
@@ -38,13 +38,11 @@ def export(
 ) -> None:
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
     require("export", "torch", "onnxscript", "onnxsim")
-    from resnet_deploy import get_model_spec, model_name_for_depth
+    from resnet_deploy import get_model_spec
     from resnet_deploy._atomic import check_distinct, check_new
     from resnet_deploy.export import ExportOptions, export_model, int8_path, read_labels_file
 
-    if model is not None and (plain or depth is not None):
-        raise CLIError(f"give --model or --depth/--plain, not both (--model {model} names the model)")
-    name = model or model_name_for_depth(50 if depth is None else depth, plain=plain)
+    name = zoo_model_name(model, depth, plain)
     spec = get_model_spec(name)  # an unknown name fails here, before any note about its weights
     output = output or Path(f"{name}.onnx")
     if int8 and calibration is None:
