@@ -858,17 +858,22 @@ def test_fixed_batch_model_in_triton_and_quantize(files: dict[str, Path], tmp_pa
 
 # -- faults --------------------------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def resnet50_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model whose calibration takes long enough to be interrupted half-way (exported once)."""
+    big = tmp_path_factory.mktemp("r50") / "r50.onnx"
+    assert cli("export", "--depth", "50", "-o", big).returncode == 0
+    return big
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("command", ["export", "quantize"])
-def test_interrupt_leaves_nothing_behind(tmp_path: Path, files: dict[str, Path], sig: signal.Signals, command: str) -> None:
+def test_interrupt_leaves_nothing_behind(tmp_path: Path, request: pytest.FixtureRequest, sig: signal.Signals, command: str) -> None:
     out = tmp_path / "out.onnx"
     if command == "export":
         args = ["export", "--depth", "50", "-o", str(out)]
     else:
-        big = tmp_path / "in" / "r50.onnx"
-        big.parent.mkdir()
-        assert cli("export", "--depth", "50", "-o", big).returncode == 0
-        args = ["quantize", str(big), "-c", str(tmp_path / "cal.npy"), "-o", str(out)]
+        args = ["quantize", str(request.getfixturevalue("resnet50_file")), "-c", str(tmp_path / "cal.npy"), "-o", str(out)]
         np.save(tmp_path / "cal.npy", np.random.default_rng(0).standard_normal((16, 3, 224, 224), dtype=np.float32))
     proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Interrupt once the work is under way (the progress line of a middle stage).
