@@ -95,8 +95,6 @@ def quantize(
         return
     if output is None:
         raise CLIError("--output is required to write a model (only --sensitivity writes none)")
-    if output.resolve() == model.resolve():
-        raise CLIError(f"--output must differ from the input file: {output}")
     check_report(report)
     if max_accuracy_drop is not None:
         if eval_data is None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-
-from resnet_deploy._atomic import check_new
 
 from ._errors import CLIError, handle_errors
 from ._options import Force, ModelPath, Threads
@@ -41,13 +38,8 @@ def tune(
 
     if batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, received {batch_size}")
-    # The winner's model goes beside the profile as <stem>.<engine>.onnx: --force covers it too
-    # (an input of that name is refused by tune itself, whatever --force says).
-    inputs = {Path(p).resolve() for p in (model, calibration, eval_data) if p is not None}
-    beside = [p for p in sorted(output.parent.glob(f"{glob.escape(output.stem)}.*.onnx")) if p.resolve() not in inputs]
-    check_new({"the profile's model": beside}, force=force)
     options = TuneOptions(model, output, _list(providers), _list(precision), batch_size, threads, calibration, eval_data,
-                          max_accuracy_drop, duration, rounds)
+                          max_accuracy_drop, duration, rounds, force=force)
     result = run_tune(options, progress=progress)
     console.print(_table(result))
     w = result.winner.record

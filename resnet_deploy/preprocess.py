@@ -23,7 +23,6 @@ Every image mode PIL decodes becomes RGB as torchvision's PIL loader makes it,
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -162,9 +161,9 @@ def load_image(image: ImageLike) -> Image.Image:
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     try:
-        # PIL's own warnings (corrupt EXIF, say) name no file: repeat them with the image's name.
-        with warnings.catch_warnings(record=True) as caught, Image.open(path) as img:
-            warnings.simplefilter("always")
+        # (PIL's own warnings, e.g. corrupt EXIF, name no file; capturing them to add the name would
+        # need warnings.catch_warnings, which changes process-wide state: not in a thread-safe Predictor.)
+        with Image.open(path) as img:
             img.load()
             loaded = ImageOps.exif_transpose(img)  # upright, and a copy that outlives the file
     except Image.DecompressionBombError as exc:  # readable, but refused for its size: say so, not "unreadable"
@@ -173,8 +172,6 @@ def load_image(image: ImageLike) -> Image.Image:
         raise InputError(f"not a readable image: {path}") from exc
     except (OSError, ValueError) as exc:  # a known format cut short or broken: PIL's reason helps
         raise InputError(f"not a readable image: {path} ({first_line(exc, 120)})") from exc
-    for w in caught:
-        warnings.warn(f"{path}: {w.message}", stacklevel=2)
     return to_rgb(loaded, path)
 
 

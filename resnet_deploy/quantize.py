@@ -107,6 +107,21 @@ class QuantizeResult:
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
 
 
+def load_quantizable(model_path: str | Path) -> tuple[onnx.ModelProto, list[str]]:
+    """The fp32 graph every quantization path starts from, checked, and a note when it is not the
+    file as given: the FusedConv of ``optimize --target cpu/cuda`` unfused (and verified) first."""
+    model = load_onnx(model_path)
+    notes: list[str] = []
+    if not is_quantized(model):  # (a quantized file is refused by name below)
+        model, unfused = portable_graph(model, str(model_path), advice="quantize a model in standard ONNX (resnet-deploy export)")
+        if unfused is not None:
+            notes.append(f"{Path(model_path).name} holds onnxruntime's FusedConv (from optimize --target cpu/cuda): quantized its "
+                         f"portable graph instead ({unfused.details['unfused']} FusedConv unfused to Conv + Add + Relu, "
+                         f"verified: max rel error {unfused.details['max_rel_error']:.2e})")
+    _check_quantizable(model, str(model_path))
+    return model, notes
+
+
 def _check_quantizable(model: onnx.ModelProto, source: str) -> None:
     if is_quantized(model):
         raise OnnxModelError(f"{source} is already quantized")
@@ -236,15 +251,7 @@ def quantize_file(
     say = progress or (lambda _msg: None)
     watch = Stopwatch()
     output = check_writable(output)
-    model = load_onnx(model_path)
-    notes: list[str] = []
-    if not is_quantized(model):  # (a quantized file is refused by name below)
-        model, unfused = portable_graph(model, str(model_path), advice="quantize a model in standard ONNX (resnet-deploy export)")
-        if unfused is not None:
-            notes.append(f"{Path(model_path).name} holds onnxruntime's FusedConv (from optimize --target cpu/cuda): quantized its "
-                         f"portable graph instead ({unfused.details['unfused']} FusedConv unfused to Conv + Add + Relu, "
-                         f"verified: max rel error {unfused.details['max_rel_error']:.2e})")
-    _check_quantizable(model, str(model_path))
+    model, notes = load_quantizable(model_path)
     image = image_input(model, model_path)
     shape = image.shape
     if calibration is None:

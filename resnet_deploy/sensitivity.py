@@ -22,9 +22,9 @@ import onnx
 
 from ._errors import InputError, VerificationError
 from .blocks import find_blocks
-from .calibration import DEFAULT_MAX_SAMPLES, load_samples
-from .onnx_io import image_input, load_onnx, read_metadata
-from .quantize import DEFAULT_RECIPE, _check_quantizable, quantize_model
+from .calibration import DEFAULT_MAX_SAMPLES, fixed_batches, load_samples
+from .onnx_io import image_input, read_metadata
+from .quantize import DEFAULT_RECIPE, load_quantizable, quantize_model
 from .verify import compare
 
 __all__ = ["Trial", "SensitivityResult", "AccuracyAwareResult", "SpeedCost", "block_sensitivity", "quantize_accuracy_aware",
@@ -110,7 +110,9 @@ def _logits(model: onnx.ModelProto, x: np.ndarray, threads: int | None) -> np.nd
 
     session, _ = create_session(model.SerializeToString(), SessionConfig(provider="cpu", threads=threads))
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i : i + _CHUNK]})[0] for i in range(0, len(x), _CHUNK)])
+    fixed = image_input(model).shape[0]  # a static batch runs in batches of its size, the last filled up
+    chunks = fixed_batches(x, fixed) if fixed is not None else [x[i : i + _CHUNK] for i in range(0, len(x), _CHUNK)]
+    return np.concatenate([session.run(None, {name: c})[0] for c in chunks])[: len(x)]
 
 
 class _Evaluator:
@@ -132,9 +134,11 @@ def _cost(t: Trial) -> tuple[float, float]:
     return (t.drop_points or 0.0, t.max_rel_error)
 
 
-def _prepare(model_path: str | Path, calibration: str | Path, max_samples: int | None) -> tuple[onnx.ModelProto, np.ndarray, list[str]]:
-    model = load_onnx(model_path)
-    _check_quantizable(model, str(model_path))
+def _prepare(model_path: str | Path, calibration: str | Path, max_samples: int | None,
+             say: Callable[[str], None]) -> tuple[onnx.ModelProto, np.ndarray, list[str]]:
+    model, notes = load_quantizable(model_path)
+    for note in notes:
+        say(note)
     samples = load_samples(calibration, image_input(model, model_path).shape, read_metadata(model), max_samples=max_samples)
     return model, samples, [b.name for b in find_blocks(model, str(model_path))]
 
@@ -151,7 +155,7 @@ def block_sensitivity(
 ) -> SensitivityResult:
     """Quantize one block at a time (the others float) and measure each one's cost."""
     say = progress or (lambda _msg: None)
-    model, samples, names = _prepare(model_path, calibration, max_samples)
+    model, samples, names = _prepare(model_path, calibration, max_samples, say)
     x, y = load_eval_data(eval_data, model, str(model_path)) if eval_data is not None else (samples, None)
     evaluator = _Evaluator(model, x, y, threads)
     full, _, _ = quantize_model(model, samples, method=method, recipe=DEFAULT_RECIPE, source=str(model_path))
@@ -185,7 +189,7 @@ def quantize_accuracy_aware(
     say = progress or (lambda _msg: None)
     if not max_drop_points >= 0:
         raise InputError(f"the maximum accuracy drop must be >= 0 points, received {max_drop_points}")
-    model, samples, names = _prepare(model_path, calibration, max_samples)
+    model, samples, names = _prepare(model_path, calibration, max_samples, say)
     x, y = load_eval_data(eval_data, model, str(model_path))
     evaluator = _Evaluator(model, x, y, threads)
     fp32_accuracy = float(evaluator.fp32_accuracy or 0.0)  # labels given: never None here
@@ -212,6 +216,8 @@ def quantize_accuracy_aware(
             if measure_speed:
                 say("timing fp32, all-INT8 and the chosen model side by side")
                 result.speed = _speed_cost(Path(model_path), full, candidate, threads)
+                if result.speed is None:
+                    say("the speed cost was not measured: a benchmark engine failed (see resnet-deploy bench on the files)")
             return candidate, result
     raise VerificationError(
         f"no INT8 model within {max_drop_points} points: with every block but {result.ranking[-1]} in float the drop is "
@@ -219,9 +225,10 @@ def quantize_accuracy_aware(
     )
 
 
-def _speed_cost(fp32_path: Path, full: onnx.ModelProto, chosen: onnx.ModelProto, threads: int | None) -> SpeedCost:
+def _speed_cost(fp32_path: Path, full: onnx.ModelProto, chosen: onnx.ModelProto, threads: int | None) -> SpeedCost | None:
     """The benchmark's own method (one worker per engine, interleaved rounds, medians) on the
-    three files, onnxruntime's CPU provider at batch 1; no eager baseline."""
+    three files, onnxruntime's CPU provider at batch 1 (or the model's fixed batch); no eager
+    baseline. None when an engine failed: no cost is better than a made-up one."""
     from dataclasses import replace
 
     from .bench import BenchOptions, run_benchmark
@@ -232,11 +239,15 @@ def _speed_cost(fp32_path: Path, full: onnx.ModelProto, chosen: onnx.ModelProto,
         paths = (fp32_path, Path(tmp, "int8_all_blocks.onnx"), Path(tmp, "int8_accuracy_aware.onnx"))
         save_onnx(full, paths[1])
         save_onnx(chosen, paths[2])
-        options = BenchOptions(files=paths, providers=["cpu"], batch_sizes=(1,), threads=threads, duration=1.0, rounds=5)
+        batch = image_input(chosen).shape[0] or 1
+        options = BenchOptions(files=paths, providers=["cpu"], batch_sizes=(batch,), threads=threads, duration=1.0, rounds=5)
         plan = plan_files(options, ["cpu"])
         onnx_engines = tuple(e for e in plan.engines if e.backend == "onnxruntime")
-        plan = replace(plan, engines=onnx_engines, baseline=onnx_engines[0].name, baseline_note="the fp32 file")
+        # architecture None: no eager engine, so no torch import and no MAC count in the run.
+        plan = replace(plan, engines=onnx_engines, baseline=onnx_engines[0].name, baseline_note="the fp32 file", architecture=None)
         records = {r.engine: r for r in run_benchmark(options, plan=plan).records}
-    fp32, full_r, chosen_r = (records[e.name] for e in onnx_engines)
-    return SpeedCost(fp32.p50_ms or 0.0, full_r.p50_ms or 0.0, chosen_r.p50_ms or 0.0, 1, fp32.threads or 0, fp32.rounds or 0,
-                     any(r.unstable for r in (fp32, full_r, chosen_r)))
+    fp32, full_r, chosen_r = runs = [records[e.name] for e in onnx_engines]
+    if any(r.error or not r.p50_ms for r in runs):
+        return None
+    return SpeedCost(fp32.p50_ms, full_r.p50_ms, chosen_r.p50_ms, batch, fp32.threads or 0, fp32.rounds or 0,  # type: ignore[arg-type]
+                     any(r.unstable for r in runs))

@@ -294,8 +294,8 @@ def _move_into_place(staging: Path, target: Path, old: Path) -> None:
     if not os.path.lexists(target):
         staging.rename(target)
         return
-    if old.exists():
-        shutil.rmtree(old)  # a stale copy beside a complete entry (a removal cut short)
+    if os.path.lexists(old):
+        _remove(old)  # a stale copy beside a complete entry (a removal cut short); a file or link too
     if _exchange(staging, target):
         return
     target.rename(old)

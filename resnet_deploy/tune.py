@@ -14,15 +14,14 @@ but never chosen. The fastest verified candidate wins, and the profile records i
 from __future__ import annotations
 
 import datetime
-import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from ._atomic import atomic_write_bytes, check_writable
-from ._errors import InputError, OnnxModelError, OutputPathError
+from ._atomic import atomic_write_bytes, check_distinct, check_new, check_writable
+from ._errors import InputError, OnnxModelError
 from .bench.options import BenchOptions, validate
 from .bench.plan import Plan
 from .bench.schema import Engine, Record
@@ -32,7 +31,7 @@ from .onnx_io import image_input, load_onnx, model_files, read_metadata, save_on
 from .precision import convert_fp16, is_quantized
 from .profile import DeploymentProfile, file_sha256, save_profile
 from .runtime import available_providers
-from .runtime.providers import openvino_backend
+from .runtime.providers import PROVIDERS, openvino_backend
 from .verify import DEFAULT_RTOL, fixed_inputs
 
 __all__ = ["TuneOptions", "TuneResult", "Verdict", "tune", "TOLERANCES", "REFERENCE"]
@@ -63,6 +62,7 @@ class TuneOptions:
     duration: float = 3.0
     rounds: int = 3
     cache_dir: str | Path | None = None
+    force: bool = True  # replace an existing profile's model; the CLI passes its --force
 
 
 @dataclass(frozen=True)
@@ -231,16 +231,22 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
     return TuneResult(verdicts, winner, profile, output, synthetic and "int8" in files, result.environment)
 
 
+def derived_model_paths(output: str | Path) -> list[Path]:
+    """Where tune may write the winner's model beside the profile: ``<stem>.<engine>.onnx`` for
+    every engine that runs a file tune makes (INT8, fp16); fp32 winners run the given file."""
+    files = {k: Path(k) for k in ("fp32", "int8", "int8_static", "fp16")}
+    made = {c.engine.name for c in _candidates(files, list(PROVIDERS), set(TOLERANCES), 1) if c.engine.artifact != "fp32"}
+    output = Path(output)
+    return [output.with_name(f"{output.stem}.{name}.onnx") for name in sorted(made)]
+
+
 def _check_derived_model_path(options: TuneOptions, output: Path) -> None:
-    """The winner's model is written beside the profile as ``<stem>.<engine>.onnx``: no input may
-    have such a name there (the engine is known only after the measurement, so refuse them all)."""
-    folder = os.path.realpath(output.parent)
-    inputs = [*model_files(options.model), options.calibration, options.eval_data]
-    for path in (Path(p) for p in inputs if p is not None):
-        if (os.path.realpath(path.parent) == folder and path.name.startswith(f"{output.stem}.")
-                and path.name.endswith(".onnx")):
-            raise OutputPathError(f"--output {output} would write its model as {output.stem}.<engine>.onnx beside it, "
-                                  f"which may overwrite the input {path}; name the profile differently")
+    """The winner is known only after the measurement, so every model file it may write beside
+    the profile is checked before it: none may be an input, and none may exist without force."""
+    derived = {"the profile's model": derived_model_paths(output)}
+    check_distinct(derived, {"MODEL": model_files(options.model), "--calibration": options.calibration,
+                             "--eval-data": options.eval_data})
+    check_new(derived, force=options.force)
 
 
 def _profile(options: TuneOptions, output: Path, winner: Verdict, verdicts: list[Verdict], model_file: Path,

@@ -316,3 +316,23 @@ def test_a_fixed_batch_model_is_calibrated_in_batches_of_its_size(trained: dict,
     fp32_acc, int8_acc = accuracy(load_onnx(static)), accuracy(quantized)
     print(f"held-out accuracy, batch fixed at 8: fp32 {fp32_acc:.2%}, int8 {int8_acc:.2%}")
     assert int8_acc >= fp32_acc - 0.01
+
+
+def test_speed_cost_is_none_when_an_engine_fails(trained: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed benchmark engine gives no speed cost (a made-up 0 ms used to divide by zero)."""
+    from types import SimpleNamespace
+
+    from resnet_deploy import sensitivity
+    from resnet_deploy.bench import run as bench_run
+    from resnet_deploy.bench.schema import Record
+
+    def failing(options, *, plan, **_kwargs):
+        return SimpleNamespace(records=[Record(e.name, "cpu", "fp32", 1, p50_ms=None if i == 2 else 1.0, error="boom" if i == 2 else None)
+                                        for i, e in enumerate(plan.engines)])
+
+    import resnet_deploy.bench as bench_package
+
+    monkeypatch.setattr(bench_run, "run_benchmark", failing)
+    monkeypatch.setattr(bench_package, "run_benchmark", failing, raising=False)  # the package caches its lazy attributes
+    model = load_onnx(trained["fp32"])
+    assert sensitivity._speed_cost(Path(trained["fp32"]), model, model, None) is None

@@ -400,7 +400,7 @@ ALIASES = [
     Alias("bench-csv-is-eval-data", ["bench", "m.onnx", "--eval-data", "val.npz", "--csv", "val.npz"], ["--csv val.npz", "--eval-data val.npz"]),
     Alias("bench-plot-is-second-model", ["bench", "m.onnx", "ext.onnx", "--plot", "ext.onnx"], ["--plot ext.onnx", "MODEL ext.onnx"]),
     Alias("tune-output-is-eval-data", ["tune", "m.onnx", "-o", "val.npz", "--eval-data", "val.npz"], ["--output val.npz", "--eval-data val.npz"]),
-    Alias("tune-model-file-beside-profile", ["tune", "p.cpu-fp32.onnx", "-o", "p.json"], ["p.<engine>.onnx", "p.cpu-fp32.onnx"], ("hard", "p.cpu-fp32.onnx", "m.onnx")),
+    Alias("tune-model-file-beside-profile", ["tune", "p.ort-int8.onnx", "-o", "p.json"], ["the profile's model", "p.ort-int8.onnx", "the input MODEL"], ("hard", "p.ort-int8.onnx", "m.onnx")),
     Alias("triton-model-inside-entry", ["triton", "repo/m/1/model.onnx", "-r", "repo", "--name", "m", "--force"], ["repo/m/1/model.onnx", "Triton entry"]),
 ]
 
@@ -798,17 +798,6 @@ def test_image_modes_through_predict(files: dict[str, Path], tmp_path: Path) -> 
     assert scores["sideways.png"] != pytest.approx(scores["upright.png"], rel=1e-5, abs=1e-7)
 
 
-def test_pil_warnings_name_the_image(files: dict[str, Path], tmp_path: Path) -> None:
-    """A corrupt EXIF block is PIL's warning, which names no file: one line that names it."""
-    photo = tmp_path / "bad_exif.jpg"
-    pixels = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(photo, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12\xff\xff")
-    result = cli("predict", files["model"], photo, "--json")
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert result.returncode == 0 and len(warnings) == 1, result.stderr
-    assert warnings[0].startswith(f"warning: {photo}: Corrupt EXIF data"), warnings
-
-
 # -- class: targets, fixed batches and Triton entries mean what they say -------------------------------
 
 def _notes(stderr: str) -> list[str]:
@@ -836,6 +825,9 @@ def test_cpu_target_file_composes_with_portable_and_quantize(files: dict[str, Pa
     notes = _notes(result.stderr)
     assert len(notes) == 1 and "cpu.onnx holds onnxruntime's FusedConv" in notes[0] and "portable graph" in notes[0], result.stderr
     assert "top-1 agreement with fp32 100.0%" in " ".join(result.stdout.split())
+    # --sensitivity (and --max-accuracy-drop) start from the same portable graph
+    result = cli("quantize", cpu, "-c", files["calib.npy"], "--sensitivity")
+    assert result.returncode == 0 and "portable graph" in result.stderr and "all blocks" in result.stdout, result.stderr
 
 
 def test_fixed_batch_model_in_triton_and_quantize(files: dict[str, Path], tmp_path: Path) -> None:
@@ -854,6 +846,12 @@ def test_fixed_batch_model_in_triton_and_quantize(files: dict[str, Path], tmp_pa
     result = cli("quantize", files["static8.onnx"], "-c", files["calib.npy"], "-o", int8)
     assert result.returncode == 0, result.stderr
     assert onnx.load(str(int8)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 8
+    # the accuracy-aware path evaluates in batches of 8 too (13 samples: the last batch filled up)
+    eval_data = tmp_path / "eval.npz"
+    np.savez(eval_data, x=np.random.default_rng(2).standard_normal((13, 3, 32, 32), dtype=np.float32), y=np.arange(13) % 10)
+    result = cli("quantize", files["static8.onnx"], "-c", files["calib.npy"], "-o", tmp_path / "aware.onnx", "--eval-data", eval_data,
+                 "--max-accuracy-drop", "100")
+    assert result.returncode == 0 and "kept in float: no block" in " ".join(result.stdout.split()), result.stderr
 
 
 # -- faults --------------------------------------------------------------------------------------

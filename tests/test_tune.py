@@ -166,3 +166,17 @@ def test_fp32_on_a_gpu_is_judged_as_tf32(provider: str, error: float, verified: 
     reference = Record(REFERENCE, "cpu", "fp32", 1, p50_ms=2.0, max_rel_error=0.0)
     v = _verdict(record, _Candidate(engine, {}), reference, TuneOptions("m.onnx", "p.json"), synthetic=False)
     assert v.verified is verified, v.reason
+
+
+def test_only_the_files_tune_may_write_need_force(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """The winner's model goes beside the profile as <stem>.<engine>.onnx for the engines that run
+    a file tune made: an existing one of those needs force; any other file there is none of its business."""
+    from resnet_deploy.tune import derived_model_paths
+
+    profile = tmp_path / "p.json"
+    names = [p.name for p in derived_model_paths(profile)]
+    assert "p.ort-int8.onnx" in names and "p.cuda-fp16-nhwc-graph.onnx" in names and "p.ort-fp32.onnx" not in names
+    (tmp_path / "p.ort-int8.onnx").write_bytes(b"keep me")
+    with pytest.raises(rd.OutputPathError, match=r"p\.ort-int8\.onnx already exists; pass --force"):
+        tune(TuneOptions(resnet20_onnx, profile, force=False))
+    assert (tmp_path / "p.ort-int8.onnx").read_bytes() == b"keep me" and not profile.exists()

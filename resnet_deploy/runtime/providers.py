@@ -92,10 +92,11 @@ def tensorrt_libraries() -> bool:
     import glob
     import importlib.util
 
-    candidates = ["libnvinfer.so.10", "libnvinfer.so.8", "libnvinfer.so", "nvinfer_10.dll", "nvinfer.dll"]
+    # onnxruntime 1.2x-1.3x's TensorRT EP is built against TensorRT 10: an older libnvinfer is no help.
+    candidates = ["libnvinfer.so.10", "nvinfer_10.dll"]
     spec = importlib.util.find_spec("tensorrt_libs")  # pip's tensorrt wheels put the libraries here
     for folder in (spec.submodule_search_locations or []) if spec else []:
-        candidates += sorted(glob.glob(f"{folder}/libnvinfer.so*"))
+        candidates += sorted(glob.glob(f"{folder}/libnvinfer.so.10*"))
     for name in candidates:
         try:
             ctypes.CDLL(name)
