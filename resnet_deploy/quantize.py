@@ -28,6 +28,7 @@ from ._errors import InputError, OnnxModelError
 from .calibration import DEFAULT_MAX_SAMPLES, fixed_batches, load_samples
 from .onnx_io import image_input, load_onnx, read_metadata, save_onnx, write_metadata
 from .optimize import portable_graph
+from .passes.unfuse_fused_conv import is_standard
 from .pipeline import Stopwatch, ort_outputs
 from .precision import convert_fp16, is_quantized  # noqa: F401  (convert_fp16 re-exported)
 from .verify import compare
@@ -125,7 +126,7 @@ def load_quantizable(model_path: str | Path) -> tuple[onnx.ModelProto, list[str]
 def _check_quantizable(model: onnx.ModelProto, source: str) -> None:
     if is_quantized(model):
         raise OnnxModelError(f"{source} is already quantized")
-    if any(n.domain not in ("", "ai.onnx") for n in model.graph.node):
+    if not all(is_standard(n) for n in model.graph.node):
         raise OnnxModelError(
             f"{source} holds onnxruntime-specific ops; quantize the portable model "
             "(resnet-deploy export, or optimize --target portable)"

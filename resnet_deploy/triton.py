@@ -27,6 +27,7 @@ import onnx
 from ._atomic import check_distinct
 from ._errors import OnnxModelError, OutputPathError, ResnetDeployError
 from .onnx_io import image_input, load_onnx, model_files, save_onnx
+from .passes.unfuse_fused_conv import is_standard
 
 __all__ = ["TritonOptions", "TritonEntry", "write_triton_repository", "render_config", "TRITON_PROVIDERS"]
 
@@ -207,7 +208,7 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
     model = load_onnx(model_path)
     config = render_config(model, name, options, str(model_path))
     notes = [note] if (note := batching(model, options, str(model_path))[1]) else []
-    foreign = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if n.domain not in ("", "ai.onnx")})
+    foreign = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if not is_standard(n)})
     if foreign and options.provider in ("tensorrt", "openvino"):  # a file of optimize --target cpu/cuda, say
         notes.append(f"{model_path.name} holds onnxruntime-specific ops ({', '.join(foreign)}) that {options.provider} cannot run: "
                      "Triton's onnxruntime backend runs those nodes on another provider; for all of the model on "

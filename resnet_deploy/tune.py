@@ -28,6 +28,7 @@ from .bench.schema import Engine, Record
 from .calibration import DEFAULT_MAX_SAMPLES, load_samples
 from ._machine import cpu_flags, machine
 from .onnx_io import image_input, load_onnx, model_files, read_metadata, save_onnx
+from .passes.unfuse_fused_conv import is_standard
 from .precision import convert_fp16, is_quantized
 from .profile import DeploymentProfile, file_sha256, save_profile
 from .runtime import available_providers
@@ -133,7 +134,7 @@ def _prepare(options: TuneOptions, folder: Path, precisions: set[str], providers
              say: Callable[[str], None]) -> tuple[dict[str, Path], bool]:
     """The files the candidates run: the fp32 file as given, INT8 and fp16 made from it."""
     model = load_onnx(options.model)
-    if any(n.domain not in ("", "ai.onnx") for n in model.graph.node):
+    if not all(is_standard(n) for n in model.graph.node):
         raise OnnxModelError(f"{options.model} holds onnxruntime-specific ops; tune starts from a portable file "
                              "(resnet-deploy export, or optimize --target portable)")
     if is_quantized(model):
