@@ -110,7 +110,7 @@ def footnotes(result: BenchResult) -> list[str]:
     how = ("images/s over the baseline's" if mode == "throughput" else "baseline p50 / engine p50")
     notes = [
         f"baseline: {result.baseline_note or result.baseline}. speed = {how} at the same batch size, "
-        f"over {rounds} interleaved rounds; range = min-max of the per-round ratios."
+        f"the median over {rounds} interleaved rounds; range = min-max of the per-round ratios."
     ]
     if any(r.synthetic_calibration for r in records):
         notes.append("* INT8 calibrated on synthetic inputs: fit for timing only (pass --calibration for real accuracy).")

@@ -63,6 +63,18 @@ def test_instability_flags_a_long_tail_and_disagreeing_rounds() -> None:
     assert "p90/p50" in instability(summarise(tail, 1, "latency"), None)
 
 
+def test_headline_ratio_lies_inside_its_per_round_range() -> None:
+    """Rounds of unequal size: the pooled medians' ratio (10 ms / 6 ms = 1.67x) fell outside
+    the per-round range 2.5-5x; the headline is the median of the per-round ratios."""
+    baseline = _rounds([10] * 9, [30])
+    engine = _rounds([4], [6] * 9)
+    r = ratio(engine, baseline, 1, "latency")
+    assert r.per_round == pytest.approx((2.5, 5.0))
+    assert r.low <= r.overall <= r.high and r.overall == pytest.approx(3.75)
+    odd = ratio(_rounds([5], [5], [5]), _rounds([10], [40], [15]), 1, "latency")
+    assert odd.overall == pytest.approx(3.0)  # the middle round, not a mean
+
+
 def _record(engine: str, **kw) -> Record:
     base = dict(provider="cpu", precision="fp32", batch_size=32, p50_ms=4093.12, p90_ms=5000.5, p99_ms=6000.25,
                 images_per_s=7.8, baseline="pytorch-eager", speedup_vs_baseline=1.0, speedup_min=1.0, speedup_max=1.0,
