@@ -26,7 +26,7 @@ def tune(
     precision: Annotated[Optional[str], typer.Option("--precision", help="Comma-separated: fp32, bf16, fp16, int8 (default: all).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="The batch size to deploy.")] = 1,
     threads: Threads = None,
-    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="INT8 calibration data (images folder or .npy); without it INT8 is measured but not chosen.")] = None,
+    calibration: Annotated[Optional[Path], typer.Option("--calibration", "-c", help="INT8 calibration data (images folder or .npy); without it INT8 is measured but not chosen.")] = None,
     eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Labelled data (.npz with x and y, or class-index subfolders): accuracy of every candidate.")] = None,
     max_accuracy_drop: Annotated[float, typer.Option("--max-accuracy-drop", help="Accuracy points a candidate may lose against fp32 (with --eval-data).")] = 1.0,
     duration: Annotated[float, typer.Option("--duration", help="Seconds of timed runs per candidate.")] = 3.0,

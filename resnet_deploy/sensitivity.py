@@ -96,11 +96,12 @@ class AccuracyAwareResult:
 
 def load_eval_data(source: str | Path, model: onnx.ModelProto, label: str) -> tuple[np.ndarray, np.ndarray]:
     """Labelled data: an ``.npz`` with ``x`` and ``y``, or a folder of class-index subfolders."""
-    from .bench.inputs import eval_arrays
+    from .bench.inputs import eval_arrays, output_classes
 
     image = image_input(model, label)
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-eval-") as tmp:
-        paths = eval_arrays(source, tuple(image.shape[1:]), read_metadata(model), Path(tmp))  # type: ignore[arg-type]
+        paths = eval_arrays(source, tuple(image.shape[1:]), read_metadata(model), Path(tmp),  # type: ignore[arg-type]
+                            classes=output_classes(model))
         return np.load(paths["eval_x_path"]), np.load(paths["eval_y_path"])
 
 

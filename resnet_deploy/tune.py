@@ -22,6 +22,7 @@ from typing import Any, Callable
 from . import __version__
 from ._atomic import atomic_write_bytes, check_distinct, check_new, check_writable
 from ._errors import InputError, OnnxModelError
+from .bench.inputs import eval_arrays, output_classes
 from .bench.options import BenchOptions, validate
 from .bench.plan import Plan
 from .bench.schema import Engine, Record
@@ -214,11 +215,17 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
     if unknown:
         raise InputError(f"unknown precision {sorted(unknown)[0]!r}; expected one of {', '.join(TOLERANCES)}")
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-tune-") as tmp:
+        if options.eval_data is not None:  # bad labels are refused before the quantization, not after
+            source = load_onnx(options.model)
+            eval_arrays(options.eval_data, image_input(source, options.model).batch_shape(1)[1:], read_metadata(source),  # type: ignore[arg-type]
+                        Path(tmp), classes=output_classes(source))
         files, synthetic = _prepare(options, Path(tmp), precisions, providers, say)
         candidates = _candidates(files, providers, precisions, options.batch_size)
-        image = image_input(load_onnx(files["fp32"]), options.model)
+        fp32 = load_onnx(files["fp32"])
+        image = image_input(fp32, options.model)
         plan = Plan(tuple(c.engine for c in candidates), REFERENCE, f"{REFERENCE}: {Path(options.model).name} on the CPU EP",
-                    tuple(image.batch_shape(1)[1:]), str(image.dtype), metadata=read_metadata(load_onnx(files["fp32"])))  # type: ignore[arg-type]
+                    tuple(image.batch_shape(1)[1:]), str(image.dtype), metadata=read_metadata(fp32),  # type: ignore[arg-type]
+                    classes=output_classes(fp32))
         result = run_benchmark(replace(bench, providers=None), progress=progress, on_step=on_step, plan=plan)
         by_name = {r.engine: r for r in result.records}
         reference = by_name[REFERENCE]

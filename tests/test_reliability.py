@@ -187,6 +187,10 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
     f["labels3.txt"].write_text("cat\ndog\nbird\n")
     f["strlabels.npz"] = d / "strlabels.npz"
     np.savez(f["strlabels.npz"], x=np.zeros((2, 3, 32, 32), np.float32), y=np.array(["cat", "dog"]))
+    f["label10.npz"] = d / "label10.npz"  # resnet20 has classes 0..9: label 10 names none of them
+    np.savez(f["label10.npz"], x=np.zeros((3, 3, 32, 32), np.float32), y=np.array([0, 10, 3]))
+    f["labelneg.npz"] = d / "labelneg.npz"
+    np.savez(f["labelneg.npz"], x=np.zeros((2, 3, 32, 32), np.float32), y=np.array([-1, 2]))
     bare = onnx.load(str(resnet20_onnx))
     del bare.metadata_props[:]
     f["nometa.onnx"] = d / "nometa.onnx"
@@ -271,6 +275,13 @@ CASES = [
     # no untyped exits: what used to end in "unexpected TypeError/AxisError/ValueError"
     Case("predict-4d-output", ["predict", "{out4d.onnx}", "{image.png}"], ["out4d.onnx", "[1, 3, 32, 32]", "logits [N, classes]"], []),
     Case("predict-scalar-output", ["predict", "{scalar.onnx}", "{image.png}"], ["scalar.onnx", "shape []", "logits [N, classes]"], []),
+    # silent wrong results: labels that name no class scored 0% for every model, and were reported
+    Case("bench-eval-label-too-big", ["bench", "{model}", "--eval-data", "{label10.npz}", "--iterations", "2", "--rounds", "1"],
+         ["label10.npz", "class indices 0..9", "1 of 3 are outside", "e.g. 10"], []),
+    Case("tune-eval-label-too-big", ["tune", "{model}", "-o", "{out}", "--eval-data", "{label10.npz}", "-c", "{calib.npy}"],
+         ["label10.npz", "class indices 0..9"]),
+    Case("quantize-eval-label-negative", ["quantize", "{model}", "-c", "{calib.npy}", "-o", "{out}", "--eval-data", "{labelneg.npz}",
+                                          "--max-accuracy-drop", "1"], ["labelneg.npz", "class indices 0..9", "e.g. -1"]),
     Case("bench-string-eval-labels", ["bench", "{model}", "--eval-data", "{strlabels.npz}", "--iterations", "2", "--rounds", "1"], ["strlabels.npz", "integer class indices"], []),
     Case("predict-batch-size-0", ["predict", "{model}", "{image.png}", "--batch-size", "0"], ["batch_size must be at least 1"], []),
     Case("predict-resize-bomb", ["predict", "{model}", "{wide.png}"], ["wide.png", "100000x1", "3200000x32"], []),

@@ -17,7 +17,7 @@ from ..calibration import check_samples, load_samples
 from ..onnx_io import image_input, load_onnx, read_metadata
 from ..verify import fixed_inputs
 
-__all__ = ["ModelFile", "read_model_file", "write_input", "eval_arrays"]
+__all__ = ["ModelFile", "read_model_file", "write_input", "eval_arrays", "output_classes", "check_labels"]
 
 _INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger"}
 
@@ -32,6 +32,7 @@ class ModelFile:
     dtype: str
     precision: str  # "int8" (quantized ops), "fp16" (fp16 initializers) or "fp32"
     metadata: dict[str, Any]
+    classes: int | None = None  # the logits' second dimension, when the graph states it
 
     @property
     def static_batch(self) -> int | None:
@@ -60,7 +61,28 @@ def read_model_file(path: str | Path) -> ModelFile:
         precision = "fp16"
     else:
         precision = "fp32"
-    return ModelFile(path, image.name, image.shape, str(image.dtype), precision, read_metadata(model))
+    return ModelFile(path, image.name, image.shape, str(image.dtype), precision, read_metadata(model), output_classes(model))
+
+
+def output_classes(model: onnx.ModelProto) -> int | None:
+    """The number of classes of a classifier ``[N, classes]`` output, or None when the graph
+    does not state it (a symbolic or missing dimension)."""
+    if len(model.graph.output) != 1:
+        return None
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    if len(dims) != 2 or not dims[1].HasField("dim_value") or dims[1].dim_value < 1:
+        return None
+    return int(dims[1].dim_value)
+
+
+def check_labels(y: np.ndarray, classes: int | None, source: str | Path) -> None:
+    """Refuse labels that name no class of the model: accuracy against them is 0 whatever the
+    model computes, and used to be reported (and an INT8 model chosen) as if it meant something."""
+    outside = (y < 0) if classes is None else ((y < 0) | (y >= classes))
+    if outside.any():
+        expected = "class indices >= 0" if classes is None else f"class indices 0..{classes - 1} (the model has {classes} classes)"
+        raise InputError(f"{source}: labels must be {expected}; {int(outside.sum())} of {len(y)} are outside, "
+                         f"e.g. {int(y[outside][0])}")
 
 
 def write_input(shape: tuple[int, ...], dtype: str, path: Path) -> Path:
@@ -69,11 +91,13 @@ def write_input(shape: tuple[int, ...], dtype: str, path: Path) -> Path:
     return path
 
 
-def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata: dict[str, Any], folder: Path) -> dict[str, str]:
+def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata: dict[str, Any], folder: Path, *,
+                classes: int | None) -> dict[str, str]:
     """Evaluation data as two .npy files (preprocessed inputs, integer labels) for the workers.
 
     ``source`` is an ``.npz`` with ``x`` (float32 ``[N, C, H, W]``) and ``y``, or a folder of
     class-index subfolders of images, preprocessed from ``metadata`` as :class:`Predictor` does.
+    Every label must be a class of the model's ``classes`` (when known; never negative).
     """
     source = Path(source)
     shape = (None, *image_shape)
@@ -100,6 +124,7 @@ def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata:
     y = y.astype(np.int64).reshape(-1)
     if len(y) != len(x):
         raise InputError(f"{source}: {len(x)} inputs but {len(y)} labels")
+    check_labels(y, classes, source)
     np.save(folder / "eval_x.npy", x)
     np.save(folder / "eval_y.npy", y)
     return {"eval_x_path": str(folder / "eval_x.npy"), "eval_y_path": str(folder / "eval_y.npy")}

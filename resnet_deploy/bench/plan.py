@@ -103,6 +103,7 @@ class Plan:
     num_classes: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)  # preprocessing of evaluation images
     files: tuple[ModelFile, ...] = ()
+    classes: int | None = None  # the logits' width: evaluation labels must lie in 0..classes-1
 
 
 def _capabilities(options: BenchOptions) -> set[str]:
@@ -157,7 +158,8 @@ def plan_zoo(options: BenchOptions, providers: list[str] | None) -> Plan:
     spec = get_model_spec(options.model)
     preprocessing = {"mean": spec.mean, "std": spec.std, "resize_size": spec.resize_size, "crop_size": spec.image_size}
     return Plan(tuple(plan_engines(options, providers)), BASELINE, "eager PyTorch fp32 on the CPU",
-                (3, spec.image_size, spec.image_size), architecture=options.model, metadata=preprocessing)
+                (3, spec.image_size, spec.image_size), architecture=options.model, metadata=preprocessing,
+                classes=spec.num_classes)
 
 
 def _eager_baseline(first: ModelFile, weights: str | Path | None) -> tuple[bool, str]:
@@ -210,4 +212,4 @@ def plan_files(options: BenchOptions, providers: list[str]) -> Plan:
     arch = first.metadata.get("architecture") if eager else None
     classes = first.metadata.get("num_classes") if eager else None
     return Plan(tuple(engines), baseline, note, tuple(first.shape[1:]), first.dtype,  # type: ignore[arg-type]
-                arch, classes if isinstance(classes, int) else None, first.metadata, tuple(files))
+                arch, classes if isinstance(classes, int) else None, first.metadata, tuple(files), first.classes)

@@ -144,7 +144,8 @@ def run_benchmark(
         workdir = Path(tmp)
         if plan is None:
             plan = plan_files(options, providers or ["cpu"]) if options.files else plan_zoo(options, providers)
-        eval_paths = eval_arrays(options.eval_data, plan.image_shape, plan.metadata, workdir) if options.eval_data else {}
+        eval_paths = (eval_arrays(options.eval_data, plan.image_shape, plan.metadata, workdir, classes=plan.classes)
+                      if options.eval_data else {})
         paths: dict[str, Path] = {}
         macs = peak = None
         if plan.architecture is not None:  # the zoo, or a file eager PyTorch rebuilds: torch is here
