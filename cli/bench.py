@@ -117,6 +117,10 @@ def bench(
 
             result = run_benchmark(options, progress=progress, on_step=on_step)
     _print(result)
+    failed = [r for r in result.records if r.error]
+    if len(failed) == len(result.records):  # a table of failures is no benchmark: say so in the exit status
+        first = f" (first: {failed[0].engine} b{failed[0].batch_size}: {(failed[0].error or '')[:160]})" if failed else ""
+        raise CLIError(f"nothing was measured: all {len(failed)} engine runs failed{first}; no report was written")
     if json_out:
         write_json(json_out, result.to_dict())
     if csv_out:

@@ -191,6 +191,13 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
     np.savez(f["label10.npz"], x=np.zeros((3, 3, 32, 32), np.float32), y=np.array([0, 10, 3]))
     f["labelneg.npz"] = d / "labelneg.npz"
     np.savez(f["labelneg.npz"], x=np.zeros((2, 3, 32, 32), np.float32), y=np.array([-1, 2]))
+    # A valid graph that fails when run: Reshape of [N, 3, 32, 32] into 7 rows (3072 values per image).
+    rows = helper.make_graph([helper.make_node("Reshape", ["x", "rows"], ["r"]), helper.make_node("ReduceMean", ["r"], ["y"], axes=[1])],
+                             "runfail", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+                             initializer=[onnx.numpy_helper.from_array(np.array([7, -1], np.int64), "rows")])
+    f["runfail.onnx"] = d / "runfail.onnx"
+    onnx.save(helper.make_model(rows, opset_imports=[helper.make_opsetid("", 13)], ir_version=9), str(f["runfail.onnx"]))
     bare = onnx.load(str(resnet20_onnx))
     del bare.metadata_props[:]
     f["nometa.onnx"] = d / "nometa.onnx"
@@ -282,6 +289,8 @@ CASES = [
          ["label10.npz", "class indices 0..9"]),
     Case("quantize-eval-label-negative", ["quantize", "{model}", "-c", "{calib.npy}", "-o", "{out}", "--eval-data", "{labelneg.npz}",
                                           "--max-accuracy-drop", "1"], ["labelneg.npz", "class indices 0..9", "e.g. -1"]),
+    Case("bench-every-engine-failed", ["bench", "{runfail.onnx}", "--iterations", "2", "--rounds", "1", "--json", "{tmp}/b.json"],
+         ["nothing was measured", "all 1 engine runs failed", "runfail b1", "no report was written"], []),
     Case("bench-string-eval-labels", ["bench", "{model}", "--eval-data", "{strlabels.npz}", "--iterations", "2", "--rounds", "1"], ["strlabels.npz", "integer class indices"], []),
     Case("predict-batch-size-0", ["predict", "{model}", "{image.png}", "--batch-size", "0"], ["batch_size must be at least 1"], []),
     Case("predict-resize-bomb", ["predict", "{model}", "{wide.png}"], ["wide.png", "100000x1", "3200000x32"], []),
