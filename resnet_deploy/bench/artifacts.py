@@ -24,7 +24,7 @@ from ..onnx_io import load_onnx, read_metadata, save_onnx
 from ..optimize import optimize_model
 from ..quantize import convert_fp16, quantize_model
 from ..verify import fixed_inputs
-from .options import BenchOptions
+from .options import BenchOptions, make_cache_entry
 from .schema import Engine
 
 __all__ = ["prepare_artifacts", "artifact_path", "count_model_macs", "measure_peak_gflops"]
@@ -61,8 +61,8 @@ def prepare_artifacts(
     needed = {e.artifact for e in engines if e.artifact}
     if not needed:
         return {}
-    folder = options.cache_folder() / f"{options.model}-{_cache_key(options)}"
-    folder.mkdir(parents=True, exist_ok=True)
+    key = _cache_key(options)
+    folder = make_cache_entry(options.cache_folder() / f"{options.model}-{key}", key)
     paths = {name: folder / f"{name}.onnx" for name in ARTIFACTS}
     for b in options.batch_sizes:
         paths[f"int8_static_b{b}"] = folder / f"int8_static_b{b}.onnx"

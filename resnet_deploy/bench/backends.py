@@ -133,7 +133,12 @@ class OnnxRuntimeBackend:
 
         if spec.model_path is None:
             raise ValueError("an onnxruntime engine needs a model file")
-        config = SessionConfig(provider=spec.engine.provider, threads=spec.threads, trt_cache_dir=spec.trt_cache_dir,
+        trt_cache = spec.trt_cache_dir if spec.engine.provider == "tensorrt" else None
+        if trt_cache is not None:  # marked as the benchmark's, so that --clear-cache knows it
+            from .options import TRT_CACHE_KEY, make_cache_entry
+
+            make_cache_entry(trt_cache, TRT_CACHE_KEY)
+        config = SessionConfig(provider=spec.engine.provider, threads=spec.threads, trt_cache_dir=trt_cache,
                                **spec.engine.options)
         self.session, self.provider = create_session(spec.model_path, config)
         self.input = self.session.get_inputs()[0].name

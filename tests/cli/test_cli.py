@@ -240,10 +240,11 @@ def test_models_lists_the_registry() -> None:
 
 
 def test_bench_clear_cache_removes_only_its_own_entries(tmp_path: Path) -> None:
-    cached = tmp_path / "resnet20-0123456789abcdef"
-    cached.mkdir()
+    from resnet_deploy.bench.options import TRT_CACHE_KEY, make_cache_entry
+
+    cached = make_cache_entry(tmp_path / "resnet20-0123456789abcdef", "0123456789abcdef")
     (cached / "int8.onnx").write_bytes(b"x" * 1000)
-    (tmp_path / "tensorrt").mkdir()
+    make_cache_entry(tmp_path / "tensorrt", TRT_CACHE_KEY)
     (tmp_path / "mine").mkdir()
     (tmp_path / "notes.txt").write_text("keep")
     result = invoke("bench", "--clear-cache", "--cache-dir", tmp_path)
@@ -292,29 +293,39 @@ def test_help_markers_are_shown_not_read_as_markup() -> None:
 
 
 def test_bench_clear_cache_keeps_a_users_folders_of_cache_like_names(tmp_path: Path) -> None:
-    """--cache-dir may be a folder of the user's: a `tensorrt/` holding an SDK download, a
-    `photos-2024010112000000/`, an entry with a link or a file of its own, a link named like an
-    entry and a file named like one are all kept; only the benchmark's own entries go."""
-    ours = tmp_path / "resnet20-0123456789abcdef"
-    ours.mkdir()
+    """--cache-dir may be a folder of the user's. Only folders the benchmark marked when it made
+    them go: a `tensorrt/` holding an SDK download or TensorRT-like files of the user's, a
+    `photos-2024010112000000/`, an entry-like folder of our files without a marker, a marker
+    whose key is not the folder's, a marked entry holding a file or link of the user's, a link
+    to an entry and a file named like one are all kept."""
+    import shutil
+
+    from resnet_deploy.bench.options import CACHE_MARKER, TRT_CACHE_KEY, make_cache_entry
+
+    ours = make_cache_entry(tmp_path / "resnet20-0123456789abcdef", "0123456789abcdef")
     for name in ("portable.onnx", "cpu.onnx", "int8.onnx", "int8_static_b8.onnx"):
         (ours / name).write_bytes(b"x" * 100)
-    (tmp_path / "tensorrt").mkdir()
-    (tmp_path / "tensorrt" / "TensorrtExecutionProvider_cache_sm90.timing").write_bytes(b"t")
-    (tmp_path / "tensorrt" / "TensorrtExecutionProvider_TRTKernel_graph_main_0_0_sm90.engine").write_bytes(b"e")
+    trt = make_cache_entry(tmp_path / "tensorrt", TRT_CACHE_KEY)
+    (trt / "TensorrtExecutionProvider_cache_sm90.timing").write_bytes(b"t")
+    (trt / "TensorrtExecutionProvider_TRTKernel_graph_main_0_0_sm90.engine").write_bytes(b"e")
     users = tmp_path / "mine"
     users.mkdir()
     (users / "tensorrt").mkdir()
     (users / "tensorrt" / "TensorRT-10.tar.gz").write_bytes(b"sdk")
+    (users / "tensorrt" / "TensorrtExecutionProvider_cache_sm90.timing").write_bytes(b"a user's own, unmarked")
     (users / "photos-2024010112000000").mkdir()
     (users / "photos-2024010112000000" / "img.jpg").write_bytes(b"jpg")
     (users / "resnet50-00000000000000aa").mkdir()
-    (users / "resnet50-00000000000000aa" / "portable.onnx").write_bytes(b"x")
-    (users / "resnet50-00000000000000aa" / "notes.txt").write_text("mine")
-    (users / "resnet56-00000000000000bb").mkdir()
-    (users / "resnet56-00000000000000bb" / "link").symlink_to(users / "photos-2024010112000000")
+    (users / "resnet50-00000000000000aa" / "portable.onnx").write_bytes(b"x")  # our file names, no marker
+    forged = users / "resnet18-00000000000000ee"
+    shutil.copytree(ours, forged)  # a marker, but for another key than its name's
+    extra = make_cache_entry(users / "resnet56-00000000000000bb", "00000000000000bb")
+    (extra / "link").symlink_to(users / "photos-2024010112000000")
+    noted = make_cache_entry(users / "resnet34-00000000000000ff", "00000000000000ff")
+    (noted / "notes.txt").write_text("mine")
     (users / "resnet32-00000000000000cc").symlink_to(ours)
     (users / "resnet44-00000000000000dd").write_text("a file")
+    assert (forged / CACHE_MARKER).is_file()
     before = sorted(str(p.relative_to(users)) for p in users.rglob("*"))
     assert "removed 0 cached entries" in invoke("bench", "--clear-cache", "--cache-dir", users).output
     assert sorted(str(p.relative_to(users)) for p in users.rglob("*")) == before
@@ -323,6 +334,21 @@ def test_bench_clear_cache_keeps_a_users_folders_of_cache_like_names(tmp_path: P
     result = invoke("bench", "--clear-cache", "--cache-dir", tmp_path)
     assert "removed 2 cached entries (0.0 MB)" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_a_cache_entry_is_marked_before_it_has_its_name(tmp_path: Path) -> None:
+    """The benchmark marks each entry as it makes it, uses it again, and refuses a folder of that
+    name that it did not make (it would otherwise write into it, and later clear it)."""
+    from resnet_deploy import InputError
+    from resnet_deploy.bench.options import CACHE_MARKER, make_cache_entry
+
+    entry = make_cache_entry(tmp_path / "resnet20-0123456789abcdef", "0123456789abcdef")
+    assert (entry / CACHE_MARKER).is_file() and sorted(p.name for p in tmp_path.iterdir()) == [entry.name]
+    assert make_cache_entry(entry, "0123456789abcdef") == entry
+    (tmp_path / "tensorrt").mkdir()
+    with pytest.raises(InputError, match="the benchmark did not make it"):
+        make_cache_entry(tmp_path / "tensorrt", "tensorrt")
+    assert not (tmp_path / "tensorrt" / CACHE_MARKER).exists()
 
 
 def test_bench_plot_without_matplotlib_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
