@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from resnet_deploy.triton import TritonOptions, write_triton_repository
+from resnet_deploy.triton import TRITON_BACKENDS, TritonOptions, profile_backend, write_triton_repository
 
 from ._errors import CLIError, handle_errors
 from ._output import console, err_console
@@ -25,9 +25,14 @@ def triton(
     fp16: Annotated[bool, typer.Option("--fp16", metavar="", help="TensorRT in FP16 (with --provider tensorrt).")] = False,
     queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
     force: Annotated[bool, typer.Option("--force", "-f", metavar="", help="Replace an existing entry of that name (atomically).")] = False,
-    profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: its model file and provider.")] = None,
+    profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: served as tuned.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="onnxruntime (Triton's own backend), python (Predictor inside Triton's Python backend), or auto: python where onnxruntime's cannot express the profile.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads per instance (default: the profile's, else all cores).", show_default=False)] = None,
 ) -> None:
-    """Lay out a Triton Inference Server model repository entry (onnxruntime backend)."""
+    """Lay out a Triton Inference Server model repository entry."""
+    if backend not in ("auto", *TRITON_BACKENDS):
+        raise CLIError(f"unknown backend {backend!r}; expected auto, {', '.join(TRITON_BACKENDS)}")
+    notes: list[str] = []
     if profile is not None:
         from resnet_deploy.profile import load_profile
 
@@ -37,15 +42,23 @@ def triton(
         model, provider = tuned.model_path(profile), tuned.provider
         name = name or Path(tuned.source_model or model).stem
         fp16 = fp16 or bool(tuned.session.get("fp16"))
-        if tuned.backend == "openvino-runtime" or tuned.session.get("cuda_graph") or tuned.session.get("static_batch"):
-            console.print(f"note: Triton's onnxruntime backend runs {tuned.provider} with its own session settings; "
-                          f"the profile's {tuned.backend} options {tuned.session} are not carried over", markup=False)
+        threads = threads if threads is not None else tuned.session.get("threads")
+        needed, why = profile_backend(tuned)
+        if backend == "auto":
+            backend = needed
+            notes += [why] if why else []
+        elif backend == "onnxruntime" and why:
+            notes.append(f"--backend onnxruntime: the entry does NOT serve the profile as tuned; {why.split(':')[0]}")
+        if backend == "python":
+            fp16 = False  # the profile's own fp16 setting travels inside it
     elif model is None:
         raise CLIError("give an ONNX file, or --profile")
-    entry = write_triton_repository(
-        model, repository, TritonOptions(name, max_batch_size, instances, provider, fp16, queue_delay_us, force)
-    )
-    for note in entry.notes:
+    backend = "onnxruntime" if backend == "auto" else backend
+    entry = write_triton_repository(model, repository, TritonOptions(
+        name=name, max_batch_size=max_batch_size, instances=instances, provider=provider, fp16=fp16,
+        queue_delay_us=queue_delay_us, force=force, backend=backend, threads=threads,
+        profile=profile if backend == "python" else None))
+    for note in notes + entry.notes:
         err_console.print(f"note: {note}", markup=False, soft_wrap=True)
     console.print(f"[green]wrote[/green] {escape(str(entry.config_path))} and {escape(str(entry.model_path))}")
     console.print(entry.config, markup=False, highlight=False)

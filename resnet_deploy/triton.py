@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
+import glob
 import errno
 import os
 import re
@@ -25,13 +27,20 @@ from pathlib import Path
 import onnx
 
 from ._atomic import check_distinct
-from ._errors import OnnxModelError, OutputPathError, ResnetDeployError
+from ._errors import InputError, OnnxModelError, OutputPathError, ResnetDeployError
 from .onnx_io import image_input, load_onnx, model_files, save_onnx
 from .passes.unfuse_fused_conv import is_standard
+from .profile import DeploymentProfile, load_profile, save_profile
+from .triton_config import Enum, Field, Message, check_tensor_name, render
 
-__all__ = ["TritonOptions", "TritonEntry", "write_triton_repository", "render_config", "TRITON_PROVIDERS"]
+__all__ = ["TritonOptions", "TritonEntry", "write_triton_repository", "render_config", "build_config",
+           "profile_backend", "TRITON_PROVIDERS", "TRITON_BACKENDS"]
 
 TRITON_PROVIDERS = ("cpu", "cuda", "tensorrt", "openvino")
+TRITON_BACKENDS = ("onnxruntime", "python")
+# The Python backend's model.py, copied into every such entry as 1/model.py.
+PYTHON_MODEL = Path(__file__).parent / "data" / "triton_python_model.py"
+STAGING_MARKER = ".resnet-deploy-staging"  # holds the pid of the run that stages the entry
 _TYPES = {
     onnx.TensorProto.FLOAT: "TYPE_FP32",
     onnx.TensorProto.FLOAT16: "TYPE_FP16",
@@ -48,6 +57,7 @@ _TYPES = {
 DEFAULT_MAX_BATCH_SIZE = 32  # for a dynamic batch when none is given; a fixed batch gets 0
 MAX_BATCH_SIZE = 65536
 MAX_INSTANCES = 256
+MAX_THREADS = 1024
 MAX_QUEUE_DELAY_US = 60_000_000
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 # The entry is staged as `.NAME.` + 8 random characters and set aside as `.NAME.old`: 10 bytes
@@ -64,6 +74,9 @@ class TritonOptions:
     fp16: bool = False
     queue_delay_us: int = 100
     force: bool = False
+    backend: str = "onnxruntime"  # or "python": Predictor inside Triton's Python backend
+    threads: int | None = None  # python backend: intra-op threads per instance (None: the profile's, or all cores)
+    profile: str | Path | None = None  # python backend: serve this deployment profile as tuned
 
 
 @dataclass
@@ -101,8 +114,8 @@ def _io(model: onnx.ModelProto, source: str) -> tuple[_Tensor, list[_Tensor]]:
     return _tensor(value, source), [_tensor(o, source) for o in model.graph.output]
 
 
-def _dims(t: _Tensor, batched: bool) -> str:
-    return "[ " + ", ".join(str(d) for d in (t.dims[1:] if batched else t.dims)) + " ]"
+def _dims(t: _Tensor, batched: bool) -> list[int]:
+    return t.dims[1:] if batched else t.dims
 
 
 def _preferred_batches(max_batch: int) -> list[int]:
@@ -118,10 +131,11 @@ def batching(model: onnx.ModelProto, options: TritonOptions, source: str = "mode
 
     Triton batches along a first dimension the model leaves dynamic; a model with a fixed batch
     gets 0 (its full shape, no batching): noted when that came from the default, refused when
-    the user asked for batching explicitly.
+    the user asked for batching explicitly. A Python-backend entry batches any model: its
+    ``Predictor`` runs a fixed-batch file in chunks of its batch.
     """
     inp, _ = _io(model, source)
-    if inp.batch_dynamic:
+    if inp.batch_dynamic or options.backend == "python":
         return (DEFAULT_MAX_BATCH_SIZE if options.max_batch_size is None else options.max_batch_size), None
     fixed = inp.dims[0]
     if options.max_batch_size:
@@ -133,63 +147,110 @@ def batching(model: onnx.ModelProto, options: TritonOptions, source: str = "mode
                f"is one tensor of {inp.dims}); re-export with a dynamic batch to let Triton batch")
 
 
-def render_config(model: onnx.ModelProto, name: str, options: TritonOptions, source: str = "model") -> str:
-    """config.pbtxt for ``model`` (text format of Triton's ``ModelConfig`` protobuf)."""
-    inp, outputs = _io(model, source)
-    max_batch, _ = batching(model, options, source)
-    batched = max_batch > 0
-    if batched and any(not o.batch_dynamic for o in outputs):
-        raise OnnxModelError(f"{source}: the input batch is dynamic but an output's is not")
-    lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch}"]
-    lines.append("input [\n  {\n" + f'    name: "{inp.name}"\n    data_type: {inp.data_type}\n'
-                 + ("    format: FORMAT_NCHW\n" if inp.data_type in ("TYPE_FP32", "TYPE_FP16") else "")
-                 + f"    dims: {_dims(inp, batched)}\n  }}\n]")
-    outs = ",\n".join(f'  {{\n    name: "{o.name}"\n    data_type: {o.data_type}\n    dims: {_dims(o, batched)}\n  }}' for o in outputs)
-    lines.append(f"output [\n{outs}\n]")
-    if batched:
-        preferred = ", ".join(map(str, _preferred_batches(max_batch)))
-        lines.append(
-            "dynamic_batching {\n"
-            f"  preferred_batch_size: [ {preferred} ]\n"
-            f"  max_queue_delay_microseconds: {options.queue_delay_us}\n}}"
-        )
-    kind = "KIND_GPU" if options.provider in ("cuda", "tensorrt") else "KIND_CPU"
-    lines.append(f"instance_group [\n  {{\n    count: {options.instances}\n    kind: {kind}\n  }}\n]")
+def _tensor_message(t: _Tensor, batched: bool, image: bool) -> Message:
+    message = Message().add("name", t.name).add("data_type", Enum(t.data_type))
+    if image and t.data_type in ("TYPE_FP32", "TYPE_FP16"):
+        message.add("format", Enum("FORMAT_NCHW"))
+    return message.add("dims", _dims(t, batched))
+
+
+def _accelerators(options: TritonOptions) -> list[Field]:
+    """The onnxruntime backend's execution accelerators and parameters for ``options.provider``."""
+    fields: list[Field] = []
     if options.provider == "tensorrt":
-        precision = "FP16" if options.fp16 else "FP32"
-        lines.append(
-            "optimization {\n  execution_accelerators {\n    gpu_execution_accelerator: [\n      {\n"
-            '        name: "tensorrt"\n'
-            f'        parameters {{ key: "precision_mode" value: "{precision}" }}\n'
-            '        parameters { key: "max_workspace_size_bytes" value: "1073741824" }\n'
-            '        parameters { key: "trt_engine_cache_enable" value: "1" }\n'
-            "      }\n    ]\n  }\n}"
-        )
+        params = [("precision_mode", "FP16" if options.fp16 else "FP32"), ("max_workspace_size_bytes", "1073741824"),
+                  ("trt_engine_cache_enable", "1")]
+        trt = Message().add("name", "tensorrt")
+        for key, value in params:
+            trt.add("parameters", Message().add("key", key).add("value", value))
+        fields.append(("optimization", Message().add("execution_accelerators", Message().add("gpu_execution_accelerator", [trt]))))
     elif options.provider == "openvino":
-        lines.append(
-            "optimization {\n  execution_accelerators {\n    cpu_execution_accelerator: [\n"
-            '      { name: "openvino" }\n    ]\n  }\n}'
-        )
+        ov = Message().add("name", "openvino")
+        fields.append(("optimization", Message().add("execution_accelerators", Message().add("cpu_execution_accelerator", [ov]))))
     if options.provider in ("cuda", "tensorrt"):
         # onnxruntime backend parameter: 0 = EXHAUSTIVE cuDNN convolution algorithm search.
-        lines.append('parameters { key: "cudnn_conv_algo_search" value: { string_value: "0" } }')
-    return "\n".join(lines) + "\n"
+        fields.append(("parameters", _parameter("cudnn_conv_algo_search", "0")))
+    return fields
+
+
+def _parameter(key: str, value: str) -> Message:
+    return Message().add("key", key).add("value", Message().add("string_value", value))
+
+
+def build_config(model: onnx.ModelProto, name: str, options: TritonOptions, source: str = "model") -> Message:
+    """Triton's ``ModelConfig`` for ``model`` as structured data (see :mod:`.triton_config`)."""
+    inp, outputs = _io(model, source)
+    for t in (inp, *outputs):
+        check_tensor_name(t.name, source)
+    max_batch, _ = batching(model, options, source)
+    batched = max_batch > 0
+    if batched and options.backend == "onnxruntime" and any(not o.batch_dynamic for o in outputs):
+        raise OnnxModelError(f"{source}: the input batch is dynamic but an output's is not")
+    config = Message().add("name", name)
+    if options.backend == "python":
+        config.add("backend", "python")
+    else:
+        config.add("platform", "onnxruntime_onnx")
+    config.add("max_batch_size", max_batch)
+    config.add("input", [_tensor_message(inp, batched, image=True)])
+    config.add("output", [_tensor_message(o, batched, image=False) for o in outputs])
+    if batched:
+        config.add("dynamic_batching", Message().add("preferred_batch_size", _preferred_batches(max_batch))
+                   .add("max_queue_delay_microseconds", options.queue_delay_us))
+    gpu = options.provider in ("cuda", "tensorrt") and options.backend == "onnxruntime"
+    config.add("instance_group", [Message().add("count", options.instances).add("kind", Enum("KIND_GPU" if gpu else "KIND_CPU"))])
+    if options.backend == "python":
+        config.add("parameters", _parameter("resnet_deploy_provider", options.provider))
+        if options.threads is not None:
+            config.add("parameters", _parameter("resnet_deploy_threads", str(options.threads)))
+    else:
+        config.fields.extend(_accelerators(options))
+        if options.threads is not None:  # the onnxruntime backend's own session option
+            config.add("parameters", _parameter("intra_op_thread_count", str(options.threads)))
+    return config
+
+
+def render_config(model: onnx.ModelProto, name: str, options: TritonOptions, source: str = "model") -> str:
+    """config.pbtxt for ``model`` (text format of Triton's ``ModelConfig`` protobuf)."""
+    return render(build_config(model, name, options, source))
 
 
 def _validate(options: TritonOptions) -> None:
     if options.provider not in TRITON_PROVIDERS:
-        raise ResnetDeployError(f"unknown provider {options.provider!r}; expected one of {', '.join(TRITON_PROVIDERS)}")
+        raise InputError(f"unknown provider {options.provider!r}; expected one of {', '.join(TRITON_PROVIDERS)}")
+    if options.backend not in TRITON_BACKENDS:
+        raise InputError(f"unknown backend {options.backend!r}; expected one of {', '.join(TRITON_BACKENDS)}")
     for flag, value, low, high in (("--max-batch-size", options.max_batch_size, 0, MAX_BATCH_SIZE),
                                    ("--instances", options.instances, 1, MAX_INSTANCES),
-                                   ("--queue-delay-us", options.queue_delay_us, 0, MAX_QUEUE_DELAY_US)):
-        if value is None and flag == "--max-batch-size":
+                                   ("--queue-delay-us", options.queue_delay_us, 0, MAX_QUEUE_DELAY_US),
+                                   ("--threads", options.threads, 1, MAX_THREADS)):
+        if value is None and flag in ("--max-batch-size", "--threads"):
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ResnetDeployError(f"{flag} must be an integer from {low} to {high}, received {value!r}")
-    if options.fp16 and options.provider != "tensorrt":
-        raise ResnetDeployError("--fp16 applies to the tensorrt provider only")
+            raise InputError(f"{flag} must be an integer from {low} to {high}, received {value!r}")
+    if options.fp16 and (options.provider != "tensorrt" or options.backend != "onnxruntime"):
+        raise InputError("--fp16 applies to the tensorrt provider only (on the onnxruntime backend)")
     if options.name is not None and not _NAME.match(options.name):
-        raise ResnetDeployError(f"invalid model name {options.name!r}: use letters, digits, '_', '-' and '.'")
+        raise InputError(f"invalid model name {options.name!r}: use letters, digits, '_', '-' and '.'")
+
+
+def profile_backend(profile: DeploymentProfile) -> tuple[str, str | None]:
+    """The backend that serves ``profile`` as tuned, and why when it is not onnxruntime's.
+
+    Triton's onnxruntime backend has its own session settings: it cannot run the OpenVINO
+    runtime, precision hints, a batch compiled in, or CUDA graphs; a thread count it can.
+    """
+    session = profile.session
+    reasons = [why for present, why in (
+        (profile.backend != "onnxruntime", f"it runs on the {profile.backend}"),
+        (bool(session.get("openvino_precision")), f"it uses the {session.get('openvino_precision')} precision hint"),
+        (bool(session.get("static_batch")), f"it is compiled for a batch of {session.get('static_batch')}"),
+        (bool(session.get("cuda_graph")), "it replays CUDA graphs"),
+    ) if present]
+    if not reasons:
+        return "onnxruntime", None
+    return "python", ("Triton's onnxruntime backend cannot express this profile (" + "; ".join(reasons)
+                      + "): wrote a Python-backend entry whose model.py runs Predictor.from_profile")
 
 
 def write_triton_repository(model_path: str | Path, repository: str | Path, options: TritonOptions) -> TritonEntry:
@@ -205,11 +266,12 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
                                 f"{MAX_NAME_BYTES}" + ("" if options.name else "; pass --name"))
     # --force replaces the entry folder as a whole: the model must not be one of its files.
     check_distinct({}, {"MODEL": model_files(model_path)}, output_dirs={"the Triton entry": repository / name})
+    tuned = _served_profile(model_path, options)
     model = load_onnx(model_path)
     config = render_config(model, name, options, str(model_path))
     notes = [note] if (note := batching(model, options, str(model_path))[1]) else []
     foreign = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if not is_standard(n)})
-    if foreign and options.provider in ("tensorrt", "openvino"):  # a file of optimize --target cpu/cuda, say
+    if foreign and options.provider in ("tensorrt", "openvino") and options.backend == "onnxruntime":  # a file of optimize --target cpu/cuda, say
         notes.append(f"{model_path.name} holds onnxruntime-specific ops ({', '.join(foreign)}) that {options.provider} cannot run: "
                      "Triton's onnxruntime backend runs those nodes on another provider; for all of the model on "
                      f"{options.provider}, give the portable file (resnet-deploy optimize --target portable)")
@@ -227,18 +289,24 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
         raise OutputPathError(f"could not restore {target} from {old}: {exc.strerror or exc}") from exc
     if target.exists() and not options.force:
         raise OutputPathError(f"{target} already exists; pass --force to replace it")
+    _remove_stale_staging(repository, name)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repository))
     except OSError as exc:
         raise OutputPathError(f"repository is not writable: {repository} ({exc.strerror or exc})") from exc
     try:
+        (staging / STAGING_MARKER).write_text(str(os.getpid()))
         # mkdtemp makes 0700; the entry gets the mode a plain mkdir would (Triton may run as another user).
         mask = os.umask(0)
         os.umask(mask)
         staging.chmod(0o777 & ~mask)
         (staging / "1").mkdir()
-        save_onnx(model, staging / "1" / "model.onnx")
+        if options.backend == "python":
+            _stage_python_model(staging / "1", model_path, tuned)
+        else:
+            save_onnx(model, staging / "1" / "model.onnx")
         (staging / "config.pbtxt").write_text(config, encoding="utf-8")
+        (staging / STAGING_MARKER).unlink()
         _move_into_place(staging, target, old)
     except OSError as exc:
         raise OutputPathError(f"could not write {target}: {exc.strerror or exc}") from exc
@@ -247,6 +315,49 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
             _restore(target, old)  # interrupted between the two renames of the fallback: the old entry stays
         _remove(staging)  # the unused new entry, or after a swap the old one (a folder, a file or a link)
     return TritonEntry(target, target / "config.pbtxt", target / "1" / "model.onnx", config, notes)
+
+
+def _served_profile(model_path: Path, options: TritonOptions) -> DeploymentProfile | None:
+    """The profile a Python-backend entry serves, checked: for this machine, for this model file."""
+    if options.profile is None:
+        return None
+    tuned = load_profile(options.profile)
+    if tuned.model_path(options.profile).resolve() != model_path.resolve():
+        raise InputError(f"{options.profile} is a profile for {tuned.model_path(options.profile)}, not {model_path}")
+    return tuned
+
+
+def _stage_python_model(version: Path, model_path: Path, tuned: DeploymentProfile | None) -> None:
+    """``1/model.py`` (Predictor in Triton's Python backend), the model's files copied byte for
+    byte (so the profile's SHA-256 still holds), and the profile pointing at the copy."""
+    shutil.copyfile(PYTHON_MODEL, version / "model.py")
+    for source in model_files(model_path):
+        shutil.copyfile(source, version / ("model.onnx" if source == model_path else source.name))
+    if tuned is not None:
+        save_profile(dataclasses.replace(tuned, model="model.onnx"), version / "profile.json")
+
+
+def _remove_stale_staging(repository: Path, name: str) -> None:
+    """Staging folders of this entry left by a run that was killed (SIGKILL runs no cleanup):
+    ours by their marker, stale when the process that made them is gone."""
+    for path in repository.glob(f".{glob.escape(name)}.????????"):
+        marker = path / STAGING_MARKER
+        try:
+            pid = int(marker.read_text()) if path.is_dir() and not path.is_symlink() else None
+        except (OSError, ValueError):
+            continue
+        if pid is not None and not _alive(pid):
+            _remove(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>

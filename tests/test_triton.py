@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +224,100 @@ def test_onnxruntime_ops_for_tensorrt_or_openvino_are_noted(tmp_path: Path, resn
         assert not noted or "optimize --target portable" in noted[0]
     entry = write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="portable", provider="tensorrt"))
     assert entry.notes == []
+
+
+# -- the config is structured data: names are escaped, never pasted ---------------------------------
+
+def _renamed_input(source: Path, path: Path, name: str) -> Path:
+    model = onnx.load(str(source))
+    old = model.graph.input[0].name
+    model.graph.input[0].name = name
+    for node in model.graph.node:
+        node.input[:] = [name if i == old else i for i in node.input]
+    onnx.save(model, str(path))
+    return path
+
+
+INJECTION = 'input"\n  data_type: TYPE_FP32 dims: [ 1 ] }\n]\ninstance_group [ { count: 64 kind: KIND_GPU } ]\ninput [ { name: "x'
+
+
+def test_a_name_that_would_inject_is_refused(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """The name the issue used: a quote and newlines that closed the input block and opened an
+    instance_group of 64 GPUs. Triton cannot serve a name with control characters: refused in
+    one line, nothing written."""
+    bad = _renamed_input(resnet20_onnx, tmp_path / "bad.onnx", INJECTION)
+    r = CliRunner().invoke(app, ["triton", str(bad), "-r", str(tmp_path / "repo")])
+    print(r.output)
+    assert r.exit_code == 1 and "control characters" in r.output and r.output.count("\n") == 1
+    assert not (tmp_path / "repo" / "bad").exists()
+
+
+@pytest.mark.parametrize("name", ['in"put', "in\\put", 'a" } ] instance_group [ { count: 64 kind: KIND_GPU } ] x "', "входные данные"])
+def test_any_printable_name_is_escaped_and_reads_back(tmp_path: Path, resnet20_onnx: Path, name: str) -> None:
+    """Quotes, backslashes, braces and non-ASCII are written escaped: Triton's own parser reads
+    back exactly the name, and nothing else than the one input and the one instance group."""
+    model = _renamed_input(resnet20_onnx, tmp_path / "odd.onnx", name)
+    entry = write_triton_repository(model, tmp_path / "repo", TritonOptions(name="odd"))
+    cfg = parse(entry.path)
+    assert [i.name for i in cfg.input] == [name]
+    assert len(cfg.instance_group) == 1 and cfg.instance_group[0].count == 1
+    assert cfg.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
+
+
+def test_stale_staging_of_a_killed_run_is_removed(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """SIGKILL runs no cleanup: a staging folder whose process is gone is removed by the next
+    run; one whose process still runs (a concurrent run) and anything without our marker stay."""
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale, live, foreign = repo / ".m.deadbeef", repo / ".m.livelive", repo / ".m.userfile"
+    for folder, pid in ((stale, dead.pid), (live, os.getpid())):
+        (folder / "1").mkdir(parents=True)
+        (folder / triton_module.STAGING_MARKER).write_text(str(pid))
+    foreign.mkdir()
+    write_triton_repository(resnet20_onnx, repo, TritonOptions(name="m"))
+    assert sorted(p.name for p in repo.iterdir()) == [".m.livelive", ".m.userfile", "m"]
+    assert not (repo / "m" / triton_module.STAGING_MARKER).exists()
+
+
+# -- the Python backend: Predictor inside Triton, for what the onnxruntime backend cannot express -----
+
+def test_python_entry_serves_the_profile_as_tuned(tmp_path: Path, resnet20_onnx: Path) -> None:
+    from resnet_deploy.profile import DeploymentProfile, file_sha256, load_profile, save_profile
+    from resnet_deploy._machine import machine
+
+    profile_path = tmp_path / "r20.profile.json"
+    tuned = DeploymentProfile(model=str(resnet20_onnx), model_sha256=file_sha256(resnet20_onnx), provider="openvino",
+                              backend="openvino-runtime", precision="bf16", batch_size=4,
+                              session={"openvino_precision": "BF16", "static_batch": 4},
+                              measured={"p50_ms": 1.0}, machine=machine())
+    save_profile(tuned, profile_path)
+    backend, why = triton_module.profile_backend(tuned)
+    assert backend == "python" and "openvino-runtime" in why and "BF16" in why and "batch of 4" in why
+    r = CliRunner().invoke(app, ["triton", "--profile", str(profile_path), "-r", str(tmp_path / "repo")])
+    assert r.exit_code == 0, r.output
+    assert "Python-backend entry" in r.output
+    entry = tmp_path / "repo" / resnet20_onnx.stem  # named after the model, as without a profile
+    cfg = parse(entry)
+    assert cfg.backend == "python" and not cfg.platform and cfg.max_batch_size == 32  # Predictor chunks to its batch of 4
+    assert cfg.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
+    assert (entry / "1" / "model.py").read_text() == triton_module.PYTHON_MODEL.read_text()
+    served = load_profile(entry / "1" / "profile.json")  # the copy's SHA-256 and machine still hold
+    assert served.model == "model.onnx" and served.session == tuned.session
+    # Asked for the onnxruntime backend explicitly: written, and the note says it is not as tuned.
+    r = CliRunner().invoke(app, ["triton", "--profile", str(profile_path), "-r", str(tmp_path / "repo"), "--name", "ort",
+                                 "--backend", "onnxruntime"])
+    assert r.exit_code == 0 and "does NOT serve the profile as tuned" in r.output
+    assert parse(tmp_path / "repo" / "ort").platform == "onnxruntime_onnx"
+
+
+def test_threads_reach_either_backend(tmp_path: Path, resnet20_onnx: Path) -> None:
+    ort_entry = write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="a", threads=2, instances=3))
+    assert parse(ort_entry.path).parameters["intra_op_thread_count"].string_value == "2"
+    py_entry = write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="b", threads=2, backend="python"))
+    assert parse(py_entry.path).parameters["resnet_deploy_threads"].string_value == "2"
+    with pytest.raises(rd.InputError, match="--threads must be an integer from 1"):
+        write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="c", threads=0))

@@ -1,0 +1,208 @@
+"""End to end against Triton's own server: the repositories ``resnet-deploy triton`` writes,
+loaded by the real ``tritonserver`` core (the ``nvidia-pytriton`` wheel) under a strict config
+and queried over HTTP and gRPC.
+
+The wheel pins numpy<2, so these tests run in an environment of their own that ``.ci/run``
+builds (``pip install -e '.[serve]' openvino pytest``), on a ResNet-20 exported by the main
+environment (``RESNET_DEPLOY_TRITON_MODEL``). Elsewhere they are skipped, unless
+``RESNET_DEPLOY_REQUIRE_TRITON=1`` turns a skip into a failure. The wheel has no onnxruntime
+backend: ``tests/triton_server/onnxruntime`` stands in for it (a test fixture, see its docstring).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+REQUIRED = os.environ.get("RESNET_DEPLOY_REQUIRE_TRITON") == "1"
+MODEL = os.environ.get("RESNET_DEPLOY_TRITON_MODEL")
+STAND_IN = Path(__file__).parent / "triton_server" / "onnxruntime"
+
+
+def _skip(reason: str) -> None:
+    if REQUIRED:
+        pytest.fail(f"RESNET_DEPLOY_REQUIRE_TRITON=1 but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    from resnet_deploy.triton_server import TritonServer, TritonServerError, find_tritonserver
+
+    find_tritonserver()
+except Exception as exc:  # ImportError, or the wheel without its binary
+    _skip(f"Triton's server is not installed here ({exc.__class__.__name__}: {str(exc)[:80]})")
+if not MODEL or not Path(MODEL).is_file():
+    _skip("RESNET_DEPLOY_TRITON_MODEL names no exported ResNet-20")
+
+from resnet_deploy.runtime import Predictor  # noqa: E402
+from resnet_deploy_cli.main import app  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+BATCHES = (1, 3, 8)
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "resnet20.onnx"
+    shutil.copyfile(MODEL, path)  # type: ignore[arg-type]
+    return path
+
+
+def _inputs(batch: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed + batch).standard_normal((batch, 3, 32, 32), dtype=np.float32)
+
+
+def _http(url: str, name: str, x: np.ndarray) -> np.ndarray:
+    client = httpclient.InferenceServerClient(url)
+    try:
+        inp = httpclient.InferInput("input", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        return client.infer(name, [inp]).as_numpy("logits")
+    finally:
+        client.close()  # keep-alive connections would hold the server's shutdown
+
+
+def _grpc(url: str, name: str, x: np.ndarray) -> np.ndarray:
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        inp = grpcclient.InferInput("input", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        return client.infer(name, [inp]).as_numpy("logits")
+    finally:
+        client.close()
+
+
+def _stopped_cleanly(server: TritonServer, pid: int) -> None:
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # the server and every stub it started are gone
+
+
+@pytest.fixture(scope="module")
+def served(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TritonServer, Path]]:
+    """One server for the module: the plain entry, a batching entry and a profile entry."""
+    repo = tmp_path_factory.mktemp("repo")
+    _cli("triton", str(model), "-r", str(repo))
+    _cli("triton", str(model), "-r", str(repo), "--name", "batching", "--queue-delay-us", "20000")
+    profile = model.parent / "resnet20.profile.json"
+    _cli("tune", str(model), "-o", str(profile), "--precision", "fp32,bf16", "--duration", "0.3", "--rounds", "1")
+    _cli("triton", "--profile", str(profile), "-r", str(repo), "--name", "tuned", "--backend", "python")
+    server = TritonServer(repo, backends={"onnxruntime": STAND_IN})
+    server.start()
+    pid = server.pid
+    assert pid is not None
+    yield server, profile
+    assert server.stop() == 0, server.log()[-2000:]
+    _stopped_cleanly(server, pid)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_logits_bit_identical_to_predictor(served: tuple[TritonServer, Path], model: Path, protocol: str) -> None:
+    server, _ = served
+    with Predictor(model, provider="cpu") as predictor:
+        for batch in BATCHES:
+            x = _inputs(batch)
+            got = _http(server.http, "resnet20", x) if protocol == "http" else _grpc(server.grpc, "resnet20", x)
+            want = predictor.run(x)
+            print(f"{protocol} batch {batch}: max abs diff {np.abs(got - want).max():.1e}")
+            np.testing.assert_array_equal(got, want)
+
+
+def test_profile_served_as_tuned(served: tuple[TritonServer, Path]) -> None:
+    """tune's winner (here the OpenVINO runtime in bf16, say), served by the Python backend:
+    the same logits as Predictor.from_profile on the same inputs."""
+    server, profile = served
+    with Predictor.from_profile(profile) as predictor:
+        print(f"profile: {predictor.profile.backend} {predictor.profile.precision}")
+        for batch in BATCHES:
+            x = _inputs(batch, seed=7)
+            want = predictor.run(x)
+            for got in (_http(server.http, "tuned", x), _grpc(server.grpc, "tuned", x)):
+                np.testing.assert_array_equal(got, want)
+
+
+def test_dynamic_batching_merges_concurrent_requests(served: tuple[TritonServer, Path]) -> None:
+    server, _ = served
+    clients, requests = 8, 10
+    errors: list[BaseException] = []
+
+    def client(seed: int) -> None:
+        try:
+            for i in range(requests):
+                _grpc(server.grpc, "batching", _inputs(1, seed=100 * seed + i))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(s,)) for s in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    stats = httpclient.InferenceServerClient(server.http)
+    try:
+        model_stats = stats.get_inference_statistics("batching")["model_stats"][0]
+    finally:
+        stats.close()
+    inferences, executions = int(model_stats["inference_count"]), int(model_stats["execution_count"])
+    print(f"{inferences} inferences in {executions} executions")
+    assert inferences == clients * requests
+    assert executions < inferences  # requests were merged into batches
+
+
+@pytest.mark.parametrize("broken, reason", [
+    ("max_batch_size: 32", "max_batch_size: 4\ndynamic_batching { preferred_batch_size: [ 8 ] }"),
+    ("dims: [ 3, 32, 32 ]", "dims: [ 32, 32, 3 ]"),
+    ("platform:", "platform; "),
+])
+def test_broken_config_refused_with_tritons_reason(model: Path, tmp_path: Path, broken: str, reason: str) -> None:
+    repo = tmp_path / "repo"
+    _cli("triton", str(model), "-r", str(repo))
+    config = repo / "resnet20" / "config.pbtxt"
+    text = config.read_text()
+    if broken == "max_batch_size: 32":
+        text = text.replace("max_batch_size: 32", "max_batch_size: 4").replace("preferred_batch_size: [ 4, 8, 16, 32 ]", "preferred_batch_size: [ 8 ]")
+    else:
+        text = text.replace(broken, reason, 1)
+    config.write_text(text)
+    server = TritonServer(repo, backends={"onnxruntime": STAND_IN}, ready_timeout_s=30)
+    with pytest.raises(TritonServerError) as info:
+        server.start()
+    message = str(info.value)
+    print(message)
+    assert "\n" not in message
+    expected = {"max_batch_size: 32": "preferred size must be <= max batch size",
+                "dims: [ 3, 32, 32 ]": "dims [32, 32, 3] do not match", "platform:": "Error parsing text-format"}[broken]
+    assert expected in message
+    assert server.pid is None
+
+
+def test_port_in_use_is_one_line_and_leaves_nothing(model: Path, tmp_path: Path) -> None:
+    import socket
+
+    repo = tmp_path / "repo"
+    _cli("triton", str(model), "-r", str(repo))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        server = TritonServer(repo, backends={"onnxruntime": STAND_IN}, http_port=busy.getsockname()[1], ready_timeout_s=30)
+        with pytest.raises(TritonServerError) as info:
+            server.start()
+    print(info.value)
+    assert "\n" not in str(info.value) and "already in use" in str(info.value)
+    assert server.pid is None
