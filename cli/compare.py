@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy import _json
-from resnet_deploy.compare import DEFAULT_TOLERANCE
+from resnet_deploy.compare import DEFAULT_TOLERANCES
 
 from ._errors import CLIError, handle_errors
 from ._options import ModelPath, Threads
@@ -32,10 +32,11 @@ def print_compare_result(result) -> None:
     console.print(table)
     for note in result.notes:
         err_console.print(f"warning: {escape(note)}")
+    tolerance = f"{result.tolerance:g}" + ("" if result.tolerance_from == "given" else f" ({result.tolerance_from} default)")
     if result.first_over:
-        console.print(f"first block over tolerance {result.tolerance:.0e}: [bold]{escape(result.first_over)}[/bold]")
+        console.print(f"first block over tolerance {tolerance}: [bold]{escape(result.first_over)}[/bold]")
     else:
-        console.print(f"every block within tolerance {result.tolerance:.0e}")
+        console.print(f"every block within tolerance {tolerance}")
 
 
 @handle_errors
@@ -46,7 +47,8 @@ def compare(
     images: Annotated[Optional[Path], typer.Option("--images", help="A folder of images, preprocessed from the model's metadata.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="A .npy of preprocessed float32 [N, 3, H, W] inputs.")] = None,
     samples: Annotated[Optional[int], typer.Option("--samples", help="Use at most this many inputs (default 8 random, 128 from data).")] = None,
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Max relative error per block, max|b - a| / max|a|.")] = DEFAULT_TOLERANCE,
+    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="Max relative error per block, max|b - a| / max|a| (default by the lossier side's precision: "
+                         + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_TOLERANCES.items()) + ").", show_default=False)] = None,
     eager: Annotated[bool, typer.Option("--eager", metavar="", help="Compare MODEL with the eager PyTorch model it was exported from (our exports; needs torch).")] = False,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="With --eager: the checkpoint MODEL was exported from (checked by its SHA-256).")] = None,
     threads: Threads = None,

@@ -86,6 +86,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
     np.save(f["shape.npy"], np.zeros((4, 3, 24, 32), np.float32))
     f["dtype.npy"] = d / "dtype.npy"
     np.save(f["dtype.npy"], np.zeros((4, 3, 32, 32), np.int64))
+    f["huge.npy"] = d / "huge.npy"  # finite float32, but the first convolution overflows to Inf
+    np.save(f["huge.npy"], np.full((2, 3, 32, 32), 3e38, np.float32))
     f["calib.npy"] = d / "calib.npy"
     np.save(f["calib.npy"], np.random.default_rng(0).standard_normal((8, 3, 32, 32), dtype=np.float32))
     f["emptydir"] = d / "emptydir"
@@ -291,6 +293,8 @@ CASES = [
                                           "--max-accuracy-drop", "1"], ["labelneg.npz", "class indices 0..9", "e.g. -1"]),
     Case("bench-every-engine-failed", ["bench", "{runfail.onnx}", "--iterations", "2", "--rounds", "1", "--json", "{tmp}/b.json"],
          ["nothing was measured", "all 1 engine runs failed", "runfail b1", "no report was written"], []),
+    Case("compare-huge-finite-data", ["compare", "{model}", "{int8.onnx}", "--data", "{huge.npy}"],
+         ["reference resnet20.onnx on cpu computed non-finite values in block stem", "3e+38", "preprocessing"], []),
     Case("bench-string-eval-labels", ["bench", "{model}", "--eval-data", "{strlabels.npz}", "--iterations", "2", "--rounds", "1"], ["strlabels.npz", "integer class indices"], []),
     Case("predict-batch-size-0", ["predict", "{model}", "{image.png}", "--batch-size", "0"], ["batch_size must be at least 1"], []),
     Case("predict-resize-bomb", ["predict", "{model}", "{wide.png}"], ["wide.png", "100000x1", "3200000x32"], []),

@@ -4,6 +4,8 @@ In inference BN is an affine map per channel, y = s * (x - mean) + beta with
 s = gamma / sqrt(var + eps), so Conv(W, b) followed by BN equals Conv(W * s, (b - mean) * s + beta).
 Works on any ONNX file: the Conv's output must feed only the BN, and every parameter must be
 a constant (initializer). Folding is done in float64 and cast back to the weights' dtype.
+The folded weights keep their names (``layer1.0.conv1.weight``) where the Conv is their only
+reader: ``compare`` and the quantizer's block names read them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from ._graph import add_initializer, attribute, consumers, graph_output_names, i
 from .base import PassResult, register_pass
 
 __all__ = ["fold_conv_bn"]
+
+
+def _replace(graph: onnx.GraphProto, tensor: onnx.TensorProto, value: np.ndarray,
+             readers: dict[str, list[onnx.NodeProto]]) -> str | None:
+    """Give ``tensor`` the new ``value`` under its own name when one node reads it; else None."""
+    if len(readers[tensor.name]) != 1 or tensor.name in {v.name for v in (*graph.input, *graph.output)}:
+        return None
+    tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+    return tensor.name
 
 
 @register_pass("fold_conv_bn", targets=("portable", "cpu", "cuda"))
@@ -48,9 +59,10 @@ def fold_conv_bn(model: onnx.ModelProto) -> PassResult:
         b = numpy_helper.to_array(bias).astype(np.float64) if bias is not None else np.zeros_like(mean)
         new_w = (w.astype(np.float64) * scale.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype)
         new_b = ((b - mean) * scale + beta).astype(w.dtype)
-        # New names: the old weight may be shared with another Conv that keeps it.
-        w_name = add_initializer(graph, f"{conv.name or conv.output[0]}_W_bnfold", new_w)
-        b_name = add_initializer(graph, f"{conv.name or conv.output[0]}_B_bnfold", new_b)
+        # Names kept where this Conv alone reads the tensor; a shared one stays for its other readers.
+        w_name = _replace(graph, weight, new_w, readers) or add_initializer(graph, f"{weight.name}_bnfold", new_w)
+        b_default = weight.name[: -len("weight")] + "bias" if weight.name.endswith("weight") else f"{weight.name}_bias"
+        b_name = (_replace(graph, bias, new_b, readers) if bias is not None else None) or add_initializer(graph, b_default, new_b)
         del conv.input[1:]
         conv.input.extend([w_name, b_name])
         conv.output[0] = bn.output[0]
