@@ -9,9 +9,11 @@ folder.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,15 +24,20 @@ from onnx import external_data_helper
 
 from ._atomic import atomic_write_bytes
 from ._errors import OnnxModelError, first_line
+from ._hashing import model_digest
 
 __all__ = [
     "load_onnx",
+    "load_onnx_hashed",
+    "model_sha256",
     "save_onnx",
     "model_files",
     "ImageInput",
     "image_input",
     "op_counts",
     "read_metadata",
+    "json_depth",
+    "MAX_METADATA_DEPTH",
     "write_metadata",
     "MAX_PROTO_BYTES",
     "DEFAULT_OPSET",
@@ -97,25 +104,100 @@ def _check_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> No
 
 def load_onnx(path: str | Path, *, check: bool = True) -> onnx.ModelProto:
     """Load and validate an ONNX file, with its external data if any."""
-    path = Path(path)
+    return _read_model(Path(path), check=check)[0]
+
+
+def load_onnx_hashed(path: str | Path) -> tuple[onnx.ModelProto, str]:
+    """:func:`load_onnx`, and the :func:`~resnet_deploy._hashing.model_digest` of exactly the
+    bytes it parsed: every file (the model and each external-data file) is read once, hashed
+    as it is read, and those same bytes become the model. A file swapped between a hash and a
+    load cannot slip through, since there is no second read."""
+    return _read_model(Path(path), check=True)
+
+
+def model_sha256(path: str | Path) -> str:
+    """The digest a deployment profile records for ``path``: the file's SHA-256 for a
+    single-file model; with external data, a digest covering the model and every data file
+    (see :func:`~resnet_deploy._hashing.model_digest`)."""
+    return _read_model(Path(path), check=False)[1]
+
+
+def _read_model(path: Path, *, check: bool) -> tuple[onnx.ModelProto, str]:
     if not path.is_file():
         raise OnnxModelError(f"ONNX file not found: {path}")
-    if path.stat().st_size == 0:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise OnnxModelError(f"could not read {path}: {exc.strerror or exc}") from exc
+    if not data:
         raise OnnxModelError(f"ONNX file is empty: {path}")
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = onnx.load_from_string(data)
     except Exception as exc:  # protobuf raises DecodeError, and others on garbage
         raise OnnxModelError(f"not a valid ONNX file: {path} (it could not be parsed)") from exc
     if not model.graph.node and not model.graph.output:
         raise OnnxModelError(f"not a valid ONNX file: {path} (no graph)")
+    model_hex = hashlib.sha256(data).hexdigest()
+    del data
+    read_metadata(model, path)  # refuses values nested too deep to decode or print, naming the file
     _check_external_data(model, path.parent, path)
-    try:
-        external_data_helper.load_external_data_for_model(model, str(path.parent))
-    except Exception as exc:
-        raise OnnxModelError(f"could not read the external data of {path}: {exc}") from exc
+    external = _inline_external_data(model, path.parent, path)
     if check:
         check_onnx(model, path)
-    return model
+    return model, model_digest(model_hex, external)
+
+
+_CHUNK = 1 << 24
+
+
+def _inline_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> dict[str, str]:
+    """Read each external-data file once, put every tensor's bytes into the model (as onnx's
+    ``load_external_data_for_model`` does) and return each file's SHA-256 by its location."""
+    by_file: dict[str, list[tuple[onnx.TensorProto, int, int | None]]] = {}
+    for tensor in external_data_helper._get_all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        fields = _external_fields(tensor)
+        where = f"{path}: tensor {tensor.name!r}"
+        offset = _byte_count(fields, "offset", 0, where)
+        length = _byte_count(fields, "length", 0, where) or None  # onnx reads to the end for 0 or none
+        by_file.setdefault(fields["location"], []).append((tensor, offset, length))
+    digests = {location: _read_external_file(folder / location, tensors, path, location)
+               for location, tensors in by_file.items()}
+    for tensors in by_file.values():
+        for tensor, _, _ in tensors:
+            tensor.data_location = onnx.TensorProto.DEFAULT
+            del tensor.external_data[:]
+    return digests
+
+
+def _read_external_file(target: Path, tensors: list[tuple[onnx.TensorProto, int, int | None]], path: Path,
+                        location: str) -> str:
+    """One pass over an external-data file: hash every byte, keep the ranges the tensors name."""
+    digest = hashlib.sha256()
+    parts = [bytearray() for _ in tensors]
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO swapped in must not block us
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise OnnxModelError(f"{path}: external data location {location!r} is not a regular file")
+            pos = 0
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+                view, end = memoryview(chunk), pos + len(chunk)
+                for (_, offset, length), part in zip(tensors, parts):
+                    low, high = max(offset, pos), min(end if length is None else offset + length, end)
+                    if low < high:
+                        part += view[low - pos : high - pos]
+                pos = end
+    except OSError as exc:
+        raise OnnxModelError(f"could not read the external data of {path}: {exc.strerror or exc}") from exc
+    for (tensor, offset, length), part in zip(tensors, parts):
+        if offset > pos or (length is not None and offset + length > pos):  # the file shrank since it was checked
+            raise OnnxModelError(f"{path}: tensor {tensor.name!r} reads past the end of {location!r} ({pos} bytes)")
+        tensor.raw_data = bytes(part)
+        part.clear()
+    return digest.hexdigest()
 
 
 def model_files(path: str | Path) -> list[Path]:
@@ -159,10 +241,11 @@ def check_onnx(model: onnx.ModelProto, source: str | Path, *, full: bool = True)
         raise OnnxModelError(f"invalid ONNX model {source}: {first_line(exc)}") from exc
 
 
-def save_onnx(model: onnx.ModelProto, path: str | Path) -> int:
-    """Write ``model`` atomically as a single file; returns its size in bytes."""
+def save_onnx(model: onnx.ModelProto, path: str | Path, *, replace: bool = True) -> int:
+    """Write ``model`` atomically as a single file; returns its size in bytes. With
+    ``replace=False`` an existing file at ``path`` is refused, never overwritten."""
     data = model.SerializeToString()
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, replace=replace)
     return len(data)
 
 
@@ -214,15 +297,45 @@ def image_input(model: onnx.ModelProto, source: str | Path = "model") -> ImageIn
     return ImageInput(value.name, shape, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)))
 
 
-def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:
-    """``metadata_props`` with JSON values decoded where they are JSON."""
+# Our own metadata nests two levels at most (a list of labels); 32 leaves room for anyone
+# else's keys, far below the depth where decoding or printing a value recurses too deep.
+MAX_METADATA_DEPTH = 32
+
+
+def read_metadata(model: onnx.ModelProto, source: str | Path = "model") -> dict[str, Any]:
+    """``metadata_props`` with JSON values decoded where they are JSON.
+
+    A value nested deeper than :data:`MAX_METADATA_DEPTH` (``[[[[...]]]]``, which used to end in
+    a RecursionError) is refused naming ``source`` and the key."""
     out: dict[str, Any] = {}
     for prop in model.metadata_props:
         try:
-            out[prop.key] = json.loads(prop.value)
+            value = json.loads(prop.value)
         except ValueError:
             out[prop.key] = prop.value
+            continue
+        except RecursionError:
+            value = None
+            depth = MAX_METADATA_DEPTH + 1
+        else:
+            depth = json_depth(value)
+        if depth > MAX_METADATA_DEPTH:
+            raise OnnxModelError(f"{source}: metadata {prop.key!r} is JSON nested more than {MAX_METADATA_DEPTH} levels deep")
+        out[prop.key] = value
     return out
+
+
+def json_depth(value: Any) -> int:
+    """How deeply lists and dicts nest in a decoded JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 def write_metadata(model: onnx.ModelProto, values: dict[str, Any]) -> None:

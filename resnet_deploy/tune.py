@@ -31,7 +31,7 @@ from ._machine import cpu_flags, machine
 from .onnx_io import image_input, load_onnx, model_files, read_metadata, save_onnx
 from .passes.unfuse_fused_conv import is_standard
 from .precision import convert_fp16, is_quantized
-from .profile import DeploymentProfile, file_sha256, save_profile
+from .profile import DeploymentProfile, model_sha256, save_profile
 from .runtime import available_providers
 from .runtime.providers import PROVIDERS, openvino_backend
 from .verify import DEFAULT_RTOL, fixed_inputs
@@ -265,13 +265,13 @@ def _profile(options: TuneOptions, output: Path, winner: Verdict, verdicts: list
         model_ref = str(source)
     else:
         target = output.with_name(f"{output.stem}.{winner.record.engine}.onnx")
-        atomic_write_bytes(target, model_file.read_bytes())
+        atomic_write_bytes(target, model_file.read_bytes(), replace=options.force)
         model_ref = target.name
     r = winner.record
     session = {**winner.session, "threads": options.threads or r.threads}
     profile = DeploymentProfile(
         model=model_ref,
-        model_sha256=file_sha256(model_file),
+        model_sha256=model_sha256(model_file),  # with its external data
         provider=r.provider,
         backend="openvino-runtime" if winner.backend == "openvino" else "onnxruntime",
         precision=r.precision,
@@ -288,5 +288,5 @@ def _profile(options: TuneOptions, output: Path, winner: Verdict, verdicts: list
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         toolkit_version=__version__,
     )
-    save_profile(profile, output)
+    save_profile(profile, output, replace=options.force)
     return profile

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import warnings
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from .._errors import InputError, NonFiniteOutputError, OnnxModelError, RuntimeBackendError, first_line
@@ -16,7 +17,7 @@ from ..onnx_io import image_input, load_onnx, read_metadata
 from ..preprocess import PREPROCESSING_KEYS, ImageLike, Preprocessing, imagenet_labels
 from .openvino_native import OpenVINOSession
 from .providers import PROVIDERS
-from .session import _NP_DTYPES, SessionConfig, open_session
+from .session import _NP_DTYPES, Session, SessionConfig, open_session
 
 __all__ = ["Predictor", "Prediction"]
 
@@ -50,16 +51,18 @@ class Predictor:
         config: SessionConfig | None = None,
         check_placement: bool = True,
     ) -> None:
-        self.model_path = Path(model_path)
-        model = load_onnx(self.model_path)
-        self.metadata = read_metadata(model)
-        image = image_input(model, self.model_path)
         overrides: dict[str, Any] = {}
         if provider is not None:
             overrides["provider"] = provider
         if threads is not None:
             overrides["threads"] = threads
-        cfg = replace(config or SessionConfig(), **overrides)
+        self._open(Path(model_path), load_onnx(model_path), replace(config or SessionConfig(), **overrides), check_placement)
+
+    def _open(self, model_path: Path, model: onnx.ModelProto, cfg: SessionConfig, check_placement: bool) -> None:
+        """Build the session from ``model`` (already read and validated from ``model_path``)."""
+        self.model_path = model_path
+        self.metadata = read_metadata(model, self.model_path)
+        image = image_input(model, self.model_path)
         self._config = cfg
         self._session, self.provider, self.placement = open_session(model.SerializeToString(), cfg, placement=check_placement)
         # Which runtime executes the model: onnxruntime (any provider, the OpenVINO plugin
@@ -85,7 +88,7 @@ class Predictor:
                 f"using ImageNet's (resize {self.preprocessing.resize_size}, crop {self.preprocessing.crop_size}, ImageNet mean/std)"
                 + (" and ImageNet's labels" if self.labels is not None and "labels" not in self.metadata else ""),
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         if self.placement is not None and self.provider != "cpu":
             on_cpu = self.placement.get(PROVIDERS["cpu"], 0)
@@ -94,25 +97,32 @@ class Predictor:
                     f"{on_cpu} of {sum(self.placement.values())} nodes of {self.model_path.name} run on "
                     f"{PROVIDERS['cpu']}, not {PROVIDERS[self.provider]}",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
         self._graph_lock = threading.Lock() if cfg.cuda_graph and self.provider == "cuda" else None
         self._graph_state: tuple[Any, ...] | None = None
         self._graph_device = "cuda"  # where the CUDA graph's buffers live (a test runs the logic on "cpu")
         self._closed = False
         self.profile: Any = None  # the DeploymentProfile when built by from_profile
+        self._close_lock = threading.Lock()
 
     @classmethod
     def from_profile(cls, profile_path: str | Path, *, check_machine: bool = True) -> "Predictor":
         """The configuration ``resnet-deploy tune`` chose on this machine: its model file,
-        provider and session options. A profile from another machine, or for a model file that
-        changed since, is refused (:class:`~resnet_deploy.profile.ProfileError`)."""
-        from ..profile import load_profile
+        provider and session options. A profile from another machine, for a model file (or
+        external data) that changed since, or holding anything but the fields and session
+        options of its schema, is refused (:class:`~resnet_deploy.profile.ProfileError`).
 
-        profile = load_profile(profile_path, check_machine=check_machine)
-        known = {f.name for f in fields(SessionConfig)} - {"provider"}
-        config = SessionConfig(provider=profile.provider, **{k: v for k, v in profile.session.items() if k in known})
-        predictor = cls(profile.model_path(profile_path), config=config)
+        The model is read once: the bytes whose SHA-256 matched the profile's are the bytes
+        onnxruntime runs."""
+        from ..profile import load_profile, load_profile_model
+
+        profile = load_profile(profile_path, check_machine=check_machine, check_model=False)
+        model = load_profile_model(profile, profile_path)
+        # load_profile refused any session key outside SESSION_FIELDS, all of them SessionConfig's.
+        config = SessionConfig(provider=profile.provider, **profile.session)
+        predictor = cls.__new__(cls)
+        predictor._open(profile.model_path(profile_path), model, config, True)
         predictor.profile = profile
         return predictor
 
@@ -140,10 +150,23 @@ class Predictor:
 
     # -- life cycle ---------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the session; the Predictor cannot be used afterwards."""
-        self._closed = True
-        self._graph_state = None
-        self._session = None  # type: ignore[assignment]
+        """Release the session; the Predictor cannot be used afterwards.
+
+        Safe while other threads run it: a run in progress finishes on the session it holds,
+        and every later call (the next chunk of a batch included) says the Predictor is closed."""
+        with self._close_lock:
+            self._closed = True
+            if self._graph_lock is not None:
+                with self._graph_lock:  # not while a CUDA graph replays on its buffers
+                    self._graph_state = None
+            self._session = None  # type: ignore[assignment]
+
+    def _live_session(self) -> Session:
+        """The session, read once per use: None (closed) is refused, never called."""
+        session = self._session
+        if session is None:
+            raise RuntimeBackendError("this Predictor is closed")
+        return session
 
     def __enter__(self) -> "Predictor":
         return self
@@ -185,7 +208,7 @@ class Predictor:
         return np.concatenate(outputs)
 
     def _run_one(self, batch: np.ndarray) -> np.ndarray:
-        session = self._session
+        session = self._live_session()
         if self.provider in ("cuda", "tensorrt"):
             return self._run_io_binding(session, batch)
         try:
@@ -215,6 +238,8 @@ class Predictor:
         if lock is None:
             raise RuntimeBackendError("CUDA graphs are not enabled for this Predictor")
         with lock:
+            if self._closed:
+                raise RuntimeBackendError("this Predictor is closed")
             if self._graph_state is None:
                 self._graph_state = self._graph_buffers(session, batch.shape)
             shape, x, y, binding = self._graph_state
