@@ -74,8 +74,9 @@ def print_pipeline_result(
     console.print(f"[green]wrote[/green] {escape(str(path))} ({human_bytes(size_bytes)}) in {seconds:.1f}s; fusions: {applied}; {parity}")
 
 
-def write_json(path: str | Path, payload: Any) -> None:
-    atomic_write_bytes(path, (_json.dumps(payload, indent=2, default=str) + "\n").encode())
+def write_json(path: str | Path, payload: Any, *, replace: bool = True) -> None:
+    """Strict JSON, written atomically; ``replace=False`` (no --force) never overwrites a file."""
+    atomic_write_bytes(path, (_json.dumps(payload, indent=2, default=str) + "\n").encode(), replace=replace)
 
 
 def check_report(path: Path | None) -> None:

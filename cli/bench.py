@@ -68,6 +68,7 @@ def bench(
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of latency and throughput.")] = None,
     force: Force = False,
     clear_cache: Annotated[bool, typer.Option("--clear-cache", metavar="", help="Remove the cached exports (of --cache-dir) and exit.")] = False,
+    url: Annotated[Optional[str], typer.Option("--url", help="Comma-separated Triton servers of the first file's model (grpc://HOST:PORT, http://HOST:PORT): served beside in-process figures; --model names it there (default: the file's stem).", show_default=False)] = None,
 ) -> None:
     """Benchmark engines side by side, each in its own process: eager PyTorch against every
     ONNX Runtime path of a model of the zoo, or ONNX files as they are."""
@@ -81,6 +82,9 @@ def bench(
     check_outputs(json_out, csv_out, markdown_out, plot_out)
     if plot_out is not None:  # before the measurement, not after it and the other reports were written
         require("--plot", "matplotlib", extra="plot")
+    served_model = None
+    if url is not None:  # --model is the served model's name, beside the file it serves
+        served_model, model = model, None
     if models and (depth is not None or model is not None or plain):
         raise CLIError("give ONNX files or --depth/--model, not both")
     name = "" if models else zoo_model_name(model, depth, plain)
@@ -104,6 +108,8 @@ def bench(
         calibration=calibration,
         eval_data=eval_data,
         cache_dir=cache_dir,
+        urls=_str_list(url) or (),
+        served_model=served_model,
     )
     if not err_console.is_terminal:  # no bar in logs and redirected output
         result = run_benchmark(options, progress=progress)

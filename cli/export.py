@@ -69,11 +69,11 @@ def export(
     )
     if weights is None:
         console.print(f"[yellow]note:[/yellow] no --weights given: {name} is randomly initialised (He init)")
-    result = export_model(options, output, progress=progress)
+    result = export_model(options, output, progress=progress, force=force)
     parity = f"parity vs eager PyTorch: max rel error {result.max_rel_error:.2e}, top-1 agreement {result.top1_agreement:.0%}"
     print_pipeline_result(f"{name}: op counts per stage", result.stages, result.path, result.size_bytes, result.seconds, result.fusions, parity)
     if result.int8 is not None:
         print_quantize_result(result.int8, result.int8.path)
     if report is not None:
-        write_json(report, result.to_dict())
+        write_json(report, result.to_dict(), replace=force)
         console.print(f"report: {report}", markup=False)

@@ -25,9 +25,9 @@ def optimize(
     from resnet_deploy.optimize import optimize_file
 
     check_report(report)
-    result = optimize_file(model, output, target, precision=precision, progress=progress)
+    result = optimize_file(model, output, target, precision=precision, progress=progress, force=force)
     title = f"{model.name} -> {output.name} ({target}): op counts per stage"
     parity = f"parity vs original: max rel error {result.max_rel_error:.2e}"
     print_pipeline_result(title, result.stages, output, result.size_bytes, result.seconds, result.fusions, parity)
     if report is not None:
-        write_json(report, result.to_dict())
+        write_json(report, result.to_dict(), replace=force)

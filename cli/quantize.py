@@ -91,7 +91,7 @@ def quantize(
         found = block_sensitivity(model, calibration, eval_data=eval_data, method=method, max_samples=max_samples, progress=progress)
         print_sensitivity(found)
         if report is not None:
-            write_json(report, found.to_dict())
+            write_json(report, found.to_dict(), replace=force)
         return
     if output is None:
         raise CLIError("--output is required to write a model (only --sensitivity writes none)")
@@ -104,16 +104,17 @@ def quantize(
 
         quantized, aware = quantize_accuracy_aware(model, calibration, eval_data, max_drop_points=max_accuracy_drop, method=method,
                                                    max_samples=max_samples, measure_speed=True, progress=progress)
-        save_onnx(quantized, output)
+        save_onnx(quantized, output, replace=force)
         aware.path = output
         print_accuracy_aware(aware)
         console.print(f"[green]wrote[/green] {escape(str(output))}")
         if report is not None:
-            write_json(report, aware.to_dict())
+            write_json(report, aware.to_dict(), replace=force)
         return
-    result = quantize_file(model, output, calibration, method=method, per_channel=per_channel, max_samples=max_samples, progress=progress)
+    result = quantize_file(model, output, calibration, method=method, per_channel=per_channel, max_samples=max_samples, progress=progress,
+                           force=force)
     for note in result.notes:
         err_console.print(f"note: {note}", markup=False, soft_wrap=True)
     print_quantize_result(result, output)
     if report is not None:
-        write_json(report, result.to_dict())
+        write_json(report, result.to_dict(), replace=force)

@@ -156,8 +156,13 @@ def export_model(
     output: str | Path,
     *,
     progress: Callable[[str], None] | None = None,
+    force: bool = True,
 ) -> ExportResult:
-    """Export, verify and save one model of the zoo; nothing is written unless every stage passes."""
+    """Export, verify and save one model of the zoo; nothing is written unless every stage passes.
+
+    With ``force=False`` an existing output (or INT8 file) is never replaced, even one created
+    while the export ran: the save refuses it atomically and writes nothing (the CLI without
+    ``--force``)."""
     say = progress or (lambda _msg: None)
     total = Stopwatch()
     output = check_writable(output)
@@ -246,10 +251,15 @@ def export_model(
 
     say(f"saving {output}")
     watch = Stopwatch()
-    size = save_onnx(proto, output)
+    size = save_onnx(proto, output, replace=force)
     note = f"{size / 1e6:.1f} MB, atomic write"
     if quantized is not None and int8_result is not None:
-        int8_result.size_before, int8_result.size_after = size, save_onnx(quantized, int8_output)
+        try:
+            int8_result.size_before, int8_result.size_after = size, save_onnx(quantized, int8_output, replace=force)
+        except BaseException:
+            if not force:  # the INT8 file appeared meanwhile: take back the fp32 file this run created
+                _remove_if_ours(output, proto.ByteSize())
+            raise
         note += f"; {int8_output.name} {int8_result.size_after / 1e6:.1f} MB"
     stages.append(StageReport("save", watch(), dict(op_counts(proto)), note))
     return ExportResult(
@@ -265,6 +275,13 @@ def export_model(
         metadata=metadata,
         int8=int8_result,
     )
+
+
+def _remove_if_ours(path: Path, size: int) -> None:
+    """Unlink ``path`` when it is still the file this run wrote (nothing else took its name)."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == size:
+            path.unlink()
 
 
 def int8_path(output: str | Path) -> Path:

@@ -151,8 +151,10 @@ def optimize_file(
     precision: str = "fp32",
     rtol: float = DEFAULT_RTOL,
     progress: Callable[[str], None] | None = None,
+    force: bool = True,
 ) -> OptimizeResult:
-    """Load, optimize, verify and atomically save an ONNX file.
+    """Load, optimize, verify and atomically save an ONNX file (with ``force=False`` never over
+    an existing file, even one created while this ran).
 
     ``precision="fp16"`` converts the optimized graph to float16 for GPU providers (inputs and
     outputs stay float32) and verifies it against the fp32 graph with a float16 tolerance.
@@ -172,7 +174,7 @@ def optimize_file(
         model, report = _fp16_stage(model, str(path))
         stages.append(report)
     watch = Stopwatch()
-    size = save_onnx(model, output)
+    size = save_onnx(model, output, replace=force)
     stages.append(StageReport("save", watch(), dict(op_counts(model)), f"{size / 1e6:.1f} MB, atomic write"))
     return OptimizeResult(Path(output), target, stages, rel, top1, size, total(), model)
 

@@ -243,8 +243,10 @@ def quantize_file(
     max_samples: int | None = DEFAULT_MAX_SAMPLES,
     synthetic_samples: int = 16,
     progress: Callable[[str], None] | None = None,
+    force: bool = True,
 ) -> QuantizeResult:
-    """Quantize an ONNX file to INT8 and save it atomically.
+    """Quantize an ONNX file to INT8 and save it atomically (with ``force=False`` never over an
+    existing file, even one created while this ran).
 
     Without ``calibration`` the model is calibrated on synthetic standard-normal inputs, which is
     fit for timing only: the result is labelled ``synthetic`` and its accuracy means nothing.
@@ -265,7 +267,7 @@ def quantize_file(
     quantized, top1, rel = quantize_model(model, samples, method=method, recipe=recipe, source=str(model_path))
     if calibration is None:
         write_metadata(quantized, {"calibration": "synthetic (timing only)"})
-    size = save_onnx(quantized, output)
+    size = save_onnx(quantized, output, replace=force)
     return QuantizeResult(
         path=Path(output),
         precision="int8",

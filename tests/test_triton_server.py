@@ -206,3 +206,41 @@ def test_port_in_use_is_one_line_and_leaves_nothing(model: Path, tmp_path: Path)
     print(info.value)
     assert "\n" not in str(info.value) and "already in use" in str(info.value)
     assert server.pid is None
+
+
+# -- the load test: bench --url, served and in-process side by side ---------------------------------
+
+def test_bench_url_measures_served_beside_in_process(served: tuple[TritonServer, Path], model: Path, tmp_path: Path) -> None:
+    import json
+
+    server, _ = served
+    out = tmp_path / "served.json"
+    _cli("bench", str(model), "--url", f"grpc://{server.grpc},http://{server.http}", "--model", "resnet20",
+         "--mode", "throughput", "--concurrency", "1,4", "--duration", "0.6", "--rounds", "2", "--json", str(out))
+    records = {(r["engine"], r["concurrency"]): r for r in json.loads(out.read_text())["results"]}
+    assert set(records) == {(e, c) for e in ("resnet20", "triton-grpc", "triton-http") for c in (1, 4)}
+    for (engine, concurrency), r in records.items():
+        print(f"{engine} c{concurrency}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, {r['images_per_s']:.0f} img/s, "
+              f"server queue {r['server_queue_ms']} compute {r['server_compute_ms']} batch {r['server_batch']}")
+        assert r["error"] is None and r["p50_ms"] > 0 and r["p99_ms"] >= r["p50_ms"] and r["images_per_s"] > 0
+        assert r["max_rel_error"] == 0.0  # the served answer is the in-process answer, bit for bit
+        if engine.startswith("triton"):
+            assert r["server_compute_ms"] > 0 and r["server_queue_ms"] >= 0 and r["server_batch"] >= 1
+        else:
+            assert r["server_compute_ms"] is None
+
+
+@pytest.mark.parametrize("url, model_name, needle", [
+    ("grpc://127.0.0.1:{free}", "resnet20", "cannot reach Triton at grpc://127.0.0.1:"),
+    ("http://127.0.0.1:{free}", "resnet20", "cannot reach Triton at http://127.0.0.1:"),
+    ("{grpc}", "nope", "has no ready model named 'nope'"),
+    ("ftp://x:1", "resnet20", "is not HOST:PORT"),
+])
+def test_bench_url_refuses_in_one_line(served: tuple[TritonServer, Path], model: Path, url: str, model_name: str, needle: str) -> None:
+    from resnet_deploy.triton_server import free_port
+
+    server, _ = served
+    url = url.format(free=free_port(), grpc=f"grpc://{server.grpc}")
+    result = CliRunner().invoke(app, ["bench", str(model), "--url", url, "--model", model_name, "--duration", "0.2"])
+    print(result.output)
+    assert result.exit_code == 1 and needle in result.output and result.output.count("\n") <= 2

@@ -16,6 +16,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from .schema import WorkerSpec
+from .served import TritonClientBackend
 
 __all__ = ["Backend", "BACKENDS", "PyTorchBackend", "OnnxRuntimeBackend", "OpenVINORuntimeBackend"]
 
@@ -251,4 +252,5 @@ BACKENDS: dict[str, type] = {
     "pytorch": PyTorchBackend,
     "onnxruntime": OnnxRuntimeBackend,
     "openvino": OpenVINORuntimeBackend,
+    "triton": TritonClientBackend,  # a model served by Triton (bench --url): the client side
 }

@@ -59,6 +59,8 @@ class BenchOptions:
     calibration: str | Path | None = None
     cache_dir: str | Path | None = None
     engines: Sequence[str] | None = None  # restrict to these engine names
+    urls: Sequence[str] = ()  # Triton servers of the first file's model (http://, grpc:// or HOST:PORT)
+    served_model: str | None = None  # its name there; None: the first file's stem, as `triton` names it
 
     def cache_folder(self) -> Path:
         """Where exported models (and TensorRT engines) are cached."""
@@ -137,8 +139,25 @@ def validate(options: BenchOptions) -> list[str] | None:
         from .. import get_model_spec  # the zoo needs torch; a file benchmark does not
 
         get_model_spec(options.model)
+    _check_served(options)
     providers = options.providers or (["cpu"] if options.files else None)
     return list(dict.fromkeys(resolve_provider(p) for p in providers)) if providers is not None else None
+
+
+def _check_served(options: BenchOptions) -> None:
+    """``--url``: the served model is measured beside the file it was made from."""
+    if not options.urls:
+        if options.served_model is not None:
+            raise InputError("a served model's name applies with --url")
+        return
+    if not options.files:
+        raise InputError("--url measures a served model beside the ONNX file it serves: give that file too")
+    from .served import parse_url
+
+    for url in options.urls:
+        parse_url(url)
+    if options.served_model is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", options.served_model):
+        raise InputError(f"invalid served model name {options.served_model!r}")
 
 
 # What the benchmark creates in its cache folder: <model>-<16 hex digits of the cache key> per

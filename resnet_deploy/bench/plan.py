@@ -209,6 +209,13 @@ def plan_files(options: BenchOptions, providers: list[str]) -> Plan:
                                   str(f.path), {}, f"{f.path.name} as it is, {p} provider"))
     baseline = BASELINE if eager else engines[0].name
     note = f"eager PyTorch fp32: {why}" if eager else f"{baseline} (the first file): {why}"
+    if options.urls:  # the same model served by Triton: client-side figures beside the in-process ones
+        from .served import check_served, served_engines
+
+        served = options.served_model or first.path.stem
+        for url in options.urls:
+            check_served(url, served)  # before any work: a server down or without the model is one line
+        engines += served_engines(list(options.urls), served)
     arch = first.metadata.get("architecture") if eager else None
     classes = first.metadata.get("num_classes") if eager else None
     return Plan(tuple(engines), baseline, note, tuple(first.shape[1:]), first.dtype,  # type: ignore[arg-type]

@@ -120,8 +120,17 @@ def footnotes(result: BenchResult) -> list[str]:
                      "the machine was busy, re-run before trusting these rows:")
         notes += [f"  {r.engine} b{r.batch_size}" + (f" c{r.concurrency}" if mode == "throughput" else "")
                   + f": {r.unstable_reason}" for r in unstable]
+    notes += [_served_note(r, mode) for r in records if r.server_compute_ms is not None]
     notes += [f"{r.engine} b{r.batch_size} failed: {r.error}" for r in records if r.error]
     return notes
+
+
+def _served_note(r: Record, mode: str) -> str:
+    """A served engine: what its client-side latency was made of, from the server's statistics."""
+    batch = f", {r.server_batch:.1f} requests per execution" if r.server_batch else ""
+    return (f"{r.engine} b{r.batch_size}" + (f" c{r.concurrency}" if mode == "throughput" else "")
+            + f" on the server: queue {r.server_queue_ms or 0:.2f} ms + compute {r.server_compute_ms:.2f} ms per request{batch}"
+            + (f"; client p50 {r.p50_ms:.2f} ms" if r.p50_ms is not None else ""))
 
 
 def to_csv(records: Sequence[Record]) -> str:

@@ -297,5 +297,8 @@ def _record(run: _Run, engine: Engine, batch: int, concurrency: int, specs: dict
         gflops=gflops,
         peak_fraction=gflops / run.peak_gflops if gflops and run.peak_gflops else None,
         accuracy=done.accuracy,
+        server_queue_ms=done.server_queue_ms,
+        server_compute_ms=done.server_compute_ms,
+        server_batch=done.server_batch,
         worker_pid=start.pid,
     )

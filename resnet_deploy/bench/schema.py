@@ -107,6 +107,11 @@ class Finished:
     rss_mb: float | None  # VmRSS after the timed rounds
     accuracy: float | None
     torch_imported: bool
+    # A served model (engine backend "triton"): per request over the timed rounds, from the
+    # server's own statistics; the mean number of requests Triton ran together.
+    server_queue_ms: float | None = None
+    server_compute_ms: float | None = None
+    server_batch: float | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,9 @@ class Record:
     gflops: float | None = None
     peak_fraction: float | None = None
     accuracy: float | None = None
+    server_queue_ms: float | None = None  # a served model: the server's mean queue time per request
+    server_compute_ms: float | None = None  # ... and its mean compute time per request
+    server_batch: float | None = None  # ... and the mean number of requests it ran together
     synthetic_calibration: bool = False
     source: str | None = None  # the ONNX file measured
     description: str = ""

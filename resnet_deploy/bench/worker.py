@@ -80,6 +80,7 @@ class Measurement:
         for _ in range(request.warmup):
             for call in self.calls:
                 call()
+        getattr(self.backend, "round_started", lambda: None)()  # a served model: the server's statistics
         if len(self.calls) == 1:
             t0 = time.perf_counter()
             latencies = timing.time_round(self.calls[0], duration=request.duration, iterations=request.iterations,
@@ -88,6 +89,7 @@ class Measurement:
         else:
             latencies, wall = timing.time_concurrent(self.calls, duration=request.duration, iterations=request.iterations,
                                                      min_iterations=request.min_iterations)
+        getattr(self.backend, "round_finished", lambda: None)()
         self.rss_mb = status_mb("VmRSS")
         return RoundResult(latencies, wall, batch * len(latencies))
 
@@ -95,7 +97,8 @@ class Measurement:
         peak = status_mb("VmHWM")  # before the evaluation data is loaded
         rss = self.rss_mb if self.rss_mb is not None else status_mb("VmRSS")
         accuracy = self._accuracy() if self.spec.eval_x_path else None
-        return Finished(peak, rss, accuracy, "torch" in sys.modules)
+        server = getattr(self.backend, "server_times", dict)()
+        return Finished(peak, rss, accuracy, "torch" in sys.modules, **server)
 
     def _accuracy(self) -> float:
         ex, ey = np.load(self.spec.eval_x_path), np.load(self.spec.eval_y_path)  # type: ignore[arg-type]

@@ -1,0 +1,196 @@
+"""A model served by Triton, measured as one more engine: the client side of a load test.
+
+``bench MODEL.onnx --url grpc://HOST:PORT --model NAME`` adds one engine per URL beside the
+in-process ones. Its worker is a Triton client: each request thread holds its own connection and
+sends the same fixed input the other engines run, so the latencies are client-side (request,
+network, queue, model, response) and the output is compared with the baseline like any other.
+The server's own statistics for the model, read before and after each timed round, give the
+mean queue and compute time per request that those rounds caused.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .._errors import InputError
+from .schema import Engine, WorkerSpec
+
+__all__ = ["TritonClientBackend", "served_engines", "parse_url", "check_served", "ServerTimes"]
+
+_URL = re.compile(r"^(?:(?P<scheme>http|grpc)://)?(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})/?$")
+_DTYPES = {"FP32": np.float32, "FP16": np.float16, "UINT8": np.uint8, "FP64": np.float64}
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """``(protocol, host:port)`` of ``http://HOST:PORT``, ``grpc://HOST:PORT`` or ``HOST:PORT`` (HTTP)."""
+    match = _URL.match(url.strip())
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise InputError(f"--url {url!r} is not HOST:PORT, http://HOST:PORT or grpc://HOST:PORT")
+    return match["scheme"] or "http", f"{match['host']}:{match['port']}"
+
+
+def served_engines(urls: list[str], model: str) -> list[Engine]:
+    """One engine per URL, named after its protocol (``triton-grpc``, ``triton-http``)."""
+    engines: list[Engine] = []
+    for url in urls:
+        protocol, address = parse_url(url)
+        name = f"triton-{protocol}"
+        if any(e.name == name for e in engines):
+            name = f"{name}-{address}"
+        engines.append(Engine(name, "triton", "server", "served", None, {"url": address, "protocol": protocol, "model": model},
+                              f"{model} served by Triton at {address} ({protocol}), client-side latency"))
+    return engines
+
+
+def check_served(url: str, model: str) -> None:
+    """Before any work: the server answers and has ``model`` ready; else one line saying which."""
+    protocol, address = parse_url(url)
+    module = _client_module(protocol)
+    try:
+        client = module.InferenceServerClient(address, network_timeout=5.0) if protocol == "http" \
+            else module.InferenceServerClient(address)
+    except Exception as exc:  # noqa: BLE001 - the client's own words, in one line
+        raise InputError(f"cannot reach Triton at {protocol}://{address}: {_words(exc)}") from None
+    try:
+        try:
+            ready = client.is_model_ready(model, client_timeout=5.0) if protocol == "grpc" else client.is_model_ready(model)
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"cannot reach Triton at {protocol}://{address}: {_words(exc)}") from None
+        if not ready:
+            raise InputError(f"Triton at {protocol}://{address} has no ready model named {model!r} (give its name with --model)")
+    finally:
+        client.close()
+
+
+def _words(exc: BaseException) -> str:
+    message = exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)
+    return (message or type(exc).__name__).strip().splitlines()[0][:200]
+
+
+@dataclass
+class ServerTimes:
+    """Cumulative nanoseconds and counts from Triton's statistics for one model."""
+
+    requests: int = 0
+    executions: int = 0
+    queue_ns: int = 0
+    compute_ns: int = 0
+
+    def minus(self, other: "ServerTimes") -> "ServerTimes":
+        return ServerTimes(self.requests - other.requests, self.executions - other.executions,
+                           self.queue_ns - other.queue_ns, self.compute_ns - other.compute_ns)
+
+    def plus(self, other: "ServerTimes") -> "ServerTimes":
+        return ServerTimes(self.requests + other.requests, self.executions + other.executions,
+                           self.queue_ns + other.queue_ns, self.compute_ns + other.compute_ns)
+
+
+def _client_module(protocol: str) -> Any:
+    try:
+        if protocol == "grpc":
+            import tritonclient.grpc as module
+        else:
+            import tritonclient.http as module
+    except ImportError:
+        raise InputError(f"measuring a served model needs tritonclient: pip install 'tritonclient[{protocol}]'") from None
+    return module
+
+
+class TritonClientBackend:
+    """Requests to a Triton server; options ``url`` (HOST:PORT), ``protocol`` and ``model``."""
+
+    OPTIONS = frozenset({"url", "protocol", "model"})
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        options = spec.engine.options
+        self.url, self.protocol, self.model = options["url"], options["protocol"], options["model"]
+        self.module = _client_module(self.protocol)
+        client = self._client()
+        try:
+            if not client.is_model_ready(self.model):
+                raise InputError(f"{self.url} serves no ready model named {self.model!r}")
+            meta = client.get_model_metadata(self.model)
+        except self.module.InferenceServerException as exc:
+            raise InputError(f"{self.url}: {exc.message() or exc}") from None
+        finally:
+            client.close()
+        meta = meta if isinstance(meta, dict) else {"inputs": [{"name": i.name, "datatype": i.datatype} for i in meta.inputs],
+                                                    "outputs": [{"name": o.name} for o in meta.outputs]}
+        self.input, self.datatype = meta["inputs"][0]["name"], meta["inputs"][0]["datatype"]
+        self.output = meta["outputs"][0]["name"]
+        self._round_start: ServerTimes | None = None
+        self.timed_total = ServerTimes()
+
+    def _client(self) -> Any:
+        return self.module.InferenceServerClient(self.url)
+
+    def _request(self, client: Any, x: np.ndarray) -> Callable[[], np.ndarray]:
+        inp = self.module.InferInput(self.input, list(x.shape), self.datatype)
+        inp.set_data_from_numpy(np.ascontiguousarray(x, dtype=_DTYPES.get(self.datatype, x.dtype)))
+        outputs = [self.module.InferRequestedOutput(self.output)]
+
+        def send() -> np.ndarray:
+            try:
+                return client.infer(self.model, [inp], outputs=outputs).as_numpy(self.output)
+            except self.module.InferenceServerException as exc:
+                raise RuntimeError(f"{self.url} refused the request: {exc.message() or exc}") from None
+
+        return send
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        client = self._client()
+        try:
+            return np.asarray(self._request(client, x)(), dtype=np.float32)
+        finally:
+            client.close()
+
+    def timed(self, x: np.ndarray) -> Callable[[], None]:
+        """One connection per request thread, made in that thread (the HTTP client's gevent hub
+        belongs to the thread that made it) and kept for the run."""
+        local = threading.local()
+
+        def call() -> None:
+            send = getattr(local, "send", None)
+            if send is None:
+                send = local.send = self._request(self._client(), x)
+            send()
+
+        return call
+
+    def stats(self) -> ServerTimes:
+        client = self._client()
+        try:
+            data = client.get_inference_statistics(self.model, as_json=True) if self.protocol == "grpc" \
+                else client.get_inference_statistics(self.model)
+        finally:
+            client.close()
+        model = data["model_stats"][0]
+        inference = model["inference_stats"]
+
+        def ns(key: str) -> int:
+            return int(inference.get(key, {}).get("ns", 0))
+
+        return ServerTimes(int(inference["success"].get("count", 0)), int(model.get("execution_count", 0)),
+                           ns("queue"), ns("compute_input") + ns("compute_infer") + ns("compute_output"))
+
+    # The worker calls these around the timed part of every round.
+    def round_started(self) -> None:
+        self._round_start = self.stats()
+
+    def round_finished(self) -> None:
+        if self._round_start is not None:
+            self.timed_total = self.timed_total.plus(self.stats().minus(self._round_start))
+            self._round_start = None
+
+    def server_times(self) -> dict[str, float | None]:
+        """Per request over the timed rounds: mean queue and compute ms, and the mean batch Triton formed."""
+        t = self.timed_total
+        if t.requests <= 0:
+            return {"server_queue_ms": None, "server_compute_ms": None, "server_batch": None}
+        return {"server_queue_ms": t.queue_ns / t.requests / 1e6, "server_compute_ms": t.compute_ns / t.requests / 1e6,
+                "server_batch": t.requests / t.executions if t.executions else None}
