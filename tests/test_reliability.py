@@ -200,6 +200,10 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
                              initializer=[onnx.numpy_helper.from_array(np.array([7, -1], np.int64), "rows")])
     f["runfail.onnx"] = d / "runfail.onnx"
     onnx.save(helper.make_model(rows, opset_imports=[helper.make_opsetid("", 13)], ir_version=9), str(f["runfail.onnx"]))
+    trained = onnx.load(str(resnet20_onnx))  # as `export --weights` records a checkpoint
+    next(p for p in trained.metadata_props if p.key == "weights").value = "r20.pth (sha256 0123456789abcdef)"
+    f["trained.onnx"] = d / "trained.onnx"
+    onnx.save(trained, str(f["trained.onnx"]))
     bare = onnx.load(str(resnet20_onnx))
     del bare.metadata_props[:]
     f["nometa.onnx"] = d / "nometa.onnx"
@@ -558,10 +562,24 @@ def test_model_without_metadata_says_so(files: dict[str, Path]) -> None:
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "nometa.onnx has no preprocessing metadata" in warnings[0], result.stderr
-    assert "warning:" not in cli("predict", files["model"], files["image.png"], "--provider", "cpu").stderr
+    assert "warning:" not in cli("predict", files["trained.onnx"], files["image.png"], "--provider", "cpu").stderr
 
 
-@pytest.mark.parametrize("args", [("info", "{model}", "--json"), ("predict", "{model}", "{image.png}", "--json"),
+def test_random_weights_are_named_before_any_answer(files: dict[str, Path]) -> None:
+    """`export` without --weights records the seeded random initialisation; predict and Predictor
+    say so once, instead of answering "paintbrush 0.0011" as if it meant something."""
+    result = cli("predict", files["model"], files["image.png"], "--provider", "cpu", "--json")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert result.returncode == 0 and len(lines) == 1, result.stderr
+    assert "resnet20.onnx holds the seeded random initialisation, not trained weights" in lines[0] and "--weights" in lines[0]
+    with pytest.warns(UserWarning, match="resnet20.onnx holds the seeded random initialisation"):
+        Predictor(files["model"], provider="cpu").close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Predictor(files["trained.onnx"], provider="cpu").close()
+
+
+@pytest.mark.parametrize("args", [("info", "{model}", "--json"), ("predict", "{trained.onnx}", "{image.png}", "--json"),
                                   ("info", "{model}")], ids=["info-json", "predict-json", "info-tables"])
 def test_closed_stdout_is_quiet(files: dict[str, Path], tmp_path: Path, args: tuple[str, ...]) -> None:
     """`resnet-deploy info --json | head -1`: the reader went away; exit 0 without a word."""
@@ -814,7 +832,7 @@ def test_image_modes_through_predict(files: dict[str, Path], tmp_path: Path) -> 
     Image.fromarray(decoded).save(tmp_path / "sideways.png")  # the stored pixels, EXIF ignored
     pairs.append(("photo.jpg", "upright.png"))
     names = [n for pair in pairs for n in pair] + ["sideways.png"]
-    result = cli("predict", files["model"], *(tmp_path / n for n in names), "--json", "--provider", "cpu", "--top-k", "10")
+    result = cli("predict", files["trained.onnx"], *(tmp_path / n for n in names), "--json", "--provider", "cpu", "--top-k", "10")
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
     scores = {Path(e["image"]).name: {k["index"]: k["score"] for k in e["top_k"]} for e in _strict_json(result.stdout)}
     for name, twin in pairs:

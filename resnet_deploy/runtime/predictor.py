@@ -15,7 +15,9 @@ import onnxruntime as ort
 from .._errors import InputError, NonFiniteOutputError, OnnxModelError, RuntimeBackendError, first_line
 from ..onnx_io import image_input, load_onnx, read_metadata
 from ..preprocess import PREPROCESSING_KEYS, ImageLike, Preprocessing, imagenet_labels
+from ..image_input_graph import is_image_input
 from .openvino_native import OpenVINOSession
+from .raw_images import check_image_batch, decode, size_groups, stack_one_size
 from .providers import PROVIDERS
 from .session import _NP_DTYPES, Session, SessionConfig, open_session
 
@@ -63,6 +65,8 @@ class Predictor:
         self.model_path = model_path
         self.metadata = read_metadata(model, self.model_path)
         image = image_input(model, self.model_path)
+        # A model made with --image-input takes uint8 RGB [N, H, W, 3] and preprocesses in its graph.
+        self.takes_images = is_image_input(model)
         self._config = cfg
         self._session, self.provider, self.placement = open_session(model.SerializeToString(), cfg, placement=check_placement)
         # Which runtime executes the model: onnxruntime (any provider, the OpenVINO plugin
@@ -79,7 +83,7 @@ class Predictor:
         self.output_name = output.name
         self.num_outputs = output.shape[-1] if output.shape and isinstance(output.shape[-1], int) else None
         self.preprocessing = Preprocessing.from_metadata(
-            self.metadata, (self.input_shape[2], self.input_shape[3]), source=self.model_path
+            self.metadata, (None, None) if self.takes_images else (self.input_shape[2], self.input_shape[3]), source=self.model_path
         )
         self.labels = self._labels(self.num_outputs)
         if not any(key in self.metadata for key in PREPROCESSING_KEYS):
@@ -87,6 +91,13 @@ class Predictor:
                 f"{self.model_path.name} has no preprocessing metadata ({', '.join(PREPROCESSING_KEYS)}): "
                 f"using ImageNet's (resize {self.preprocessing.resize_size}, crop {self.preprocessing.crop_size}, ImageNet mean/std)"
                 + (" and ImageNet's labels" if self.labels is not None and "labels" not in self.metadata else ""),
+                UserWarning,
+                stacklevel=3,
+            )
+        if str(self.metadata.get("weights", "")).startswith("random init"):  # export without --weights records this
+            warnings.warn(
+                f"{self.model_path.name} holds the seeded random initialisation, not trained weights: its answers mean "
+                "nothing (export it with --weights CHECKPOINT; the README's quickstart shows how)",
                 UserWarning,
                 stacklevel=3,
             )
@@ -176,6 +187,8 @@ class Predictor:
 
     # -- inference ----------------------------------------------------------------------------
     def _check_batch(self, batch: np.ndarray) -> np.ndarray:
+        if self.takes_images:
+            return check_image_batch(batch, self.preprocessing)
         if not isinstance(batch, np.ndarray):
             raise InputError(f"expected a numpy array, received {type(batch).__name__}")
         if batch.dtype != self.input_dtype:
@@ -282,6 +295,11 @@ class Predictor:
         return tuple(shape), x, y, binding
 
     def preprocess(self, images: Sequence[ImageLike]) -> np.ndarray:
+        """What the model takes for ``images``: float ``[N, 3, H, W]``, or for a model with the
+        preprocessing in its graph the decoded uint8 ``[N, H, W, 3]`` (one size per batch)."""
+        if self.takes_images:
+            names = [str(im) if isinstance(im, (str, Path)) else f"image #{i}" for i, im in enumerate(images)]
+            return stack_one_size([decode(im, self.preprocessing) for im in images], names)
         if self.input_dtype.kind != "f":  # normalised pixels cast to integers would still classify, wrongly
             raise OnnxModelError(f"{self.model_path}: input {self.input_name!r} is {self.input_dtype}; images "
                                  "preprocess to floating point, so classifying them needs a float input")
@@ -321,8 +339,18 @@ class Predictor:
             results.extend(self._predict_batch(images[start : start + step], top_k))
         return results
 
+    def _image_logits(self, images: Sequence[ImageLike]) -> np.ndarray:
+        """Logits of a model with the preprocessing in its graph: the images decoded as they are
+        and run one size at a time (a batch holds one size), rows back in the order given."""
+        arrays = [decode(im, self.preprocessing) for im in images]
+        rows: list[np.ndarray] = [np.empty(0)] * len(arrays)
+        for group in size_groups(arrays):
+            for i, row in zip(group, self.run(np.stack([arrays[i] for i in group]))):
+                rows[i] = row
+        return np.stack(rows)
+
     def _predict_batch(self, images: Sequence[ImageLike], top_k: int) -> list[list[Prediction]]:
-        logits = self.run(self.preprocess(images))
+        logits = self._image_logits(images) if self.takes_images else self.run(self.preprocess(images))
         if logits.ndim != 2 or logits.shape[0] != len(images):
             raise OnnxModelError(f"{self.model_path}: output {self.output_name!r} has shape {list(logits.shape)}; "
                                  f"classifying needs logits [N, classes] for N = {len(images)} images")
