@@ -12,6 +12,7 @@ from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
 from resnet_deploy.onnx_io import DEFAULT_OPSET
 
 from ._errors import CLIError, handle_errors
+from ._image_input import ImageInput, ImageInputTopK, check_image_input_flags
 from ._options import Depth, Force, ModelName, Output, Plain, Report, zoo_model_name
 from .quantize import Calibration, MaxSamples, Method, print_quantize_result
 from ._output import check_report, console, print_pipeline_result, progress, write_json
@@ -35,6 +36,8 @@ def export(
     calibration: Calibration = None,
     method: Method = "minmax",
     max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
+    image_input: ImageInput = False,
+    image_input_top_k: ImageInputTopK = 0,
 ) -> None:
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
     require("export", "torch", "onnxscript", "onnxsim")
@@ -50,6 +53,7 @@ def export(
     if calibration is not None and not int8:
         raise CLIError("--calibration is only used with --int8")
     check_report(report)
+    check_image_input_flags(image_input, image_input_top_k)
     # handle_errors checked the paths the user gave; the default name and the INT8 file are derived here.
     outputs = {"--output": output, "the INT8 model": int8_path(output) if int8 else None, "--report": report}
     check_distinct(outputs, {"--weights": weights, "--labels": labels, "--calibration": calibration})
@@ -66,6 +70,8 @@ def export(
         int8_calibration=calibration,
         calibration_method=method,
         max_samples=max_samples,
+        image_input=image_input,
+        image_input_top_k=image_input_top_k,
     )
     if weights is None:
         console.print(f"[yellow]note:[/yellow] no --weights given: {name} is randomly initialised (He init)")

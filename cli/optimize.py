@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ._errors import handle_errors
+from ._image_input import ImageInput, ImageInputTopK, Mean, Std, channels, check_image_input_flags
 from ._options import Force, ModelPath, Report
 from ._output import check_report, print_pipeline_result, progress, write_json
 
@@ -20,12 +21,20 @@ def optimize(
     precision: Annotated[str, typer.Option("--precision", help="fp32, or fp16 for GPU providers (inputs and outputs stay fp32).")] = "fp32",
     report: Report = None,
     force: Force = False,
+    image_input: ImageInput = False,
+    image_input_top_k: ImageInputTopK = 0,
+    mean: Mean = None,
+    std: Std = None,
 ) -> None:
     """Simplify, fuse and verify an ONNX ResNet exported elsewhere."""
+    from resnet_deploy.image_input_graph import ImageInputRequest
     from resnet_deploy.optimize import optimize_file
 
     check_report(report)
-    result = optimize_file(model, output, target, precision=precision, progress=progress, force=force)
+    check_image_input_flags(image_input, image_input_top_k, **{"--mean": mean, "--std": std})
+    request = ImageInputRequest(channels(mean, "--mean"), channels(std, "--std"), image_input_top_k) if image_input else None
+    result = optimize_file(model, output, target, precision=precision, progress=progress, force=force,
+                           image_input=request)
     title = f"{model.name} -> {output.name} ({target}): op counts per stage"
     parity = f"parity vs original: max rel error {result.max_rel_error:.2e}"
     print_pipeline_result(title, result.stages, output, result.size_bytes, result.seconds, result.fusions, parity)

@@ -13,7 +13,7 @@ import contextlib
 import io
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,8 +26,10 @@ from ._errors import ExportError, ResnetDeployError, first_line
 from ._hashing import file_sha256
 from ._registry import get_model_spec
 from .models import create_model
-from .onnx_io import DEFAULT_OPSET, MIN_OPSET, op_counts, save_onnx, write_metadata
+from .onnx_io import DEFAULT_OPSET, MIN_OPSET, op_counts, read_metadata, save_onnx, write_metadata
 from .calibration import DEFAULT_MAX_SAMPLES, load_samples
+from .image_input_graph import ImageInputSpec
+from .image_input_verify import image_input_stage
 from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
 from .preprocess import Preprocessing
 from .quantize import QuantizeResult, quantize_model
@@ -58,6 +60,10 @@ class ExportOptions:
     int8_calibration: str | Path | None = None
     calibration_method: str = "minmax"
     max_samples: int | None = DEFAULT_MAX_SAMPLES
+    # The preprocessing inside the graph (uint8 RGB [N, H, W, 3] of any size in), verified on photos;
+    # image_input_top_k > 0 also adds softmax scores and the top-k classes as outputs.
+    image_input: bool = False
+    image_input_top_k: int = 0
 
 
 @dataclass
@@ -104,6 +110,8 @@ def _validate(options: ExportOptions) -> None:
         raise ExportError(f"--static-batch must be at least 1, received {options.static_batch}")
     if options.image_size is not None and not 16 <= options.image_size <= 4096:
         raise ExportError(f"--image-size must be between 16 and 4096, received {options.image_size}")
+    if options.image_input_top_k and not options.image_input:
+        raise ExportError("the in-graph top-k needs the image input (--image-input)")
     if options.num_classes is not None and not 1 <= options.num_classes <= MAX_CLASSES:
         # --num-classes 10**12 asked torch for a 256 TB classifier and died in its allocator.
         raise ExportError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, received {options.num_classes}")
@@ -248,6 +256,16 @@ def export_model(
         note = f"static QDQ ({options.calibration_method}, {len(samples)} samples): top-1 agreement {top1:.1%}, max rel error {rel:.2e}"
         stages.append(StageReport("quantize", watch(), dict(op_counts(quantized)), note))
         int8_result = QuantizeResult(int8_output, "int8", options.calibration_method, len(samples), 0, 0, top1, rel, watch())
+
+    if options.image_input:  # after quantizing the classifier: the preprocessing stays float
+        say("putting the preprocessing in the graph and verifying it on photos")
+        spec = ImageInputSpec(preprocessing, options.image_input_top_k)
+        proto, report = image_input_stage(proto, spec, source=options.name)
+        stages.append(report)
+        metadata.update(read_metadata(proto))
+        if quantized is not None:
+            quantized, report = image_input_stage(quantized, spec, source=f"{options.name} (INT8)")
+            stages.append(replace(report, name="image-input int8"))
 
     say(f"saving {output}")
     watch = Stopwatch()

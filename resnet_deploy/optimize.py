@@ -17,6 +17,8 @@ import onnx
 from ._atomic import check_writable
 from ._errors import OnnxModelError, RuntimeBackendError
 from ._extras import require
+from .image_input_graph import ImageInputRequest, classifier_and_spec
+from .image_input_verify import image_input_stage
 from .onnx_io import check_onnx, image_input, load_onnx, op_counts, save_onnx
 from .passes import TARGETS
 from .passes.unfuse_fused_conv import is_standard, nonportable_ops, unfuse_fused_conv
@@ -151,6 +153,7 @@ def optimize_file(
     precision: str = "fp32",
     rtol: float = DEFAULT_RTOL,
     progress: Callable[[str], None] | None = None,
+    image_input: ImageInputRequest | None = None,
     force: bool = True,
 ) -> OptimizeResult:
     """Load, optimize, verify and atomically save an ONNX file (with ``force=False`` never over
@@ -158,6 +161,9 @@ def optimize_file(
 
     ``precision="fp16"`` converts the optimized graph to float16 for GPU providers (inputs and
     outputs stay float32) and verifies it against the fp32 graph with a float16 tolerance.
+
+    ``image_input`` puts the preprocessing in the graph (uint8 RGB images in, verified on photos).
+    A file that has it already is optimized without it, and it is put back in float (verified).
     """
     require("optimize", "onnxsim")
     if precision not in ("fp32", "fp16"):
@@ -167,11 +173,17 @@ def optimize_file(
     total = Stopwatch()
     output = check_writable(output)
     model = load_onnx(path)
+    model, spec = classifier_and_spec(model, image_input, source=str(path))
     # FusedConv is an fp32 contrib kernel; for fp16 the GPU provider fuses at session creation.
     passes_target = "portable" if precision == "fp16" else target
     model, stages, rel, top1 = optimize_model(model, passes_target, source=str(path), rtol=rtol, progress=progress)
     if precision == "fp16":
         model, report = _fp16_stage(model, str(path))
+        stages.append(report)
+    if spec is not None:
+        say = progress or (lambda _msg: None)
+        say("putting the preprocessing in the graph and verifying it on photos")
+        model, report = image_input_stage(model, spec, source=str(path))
         stages.append(report)
     watch = Stopwatch()
     size = save_onnx(model, output, replace=force)

@@ -121,14 +121,21 @@ class Preprocessing:
         new_short, new_long = self.resize_size, int(self.resize_size * long / short)
         return (new_short, new_long) if width <= height else (new_long, new_short)
 
+    def check_size(self, width: int, height: int, *, name: str = "image") -> tuple[int, int]:
+        """The resized size of a ``width`` x ``height`` image, or :class:`InputError` for an image
+        without pixels or one whose resized size exceeds :data:`MAX_RESIZE_PIXELS`."""
+        if width < 1 or height < 1:
+            raise InputError(f"refused {name}: a {width}x{height} image has no pixels")
+        new_w, new_h = self.resized_size(width, height)
+        if new_w * new_h > MAX_RESIZE_PIXELS:
+            raise InputError(f"refused {name}: a {width}x{height} image would be resized to {new_w}x{new_h}, "
+                             f"more than {MAX_RESIZE_PIXELS:,} pixels")
+        return new_w, new_h
+
     def __call__(self, image: ImageLike) -> np.ndarray:
         """One image -> float32 ``[3, crop, crop]``."""
         img = to_rgb(load_image(image), image if isinstance(image, (str, Path)) else "image")
-        new_w, new_h = self.resized_size(*img.size)
-        if new_w * new_h > MAX_RESIZE_PIXELS:
-            name = str(image) if isinstance(image, (str, Path)) else "image"
-            raise InputError(f"refused {name}: a {img.size[0]}x{img.size[1]} image would be resized to {new_w}x{new_h}, "
-                             f"more than {MAX_RESIZE_PIXELS:,} pixels")
+        new_w, new_h = self.check_size(*img.size, name=str(image) if isinstance(image, (str, Path)) else "image")
         if (new_w, new_h) != img.size:
             img = img.resize((new_w, new_h), Image.BILINEAR)
         crop = self.crop_size

@@ -26,6 +26,8 @@ from onnx import numpy_helper
 from ._atomic import check_writable
 from ._errors import InputError, OnnxModelError
 from .calibration import DEFAULT_MAX_SAMPLES, fixed_batches, load_samples
+from .image_input_graph import ImageInputSpec, classifier_and_spec
+from .image_input_verify import image_input_stage
 from .onnx_io import image_input, load_onnx, read_metadata, save_onnx, write_metadata
 from .optimize import portable_graph
 from .passes.unfuse_fused_conv import is_standard
@@ -110,9 +112,23 @@ _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorPro
 
 def load_quantizable(model_path: str | Path) -> tuple[onnx.ModelProto, list[str]]:
     """The fp32 graph every quantization path starts from, checked, and a note when it is not the
-    file as given: the FusedConv of ``optimize --target cpu/cuda`` unfused (and verified) first."""
-    model = load_onnx(model_path)
+    file as given: the FusedConv of ``optimize --target cpu/cuda`` unfused (and verified) first.
+    A file with the preprocessing in its graph is refused: only :func:`quantize_file` puts it back."""
+    model, notes, spec = _load_classifier(model_path)
+    if spec is not None:
+        raise OnnxModelError(f"{model_path} takes uint8 images (its preprocessing is in the graph); block-wise INT8 "
+                             "(--sensitivity, --max-accuracy-drop) needs the float model; plain quantize keeps the image input")
+    return model, notes
+
+
+def _load_classifier(model_path: str | Path) -> tuple[onnx.ModelProto, list[str], ImageInputSpec | None]:
+    """:func:`load_quantizable`'s graph, and the image input to put back on it when the file has one
+    (the classifier is quantized; the preprocessing in front of it stays float)."""
+    model, spec = classifier_and_spec(load_onnx(model_path), None, source=str(model_path))
     notes: list[str] = []
+    if spec is not None:
+        notes.append(f"{Path(model_path).name} takes uint8 images: its classifier was quantized and the preprocessing "
+                     "put back in float")
     if not is_quantized(model):  # (a quantized file is refused by name below)
         model, unfused = portable_graph(model, str(model_path), advice="quantize a model in standard ONNX (resnet-deploy export)")
         if unfused is not None:
@@ -120,7 +136,7 @@ def load_quantizable(model_path: str | Path) -> tuple[onnx.ModelProto, list[str]
                          f"portable graph instead ({unfused.details['unfused']} FusedConv unfused to Conv + Add + Relu, "
                          f"verified: max rel error {unfused.details['max_rel_error']:.2e})")
     _check_quantizable(model, str(model_path))
-    return model, notes
+    return model, notes, spec
 
 
 def _check_quantizable(model: onnx.ModelProto, source: str) -> None:
@@ -254,7 +270,7 @@ def quantize_file(
     say = progress or (lambda _msg: None)
     watch = Stopwatch()
     output = check_writable(output)
-    model, notes = load_quantizable(model_path)
+    model, notes, spec = _load_classifier(model_path)
     image = image_input(model, model_path)
     shape = image.shape
     if calibration is None:
@@ -267,6 +283,10 @@ def quantize_file(
     quantized, top1, rel = quantize_model(model, samples, method=method, recipe=recipe, source=str(model_path))
     if calibration is None:
         write_metadata(quantized, {"calibration": "synthetic (timing only)"})
+    if spec is not None:
+        say("putting the float preprocessing back in front and verifying it on photos")
+        quantized, report = image_input_stage(quantized, spec, source=f"{model_path} (INT8)")
+        notes.append(f"image input: {report.note}")
     size = save_onnx(quantized, output, replace=force)
     return QuantizeResult(
         path=Path(output),

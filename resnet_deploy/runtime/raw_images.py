@@ -1,0 +1,80 @@
+"""Images as they are, for models whose preprocessing is in the graph (``export --image-input``).
+
+Such a model takes uint8 RGB ``[N, H, W, 3]``; decoding stays on the host (EXIF orientation and
+every PIL mode converted to RGB exactly as for a float model, :func:`~resnet_deploy.preprocess.load_image`),
+resizing and normalising do not. One batch holds one size: :func:`size_groups` splits a list of
+images into runs of one size each, in the order given.
+
+The bounds are the float path's: no image without pixels (the graph's size arithmetic would divide
+by zero), and none whose resized size exceeds :data:`~resnet_deploy.preprocess.MAX_RESIZE_PIXELS`,
+nor one larger than that as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._errors import InputError
+from ..preprocess import MAX_RESIZE_PIXELS, ImageLike, Preprocessing, load_image, to_rgb
+
+__all__ = ["decode", "check_image_batch", "stack_one_size", "size_groups", "EXPECTED"]
+
+EXPECTED = "uint8 RGB images [N, H, W, 3] (its preprocessing is in the graph)"
+
+
+def _name(image: ImageLike) -> str:
+    return str(image) if isinstance(image, (str, Path)) else "image"
+
+
+def decode(image: ImageLike, preprocessing: Preprocessing) -> np.ndarray:
+    """One image -> uint8 ``[H, W, 3]``, upright and RGB, within the size bounds."""
+    img = to_rgb(load_image(image), _name(image))
+    _check_size(img.size[0], img.size[1], preprocessing, _name(image))
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _check_size(width: int, height: int, preprocessing: Preprocessing, name: str) -> None:
+    if width * height > MAX_RESIZE_PIXELS:
+        raise InputError(f"refused {name}: a {width}x{height} image has more than {MAX_RESIZE_PIXELS:,} pixels")
+    preprocessing.check_size(width, height, name=name)
+
+
+def check_image_batch(batch: Any, preprocessing: Preprocessing) -> np.ndarray:
+    """``batch`` as a contiguous uint8 ``[N>0, H>0, W>0, 3]`` array, or one line saying what is wrong."""
+    if isinstance(batch, (list, tuple)) and all(isinstance(b, np.ndarray) for b in batch):
+        sizes = sorted({tuple(b.shape) for b in batch})
+        if len(sizes) > 1:
+            raise InputError(f"images of different sizes cannot share a batch ({', '.join(map(str, sizes[:4]))}); "
+                             "run each size on its own (Predictor.predict does)")
+    if not isinstance(batch, np.ndarray):
+        raise InputError(f"expected a numpy array of {EXPECTED}, received {type(batch).__name__}")
+    if batch.dtype != np.uint8:
+        raise InputError(f"this model takes {EXPECTED}; received {batch.dtype} {list(batch.shape)}")
+    if batch.ndim != 4 or batch.shape[3] != 3:
+        channels = f"{batch.shape[3]} channels" if batch.ndim == 4 else f"rank {batch.ndim}"
+        raise InputError(f"this model takes {EXPECTED}; received shape {list(batch.shape)} ({channels})")
+    if batch.shape[0] == 0:
+        raise InputError("empty batch: the first dimension is 0")
+    _check_size(batch.shape[2], batch.shape[1], preprocessing, "image batch")
+    return np.ascontiguousarray(batch)
+
+
+def stack_one_size(arrays: Sequence[np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """One batch of images of one size, or an error naming two that differ."""
+    first = arrays[0].shape
+    other = next((i for i, a in enumerate(arrays) if a.shape != first), None)
+    if other is not None:
+        raise InputError(f"images of different sizes cannot share a batch: {names[0]} is {first[1]}x{first[0]}, "
+                         f"{names[other]} {arrays[other].shape[1]}x{arrays[other].shape[0]}")
+    return np.stack(arrays)
+
+
+def size_groups(arrays: Sequence[np.ndarray]) -> list[list[int]]:
+    """Indices of ``arrays`` grouped by shape, groups in order of first appearance."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, array in enumerate(arrays):
+        groups.setdefault(array.shape, []).append(i)
+    return list(groups.values())
