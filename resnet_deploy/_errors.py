@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ResnetDeployError",
     "ModelNotFoundError",
@@ -17,10 +19,25 @@ __all__ = [
 ]
 
 
+# OpenVINO prefixes its reason with where it was raised, one line per frame:
+# "Exception from src/inference/src/cpp/core.cpp:105:" and "Check '...' failed at src/...:151:".
+# Those lines name no reason; the lines after them do.
+_LOCATION = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)$")
+
+
 def first_line(exc: BaseException, limit: int = 300) -> str:
-    """The first line of an exception's message (native libraries write pages), or its type."""
-    lines = str(exc).strip().splitlines()
-    return lines[0][:limit] if lines else type(exc).__name__
+    """The first line of an exception's message (native libraries write pages), or its type.
+
+    A message that starts with OpenVINO's source locations keeps its reason: the locations are
+    dropped and the remaining lines joined (OpenVINO's reason often spans a few short lines)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    located = bool(lines) and bool(_LOCATION.match(lines[0]))
+    if located:
+        lines = [" ".join(line for line in lines if not _LOCATION.match(line))] if len(lines) > 1 else []
+    text = lines[0] if lines and lines[0] else ""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text or type(exc).__name__
 
 
 class ResnetDeployError(Exception):

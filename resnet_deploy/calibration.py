@@ -49,7 +49,8 @@ def load_samples(
             array = np.load(source, allow_pickle=False, mmap_mode="r")
         except (ValueError, OSError, EOFError) as exc:
             raise InputError(f"not a readable .npy file (pickled objects are refused): {source}") from exc
-        array = np.array(array[:max_samples] if max_samples else array)
+        # A scalar (0-d) array cannot be sliced: check_samples refuses its shape [] by name.
+        array = np.array(array[:max_samples] if max_samples and array.ndim else array)
     else:
         raise InputError(f"calibration data not found: {source}")
     return check_samples(array, input_shape, source)

@@ -83,6 +83,27 @@ def test_bad_settings_are_typed_errors(resnet20_onnx: Path, tmp_path: Path) -> N
         OpenVINOSession(garbage)
 
 
+def test_openvino_errors_keep_their_reason(tmp_path: Path) -> None:
+    """OpenVINO writes where it raised before why ("Exception from src/inference/src/cpp/core.cpp:105:"
+    alone, as the first line, told nothing): the locations are dropped, the reason kept."""
+    from onnx import TensorProto, helper
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(rd.RuntimeBackendError) as info:
+        OpenVINOSession(garbage)
+    assert "Unable to read the model" in str(info.value) and "Exception from" not in str(info.value), str(info.value)
+    graph = helper.make_graph([helper.make_node("Mystery", ["x"], ["y"], domain="com.example")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)])
+    with pytest.raises(rd.RuntimeBackendError) as info:
+        OpenVINOSession(model.SerializeToString())
+    message = str(info.value)
+    assert "No conversion rule found for operations: com.example.Mystery" in message, message
+    assert "failed at src/" not in message and "\n" not in message
+
+
 def _capabilities() -> list[str]:
     import openvino
 

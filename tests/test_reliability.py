@@ -118,7 +118,9 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
                              ("zerostd.onnx", "std", "[0.2, 0, 0.2]"), ("strsize.onnx", "crop_size", "abc"),
                              ("negsize.onnx", "resize_size", "-5"), ("numclasses.onnx", "num_classes", "7"),
                              ("cropsize.onnx", "crop_size", "24"), ("smallresize.onnx", "resize_size", "16"),
-                             ("order.onnx", "channel_order", "XYZ")):
+                             ("order.onnx", "channel_order", "XYZ"),
+                             ("deeplabels.onnx", "labels", "[" * 5000 + "]" * 5000),  # a RecursionError when decoded
+                             ("deepmean.onnx", "mean", "[" * 40 + "0.5" + "]" * 40)):
         broken = onnx.load(str(resnet20_onnx))
         props = {p.key: p for p in broken.metadata_props}
         if key in props:
@@ -222,6 +224,23 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
     f["tanh.onnx"] = d / "tanh.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)],
                                 ir_version=9), str(f["tanh.onnx"]))
+    f["scalar.npy"] = d / "scalar.npy"
+    np.save(f["scalar.npy"], np.float32(0.5))
+    # Profiles for the real model that are not data of their schema, one field at a time.
+    from resnet_deploy._machine import machine
+    from resnet_deploy.profile import DeploymentProfile, model_sha256, save_profile
+
+    save_profile(DeploymentProfile(str(resnet20_onnx), model_sha256(resnet20_onnx), "cpu", "onnxruntime", "fp32", 1,
+                                   {"optimization": "all"}, {"p50_ms": 1.0}, machine()), d / "good-profile.json")
+    good = json.loads((d / "good-profile.json").read_text())
+    (d / "traces").mkdir()
+    for name, patch in (("profiledir.json", {"session": {"profile_dir": str(d / "traces")}}),
+                        ("staticbatch.json", {"session": {"static_batch": "1"}}),
+                        ("sourcemodel.json", {"source_model": 5})):
+        f[name] = d / name
+        f[name].write_text(json.dumps({**good, **patch}))
+    f["deepprofile.json"] = d / "deepprofile.json"
+    f["deepprofile.json"].write_text(json.dumps(good).replace('"session": {', '"session": {"x": ' + "[" * 5000 + "]" * 5000 + ", ", 1))
     return f
 
 
@@ -367,6 +386,17 @@ CASES = [
     Case("compare-samples-zero", ["compare", "{model}", "{model}", "--samples", "0"], ["--samples must be at least 1", "0"], []),
     Case("predict-decompression-bomb", ["predict", "{model}", "{bomb.png}"], ["refused", "bomb.png", "decompression bomb"], []),
     Case("predict-truncated-png", ["predict", "{model}", "{cut.png}"], ["not a readable image", "cut.png", "truncated"], []),
+    # round three: a file we read is data, typed and bounded; deep nesting is refused, never a RecursionError
+    Case("meta-labels-deep", ["predict", "{deeplabels.onnx}", "{image.png}"], ["deeplabels.onnx", "'labels' is JSON nested more than 32 levels"], []),
+    Case("meta-mean-deep", ["info", "{deepmean.onnx}"], ["deepmean.onnx", "'mean' is JSON nested more than 32 levels"], []),
+    Case("compare-data-scalar", ["compare", "{model}", "{model}", "--data", "{scalar.npy}"], ["scalar.npy", "has shape []"], []),
+    Case("profile-session-profile-dir", ["predict", "--profile", "{profiledir.json}", "{image.png}"],
+         ["profiledir.json", "field 'session.profile_dir' is not one a profile may set"], []),
+    Case("profile-static-batch-string", ["predict", "--profile", "{staticbatch.json}", "{image.png}"],
+         ["staticbatch.json", "field 'session.static_batch' must be an integer from 1 to 4096"], []),
+    Case("profile-source-model-number", ["predict", "--profile", "{sourcemodel.json}", "{image.png}"],
+         ["sourcemodel.json", "field 'source_model' must be a string, received 5"], []),
+    Case("profile-deep-json", ["predict", "--profile", "{deepprofile.json}", "{image.png}"], ["deepprofile.json", "nests more than 4 levels"], []),
 ]
 
 

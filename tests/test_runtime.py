@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 import resnet_deploy as rd
+from resnet_deploy import RuntimeBackendError
 from resnet_deploy.runtime import Predictor, SessionConfig, available_providers, create_session, node_placement, resolve_provider
 from resnet_deploy.runtime import predictor as predictor_mod
 from resnet_deploy.runtime import providers as providers_mod
@@ -414,3 +416,39 @@ def test_openvino_matches_cpu(resnet18_onnx: Path, precision: str | None) -> Non
     parity = compare(out, reference, rtol=1e-3 if precision is None else 5e-2)
     print("openvino", precision, parity.describe(), placement)
     assert parity.top1_agreement == 1.0 and parity.ok
+
+
+def test_closing_while_another_thread_runs_says_closed(resnet20_onnx: Path, tmp_path: Path) -> None:
+    """close() from one thread while another runs: the run in progress finishes, and the next
+    call (here the next chunk of a batch larger than the model's fixed batch of 1) is refused as
+    "closed"; it used to end in `'NoneType' object has no attribute 'run'`."""
+    import threading
+
+    import onnx
+
+    fixed = onnx.load(str(resnet20_onnx))
+    for value in (fixed.graph.input[0], fixed.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].Clear()
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(fixed, str(tmp_path / "b1.onnx"))
+    x = np.zeros((64, 3, 32, 32), np.float32)  # 64 chunks of one image
+    for _ in range(3):
+        p = Predictor(tmp_path / "b1.onnx", provider="cpu", threads=1)
+        started, errors = threading.Event(), []
+
+        def work() -> None:
+            started.set()
+            try:
+                while True:
+                    p.run(x)
+            except Exception as exc:  # noqa: BLE001 - the type is what is checked
+                errors.append(exc)
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        started.wait()
+        time.sleep(0.05)
+        p.close()
+        worker.join(timeout=60)
+        assert len(errors) == 1 and isinstance(errors[0], RuntimeBackendError), repr(errors)
+        assert "closed" in str(errors[0])
