@@ -28,7 +28,7 @@ from .quantize import DEFAULT_RECIPE, load_quantizable, quantize_model
 from .verify import compare
 
 __all__ = ["Trial", "SensitivityResult", "AccuracyAwareResult", "SpeedCost", "block_sensitivity", "quantize_accuracy_aware",
-           "load_eval_data"]
+           "load_eval_data", "cpu_logits"]
 
 _CHUNK = 256
 
@@ -105,7 +105,7 @@ def load_eval_data(source: str | Path, model: onnx.ModelProto, label: str) -> tu
         return np.load(paths["eval_x_path"]), np.load(paths["eval_y_path"])
 
 
-def _logits(model: onnx.ModelProto, x: np.ndarray, threads: int | None) -> np.ndarray:
+def cpu_logits(model: onnx.ModelProto, x: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Logits as deployed: onnxruntime's CPU provider with its full optimizations (QLinearConv kernels)."""
     from .runtime import SessionConfig, create_session
 
@@ -119,11 +119,11 @@ def _logits(model: onnx.ModelProto, x: np.ndarray, threads: int | None) -> np.nd
 class _Evaluator:
     def __init__(self, fp32: onnx.ModelProto, x: np.ndarray, y: np.ndarray | None, threads: int | None) -> None:
         self.x, self.y, self.threads = x, y, threads
-        self.reference = _logits(fp32, x, threads)
+        self.reference = cpu_logits(fp32, x, threads)
         self.fp32_accuracy = float(np.mean(self.reference.argmax(1) == y)) if y is not None else None
 
     def trial(self, model: onnx.ModelProto, quantized: list[str], float_blocks: list[str]) -> Trial:
-        logits = _logits(model, self.x, self.threads)
+        logits = cpu_logits(model, self.x, self.threads)
         parity = compare(logits, self.reference, rtol=1.0)
         acc = float(np.mean(logits.argmax(1) == self.y)) if self.y is not None else None
         drop = 100 * (self.fp32_accuracy - acc) if acc is not None and self.fp32_accuracy is not None else None

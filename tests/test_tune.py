@@ -95,6 +95,37 @@ def test_the_accuracy_bound_decides(digits_files: dict[str, Path], tmp_path: Pat
         assert v.verified == (drop <= 0.0), (v.record.engine, drop, v.reason)
 
 
+def test_int8_without_labels_is_judged_on_held_out_calibration_samples(digits_files: dict[str, Path], tmp_path: Path) -> None:
+    """A good real-data calibration used to be rejected for its error on one standard-normal input
+    (7.9e-01 here, while its held-out accuracy equals fp32's). One calibration sample in four is
+    held out and INT8 judged on those; the verdict says that --eval-data decides accuracy."""
+    result = tune(TuneOptions(digits_files["model"], tmp_path / "p.json", precisions=["fp32", "int8"], providers=["cpu"],
+                              calibration=digits_files["calib"], threads=2, **FAST))
+    int8 = next(v for v in result.verdicts if v.record.engine == "ort-int8")
+    print(int8.reason, int8.record.max_rel_error, result.heldout)
+    assert result.heldout is not None and result.heldout.samples == 32 and result.heldout.max_rel_error < TOLERANCES["int8"]
+    assert int8.record.max_rel_error > TOLERANCES["int8"]  # the fixed standard-normal input, which no longer decides
+    assert int8.verified and "32 held-out calibration samples" in int8.reason and "--eval-data decides" in int8.reason
+
+
+@pytest.mark.parametrize("heldout, verified, reason", [
+    (None, False, "pass --eval-data"),
+    ((32, 0.5, 0.8), False, "error 5.0e-01 > 0.1 on 32 held-out calibration samples"),
+    ((32, 0.02, 1.0), True, "verified on 32 held-out calibration samples"),
+])
+def test_int8_verdict_without_labels(heldout: tuple | None, verified: bool, reason: str) -> None:
+    """The standard-normal error (0.9 here) never decides INT8; held-out samples or labels do."""
+    from resnet_deploy.bench.schema import Engine, Record
+    from resnet_deploy.tune import HeldOut, _Candidate, _verdict
+
+    engine = Engine("ort-int8", "onnxruntime", "cpu", "int8", "m.onnx")
+    record = Record(engine.name, "cpu", "int8", 1, p50_ms=1.0, max_rel_error=0.9)
+    reference = Record(REFERENCE, "cpu", "fp32", 1, p50_ms=2.0, max_rel_error=0.0)
+    v = _verdict(record, _Candidate(engine, {}), reference, TuneOptions("m.onnx", "p.json"), synthetic=False,
+                 heldout=HeldOut(*heldout) if heldout else None)
+    assert v.verified is verified and reason in v.reason, v.reason
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "resnet_deploy_cli.main", *args], capture_output=True, text=True, timeout=300)
 
