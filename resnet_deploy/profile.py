@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from ._atomic import atomic_write_bytes
 from ._errors import InputError
 from ._hashing import file_sha256
+from ._json import finite_or_none
 from .onnx_io import json_depth, model_sha256
 
 if TYPE_CHECKING:
@@ -198,7 +199,8 @@ def save_profile(profile: DeploymentProfile, path: str | Path, *, replace: bool 
     """Write ``profile`` atomically, after checking it against the schema :func:`load_profile`
     applies (a profile we cannot read back is never written). With ``replace=False`` an existing
     file at ``path`` is refused, never overwritten."""
-    payload = {"format": FORMAT, "version": VERSION, **dataclasses.asdict(profile)}
+    # A measurement without a finite value (a candidate that computed NaN) is null, as in every JSON we write.
+    payload = finite_or_none({"format": FORMAT, "version": VERSION, **dataclasses.asdict(profile)})
     check_profile_fields(payload, path)
     atomic_write_bytes(path, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode(), replace=replace)
 

@@ -231,3 +231,13 @@ def test_the_bytes_hashed_are_the_bytes_run(tuned: dict[str, Path], tmp_path: Pa
             swapper.join()
     print(f"ran the tuned model {ran} times, refused the impostor {refused} times")
     assert ran and refused
+
+
+def test_a_measurement_without_a_finite_value_is_written_as_null(tuned: dict[str, Path], tmp_path: Path) -> None:
+    """A candidate that computed NaN has no error to record: null, as in every JSON we write (it
+    used to stop tune at the very end with a bare ValueError of json.dumps)."""
+    import dataclasses
+
+    profile = dataclasses.replace(_profile(tuned["model"]), candidates=[{"engine": "ov-int8", "max_rel_error": float("nan")}])
+    save_profile(profile, tmp_path / "p.json")
+    assert json.loads((tmp_path / "p.json").read_text())["candidates"] == [{"engine": "ov-int8", "max_rel_error": None}]
