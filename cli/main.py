@@ -22,6 +22,7 @@ from .models import models
 from .optimize import optimize
 from .predict import predict
 from .quantize import quantize
+from .serve import serve
 from .triton import triton
 from .tune import tune
 
@@ -40,6 +41,7 @@ app.command("info")(info)
 app.command("quantize")(quantize)
 app.command("bench")(bench)
 app.command("triton")(triton)
+app.command("serve")(serve)
 app.command("tune")(tune)
 app.command("compare")(compare)
 app.command("models")(models)

@@ -209,6 +209,9 @@ class TritonServer:
             self._workdir = None
         return code
 
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None

@@ -141,12 +141,21 @@ def test_dynamic_batching_merges_concurrent_requests(served: tuple[TritonServer,
     clients, requests = 8, 10
     errors: list[BaseException] = []
 
+    start = threading.Barrier(clients)
+
     def client(seed: int) -> None:
+        connection = grpcclient.InferenceServerClient(server.grpc)  # one connection per client, as real clients keep
         try:
+            start.wait(30)
             for i in range(requests):
-                _grpc(server.grpc, "batching", _inputs(1, seed=100 * seed + i))
+                x = _inputs(1, seed=100 * seed + i)
+                inp = grpcclient.InferInput("input", list(x.shape), "FP32")
+                inp.set_data_from_numpy(x)
+                connection.infer("batching", [inp])
         except BaseException as exc:  # noqa: BLE001 - reported by the assert below
             errors.append(exc)
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=client, args=(s,)) for s in range(clients)]
     for t in threads:
@@ -161,8 +170,8 @@ def test_dynamic_batching_merges_concurrent_requests(served: tuple[TritonServer,
         stats.close()
     inferences, executions = int(model_stats["inference_count"]), int(model_stats["execution_count"])
     print(f"{inferences} inferences in {executions} executions")
-    assert inferences == clients * requests
-    assert executions < inferences  # requests were merged into batches
+    assert inferences == clients * requests, (inferences, executions)
+    assert executions < inferences, (inferences, executions)  # requests were merged into batches
 
 
 @pytest.mark.parametrize("broken, reason", [
@@ -244,3 +253,59 @@ def test_bench_url_refuses_in_one_line(served: tuple[TritonServer, Path], model:
     result = CliRunner().invoke(app, ["bench", str(model), "--url", url, "--model", model_name, "--duration", "0.2"])
     print(result.output)
     assert result.exit_code == 1 and needle in result.output and result.output.count("\n") <= 2
+
+
+# -- resnet-deploy serve: the real server from the command line, stopped by a signal ----------------
+
+def _serve(*args: str) -> "subprocess.Popen[str]":
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "resnet-deploy"
+    return subprocess.Popen([str(exe), "serve", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_serve_answers_then_stops_cleanly(model: Path, stop: str) -> None:
+    import signal
+
+    from resnet_deploy.triton_server import free_port
+
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    proc = _serve(str(model), "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics))
+    try:
+        lines = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if line.startswith("ready"):
+                break
+        print("".join(lines))
+        assert any(f"127.0.0.1:{grpc}" in ln for ln in lines), lines
+        x = _inputs(4, seed=3)
+        with Predictor(model, provider="cpu") as predictor:
+            np.testing.assert_array_equal(_http(f"127.0.0.1:{http}", "resnet20", x), predictor.run(x))
+        proc.send_signal(getattr(signal, stop))
+        assert proc.wait(30) == 0, proc.stderr.read()  # type: ignore[union-attr]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # the server and its stubs went with it
+
+
+def test_serve_on_a_busy_port_is_one_line(model: Path) -> None:
+    import socket
+
+    from resnet_deploy.triton_server import free_port
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        proc = _serve(str(model), "--http-port", str(busy.getsockname()[1]), "--grpc-port", str(free_port()),
+                      "--metrics-port", str(free_port()))
+        out, err = proc.communicate(timeout=60)
+    print(err)
+    assert proc.returncode == 1 and err.startswith("error: ") and "already in use" in err and err.count("\n") == 1
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
