@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Sequence
 
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from resnet_deploy.image_input_verify import MAX_PIXEL_LEVELS, MIN_TOP5_OVERLAP
+from resnet_deploy.pipeline import StageReport
 
 from ._errors import CLIError
+from ._output import console
 
 ImageInput = Annotated[bool, typer.Option(
     "--image-input", metavar="",
@@ -40,3 +46,22 @@ def check_image_input_flags(image_input: bool, top_k: int, **others: object) -> 
     given = [flag for flag, value in {"--image-input-top-k": top_k, **others}.items() if value]
     if given and not image_input:
         raise CLIError(f"{', '.join(given)} only apply with --image-input")
+
+
+def print_image_input_checks(stages: Sequence[StageReport]) -> None:
+    """Per photo, the image input's numbers against PIL preprocessing + the classifier."""
+    for stage in stages:
+        checks = stage.details.get("image_input")
+        if not checks:
+            continue
+        table = Table(title=f"{stage.name}: the graph's preprocessing vs PIL's, per photo", title_justify="left")
+        for column in ("photo", "size", "pixels: max", "differ", "logits: rel err", "top-1", "top-5"):
+            table.add_column(column, justify="left" if column == "photo" else "right")
+        for c in checks["images"]:
+            table.add_row(escape(c["name"]), f"{c['width']}x{c['height']}", f"{c['max_pixel_error']:.2f} lv",
+                          f"{c['pixels_differing']:.3%}", f"{c['max_rel_error']:.2e}", "equal" if c["top1_equal"] else "DIFFERS",
+                          f"{c['top5_overlap']}/5")
+        console.print(table)
+        console.print(f"bounds: logits max rel error <= {checks['rtol']:.0e}, pixels <= {MAX_PIXEL_LEVELS:.0f} grey levels, "
+                      f"top-1 equal, top-5 overlap >= {MIN_TOP5_OVERLAP}/5; a batch of 2 vs each alone: "
+                      f"{checks['batch_rel_error']:.1e}", markup=False)

@@ -12,7 +12,7 @@ from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
 from resnet_deploy.onnx_io import DEFAULT_OPSET
 
 from ._errors import CLIError, handle_errors
-from ._image_input import ImageInput, ImageInputTopK, check_image_input_flags
+from ._image_input import ImageInput, ImageInputTopK, check_image_input_flags, print_image_input_checks
 from ._options import Depth, Force, ModelName, Output, Plain, Report, zoo_model_name
 from .quantize import Calibration, MaxSamples, Method, print_quantize_result
 from ._output import check_report, console, print_pipeline_result, progress, write_json
@@ -78,6 +78,7 @@ def export(
     result = export_model(options, output, progress=progress, force=force)
     parity = f"parity vs eager PyTorch: max rel error {result.max_rel_error:.2e}, top-1 agreement {result.top1_agreement:.0%}"
     print_pipeline_result(f"{name}: op counts per stage", result.stages, result.path, result.size_bytes, result.seconds, result.fusions, parity)
+    print_image_input_checks(result.stages)
     if result.int8 is not None:
         print_quantize_result(result.int8, result.int8.path)
     if report is not None:

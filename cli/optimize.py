@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ._errors import handle_errors
-from ._image_input import ImageInput, ImageInputTopK, Mean, Std, channels, check_image_input_flags
+from ._image_input import ImageInput, ImageInputTopK, Mean, Std, channels, check_image_input_flags, print_image_input_checks
 from ._options import Force, ModelPath, Report
 from ._output import check_report, print_pipeline_result, progress, write_json
 
@@ -38,5 +38,6 @@ def optimize(
     title = f"{model.name} -> {output.name} ({target}): op counts per stage"
     parity = f"parity vs original: max rel error {result.max_rel_error:.2e}"
     print_pipeline_result(title, result.stages, output, result.size_bytes, result.seconds, result.fusions, parity)
+    print_image_input_checks(result.stages)
     if report is not None:
         write_json(report, result.to_dict(), replace=force)

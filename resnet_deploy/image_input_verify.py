@@ -118,14 +118,14 @@ def photo_variants() -> list[tuple[str, Image.Image]]:
         ("portrait", photo),
         ("grayscale", to_rgb(photo.convert("L"))),  # as Predictor converts an L image
         ("rotated 90", photo.transpose(Image.Transpose.ROTATE_90)),
-        ("landscape 2:1 crop", photo.crop((0, 100, 512, 356))),
-        ("panorama 3.2:1 crop", photo.crop((0, 200, 512, 360))),
-        ("tall 1:2 crop", photo.crop((100, 0, 400, 600))),
-        ("odd-sided crop", photo.crop((7, 11, 340, 528))),
+        ("2:1 crop", photo.crop((0, 100, 512, 356))),
+        ("3.2:1 crop", photo.crop((0, 200, 512, 360))),
+        ("1:2 crop", photo.crop((100, 0, 400, 600))),
+        ("odd crop", photo.crop((7, 11, 340, 528))),
         ("downscaled", photo.resize((341, 400), Image.Resampling.LANCZOS)),
-        ("small, upscaled", photo.resize((230, 270), Image.Resampling.LANCZOS)),
+        ("upscaled", photo.resize((230, 270), Image.Resampling.LANCZOS)),
         ("large", photo.resize((1200, 1406), Image.Resampling.LANCZOS)),
-        ("rotated 17 degrees", photo.rotate(17, Image.Resampling.BICUBIC, expand=True)),
+        ("rotated 17", photo.rotate(17, Image.Resampling.BICUBIC, expand=True)),
     ]
 
 

@@ -285,3 +285,17 @@ def test_a_file_without_mean_and_std_must_be_told(resnet20_onnx: Path) -> None:
         classifier_and_spec(model, ImageInputRequest())
     _, spec = classifier_and_spec(model, ImageInputRequest(mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2)))
     assert spec is not None and spec.preprocessing.mean == (0.5, 0.5, 0.5)
+
+
+def test_openvino_is_refused_for_the_in_graph_resize(r20_image: Path) -> None:
+    """OpenVINO's antialiased Resize differs from PIL's (measured: logits off by 0.27, one top-1
+    changed): refused in one line rather than a wrong answer."""
+    from resnet_deploy import ProviderUnavailableError, RuntimeBackendError
+    from resnet_deploy.runtime import resolve_provider
+
+    try:
+        resolve_provider("openvino")
+    except ProviderUnavailableError as exc:
+        pytest.skip(f"OpenVINO is not installed here: {exc}")
+    with pytest.raises(RuntimeBackendError, match="OpenVINO's antialiased Resize does not match"):
+        Predictor(r20_image, provider="openvino")

@@ -17,7 +17,7 @@ from ..onnx_io import image_input, load_onnx, read_metadata
 from ..preprocess import PREPROCESSING_KEYS, ImageLike, Preprocessing, imagenet_labels
 from ..image_input_graph import is_image_input
 from .openvino_native import OpenVINOSession
-from .raw_images import check_image_batch, decode, size_groups, stack_one_size
+from .raw_images import check_image_batch, check_image_provider, decode, size_groups, stack_one_size
 from .providers import PROVIDERS
 from .session import _NP_DTYPES, Session, SessionConfig, open_session
 
@@ -67,6 +67,8 @@ class Predictor:
         image = image_input(model, self.model_path)
         # A model made with --image-input takes uint8 RGB [N, H, W, 3] and preprocesses in its graph.
         self.takes_images = is_image_input(model)
+        if self.takes_images:
+            check_image_provider(cfg.provider, self.model_path)
         self._config = cfg
         self._session, self.provider, self.placement = open_session(model.SerializeToString(), cfg, placement=check_placement)
         # Which runtime executes the model: onnxruntime (any provider, the OpenVINO plugin

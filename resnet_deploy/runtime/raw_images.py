@@ -17,10 +17,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._errors import InputError
+from .._errors import InputError, RuntimeBackendError
 from ..preprocess import MAX_RESIZE_PIXELS, ImageLike, Preprocessing, load_image, to_rgb
+from .providers import resolve_provider
 
-__all__ = ["decode", "check_image_batch", "stack_one_size", "size_groups", "EXPECTED"]
+__all__ = ["decode", "check_image_batch", "check_image_provider", "stack_one_size", "size_groups", "EXPECTED"]
 
 EXPECTED = "uint8 RGB images [N, H, W, 3] (its preprocessing is in the graph)"
 
@@ -78,3 +79,16 @@ def size_groups(arrays: Sequence[np.ndarray]) -> list[list[int]]:
     for i, array in enumerate(arrays):
         groups.setdefault(array.shape, []).append(i)
     return list(groups.values())
+
+
+def check_image_provider(provider: str, source: str | Path) -> None:
+    """Refuse a provider that computes the in-graph resize differently: a wrong answer, not an error.
+
+    OpenVINO's antialiased ``Resize`` is not onnxruntime's (nor PIL's): on the photos of
+    :func:`~resnet_deploy.image_input_verify.photo_variants` the OpenVINO runtime (2026.4) moved
+    ResNet-20's logits by up to 0.27 of the largest and changed one top-1 (ResNet-18: 0.06).
+    """
+    if resolve_provider(provider) == "openvino":
+        raise RuntimeBackendError(
+            f"{source} has its preprocessing in the graph, and OpenVINO's antialiased Resize does not match PIL's "
+            "(logits off by up to 27 % here): run it with --provider cpu, or give OpenVINO the float model")
