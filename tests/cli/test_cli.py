@@ -272,6 +272,9 @@ def test_quantize_keeps_onnxruntime_progress_off_stdout(tmp_path: Path, resnet20
     assert r.returncode == 0, r.stderr
     assert "histogram" in r.stderr and "histogram" not in r.stdout
     assert r.stdout.startswith("wrote ")
+    # what the agreement was measured on, and where accuracy is measured (issue 20 E6)
+    line = " ".join(r.stdout.split())
+    assert "on the 4 inputs it was calibrated on (no test of accuracy: --eval-data DATA --max-accuracy-drop POINTS" in line, line
 
 
 # -- a new user's first hour: what the help, the cache, the reports and the names must not do -----
