@@ -180,6 +180,8 @@ def optimize_file(
     if precision == "fp16":
         model, report = _fp16_stage(model, str(path))
         stages.append(report)
+        # The file written is the fp16 one: its error is the summary's, not the fp32 passes' 0.
+        rel, top1 = max(rel, report.details["max_rel_error"]), min(top1, report.details["top1_agreement"])
     if spec is not None:
         say = progress or (lambda _msg: None)
         say("putting the preprocessing in the graph and verifying it on photos")
@@ -197,4 +199,5 @@ def _fp16_stage(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProto, S
     converted, kept = convert_fp16(model)
     parity = verify_or_raise([compare(ort_outputs(converted, x), ort_outputs(model, x), rtol=FP16_RTOL)], f"the fp16 conversion of {source}")
     note = f"float16 weights and activations, float32 inputs/outputs; ops kept in fp32: {', '.join(kept) or 'none'}; vs fp32: {parity.describe()}"
-    return converted, StageReport("fp16", watch(), dict(op_counts(converted)), note, {"kept_fp32": kept})
+    return converted, StageReport("fp16", watch(), dict(op_counts(converted)), note,
+                                  {"kept_fp32": kept, "max_rel_error": parity.max_rel_error, "top1_agreement": parity.top1_agreement})
