@@ -56,6 +56,26 @@ def test_two_concurrent_exports_to_one_path_one_wins(tmp_path: Path) -> None:
     assert out.stat().st_size > 100_000 and sorted(p.name for p in tmp_path.iterdir()) == ["same.onnx"]
 
 
+def test_an_output_created_while_quantize_or_tune_runs_is_kept(resnet20_onnx: Path, tmp_path: Path) -> None:
+    """The library as the CLI calls it without --force (force=False): the file appears mid-run,
+    from the command's own progress callback, and survives."""
+    import numpy as np
+
+    from resnet_deploy.quantize import quantize_file
+    from resnet_deploy.tune import TuneOptions, tune
+
+    np.save(tmp_path / "c.npy", np.random.default_rng(0).standard_normal((4, 3, 32, 32), dtype=np.float32))
+    q = tmp_path / "q.onnx"
+    with pytest.raises(OutputPathError, match="already exists"):
+        quantize_file(resnet20_onnx, q, tmp_path / "c.npy", force=False, progress=lambda _m: q.write_bytes(b"user"))
+    profile = tmp_path / "p.json"
+    with pytest.raises(OutputPathError, match="already exists"):
+        tune(TuneOptions(resnet20_onnx, profile, providers=["cpu"], precisions=["fp32"], duration=0.2, rounds=1, force=False),
+             on_step=lambda *_: profile.write_bytes(b"user"))
+    assert q.read_bytes() == b"user" and profile.read_bytes() == b"user"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npy", "p.json", "q.onnx"]
+
+
 def test_force_still_replaces(tmp_path: Path) -> None:
     target = tmp_path / "f.bin"
     target.write_bytes(b"old")
