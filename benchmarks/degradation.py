@@ -1,6 +1,7 @@
 """The paper's degradation experiment (He et al. 2015, Fig. 1 and Fig. 6) with this toolkit's zoo.
 
-    python benchmarks/degradation.py                      # plain-20/56 and ResNet-20/56, 1 seed
+    python benchmarks/degradation.py                      # plain-20/56 and ResNet-20/56, 1 seed -> ./degradation-results/
+    python benchmarks/degradation.py --out benchmarks/results --force   # replace the committed results, on purpose
     python benchmarks/degradation.py --epochs 1 --depths 20 --out /tmp/smoke   # CI's smoke run
 
 Trains the plain nets and their residual twins on a real data set that ships offline: the UCI
@@ -150,11 +151,17 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.05, help="initial learning rate (the paper: 0.1 at batch 128)")
     parser.add_argument("--depths", default="20,56", help="comma-separated CIFAR depths (6n+2)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; curves are averaged")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    # Not benchmarks/results: a run must not replace the committed results unless asked to.
+    parser.add_argument("--out", type=Path, default=Path("degradation-results"),
+                        help="folder for degradation.json/png (default ./degradation-results)")
+    parser.add_argument("--force", action="store_true", help="replace degradation.json/png that exist in --out")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    existing = [p for p in (args.out / "degradation.json", args.out / "degradation.png") if p.exists()]
+    if existing and not args.force:  # before the training, not after it
+        parser.error(f"{existing[0]} already exists; pass --force to replace it (or another --out)")
     args.out.mkdir(parents=True, exist_ok=True)
     depths = [int(d) for d in args.depths.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -35,3 +35,16 @@ def test_one_epoch_smoke_run(tmp_path: Path) -> None:
         assert deployed["fp32"] == pytest.approx(1.0 - runs[0]["test_error"][-1], abs=2.5 / 397)
     assert (tmp_path / "degradation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not any(p.suffix in (".onnx", ".pth") for p in tmp_path.rglob("*"))
+
+
+def test_committed_results_are_not_replaced_unless_asked(tmp_path: Path) -> None:
+    """The default --out is ./degradation-results, not benchmarks/results; a folder that holds a
+    previous run's degradation.json is refused before any training, unless --force."""
+    (tmp_path / "degradation.json").write_text("previous run")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "degradation.py"), "--out", str(tmp_path), "--epochs", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "degradation.json already exists; pass --force" in proc.stderr, proc.stderr
+    assert (tmp_path / "degradation.json").read_text() == "previous run"
+    help_text = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "degradation.py"), "--help"],
+                               capture_output=True, text=True, timeout=300).stdout
+    assert "default ./degradation-results" in " ".join(help_text.split())
