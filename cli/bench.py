@@ -128,13 +128,13 @@ def bench(
         first = f" (first: {failed[0].engine} b{failed[0].batch_size}: {(failed[0].error or '')[:160]})" if failed else ""
         raise CLIError(f"nothing was measured: all {len(failed)} engine runs failed{first}; no report was written")
     if json_out:
-        write_json(json_out, result.to_dict())
+        write_json(json_out, result.to_dict(), replace=force)  # without --force, never over a file made meanwhile
     if csv_out:
-        atomic_write_bytes(csv_out, to_csv(result.records).encode())
+        atomic_write_bytes(csv_out, to_csv(result.records).encode(), replace=force)
     if markdown_out:
-        atomic_write_bytes(markdown_out, to_markdown(result).encode())
+        atomic_write_bytes(markdown_out, to_markdown(result).encode(), replace=force)
     if plot_out:
-        plot(result, plot_out)
+        plot(result, plot_out, replace=force)
 
 
 def _print(result: BenchResult) -> None:

@@ -181,7 +181,7 @@ def to_markdown(result: BenchResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(result: BenchResult, path: str | Path) -> None:
+def plot(result: BenchResult, path: str | Path, *, replace: bool = True) -> None:
     """Latency and throughput against batch size (throughput mode: against concurrency), one line
     per engine (matplotlib, PNG)."""
     try:
@@ -216,7 +216,7 @@ def plot(result: BenchResult, path: str | Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), replace=replace)
 
 
 def check_outputs(*paths: str | Path | None) -> None:
