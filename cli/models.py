@@ -9,7 +9,6 @@ from rich import box
 from rich.table import Table
 
 from resnet_deploy import _json
-from resnet_deploy._extras import require
 
 from ._errors import handle_errors
 from ._output import console
@@ -20,12 +19,18 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of the table.")] = False,
 ) -> None:
     """List the models export, bench and compare know by name (--model NAME or --depth N [--plain])."""
-    require("models", "torch")
-    from resnet_deploy.models import describe_models
+    import importlib.util
 
-    rows = describe_models()
+    if importlib.util.find_spec("torch") is not None:  # the live registry (models registered at run time too)
+        from resnet_deploy.models import describe_models
+
+        rows = [r.to_dict() for r in describe_models()]
+    else:  # the runtime-only install: the catalogue shipped with the package
+        from resnet_deploy._zoo_catalogue import shipped_catalogue
+
+        rows = shipped_catalogue()
     if as_json:
-        print(_json.dumps([r.to_dict() for r in rows], indent=2))
+        print(_json.dumps(rows, indent=2))
         return
     table = Table(title="registered models (He init unless --weights)", title_justify="left", box=box.SIMPLE_HEAD,
                   pad_edge=False, collapse_padding=True)
@@ -33,6 +38,6 @@ def models(
                             ("GMACs", "right"), ("input", "right"), ("classes", "right")):
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for r in rows:
-        table.add_row(r.name, f"{r.blocks} {r.block}", r.shortcut, f"{r.parameters / 1e6:.2f}M",
-                      f"{r.macs / 1e9:.2f}", f"{r.image_size}x{r.image_size}", str(r.num_classes))
+        table.add_row(r["name"], f"{r['blocks']} {r['block']}", r["shortcut"], f"{r['parameters'] / 1e6:.2f}M",
+                      f"{r['macs'] / 1e9:.2f}", f"{r['image_size']}x{r['image_size']}", str(r["num_classes"]))
     console.print(table)

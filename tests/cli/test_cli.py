@@ -239,6 +239,23 @@ def test_models_lists_the_registry() -> None:
     assert "resnet152" in invoke("models").output
 
 
+def test_models_needs_no_torch() -> None:
+    """The runtime-only install lists the zoo from the catalogue shipped as package data, which
+    must equal the live one (regenerate it with python -m resnet_deploy._zoo_catalogue)."""
+    import subprocess
+    import sys
+
+    from resnet_deploy._zoo_catalogue import shipped_catalogue
+    from resnet_deploy.models import describe_models
+
+    assert shipped_catalogue() == [r.to_dict() for r in describe_models()]
+    blocked = ("import sys; sys.modules['torch'] = None; sys.argv = ['resnet-deploy', 'models', '--json']; "
+               "from resnet_deploy_cli.main import main; main()")
+    proc = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == shipped_catalogue()
+
+
 def test_bench_clear_cache_removes_only_its_own_entries(tmp_path: Path) -> None:
     from resnet_deploy.bench.options import TRT_CACHE_KEY, make_cache_entry
 
