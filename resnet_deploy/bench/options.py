@@ -251,4 +251,7 @@ def clear_cache(folder: str | Path) -> tuple[int, int]:
     freed = sum(f.stat().st_size for p in entries for f in p.iterdir())
     for p in entries:
         shutil.rmtree(p)
+    for p in folder.iterdir():  # an entry being made when its run was killed: a marker and nothing else
+        if _marked_key(p) is not None and [f.name for f in p.iterdir()] == [CACHE_MARKER] and p.name.startswith("."):
+            shutil.rmtree(p)
     return len(entries), freed

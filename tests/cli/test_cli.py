@@ -369,6 +369,12 @@ def test_a_cache_entry_is_marked_before_it_has_its_name(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="the benchmark did not make it"):
         make_cache_entry(tmp_path / "tensorrt", "tensorrt")
     assert not (tmp_path / "tensorrt" / CACHE_MARKER).exists()
+    # A run killed while making an entry leaves its staging folder (a marker and nothing else): cleared.
+    staging = tmp_path / ".resnet18-00000000000000aa.k1ll3d00.tmp"
+    staging.mkdir()
+    (staging / CACHE_MARKER).write_bytes((entry / CACHE_MARKER).read_bytes())
+    assert "removed 1 cached entry" in invoke("bench", "--clear-cache", "--cache-dir", tmp_path).output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tensorrt"]
 
 
 def test_bench_plot_without_matplotlib_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
