@@ -7,7 +7,7 @@ import signal
 import sys
 import warnings
 from types import FrameType
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -55,7 +55,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, metavar="", help="Print the version.")] = False,
 ) -> None:
     """ResNets from PyTorch definitions to fast, verified ONNX deployments."""
 

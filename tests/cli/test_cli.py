@@ -239,6 +239,12 @@ def test_models_lists_the_registry() -> None:
     assert "resnet152" in invoke("models").output
 
 
+def test_version_is_a_plain_flag() -> None:
+    line = next(line for line in invoke("--help").output.splitlines() if "--version" in line)
+    assert "<bool>" not in line and "Print the version" in line, line
+    assert invoke("--version").output.startswith("resnet-deploy ")
+
+
 def test_models_needs_no_torch() -> None:
     """The runtime-only install lists the zoo from the catalogue shipped as package data, which
     must equal the live one (regenerate it with python -m resnet_deploy._zoo_catalogue)."""
