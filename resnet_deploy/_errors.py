@@ -19,22 +19,22 @@ __all__ = [
 ]
 
 
-# OpenVINO prefixes its reason with where it was raised, one line per frame:
-# "Exception from src/inference/src/cpp/core.cpp:105:" and "Check '...' failed at src/...:151:".
-# Those lines name no reason; the lines after them do.
-_LOCATION = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)$")
+# OpenVINO puts where it raised before why, one line per frame: "Exception from
+# src/inference/src/cpp/core.cpp:105:" and "Check '...' failed at src/...:151:". Those name no
+# reason; the lines after them do (also when onnxruntime's OpenVINO EP wraps them in its own line).
+_LOCATION = re.compile(r"(Exception from \S+:\d+:|Check '.*?' failed at \S+:\d+:)")
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message (native libraries write pages), or its type.
 
-    A message that starts with OpenVINO's source locations keeps its reason: the locations are
-    dropped and the remaining lines joined (OpenVINO's reason often spans a few short lines)."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    located = bool(lines) and bool(_LOCATION.match(lines[0]))
-    if located:
-        lines = [" ".join(line for line in lines if not _LOCATION.match(line))] if len(lines) > 1 else []
-    text = lines[0] if lines and lines[0] else ""
+    A message holding OpenVINO's source locations keeps its reason: the locations are dropped
+    and the lines joined (OpenVINO's reason spans a few short lines after them)."""
+    text = str(exc).strip()
+    if _LOCATION.search(text):
+        text = " ".join(part for part in (_LOCATION.sub("", line).strip() for line in text.splitlines()) if part)
+    else:
+        text = text.splitlines()[0].strip() if text else ""
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text or type(exc).__name__

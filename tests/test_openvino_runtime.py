@@ -102,6 +102,17 @@ def test_openvino_errors_keep_their_reason(tmp_path: Path) -> None:
     message = str(info.value)
     assert "No conversion rule found for operations: com.example.Mystery" in message, message
     assert "failed at src/" not in message and "\n" not in message
+    # The same reason wrapped on one line by onnxruntime's OpenVINO EP, as its errors come.
+    import openvino
+
+    from resnet_deploy._errors import first_line
+
+    try:
+        openvino.Core().read_model(model=b"garbage", weights=None)
+    except Exception as exc:  # noqa: BLE001 - OpenVINO's own RuntimeError
+        wrapped = RuntimeError(f"[ONNXRuntimeError] : 1 : FAIL : OpenVINO-EP compile failed: {exc}")
+    assert first_line(wrapped).endswith("compile failed: Unable to read the model. Please check if the model format is "
+                                        "supported and model is correct."), first_line(wrapped)
 
 
 def _capabilities() -> list[str]:
