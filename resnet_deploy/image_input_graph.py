@@ -39,7 +39,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ._errors import OnnxModelError
 from .onnx_io import image_input, read_metadata, write_metadata
-from .preprocess import Preprocessing
+from .preprocess import Preprocessing, imagenet_labels
 
 __all__ = [
     "IMAGE_INPUT_FORMAT",
@@ -152,6 +152,10 @@ def add_image_input(
     out.graph.value_info.append(original_input)  # the float classifier's input, for split_image_input
     write_metadata(out, {**pre.to_metadata(), "layout": "NHWC", "input_format": IMAGE_INPUT_FORMAT,
                          "preprocessing": "in the graph (uint8 RGB in)", "image_input_top_k": spec.top_k})
+    if "labels" not in read_metadata(core, source) and _static_width(core.graph.output[0]) == 1000:
+        # Predictor names a 1000-class model's outputs with ImageNet's classes; an app in another
+        # language has only the file, so the file carries them (about 10 kB).
+        write_metadata(out, {"labels": imagenet_labels()})
     return out
 
 
