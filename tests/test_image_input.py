@@ -242,12 +242,20 @@ def test_predict_json_equal_to_the_float_model(resnet20_onnx: Path, r20_image: P
 
 # -- export and optimize ------------------------------------------------------------------------
 def test_export_image_input_reports_its_numbers(tmp_path: Path) -> None:
-    out, report = tmp_path / "r20.onnx", tmp_path / "r20.json"
-    result = _cli("export", "--model", "resnet20", "--image-input", "--image-input-top-k", "3", "-o", out, "--report", report)
+    out, report, calib = tmp_path / "r20.onnx", tmp_path / "r20.json", tmp_path / "calib"
+    calib.mkdir()
+    for i, (_, photo) in enumerate(photo_variants()[:4]):
+        photo.save(calib / f"{i}.jpg")
+    result = _cli("export", "--model", "resnet20", "--image-input", "--image-input-top-k", "3", "-o", out, "--report", report,
+                  "--int8", "--calibration", calib)
     assert "image-input" in result.output and "top-1 agreement 100%" in result.output
-    stage = next(s for s in json.loads(report.read_text())["stages"] if s["name"] == "image-input")
-    checks = stage["details"]["image_input"]
+    assert "pixels: max" in result.output and "upscaled" in result.output  # the per-photo table
+    stages = {s["name"]: s for s in json.loads(report.read_text())["stages"]}
+    checks = stages["image-input"]["details"]["image_input"]
     assert len(checks["images"]) == 11 and checks["max_rel_error"] <= IMAGE_INPUT_RTOL
+    int8 = stages["image-input int8"]["details"]["image_input"]
+    assert int8["top1_agreement"] == 1.0 and int8["rtol"] == IMAGE_INPUT_RTOL_INT8
+    assert is_image_input(load_onnx(tmp_path / "r20_int8.onnx"))
     model = load_onnx(out)
     assert image_input(model).dtype == np.uint8 and [o.name for o in model.graph.output][-1] == "top_k_indices"
     with Predictor(out, provider="cpu") as p:
@@ -300,3 +308,11 @@ def test_openvino_is_refused_for_the_in_graph_resize(r20_image: Path) -> None:
         pytest.skip(f"OpenVINO is not installed here: {exc}")
     with pytest.raises(RuntimeBackendError, match="OpenVINO's antialiased Resize does not match"):
         Predictor(r20_image, provider="openvino")
+
+
+def test_placement_probe_feeds_an_image(r20_image: Path) -> None:
+    """The placement run (CUDA, TensorRT) feeds zeros of the input's type: uint8 here, not float."""
+    from resnet_deploy.runtime import SessionConfig, node_placement
+
+    placement = node_placement(r20_image, SessionConfig(provider="cpu"))
+    assert set(placement) == {"CPUExecutionProvider"} and placement["CPUExecutionProvider"] > 40  # ResNet-20's 40 compute ops at least

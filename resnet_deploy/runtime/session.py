@@ -209,7 +209,9 @@ def _profiled_placement(session: ort.InferenceSession, batch: int) -> Counter[st
     feeds = {}
     for inp in session.get_inputs():
         shape = [d if isinstance(d, int) else batch for d in inp.shape]
-        feeds[inp.name] = np.zeros(shape, dtype=_NP_DTYPES.get(inp.type, np.float32))
+        # An --image-input model takes uint8 images; its symbolic height and width become 1 here: a valid 1x1 image.
+        dtype = np.uint8 if inp.type == "tensor(uint8)" else _NP_DTYPES.get(inp.type, np.float32)
+        feeds[inp.name] = np.zeros(shape, dtype=dtype)
     try:
         session.run(None, feeds)
     except Exception as exc:
