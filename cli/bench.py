@@ -127,6 +127,14 @@ def bench(
     if len(failed) == len(result.records):  # a table of failures is no benchmark: say so in the exit status
         first = f" (first: {failed[0].engine} b{failed[0].batch_size}: {(failed[0].error or '')[:160]})" if failed else ""
         raise CLIError(f"nothing was measured: all {len(failed)} engine runs failed{first}; no report was written")
+    if not models:  # the zoo's exports are cached between runs: say how much that holds (INT8 and TensorRT entries add up)
+        from resnet_deploy.bench.options import cache_usage
+
+        folder = options.cache_folder()
+        entries, size = cache_usage(folder)
+        err_console.print(f"note: the bench cache {folder} holds {entries} {'entry' if entries == 1 else 'entries'}, "
+                          f"{size / 1e6:.1f} MB; resnet-deploy bench --clear-cache removes them", markup=False, highlight=False,
+                          soft_wrap=True)
     if json_out:
         write_json(json_out, result.to_dict(), replace=force)  # without --force, never over a file made meanwhile
     if csv_out:

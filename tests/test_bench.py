@@ -64,6 +64,20 @@ def test_records_are_complete_and_ordered(result) -> None:
     assert all(r.speedup_vs_baseline == 1.0 == r.speedup_min == r.speedup_max and r.max_rel_error == 0.0 for r in eager)
 
 
+def test_a_zoo_run_reports_the_cache_it_grew(result, cache: Path) -> None:
+    """The exports (INT8 ones included) stay cached between runs: after a zoo run bench says how
+    much the cache holds, and that --clear-cache removes it."""
+    from resnet_deploy.bench.options import cache_usage
+
+    r = CliRunner().invoke(app, ["bench", "--model", "resnet20", "--engines", "ort-full", "--iterations", "2", "--rounds", "1",
+                                 "--warmup", "0", "--cache-dir", str(cache)])
+    assert r.exit_code == 0, r.output
+    entries, size = cache_usage(cache)
+    assert entries >= 1 and size > 100_000  # resnet20's exports: ~1 MB each
+    line = " ".join(r.output.split())
+    assert f"note: the bench cache {cache} holds {entries} " in line and f"{size / 1e6:.1f} MB; resnet-deploy bench --clear-cache" in line
+
+
 def test_each_engine_and_batch_runs_in_its_own_process(result) -> None:
     pids = [r.worker_pid for r in result.records]
     assert len(set(pids)) == len(pids) and os.getpid() not in pids

@@ -241,6 +241,15 @@ def _is_cache_entry(path: Path) -> bool:
                for f in path.iterdir())
 
 
+def cache_usage(folder: str | Path) -> tuple[int, int]:
+    """(entries, bytes) the benchmark has cached in ``folder``: what ``clear_cache`` would remove."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0, 0
+    entries = [p for p in folder.iterdir() if _is_cache_entry(p)]
+    return len(entries), sum(f.stat().st_size for p in entries for f in p.rglob("*") if f.is_file())
+
+
 def clear_cache(folder: str | Path) -> tuple[int, int]:
     """Remove the entries the benchmark cached in ``folder`` and nothing else there (a
     ``--cache-dir`` may be a folder of the user's); return (entries removed, bytes freed)."""
