@@ -32,7 +32,7 @@ import onnx
 from PIL import Image
 
 from ._errors import VerificationError
-from .image_input_graph import IMAGE_INPUT_NAME, ImageInputSpec, add_image_input, split_image_input
+from .image_input_graph import IMAGE_INPUT_NAME, IMAGE_INPUT_OPSET, ImageInputSpec, add_image_input, split_image_input
 from .pipeline import StageReport, Stopwatch
 from .preprocess import load_image, sample_image_path, to_rgb
 from .verify import compare
@@ -203,6 +203,7 @@ def image_input_stage(
     from .precision import is_quantized
 
     watch = Stopwatch()
+    model, upgraded = _at_least_opset(model, source)
     out = add_image_input(model, spec, source=source)
     check_onnx(out, f"the image-input graph of {source}", full=True)
     if rtol is None:
@@ -210,6 +211,30 @@ def image_input_stage(
     parity = verify_image_input(out, rtol=rtol, source=source)
     pre = spec.preprocessing
     outputs = ", ".join(o.name for o in out.graph.output)
-    note = (f"uint8 RGB [N, H, W, 3] in: resize shorter side to {pre.resize_size} (antialiased bilinear), "
+    note = (f"{upgraded}uint8 RGB [N, H, W, 3] in: resize shorter side to {pre.resize_size} (antialiased bilinear), "
             f"crop {pre.crop_size}, mean/std in the graph; outputs {outputs}; {parity.describe()}")
     return out, StageReport("image-input", watch(), dict(op_counts(out)), note, {"image_input": parity.to_dict()})
+
+
+def _at_least_opset(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProto, str]:
+    """``model`` in opset 18 at least (Resize's antialias), converted by onnx's version converter
+    and verified against the original when it was older (a torch.onnx export with opset 17)."""
+    from onnx import version_converter
+
+    from ._errors import OnnxModelError, first_line
+    from .onnx_io import check_onnx, image_input
+    from .pipeline import ort_outputs, verify_or_raise
+    from .verify import fixed_inputs
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset >= IMAGE_INPUT_OPSET:
+        return model, ""
+    try:
+        upgraded = version_converter.convert_version(model, IMAGE_INPUT_OPSET)
+    except Exception as exc:  # the converter raises bare RuntimeErrors on ops it cannot map
+        raise OnnxModelError(f"{source} is opset {opset}; the image input needs {IMAGE_INPUT_OPSET} and onnx could not "
+                             f"convert it ({first_line(exc, 160)}): re-export it with opset 18") from exc
+    check_onnx(upgraded, f"the opset-{IMAGE_INPUT_OPSET} conversion of {source}", full=True)
+    x = fixed_inputs(image_input(model, source).batch_shape(2), seed=0)
+    parity = verify_or_raise([compare(ort_outputs(upgraded, x), ort_outputs(model, x))], f"the opset-{IMAGE_INPUT_OPSET} conversion of {source}")
+    return upgraded, f"opset {opset} -> {IMAGE_INPUT_OPSET} (onnx's version converter; vs opset {opset}: {parity.describe()}); "

@@ -316,3 +316,23 @@ def test_placement_probe_feeds_an_image(r20_image: Path) -> None:
 
     placement = node_placement(r20_image, SessionConfig(provider="cpu"))
     assert set(placement) == {"CPUExecutionProvider"} and placement["CPUExecutionProvider"] > 40  # ResNet-20's 40 compute ops at least
+
+
+def test_a_foreign_opset_17_file_takes_images(tmp_path: Path) -> None:
+    """A TorchScript export (opset 17, input 'x', BatchNormalization left, no metadata): converted to
+    opset 18 (verified), optimized, and given the image input with --mean/--std."""
+    from resnet_deploy import create_model
+
+    from .conftest import legacy_export, randomize_bn
+
+    foreign = legacy_export(randomize_bn(create_model("resnet20")), 32, tmp_path / "foreign.onnx")
+    result = _cli("optimize", foreign, "-o", tmp_path / "x.onnx", "--image-input", code=1)
+    assert "names no mean or std in its metadata; give --mean and --std" in result.output
+    out = tmp_path / "foreign_image.onnx"
+    result = _cli("optimize", foreign, "-o", out, "--image-input", "--mean", "0.49,0.48,0.45", "--std", "0.25,0.24,0.26")
+    assert "opset 17 -> 18" in result.output
+    model = load_onnx(out)
+    assert is_image_input(model) and next(o.version for o in model.opset_import if o.domain == "") == 18
+    meta = read_metadata(model)
+    assert (meta["mean"], meta["resize_size"], meta["crop_size"]) == ([0.49, 0.48, 0.45], 32, 32)
+    assert verify_image_input(model).top1_agreement == 1.0
