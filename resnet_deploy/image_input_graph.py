@@ -31,7 +31,7 @@ in the size arithmetic: callers refuse it first, as :class:`~resnet_deploy.runti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
@@ -290,33 +290,28 @@ def split_image_input(model: onnx.ModelProto, *, source: str = "model") -> tuple
     original = next((v for v in model.graph.value_info if v.name == last.output[0]), None)
     if original is None:
         raise OnnxModelError(f"{source}: the description of the classifier's input {last.output[0]!r} is missing")
-    top_k = sum(1 for n in model.graph.node if n.name == PREFIX + "top_k")
-    k = 0
-    if top_k:
-        k = int(numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == PREFIX + "k"))[0])
+    k = next((int(numpy_helper.to_array(i)[0]) for i in model.graph.initializer if i.name == PREFIX + "k"), 0)
     core = onnx.ModelProto()
     core.CopyFrom(model)
     graph = core.graph
-    keep_nodes = [n for n in graph.node if not n.name.startswith(PREFIX)]
-    del graph.node[:]
-    graph.node.extend(keep_nodes)
-    inputs = [i for i in graph.input if i.name != IMAGE_INPUT_NAME]
-    del graph.input[:]
-    graph.input.extend([original, *inputs])
-    outputs = [o for o in graph.output if o.name not in (SCORES, TOP_K_SCORES, TOP_K_INDICES)]
-    del graph.output[:]
-    graph.output.extend(outputs)
-    inits = [i for i in graph.initializer if not i.name.startswith(PREFIX)]
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
-    values = [v for v in graph.value_info if v.name != original.name and not v.name.startswith(PREFIX)]
-    del graph.value_info[:]
-    graph.value_info.extend(values)
-    metadata = read_metadata(model)
-    pre = Preprocessing.from_metadata(metadata, (original.type.tensor_type.shape.dim[2].dim_value or None,
-                                                 original.type.tensor_type.shape.dim[3].dim_value or None), source=source)
+    _keep(graph.node, lambda n: not n.name.startswith(PREFIX))
+    _keep(graph.input, lambda i: i.name != IMAGE_INPUT_NAME)
+    graph.input.insert(0, original)
+    _keep(graph.output, lambda o: o.name not in (SCORES, TOP_K_SCORES, TOP_K_INDICES))
+    _keep(graph.initializer, lambda i: not i.name.startswith(PREFIX))
+    _keep(graph.value_info, lambda v: v.name != original.name and not v.name.startswith(PREFIX))
+    dims = original.type.tensor_type.shape.dim
+    pre = Preprocessing.from_metadata(read_metadata(model, source), (dims[2].dim_value or None, dims[3].dim_value or None),
+                                      source=source)
     _restore_metadata(core)
     return core, ImageInputSpec(pre, k)
+
+
+def _keep(field: Any, keep: Callable[[Any], bool]) -> None:
+    """Keep the entries of a repeated protobuf field for which ``keep`` is true, in order."""
+    kept = [entry for entry in field if keep(entry)]
+    del field[:]
+    field.extend(kept)
 
 
 def _restore_metadata(core: onnx.ModelProto) -> None:
