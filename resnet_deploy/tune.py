@@ -23,17 +23,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import onnx
 
 from . import __version__
 from ._atomic import atomic_write_bytes, check_distinct, check_new, check_writable
-from ._errors import InputError, OnnxModelError
+from ._errors import InputError, OnnxModelError, OutputPathError
 from .bench.inputs import eval_arrays, output_classes
 from .bench.options import BenchOptions, validate
 from .bench.plan import Plan
 from .bench.schema import Engine, Record
 from .calibration import DEFAULT_MAX_SAMPLES, load_samples
 from ._machine import cpu_flags, machine
-from .onnx_io import image_input, load_onnx, model_files, read_metadata, save_onnx
+from .onnx_io import image_input, load_onnx, model_files, read_metadata, save_onnx, write_metadata
 from .passes.unfuse_fused_conv import is_standard
 from .precision import convert_fp16, is_quantized
 from .profile import DeploymentProfile, model_sha256, save_profile
@@ -59,6 +60,10 @@ TF32_TOLERANCE = 2e-3
 # fixed standard-normal input that used to decide.
 HOLDOUT_EVERY = 4
 MIN_HOLDOUT_SOURCE = 8
+# Metadata of the model files tune makes (INT8, fp16): the profile they were made for. A file
+# beside a profile that does not exist, marked for it, is the orphan of a run killed between
+# the two writes; the next run replaces (or removes) it without --force.
+TUNE_MARKER = "tune_profile"
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,7 @@ def _prepare(options: TuneOptions, folder: Path, precisions: set[str], providers
             parity = compare(cpu_logits(int8, held, options.threads), cpu_logits(model, held, options.threads), rtol=1.0)
             heldout = HeldOut(len(held), parity.max_rel_error, parity.top1_agreement)
         files["int8"] = folder / "int8.onnx"
+        write_metadata(int8, {TUNE_MARKER: Path(options.output).name})
         save_onnx(int8, files["int8"])
         for value in (int8.graph.input[0], int8.graph.output[0]):
             value.type.tensor_type.shape.dim[0].Clear()
@@ -197,7 +203,9 @@ def _prepare(options: TuneOptions, folder: Path, precisions: set[str], providers
         save_onnx(int8, files["int8_static"])
     if "fp16" in precisions and (set(providers) & {"cuda"}):
         files["fp16"] = folder / "fp16.onnx"
-        save_onnx(convert_fp16(model)[0], files["fp16"])
+        fp16 = convert_fp16(model)[0]
+        write_metadata(fp16, {TUNE_MARKER: Path(options.output).name})
+        save_onnx(fp16, files["fp16"])
     return files, synthetic, heldout
 
 
@@ -243,7 +251,7 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
     check_writable(output)
     if output.resolve() == Path(options.model).resolve():
         raise InputError(f"--output {output} is the model itself")
-    _check_derived_model_path(options, output)
+    orphans = _check_derived_model_path(options, output)
     if not 0 <= options.max_accuracy_drop <= 100:
         raise InputError(f"--max-accuracy-drop must be between 0 and 100 points, received {options.max_accuracy_drop}")
     bench = BenchOptions(files=(options.model,), providers=options.providers, batch_sizes=(options.batch_size,),
@@ -275,7 +283,7 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
         if not eligible:
             raise InputError("no candidate was verified on this machine: " + "; ".join(f"{v.record.engine}: {v.reason}" for v in verdicts))
         winner = min(eligible, key=lambda v: v.record.p50_ms or float("inf"))
-        profile = _profile(options, output, winner, verdicts, Path(winner.record.source or files["fp32"]), synthetic)
+        profile = _profile(options, output, winner, verdicts, Path(winner.record.source or files["fp32"]), synthetic, orphans)
     # Synthetic calibration matters only where INT8 was measured (not with --precision fp32, say).
     return TuneResult(verdicts, winner, profile, output, synthetic and "int8" in files, result.environment, heldout)
 
@@ -289,24 +297,45 @@ def derived_model_paths(output: str | Path) -> list[Path]:
     return [output.with_name(f"{output.stem}.{name}.onnx") for name in sorted(made)]
 
 
-def _check_derived_model_path(options: TuneOptions, output: Path) -> None:
+def _check_derived_model_path(options: TuneOptions, output: Path) -> set[Path]:
     """The winner is known only after the measurement, so every model file it may write beside
-    the profile is checked before it: none may be an input, and none may exist without force."""
-    derived = {"the profile's model": derived_model_paths(output)}
+    the profile is checked before it: each name must be writable (the longest engine name makes
+    the longest), none may be an input, and none may exist without force, unless it is the orphan
+    of an interrupted run for this profile. Returns those orphans."""
+    paths = derived_model_paths(output)
+    for path in paths:
+        try:
+            check_writable(path)
+        except OutputPathError as exc:
+            raise OutputPathError(f"the model tune may write beside --output {output.name[:40]}: {exc}; shorten --output") from None
+    derived = {"the profile's model": paths}
     check_distinct(derived, {"MODEL": model_files(options.model), "--calibration": options.calibration,
                              "--eval-data": options.eval_data})
-    check_new(derived, force=options.force)
+    orphans = {p for p in paths if _is_orphan(p, output)}
+    check_new({"the profile's model": [p for p in paths if p not in orphans]}, force=options.force)
+    return orphans
+
+
+def _is_orphan(path: Path, output: Path) -> bool:
+    """A model file tune made for ``output``, left without its profile (the run was killed)."""
+    if output.exists() or not path.is_file():
+        return False
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # anything unreadable is not ours to replace
+        return False
+    return any(p.key == TUNE_MARKER and p.value == output.name for p in model.metadata_props)
 
 
 def _profile(options: TuneOptions, output: Path, winner: Verdict, verdicts: list[Verdict], model_file: Path,
-             synthetic: bool) -> DeploymentProfile:
+             synthetic: bool, orphans: set[Path]) -> DeploymentProfile:
     """Save the winner's model beside the profile (unless it is the given file) and the profile."""
     source = Path(options.model).resolve()
     if model_file.resolve() == source:
         model_ref = str(source)
     else:
         target = output.with_name(f"{output.stem}.{winner.record.engine}.onnx")
-        atomic_write_bytes(target, model_file.read_bytes(), replace=options.force)
+        atomic_write_bytes(target, model_file.read_bytes(), replace=options.force or target in orphans)
         model_ref = target.name
     r = winner.record
     session = {**winner.session, "threads": options.threads or r.threads}
@@ -330,4 +359,6 @@ def _profile(options: TuneOptions, output: Path, winner: Verdict, verdicts: list
         toolkit_version=__version__,
     )
     save_profile(profile, output, replace=options.force)
+    for orphan in orphans - {output.with_name(f"{output.stem}.{winner.record.engine}.onnx")}:
+        orphan.unlink(missing_ok=True)  # an interrupted run's model that this profile does not use
     return profile

@@ -301,6 +301,8 @@ CASES = [
     Case("tune-threads-absurd", ["tune", "{model}", "-o", "{out}", "--threads", TOO_MANY], ["--threads", TOO_MANY]),
     Case("bench-duration-nan", ["bench", "{model}", "--duration", "nan"], ["--duration must be a finite number", "nan"], []),
     Case("bench-duration-inf", ["bench", "{model}", "--duration", "inf"], ["--duration must be a finite number", "inf"], []),
+    Case("tune-derived-name-too-long", ["tune", "{model}", "-o", "{tmp}/" + "p" * 235 + ".json"],
+         ["the model tune may write beside --output ppppp", "longer than the 255 bytes", "shorten --output"], []),
     Case("tune-duration-nan", ["tune", "{model}", "-o", "{out}", "--duration", "nan"], ["--duration must be a finite number"]),
     Case("tune-accuracy-drop-nan", ["tune", "{model}", "-o", "{out}", "--max-accuracy-drop", "nan"], ["--max-accuracy-drop", "nan"]),
     Case("export-num-classes-huge", ["export", "--depth", "20", "--num-classes", str(10**12), "-o", "{out}"], ["--num-classes must be between 1 and 100,000", str(10**12)]),

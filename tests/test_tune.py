@@ -211,3 +211,28 @@ def test_only_the_files_tune_may_write_need_force(tmp_path: Path, resnet20_onnx:
     with pytest.raises(rd.OutputPathError, match=r"p\.ort-int8\.onnx already exists; pass --force"):
         tune(TuneOptions(resnet20_onnx, profile, force=False))
     assert (tmp_path / "p.ort-int8.onnx").read_bytes() == b"keep me" and not profile.exists()
+
+
+def test_an_orphan_model_of_an_interrupted_run_does_not_block_a_rerun(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """A run killed between writing the winner's model and its profile leaves the model alone.
+    tune marks the files it makes with the profile's name, so the rerun knows that orphan for its
+    own and replaces (or removes) it without --force; an unmarked file, or one made for another
+    profile, is still refused."""
+    import onnx
+
+    from resnet_deploy.onnx_io import write_metadata
+    from resnet_deploy.tune import TUNE_MARKER
+
+    profile = tmp_path / "p.json"
+    for marker, refused in ((None, True), ("other.json", True), ("p.json", False)):
+        model = onnx.load(str(resnet20_onnx))
+        if marker:
+            write_metadata(model, {TUNE_MARKER: marker})
+        onnx.save(model, str(tmp_path / "p.ort-int8.onnx"))
+        if refused:
+            with pytest.raises(rd.OutputPathError, match=r"p\.ort-int8\.onnx already exists; pass --force"):
+                tune(TuneOptions(resnet20_onnx, profile, providers=["cpu"], precisions=["fp32"], force=False, **FAST))
+            assert not profile.exists()
+    result = tune(TuneOptions(resnet20_onnx, profile, providers=["cpu"], precisions=["fp32"], force=False, **FAST))
+    assert profile.is_file() and result.winner.record.engine == REFERENCE
+    assert not (tmp_path / "p.ort-int8.onnx").exists()  # the orphan, unused by this profile, is gone
