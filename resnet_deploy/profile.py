@@ -1,11 +1,16 @@
 """Deployment profiles: what ``resnet-deploy tune`` chose for one model on one machine.
 
-A profile is a JSON file naming the model file to run (by path and SHA-256), the provider and
-session options, the precision, the batch size it was tuned for, what was measured, and the
-machine it was measured on. :meth:`Predictor.from_profile`, ``predict --profile`` and ``triton
---profile`` read it through :func:`load_profile`, which refuses a profile that is missing,
-corrupt, of another format, for a model file that changed, or from another machine: a tuned
-choice is a measurement, and it does not carry over to a different CPU or GPU.
+A profile is a JSON file naming the model file to run (by path and digest, external data
+included), the provider and session options, the precision, the batch size it was tuned for,
+what was measured, and the machine it was measured on. :meth:`Predictor.from_profile`, ``predict
+--profile`` and ``triton --profile`` read it through :func:`load_profile`, which refuses a
+profile that is missing, corrupt, of another format, for a model file that changed, or from
+another machine: a tuned choice is a measurement, and it does not carry over to a different CPU
+or GPU.
+
+A profile is data, not configuration passed through: every field has a type and a range, the
+session options are an allow-list (:data:`SESSION_FIELDS`), and anything else is refused by
+name before any of it is used.
 """
 
 from __future__ import annotations
