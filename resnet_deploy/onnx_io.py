@@ -104,7 +104,7 @@ def _check_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> No
 
 def load_onnx(path: str | Path, *, check: bool = True) -> onnx.ModelProto:
     """Load and validate an ONNX file, with its external data if any."""
-    return _read_model(Path(path), check=check)[0]
+    return _read_model(Path(path), check=check, digest=False)[0]
 
 
 def load_onnx_hashed(path: str | Path) -> tuple[onnx.ModelProto, str]:
@@ -112,17 +112,19 @@ def load_onnx_hashed(path: str | Path) -> tuple[onnx.ModelProto, str]:
     bytes it parsed: every file (the model and each external-data file) is read once, hashed
     as it is read, and those same bytes become the model. A file swapped between a hash and a
     load cannot slip through, since there is no second read."""
-    return _read_model(Path(path), check=True)
+    return _read_model(Path(path), check=True, digest=True)
 
 
 def model_sha256(path: str | Path) -> str:
     """The digest a deployment profile records for ``path``: the file's SHA-256 for a
     single-file model; with external data, a digest covering the model and every data file
     (see :func:`~resnet_deploy._hashing.model_digest`)."""
-    return _read_model(Path(path), check=False)[1]
+    return _read_model(Path(path), check=False, digest=True)[1]
 
 
-def _read_model(path: Path, *, check: bool) -> tuple[onnx.ModelProto, str]:
+def _read_model(path: Path, *, check: bool, digest: bool) -> tuple[onnx.ModelProto, str]:
+    """The model at ``path`` with its external data inlined, each file read once; with ``digest``
+    also its :func:`~resnet_deploy._hashing.model_digest` (else ""), hashed in the same pass."""
     if not path.is_file():
         raise OnnxModelError(f"ONNX file not found: {path}")
     try:
@@ -137,22 +139,23 @@ def _read_model(path: Path, *, check: bool) -> tuple[onnx.ModelProto, str]:
         raise OnnxModelError(f"not a valid ONNX file: {path} (it could not be parsed)") from exc
     if not model.graph.node and not model.graph.output:
         raise OnnxModelError(f"not a valid ONNX file: {path} (no graph)")
-    model_hex = hashlib.sha256(data).hexdigest()
+    model_hex = hashlib.sha256(data).hexdigest() if digest else ""
     del data
     read_metadata(model, path)  # refuses values nested too deep to decode or print, naming the file
     _check_external_data(model, path.parent, path)
-    external = _inline_external_data(model, path.parent, path)
+    external = _inline_external_data(model, path.parent, path, digest=digest)
     if check:
         check_onnx(model, path)
-    return model, model_digest(model_hex, external)
+    return model, model_digest(model_hex, external) if digest else ""
 
 
 _CHUNK = 1 << 24
 
 
-def _inline_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> dict[str, str]:
+def _inline_external_data(model: onnx.ModelProto, folder: Path, path: Path, *, digest: bool) -> dict[str, str]:
     """Read each external-data file once, put every tensor's bytes into the model (as onnx's
-    ``load_external_data_for_model`` does) and return each file's SHA-256 by its location."""
+    ``load_external_data_for_model`` does) and return each file's SHA-256 by its location
+    (with ``digest``; else empty strings)."""
     by_file: dict[str, list[tuple[onnx.TensorProto, int, int | None]]] = {}
     for tensor in external_data_helper._get_all_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
@@ -162,7 +165,7 @@ def _inline_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> d
         offset = _byte_count(fields, "offset", 0, where)
         length = _byte_count(fields, "length", 0, where) or None  # onnx reads to the end for 0 or none
         by_file.setdefault(fields["location"], []).append((tensor, offset, length))
-    digests = {location: _read_external_file(folder / location, tensors, path, location)
+    digests = {location: _read_external_file(folder / location, tensors, path, location, digest=digest)
                for location, tensors in by_file.items()}
     for tensors in by_file.values():
         for tensor, _, _ in tensors:
@@ -172,9 +175,10 @@ def _inline_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> d
 
 
 def _read_external_file(target: Path, tensors: list[tuple[onnx.TensorProto, int, int | None]], path: Path,
-                        location: str) -> str:
-    """One pass over an external-data file: hash every byte, keep the ranges the tensors name."""
-    digest = hashlib.sha256()
+                        location: str, *, digest: bool) -> str:
+    """One pass over an external-data file: keep the ranges the tensors name, and with ``digest``
+    hash every byte (its hex SHA-256 is returned, else "")."""
+    hasher = hashlib.sha256() if digest else None
     parts = [bytearray() for _ in tensors]
     try:
         fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO swapped in must not block us
@@ -183,7 +187,8 @@ def _read_external_file(target: Path, tensors: list[tuple[onnx.TensorProto, int,
                 raise OnnxModelError(f"{path}: external data location {location!r} is not a regular file")
             pos = 0
             while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
                 view, end = memoryview(chunk), pos + len(chunk)
                 for (_, offset, length), part in zip(tensors, parts):
                     low, high = max(offset, pos), min(end if length is None else offset + length, end)
@@ -197,7 +202,7 @@ def _read_external_file(target: Path, tensors: list[tuple[onnx.TensorProto, int,
             raise OnnxModelError(f"{path}: tensor {tensor.name!r} reads past the end of {location!r} ({pos} bytes)")
         tensor.raw_data = bytes(part)
         part.clear()
-    return digest.hexdigest()
+    return hasher.hexdigest() if hasher is not None else ""
 
 
 def model_files(path: str | Path) -> list[Path]:
