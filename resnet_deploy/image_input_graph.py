@@ -136,7 +136,7 @@ def add_image_input(
     head: list[onnx.NodeProto] = []
     outputs = list(graph.output)
     if spec.top_k:
-        head, head_inits, head_outputs = _top_k_nodes(graph.output[0].name, spec.top_k, batch_dim)
+        head, head_inits, head_outputs = _top_k_nodes(graph.output[0], spec.top_k, batch_dim)
         inits += head_inits
         outputs += head_outputs
     image = helper.make_tensor_value_info(IMAGE_INPUT_NAME, TensorProto.UINT8, [None, "height", "width", 3])
@@ -267,13 +267,14 @@ def _centre_crop(b: _Builder, x: str, new_h: str, new_w: str, crop: int) -> str:
 
 
 def _top_k_nodes(
-    logits: str, k: int, batch_dim: onnx.TensorShapeProto.Dimension
+    logits: onnx.ValueInfoProto, k: int, batch_dim: onnx.TensorShapeProto.Dimension
 ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], list[onnx.ValueInfoProto]]:
     b = _Builder()
-    scores = b.op("Softmax", "softmax", [logits], output=SCORES, axis=-1)
+    scores = b.op("Softmax", "softmax", [logits.name], output=SCORES, axis=-1)
     b.nodes.append(helper.make_node("TopK", [scores, b.const("k", [k], np.int64)], [TOP_K_SCORES, TOP_K_INDICES],
                                     name=PREFIX + "top_k", axis=-1, largest=1, sorted=1))
-    outputs = [helper.make_tensor_value_info(SCORES, TensorProto.FLOAT, [None, None]),
+    # scores has the logits' shape: a server checks declared output dims (Triton: [classes], not [-1]).
+    outputs = [helper.make_tensor_value_info(SCORES, TensorProto.FLOAT, [None, _static_width(logits)]),
                helper.make_tensor_value_info(TOP_K_SCORES, TensorProto.FLOAT, [None, k]),
                helper.make_tensor_value_info(TOP_K_INDICES, TensorProto.INT64, [None, k])]
     for value in outputs:

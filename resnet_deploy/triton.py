@@ -28,6 +28,7 @@ import onnx
 
 from ._atomic import check_distinct
 from ._errors import InputError, OnnxModelError, OutputPathError, ResnetDeployError
+from .image_input_graph import is_image_input
 from .onnx_io import image_input, load_onnx, model_files, save_onnx
 from .passes.unfuse_fused_conv import is_standard
 from .profile import DeploymentProfile, load_profile, save_profile
@@ -106,11 +107,13 @@ def _tensor(v: onnx.ValueInfoProto, source: str) -> _Tensor:
 
 def _io(model: onnx.ModelProto, source: str) -> tuple[_Tensor, list[_Tensor]]:
     image = image_input(model, source)
+    value = next(v for v in model.graph.input if v.name == image.name)
+    if is_image_input(model):  # uint8 RGB [N, H, W, 3] of any size: the preprocessing is in the graph
+        return _tensor(value, source), [_tensor(o, source) for o in model.graph.output]
     if any(d is None for d in image.shape[1:]):
         raise OnnxModelError(f"{source}: input {image.name!r} has dynamic C/H/W dims {image.describe()}; only the batch may be dynamic")
     if image.shape[1] not in (1, 3):
         raise OnnxModelError(f"{source} must have one image input [N, C, H, W] with 1 or 3 channels; it has {image.describe()}")
-    value = next(v for v in model.graph.input if v.name == image.name)
     return _tensor(value, source), [_tensor(o, source) for o in model.graph.output]
 
 
@@ -193,7 +196,8 @@ def build_config(model: onnx.ModelProto, name: str, options: TritonOptions, sour
         config.add("platform", "onnxruntime_onnx")
     config.add("max_batch_size", max_batch)
     config.add("input", [_tensor_message(inp, batched, image=True)])
-    config.add("output", [_tensor_message(o, batched, image=False) for o in outputs])
+    served = outputs[:1] if options.backend == "python" else outputs  # Predictor answers with the logits
+    config.add("output", [_tensor_message(o, batched, image=False) for o in served])
     if batched:
         config.add("dynamic_batching", Message().add("preferred_batch_size", _preferred_batches(max_batch))
                    .add("max_queue_delay_microseconds", options.queue_delay_us))
@@ -268,6 +272,9 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
     check_distinct({}, {"MODEL": model_files(model_path)}, output_dirs={"the Triton entry": repository / name})
     tuned = _served_profile(model_path, options)
     model = load_onnx(model_path)
+    if options.provider == "openvino" and is_image_input(model):
+        raise InputError(f"{model_path} takes images with the preprocessing inside, whose antialiased Resize OpenVINO "
+                         "does not compute as PIL does; serve it with --provider cpu (or cuda)")
     config = render_config(model, name, options, str(model_path))
     notes = [note] if (note := batching(model, options, str(model_path))[1]) else []
     foreign = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if not is_standard(n)})

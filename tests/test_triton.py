@@ -321,3 +321,24 @@ def test_threads_reach_either_backend(tmp_path: Path, resnet20_onnx: Path) -> No
     assert parse(py_entry.path).parameters["resnet_deploy_threads"].string_value == "2"
     with pytest.raises(rd.InputError, match="--threads must be an integer from 1"):
         write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="c", threads=0))
+
+
+def test_image_input_file_takes_uint8_pixels_of_any_size(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """A file with the preprocessing inside: uint8 [-1, -1, 3] with no NCHW format, every output on
+    the onnxruntime backend, the logits (what Predictor answers) on the Python backend; OpenVINO,
+    whose antialiased Resize differs from PIL's, is refused in one line."""
+    from resnet_deploy.image_input_graph import ImageInputSpec, add_image_input, preprocessing_for
+
+    source = onnx.load(str(resnet20_onnx))
+    image = tmp_path / "r20_image.onnx"
+    onnx.save(add_image_input(source, ImageInputSpec(preprocessing_for(source), top_k=3)), str(image))
+    cfg = parse(write_triton_repository(image, tmp_path / "repo", TritonOptions(name="ort")).path)
+    assert cfg.input[0].name == "image" and cfg.input[0].data_type == mc.TYPE_UINT8
+    assert list(cfg.input[0].dims) == [-1, -1, 3] and cfg.input[0].format == mc.ModelInput.FORMAT_NONE
+    assert [(o.name, list(o.dims)) for o in cfg.output] == [("logits", [10]), ("scores", [10]), ("top_k_scores", [3]),
+                                                            ("top_k_indices", [3])]
+    assert cfg.output[3].data_type == mc.TYPE_INT64
+    cfg = parse(write_triton_repository(image, tmp_path / "repo", TritonOptions(name="py", backend="python")).path)
+    assert [o.name for o in cfg.output] == ["logits"]
+    r = CliRunner().invoke(app, ["triton", str(image), "-r", str(tmp_path / "repo"), "--provider", "openvino"])
+    assert r.exit_code == 1 and "serve it with --provider cpu" in r.output and r.output.count("\n") == 1

@@ -23,6 +23,8 @@ from typer.testing import CliRunner
 
 REQUIRED = os.environ.get("RESNET_DEPLOY_REQUIRE_TRITON") == "1"
 MODEL = os.environ.get("RESNET_DEPLOY_TRITON_MODEL")
+# The same ResNet-20 exported with --image-input (uint8 RGB [N, H, W, 3] of any size, top-3 outputs).
+IMAGE_MODEL = os.environ.get("RESNET_DEPLOY_TRITON_IMAGE_MODEL")
 STAND_IN = Path(__file__).parent / "triton_server" / "onnxruntime"
 
 
@@ -43,6 +45,8 @@ except Exception as exc:  # ImportError, or the wheel without its binary
     _skip(f"Triton's server is not installed here ({exc.__class__.__name__}: {str(exc)[:80]})")
 if not MODEL or not Path(MODEL).is_file():
     _skip("RESNET_DEPLOY_TRITON_MODEL names no exported ResNet-20")
+if not IMAGE_MODEL or not Path(IMAGE_MODEL).is_file():
+    _skip("RESNET_DEPLOY_TRITON_IMAGE_MODEL names no ResNet-20 exported with --image-input")
 
 from resnet_deploy.runtime import Predictor  # noqa: E402
 from resnet_deploy_cli.main import app  # noqa: E402
@@ -102,6 +106,8 @@ def served(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     profile = model.parent / "resnet20.profile.json"
     _cli("tune", str(model), "-o", str(profile), "--precision", "fp32,bf16", "--duration", "0.3", "--rounds", "1")
     _cli("triton", "--profile", str(profile), "-r", str(repo), "--name", "tuned", "--backend", "python")
+    _cli("triton", str(IMAGE_MODEL), "-r", str(repo), "--name", "image")
+    _cli("triton", str(IMAGE_MODEL), "-r", str(repo), "--name", "image_py", "--backend", "python")
     server = TritonServer(repo, backends={"onnxruntime": STAND_IN})
     server.start()
     pid = server.pid
@@ -309,3 +315,37 @@ def test_serve_on_a_busy_port_is_one_line(model: Path) -> None:
     assert proc.returncode == 1 and err.startswith("error: ") and "already in use" in err and err.count("\n") == 1
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)
+
+
+# -- a file with the preprocessing inside: photos go in as uint8 pixels of any size ------------------
+
+def _photo(width: int, height: int) -> np.ndarray:
+    from PIL import Image
+
+    from resnet_deploy.preprocess import sample_image_path
+
+    with Image.open(sample_image_path()) as im:
+        return np.asarray(im.convert("RGB").resize((width, height)), dtype=np.uint8)[None]
+
+
+@pytest.mark.parametrize("entry", ["image", "image_py"])
+def test_image_input_entry_answers_as_predictor(served: tuple[TritonServer, Path], entry: str) -> None:
+    """uint8 RGB [1, H, W, 3] at three sizes, over both protocols, on the onnxruntime backend (all
+    four outputs) and on the Python backend (Predictor, the logits): the same logits as Predictor."""
+    server, _ = served
+    with Predictor(IMAGE_MODEL, provider="cpu") as predictor:  # type: ignore[arg-type]
+        for width, height in ((320, 240), (180, 400), (64, 64)):
+            x = _photo(width, height)
+            want = predictor.run(x)
+            for protocol, module, url in (("http", httpclient, server.http), ("grpc", grpcclient, server.grpc)):
+                client = module.InferenceServerClient(url)
+                try:
+                    inp = module.InferInput("image", list(x.shape), "UINT8")
+                    inp.set_data_from_numpy(x)
+                    result = client.infer(entry, [inp])
+                finally:
+                    client.close()
+                np.testing.assert_array_equal(result.as_numpy("logits"), want)
+                if entry == "image":
+                    top = result.as_numpy("top_k_indices")[0]
+                    assert list(top) == list(np.argsort(-want[0], kind="stable")[:3]), (protocol, width, height)

@@ -34,7 +34,10 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list:
         arrays = [pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests]
         try:
-            logits = self.predictor.run(np.concatenate(arrays))
+            if len({a.shape[1:] for a in arrays}) == 1:  # one batch for all (images of one size)
+                logits = self.predictor.run(np.concatenate(arrays))
+            else:
+                logits = np.concatenate([self.predictor.run(a) for a in arrays])
         except Exception as exc:  # every request of the batch gets the reason, in one line
             error = pb_utils.TritonError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
