@@ -26,7 +26,7 @@ def serve(
     http_port: Annotated[int, typer.Option("--http-port", help="HTTP/REST port.")] = 8000,
     grpc_port: Annotated[int, typer.Option("--grpc-port", help="gRPC port.")] = 8001,
     metrics_port: Annotated[int, typer.Option("--metrics-port", help="Prometheus metrics port.")] = 8002,
-    instances: Annotated[int, typer.Option("--instances", help="Model instances (parallel executions).")] = 1,
+    instances: Annotated[Optional[int], typer.Option("--instances", help="Model instances (parallel executions); default 1, or the profile's layout from tune --mode throughput.", show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads per instance (default: the profile's, else all cores).", show_default=False)] = None,
     max_batch_size: Annotated[Optional[int], typer.Option("--max-batch-size", help="Largest batch Triton forms (default 32).", show_default=False)] = None,
     queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
@@ -46,12 +46,14 @@ def serve(
         tuned = load_profile(profile)
         model, provider = tuned.model_path(profile), tuned.provider
         name = name or Path(tuned.source_model or model).stem
+        if instances is None and tuned.serving:
+            instances = tuned.serving["instances"]
     elif model is None:
         raise CLIError("give an ONNX file, or --profile")
     find_tritonserver()  # before any work: the extra is installed
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-serve-") as repository:
         entry = write_triton_repository(model, repository, TritonOptions(
-            name=name, max_batch_size=max_batch_size, instances=instances, provider=provider, queue_delay_us=queue_delay_us,
+            name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances, provider=provider, queue_delay_us=queue_delay_us,
             backend="python", threads=threads, profile=profile))
         server = TritonServer(Path(repository), host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port)
         try:

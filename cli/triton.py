@@ -20,7 +20,7 @@ def triton(
     model: Annotated[Optional[Path], typer.Argument(help="An ONNX file (or none, with --profile).", show_default=False)] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name in the repository (default: the file's stem).")] = None,
     max_batch_size: Annotated[Optional[int], typer.Option("--max-batch-size", help="Largest batch Triton forms; 0 disables batching (default 32; 0 for a model with a fixed batch).", show_default=False)] = None,
-    instances: Annotated[int, typer.Option("--instances", help="Model instances (parallel executions).")] = 1,
+    instances: Annotated[Optional[int], typer.Option("--instances", help="Model instances (parallel executions); default 1, or the profile's layout from tune --mode throughput.", show_default=False)] = None,
     provider: Annotated[str, typer.Option("--provider", "-p", help="cpu, cuda, tensorrt or openvino.")] = "cpu",
     fp16: Annotated[bool, typer.Option("--fp16", metavar="", help="TensorRT in FP16 (with --provider tensorrt).")] = False,
     queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
@@ -43,6 +43,10 @@ def triton(
         name = name or Path(tuned.source_model or model).stem
         fp16 = fp16 or bool(tuned.session.get("fp16"))
         threads = threads if threads is not None else tuned.session.get("threads")
+        if instances is None and tuned.serving:  # tune --mode throughput measured this layout
+            instances = tuned.serving["instances"]
+            notes.append(f"{instances} instances x {threads} threads each, as tune --mode throughput measured "
+                         f"({tuned.serving.get('images_per_s') or 0:.0f} images/s, p99 {tuned.serving.get('p99_ms') or 0:.2f} ms)")
         needed, why = profile_backend(tuned)
         if backend == "auto":
             backend = needed
@@ -55,9 +59,9 @@ def triton(
         raise CLIError("give an ONNX file, or --profile")
     backend = "onnxruntime" if backend == "auto" else backend
     entry = write_triton_repository(model, repository, TritonOptions(
-        name=name, max_batch_size=max_batch_size, instances=instances, provider=provider, fp16=fp16,
+        name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances, provider=provider, fp16=fp16,
         queue_delay_us=queue_delay_us, force=force, backend=backend, threads=threads,
-        profile=profile if backend == "python" else None))
+        profile=profile))
     for note in notes + entry.notes:
         err_console.print(f"note: {note}", markup=False, soft_wrap=True)
     console.print(f"[green]wrote[/green] {escape(str(entry.config_path))} and {escape(str(entry.model_path))}")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from resnet_deploy.tune_serving import ServingChoice
 
 from ._errors import CLIError, handle_errors
 from ._options import Force, ModelPath, Threads
@@ -32,6 +35,8 @@ def tune(
     duration: Annotated[float, typer.Option("--duration", help="Seconds of timed runs per candidate.")] = 3.0,
     rounds: Annotated[int, typer.Option("--rounds", help="Interleaved rounds of the candidates.")] = 3,
     force: Force = False,
+    mode: Annotated[str, typer.Option("--mode", help="latency (the fastest single request) or throughput (instances x threads per instance for a service: the most images/s).")] = "latency",
+    max_p99_ms: Annotated[Optional[float], typer.Option("--max-p99-ms", help="Throughput mode: the client-side p99 (ms) a layout may not exceed.", show_default=False)] = None,
 ) -> None:
     """Measure every way this machine can run MODEL, verify each against fp32, and write a profile of the fastest."""
     from resnet_deploy.tune import TuneOptions, tune as run_tune
@@ -39,7 +44,7 @@ def tune(
     if batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, received {batch_size}")
     options = TuneOptions(model, output, _list(providers), _list(precision), batch_size, threads, calibration, eval_data,
-                          max_accuracy_drop, duration, rounds, force=force)
+                          max_accuracy_drop, duration, rounds, force=force, mode=mode.strip().lower(), max_p99_ms=max_p99_ms)
     result = run_tune(options, progress=progress)
     console.print(_table(result))
     w = result.winner.record
@@ -55,6 +60,8 @@ def tune(
         err_console.print(f"note: without labels, INT8 was judged by its logits on {h.samples} calibration samples held out of the "
                           f"calibration (max rel error {h.max_rel_error:.1e}, 'h' in the table, top-1 agreement {h.top1_agreement:.1%}); they share "
                           "its preprocessing, so only labelled data decides what INT8 costs in accuracy: pass --eval-data", markup=False)
+    if result.serving is not None:
+        _print_serving(result.serving)
     console.print(f"use it: Predictor.from_profile({str(result.profile_path)!r}), resnet-deploy predict --profile {result.profile_path} IMAGE", markup=False)
 
 
@@ -89,3 +96,16 @@ def _table(result) -> Table:  # type: ignore[no-untyped-def]
             mark,
         )
     return table
+
+
+def _print_serving(choice: "ServingChoice") -> None:
+    """The layouts measured in throughput mode, the chosen one marked."""
+    bound = f" (p99 bound {choice.max_p99_ms:g} ms)" if choice.max_p99_ms is not None else ""
+    console.print(f"serving layouts, instances x threads per instance{bound}:", markup=False)
+    for row in sorted(choice.layouts, key=lambda r: -(r.images_per_s or 0.0)):
+        mark = "winner" if row == choice.best else ("over the p99 bound" if not row.within_bound and row.error is None else (row.error or ""))
+        figures = (f"{row.images_per_s:8.1f} img/s, p50 {row.p50_ms:7.2f} ms, p99 {row.p99_ms:7.2f} ms"
+                   if row.images_per_s is not None and row.p50_ms is not None and row.p99_ms is not None else "not measured")
+        console.print(f"  {row.engine:16s} {row.instances:2d} x {row.threads:<2d} {figures}  {mark}", markup=False, soft_wrap=True)
+    console.print(f"triton --profile writes instance_group count {choice.best.instances} with {choice.best.threads} "
+                  "threads per instance", markup=False)

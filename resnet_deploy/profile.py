@@ -68,6 +68,7 @@ class DeploymentProfile:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     created: str = ""
     toolkit_version: str = ""
+    serving: dict[str, Any] = field(default_factory=dict)  # tune --mode throughput: the layout chosen (_SERVING)
 
     def model_path(self, profile_path: str | Path) -> Path:
         path = Path(self.model)
@@ -144,6 +145,11 @@ _MACHINE: dict[str, _Kind] = {
     "isa": _Kind("a list of strings", lambda v: isinstance(v, list) and all(_text().test(x) for x in v)),
     "gpu": _text(optional=True),
 }
+# tune --mode throughput: instances x threads per instance for a service, and what it measured.
+_SERVING: dict[str, _Kind] = {
+    "mode": _one_of("throughput"), "instances": _int(1, 256), "threads": _int(1, MAX_THREADS), "images_per_s": _number(),
+    "p50_ms": _number(), "p99_ms": _number(), "max_p99_ms": _number(), "candidate": _text(),
+}
 _REQUIRED = ("model", "model_sha256", "provider", "backend", "precision", "batch_size", "session", "measured", "machine")
 
 
@@ -191,6 +197,11 @@ def check_profile_fields(data: Mapping[str, Any], path: str | Path = "profile") 
     check_session(data["session"], path)
     _check_table("measured", data["measured"], _MEASURED, path)
     _check_table("machine", data["machine"], _MACHINE, path)
+    if "serving" in data:
+        _check_table("serving", data["serving"], _SERVING, path)
+        unknown = sorted(set(data["serving"]) - set(_SERVING))
+        if unknown:
+            raise ProfileError(f"{path}: field 'serving.{unknown[0]}' is not one a profile may set; allowed: {', '.join(_SERVING)}")
     candidates = data.get("candidates", [])
     if not isinstance(candidates, list) or len(candidates) > MAX_CANDIDATES:
         raise ProfileError(f"{path}: field 'candidates' must be a list of at most {MAX_CANDIDATES} objects")

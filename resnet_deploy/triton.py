@@ -31,7 +31,7 @@ from ._errors import InputError, OnnxModelError, OutputPathError, ResnetDeployEr
 from .image_input_graph import is_image_input
 from .onnx_io import image_input, load_onnx, model_files, save_onnx
 from .passes.unfuse_fused_conv import is_standard
-from .profile import DeploymentProfile, load_profile, save_profile
+from .profile import DeploymentProfile, load_profile, load_profile_model, model_sha256, save_profile
 from .triton_config import Enum, Field, Message, check_tensor_name, render
 
 __all__ = ["TritonOptions", "TritonEntry", "write_triton_repository", "render_config", "build_config",
@@ -270,8 +270,7 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
                                 f"{MAX_NAME_BYTES}" + ("" if options.name else "; pass --name"))
     # --force replaces the entry folder as a whole: the model must not be one of its files.
     check_distinct({}, {"MODEL": model_files(model_path)}, output_dirs={"the Triton entry": repository / name})
-    tuned = _served_profile(model_path, options)
-    model = load_onnx(model_path)
+    tuned, model = _served_profile(model_path, options)
     if options.provider == "openvino" and is_image_input(model):
         raise InputError(f"{model_path} takes images with the preprocessing inside, whose antialiased Resize OpenVINO "
                          "does not compute as PIL does; serve it with --provider cpu (or cuda)")
@@ -309,7 +308,7 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
         staging.chmod(0o777 & ~mask)
         (staging / "1").mkdir()
         if options.backend == "python":
-            _stage_python_model(staging / "1", model_path, tuned)
+            _stage_python_model(staging / "1", model, model_path, tuned)
         else:
             save_onnx(model, staging / "1" / "model.onnx")
         (staging / "config.pbtxt").write_text(config, encoding="utf-8")
@@ -324,24 +323,30 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
     return TritonEntry(target, target / "config.pbtxt", target / "1" / "model.onnx", config, notes)
 
 
-def _served_profile(model_path: Path, options: TritonOptions) -> DeploymentProfile | None:
-    """The profile a Python-backend entry serves, checked: for this machine, for this model file."""
+def _served_profile(model_path: Path, options: TritonOptions) -> tuple[DeploymentProfile | None, onnx.ModelProto]:
+    """The profile an entry serves, checked (for this machine, for this model file), and the model:
+    with a profile, the very bytes whose digest matched it (read once), so what is served is what
+    was tuned."""
     if options.profile is None:
-        return None
-    tuned = load_profile(options.profile)
+        return None, load_onnx(model_path)
+    tuned = load_profile(options.profile, check_model=False)
     if tuned.model_path(options.profile).resolve() != model_path.resolve():
         raise InputError(f"{options.profile} is a profile for {tuned.model_path(options.profile)}, not {model_path}")
-    return tuned
+    return tuned, load_profile_model(tuned, options.profile)
 
 
-def _stage_python_model(version: Path, model_path: Path, tuned: DeploymentProfile | None) -> None:
-    """``1/model.py`` (Predictor in Triton's Python backend), the model's files copied byte for
-    byte (so the profile's SHA-256 still holds), and the profile pointing at the copy."""
+def _stage_python_model(version: Path, model: onnx.ModelProto, model_path: Path, tuned: DeploymentProfile | None) -> None:
+    """``1/model.py`` (Predictor in Triton's Python backend) and the model. With a profile: the
+    model as verified against it, in one file, and the profile pointing at it with that file's
+    digest; without one, the model's files copied byte for byte."""
     shutil.copyfile(PYTHON_MODEL, version / "model.py")
-    for source in model_files(model_path):
-        shutil.copyfile(source, version / ("model.onnx" if source == model_path else source.name))
-    if tuned is not None:
-        save_profile(dataclasses.replace(tuned, model="model.onnx"), version / "profile.json")
+    if tuned is None:
+        for source in model_files(model_path):
+            shutil.copyfile(source, version / ("model.onnx" if source == model_path else source.name))
+        return
+    save_onnx(model, version / "model.onnx")
+    save_profile(dataclasses.replace(tuned, model="model.onnx", model_sha256=model_sha256(version / "model.onnx")),
+                 version / "profile.json")
 
 
 def _remove_stale_staging(repository: Path, name: str) -> None:

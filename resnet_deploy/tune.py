@@ -38,7 +38,8 @@ from .onnx_io import image_input, load_onnx, model_files, read_metadata, save_on
 from .passes.unfuse_fused_conv import is_standard
 from .precision import convert_fp16, is_quantized
 from .profile import DeploymentProfile, model_sha256, save_profile
-from .runtime import available_providers
+from .runtime import available_providers, cpu_count
+from .tune_serving import ServingChoice, check_serving_options, choose_layout
 from .runtime.providers import PROVIDERS, openvino_backend
 from .verify import DEFAULT_RTOL, fixed_inputs
 
@@ -90,6 +91,8 @@ class TuneOptions:
     rounds: int = 3
     cache_dir: str | Path | None = None
     force: bool = True  # replace an existing profile's model; the CLI passes its --force
+    mode: str = "latency"  # or "throughput": instances x threads for a service (tune_serving)
+    max_p99_ms: float | None = None  # throughput: the client-side p99 a layout may not exceed
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class TuneResult:
     synthetic_calibration: bool
     environment: dict[str, Any] = field(default_factory=dict)
     heldout: HeldOut | None = None  # how INT8 was judged without --eval-data
+    serving: ServingChoice | None = None  # --mode throughput: the layouts measured and the one chosen
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,7 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
     if output.resolve() == Path(options.model).resolve():
         raise InputError(f"--output {output} is the model itself")
     orphans = _check_derived_model_path(options, output)
+    check_serving_options(options.mode, options.max_p99_ms)
     if not 0 <= options.max_accuracy_drop <= 100:
         raise InputError(f"--max-accuracy-drop must be between 0 and 100 points, received {options.max_accuracy_drop}")
     bench = BenchOptions(files=(options.model,), providers=options.providers, batch_sizes=(options.batch_size,),
@@ -283,9 +288,16 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
         if not eligible:
             raise InputError("no candidate was verified on this machine: " + "; ".join(f"{v.record.engine}: {v.reason}" for v in verdicts))
         winner = min(eligible, key=lambda v: v.record.p50_ms or float("inf"))
-        profile = _profile(options, output, winner, verdicts, Path(winner.record.source or files["fp32"]), synthetic, orphans)
+        serving = None
+        if options.mode == "throughput":  # the most images/s under the p99 bound, over layouts of the cores
+            serving = choose_layout([c.engine for c in candidates if c.engine.name in {v.record.engine for v in eligible}],
+                                    candidates[0].engine, plan, replace(bench, providers=None),
+                                    cores=options.threads or cpu_count(), max_p99_ms=options.max_p99_ms, run=run_benchmark)
+            winner = next(v for v in eligible if v.record.engine == serving.best.engine)
+        profile = _profile(options, output, winner, verdicts, Path(winner.record.source or files["fp32"]), synthetic, orphans,
+                           serving)
     # Synthetic calibration matters only where INT8 was measured (not with --precision fp32, say).
-    return TuneResult(verdicts, winner, profile, output, synthetic and "int8" in files, result.environment, heldout)
+    return TuneResult(verdicts, winner, profile, output, synthetic and "int8" in files, result.environment, heldout, serving)
 
 
 def derived_model_paths(output: str | Path) -> list[Path]:
@@ -328,7 +340,7 @@ def _is_orphan(path: Path, output: Path) -> bool:
 
 
 def _profile(options: TuneOptions, output: Path, winner: Verdict, verdicts: list[Verdict], model_file: Path,
-             synthetic: bool, orphans: set[Path]) -> DeploymentProfile:
+             synthetic: bool, orphans: set[Path], serving: ServingChoice | None = None) -> DeploymentProfile:
     """Save the winner's model beside the profile (unless it is the given file) and the profile."""
     source = Path(options.model).resolve()
     if model_file.resolve() == source:
@@ -338,7 +350,7 @@ def _profile(options: TuneOptions, output: Path, winner: Verdict, verdicts: list
         atomic_write_bytes(target, model_file.read_bytes(), replace=options.force or target in orphans)
         model_ref = target.name
     r = winner.record
-    session = {**winner.session, "threads": options.threads or r.threads}
+    session = {**winner.session, "threads": serving.best.threads if serving else options.threads or r.threads}
     profile = DeploymentProfile(
         model=model_ref,
         model_sha256=model_sha256(model_file),  # with its external data
@@ -357,6 +369,7 @@ def _profile(options: TuneOptions, output: Path, winner: Verdict, verdicts: list
                      "verified": v.verified, "reason": v.reason} for v in verdicts],
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         toolkit_version=__version__,
+        serving=serving.to_profile() if serving else {},
     )
     save_profile(profile, output, replace=options.force)
     for orphan in orphans - {output.with_name(f"{output.stem}.{winner.record.engine}.onnx")}:

@@ -342,3 +342,31 @@ def test_image_input_file_takes_uint8_pixels_of_any_size(tmp_path: Path, resnet2
     assert [o.name for o in cfg.output] == ["logits"]
     r = CliRunner().invoke(app, ["triton", str(image), "-r", str(tmp_path / "repo"), "--provider", "openvino"])
     assert r.exit_code == 1 and "serve it with --provider cpu" in r.output and r.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "python"])
+def test_a_profile_entry_holds_the_bytes_that_were_verified(tmp_path: Path, resnet20_onnx: Path, backend: str) -> None:
+    """The entry is written from the one read whose digest matched the profile: a model changed
+    after tune is refused, and the entry's model (and, on the Python backend, its profile copy)
+    is the tuned one."""
+    import shutil
+
+    from resnet_deploy._machine import machine
+    from resnet_deploy.profile import DeploymentProfile, load_profile, model_sha256, save_profile
+
+    model = tmp_path / "m.onnx"
+    shutil.copyfile(resnet20_onnx, model)
+    profile = tmp_path / "m.json"
+    save_profile(DeploymentProfile(model="m.onnx", model_sha256=model_sha256(model), provider="cpu", backend="onnxruntime",
+                                   precision="fp32", batch_size=1, session={"threads": 1}, measured={}, machine=machine()), profile)
+    entry = write_triton_repository(model, tmp_path / "repo", TritonOptions(name="m", backend=backend, profile=profile))
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)
+    np.testing.assert_array_equal(ort_outputs(onnx.load(str(entry.model_path)), x), ort_outputs(onnx.load(str(model)), x))
+    if backend == "python":
+        assert load_profile(entry.path / "1" / "profile.json").model == "model.onnx"  # its digest holds
+    tampered = onnx.load(str(model))
+    tampered.graph.initializer[0].raw_data = bytes(len(tampered.graph.initializer[0].raw_data))
+    onnx.save(tampered, str(model))
+    with pytest.raises(rd.ResnetDeployError, match="changed since it was tuned"):
+        write_triton_repository(model, tmp_path / "repo", TritonOptions(name="m2", backend=backend, profile=profile))
+    assert not (tmp_path / "repo" / "m2").exists()

@@ -139,9 +139,14 @@ class OnnxRuntimeBackend:
             from .options import TRT_CACHE_KEY, make_cache_entry
 
             make_cache_entry(trt_cache, TRT_CACHE_KEY)
-        config = SessionConfig(provider=spec.engine.provider, threads=spec.threads, trt_cache_dir=trt_cache,
-                               **spec.engine.options)
+        options = dict(spec.engine.options)
+        # Serving layouts (tune --mode throughput): one session per request thread, each with the
+        # worker's share of the threads, as Triton runs one session per model instance.
+        self.instances = bool(options.pop("instances", False))
+        config = SessionConfig(provider=spec.engine.provider, threads=spec.threads, trt_cache_dir=trt_cache, **options)
         self.session, self.provider = create_session(spec.model_path, config)
+        self._new_session = lambda: create_session(spec.model_path, config)[0]  # type: ignore[arg-type]
+        self._timed_calls = 0
         self.input = self.session.get_inputs()[0].name
         self.output = self.session.get_outputs()[0].name
         self.gpu = self.provider in ("cuda", "tensorrt")
@@ -192,6 +197,9 @@ class OnnxRuntimeBackend:
         if not self.gpu:
             feeds = {self.input: x}
             session, outputs = self.session, [self.output]
+            if self.instances and self._timed_calls:  # the first request thread keeps the first session
+                session = self._new_session()
+            self._timed_calls += 1
 
             def run_cpu() -> None:
                 session.run(outputs, feeds)
@@ -221,7 +229,7 @@ class OpenVINORuntimeBackend:
     thread and divides the worker's threads between them itself.
     """
 
-    OPTIONS = frozenset({"hint", "static"})
+    OPTIONS = frozenset({"hint", "static", "instances"})  # instances: OpenVINO's streams already are
 
     def __init__(self, spec: WorkerSpec) -> None:
         from ..runtime.openvino_native import OpenVINOSession
