@@ -106,6 +106,10 @@ def served(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     profile = model.parent / "resnet20.profile.json"
     _cli("tune", str(model), "-o", str(profile), "--precision", "fp32,bf16", "--duration", "0.3", "--rounds", "1")
     _cli("triton", "--profile", str(profile), "-r", str(repo), "--name", "tuned", "--backend", "python")
+    throughput = model.parent / "resnet20.throughput.json"  # instances x threads for a service
+    _cli("tune", str(model), "-o", str(throughput), "--precision", "fp32,bf16", "--duration", "0.3", "--rounds", "1",
+         "--mode", "throughput")
+    _cli("triton", "--profile", str(throughput), "-r", str(repo), "--name", "tuned_throughput")
     _cli("triton", str(IMAGE_MODEL), "-r", str(repo), "--name", "image")
     _cli("triton", str(IMAGE_MODEL), "-r", str(repo), "--name", "image_py", "--backend", "python")
     server = TritonServer(repo, backends={"onnxruntime": STAND_IN})
@@ -129,16 +133,29 @@ def test_logits_bit_identical_to_predictor(served: tuple[TritonServer, Path], mo
             np.testing.assert_array_equal(got, want)
 
 
-def test_profile_served_as_tuned(served: tuple[TritonServer, Path]) -> None:
-    """tune's winner (here the OpenVINO runtime in bf16, say), served by the Python backend:
-    the same logits as Predictor.from_profile on the same inputs."""
+@pytest.mark.parametrize("entry", ["tuned", "tuned_throughput"])
+def test_profile_served_as_tuned(served: tuple[TritonServer, Path], entry: str) -> None:
+    """tune's winner (here the OpenVINO runtime in bf16, say), served by the Python backend (or,
+    where it can express it, the onnxruntime backend): the same logits as Predictor.from_profile
+    on the same inputs; in throughput mode with the instance count tune measured."""
+    import json
+
     server, profile = served
+    if entry == "tuned_throughput":
+        profile = profile.with_name("resnet20.throughput.json")
+        layout = json.loads(profile.read_text())["serving"]
+        client = httpclient.InferenceServerClient(server.http)
+        try:
+            config = client.get_model_config(entry)
+        finally:
+            client.close()
+        assert config["instance_group"][0]["count"] == layout["instances"]
     with Predictor.from_profile(profile) as predictor:
         print(f"profile: {predictor.profile.backend} {predictor.profile.precision}")
         for batch in BATCHES:
             x = _inputs(batch, seed=7)
             want = predictor.run(x)
-            for got in (_http(server.http, "tuned", x), _grpc(server.grpc, "tuned", x)):
+            for got in (_http(server.http, entry, x), _grpc(server.grpc, entry, x)):
                 np.testing.assert_array_equal(got, want)
 
 
