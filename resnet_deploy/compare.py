@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import onnx
@@ -26,7 +26,7 @@ from .precision import is_quantized
 from .verify import fixed_inputs
 
 __all__ = ["BlockRow", "CompareResult", "Side", "compare_models", "compare_files", "DEFAULT_TOLERANCE", "run_blocks", "load_inputs",
-           "compare_with_eager", "block_rows", "DEFAULT_TOLERANCES", "default_tolerance"]
+           "compare_with_eager", "block_rows", "DEFAULT_TOLERANCES", "default_tolerance", "block_chunks", "MAX_SAMPLES"]
 
 DEFAULT_TOLERANCE = 1e-3  # fp32 against fp32
 # The default tolerance per precision: the lossier side of the pair decides. INT8 rounds every
@@ -34,7 +34,9 @@ DEFAULT_TOLERANCE = 1e-3  # fp32 against fp32
 # equal to fp32's) measured 1.4e-2 (stem) to 1.1e-1 (head), cosine >= 0.9987, on held-out scans;
 # a half-scale calibration (13 points lost) 0.49 at the stem. fp16 keeps 11 mantissa bits.
 DEFAULT_TOLERANCES = {"fp32": DEFAULT_TOLERANCE, "fp16": 1e-2, "int8": 0.25}
-_CHUNK = 8  # samples per run: ResNet-50's block outputs are ~30 MB per sample
+_CHUNK = 8  # samples per run: ResNet-50's block outputs are ~22 MB per sample, and only one chunk is kept
+# Inputs are held whole (0.6 MB per 224x224 sample: 600 MB at the cap); the block outputs are not.
+MAX_SAMPLES = 1000
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,10 @@ class CompareResult:
         return out
 
 
-def run_blocks(side: Side, blocks: list[Block], x: np.ndarray, *, threads: int | None = None) -> tuple[list[np.ndarray], bool]:
-    """Every block's output (float32) on ``x``, and whether the probes left the logits unchanged."""
+def block_chunks(side: Side, blocks: list[Block], x: np.ndarray, *, threads: int | None = None) -> Iterator[tuple[list[np.ndarray], bool]]:
+    """Every block's output (float32) on ``x``, :data:`_CHUNK` samples at a time, and whether the
+    probes left the logits of that chunk unchanged. A comparison keeps only running statistics,
+    so its memory is that of one chunk whatever the number of samples."""
     from .runtime import SessionConfig, create_session
 
     probed = expose(side.model, blocks)
@@ -87,16 +91,58 @@ def run_blocks(side: Side, blocks: list[Block], x: np.ndarray, *, threads: int |
     plain, _ = create_session(side.model.SerializeToString(), config)
     names = [b.probe.tensor for b in blocks]
     name = session.get_inputs()[0].name
-    outs: list[list[np.ndarray]] = [[] for _ in blocks]
-    exact = True
     for start in range(0, len(x), _CHUNK):
         chunk = np.ascontiguousarray(x[start : start + _CHUNK])
         values = session.run(names, {name: chunk})
         reference = plain.run(None, {name: chunk})[0]
-        exact = exact and np.array_equal(values[-1], reference, equal_nan=True)  # NaN from the data is no probe's doing
-        for i, (block, value) in enumerate(zip(blocks, values)):
-            outs[i].append(dequantize(side.model, block.probe, value))
-    return [np.concatenate(o) for o in outs], exact
+        exact = np.array_equal(values[-1], reference, equal_nan=True)  # NaN from the data is no probe's doing
+        yield [dequantize(side.model, block.probe, value) for block, value in zip(blocks, values)], exact
+
+
+def run_blocks(side: Side, blocks: list[Block], x: np.ndarray, *, threads: int | None = None) -> tuple[list[np.ndarray], bool]:
+    """Every block's output (float32) on all of ``x``, and whether the probes left the logits unchanged."""
+    chunks = list(block_chunks(side, blocks, x, threads=threads))
+    return [np.concatenate([c[i] for c, _ in chunks]) for i in range(len(blocks))], all(e for _, e in chunks)
+
+
+class _Running:
+    """Per-block statistics accumulated chunk by chunk: exactly what :func:`block_rows` computes
+    from whole arrays (maxima, the worst sample's cosine, the head's top-1 count)."""
+
+    def __init__(self, names: list[str], labels: tuple[str, str]) -> None:
+        self.names, self.labels = names, labels
+        self.scale = [0.0] * len(names)  # max|a|
+        self.diff = [0.0] * len(names)  # max|b - a|
+        self.cos = [1.0] * len(names)
+        self.finite = [True] * len(names)  # b's values
+        self.agree = self.count = 0
+
+    def add(self, outs_a: list[np.ndarray], outs_b: list[np.ndarray]) -> None:
+        for i, (name, va, vb) in enumerate(zip(self.names, outs_a, outs_b)):
+            if va.shape != vb.shape:
+                raise OnnxModelError(f"block {name} outputs {list(va.shape)} in {self.labels[0]} but {list(vb.shape)} in {self.labels[1]}")
+            if not va.size:
+                continue
+            if not np.all(np.isfinite(vb)):
+                self.finite[i] = False
+                continue
+            self.scale[i] = max(self.scale[i], float(np.max(np.abs(va))))
+            self.diff[i] = max(self.diff[i], float(np.max(np.abs(vb.astype(np.float64) - va))))
+            self.cos[i] = min(self.cos[i], _cosine(va, vb))
+        head_a, head_b = outs_a[-1], outs_b[-1]
+        self.agree += int(np.sum(head_a.argmax(-1) == head_b.argmax(-1)))
+        self.count += len(head_a)
+
+    def rows(self, tolerance: float) -> list[BlockRow]:
+        rows = []
+        for i, name in enumerate(self.names):
+            if self.finite[i]:
+                rel, cos = (self.diff[i] / self.scale[i] if self.scale[i] > 0 else self.diff[i]), self.cos[i]
+            else:
+                rel, cos = float("inf"), float("nan")
+            top1 = self.agree / self.count if i == len(self.names) - 1 and self.count else None
+            rows.append(BlockRow(name, rel, cos, top1, not rel <= tolerance))
+        return rows
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -170,50 +216,44 @@ def compare_models(a: Side, b: Side, x: np.ndarray, *, tolerance: float | None =
     tolerance, tolerance_from = _tolerance(tolerance, a.model, b.model)
     blocks_a, blocks_b = find_blocks(a.model, a.label), find_blocks(b.model, b.label)
     names, notes = _match_blocks(a, b, blocks_a, blocks_b)
-    outs_a, exact_a = run_blocks(a, blocks_a, x, threads=threads)
-    _check_reference(a.label, [blk.name for blk in blocks_a], outs_a, x)
-    outs_b, exact_b = run_blocks(b, blocks_b, x, threads=threads)
+    running = _Running(names, (a.label, b.label))
+    exact_a = exact_b = True
+    for (outs_a, ea), (outs_b, eb) in zip(block_chunks(a, blocks_a, x, threads=threads), block_chunks(b, blocks_b, x, threads=threads)):
+        _check_reference(a.label, names, outs_a, x)
+        running.add(outs_a, outs_b)
+        exact_a, exact_b = exact_a and ea, exact_b and eb
     if not (exact_a and exact_b):
         notes.append("exposing the block outputs changed the logits on "
                      + " and ".join(s.label for s, e in ((a, exact_a), (b, exact_b)) if not e)
                      + "; the per-block numbers describe the probed graph")
-    rows = block_rows(names, outs_a, outs_b, tolerance, (a.label, b.label))
-    return CompareResult(a.label, b.label, len(x), tolerance, rows, exact_a and exact_b, notes, tolerance_from)
+    return CompareResult(a.label, b.label, len(x), tolerance, running.rows(tolerance), exact_a and exact_b, notes, tolerance_from)
 
 
 def compare_with_eager(a: Side, weights: str | Path | None, x: np.ndarray, *, tolerance: float | None = None,
                        threads: int | None = None) -> CompareResult:
     """``a`` against the eager PyTorch model it was exported from (eager PyTorch is the reference)."""
-    from .compare_eager import eager_block_outputs
+    from .compare_eager import eager_block_chunks
 
     tolerance, tolerance_from = _tolerance(tolerance, a.model)
     blocks = find_blocks(a.model, a.label)
     names = [blk.name for blk in blocks]
-    eager = eager_block_outputs(read_metadata(a.model), weights, x, names, label=a.file or a.label)
-    label = f"eager PyTorch ({read_metadata(a.model)['architecture']})"
-    _check_reference(label, names, eager, x)
-    outs, exact = run_blocks(a, blocks, x, threads=threads)
+    label = f"eager PyTorch ({read_metadata(a.model).get('architecture')})"  # a missing one is refused by the eager side
+    running = _Running(names, (label, a.label))
+    exact = True
+    eager = eager_block_chunks(read_metadata(a.model), weights, x, names, label=a.file or a.label, chunk=_CHUNK)
+    for reference, (outs, e) in zip(eager, block_chunks(a, blocks, x, threads=threads)):
+        _check_reference(label, names, reference, x)
+        running.add(reference, outs)
+        exact = exact and e
     notes = [] if exact else [f"exposing the block outputs changed the logits on {a.label}; the per-block numbers describe the probed graph"]
-    return CompareResult(label, a.label, len(x), tolerance, block_rows(names, eager, outs, tolerance, (label, a.label)), exact, notes,
-                         tolerance_from)
+    return CompareResult(label, a.label, len(x), tolerance, running.rows(tolerance), exact, notes, tolerance_from)
 
 
 def block_rows(names: list[str], outs_a: list[np.ndarray], outs_b: list[np.ndarray], tolerance: float, labels: tuple[str, str]) -> list[BlockRow]:
     """One row per block: max relative error against ``outs_a``, worst cosine, top-1 at the head."""
-    rows = []
-    for i, (name, va, vb) in enumerate(zip(names, outs_a, outs_b)):
-        if va.shape != vb.shape:
-            raise OnnxModelError(f"block {name} outputs {list(va.shape)} in {labels[0]} but {list(vb.shape)} in {labels[1]}")
-        if not np.all(np.isfinite(vb)):
-            rel, cos = float("inf"), float("nan")
-        else:
-            scale = float(np.max(np.abs(va))) if va.size else 0.0
-            diff = float(np.max(np.abs(vb.astype(np.float64) - va))) if va.size else 0.0
-            rel = diff / scale if scale > 0 else diff
-            cos = _cosine(va, vb)
-        top1 = float(np.mean(va.argmax(-1) == vb.argmax(-1))) if i == len(names) - 1 else None
-        rows.append(BlockRow(name, rel, cos, top1, not rel <= tolerance))
-    return rows
+    running = _Running(names, labels)
+    running.add(outs_a, outs_b)
+    return running.rows(tolerance)
 
 
 def load_inputs(model: onnx.ModelProto, source: str | Path | None, *, samples: int | None, label: str) -> np.ndarray:
@@ -242,8 +282,9 @@ def compare_files(
     (rebuilt from its metadata and ``weights``; the seeded random init needs none)."""
     from .runtime import resolve_provider
 
-    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
-        raise InputError(f"--samples must be at least 1, received {samples!r}")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES):
+        raise InputError(f"--samples must be between 1 and {MAX_SAMPLES:,}, received {samples!r}"
+                         + (" (the inputs are held in memory; compare in several runs)" if isinstance(samples, int) and samples > 1 else ""))
     if not 1 <= len(providers) <= 2:
         raise InputError(f"give one or two providers, received {len(providers)}: {', '.join(providers)}")
     if eager:

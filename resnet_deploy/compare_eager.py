@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from ._errors import InputError, OnnxModelError
 from ._extras import require
 from ._hashing import file_sha256
 
-__all__ = ["eager_block_outputs"]
+__all__ = ["eager_block_outputs", "eager_block_chunks"]
 
 
 def _check_weights(metadata: dict[str, Any], weights: str | Path | None, label: str) -> str:
@@ -42,6 +42,14 @@ def eager_block_outputs(
     metadata: dict[str, Any], weights: str | Path | None, x: np.ndarray, names: list[str], *, label: str = "model"
 ) -> list[np.ndarray]:
     """Each block's output (``names`` as :func:`find_blocks` named them) from eager PyTorch fp32."""
+    chunks = list(eager_block_chunks(metadata, weights, x, names, label=label))
+    return [np.concatenate([c[i] for c in chunks]) for i in range(len(names))]
+
+
+def eager_block_chunks(
+    metadata: dict[str, Any], weights: str | Path | None, x: np.ndarray, names: list[str], *, label: str = "model", chunk: int = 8
+) -> Iterator[list[np.ndarray]]:
+    """:func:`eager_block_outputs`, ``chunk`` samples at a time (the model is built once)."""
     require("compare against eager PyTorch", "torch")
     import torch
 
@@ -56,18 +64,18 @@ def eager_block_outputs(
             modules[name] = net.get_submodule(name)
         except AttributeError:
             raise OnnxModelError(f"{label}'s block {name} is not a module of {arch}") from None
-    captured: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    captured: dict[str, np.ndarray] = {}
     hooks = []
     for name, module in modules.items():
         def hook(_m: Any, _inp: Any, out: Any, name: str = name) -> None:
-            captured[name].append(out.detach().numpy().copy())  # copied: ReLUs run in place
+            captured[name] = out.detach().numpy().copy()  # copied: ReLUs run in place
 
         hooks.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad():
-            for start in range(0, len(x), 8):
-                captured[names[-1]].append(net(torch.from_numpy(np.ascontiguousarray(x[start : start + 8]))).numpy())
+            for start in range(0, len(x), chunk):
+                captured[names[-1]] = net(torch.from_numpy(np.ascontiguousarray(x[start : start + chunk]))).numpy()
+                yield [captured[n] for n in names]
     finally:
         for h in hooks:
             h.remove()
-    return [np.concatenate(captured[n]) for n in names]

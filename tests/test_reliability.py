@@ -384,8 +384,10 @@ CASES = [
          ["--sensitivity writes no model; drop --output"]),
     Case("export-labels-count", ["export", "--depth", "20", "--labels", "{labels3.txt}", "-o", "{out}"],
          ["--labels", "labels3.txt", "has 3 names for 10 classes"]),
-    Case("compare-samples-negative", ["compare", "{model}", "{model}", "--samples", "-2"], ["--samples must be at least 1", "-2"], []),
-    Case("compare-samples-zero", ["compare", "{model}", "{model}", "--samples", "0"], ["--samples must be at least 1", "0"], []),
+    Case("compare-samples-negative", ["compare", "{model}", "{model}", "--samples", "-2"], ["--samples must be between 1 and 1,000", "-2"], []),
+    Case("compare-samples-zero", ["compare", "{model}", "{model}", "--samples", "0"], ["--samples must be between 1 and 1,000", "0"], []),
+    Case("compare-samples-huge", ["compare", "{model}", "{model}", "--samples", "1000000"],
+         ["--samples must be between 1 and 1,000, received 1000000", "compare in several runs"], []),
     Case("predict-decompression-bomb", ["predict", "{model}", "{bomb.png}"], ["refused", "bomb.png", "decompression bomb"], []),
     Case("predict-truncated-png", ["predict", "{model}", "{cut.png}"], ["not a readable image", "cut.png", "truncated"], []),
     # round three: a file we read is data, typed and bounded; deep nesting is refused, never a RecursionError
