@@ -316,6 +316,8 @@ CASES = [
          ["label10.npz", "class indices 0..9"]),
     Case("quantize-eval-label-negative", ["quantize", "{model}", "-c", "{calib.npy}", "-o", "{out}", "--eval-data", "{labelneg.npz}",
                                           "--max-accuracy-drop", "1"], ["labelneg.npz", "class indices 0..9", "e.g. -1"]),
+    Case("bench-too-many-files", ["bench", *["{model}"] * 17], ["17 files on 1 provider(s) make 17 engines", "at most 16",
+                                                               "split them over several runs"], []),
     Case("bench-every-engine-failed", ["bench", "{runfail.onnx}", "--iterations", "2", "--rounds", "1", "--json", "{tmp}/b.json"],
          ["nothing was measured", "all 1 engine runs failed", "runfail b1", "no report was written"], []),
     Case("compare-huge-finite-data", ["compare", "{model}", "{int8.onnx}", "--data", "{huge.npy}"],

@@ -22,9 +22,13 @@ from .inputs import ModelFile, read_model_file
 from .options import PRECISIONS, BenchOptions
 from .schema import Engine
 
-__all__ = ["CATALOGUE", "Entry", "Plan", "plan_engines", "plan_files", "BASELINE", "GPU_BASELINE"]
+__all__ = ["CATALOGUE", "Entry", "Plan", "plan_engines", "plan_files", "BASELINE", "GPU_BASELINE", "MAX_FILE_ENGINES"]
 
 BASELINE = "pytorch-eager"
+# Every engine keeps a worker process, its session and model alive through the interleaved
+# rounds of a batch size: ONNX files given on the command line make at most this many engines
+# (files x providers). The zoo's engines are bounded by the catalogue.
+MAX_FILE_ENGINES = 16
 GPU_BASELINE = "pytorch-cuda"  # GPU engines are compared with it once it has been measured
 GPU_PROVIDERS = ("cuda", "tensorrt")
 
@@ -191,6 +195,10 @@ def _names(files: list[ModelFile]) -> list[str]:
 
 def plan_files(options: BenchOptions, providers: list[str]) -> Plan:
     """One onnxruntime engine per (file, provider); eager PyTorch first when it can rebuild the first file."""
+    count = len(options.files) * len(providers)
+    if count > MAX_FILE_ENGINES:  # before any file is read
+        raise InputError(f"{len(options.files)} files on {len(providers)} provider(s) make {count} engines; bench measures at most "
+                         f"{MAX_FILE_ENGINES} side by side, each keeping a worker process alive: split them over several runs")
     files = [read_model_file(p) for p in options.files]
     first = files[0]
     for f in files[1:]:
