@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from resnet_deploy.triton import TritonOptions, write_triton_repository
-from resnet_deploy.triton_server import TritonServer, TritonServerError, find_tritonserver
+from resnet_deploy.triton.server import TritonServer, TritonServerError, find_tritonserver
 
 from ._errors import CLIError, handle_errors
 from ._output import console, err_console

@@ -18,6 +18,8 @@ def module_files() -> dict[str, Path]:
     """``resnet_deploy.x.y`` -> its file, for every module of the package (packages as ``__init__``)."""
     out = {}
     for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent == PACKAGE / "data":  # files we ship, not modules (the Triton Python backend's model.py)
+            continue
         parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import resnet_deploy as rd
 from resnet_deploy import triton as triton_module
+from resnet_deploy._atomic import folders
 from resnet_deploy.export import ExportOptions, export_model
 from resnet_deploy.pipeline import ort_outputs
 from resnet_deploy.triton import TritonOptions, write_triton_repository
@@ -132,13 +133,13 @@ def old_entry(tmp_path: Path, resnet20_onnx: Path) -> Path:
 def test_force_swaps_in_one_step(old_entry: Path, resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Interrupted right after the swap: the entry is the new one, complete; the old one is gone."""
     swapped = []
-    real = triton_module._exchange
+    real = folders.exchange
 
     def swap_then_interrupt(a: Path, b: Path) -> bool:
         swapped.append(real(a, b))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(triton_module, "_exchange", swap_then_interrupt)
+    monkeypatch.setattr(folders, "exchange", swap_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         write_triton_repository(resnet20_onnx, old_entry, TritonOptions(name="m", instances=2, force=True))
     assert swapped == [True]  # renameat2(RENAME_EXCHANGE) did the swap on this machine
@@ -150,7 +151,7 @@ def test_force_swaps_in_one_step(old_entry: Path, resnet20_onnx: Path, monkeypat
 def test_fallback_renames_never_leave_neither(old_entry: Path, resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch, cut: str) -> None:
     """Without renameat2: interrupted after the old entry is renamed aside, the old entry is put
     back; after the new one is in place, the new one stays. Either way one complete entry."""
-    monkeypatch.setattr(triton_module, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(folders, "exchange", lambda a, b: False)
     real = Path.rename
 
     def rename(self: Path, dst: Path) -> Path:

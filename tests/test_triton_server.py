@@ -38,7 +38,7 @@ try:
     import tritonclient.grpc as grpcclient
     import tritonclient.http as httpclient
 
-    from resnet_deploy.triton_server import TritonServer, TritonServerError, find_tritonserver
+    from resnet_deploy.triton.server import TritonServer, TritonServerError, find_tritonserver
 
     find_tritonserver()
 except Exception as exc:  # ImportError, or the wheel without its binary
@@ -269,7 +269,7 @@ def test_bench_url_measures_served_beside_in_process(served: tuple[TritonServer,
     ("ftp://x:1", "resnet20", "is not HOST:PORT"),
 ])
 def test_bench_url_refuses_in_one_line(served: tuple[TritonServer, Path], model: Path, url: str, model_name: str, needle: str) -> None:
-    from resnet_deploy.triton_server import free_port
+    from resnet_deploy.triton.server import free_port
 
     server, _ = served
     url = url.format(free=free_port(), grpc=f"grpc://{server.grpc}")
@@ -293,7 +293,7 @@ def _serve(*args: str) -> "subprocess.Popen[str]":
 def test_serve_answers_then_stops_cleanly(model: Path, stop: str) -> None:
     import signal
 
-    from resnet_deploy.triton_server import free_port
+    from resnet_deploy.triton.server import free_port
 
     http, grpc, metrics = free_port(), free_port(), free_port()
     proc = _serve(str(model), "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics))
@@ -320,7 +320,7 @@ def test_serve_answers_then_stops_cleanly(model: Path, stop: str) -> None:
 def test_serve_on_a_busy_port_is_one_line(model: Path) -> None:
     import socket
 
-    from resnet_deploy.triton_server import free_port
+    from resnet_deploy.triton.server import free_port
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

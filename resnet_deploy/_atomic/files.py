@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Union
 
-from ._errors import OutputPathError
+from .._errors import OutputPathError
 
 __all__ = ["atomic_write_bytes", "atomic_path", "check_writable", "check_distinct", "check_new", "remove_stale_temporaries"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from ._errors import ResnetDeployError
+from .._errors import ResnetDeployError
 
 __all__ = ["TritonServer", "TritonServerError", "find_tritonserver", "free_port"]
 

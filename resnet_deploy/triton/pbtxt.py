@@ -15,7 +15,7 @@ from typing import Union
 
 from google.protobuf import text_encoding
 
-from ._errors import OnnxModelError
+from .._errors import OnnxModelError
 
 __all__ = ["Enum", "Message", "Field", "render", "check_tensor_name", "MAX_TENSOR_NAME_BYTES"]
 
