@@ -15,6 +15,7 @@ import resnet_deploy
 
 from ._errors import quiet_stdout
 from .bench import bench
+from .bundle import bundle
 from .compare import compare
 from .export import export
 from .info import info
@@ -41,6 +42,7 @@ app.command("info")(info)
 app.command("quantize")(quantize)
 app.command("bench")(bench)
 app.command("triton")(triton)
+app.command("bundle")(bundle)
 app.command("serve")(serve)
 app.command("tune")(tune)
 app.command("compare")(compare)

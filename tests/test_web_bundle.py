@@ -1,0 +1,204 @@
+"""examples/web: ``resnet-deploy bundle --web`` and its page in headless Chromium against ``Predictor``.
+
+A real ResNet-18 export with the image input, bundled by the CLI, served from 127.0.0.1 with the
+COOP/COEP headers (so the page is cross-origin isolated and runs WebAssembly threads), opened in
+the system's Chromium; the page classifies the photos and posts its top-5, logits and times back to
+the server (``--virtual-time-budget`` would freeze ``performance.now()``).
+
+PNG: Chromium decodes the same pixels as PIL, so only the kernels differ (WebAssembly SIMD against
+onnxruntime's native x86 ones): logits within :data:`PNG_RTOL`. JPEG: Chromium's decoder against
+Pillow's, held to the looser :data:`JPEG_RTOL` (another libjpeg may reconstruct chroma its own way;
+here both are libjpeg-turbo and agree to 3e-7). The top-5 must equal Predictor's on every photo.
+
+Skipped when Chromium or examples/web/node_modules is absent, unless ``RESNET_DEPLOY_REQUIRE_WEB=1``
+(CI installs both and sets it, so that a missing install fails instead of skipping).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from resnet_deploy import Predictor
+from resnet_deploy.bundle import ORT_WEB_FILES, WEB_EXAMPLE, BundleServer, chromium_path, run_page
+from resnet_deploy.image_input_graph import ImageInputSpec, preprocessing_for
+from resnet_deploy.image_input_verify import image_input_stage, photo_variants
+from resnet_deploy.onnx_io import load_onnx, save_onnx
+from resnet_deploy.preprocess import imagenet_labels, load_image
+from resnet_deploy_cli.main import app
+
+runner = CliRunner()
+# Measured on these photos (random-init ResNet-18, onnxruntime-web 1.30 in Chromium 156 against
+# onnxruntime 1.32 on x86): PNG 3.2e-7, JPEG 2.9e-7 (Chromium and Pillow both decode with libjpeg-turbo here).
+PNG_RTOL = 1e-4
+JPEG_RTOL = 2e-2  # as examples/node's: another JPEG decoder may reconstruct chroma its own way
+INT8_RTOL = 5e-2  # WebAssembly's integer kernels against x86's (VNNI): one rounding step moves an activation
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*seeded random initialisation")
+
+
+def _web_ready() -> str | None:
+    if chromium_path() is None:
+        return "Chromium is not installed: apt-get install chromium"
+    if not (WEB_EXAMPLE / "node_modules" / "onnxruntime-web" / "dist").is_dir():
+        return "examples/web/node_modules is absent: run `npm ci` in examples/web"
+    return None
+
+
+@pytest.fixture(scope="module")
+def _need_web() -> None:
+    reason = _web_ready()
+    if reason and os.environ.get("RESNET_DEPLOY_REQUIRE_WEB"):
+        pytest.fail(reason)
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def r18_image(resnet18_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = load_onnx(resnet18_onnx)
+    with_input, _ = image_input_stage(model, ImageInputSpec(preprocessing_for(model)))
+    path = tmp_path_factory.mktemp("web") / "r18_image.onnx"
+    save_onnx(with_input, path)
+    return path
+
+
+def _photos(folder: Path) -> list[str]:
+    """Every photo as PNG, four as JPEG (quality 90), a grayscale PNG and a JPEG stored sideways
+    with an EXIF orientation tag; names relative to the bundle."""
+    folder.mkdir()
+    names = []
+    variants = photo_variants()
+    for i, (_, photo) in enumerate(variants):
+        photo.save(folder / f"{i:02d}.png")
+        names.append(f"{folder.name}/{i:02d}.png")
+        if i in (0, 3, 5, 10):
+            photo.save(folder / f"{i:02d}.jpg", quality=90)
+            names.append(f"{folder.name}/{i:02d}.jpg")
+    variants[0][1].convert("L").save(folder / "gray_L.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    variants[6][1].transpose(Image.Transpose.ROTATE_90).save(folder / "exif6.jpg", exif=exif, quality=90)
+    return [*names, f"{folder.name}/gray_L.png", f"{folder.name}/exif6.jpg"]
+
+
+def _bundle(model: Path, out: Path, *extra: str) -> Path:
+    result = runner.invoke(app, ["bundle", str(model), "--web", "-o", str(out), *extra])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _check_page(report: dict, bundle: Path, names: list[str], native: Callable[[np.ndarray], np.ndarray], *,
+                rtol_png: float, rtol_jpeg: float, exact_top5: bool) -> dict[str, float]:
+    """The page's answers against ``native``'s logits on the same files (decoded by PIL, as
+    Predictor decodes them); the worst logit error per kind of file."""
+    assert report["ok"], report.get("error")
+    env = report["environment"]
+    assert env["cross_origin_isolated"] is True and env["threads"] >= 1, env
+    assert [r["image"] for r in report["results"]] == names
+    worst = {".png": 0.0, ".jpg": 0.0}
+    for r in report["results"]:
+        path = bundle / r["image"]
+        upright = load_image(path)
+        assert r["size"] == [upright.width, upright.height], path  # EXIF applied as PIL applies it
+        logits = native(np.asarray(upright.convert("RGB"))[None])[0].astype(np.float64)
+        expected = [int(i) for i in np.argsort(-logits, kind="stable")[:5]]
+        rel = float(np.max(np.abs(np.asarray(r["logits"]) - logits)) / np.max(np.abs(logits)))
+        worst[path.suffix] = max(worst[path.suffix], rel)
+        top = [p["index"] for p in r["top_k"]]
+        assert top[0] == expected[0], (path, top, expected)
+        assert rel <= (rtol_png if path.suffix == ".png" else rtol_jpeg), (path, rel)
+        if exact_top5:
+            assert top == expected, (path, top, expected)
+        else:
+            assert len(set(top) & set(expected)) >= 4, (path, top, expected)
+        assert [p["label"] for p in r["top_k"]] == [imagenet_labels()[i] for i in top]
+        assert r["run_ms"] > 0 and r["decode_ms"] >= 0  # real clocks: not a frozen virtual time
+    return worst
+
+
+def test_page_equals_predictor(_need_web: None, r18_image: Path, tmp_path: Path) -> None:
+    bundle = _bundle(r18_image, tmp_path / "site")
+    names = _photos(bundle / "photos")
+    with BundleServer(bundle) as server:
+        report = run_page(server, "images=" + ",".join(names), timeout=240)
+        failed = [r for r in server.requests if r[2] >= 400]
+    assert not failed, failed  # every file the page and onnxruntime-web asked for was in the bundle
+    assert report["environment"]["threads"] == report["environment"]["hardware_concurrency"]  # every core
+    with Predictor(r18_image, provider="cpu") as predictor:
+        worst = _check_page(report, bundle, names, predictor.run, rtol_png=PNG_RTOL, rtol_jpeg=JPEG_RTOL, exact_top5=True)
+        top5 = [[p.index for p in found] for found in predictor.predict([bundle / n for n in names], top_k=5)]
+    assert [[p["index"] for p in r["top_k"]] for r in report["results"]] == top5  # Predictor's own top-5, from the files
+    print(f"web page vs Predictor, {len(names)} photos, {report['environment']['threads']} threads: logits max rel error "
+          f"PNG {worst['.png']:.1e} (bound {PNG_RTOL:.0e}), JPEG {worst['.jpg']:.1e} (bound {JPEG_RTOL:.0e}); "
+          f"first image {report['results'][0]['run_ms']:.0f} ms")
+
+
+def test_int8_ort_format_page(_need_web: None, r18_image: Path, tmp_path: Path) -> None:
+    """INT8 and the ORT format written by Python's onnxruntime load in onnxruntime-web and answer
+    as the same file does natively (a second, short page load: three photos)."""
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i, (_, photo) in enumerate(photo_variants()):
+        photo.save(calib / f"{i}.png")
+    bundle = _bundle(r18_image, tmp_path / "site8", "--int8", "-c", str(calib), "--ort-format", "--threads", "1")
+    config = json.loads((bundle / "model.json").read_text())
+    assert config["model"] == "model.ort" and config["precision"] == "int8" and config["threads"] == 1
+    assert not (bundle / "model.onnx").exists()
+    names = _photos(bundle / "photos")[:3]
+    with BundleServer(bundle) as server:
+        report = run_page(server, "images=" + ",".join(names), timeout=240)
+    assert report["environment"]["threads"] == 1
+    native = ort.InferenceSession(str(bundle / "model.ort"), providers=["CPUExecutionProvider"])  # Predictor reads ONNX only
+    worst = _check_page(report, bundle, names, lambda x: native.run([config["output"]], {"image": x})[0],
+                        rtol_png=INT8_RTOL, rtol_jpeg=INT8_RTOL, exact_top5=False)
+    print(f"INT8 ORT-format page vs native onnxruntime on the same file: logits max rel error PNG {worst['.png']:.1e}, "
+          f"JPEG {worst['.jpg']:.1e} (bound {INT8_RTOL:.0e})")
+
+
+# -- the command, without a browser -----------------------------------------------------------
+def test_bundle_writes_a_complete_folder(r18_image: Path, tmp_path: Path) -> None:
+    if not (WEB_EXAMPLE / "node_modules" / "onnxruntime-web").is_dir():
+        pytest.skip("examples/web/node_modules is absent")
+    out = _bundle(r18_image, tmp_path / "site")
+    config = json.loads((out / "model.json").read_text())
+    assert config["model"] == "model.onnx" and config["format"] == "onnx" and config["input"] == "image"
+    assert config["labels"] == imagenet_labels() and config["resize_size"] == 256 and config["crop_size"] == 224
+    assert (out / "model.onnx").read_bytes() == r18_image.read_bytes()
+    assert sorted(p.name for p in (out / "ort").iterdir()) == sorted(ORT_WEB_FILES)
+    assert {"index.html", "app.js", "serve.py"} <= {p.name for p in out.iterdir()}
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].name == config["output"]
+    again = runner.invoke(app, ["bundle", str(r18_image), "--web", "-o", str(out)])
+    assert again.exit_code == 1 and "already exists; pass --force" in again.output
+    (out / "stale.txt").write_text("from the old bundle")
+    _bundle(r18_image, out, "--force", "--threads", "2")
+    assert not (out / "stale.txt").exists() and json.loads((out / "model.json").read_text())["threads"] == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+def test_bundle_refuses_in_one_line(resnet18_onnx: Path, r18_image: Path, tmp_path: Path) -> None:
+    cases = [
+        (["bundle", str(r18_image), "-o", str(tmp_path / "a")], "--web"),
+        (["bundle", str(resnet18_onnx), "--web", "-o", str(tmp_path / "b")], "export it with --image-input"),
+        (["bundle", str(r18_image), "--web", "--int8", "-o", str(tmp_path / "c")], "--int8 needs --calibration"),
+        (["bundle", str(r18_image), "--web", "-c", str(tmp_path), "-o", str(tmp_path / "d")], "--calibration is for --int8"),
+        (["bundle", str(r18_image), "--web", "--threads", "-1", "-o", str(tmp_path / "e")], "threads must be"),
+        (["bundle", str(r18_image), "--web", "--node-modules", str(tmp_path), "-o", str(tmp_path / "f")],
+         "onnxruntime-web is not installed"),
+        (["bundle", str(r18_image), "--web", "-f", "-o", str(r18_image.parent)], "lies inside --output"),
+    ]
+    for args, needle in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], (args, result.output)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
