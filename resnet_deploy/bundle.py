@@ -19,7 +19,7 @@ onnxruntime's ORT format with its graph optimizations applied offline (``ort_for
 number of threads. SIMD is not a choice: onnxruntime-web ships SIMD builds only (since 1.19).
 
 The folder is built beside the target and moved into place when complete; an existing one is
-replaced only with ``force``.
+replaced only with ``force``, swapped in one step (:mod:`._atomic.folders`).
 
 :class:`BundleServer` and :func:`run_page` serve a bundle on 127.0.0.1 and open it in headless
 Chromium, for the CI test and the benchmark: the page posts its result back to the server
@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ._atomic import check_distinct
+from ._atomic import check_distinct, folders
 from ._errors import InputError, OnnxModelError, OutputPathError, ResnetDeployError, RuntimeBackendError, VerificationError
 from .image_input_graph import IMAGE_INPUT_FORMAT, IMAGE_INPUT_NAME, is_image_input
 from .onnx_io import load_onnx, model_files, model_sha256, read_metadata
@@ -150,6 +150,9 @@ def write_web_bundle(
     if missing:
         raise InputError(f"the page's files {', '.join(missing)} are not in {page}: give the examples/web folder of resnet-deploy")
     dist, version = find_ort_web(options.node_modules)
+    old = output.parent / f".{output.name}.old"  # where a replacement without renameat2 sets the old folder aside
+    with contextlib.suppress(OSError):
+        folders.restore(output, old)  # a --force cut short between its renames: the old folder comes back first
     if output.exists() and not output.is_dir():
         raise OutputPathError(f"--output {output} exists and is not a folder")
     if output.exists() and not options.force:
@@ -204,12 +207,15 @@ def write_web_bundle(
         (staging / "ort").mkdir()
         for name in ORT_WEB_FILES:
             shutil.copyfile(dist / name, staging / "ort" / name)
-        _move_into_place(staging, output, force=options.force)
+        if os.path.lexists(output) and not options.force:  # created while this ran: never replaced without --force
+            raise OutputPathError(f"--output {output} already exists; pass --force to replace it")
+        folders.move_into_place(staging, output, old)
     except OSError as exc:
         raise OutputPathError(f"could not write {output}: {exc.strerror or exc}") from exc
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folders.restore(output, old)
+        folders.remove(staging)  # the unused new folder, or after a swap the old one
     size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
     return WebBundle(output, output / model_file.name, config, size, tuple(notes))
 
@@ -234,26 +240,6 @@ def _page_config(model: Any, metadata: dict[str, Any], model_file: Path, source:
         "threads": options.threads,
         "onnxruntime_web": version,
     }
-
-
-def _move_into_place(staging: Path, target: Path, *, force: bool) -> None:
-    """``staging`` becomes ``target``; an existing ``target`` (only with ``force``) is renamed
-    aside first and removed once the new folder is in place."""
-    if not os.path.lexists(target):
-        staging.rename(target)  # (a folder created meanwhile and not empty makes this fail: never merged)
-        return
-    if not force:
-        raise OutputPathError(f"--output {target} already exists; pass --force to replace it")
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    old = aside / "old"
-    target.rename(old)
-    try:
-        staging.rename(target)
-    except OSError:
-        old.rename(target)  # the old folder comes back
-        raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
 
 
 def to_ort_format(onnx_path: Path, ort_path: Path, *, rtol: float = ORT_FORMAT_RTOL) -> tuple[Path, float]:
