@@ -193,6 +193,12 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
     np.savez(f["strlabels.npz"], x=np.zeros((2, 3, 32, 32), np.float32), y=np.array(["cat", "dog"]))
     f["label10.npz"] = d / "label10.npz"  # resnet20 has classes 0..9: label 10 names none of them
     np.savez(f["label10.npz"], x=np.zeros((3, 3, 32, 32), np.float32), y=np.array([0, 10, 3]))
+    f["big.npz"] = d / "big.npz"  # 10,001 samples, 120 KB compressed: one above the evaluation cap
+    np.savez_compressed(f["big.npz"], x=np.zeros((10_001, 3, 32, 32), np.float32), y=np.zeros(10_001, np.int64))
+    f["evaldir10"] = d / "evaldir10"  # class-index subfolders, one of them a class resnet20 does not have
+    for label in ("3", "10"):
+        (f["evaldir10"] / label).mkdir(parents=True)
+        Image.new("RGB", (40, 40), (9, 99, 199)).save(f["evaldir10"] / label / "a.png")
     f["labelneg.npz"] = d / "labelneg.npz"
     np.savez(f["labelneg.npz"], x=np.zeros((2, 3, 32, 32), np.float32), y=np.array([-1, 2]))
     # A valid graph that fails when run: Reshape of [N, 3, 32, 32] into 7 rows (3072 values per image).
@@ -314,6 +320,10 @@ CASES = [
          ["label10.npz", "class indices 0..9", "1 of 3 are outside", "e.g. 10"], []),
     Case("tune-eval-label-too-big", ["tune", "{model}", "-o", "{out}", "--eval-data", "{label10.npz}", "-c", "{calib.npy}"],
          ["label10.npz", "class indices 0..9"]),
+    Case("bench-eval-folder-label-too-big", ["bench", "{model}", "--eval-data", "{evaldir10}", "--iterations", "2", "--rounds", "1"],
+         ["evaldir10", "class indices 0..9", "e.g. 10"], []),
+    Case("quantize-sensitivity-eval-too-big", ["quantize", "{model}", "-c", "{calib.npy}", "--sensitivity", "--eval-data", "{big.npz}"],
+         ["big.npz holds 10,001 evaluation samples; at most 10,000", "pass a subset"], []),
     Case("quantize-eval-label-negative", ["quantize", "{model}", "-c", "{calib.npy}", "-o", "{out}", "--eval-data", "{labelneg.npz}",
                                           "--max-accuracy-drop", "1"], ["labelneg.npz", "class indices 0..9", "e.g. -1"]),
     Case("bench-too-many-files", ["bench", *["{model}"] * 17], ["17 files on 1 provider(s) make 17 engines", "at most 16",

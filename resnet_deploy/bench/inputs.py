@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 
 from .._errors import InputError, OnnxModelError
-from ..calibration import check_samples, load_samples
+from ..calibration import IMAGE_SUFFIXES, check_samples, load_samples
 from ..onnx_io import image_input, load_onnx, read_metadata
 from ..verify import fixed_inputs
 
@@ -91,6 +91,29 @@ def write_input(shape: tuple[int, ...], dtype: str, path: Path) -> Path:
     return path
 
 
+# Every candidate (bench, tune) and every trial (quantize --sensitivity, --max-accuracy-drop:
+# one per block and more) runs all of the evaluation data: 60,000 samples ran for minutes.
+MAX_EVAL_SAMPLES = 10_000
+
+
+def _check_count(count: int | None, source: Path) -> None:
+    if count is not None and count > MAX_EVAL_SAMPLES:
+        raise InputError(f"{source} holds {count:,} evaluation samples; at most {MAX_EVAL_SAMPLES:,} are evaluated "
+                         "(every candidate or trial runs them all): pass a subset")
+
+
+def _npz_rows(source: Path) -> int | None:
+    """The number of rows of ``x`` in an ``.npz``, from its header: nothing is decompressed."""
+    try:
+        with np.load(source, allow_pickle=False) as data, data.zip.open("x.npy") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape = read(fh)[0]
+    except Exception:  # no x, or an unusual header: loading it says what is wrong
+        return None
+    return int(shape[0]) if shape else None
+
+
 def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata: dict[str, Any], folder: Path, *,
                 classes: int | None) -> dict[str, str]:
     """Evaluation data as two .npy files (preprocessed inputs, integer labels) for the workers.
@@ -102,6 +125,7 @@ def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata:
     source = Path(source)
     shape = (None, *image_shape)
     if source.suffix == ".npz" and source.is_file():
+        _check_count(_npz_rows(source), source)
         try:
             with np.load(source, allow_pickle=False) as data:
                 x, y = data["x"], data["y"]
@@ -109,12 +133,13 @@ def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata:
             raise InputError(f"{source} must be an .npz with arrays 'x' (float32 [N, 3, H, W]) and 'y' (labels)") from exc
         x = check_samples(x, shape, source)
     elif source.is_dir():
-        classes = sorted(p for p in source.iterdir() if p.is_dir())
-        if not classes or not all(p.name.isdigit() for p in classes):
+        folders = sorted(p for p in source.iterdir() if p.is_dir())  # one per class
+        if not folders or not all(p.name.isdigit() for p in folders):
             raise InputError(f"{source} needs one subfolder of images per class, named by the class index")
-        batches = [load_samples(c, shape, metadata, max_samples=None) for c in classes]
+        _check_count(sum(1 for f in folders for p in f.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), source)
+        batches = [load_samples(c, shape, metadata, max_samples=None) for c in folders]
         x = np.concatenate(batches)
-        y = np.concatenate([np.full(len(b), int(c.name)) for b, c in zip(batches, classes)])
+        y = np.concatenate([np.full(len(b), int(c.name)) for b, c in zip(batches, folders)])
     else:
         raise InputError(f"evaluation data must be an .npz file or a folder of class subfolders: {source}")
     y = np.asarray(y)
