@@ -199,7 +199,8 @@ def _check_reference(label: str, names: list[str], outs: list[np.ndarray], x: np
         if not np.all(np.isfinite(value)):
             raise NonFiniteOutputError(
                 f"the reference {label} computed non-finite values in block {name} on these inputs (largest |input| "
-                f"{float(np.max(np.abs(x))):.3g}): nothing to compare against; check the data's preprocessing")
+                f"{float(np.max(np.abs(x))):.3g}): nothing to compare against (broken weights, or inputs too large "
+                "for float32: check the data's preprocessing)")
 
 
 def _tolerance(tolerance: float | None, *models: onnx.ModelProto) -> tuple[float, str]:
