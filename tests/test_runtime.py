@@ -270,10 +270,11 @@ def test_cuda_provider_options() -> None:
 def _graph_on_cpu(predictor: Predictor) -> None:
     """Run a CPU Predictor through its CUDA-graph path (fixed buffers bound once, updated in
     place), with the buffers on the CPU: the chunking and padding logic without a GPU."""
-    import threading
+    from resnet_deploy.runtime.execution import Execution
 
-    predictor.provider, predictor._graph_device = "cuda", "cpu"
-    predictor._graph_lock = threading.Lock()
+    e = predictor._execution
+    predictor._execution = Execution(e.session, "cuda", input_name=e.input_name, output_name=e.output_name,
+                                     input_dtype=e.input_dtype, cuda_graph=True, device="cpu")
 
 
 def test_cuda_graph_path_pads_and_chunks_other_batch_sizes(resnet20_onnx: Path) -> None:
@@ -285,12 +286,12 @@ def test_cuda_graph_path_pads_and_chunks_other_batch_sizes(resnet20_onnx: Path) 
     with Predictor(resnet20_onnx, provider="cpu") as p:
         _graph_on_cpu(p)
         first = p.run(x[:3])
-        assert p._graph_state is not None and p._graph_state[0] == (3, 3, 32, 32)
+        assert p._execution.graph_shape == (3, 3, 32, 32)
         for out, ref in [(first, reference[:3]), (p.run(x), reference), (p.run(x[:1]), reference[:1]), (p.run(x[3:5]), reference[3:5])]:
             assert out.shape == ref.shape and compare(out, ref).ok
-        assert p._graph_state[0] == (3, 3, 32, 32)  # still the one captured shape
+        assert p._execution.graph_shape == (3, 3, 32, 32)  # still the one captured shape
         with pytest.raises(rd.InputError, match="image shape is fixed"):
-            p._run_cuda_graph(p._session, np.zeros((3, 3, 16, 16), np.float32))
+            p._execution.run(np.zeros((3, 3, 16, 16), np.float32))
 
 
 def test_bench_cuda_graph_binding_on_cpu(tmp_path: Path, resnet20_onnx: Path) -> None:
@@ -304,10 +305,10 @@ def test_bench_cuda_graph_binding_on_cpu(tmp_path: Path, resnet20_onnx: Path) ->
                       str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), 1, model_path=str(resnet20_onnx))
     backend = OnnxRuntimeBackend(spec)
     reference = backend.infer(x)
-    backend.cuda_graph, backend.device = True, "cpu"
+    backend.execution.cuda_graph, backend.execution.device = True, "cpu"
     assert compare(backend.infer(x), reference).ok
     backend.timed(x)()
-    assert backend._graph is not None and backend._graph[1].shape() == [2, 10]
+    assert backend.execution.graph_shape == (2, 3, 32, 32)
 
 
 @pytest.mark.gpu

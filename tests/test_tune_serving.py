@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def test_instances_option_gives_each_request_thread_its_own_session(resnet20_onn
     backend = OnnxRuntimeBackend(spec)
     x = np.zeros((1, 3, 32, 32), np.float32)
     calls = [backend.timed(x) for _ in range(3)]
-    sessions = {id(c.__closure__[[v for v in c.__code__.co_freevars].index("session")].cell_contents) for c in calls}  # type: ignore[index]
+    sessions = {id(inspect.getclosurevars(c).nonlocals["own"]) for c in calls}
     assert len(sessions) == 3
     for call in calls:
         call()

@@ -127,10 +127,13 @@ class PyTorchBackend:
 
 
 class OnnxRuntimeBackend:
-    """One onnxruntime session; the engine's options are :class:`SessionConfig` fields."""
+    """One onnxruntime session, run by :class:`~resnet_deploy.runtime.execution.Execution`: the
+    code a :class:`Predictor` deploys. The engine's options are :class:`SessionConfig` fields,
+    and ``instances`` (one session per request thread, as Triton runs one per model instance)."""
 
     def __init__(self, spec: WorkerSpec) -> None:
         from ..runtime import SessionConfig, create_session
+        from ..runtime.execution import Execution
 
         if spec.model_path is None:
             raise ValueError("an onnxruntime engine needs a model file")
@@ -141,119 +144,73 @@ class OnnxRuntimeBackend:
             make_cache_entry(trt_cache, TRT_CACHE_KEY)
         options = dict(spec.engine.options)
         # Serving layouts (tune --mode throughput): one session per request thread, each with the
-        # worker's share of the threads, as Triton runs one session per model instance.
+        # worker's share of the threads.
         self.instances = bool(options.pop("instances", False))
         config = SessionConfig(provider=spec.engine.provider, threads=spec.threads, trt_cache_dir=trt_cache, **options)
-        self.session, self.provider = create_session(spec.model_path, config)
+        session, provider = create_session(spec.model_path, config)
         self._new_session = lambda: create_session(spec.model_path, config)[0]  # type: ignore[arg-type]
         self._timed_calls = 0
-        self.input = self.session.get_inputs()[0].name
-        self.output = self.session.get_outputs()[0].name
-        self.gpu = self.provider in ("cuda", "tensorrt")
-        self.cuda_graph = bool(spec.engine.options.get("cuda_graph")) and self.provider == "cuda"
-        if self.cuda_graph and spec.concurrency > 1:
+        self.execution = Execution(session, provider, input_name=session.get_inputs()[0].name,
+                                   output_name=session.get_outputs()[0].name, input_dtype=_input_dtype(session),
+                                   cuda_graph=bool(config.cuda_graph))
+        if self.execution.cuda_graph and spec.concurrency > 1:
             raise ValueError("a CUDA graph replays one captured run at a time: concurrency 1 only")
-        self._graph: tuple[Any, Any, Any] | None = None
-        self.device = "cuda"  # where the CUDA graph's buffers live (a test runs the binding logic on "cpu")
-
-    def _graph_binding(self, x: np.ndarray) -> tuple[Any, Any, Any]:
-        """CUDA graphs replay fixed device addresses: one input and one output buffer, bound once
-        (onnxruntime captures the graph on a regular run after its warm-up runs)."""
-        if self._graph is None:
-            import onnxruntime as ort
-
-            from ..runtime.session import _NP_DTYPES
-
-            output = self.session.get_outputs()[0]
-            out_shape = [x.shape[0], *output.shape[1:]]
-            if not all(isinstance(d, int) for d in out_shape) or output.type not in _NP_DTYPES:
-                raise ValueError(f"a CUDA graph needs a float output of a fixed shape; {self.output!r} is {output.type} {output.shape}")
-            x_dev = ort.OrtValue.ortvalue_from_numpy(x, self.device, 0)
-            y_dev = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, _NP_DTYPES[output.type], self.device, 0)
-            binding = self.session.io_binding()
-            binding.bind_ortvalue_input(self.input, x_dev)
-            binding.bind_ortvalue_output(self.output, y_dev)
-            self._graph = (x_dev, y_dev, binding)
-        return self._graph
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        if self.cuda_graph:
-            x_dev, y_dev, binding = self._graph_binding(x)
-            x_dev.update_inplace(x)
-            binding.synchronize_inputs()  # the copy runs on the legacy default stream, the graph on onnxruntime's own
-            self.session.run_with_iobinding(binding)
-            return np.asarray(y_dev.numpy(), dtype=np.float32)
-        return np.asarray(self.session.run([self.output], {self.input: x})[0], dtype=np.float32)
+        return np.asarray(self.execution.run(x), dtype=np.float32)
 
     def timed(self, x: np.ndarray) -> Call:
-        if self.cuda_graph:
-            _, _, graph_binding = self._graph_binding(x)
-
-            def replay() -> None:
-                self.session.run_with_iobinding(graph_binding)
-                graph_binding.synchronize_outputs()
-
-            return replay
-        if not self.gpu:
-            feeds = {self.input: x}
-            session, outputs = self.session, [self.output]
-            if self.instances and self._timed_calls:  # the first request thread keeps the first session
-                session = self._new_session()
-            self._timed_calls += 1
-
-            def run_cpu() -> None:
-                session.run(outputs, feeds)
-
-            return run_cpu
-        import onnxruntime as ort
-
-        # IO binding: the input is on the device before timing; the output stays there. One
-        # binding per call, so that concurrent request threads never share one.
-        x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
-        binding = self.session.io_binding()
-        binding.bind_ortvalue_input(self.input, x_dev)
-        binding.bind_output(self.output, "cuda")
-
-        def run() -> None:
-            self.session.run_with_iobinding(binding)
-            binding.synchronize_outputs()
-
-        return run
+        own = None
+        if self.instances and self._timed_calls and not self.execution.cuda_graph:
+            own = self._new_session()  # the first request thread keeps the first session
+        self._timed_calls += 1
+        return self.execution.prepare(x, session=own)
 
 
 class OpenVINORuntimeBackend:
-    """The OpenVINO runtime itself (:class:`~resnet_deploy.runtime.openvino_native.OpenVINOSession`).
+    """The OpenVINO runtime itself (:class:`~resnet_deploy.runtime.openvino_native.OpenVINOSession`),
+    run by :class:`~resnet_deploy.runtime.execution.Execution` as a Predictor runs it.
 
     Options: ``hint`` (``fp32``/``bf16`` inference precision) and ``static`` (compile for the
     measured batch size only). Under concurrent requests OpenVINO runs one stream per request
-    thread and divides the worker's threads between them itself.
+    thread and divides the worker's threads between them itself (``instances`` changes nothing:
+    its streams already are instances).
     """
 
-    OPTIONS = frozenset({"hint", "static", "instances"})  # instances: OpenVINO's streams already are
+    OPTIONS = frozenset({"hint", "static", "instances"})
 
     def __init__(self, spec: WorkerSpec) -> None:
+        from ..runtime.execution import Execution
         from ..runtime.openvino_native import OpenVINOSession
 
         _check_options(spec, self.OPTIONS)
         if spec.model_path is None:
             raise ValueError("an openvino engine needs a model file")
         options = spec.engine.options
-        self.session = OpenVINOSession(
+        session = OpenVINOSession(
             spec.model_path,
             threads=spec.threads * spec.concurrency,
             precision=options.get("hint", "fp32"),
             batch=spec.batch_size if options.get("static") else None,
             streams=spec.concurrency,
         )
-        self.input = self.session.get_inputs()[0].name
-        self.output = self.session.get_outputs()[0].name
+        self.execution = Execution(session, "openvino", input_name=session.get_inputs()[0].name,
+                                   output_name=session.get_outputs()[0].name, input_dtype=_input_dtype(session),
+                                   fixed_batch=spec.batch_size if options.get("static") else None)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.session.run([self.output], {self.input: x})[0], dtype=np.float32)
+        return np.asarray(self.execution.run(x), dtype=np.float32)
 
     def timed(self, x: np.ndarray) -> Call:
-        feeds, session, outputs = {self.input: x}, self.session, [self.output]
-        return lambda: session.run(outputs, feeds)
+        return self.execution.prepare(x)
+
+
+def _input_dtype(session: Any) -> np.dtype:
+    """The numpy type of a session's first input (``tensor(float)`` -> float32)."""
+    kind = session.get_inputs()[0].type
+    names = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+             "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
+    return np.dtype(names.get(kind, np.float32))
 
 
 BACKENDS: dict[str, type] = {

@@ -10,16 +10,16 @@ from typing import Any, Sequence
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
-from .._errors import InputError, NonFiniteOutputError, OnnxModelError, RuntimeBackendError, first_line
+from .._errors import InputError, NonFiniteOutputError, OnnxModelError, RuntimeBackendError
 from ..onnx_io import image_input, load_onnx, read_metadata
 from ..preprocess import PREPROCESSING_KEYS, ImageLike, Preprocessing, imagenet_labels
 from ..image_input_graph import is_image_input
 from .openvino_native import OpenVINOSession
 from .raw_images import check_image_batch, check_image_provider, decode, size_groups, stack_one_size
 from .providers import PROVIDERS
-from .session import _NP_DTYPES, Session, SessionConfig, open_session
+from .execution import Execution
+from .session import SessionConfig, open_session
 
 __all__ = ["Predictor", "Prediction"]
 
@@ -112,9 +112,10 @@ class Predictor:
                     RuntimeWarning,
                     stacklevel=3,
                 )
-        self._graph_lock = threading.Lock() if cfg.cuda_graph and self.provider == "cuda" else None
-        self._graph_state: tuple[Any, ...] | None = None
-        self._graph_device = "cuda"  # where the CUDA graph's buffers live (a test runs the logic on "cpu")
+        fixed = self.input_shape[0]
+        self._execution = Execution(self._session, self.provider, input_name=self.input_name, output_name=self.output_name,
+                                    input_dtype=self.input_dtype, fixed_batch=fixed, cuda_graph=cfg.cuda_graph,
+                                    closed_message="this Predictor is closed")
         self._closed = False
         self.profile: Any = None  # the DeploymentProfile when built by from_profile
         self._close_lock = threading.Lock()
@@ -169,17 +170,8 @@ class Predictor:
         and every later call (the next chunk of a batch included) says the Predictor is closed."""
         with self._close_lock:
             self._closed = True
-            if self._graph_lock is not None:
-                with self._graph_lock:  # not while a CUDA graph replays on its buffers
-                    self._graph_state = None
+            self._execution.close()
             self._session = None  # type: ignore[assignment]
-
-    def _live_session(self) -> Session:
-        """The session, read once per use: None (closed) is refused, never called."""
-        session = self._session
-        if session is None:
-            raise RuntimeBackendError("this Predictor is closed")
-        return session
 
     def __enter__(self) -> "Predictor":
         return self
@@ -202,99 +194,17 @@ class Predictor:
         return np.ascontiguousarray(batch)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Logits for a preprocessed ``[N, 3, H, W]`` batch.
+        """Logits for a batch the model takes: preprocessed ``[N, 3, H, W]``, or uint8 ``[N, H, W, 3]``
+        for a model with the preprocessing in its graph.
 
         A model compiled for a fixed batch size B takes any N: the batch is run in chunks of B,
-        the last one padded with copies of its final image, and the padding's rows dropped.
+        the last one padded with copies of its final image, and the padding's rows dropped. The
+        run itself is :class:`~resnet_deploy.runtime.execution.Execution`'s, the code the
+        benchmark times.
         """
         if self._closed:
             raise RuntimeBackendError("this Predictor is closed")
-        batch = self._check_batch(batch)
-        fixed = self.input_shape[0]
-        if fixed is None or batch.shape[0] == fixed:
-            return self._run_one(batch)
-        outputs = []
-        for start in range(0, batch.shape[0], fixed):
-            chunk = batch[start : start + fixed]
-            n = chunk.shape[0]
-            if n < fixed:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
-            outputs.append(self._run_one(np.ascontiguousarray(chunk))[:n])
-        return np.concatenate(outputs)
-
-    def _run_one(self, batch: np.ndarray) -> np.ndarray:
-        session = self._live_session()
-        if self.provider in ("cuda", "tensorrt"):
-            return self._run_io_binding(session, batch)
-        try:
-            return session.run([self.output_name], {self.input_name: batch})[0]
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument types
-            raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
-
-    def _run_io_binding(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
-        """Bind input and output on the GPU, so outputs stay on the device until copied back once."""
-        if self._graph_lock is not None:
-            return self._run_cuda_graph(session, batch)
-        try:
-            binding = session.io_binding()
-            binding.bind_cpu_input(self.input_name, batch)
-            binding.bind_output(self.output_name, "cuda")
-            session.run_with_iobinding(binding)
-            return binding.copy_outputs_to_cpu()[0]
-        except Exception as exc:
-            raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
-
-    def _run_cuda_graph(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
-        """CUDA graphs replay fixed device addresses and one shape: one input and one output
-        buffer, sized by the first call's batch and updated in place. Other batch sizes run in
-        chunks of that size, the last one padded with copies of its final image (onnxruntime
-        replays the captured graph for the shape it was captured on only)."""
-        lock = self._graph_lock
-        if lock is None:
-            raise RuntimeBackendError("CUDA graphs are not enabled for this Predictor")
-        with lock:
-            if self._closed:
-                raise RuntimeBackendError("this Predictor is closed")
-            if self._graph_state is None:
-                self._graph_state = self._graph_buffers(session, batch.shape)
-            shape, x, y, binding = self._graph_state
-            if batch.shape[1:] != shape[1:]:
-                raise InputError(f"with CUDA graphs the image shape is fixed at {list(shape[1:])}; received {list(batch.shape)}")
-            size = shape[0]
-            outputs = []
-            try:
-                for start in range(0, batch.shape[0], size):
-                    chunk = batch[start : start + size]
-                    n = chunk.shape[0]
-                    if n < size:
-                        chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - n, axis=0)])
-                    x.update_inplace(np.ascontiguousarray(chunk))
-                    # update_inplace copies with cudaMemcpy on the legacy default stream, which
-                    # may return before a pageable copy has landed; the graph replays on
-                    # onnxruntime's own non-blocking stream. Wait for the copy first.
-                    binding.synchronize_inputs()
-                    session.run_with_iobinding(binding)
-                    outputs.append(np.array(y.numpy()[:n]))
-            except Exception as exc:
-                raise RuntimeBackendError(f"inference failed: {first_line(exc)}") from exc
-            return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
-
-    def _graph_buffers(self, session: ort.InferenceSession, shape: tuple[int, ...]) -> tuple[Any, ...]:
-        """The device input and output a CUDA graph is captured on, and their binding."""
-        output = session.get_outputs()[0]
-        out_shape = [shape[0], *output.shape[1:]]
-        dtype = _NP_DTYPES.get(output.type)
-        if not all(isinstance(d, int) for d in out_shape) or dtype is None:
-            raise RuntimeBackendError(
-                f"CUDA graphs need output buffers of a fixed shape and a float type; {self.output_name!r} is "
-                f"{output.type} {output.shape}: use a model with a static output shape, or cuda_graph=False"
-            )
-        x = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), self.input_dtype, self._graph_device, 0)
-        y = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, dtype, self._graph_device, 0)
-        binding = session.io_binding()
-        binding.bind_ortvalue_input(self.input_name, x)
-        binding.bind_ortvalue_output(self.output_name, y)
-        return tuple(shape), x, y, binding
+        return self._execution.run(self._check_batch(batch))
 
     def preprocess(self, images: Sequence[ImageLike]) -> np.ndarray:
         """What the model takes for ``images``: float ``[N, 3, H, W]``, or for a model with the
