@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from .predictor import Prediction, Predictor
 from .providers import AUTO_ORDER, PROVIDERS, available_providers, resolve_provider
-from .session import SessionConfig, cpu_count, create_session, node_placement, open_session
+from .config import SessionConfig
+from .session import cpu_count, create_session, node_placement, open_session
 
 __all__ = [
     "PROVIDERS",

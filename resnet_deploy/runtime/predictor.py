@@ -19,7 +19,8 @@ from .openvino_native import OpenVINOSession
 from .raw_images import check_image_batch, check_image_provider, decode, size_groups, stack_one_size
 from .providers import PROVIDERS
 from .execution import Execution
-from .session import SessionConfig, open_session
+from .config import SessionConfig
+from .session import open_session
 
 __all__ = ["Predictor", "Prediction"]
 

@@ -11,14 +11,13 @@ import json
 import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import onnxruntime as ort
 
 from .._errors import ProviderUnavailableError, first_line
+from .config import SessionConfig
 
-if TYPE_CHECKING:
-    from .session import SessionConfig
 
 __all__ = [
     "PROVIDERS",

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Union, cast
 
@@ -22,6 +22,7 @@ import onnx
 import onnxruntime as ort
 
 from .._errors import ProviderUnavailableError, RuntimeBackendError, first_line
+from .config import SessionConfig
 from .openvino_native import OpenVINOSession
 from .providers import (
     PROVIDERS, openvino_backend, openvino_options, openvino_plugin_devices, preload_cuda_libraries, provider_list, resolve_provider,
@@ -40,24 +41,6 @@ __all__ = [
 # Providers whose node placement a Predictor reads by default: an accelerator may leave nodes on
 # the CPU, and onnxruntime does that without a word at the default log level.
 PLACEMENT_CHECKED = frozenset({"cuda", "tensorrt", "openvino"})
-
-
-@dataclass
-class SessionConfig:
-    """Options of one session. Provider-specific fields are ignored by other providers."""
-
-    provider: str = "auto"
-    threads: int | None = None
-    optimization: str = "all"  # disable | basic | extended | all
-    cudnn_conv_algo_search: str = "EXHAUSTIVE"
-    cuda_graph: bool = False
-    prefer_nhwc: bool = False  # CUDA: NHWC convolution kernels (tensor cores without transposes)
-    fp16: bool = False
-    trt_cache_dir: str | None = None
-    openvino_precision: str | None = None  # e.g. "BF16" where the CPU supports it
-    static_batch: int | None = None  # the OpenVINO runtime compiles for this batch size only
-    profile_dir: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 # What open_session returns: an onnxruntime session, or the OpenVINO runtime behind the same
