@@ -68,8 +68,10 @@ def _byte_count(fields: dict[str, str], key: str, default: int, where: str) -> i
 
 def _check_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> None:
     """Every external-data reference names a regular file inside ``folder``, and the bytes it
-    reads lie within that file: checked here, before onnx opens anything."""
+    reads lie within that file: checked here, before onnx opens anything. The model and its
+    external data together must fit the one protobuf they are read into (:data:`MAX_PROTO_BYTES`)."""
     base = folder.resolve()
+    total = path.stat().st_size
     for tensor in external_data_helper._get_all_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
@@ -100,6 +102,10 @@ def _check_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> No
             raise OnnxModelError(f"{where}: external data 'offset' {offset} lies beyond the end of {location!r} ({size} bytes)")
         if offset + length > size:
             raise OnnxModelError(f"{where} reads bytes {offset}-{offset + length} of {location!r}, which has {size} bytes")
+        total += length
+    if total > MAX_PROTO_BYTES:  # read whole, a 2.2 GB model peaked at 6.8 GB and died in the checker
+        raise OnnxModelError(f"{path} holds {total / 2**30:.1f} GiB with its external data; models are read into one "
+                             f"protobuf in memory, which holds at most 2 GiB")
 
 
 def load_onnx(path: str | Path, *, check: bool = True) -> onnx.ModelProto:

@@ -164,6 +164,18 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
             t.external_data.add(key=key, value=value)
         f[f"ext-{name}"] = d / "ext" / f"{name}.onnx"
         onnx.save(broken, str(f[f"ext-{name}"]))
+    # External data of 3 GiB (a sparse file: no disk used), above the 2 GiB a model may hold.
+    (d / "huge").mkdir()
+    broken = onnx.load(str(resnet20_onnx))
+    t = next(t for t in broken.graph.initializer if t.name == big.name)
+    with open(d / "huge" / "weights.bin", "wb") as fh:
+        fh.write(t.raw_data)
+        fh.truncate(3 * 2**30)
+    t.ClearField("raw_data")
+    t.data_location = onnx.TensorProto.EXTERNAL
+    t.external_data.add(key="location", value="weights.bin")
+    f["hugeext.onnx"] = d / "huge" / "hugeext.onnx"
+    onnx.save(broken, str(f["hugeext.onnx"]))
     # Checkpoints whose tensors cannot be copied into a model's parameters.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "sparse CSR tensor support is in beta"
@@ -326,6 +338,8 @@ CASES = [
          ["big.npz holds 10,001 evaluation samples; at most 10,000", "pass a subset"], []),
     Case("quantize-eval-label-negative", ["quantize", "{model}", "-c", "{calib.npy}", "-o", "{out}", "--eval-data", "{labelneg.npz}",
                                           "--max-accuracy-drop", "1"], ["labelneg.npz", "class indices 0..9", "e.g. -1"]),
+    Case("info-external-data-too-big", ["info", "{hugeext.onnx}"], ["hugeext.onnx holds 3.0 GiB with its external data",
+                                                                    "at most 2 GiB"], []),
     Case("bench-too-many-files", ["bench", *["{model}"] * 17], ["17 files on 1 provider(s) make 17 engines", "at most 16",
                                                                "split them over several runs"], []),
     Case("bench-every-engine-failed", ["bench", "{runfail.onnx}", "--iterations", "2", "--rounds", "1", "--json", "{tmp}/b.json"],
