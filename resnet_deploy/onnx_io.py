@@ -105,7 +105,7 @@ def _check_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> No
         total += length
     if total > MAX_PROTO_BYTES:  # read whole, a 2.2 GB model peaked at 6.8 GB and died in the checker
         raise OnnxModelError(f"{path} holds {total / 2**30:.1f} GiB with its external data; models are read into one "
-                             f"protobuf in memory, which holds at most 2 GiB")
+                             "protobuf in memory, which holds at most 2 GiB")
 
 
 def load_onnx(path: str | Path, *, check: bool = True) -> onnx.ModelProto:
