@@ -186,7 +186,7 @@ def _prepare(options: TuneOptions, folder: Path, precisions: set[str], providers
         else:
             samples = load_samples(options.calibration, (None, *shape[1:]), read_metadata(model), max_samples=DEFAULT_MAX_SAMPLES)
         hold = not synthetic and options.eval_data is None and len(samples) >= MIN_HOLDOUT_SOURCE
-        out = (np.arange(len(samples)) % HOLDOUT_EVERY == 0) & hold  # every 4th: a folder sorted by class gives each
+        out = (np.arange(len(samples)) % HOLDOUT_EVERY == 0) & hold  # every 4th: a folder sorted by class loses a few of each
         held, samples = samples[out], samples[~out]
         say(f"quantizing to INT8 on {len(samples)} {'synthetic' if synthetic else 'calibration'} samples"
             + (f" ({len(held)} more held out to judge it)" if len(held) else ""))
