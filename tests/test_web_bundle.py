@@ -129,9 +129,11 @@ def test_page_equals_predictor(_need_web: None, r18_image: Path, tmp_path: Path)
     bundle = _bundle(r18_image, tmp_path / "site")
     names = _photos(bundle / "photos")
     with BundleServer(bundle) as server:
-        report = run_page(server, "images=" + ",".join(names), timeout=240)
+        report = run_page(server, "images=" + ",".join(names), timeout=240, screenshot=tmp_path / "page.png")
         failed = [r for r in server.requests if r[2] >= 400]
     assert not failed, failed  # every file the page and onnxruntime-web asked for was in the bundle
+    with Image.open(tmp_path / "page.png") as shot:  # taken over the DevTools pipe once the page had posted
+        assert shot.size == (900, 640)
     assert report["environment"]["threads"] == report["environment"]["hardware_concurrency"]  # every core
     with Predictor(r18_image, provider="cpu") as predictor:
         worst = _check_page(report, bundle, names, predictor.run, rtol_png=PNG_RTOL, rtol_jpeg=JPEG_RTOL, exact_top5=True)
