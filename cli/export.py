@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from resnet_deploy._extras import require
 from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
 from resnet_deploy.onnx_io import DEFAULT_OPSET
+
+if TYPE_CHECKING:
+    from resnet_deploy.preprocess import Preprocessing
+    from resnet_deploy.quantize import QuantizeResult
 
 from ._errors import CLIError, handle_errors
 from ._image_input import ImageInput, ImageInputTopK, check_image_input_flags, print_image_input_checks
@@ -43,7 +47,7 @@ def export(
     require("export", "torch", "onnxscript", "onnxsim")
     from resnet_deploy import get_model_spec
     from resnet_deploy._atomic import check_distinct, check_new
-    from resnet_deploy.export import ExportOptions, export_model, int8_path, read_labels_file
+    from resnet_deploy.export import ExportOptions, export_model, export_preprocessing, int8_path, read_labels_file
 
     name = zoo_model_name(model, depth, plain)
     spec = get_model_spec(name)  # an unknown name fails here, before any note about its weights
@@ -67,15 +71,16 @@ def export(
         opset=opset,
         static_batch=static_batch,
         labels=names,
-        int8_calibration=calibration,
-        calibration_method=method,
-        max_samples=max_samples,
         image_input=image_input,
         image_input_top_k=image_input_top_k,
     )
+    if calibration is not None:  # the calibration data is checked before the slow stages
+        _check_calibration(calibration, export_preprocessing(options), max_samples)
     if weights is None:
         console.print(f"[yellow]note:[/yellow] no --weights given: {name} is randomly initialised (He init)")
     result = export_model(options, output, progress=progress, force=force)
+    if int8:  # export, then quantize the saved file: two verbs of the pipeline, composed here
+        result.int8 = _quantize_export(result.path, int8_path(output), calibration, method, max_samples, force)
     parity = f"parity vs eager PyTorch: max rel error {result.max_rel_error:.2e}, top-1 agreement {result.top1_agreement:.0%}"
     print_pipeline_result(f"{name}: op counts per stage", result.stages, result.path, result.size_bytes, result.seconds, result.fusions, parity)
     print_image_input_checks(result.stages)
@@ -84,3 +89,26 @@ def export(
     if report is not None:
         write_json(report, result.to_dict(), replace=force)
         console.print(f"report: {report}", markup=False)
+
+
+def _check_calibration(calibration: Path, preprocessing: "Preprocessing", max_samples: int | None) -> None:
+    from resnet_deploy.calibration import load_samples
+
+    size = preprocessing.crop_size
+    load_samples(calibration, (None, 3, size, size), preprocessing.to_metadata(), max_samples=max_samples)
+
+
+def _quantize_export(fp32: Path, output: Path, calibration: Path | None, method: str, max_samples: int | None,
+                     force: bool) -> "QuantizeResult":
+    """``quantize`` on the file export just saved. If it fails, the run leaves nothing: the fp32
+    file it created is taken back (unless --force replaced an existing one, which stays replaced)."""
+    from resnet_deploy.export import remove_if_ours
+    from resnet_deploy.quantize import quantize_file
+
+    size = fp32.stat().st_size
+    try:
+        return quantize_file(fp32, output, calibration, method=method, max_samples=max_samples, progress=progress, force=force)
+    except BaseException:
+        if not force:
+            remove_if_ours(fp32, size)
+        raise

@@ -13,9 +13,9 @@ import contextlib
 import io
 import logging
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import onnx
 import torch
@@ -27,15 +27,16 @@ from ._hashing import file_sha256
 from ._registry import get_model_spec
 from .models import create_model
 from .onnx_io import DEFAULT_OPSET, MIN_OPSET, op_counts, read_metadata, save_onnx, write_metadata
-from .calibration import DEFAULT_MAX_SAMPLES, load_samples
 from .image_input_graph import ImageInputSpec
 from .image_input_verify import image_input_stage
 from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
 from .preprocess import Preprocessing
-from .quantize import QuantizeResult, quantize_model
 from .verify import DEFAULT_RTOL, compare, fixed_inputs
 
-__all__ = ["ExportOptions", "ExportResult", "export_model", "int8_path", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
+if TYPE_CHECKING:  # export sits below quantize: the command composes them (export --int8)
+    from .quantize import QuantizeResult
+
+__all__ = ["ExportOptions", "ExportResult", "export_model", "export_preprocessing", "int8_path", "remove_if_ours", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -56,10 +57,6 @@ class ExportOptions:
     static_batch: int | None = None
     labels: Sequence[str] | None = None
     rtol: float = DEFAULT_RTOL
-    # INT8 in the same run: a folder of images or a .npy; the int8 file is written beside the fp32 one.
-    int8_calibration: str | Path | None = None
-    calibration_method: str = "minmax"
-    max_samples: int | None = DEFAULT_MAX_SAMPLES
     # The preprocessing inside the graph (uint8 RGB [N, H, W, 3] of any size in), verified on photos;
     # image_input_top_k > 0 also adds softmax scores and the top-k classes as outputs.
     image_input: bool = False
@@ -78,7 +75,7 @@ class ExportResult:
     size_bytes: int
     seconds: float
     metadata: dict[str, Any] = field(default_factory=dict)
-    int8: QuantizeResult | None = None
+    int8: QuantizeResult | None = None  # export --int8: the command quantizes the saved file (quantize_file)
 
     @property
     def fusions(self) -> dict[str, int]:
@@ -182,12 +179,7 @@ def export_model(
     if labels is not None and len(labels) != num_classes:
         raise ResnetDeployError(f"{len(labels)} labels given for {num_classes} classes")
 
-    preprocessing = Preprocessing(
-        resize_size=round(image_size * spec.resize_size / spec.image_size),
-        crop_size=image_size,
-        mean=spec.mean,
-        std=spec.std,
-    )
+    preprocessing = export_preprocessing(options)
     metadata: dict[str, Any] = {
         "architecture": options.name,
         "family": spec.family,
@@ -201,12 +193,6 @@ def export_model(
     }
     if labels is not None:
         metadata["labels"] = labels
-    samples = None
-    int8_output = int8_path(output)
-    if options.int8_calibration is not None:
-        check_writable(int8_output)
-        # Validate the calibration data before the slow stages.
-        samples = load_samples(options.int8_calibration, (None, 3, image_size, image_size), metadata, max_samples=options.max_samples)
 
     say("building the model")
     model = create_model(options.name, num_classes=num_classes, weights=options.weights)
@@ -247,38 +233,17 @@ def export_model(
     write_metadata(proto, metadata)
     proto.producer_name, proto.producer_version = "resnet-deploy", __version__
 
-    int8_result = None
-    quantized = None
-    if samples is not None:
-        say(f"quantizing to INT8 on {len(samples)} calibration samples")
-        watch = Stopwatch()
-        quantized, top1, rel = quantize_model(proto, samples, method=options.calibration_method, source=options.name)
-        note = f"static QDQ ({options.calibration_method}, {len(samples)} samples): top-1 agreement {top1:.1%}, max rel error {rel:.2e}"
-        stages.append(StageReport("quantize", watch(), dict(op_counts(quantized)), note))
-        int8_result = QuantizeResult(int8_output, "int8", options.calibration_method, len(samples), 0, 0, top1, rel, watch())
-
-    if options.image_input:  # after quantizing the classifier: the preprocessing stays float
+    if options.image_input:
         say("putting the preprocessing in the graph and verifying it on photos")
         spec = ImageInputSpec(preprocessing, options.image_input_top_k)
         proto, report = image_input_stage(proto, spec, source=options.name)
         stages.append(report)
         metadata.update(read_metadata(proto))
-        if quantized is not None:
-            quantized, report = image_input_stage(quantized, spec, source=f"{options.name} (INT8)")
-            stages.append(replace(report, name="image-input int8"))
 
     say(f"saving {output}")
     watch = Stopwatch()
     size = save_onnx(proto, output, replace=force)
     note = f"{size / 1e6:.1f} MB, atomic write"
-    if quantized is not None and int8_result is not None:
-        try:
-            int8_result.size_before, int8_result.size_after = size, save_onnx(quantized, int8_output, replace=force)
-        except BaseException:
-            if not force:  # the INT8 file appeared meanwhile: take back the fp32 file this run created
-                _remove_if_ours(output, proto.ByteSize())
-            raise
-        note += f"; {int8_output.name} {int8_result.size_after / 1e6:.1f} MB"
     stages.append(StageReport("save", watch(), dict(op_counts(proto)), note))
     return ExportResult(
         path=output,
@@ -291,15 +256,23 @@ def export_model(
         size_bytes=size,
         seconds=total(),
         metadata=metadata,
-        int8=int8_result,
     )
 
 
-def _remove_if_ours(path: Path, size: int) -> None:
+def remove_if_ours(path: Path, size: int) -> None:
     """Unlink ``path`` when it is still the file this run wrote (nothing else took its name)."""
     with contextlib.suppress(OSError):
         if path.stat().st_size == size:
             path.unlink()
+
+
+def export_preprocessing(options: ExportOptions) -> Preprocessing:
+    """The preprocessing an export records (and calibration data is read with): the zoo's resize
+    ratio, crop, mean and std at the export's image size."""
+    spec = get_model_spec(options.name)
+    image_size = options.image_size or spec.image_size
+    return Preprocessing(resize_size=round(image_size * spec.resize_size / spec.image_size), crop_size=image_size,
+                         mean=spec.mean, std=spec.std)
 
 
 def int8_path(output: str | Path) -> Path:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import resnet_deploy as rd
-from resnet_deploy.export import ExportOptions, export_model
+from resnet_deploy.export import ExportOptions, export_model, int8_path
 from resnet_deploy.onnx_io import load_onnx, op_counts, read_metadata
 from resnet_deploy.pipeline import ort_outputs
 from resnet_deploy.quantize import RECIPES, convert_fp16, quantize_file, quantize_model
@@ -30,10 +30,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     calib = folder / "calib.npy"
     np.save(calib, x_train[:128])
     fp32 = folder / "digits.onnx"
-    result = export_model(
-        ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE, labels=[str(i) for i in range(10)], int8_calibration=calib),
-        fp32,
-    )
+    result = export_model(ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE, labels=[str(i) for i in range(10)]), fp32)
+    result.int8 = quantize_file(fp32, int8_path(fp32), calib)  # what export --int8 composes
     return {"fp32": fp32, "int8": result.int8.path, "result": result, "x_test": x_test, "y_test": y_test, "calib": calib, "model": model}
 
 
