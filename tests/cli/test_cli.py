@@ -15,7 +15,7 @@ from resnet_deploy_cli.main import app
 from ..conftest import legacy_export, randomize_bn
 
 runner = CliRunner()
-COMMANDS = ["export", "optimize", "predict", "info", "quantize", "bench", "triton", "tune", "compare", "models"]
+COMMANDS = ["export", "optimize", "predict", "info", "quantize", "bench", "triton", "bundle", "serve", "tune", "compare", "models"]
 
 
 def invoke(*args: str | Path, code: int = 0):
