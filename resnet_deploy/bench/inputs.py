@@ -5,7 +5,7 @@ Torch-free: a benchmark of ONNX files needs onnx and numpy only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import onnx
 
 from .._errors import InputError, OnnxModelError
 from ..calibration import IMAGE_SUFFIXES, check_samples, load_samples
+from ..image_input_graph import is_image_input
 from ..onnx_io import image_input, load_onnx, read_metadata
 from ..verify import fixed_inputs
 
@@ -33,6 +34,7 @@ class ModelFile:
     precision: str  # "int8" (quantized ops), "fp16" (fp16 initializers) or "fp32"
     metadata: dict[str, Any]
     classes: int | None = None  # the logits' second dimension, when the graph states it
+    takes_images: bool = False  # --image-input: uint8 RGB [N, H, W, 3] of any size, fed the benchmark photo
 
     @property
     def static_batch(self) -> int | None:
@@ -51,8 +53,11 @@ def read_model_file(path: str | Path) -> ModelFile:
     path = Path(path)
     model = load_onnx(path)
     image = image_input(model, path.name)
+    takes_images = is_image_input(model)
+    if takes_images:  # any size: measured on one photo of a fixed size, decoded (decoding is not timed)
+        image = replace(image, shape=(image.shape[0], *benchmark_photo().shape), dtype=np.dtype(np.uint8))
     image.batch_shape(1)  # refuses symbolic dimensions other than the batch
-    if image.dtype not in (np.float32, np.float16):
+    if not takes_images and image.dtype not in (np.float32, np.float16):
         raise OnnxModelError(f"{path.name}: input {image.name!r} is {image.dtype}; the benchmark feeds float32 or float16")
     ops = {n.op_type for n in model.graph.node}
     if ops & _INT8_OPS:
@@ -61,7 +66,15 @@ def read_model_file(path: str | Path) -> ModelFile:
         precision = "fp16"
     else:
         precision = "fp32"
-    return ModelFile(path, image.name, image.shape, str(image.dtype), precision, read_metadata(model), output_classes(model))
+    return ModelFile(path, image.name, image.shape, str(image.dtype), precision, read_metadata(model), output_classes(model),
+                     takes_images)
+
+
+def benchmark_photo() -> np.ndarray:
+    """What an image-input file is fed: the shipped portrait, 512x600 pixels, decoded to uint8 RGB [600, 512, 3]."""
+    from ..preprocess import load_image, sample_image_path
+
+    return np.asarray(load_image(sample_image_path()).convert("RGB"), dtype=np.uint8)
 
 
 def output_classes(model: onnx.ModelProto) -> int | None:
@@ -86,7 +99,11 @@ def check_labels(y: np.ndarray, classes: int | None, source: str | Path) -> None
 
 
 def write_input(shape: tuple[int, ...], dtype: str, path: Path) -> Path:
-    """The fixed input every engine of one batch size runs on (seeded, standard normal)."""
+    """The fixed input every engine of one batch size runs on (seeded, standard normal; for an
+    image-input file, uint8, the benchmark photo repeated over the batch)."""
+    if dtype == "uint8":
+        np.save(path, np.ascontiguousarray(np.broadcast_to(benchmark_photo(), shape)))
+        return path
     np.save(path, fixed_inputs(shape, seed=42).astype(dtype))
     return path
 

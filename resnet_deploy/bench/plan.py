@@ -18,6 +18,7 @@ from typing import Any
 from .._errors import InputError
 from .._hashing import file_sha256
 from ..runtime import available_providers
+from ..runtime.raw_images import check_image_provider
 from .inputs import ModelFile, read_model_file
 from .options import PRECISIONS, BenchOptions
 from .schema import Engine
@@ -168,6 +169,8 @@ def plan_zoo(options: BenchOptions, providers: list[str] | None) -> Plan:
 
 def _eager_baseline(first: ModelFile, weights: str | Path | None) -> tuple[bool, str]:
     """Whether eager PyTorch can reproduce the first file, and why (not)."""
+    if first.takes_images:
+        return False, f"{first.path.name} has its preprocessing in the graph (uint8 images in), which eager PyTorch does not"
     arch = first.metadata.get("architecture")
     recorded = str(first.metadata.get("weights", ""))
     if not isinstance(arch, str) or not arch:
@@ -207,6 +210,12 @@ def plan_files(options: BenchOptions, providers: list[str]) -> Plan:
     for f in files:
         for b in options.batch_sizes:
             f.check_batch(b)
+        if f.takes_images:
+            for p in providers:
+                check_image_provider(p, f.path)  # OpenVINO's antialiased Resize is not PIL's: refused as Predictor refuses it
+    if first.takes_images and options.eval_data is not None:
+        raise InputError(f"{first.path.name} takes images as they are; --eval-data holds preprocessed inputs: "
+                         "measure accuracy on the float file")
     engines: list[Engine] = []
     eager, why = _eager_baseline(first, options.weights)
     if eager:
