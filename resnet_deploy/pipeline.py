@@ -65,13 +65,10 @@ def signals_deferred() -> Iterator[None]:
 
 
 def ort_outputs(model: onnx.ModelProto | bytes, batch: np.ndarray) -> np.ndarray:
-    """Run ``model`` once on onnxruntime's CPU EP, graph optimizations off, so the graph itself is tested."""
-    from .runtime import SessionConfig, create_session
+    """Run ``model`` on onnxruntime's CPU EP, graph optimizations off, so the graph itself is tested."""
+    from .runtime.execution import batched_outputs
 
-    data = model if isinstance(model, bytes) else model.SerializeToString()
-    session, _ = create_session(data, SessionConfig(provider="cpu", optimization="disable"))
-    name = session.get_inputs()[0].name
-    return session.run(None, {name: batch})[0]
+    return batched_outputs(model, batch, optimization="disable")
 
 
 def check_stage(model: onnx.ModelProto, source: str) -> StageReport:

@@ -31,7 +31,7 @@ from .image_input_verify import image_input_stage
 from .onnx_io import image_input, load_onnx, read_metadata, save_onnx, write_metadata
 from .optimize import portable_graph
 from .passes.unfuse_fused_conv import is_standard
-from .pipeline import Stopwatch, ort_outputs
+from .pipeline import Stopwatch
 from .precision import convert_fp16, is_quantized  # noqa: F401  (convert_fp16 re-exported)
 from .verify import compare
 
@@ -222,20 +222,15 @@ def quantize_model(
     write_metadata(quantized, {"precision": "int8", "quantization": f"static {recipe.describe()}, {method} calibration"})
     if keep_float:
         write_metadata(quantized, {"float_blocks": ",".join(keep_float)})
-    batch = image.shape[0]
-    parity = compare(_outputs(quantized, samples, batch), _outputs(model, samples, batch), rtol=1.0)
+    parity = compare(_outputs(quantized, samples), _outputs(model, samples), rtol=1.0)
     return quantized, parity.top1_agreement, parity.max_rel_error
 
 
-def _outputs(model: onnx.ModelProto, samples: np.ndarray, batch: int | None) -> np.ndarray:
-    """``model`` on ``samples``: at once, or in batches of its fixed size (one session)."""
-    if batch is None:
-        return ort_outputs(model, samples)
-    from .runtime import SessionConfig, create_session
+def _outputs(model: onnx.ModelProto, samples: np.ndarray) -> np.ndarray:
+    """``model`` on ``samples``, the graph as written: at once, or in batches of its fixed size."""
+    from .runtime.execution import batched_outputs
 
-    session, _ = create_session(model.SerializeToString(), SessionConfig(provider="cpu", optimization="disable"))
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: b})[0] for b in fixed_batches(samples, batch)])[: len(samples)]
+    return batched_outputs(model, samples, optimization="disable")
 
 
 def _block_nodes(model: onnx.ModelProto, names: Sequence[str], source: str) -> list[str]:

@@ -22,7 +22,7 @@ import onnx
 
 from ._errors import InputError, VerificationError
 from .blocks import find_blocks
-from .calibration import DEFAULT_MAX_SAMPLES, fixed_batches, load_samples
+from .calibration import DEFAULT_MAX_SAMPLES, load_samples
 from .onnx_io import image_input, read_metadata
 from .quantize import DEFAULT_RECIPE, load_quantizable, quantize_model
 from .verify import compare
@@ -106,14 +106,11 @@ def load_eval_data(source: str | Path, model: onnx.ModelProto, label: str) -> tu
 
 
 def cpu_logits(model: onnx.ModelProto, x: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Logits as deployed: onnxruntime's CPU provider with its full optimizations (QLinearConv kernels)."""
-    from .runtime import SessionConfig, create_session
+    """Logits as deployed: onnxruntime's CPU provider with its full optimizations (QLinearConv
+    kernels); a static batch runs in batches of its size, a dynamic one ``_CHUNK`` rows at a time."""
+    from .runtime.execution import batched_outputs
 
-    session, _ = create_session(model.SerializeToString(), SessionConfig(provider="cpu", threads=threads))
-    name = session.get_inputs()[0].name
-    fixed = image_input(model).shape[0]  # a static batch runs in batches of its size, the last filled up
-    chunks = fixed_batches(x, fixed) if fixed is not None else [x[i : i + _CHUNK] for i in range(0, len(x), _CHUNK)]
-    return np.concatenate([session.run(None, {name: c})[0] for c in chunks])[: len(x)]
+    return batched_outputs(model, x, threads=threads, piece=_CHUNK)
 
 
 class _Evaluator:

@@ -9,7 +9,9 @@ onnxruntime backend, so the benchmark times the code a deployment runs:
 - CUDA and TensorRT: IO binding, the output left on the device and copied back once;
 - CUDA graphs: one input and one output buffer, sized by the first call's batch and updated in
   place; other batch sizes run in chunks of that size;
-- :meth:`Execution.prepare`: the call the benchmark times, with the input already where it runs.
+- :meth:`Execution.prepare`: the call the benchmark times, with the input already where it runs;
+- :func:`batched_outputs`: a model's outputs on many rows on the CPU provider, the way every
+  verification (export, optimize, quantize, sensitivity, tune) runs a model.
 
 Closing is safe while other threads run: a run in progress finishes on the session it holds and
 every later call (the next chunk included) raises ``closed_message``.
@@ -24,7 +26,7 @@ import numpy as np
 
 from .._errors import InputError, RuntimeBackendError, first_line
 
-__all__ = ["Execution", "GPU_PROVIDERS", "OUTPUT_DTYPES", "chunks"]
+__all__ = ["Execution", "GPU_PROVIDERS", "OUTPUT_DTYPES", "chunks", "batched_outputs"]
 
 GPU_PROVIDERS = ("cuda", "tensorrt")
 # Output element types a CUDA graph's output buffer can be allocated for, by onnxruntime's type name.
@@ -189,3 +191,23 @@ class Execution:
             own.run(outputs, feeds)
 
         return run
+
+
+def batched_outputs(model: Any, x: np.ndarray, *, threads: int | None = None, optimization: str = "all",
+                    piece: int | None = None) -> np.ndarray:
+    """The first output of ``model`` (a ModelProto or its bytes) for every row of ``x``, on
+    onnxruntime's CPU provider, through :class:`Execution`: a fixed-batch model in chunks of its
+    batch, a dynamic one at once or, with ``piece``, that many rows at a time (bounded memory).
+    ``optimization="disable"`` tests the graph as written; ``"all"`` runs it as deployed."""
+    from .config import SessionConfig
+    from .session import create_session
+
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    session, _ = create_session(data, SessionConfig(provider="cpu", threads=threads, optimization=optimization))
+    first = session.get_inputs()[0]
+    fixed = first.shape[0] if first.shape and isinstance(first.shape[0], int) else None
+    execution = Execution(session, "cpu", input_name=first.name, output_name=session.get_outputs()[0].name,
+                          input_dtype=x.dtype, fixed_batch=fixed)
+    if fixed is not None or piece is None or len(x) <= piece:
+        return execution.run(np.ascontiguousarray(x))
+    return np.concatenate([execution.run(np.ascontiguousarray(x[i : i + piece])) for i in range(0, len(x), piece)])
