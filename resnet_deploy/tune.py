@@ -28,11 +28,13 @@ import onnx
 from . import __version__
 from ._atomic import atomic_write_bytes, check_distinct, check_new, check_writable
 from ._errors import InputError, OnnxModelError, OutputPathError
-from .bench.inputs import eval_arrays, output_classes
+from .bench.inputs import eval_arrays, output_classes, read_model_file
 from .bench.options import BenchOptions, validate
 from .bench.plan import Plan
 from .bench.schema import Engine, Record
 from .calibration import DEFAULT_MAX_SAMPLES, load_samples
+from .image_input_graph import classifier_and_spec, is_image_input
+from .image_input_verify import image_input_stage
 from ._machine import cpu_flags, machine
 from .onnx_io import image_input, load_onnx, model_files, read_metadata, save_onnx, write_metadata
 from .passes.unfuse_fused_conv import is_standard
@@ -41,6 +43,7 @@ from .profile import DeploymentProfile, model_sha256, save_profile
 from .runtime import available_providers, cpu_count
 from .tune_serving import ServingChoice, check_serving_options, choose_layout
 from .runtime.providers import PROVIDERS, openvino_backend
+from .runtime.raw_images import check_image_provider
 from .verify import DEFAULT_RTOL, fixed_inputs
 
 __all__ = ["TuneOptions", "TuneResult", "Verdict", "HeldOut", "tune", "TOLERANCES", "REFERENCE"]
@@ -165,7 +168,9 @@ def _prepare(options: TuneOptions, folder: Path, precisions: set[str], providers
              say: Callable[[str], None]) -> tuple[dict[str, Path], bool, HeldOut | None]:
     """The files the candidates run: the fp32 file as given, INT8 and fp16 made from it; and
     without evaluation data, INT8 measured on calibration samples held out of its calibration."""
-    model = load_onnx(options.model)
+    # An image-input file: INT8 and fp16 are made from the float classifier inside, and the float
+    # preprocessing put back in front (verified on photos), as quantize and optimize do.
+    model, spec = classifier_and_spec(load_onnx(options.model), None, source=str(options.model))
     if not all(is_standard(n) for n in model.graph.node):
         raise OnnxModelError(f"{options.model} holds onnxruntime-specific ops; tune starts from a portable file "
                              "(resnet-deploy export, or optimize --target portable)")
@@ -197,6 +202,8 @@ def _prepare(options: TuneOptions, folder: Path, precisions: set[str], providers
 
             parity = compare(cpu_logits(int8, held, options.threads), cpu_logits(model, held, options.threads), rtol=1.0)
             heldout = HeldOut(len(held), parity.max_rel_error, parity.top1_agreement)
+        if spec is not None:
+            int8 = image_input_stage(int8, spec, source=f"{options.model} (INT8)")[0]
         files["int8"] = folder / "int8.onnx"
         write_metadata(int8, {TUNE_MARKER: Path(options.output).name})
         save_onnx(int8, files["int8"])
@@ -208,6 +215,8 @@ def _prepare(options: TuneOptions, folder: Path, precisions: set[str], providers
     if "fp16" in precisions and (set(providers) & {"cuda"}):
         files["fp16"] = folder / "fp16.onnx"
         fp16 = convert_fp16(model)[0]
+        if spec is not None:
+            fp16 = image_input_stage(fp16, spec, source=f"{options.model} (fp16)")[0]
         write_metadata(fp16, {TUNE_MARKER: Path(options.output).name})
         save_onnx(fp16, files["fp16"])
     return files, synthetic, heldout
@@ -268,6 +277,15 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
     unknown = precisions - set(TOLERANCES)
     if unknown:
         raise InputError(f"unknown precision {sorted(unknown)[0]!r}; expected one of {', '.join(TOLERANCES)}")
+    takes_images = is_image_input(load_onnx(options.model))
+    if takes_images and options.eval_data is not None:
+        raise InputError(f"{Path(options.model).name} takes images as they are; --eval-data holds preprocessed inputs: "
+                         "tune the float file for accuracy")
+    if takes_images and "openvino" in providers:  # its antialiased Resize is not PIL's (runtime/raw_images.py)
+        if options.providers and set(providers) == {"openvino"}:
+            check_image_provider("openvino", options.model)
+        providers = [p for p in providers if p != "openvino"]
+        say("OpenVINO left out: its antialiased Resize does not compute the preprocessing in the graph as PIL does")
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-tune-") as tmp:
         if options.eval_data is not None:  # bad labels are refused before the quantization, not after
             source = load_onnx(options.model)
@@ -275,11 +293,10 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
                         Path(tmp), classes=output_classes(source))
         files, synthetic, heldout = _prepare(options, Path(tmp), precisions, providers, say)
         candidates = _candidates(files, providers, precisions, options.batch_size)
-        fp32 = load_onnx(files["fp32"])
-        image = image_input(fp32, options.model)
+        fp32 = read_model_file(files["fp32"])  # (an image-input file: the benchmark photo, uint8)
         plan = Plan(tuple(c.engine for c in candidates), REFERENCE, f"{REFERENCE}: {Path(options.model).name} on the CPU EP",
-                    tuple(image.batch_shape(1)[1:]), str(image.dtype), metadata=read_metadata(fp32),  # type: ignore[arg-type]
-                    classes=output_classes(fp32))
+                    tuple(fp32.shape[1:]), fp32.dtype, metadata=fp32.metadata,  # type: ignore[arg-type]
+                    classes=fp32.classes)
         result = run_benchmark(replace(bench, providers=None), progress=progress, on_step=on_step, plan=plan)
         by_name = {r.engine: r for r in result.records}
         reference = by_name[REFERENCE]

@@ -68,3 +68,38 @@ def test_bench_refuses_what_an_image_input_file_cannot_take(r20_image: Path, res
         result = runner.invoke(app, [*args, "--iterations", "2", "--rounds", "1"])
         lines = result.output.strip().splitlines()
         assert result.exit_code == 1 and len(lines) == 1 and needle in lines[0], (args, result.output)
+
+
+def test_tune_image_input_file(r20_image: Path, tmp_path: Path) -> None:
+    """tune makes INT8 from the classifier inside (the float preprocessing put back and verified),
+    measures every candidate on the photo, and the profile's model takes images."""
+    from resnet_deploy import Predictor
+    from resnet_deploy.image_input_graph import is_image_input
+    from resnet_deploy.preprocess import sample_image_path
+
+    calibration = tmp_path / "calib"
+    calibration.mkdir()
+    for i, (_, photo) in enumerate(photo_variants()):
+        photo.save(calibration / f"{i}.png")
+    profile = tmp_path / "r20.profile.json"
+    r = runner.invoke(app, ["tune", str(r20_image), "-o", str(profile), "-c", str(calibration), "--providers", "cpu",
+                            "--duration", "1", "--rounds", "1"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(profile.read_text())
+    assert {row["engine"] for row in data["candidates"]} >= {"ort-fp32", "ort-int8"}, data["candidates"]
+    with Predictor.from_profile(profile) as predictor:
+        assert predictor.takes_images and is_image_input(load_onnx(predictor.model_path))
+        with Predictor(r20_image, provider="cpu") as fp32:
+            assert predictor.predict(sample_image_path())[0][0].index == fp32.predict(sample_image_path())[0][0].index
+
+
+def test_tune_refuses_what_an_image_input_file_cannot_take(r20_image: Path, tmp_path: Path) -> None:
+    np.savez(tmp_path / "val.npz", x=np.zeros((4, 3, 32, 32), np.float32), y=np.zeros(4, np.int64))
+    cases = [
+        (["--providers", "openvino"], "OpenVINO's antialiased Resize"),
+        (["--eval-data", str(tmp_path / "val.npz")], "takes images as they are"),
+    ]
+    for args, needle in cases:
+        result = runner.invoke(app, ["tune", str(r20_image), "-o", str(tmp_path / "p.json"), "--duration", "1", *args])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and needle in lines[0], (args, result.output)
