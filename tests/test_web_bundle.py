@@ -204,3 +204,17 @@ def test_bundle_refuses_in_one_line(resnet18_onnx: Path, r18_image: Path, tmp_pa
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], (args, result.output)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_page_refuses_in_one_line(_need_web: None, r18_image: Path, tmp_path: Path) -> None:
+    """A file the browser cannot decode, and an image too large for predict's bound: one line
+    naming the file, never a result."""
+    bundle = _bundle(r18_image, tmp_path / "site")
+    (bundle / "notes.png").write_text("not an image")
+    Image.new("RGB", (10000, 1)).save(bundle / "strip.png")  # resized to 2560000x256: beyond PIL's pixel bound
+    for name, needle in [("notes.png", "not an image this browser decodes"), ("strip.png", "would be resized beyond")]:
+        with BundleServer(bundle) as server:
+            report = run_page(server, f"images={name}", timeout=240)
+        assert report["ok"] is False and "results" not in report, report
+        assert report["error"].startswith(f"Error: {name}: ") and needle in report["error"] and "\n" not in report["error"], report
+

@@ -37,7 +37,12 @@ function sameOrigin(path) {
 // -- decoding ---------------------------------------------------------------------------------
 async function decode(blob, resize) {
   // 'none': the pixels as stored, as PIL reads them (no ICC/gamma conversion, no premultiplied alpha).
-  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none', imageOrientation: 'from-image' });
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none', imageOrientation: 'from-image' });
+  } catch (err) {
+    throw new UsageError(`not an image this browser decodes (${blob.type || 'unknown type'}, ${blob.size} bytes)`);
+  }
   const { width, height } = bitmap;
   checkSize(width, height, resize);
   const canvas = new OffscreenCanvas(width, height);
@@ -172,7 +177,13 @@ async function main() {
       if (!response.ok) throw new UsageError(`${name}: HTTP ${response.status}`);
       const blob = await response.blob();
       first = first || blob;
-      const { image, ...result } = await classify(session, config, blob);
+      let found;
+      try {
+        found = await classify(session, config, blob);
+      } catch (err) {
+        throw new UsageError(`${name}: ${err.message}`);
+      }
+      const { image, ...result } = found;
       results.push({ image: name, ...result });
       show(result, blob);
     }
