@@ -23,6 +23,7 @@ def bundle(
     ort_format: Annotated[bool, typer.Option("--ort-format", metavar="", help="Ship onnxruntime's ORT format with the graph optimizations applied offline.")] = False,
     threads: Annotated[int, typer.Option("--threads", help="WebAssembly threads the page uses; 0: every core when the page is cross-origin isolated, else 1.")] = 0,
     node_modules: Annotated[Optional[Path], typer.Option("--node-modules", help="A node_modules holding onnxruntime-web (default: examples/web/node_modules).", show_default=False)] = None,
+    page: Annotated[Optional[Path], typer.Option("--page", help="The page's own files (default: this checkout's examples/web).", show_default=False)] = None,
     force: Force = False,
 ) -> None:
     """Write a folder that runs an --image-input model somewhere else: for now a web page (--web)."""
@@ -31,7 +32,8 @@ def bundle(
     if not web:
         raise CLIError("say what to bundle for: --web (a static page with onnxruntime-web) is the one target so far")
     written = write_web_bundle(model, output, WebBundleOptions(int8=int8, calibration=calibration, ort_format=ort_format,
-                                                               threads=threads, node_modules=node_modules, force=force),
+                                                               threads=threads, node_modules=node_modules, page=page,
+                                                               force=force),
                                progress=progress)
     for note in written.notes:
         err_console.print(f"note: {note}", markup=False, soft_wrap=True)

@@ -149,7 +149,8 @@ def write_web_bundle(
     page = Path(options.page) if options.page is not None else WEB_EXAMPLE
     missing = [name for name in PAGE_FILES if not (page / name).is_file()]
     if missing:
-        raise InputError(f"the page's files {', '.join(missing)} are not in {page}: give the examples/web folder of resnet-deploy")
+        raise InputError(f"the page's files {', '.join(missing)} are not in {page}: give --page, the examples/web folder "
+                         "of a resnet-deploy checkout")
     dist, version = find_ort_web(options.node_modules)
     old = output.parent / f".{output.name}.old"  # where a replacement without renameat2 sets the old folder aside
     with contextlib.suppress(OSError):

@@ -196,6 +196,7 @@ def test_bundle_refuses_in_one_line(resnet18_onnx: Path, r18_image: Path, tmp_pa
         (["bundle", str(r18_image), "--web", "--threads", "-1", "-o", str(tmp_path / "e")], "threads must be"),
         (["bundle", str(r18_image), "--web", "--node-modules", str(tmp_path), "-o", str(tmp_path / "f")],
          "onnxruntime-web is not installed"),
+        (["bundle", str(r18_image), "--web", "--page", str(tmp_path), "-o", str(tmp_path / "g")], "give --page"),
         (["bundle", str(r18_image), "--web", "-f", "-o", str(r18_image.parent)], "lies inside --output"),
     ]
     for args, needle in cases:
