@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy import _json
-from resnet_deploy.compare import DEFAULT_TOLERANCES
+from resnet_deploy.diagnostics.compare import DEFAULT_TOLERANCES
 
 from ._errors import CLIError, handle_errors
 from ._options import ModelPath, Threads
@@ -55,7 +55,7 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of the table.")] = False,
 ) -> None:
     """Find where a deployment diverges: both sides block by block (stem, layer1.0 ..., head)."""
-    from resnet_deploy.compare import compare_files
+    from resnet_deploy.diagnostics.compare import compare_files
 
     if images is not None and data is not None:
         raise CLIError("give --images or --data, not both")

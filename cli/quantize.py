@@ -86,7 +86,7 @@ def quantize(
     from resnet_deploy.quantize import quantize_file
 
     if sensitivity:
-        from resnet_deploy.sensitivity import block_sensitivity
+        from resnet_deploy.diagnostics.sensitivity import block_sensitivity
 
         if output is not None:  # (as export refuses --calibration without --int8: no flag is silently ignored)
             raise CLIError("--sensitivity writes no model; drop --output (the table, and --report, are its output)")
@@ -102,7 +102,7 @@ def quantize(
     if max_accuracy_drop is not None:
         if eval_data is None:
             raise CLIError("--max-accuracy-drop needs --eval-data: labelled data to measure the drop on")
-        from resnet_deploy.sensitivity import quantize_accuracy_aware
+        from resnet_deploy.diagnostics.sensitivity import quantize_accuracy_aware
         from resnet_deploy.onnx_io import save_onnx
 
         quantized, aware = quantize_accuracy_aware(model, calibration, eval_data, max_drop_points=max_accuracy_drop, method=method,

@@ -28,7 +28,8 @@ import onnx
 from . import __version__
 from ._atomic import atomic_write_bytes, check_distinct, check_new, check_writable
 from ._errors import InputError, OnnxModelError, OutputPathError
-from .bench.inputs import eval_arrays, output_classes, read_model_file
+from .bench.inputs import read_model_file
+from .calibration import eval_arrays, output_classes
 from .bench.options import BenchOptions, validate
 from .bench.plan import Plan
 from .bench.schema import Engine, Record
@@ -197,7 +198,7 @@ def _prepare(options: TuneOptions, folder: Path, precisions: set[str], providers
             + (f" ({len(held)} more held out to judge it)" if len(held) else ""))
         int8 = quantize_model(model, samples, source=str(options.model))[0]
         if len(held):
-            from .sensitivity import cpu_logits
+            from .diagnostics.sensitivity import cpu_logits
             from .verify import compare
 
             parity = compare(cpu_logits(int8, held, options.threads), cpu_logits(model, held, options.threads), rtol=1.0)

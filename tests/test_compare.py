@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import resnet_deploy as rd
 from resnet_deploy.blocks import find_blocks
-from resnet_deploy.compare import Side, compare_files, compare_models, run_blocks
+from resnet_deploy.diagnostics.compare import Side, compare_files, compare_models, run_blocks
 from resnet_deploy.onnx_io import load_onnx
 from resnet_deploy.pipeline import ort_outputs
 from resnet_deploy.quantize import quantize_model
@@ -106,7 +106,7 @@ def test_a_file_against_our_own_optimize_output(tmp_path: Path) -> None:
 def test_streamed_statistics_equal_those_of_whole_arrays(digits_models: dict) -> None:
     """compare keeps running statistics, one chunk of block outputs at a time (its memory no
     longer grows with --samples): the rows equal those computed from every output at once."""
-    from resnet_deploy.compare import block_rows
+    from resnet_deploy.diagnostics.compare import block_rows
 
     x = digits_models["x_test"][:21]  # three chunks, the last one partial
     a, b = Side(load_onnx(digits_models["fp32"]), "cpu", "a"), Side(load_onnx(digits_models["int8"]), "cpu", "b")

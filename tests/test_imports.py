@@ -1,9 +1,8 @@
-"""The import structure: every module imports alone, no module imports another in a circle, and
-the deployment half loads without torch."""
+"""The import structure: the contracts of import-linter (floors, no circle, no torch in the
+runtime), every module importing alone, and the deployment half loading without torch."""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -30,103 +29,15 @@ def module_files() -> dict[str, Path]:
 MODULES = module_files()
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
-    """Every import statement, at any depth (functions included), except under ``if TYPE_CHECKING:``."""
-    found: list[ast.Import | ast.ImportFrom] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            found.append(node)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return found
-
-
-def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
-    """Edges module -> package module it imports, from the source (relative and absolute forms)."""
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        is_package = path.name == "__init__.py"
-        package = name if is_package else name.rpartition(".")[0]
-        edges: set[str] = set()
-        for node in _imports(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            else:
-                if node.level:
-                    base = package.split(".")
-                    base = base[: len(base) - (node.level - 1)]
-                    target = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    target = node.module or ""
-                # ``from pkg import name`` imports pkg, and pkg.name too when that is a module.
-                targets = [target] + [f"{target}.{alias.name}" for alias in node.names]
-            for target in targets:
-                if target in modules and target != name:
-                    edges.add(target)
-        graph[name] = edges
-    return graph
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One cycle as a path ``[a, b, ..., a]``, or None."""
-    state: dict[str, int] = {}  # 1 on the stack, 2 done
-    stack: list[str] = []
-
-    def dfs(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                return stack[stack.index(nxt) :] + [nxt]
-            if nxt not in state and (cycle := dfs(nxt)):
-                return cycle
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (cycle := dfs(node)):
-            return cycle
-    return None
-
-
-def test_cycle_finder_finds_cycles() -> None:
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-
-
-def test_graph_sees_function_level_and_relative_imports(tmp_path: Path) -> None:
-    pkg = tmp_path / "pkg"
-    (pkg / "sub").mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "a.py").write_text("def f():\n    from .b import g\n")
-    (pkg / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import a\nfrom .sub import c\n")
-    (pkg / "sub" / "__init__.py").write_text("from .. import a\n")
-    (pkg / "sub" / "c.py").write_text("import pkg.a\n")
-    files = {"pkg": pkg / "__init__.py", "pkg.a": pkg / "a.py", "pkg.b": pkg / "b.py",
-             "pkg.sub": pkg / "sub" / "__init__.py", "pkg.sub.c": pkg / "sub" / "c.py"}
-    graph = import_graph(files)
-    assert graph == {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.sub", "pkg.sub.c"}, "pkg.sub": {"pkg", "pkg.a"}, "pkg.sub.c": {"pkg.a"}}
-    assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.sub", "pkg.a"]
-
-
-def test_no_import_cycle() -> None:
-    graph = import_graph(MODULES)
-    assert "resnet_deploy.precision" in graph["resnet_deploy.optimize"]  # the graph is really read
-    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+def test_import_contracts() -> None:
+    """pyproject.toml's import-linter contracts: the floors in pipeline order, no torch in the
+    deployment runtime, and no import circle among the modules of any package."""
+    lint = Path(sys.executable).parent / "lint-imports"
+    proc = subprocess.run([str(lint), "--no-cache"], capture_output=True, text=True, timeout=300,
+                          cwd=PACKAGE.parent)
+    print(proc.stdout[-3000:])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert proc.stdout.count(" KEPT") == 3
 
 
 def _import_alone(module: str) -> tuple[str, int, str]:

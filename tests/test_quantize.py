@@ -191,7 +191,7 @@ def bad_calibration(trained: dict, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_accuracy_aware_int8_keeps_the_fewest_blocks_in_float(trained: dict, bad_calibration: dict, tmp_path: Path) -> None:
-    from resnet_deploy.sensitivity import quantize_accuracy_aware
+    from resnet_deploy.diagnostics.sensitivity import quantize_accuracy_aware
 
     quantized, result = quantize_accuracy_aware(trained["fp32"], bad_calibration["calib"], bad_calibration["eval"], max_drop_points=0.5)
     for t in result.trials:
@@ -211,7 +211,7 @@ def test_accuracy_aware_int8_keeps_the_fewest_blocks_in_float(trained: dict, bad
 
 
 def test_sensitivity_ranks_the_block_that_hurts_first(trained: dict, bad_calibration: dict) -> None:
-    from resnet_deploy.sensitivity import block_sensitivity
+    from resnet_deploy.diagnostics.sensitivity import block_sensitivity
 
     result = block_sensitivity(trained["fp32"], bad_calibration["calib"], eval_data=bad_calibration["eval"])
     for t in result.rows:

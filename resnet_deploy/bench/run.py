@@ -27,7 +27,8 @@ from .._errors import InputError, VerificationError
 from ..environment import environment
 from ..runtime import cpu_count
 from ..verify import compare
-from .inputs import eval_arrays, write_input
+from ..calibration import eval_arrays
+from .inputs import write_input
 from .options import BenchOptions, validate
 from .plan import GPU_BASELINE, GPU_PROVIDERS, Plan, plan_files, plan_zoo
 from .schema import (

@@ -20,12 +20,12 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
-from ._errors import InputError, VerificationError
-from .blocks import find_blocks
-from .calibration import DEFAULT_MAX_SAMPLES, load_samples
-from .onnx_io import image_input, read_metadata
-from .quantize import DEFAULT_RECIPE, load_quantizable, quantize_model
-from .verify import compare
+from .._errors import InputError, VerificationError
+from ..blocks import find_blocks
+from ..calibration import DEFAULT_MAX_SAMPLES, load_samples
+from ..onnx_io import image_input, read_metadata
+from ..quantize import DEFAULT_RECIPE, load_quantizable, quantize_model
+from ..verify import compare
 
 __all__ = ["Trial", "SensitivityResult", "AccuracyAwareResult", "SpeedCost", "block_sensitivity", "quantize_accuracy_aware",
            "load_eval_data", "cpu_logits"]
@@ -96,7 +96,7 @@ class AccuracyAwareResult:
 
 def load_eval_data(source: str | Path, model: onnx.ModelProto, label: str) -> tuple[np.ndarray, np.ndarray]:
     """Labelled data: an ``.npz`` with ``x`` and ``y``, or a folder of class-index subfolders."""
-    from .bench.inputs import eval_arrays, output_classes
+    from ..calibration import eval_arrays, output_classes
 
     image = image_input(model, label)
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-eval-") as tmp:
@@ -108,7 +108,7 @@ def load_eval_data(source: str | Path, model: onnx.ModelProto, label: str) -> tu
 def cpu_logits(model: onnx.ModelProto, x: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Logits as deployed: onnxruntime's CPU provider with its full optimizations (QLinearConv
     kernels); a static batch runs in batches of its size, a dynamic one ``_CHUNK`` rows at a time."""
-    from .runtime.execution import batched_outputs
+    from ..runtime.execution import batched_outputs
 
     return batched_outputs(model, x, threads=threads, piece=_CHUNK)
 
@@ -229,9 +229,9 @@ def _speed_cost(fp32_path: Path, full: onnx.ModelProto, chosen: onnx.ModelProto,
     baseline. None when an engine failed: no cost is better than a made-up one."""
     from dataclasses import replace
 
-    from .bench import BenchOptions, run_benchmark
-    from .bench.plan import plan_files
-    from .onnx_io import save_onnx
+    from ..bench import BenchOptions, run_benchmark
+    from ..bench.plan import plan_files
+    from ..onnx_io import save_onnx
 
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-cost-") as tmp:
         paths = (fp32_path, Path(tmp, "int8_all_blocks.onnx"), Path(tmp, "int8_accuracy_aware.onnx"))

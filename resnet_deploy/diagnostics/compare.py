@@ -18,12 +18,12 @@ from typing import Any, Iterator
 import numpy as np
 import onnx
 
-from ._errors import InputError, NonFiniteOutputError, OnnxModelError
-from .blocks import Block, dequantize, expose, find_blocks
-from .calibration import DEFAULT_MAX_SAMPLES, load_samples
-from .onnx_io import image_input, load_onnx, read_metadata
-from .precision import is_quantized
-from .verify import fixed_inputs
+from .._errors import InputError, NonFiniteOutputError, OnnxModelError
+from ..blocks import Block, dequantize, expose, find_blocks
+from ..calibration import DEFAULT_MAX_SAMPLES, load_samples
+from ..onnx_io import image_input, load_onnx, read_metadata
+from ..precision import is_quantized
+from ..verify import fixed_inputs
 
 __all__ = ["BlockRow", "CompareResult", "Side", "compare_models", "compare_files", "DEFAULT_TOLERANCE", "run_blocks", "load_inputs",
            "compare_with_eager", "block_rows", "DEFAULT_TOLERANCES", "default_tolerance", "block_chunks", "MAX_SAMPLES"]
@@ -83,7 +83,7 @@ def block_chunks(side: Side, blocks: list[Block], x: np.ndarray, *, threads: int
     """Every block's output (float32) on ``x``, :data:`_CHUNK` samples at a time, and whether the
     probes left the logits of that chunk unchanged. A comparison keeps only running statistics,
     so its memory is that of one chunk whatever the number of samples."""
-    from .runtime import SessionConfig, create_session
+    from ..runtime import SessionConfig, create_session
 
     probed = expose(side.model, blocks)
     config = SessionConfig(provider=side.provider, threads=threads)
@@ -233,7 +233,7 @@ def compare_models(a: Side, b: Side, x: np.ndarray, *, tolerance: float | None =
 def compare_with_eager(a: Side, weights: str | Path | None, x: np.ndarray, *, tolerance: float | None = None,
                        threads: int | None = None) -> CompareResult:
     """``a`` against the eager PyTorch model it was exported from (eager PyTorch is the reference)."""
-    from .compare_eager import eager_block_chunks
+    from .eager import eager_block_chunks
 
     tolerance, tolerance_from = _tolerance(tolerance, a.model)
     blocks = find_blocks(a.model, a.label)
@@ -281,7 +281,7 @@ def compare_files(
     """Compare two files on one provider, one file on two providers (``providers[0]`` is the
     reference), or with ``eager`` one file against the eager PyTorch model it was exported from
     (rebuilt from its metadata and ``weights``; the seeded random init needs none)."""
-    from .runtime import resolve_provider
+    from ..runtime import resolve_provider
 
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES):
         raise InputError(f"--samples must be between 1 and {MAX_SAMPLES:,}, received {samples!r}"

@@ -14,9 +14,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ._errors import InputError, OnnxModelError
-from ._extras import require
-from ._hashing import file_sha256
+from .._errors import InputError, OnnxModelError
+from .._extras import require
+from .._hashing import file_sha256
 
 __all__ = ["eager_block_outputs", "eager_block_chunks"]
 
@@ -53,7 +53,7 @@ def eager_block_chunks(
     require("compare against eager PyTorch", "torch")
     import torch
 
-    from .models import create_model
+    from ..models import create_model
 
     arch = _check_weights(metadata, weights, label)
     net = create_model(arch, num_classes=int(metadata.get("num_classes", 0)) or None, weights=weights)
