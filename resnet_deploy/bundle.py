@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+import onnx
 
 from ._atomic import check_distinct, folders
 from ._errors import InputError, OnnxModelError, OutputPathError, ResnetDeployError, RuntimeBackendError, VerificationError
@@ -222,7 +223,7 @@ def write_web_bundle(
     return WebBundle(output, output / model_file.name, config, size, tuple(notes))
 
 
-def _page_config(model: Any, metadata: dict[str, Any], model_file: Path, source: Path, options: WebBundleOptions,
+def _page_config(model: onnx.ModelProto, metadata: dict[str, Any], model_file: Path, source: Path, options: WebBundleOptions,
                  version: str) -> dict[str, Any]:
     labels = metadata.get("labels")
     return {
