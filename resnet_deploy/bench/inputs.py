@@ -1,4 +1,5 @@
-"""What the workers are fed: the model file's input, the fixed input batch, the evaluation data.
+"""What the workers are fed: the model file's input and the fixed input batch (the evaluation
+data's loader lives with the calibration loader, in :mod:`resnet_deploy.calibration`).
 
 Torch-free: a benchmark of ONNX files needs onnx and numpy only.
 """
@@ -13,11 +14,12 @@ import numpy as np
 import onnx
 
 from .._errors import InputError, OnnxModelError
+from ..calibration import output_classes
 from ..image_input_graph import is_image_input
 from ..onnx_io import image_input, load_onnx, read_metadata
 from ..verify import fixed_inputs
 
-__all__ = ["ModelFile", "read_model_file", "write_input", "eval_arrays", "output_classes", "check_labels"]
+__all__ = ["ModelFile", "read_model_file", "write_input", "benchmark_photo"]
 
 _INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger"}
 
