@@ -92,9 +92,9 @@ def main() -> None:
         export_model(ExportOptions(f"resnet{args.depth}"), fp32)
         samples = rng.standard_normal((16, 3, 224, 224)).astype(np.float32)
         np.save(calib, samples)
-        save_onnx(quantize_model(load_onnx(fp32), samples)[0], int8)  # the default recipe, as tune's INT8 candidates
+        save_onnx(quantize_model(load_onnx(fp32), samples).model, int8)  # the default recipe, as tune's INT8 candidates
         print("tuning ...", file=sys.stderr)
-        tuned = tune(TuneOptions(fp32, profile, threads=args.threads, calibration=calib, duration=3.0, rounds=3))
+        tuned = tune(TuneOptions(model=fp32, output=profile, threads=args.threads, calibration=calib, duration=3.0, rounds=3))
         print(f"tune chose {tuned.winner.record.engine} ({tuned.winner.record.p50_ms:.2f} ms in its own run)", file=sys.stderr)
         x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
         predictor = Predictor.from_profile(profile)

@@ -46,7 +46,7 @@ def digits_accuracy(folder: Path) -> dict[str, dict[str, float]]:
     fp32 = load_onnx(folder / "digits.onnx")
     accuracy = {"fp32": float(np.mean(ort_outputs(fp32, x_test).argmax(1) == y_test))}
     for name, recipe in RECIPES.items():
-        quantized, _, _ = quantize_model(fp32, x_train[:128], recipe=recipe, source="digits")
+        quantized = quantize_model(fp32, x_train[:128], recipe=recipe, source="digits").model
         accuracy[name] = float(np.mean(ort_outputs(quantized, x_test).argmax(1) == y_test))
     return {"held_out_accuracy": accuracy, "held_out_images": len(y_test)}
 
@@ -59,7 +59,7 @@ def resnet50_files(folder: Path) -> list[Path]:
     files = [fp32_path]
     for name, recipe in RECIPES.items():
         path = folder / f"{name}.onnx"
-        save_onnx(quantize_model(fp32, samples, recipe=recipe, source="resnet50")[0], path)
+        save_onnx(quantize_model(fp32, samples, recipe=recipe, source="resnet50").model, path)
         files.append(path)
     return files
 

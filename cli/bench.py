@@ -15,7 +15,7 @@ from rich.text import Text
 from resnet_deploy._atomic import atomic_write_bytes
 from resnet_deploy._extras import require
 from resnet_deploy.bench import BenchOptions, check_outputs, plot, run_benchmark, to_csv, to_markdown
-from resnet_deploy.bench.report import fit_columns, footnotes, sorted_rows
+from resnet_deploy.bench.report import NoteKind, fit_columns, footnotes, sorted_rows
 from resnet_deploy.bench.schema import BenchResult
 
 from ._errors import CLIError, handle_errors
@@ -145,6 +145,9 @@ def bench(
         plot(result, plot_out, replace=force)
 
 
+_NOTE_STYLES = {NoteKind.INFO: "dim", NoteKind.UNSTABLE: "yellow", NoteKind.FAILED: "red"}
+
+
 def _print(result: BenchResult) -> None:
     """The table (fitted to the terminal width: full detail is in --json/--csv/--markdown),
     its footnotes and one line about the machine."""
@@ -154,8 +157,7 @@ def _print(result: BenchResult) -> None:
                   f"speed against {result.baseline}")
     console.print(_table(result, console.width))
     for note in footnotes(result):
-        style = "red" if " failed: " in note and not note.startswith(" ") else ("yellow" if note.startswith(("!", "  ")) else "dim")
-        console.print(Text(note, style=style))
+        console.print(Text(note.line, style=_NOTE_STYLES[note.kind]))
     env = result.environment
     isa = ", ".join(k for k, v in env["isa"].items() if v) or "none"
     load = f", load {env['loadavg_start'][0]:.1f} -> {env['loadavg_end'][0]:.1f}" if env.get("loadavg_end") else ""

@@ -39,19 +39,20 @@ def tune(
     max_p99_ms: Annotated[Optional[float], typer.Option("--max-p99-ms", help="Throughput mode: the client-side p99 (ms) a layout may not exceed.", show_default=False)] = None,
 ) -> None:
     """Measure every way this machine can run MODEL, verify each against fp32, and write a profile of the fastest."""
-    from resnet_deploy.tune import TuneOptions, tune as run_tune
+    from resnet_deploy.tune import TuneOptions, VerdictKind, tune as run_tune
 
     if batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, received {batch_size}")
-    options = TuneOptions(model, output, _list(providers), _list(precision), batch_size, threads, calibration, eval_data,
-                          max_accuracy_drop, duration, rounds, force=force, mode=mode.strip().lower(), max_p99_ms=max_p99_ms)
+    options = TuneOptions(model=model, output=output, providers=_list(providers), precisions=_list(precision), batch_size=batch_size,
+                          threads=threads, calibration=calibration, eval_data=eval_data, max_accuracy_drop=max_accuracy_drop,
+                          duration=duration, rounds=rounds, force=force, mode=mode.strip().lower(), max_p99_ms=max_p99_ms)
     result = run_tune(options, progress=progress)
     console.print(_table(result))
     w = result.winner.record
     console.print(f"[green]wrote[/green] {escape(str(result.profile_path))}: {w.engine} ({w.provider}, {w.precision}), p50 {w.p50_ms:.2f} ms"
                   + (f", {w.speedup_vs_baseline:.2f}x the reference" if w.speedup_vs_baseline else ""))
     for v in result.verdicts:
-        if not v.verified and not v.reason.startswith("synthetic"):
+        if not v.verified and v.kind is not VerdictKind.SYNTHETIC:
             err_console.print(f"[dim]{escape(v.record.engine)}: {escape(v.reason)}[/dim]")
     if result.synthetic_calibration:
         err_console.print("note: INT8 was calibrated on synthetic inputs, so it was measured but not chosen; pass --calibration")
@@ -65,16 +66,6 @@ def tune(
     console.print(f"use it: Predictor.from_profile({str(result.profile_path)!r}), resnet-deploy predict --profile {result.profile_path} IMAGE", markup=False)
 
 
-def _short(reason: str) -> str:
-    """The verdict in a few characters; the full reason is in the profile's candidates."""
-    for prefix, short in (("verified (unstable", "ok, noisy"), ("verified", "ok"), ("error", "error > tol"),
-                          ("accuracy", "accuracy"), ("synthetic", "synthetic cal"), ("failed", "failed"),
-                          ("no data", "needs eval data")):
-        if reason.startswith(prefix):
-            return short
-    return reason[:14]
-
-
 def _table(result) -> Table:  # type: ignore[no-untyped-def]
     table = Table(title="tune: candidates, fastest verified first", title_justify="left")
     for col in ("candidate", "p50 ms", "speed", "rel err", "acc", "verdict"):
@@ -82,7 +73,7 @@ def _table(result) -> Table:  # type: ignore[no-untyped-def]
     order = sorted(result.verdicts, key=lambda v: (not v.verified, v.record.p50_ms or float("inf")))
     for v in order:
         r = v.record
-        mark = "[bold green]winner[/bold green]" if v is result.winner else _short(v.reason)
+        mark = "[bold green]winner[/bold green]" if v is result.winner else v.kind.value  # the full reason is in the profile
         # INT8 without labels was judged on held-out calibration samples: show that error ("h"),
         # not the one on the fixed standard-normal input, which did not decide.
         heldout = result.heldout if r.precision == "int8" and r.accuracy is None else None

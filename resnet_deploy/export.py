@@ -36,7 +36,7 @@ from .verify import DEFAULT_RTOL, compare, fixed_inputs
 if TYPE_CHECKING:  # export sits below quantize: the command composes them (export --int8)
     from .quantize import QuantizeResult
 
-__all__ = ["ExportOptions", "ExportResult", "export_model", "export_preprocessing", "int8_path", "remove_if_ours", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
+__all__ = ["ExportOptions", "ExportResult", "export_model", "torch_export", "export_preprocessing", "int8_path", "remove_if_ours", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -114,8 +114,9 @@ def _validate(options: ExportOptions) -> None:
         raise ExportError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, received {options.num_classes}")
 
 
-def _torch_export(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic: bool) -> onnx.ModelProto:
-    """torch.onnx's dynamo exporter, its chatter captured; raises ExportError on failure."""
+def torch_export(model: torch.nn.Module, example: torch.Tensor, *, opset: int = DEFAULT_OPSET, dynamic: bool = True) -> onnx.ModelProto:
+    """The raw graph of torch.onnx's dynamo exporter (its chatter captured), before any of our
+    stages: ``dynamic`` makes the batch dimension symbolic. Raises ExportError on failure."""
     kwargs: dict[str, Any] = {}
     if dynamic:
         kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=65536)},)
@@ -206,7 +207,7 @@ def export_model(
     say("exporting with torch.onnx")
     watch = Stopwatch()
     example = torch.from_numpy(inputs[0])
-    proto = _torch_export(model, example, options.opset, dynamic=options.static_batch is None)
+    proto = torch_export(model, example, opset=options.opset, dynamic=options.static_batch is None)
     bn_modules = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     left = op_counts(proto).get("BatchNormalization", 0)
     note = f"torch.onnx (dynamo), opset {options.opset}; BatchNorm2d modules {bn_modules} -> BatchNormalization nodes {left}"

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import onnx
 
 from ._atomic import check_writable
-from ._errors import OnnxModelError, RuntimeBackendError
+from ._errors import InputError, OnnxModelError, RuntimeBackendError
 from ._extras import require
 from .image_input_graph import ImageInputRequest, classifier_and_spec
 from .image_input_verify import image_input_stage
@@ -67,11 +67,13 @@ def optimize_model(
     source: str = "model",
     rtol: float = DEFAULT_RTOL,
     progress: Callable[[str], None] | None = None,
-) -> tuple[onnx.ModelProto, list[StageReport], float, float]:
-    """Simplify and fuse ``model``; returns it with the stage reports and the parity numbers."""
+) -> OptimizeResult:
+    """Simplify and fuse ``model``: the result holds the optimized graph (``model``, not saved:
+    ``path`` is None), the stage reports and its parity with ``model``."""
+    total = Stopwatch()
     require("optimize", "onnxsim")  # the simplify stage is part of what optimize promises
     if target not in TARGETS:
-        raise OnnxModelError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+        raise InputError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
     say = progress or (lambda _msg: None)
     stages = [StageReport("load", 0.0, dict(op_counts(model)), source)]
     say("checking")
@@ -105,7 +107,7 @@ def optimize_model(
     if left:
         note += f"; left in the graph: {left}"
     stages.append(StageReport("verify", watch(), dict(op_counts(model)), note, {"left": left}))
-    return model, stages, worst.max_rel_error, worst.top1_agreement
+    return OptimizeResult(None, target, stages, worst.max_rel_error, worst.top1_agreement, model.ByteSize(), total(), model)
 
 
 def refuse_nonportable(model: onnx.ModelProto, source: str, advice: str) -> None:
@@ -167,16 +169,17 @@ def optimize_file(
     """
     require("optimize", "onnxsim")
     if precision not in ("fp32", "fp16"):
-        raise OnnxModelError(f"unknown precision {precision!r}; expected fp32 or fp16")
+        raise InputError(f"unknown precision {precision!r}; expected fp32 or fp16")
     if precision == "fp16" and target == "cpu":
-        raise OnnxModelError("fp16 is for GPU providers: use --target cuda or portable with --precision fp16")
+        raise InputError("fp16 is for GPU providers: use --target cuda or portable with --precision fp16")
     total = Stopwatch()
     output = check_writable(output)
     model = load_onnx(path)
     model, spec = classifier_and_spec(model, image_input, source=str(path))
     # FusedConv is an fp32 contrib kernel; for fp16 the GPU provider fuses at session creation.
     passes_target = "portable" if precision == "fp16" else target
-    model, stages, rel, top1 = optimize_model(model, passes_target, source=str(path), rtol=rtol, progress=progress)
+    optimized = optimize_model(model, passes_target, source=str(path), rtol=rtol, progress=progress)
+    model, stages, rel, top1 = optimized.model, optimized.stages, optimized.max_rel_error, optimized.top1_agreement
     if precision == "fp16":
         model, report = _fp16_stage(model, str(path))
         stages.append(report)

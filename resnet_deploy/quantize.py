@@ -15,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 import onnx
@@ -100,10 +100,12 @@ class QuantizeResult:
     seconds: float
     synthetic: bool = False
     notes: list[str] = field(default_factory=list)  # what was done that the user did not ask for
+    model: onnx.ModelProto | None = field(default=None, repr=False, compare=False)  # the quantized graph
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
         out["path"] = str(self.path) if self.path else None
+        out["notes"] = list(self.notes)
         return out
 
 
@@ -180,8 +182,9 @@ def quantize_model(
     recipe: QuantRecipe = DEFAULT_RECIPE,
     source: str = "model",
     keep_float: Sequence[str] = (),
-) -> tuple[onnx.ModelProto, float, float]:
-    """Static INT8; returns the quantized model, top-1 agreement and max rel error on ``samples``.
+) -> QuantizeResult:
+    """Static INT8 of ``model``: the result holds the quantized graph (``model``, not saved:
+    ``path`` is None) and its top-1 agreement and max rel error against ``model`` on ``samples``.
 
     ``keep_float`` names blocks (``stem``, ``layer1.0``, ..., ``head``, as :mod:`.blocks` finds
     them) whose nodes onnxruntime's quantizer leaves in float (``nodes_to_exclude``).
@@ -189,6 +192,7 @@ def quantize_model(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    watch = Stopwatch()
     if method not in CALIBRATION_METHODS:
         raise InputError(f"unknown calibration method {method!r}; expected one of {', '.join(CALIBRATION_METHODS)}")
     _check_quantizable(model, source)
@@ -223,7 +227,9 @@ def quantize_model(
     if keep_float:
         write_metadata(quantized, {"float_blocks": ",".join(keep_float)})
     parity = compare(_outputs(quantized, samples), _outputs(model, samples), rtol=1.0)
-    return quantized, parity.top1_agreement, parity.max_rel_error
+    return QuantizeResult(path=None, precision="int8", method=method, samples=len(samples), size_before=model.ByteSize(),
+                          size_after=quantized.ByteSize(), top1_agreement=parity.top1_agreement,
+                          max_rel_error=parity.max_rel_error, seconds=watch(), model=quantized)
 
 
 def _outputs(model: onnx.ModelProto, samples: np.ndarray) -> np.ndarray:
@@ -275,7 +281,8 @@ def quantize_file(
         samples = load_samples(calibration, shape, read_metadata(model), max_samples=max_samples)
     say(f"calibrating on {len(samples)} samples ({method}) and quantizing")
     recipe = replace(DEFAULT_RECIPE, per_channel=per_channel)
-    quantized, top1, rel = quantize_model(model, samples, method=method, recipe=recipe, source=str(model_path))
+    made = quantize_model(model, samples, method=method, recipe=recipe, source=str(model_path))
+    quantized = cast(onnx.ModelProto, made.model)
     if calibration is None:
         write_metadata(quantized, {"calibration": "synthetic (timing only)"})
     if spec is not None:
@@ -283,16 +290,5 @@ def quantize_file(
         quantized, report = image_input_stage(quantized, spec, source=f"{model_path} (INT8)")
         notes.append(f"image input: {report.note}")
     size = save_onnx(quantized, output, replace=force)
-    return QuantizeResult(
-        path=Path(output),
-        precision="int8",
-        method=method,
-        samples=len(samples),
-        size_before=Path(model_path).stat().st_size,
-        size_after=size,
-        top1_agreement=top1,
-        max_rel_error=rel,
-        seconds=watch(),
-        synthetic=calibration is None,
-        notes=notes,
-    )
+    return replace(made, path=Path(output), size_before=Path(model_path).stat().st_size, size_after=size, seconds=watch(),
+                   synthetic=calibration is None, notes=notes, model=quantized)

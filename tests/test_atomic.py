@@ -70,7 +70,7 @@ def test_an_output_created_while_quantize_or_tune_runs_is_kept(resnet20_onnx: Pa
         quantize_file(resnet20_onnx, q, tmp_path / "c.npy", force=False, progress=lambda _m: q.write_bytes(b"user"))
     profile = tmp_path / "p.json"
     with pytest.raises(OutputPathError, match="already exists"):
-        tune(TuneOptions(resnet20_onnx, profile, providers=["cpu"], precisions=["fp32"], duration=0.2, rounds=1, force=False),
+        tune(TuneOptions(model=resnet20_onnx, output=profile, providers=["cpu"], precisions=["fp32"], duration=0.2, rounds=1, force=False),
              on_step=lambda *_: profile.write_bytes(b"user"))
     assert q.read_bytes() == b"user" and profile.read_bytes() == b"user"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npy", "p.json", "q.onnx"]

@@ -37,7 +37,7 @@ def digits_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
     fp32 = folder / "digits.onnx"
     export_model(ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE), fp32)
     int8 = folder / "digits_int8.onnx"
-    quantized, _, _ = quantize_model(load_onnx(fp32), x_train[:64], source="digits")
+    quantized = quantize_model(load_onnx(fp32), x_train[:64], source="digits").model
     onnx.save(quantized, str(int8))
     data = folder / "x.npy"
     np.save(data, x_test[:32])
@@ -68,7 +68,7 @@ def test_int8_default_tolerance_passes_a_good_calibration_and_names_a_bad_one(di
     assert good.tolerance == 0.25 and good.tolerance_from == "int8" and good.first_over is None
     x_train = digits()[0]
     bad = tmp_path / "half.onnx"
-    onnx.save(quantize_model(load_onnx(digits_models["fp32"]), x_train[:64] * 0.5, source="half")[0], str(bad))
+    onnx.save(quantize_model(load_onnx(digits_models["fp32"]), x_train[:64] * 0.5, source="half").model, str(bad))
     result = compare_files(digits_models["fp32"], bad, data=digits_models["data"])
     print([(r.name, f"{r.max_rel_error:.2e}", f"{r.cosine:.4f}") for r in result.rows])
     assert result.first_over == "stem"

@@ -42,7 +42,7 @@ def digits_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def tuned(digits_files: dict[str, Path]):
     out = digits_files["folder"] / "profile.json"
-    return tune(TuneOptions(digits_files["model"], out, calibration=digits_files["calib"], eval_data=digits_files["eval"],
+    return tune(TuneOptions(model=digits_files["model"], output=out, calibration=digits_files["calib"], eval_data=digits_files["eval"],
                             max_accuracy_drop=1.0, threads=2, **FAST))
 
 
@@ -80,7 +80,7 @@ def test_profile_round_trip(tuned, digits_files: dict[str, Path]) -> None:
 
 
 def test_int8_without_real_calibration_is_never_chosen(digits_files: dict[str, Path], tmp_path: Path) -> None:
-    result = tune(TuneOptions(digits_files["model"], tmp_path / "p.json", precisions=["fp32", "int8"], **FAST))
+    result = tune(TuneOptions(model=digits_files["model"], output=tmp_path / "p.json", precisions=["fp32", "int8"], **FAST))
     int8 = [v for v in result.verdicts if v.record.precision == "int8"]
     assert int8 and all(not v.verified and v.reason.startswith("synthetic calibration") for v in int8)
     assert result.winner.record.precision == "fp32" and result.synthetic_calibration
@@ -88,7 +88,7 @@ def test_int8_without_real_calibration_is_never_chosen(digits_files: dict[str, P
 
 def test_the_accuracy_bound_decides(digits_files: dict[str, Path], tmp_path: Path) -> None:
     """With a bound of 0 points, exactly the candidates that lose no held-out accuracy are verified."""
-    result = tune(TuneOptions(digits_files["model"], tmp_path / "p.json", precisions=["fp32", "int8"], providers=["cpu"],
+    result = tune(TuneOptions(model=digits_files["model"], output=tmp_path / "p.json", precisions=["fp32", "int8"], providers=["cpu"],
                               calibration=digits_files["calib"], eval_data=digits_files["eval"], max_accuracy_drop=0.0, **FAST))
     for v in result.verdicts:
         drop = (result.verdicts[0].record.accuracy - v.record.accuracy) * 100
@@ -99,7 +99,7 @@ def test_int8_without_labels_is_judged_on_held_out_calibration_samples(digits_fi
     """A good real-data calibration used to be rejected for its error on one standard-normal input
     (7.9e-01 here, while its held-out accuracy equals fp32's). One calibration sample in four is
     held out and INT8 judged on those; the verdict says that --eval-data decides accuracy."""
-    result = tune(TuneOptions(digits_files["model"], tmp_path / "p.json", precisions=["fp32", "int8"], providers=["cpu"],
+    result = tune(TuneOptions(model=digits_files["model"], output=tmp_path / "p.json", precisions=["fp32", "int8"], providers=["cpu"],
                               calibration=digits_files["calib"], threads=2, **FAST))
     int8 = next(v for v in result.verdicts if v.record.engine == "ort-int8")
     print(int8.reason, int8.record.max_rel_error, result.heldout)
@@ -115,15 +115,17 @@ def test_int8_without_labels_is_judged_on_held_out_calibration_samples(digits_fi
 ])
 def test_int8_verdict_without_labels(heldout: tuple | None, verified: bool, reason: str) -> None:
     """The standard-normal error (0.9 here) never decides INT8; held-out samples or labels do."""
-    from resnet_deploy.bench.schema import Engine, Record
-    from resnet_deploy.tune import HeldOut, _Candidate, _verdict
+    from resnet_deploy.bench.schema import Record
+    from resnet_deploy.tune import HeldOut, VerdictKind
+    from resnet_deploy.tune.verdict import judge
 
-    engine = Engine("ort-int8", "onnxruntime", "cpu", "int8", "m.onnx")
-    record = Record(engine.name, "cpu", "int8", 1, p50_ms=1.0, max_rel_error=0.9)
+    record = Record("ort-int8", "cpu", "int8", 1, p50_ms=1.0, max_rel_error=0.9)
     reference = Record(REFERENCE, "cpu", "fp32", 1, p50_ms=2.0, max_rel_error=0.0)
-    v = _verdict(record, _Candidate(engine, {}), reference, TuneOptions("m.onnx", "p.json"), synthetic=False,
-                 heldout=HeldOut(*heldout) if heldout else None)
+    v = judge(record, "onnxruntime", {}, reference, max_accuracy_drop=1.0, synthetic=False,
+              heldout=HeldOut(*heldout) if heldout else None)
     assert v.verified is verified and reason in v.reason, v.reason
+    kind = VerdictKind.VERIFIED if verified else (VerdictKind.ERROR if heldout else VerdictKind.NO_DATA)
+    assert v.kind is kind
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -171,15 +173,15 @@ def test_cli_tune_predict_and_triton(digits_files: dict[str, Path], tmp_path: Pa
 def test_bad_options_are_refused(digits_files: dict[str, Path], tmp_path: Path) -> None:
     model = digits_files["model"]
     with pytest.raises(rd.InputError, match="is the model itself"):
-        tune(TuneOptions(model, model))
+        tune(TuneOptions(model=model, output=model))
     with pytest.raises(rd.InputError, match="unknown precision 'int4'"):
-        tune(TuneOptions(model, tmp_path / "p.json", precisions=["int4"]))
+        tune(TuneOptions(model=model, output=tmp_path / "p.json", precisions=["int4"]))
     with pytest.raises(rd.InputError, match="max-accuracy-drop"):
-        tune(TuneOptions(model, tmp_path / "p.json", max_accuracy_drop=float("nan")))
+        tune(TuneOptions(model=model, output=tmp_path / "p.json", max_accuracy_drop=float("nan")))
     with pytest.raises(rd.InputError, match="--duration must be a finite number"):
-        tune(TuneOptions(model, tmp_path / "p.json", duration=float("inf")))
+        tune(TuneOptions(model=model, output=tmp_path / "p.json", duration=float("inf")))
     with pytest.raises(rd.ResnetDeployError, match="provider 'cuda' is not available"):
-        tune(TuneOptions(model, tmp_path / "p.json", providers=["cuda"]))
+        tune(TuneOptions(model=model, output=tmp_path / "p.json", providers=["cuda"]))
     assert not (tmp_path / "p.json").exists()
 
 
@@ -189,14 +191,13 @@ def test_bad_options_are_refused(digits_files: dict[str, Path], tmp_path: Path) 
     ("cpu", 5.4e-4, False),  # on the CPU, fp32 is fp32: the export's own tolerance
 ])
 def test_fp32_on_a_gpu_is_judged_as_tf32(provider: str, error: float, verified: bool) -> None:
-    from resnet_deploy.bench.schema import Engine, Record
-    from resnet_deploy.tune import _Candidate, _verdict
+    from resnet_deploy.bench.schema import Record
+    from resnet_deploy.tune.verdict import VerdictKind, judge
 
-    engine = Engine(f"{provider}-fp32", "onnxruntime", provider, "fp32", "m.onnx")
-    record = Record(engine.name, provider, "fp32", 1, p50_ms=1.0, max_rel_error=error)
+    record = Record(f"{provider}-fp32", provider, "fp32", 1, p50_ms=1.0, max_rel_error=error)
     reference = Record(REFERENCE, "cpu", "fp32", 1, p50_ms=2.0, max_rel_error=0.0)
-    v = _verdict(record, _Candidate(engine, {}), reference, TuneOptions("m.onnx", "p.json"), synthetic=False)
-    assert v.verified is verified, v.reason
+    v = judge(record, "onnxruntime", {}, reference, max_accuracy_drop=1.0, synthetic=False)
+    assert v.verified is verified and v.kind is (VerdictKind.VERIFIED if verified else VerdictKind.ERROR), v.reason
 
 
 def test_only_the_files_tune_may_write_need_force(tmp_path: Path, resnet20_onnx: Path) -> None:
@@ -209,7 +210,7 @@ def test_only_the_files_tune_may_write_need_force(tmp_path: Path, resnet20_onnx:
     assert "p.ort-int8.onnx" in names and "p.cuda-fp16-nhwc-graph.onnx" in names and "p.ort-fp32.onnx" not in names
     (tmp_path / "p.ort-int8.onnx").write_bytes(b"keep me")
     with pytest.raises(rd.OutputPathError, match=r"p\.ort-int8\.onnx already exists; pass --force"):
-        tune(TuneOptions(resnet20_onnx, profile, force=False))
+        tune(TuneOptions(model=resnet20_onnx, output=profile, force=False))
     assert (tmp_path / "p.ort-int8.onnx").read_bytes() == b"keep me" and not profile.exists()
 
 
@@ -231,8 +232,8 @@ def test_an_orphan_model_of_an_interrupted_run_does_not_block_a_rerun(tmp_path: 
         onnx.save(model, str(tmp_path / "p.ort-int8.onnx"))
         if refused:
             with pytest.raises(rd.OutputPathError, match=r"p\.ort-int8\.onnx already exists; pass --force"):
-                tune(TuneOptions(resnet20_onnx, profile, providers=["cpu"], precisions=["fp32"], force=False, **FAST))
+                tune(TuneOptions(model=resnet20_onnx, output=profile, providers=["cpu"], precisions=["fp32"], force=False, **FAST))
             assert not profile.exists()
-    result = tune(TuneOptions(resnet20_onnx, profile, providers=["cpu"], precisions=["fp32"], force=False, **FAST))
+    result = tune(TuneOptions(model=resnet20_onnx, output=profile, providers=["cpu"], precisions=["fp32"], force=False, **FAST))
     assert profile.is_file() and result.winner.record.engine == REFERENCE
     assert not (tmp_path / "p.ort-int8.onnx").exists()  # the orphan, unused by this profile, is gone

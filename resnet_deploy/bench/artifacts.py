@@ -9,27 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
-import numpy as np
 import torch
 
 from .. import __version__
 from .._hashing import file_sha256
 from .._registry import get_model_spec
-from ..calibration import load_samples
-from ..export import DEFAULT_OPSET, ExportOptions, _torch_export, export_model
+from ..export import ExportOptions, export_model, torch_export
 from ..models import create_model
-from ..onnx_io import load_onnx, read_metadata, save_onnx
+from ..onnx_io import load_onnx, save_onnx
 from ..optimize import optimize_model
-from ..quantize import convert_fp16, quantize_model
 from ..verify import fixed_inputs
+from .model_files import ARTIFACTS, calibration_samples, fp16_model, int8_model, with_static_batch
 from .options import BenchOptions, make_cache_entry
 from .schema import Engine
 
 __all__ = ["prepare_artifacts", "artifact_path", "count_model_macs", "measure_peak_gflops"]
-
-ARTIFACTS = ("export", "portable", "cpu", "cuda", "int8", "fp16")
 
 
 def _file_digest(path: str | Path | None) -> str | None:
@@ -63,7 +59,7 @@ def prepare_artifacts(
         return {}
     key = _cache_key(options)
     folder = make_cache_entry(options.cache_folder() / f"{options.model}-{key}", key)
-    paths = {name: folder / f"{name}.onnx" for name in ARTIFACTS}
+    paths = {name: folder / f"{name}.onnx" for name in ARTIFACTS if name != "int8_static"}
     for b in options.batch_sizes:
         paths[f"int8_static_b{b}"] = folder / f"int8_static_b{b}.onnx"
 
@@ -75,44 +71,24 @@ def prepare_artifacts(
         spec = get_model_spec(options.model)
         model = create_model(options.model, weights=options.weights)
         x = torch.from_numpy(fixed_inputs((2, 3, spec.image_size, spec.image_size)))
-        save_onnx(_torch_export(model, x, DEFAULT_OPSET, dynamic=True), paths["export"])
+        save_onnx(torch_export(model, x, dynamic=True), paths["export"])
     for target in ("cpu", "cuda"):
         if target in needed and not paths[target].exists():
             say(f"optimizing for {target}")
-            optimized, *_ = optimize_model(portable, target, source=str(paths["portable"]))
-            save_onnx(optimized, paths[target])
+            save_onnx(optimize_model(portable, target, source=str(paths["portable"])).model, paths[target])
     if "fp16" in needed and not paths["fp16"].exists():
-        save_onnx(convert_fp16(portable)[0], paths["fp16"])
+        save_onnx(fp16_model(portable), paths["fp16"])
     if {"int8", "int8_static"} & needed:
         if not paths["int8"].exists():
-            samples = _calibration_samples(options, portable)
+            size = get_model_spec(options.model).image_size
+            samples = calibration_samples(portable, options.calibration, (3, size, size))
             say(f"quantizing to INT8 on {len(samples)} {'synthetic' if options.calibration is None else 'calibration'} samples")
-            save_onnx(quantize_model(portable, samples, source=options.model)[0], paths["int8"])
+            save_onnx(int8_model(portable, samples, source=options.model), paths["int8"])
         if "int8_static" in needed:
             for b in options.batch_sizes:
                 if not paths[f"int8_static_b{b}"].exists():
-                    save_onnx(_with_static_batch(load_onnx(paths["int8"]), b), paths[f"int8_static_b{b}"])
+                    save_onnx(with_static_batch(load_onnx(paths["int8"]), b), paths[f"int8_static_b{b}"])
     return paths
-
-
-def _calibration_samples(options: BenchOptions, portable: Any) -> np.ndarray:
-    spec = get_model_spec(options.model)
-    shape = (None, 3, spec.image_size, spec.image_size)
-    if options.calibration is not None:
-        return load_samples(options.calibration, shape, read_metadata(portable))
-    # Timing only: records that use it are labelled synthetic_calibration.
-    return fixed_inputs((16, 3, spec.image_size, spec.image_size), seed=123)
-
-
-def _with_static_batch(model: Any, batch: int) -> Any:
-    import onnx
-
-    static = onnx.ModelProto()
-    static.CopyFrom(model)
-    for value in (static.graph.input[0], static.graph.output[0]):
-        value.type.tensor_type.shape.dim[0].Clear()
-        value.type.tensor_type.shape.dim[0].dim_value = batch
-    return static
 
 
 def count_model_macs(architecture: str, num_classes: int | None, image_size: int) -> int:

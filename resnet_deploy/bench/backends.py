@@ -3,7 +3,7 @@
 A backend builds one model (or session) from a :class:`~resnet_deploy.bench.schema.WorkerSpec`,
 runs it (``infer``) and prepares synchronous timed calls (``timed``): one per request thread,
 all sharing that one model. A new runtime (say a native OpenVINO one) is one class here and one
-registry entry; engines then name it in :data:`resnet_deploy.bench.plan.CATALOGUE`.
+registry entry; engines then name it in :data:`resnet_deploy.bench.catalogue.CATALOGUE`.
 
 Heavy libraries are imported when a backend is built, never at module level: an onnxruntime
 worker must not load torch.
@@ -15,6 +15,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from .catalogue import OPENVINO_RUNTIME
 from .schema import WorkerSpec
 from .served import TritonClientBackend
 
@@ -216,6 +217,6 @@ def _input_dtype(session: Any) -> np.dtype:
 BACKENDS: dict[str, type] = {
     "pytorch": PyTorchBackend,
     "onnxruntime": OnnxRuntimeBackend,
-    "openvino": OpenVINORuntimeBackend,
+    OPENVINO_RUNTIME: OpenVINORuntimeBackend,
     "triton": TritonClientBackend,  # a model served by Triton (bench --url): the client side
 }

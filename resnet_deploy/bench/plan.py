@@ -1,10 +1,8 @@
 """Which engines run, and which one is the baseline.
 
-:data:`CATALOGUE` is the one place engines are declared: adding an engine is one entry (a
-backend kind of :data:`resnet_deploy.bench.backends.BACKENDS`, a provider, a precision, the
-artifact it runs and the backend's options). ``needs`` names what else the machine must offer.
-For ONNX files given on the command line, :func:`plan_files` builds one onnxruntime engine per
-(file, provider) instead.
+For a model of the zoo, the ``bench`` entries of :data:`.catalogue.CATALOGUE` (the one place
+engines are declared) that this machine runs. For ONNX files given on the command line,
+:func:`plan_files` builds one onnxruntime engine per (file, provider) instead.
 """
 
 from __future__ import annotations
@@ -19,80 +17,18 @@ from .._errors import InputError
 from .._hashing import file_sha256
 from ..runtime import available_providers
 from ..runtime.raw_images import check_image_provider
+from .catalogue import BASELINE, CATALOGUE, GPU_BASELINE, Entry
 from .inputs import ModelFile, read_model_file
 from .options import PRECISIONS, BenchOptions
 from .schema import Engine
 
 __all__ = ["CATALOGUE", "Entry", "Plan", "plan_engines", "plan_files", "BASELINE", "GPU_BASELINE", "MAX_FILE_ENGINES"]
 
-BASELINE = "pytorch-eager"
 # Every engine keeps a worker process, its session and model alive through the interleaved
 # rounds of a batch size: ONNX files given on the command line make at most this many engines
 # (files x providers). The zoo's engines are bounded by the catalogue.
 MAX_FILE_ENGINES = 16
-GPU_BASELINE = "pytorch-cuda"  # GPU engines are compared with it once it has been measured
 GPU_PROVIDERS = ("cuda", "tensorrt")
-
-
-@dataclass(frozen=True)
-class Entry:
-    engine: Engine
-    needs: frozenset[str] = frozenset()  # "cpu-bf16", "compile" (asked for), "torch-cuda"
-
-
-def _e(name: str, backend: str, provider: str, precision: str, description: str, *,
-       artifact: str | None = None, needs: tuple[str, ...] = (), **options: Any) -> Entry:
-    return Entry(Engine(name, backend, provider, precision, artifact, options, description), frozenset(needs))
-
-
-CATALOGUE: tuple[Entry, ...] = (
-    _e("pytorch-eager", "pytorch", "cpu", "fp32", "torch eager, NCHW (the baseline)"),
-    _e("pytorch-channels-last", "pytorch", "cpu", "fp32", "torch eager, channels_last", memory_format="channels_last"),
-    _e("pytorch-bf16", "pytorch", "cpu", "bf16", "torch eager, bf16 autocast, channels_last",
-       needs=("cpu-bf16",), memory_format="channels_last", autocast="bf16"),
-    _e("pytorch-compile", "pytorch", "cpu", "fp32", "torch.compile (inductor), channels_last",
-       needs=("compile",), memory_format="channels_last", compile=True),
-    _e("ort-export", "onnxruntime", "cpu", "fp32", "the raw torch.onnx export, ORT basic optimizations",
-       artifact="export", optimization="basic"),
-    _e("ort-fused", "onnxruntime", "cpu", "fp32", "simplified + our fusions (FusedConv), ORT basic optimizations",
-       artifact="cpu", optimization="basic"),
-    _e("ort-full", "onnxruntime", "cpu", "fp32", "simplified + our fusions, ORT full optimizations",
-       artifact="cpu", optimization="all"),
-    _e("ort-int8", "onnxruntime", "cpu", "int8", "static INT8 QDQ (U8S8, per-channel), ORT full optimizations",
-       artifact="int8", optimization="all"),
-    _e("openvino", "onnxruntime", "openvino", "fp32", "OpenVINO EP, fp32 file", artifact="portable", needs=("ov-ep",)),
-    _e("openvino-bf16", "onnxruntime", "openvino", "bf16", "OpenVINO EP, BF16 inference precision hint",
-       artifact="portable", needs=("ov-ep",), openvino_precision="BF16"),
-    _e("openvino-int8", "onnxruntime", "openvino", "int8", "OpenVINO EP, INT8 QDQ file", artifact="int8", needs=("ov-ep",)),
-    _e("openvino-int8-static", "onnxruntime", "openvino", "int8", "OpenVINO EP, INT8 QDQ file with a static batch",
-       artifact="int8_static", needs=("ov-ep",)),
-    # The OpenVINO runtime itself, on any x86-64 CPU (the EP plugin above lists Intel devices only).
-    _e("ov-runtime", "openvino", "openvino", "fp32", "OpenVINO runtime, fp32 file, f32 hint", artifact="portable",
-       needs=("ov-runtime",)),
-    _e("ov-runtime-bf16", "openvino", "openvino", "bf16", "OpenVINO runtime, fp32 file, bf16 hint", artifact="portable",
-       needs=("ov-runtime", "cpu-bf16"), hint="bf16"),
-    _e("ov-runtime-int8", "openvino", "openvino", "int8", "OpenVINO runtime, INT8 QDQ file", artifact="int8",
-       needs=("ov-runtime",)),
-    _e("ov-runtime-int8-static", "openvino", "openvino", "int8", "OpenVINO runtime, INT8 QDQ file compiled for the batch size",
-       artifact="int8", needs=("ov-runtime",), static=True),
-    _e("pytorch-cuda", "pytorch", "cuda", "fp32", "torch eager on the GPU", needs=("torch-cuda",)),
-    _e("pytorch-cuda-fp16", "pytorch", "cuda", "fp16", "torch eager on the GPU, fp16 autocast, channels_last",
-       needs=("torch-cuda",), memory_format="channels_last", autocast="fp16"),
-    _e("pytorch-cuda-fp16-graph", "pytorch", "cuda", "fp16", "torch on the GPU, fp16 autocast, channels_last, captured CUDA graph",
-       needs=("torch-cuda",), memory_format="channels_last", autocast="fp16", cuda_graph=True),
-    _e("ort-cuda", "onnxruntime", "cuda", "fp32", "CUDA EP, FusedConv, IO binding, EXHAUSTIVE conv search", artifact="cuda"),
-    _e("ort-cuda-fp16", "onnxruntime", "cuda", "fp16", "CUDA EP, fp16 file, IO binding", artifact="fp16"),
-    # The knobs of onnxruntime's fastest measured CUDA configuration, named so a reader sees them:
-    # NHWC convolution kernels (prefer_nhwc) and a captured CUDA graph replayed per run.
-    _e("ort-cuda-fp16-nhwc", "onnxruntime", "cuda", "fp16", "CUDA EP, fp16 file, prefer_nhwc, IO binding",
-       artifact="fp16", prefer_nhwc=True),
-    _e("ort-cuda-fp16-nhwc-graph", "onnxruntime", "cuda", "fp16", "CUDA EP, fp16 file, prefer_nhwc, CUDA graph, IO binding",
-       artifact="fp16", prefer_nhwc=True, cuda_graph=True),
-    _e("ort-cuda-nhwc-graph", "onnxruntime", "cuda", "fp32", "CUDA EP, fp32 portable file, prefer_nhwc, CUDA graph, IO binding",
-       artifact="portable", prefer_nhwc=True, cuda_graph=True),
-    _e("tensorrt", "onnxruntime", "tensorrt", "fp32", "TensorRT EP, engine cache", artifact="portable"),
-    _e("tensorrt-fp16", "onnxruntime", "tensorrt", "fp16", "TensorRT EP, fp16, engine cache", artifact="portable", fp16=True),
-)
 
 
 @dataclass(frozen=True)
@@ -144,7 +80,7 @@ def plan_engines(options: BenchOptions, providers: list[str] | None = None) -> l
     chosen = set(providers or options.providers or available_providers())
     precisions = set(options.precisions or PRECISIONS)
     caps = _capabilities(options)
-    runnable = [e.engine for e in CATALOGUE if e.needs <= caps]
+    runnable = [e.engine for e in CATALOGUE if e.bench and e.needs <= caps]
     if options.engines:
         unknown = set(options.engines) - {e.name for e in runnable}
         if unknown:

@@ -8,14 +8,15 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .._atomic import atomic_write_bytes, check_writable
-from .._errors import ResnetDeployError
+from .._extras import require
 from .schema import P90_P50_LIMIT, RECORD_FIELDS, ROUND_SPREAD_LIMIT, BenchResult, Record
 
-__all__ = ["Column", "COLUMNS", "columns_for", "fit_columns", "row_label", "sorted_rows", "footnotes",
+__all__ = ["Column", "COLUMNS", "columns_for", "fit_columns", "row_label", "sorted_rows", "footnotes", "Footnote", "NoteKind",
            "to_csv", "to_markdown", "plot", "check_outputs", "COLUMN_GAP"]
 
 COLUMN_GAP = 3  # characters between two terminal columns (padding, rule, padding)
@@ -103,25 +104,42 @@ def fit_columns(records: Sequence[Record], width: int) -> list[Column]:
     return chosen
 
 
-def footnotes(result: BenchResult) -> list[str]:
+class NoteKind(Enum):
+    """What a footnote tells: the terminal colours it by this, never by its words."""
+
+    INFO = "info"  # how to read the table; synthetic calibration; a served engine's server-side figures
+    UNSTABLE = "unstable"  # rows measured on a machine that moved: re-run before trusting them
+    FAILED = "failed"  # an engine run that failed, and why
+
+
+@dataclass(frozen=True)
+class Footnote:
+    kind: NoteKind
+    text: str
+    item: bool = False  # one item of the list the note before it opens
+
+    @property
+    def line(self) -> str:
+        return f"  {self.text}" if self.item else self.text
+
+
+def footnotes(result: BenchResult) -> list[Footnote]:
     records = result.records
     mode = "throughput" if _throughput(records) else "latency"
     rounds = max((r.rounds or 0 for r in records), default=0)
     how = ("images/s over the baseline's" if mode == "throughput" else "baseline p50 / engine p50")
-    notes = [
-        f"baseline: {result.baseline_note or result.baseline}. speed = {how} at the same batch size, "
-        f"the median over {rounds} interleaved rounds; range = min-max of the per-round ratios."
-    ]
+    notes = [Footnote(NoteKind.INFO, f"baseline: {result.baseline_note or result.baseline}. speed = {how} at the same batch "
+                      f"size, the median over {rounds} interleaved rounds; range = min-max of the per-round ratios.")]
     if any(r.synthetic_calibration for r in records):
-        notes.append("* INT8 calibrated on synthetic inputs: fit for timing only (pass --calibration for real accuracy).")
+        notes.append(Footnote(NoteKind.INFO, "* INT8 calibrated on synthetic inputs: fit for timing only (pass --calibration for real accuracy)."))
     unstable = [r for r in records if r.unstable]
     if unstable:
-        notes.append(f"! unstable (p90/p50 > {P90_P50_LIMIT:g} or per-round ratios max/min > {ROUND_SPREAD_LIMIT:g}); "
-                     "the machine was busy, re-run before trusting these rows:")
-        notes += [f"  {r.engine} b{r.batch_size}" + (f" c{r.concurrency}" if mode == "throughput" else "")
-                  + f": {r.unstable_reason}" for r in unstable]
-    notes += [_served_note(r, mode) for r in records if r.server_compute_ms is not None]
-    notes += [f"{r.engine} b{r.batch_size} failed: {r.error}" for r in records if r.error]
+        notes.append(Footnote(NoteKind.UNSTABLE, f"! unstable (p90/p50 > {P90_P50_LIMIT:g} or per-round ratios max/min > "
+                              f"{ROUND_SPREAD_LIMIT:g}); the machine was busy, re-run before trusting these rows:"))
+        notes += [Footnote(NoteKind.UNSTABLE, f"{r.engine} b{r.batch_size}" + (f" c{r.concurrency}" if mode == "throughput" else "")
+                           + f": {r.unstable_reason}", item=True) for r in unstable]
+    notes += [Footnote(NoteKind.INFO, _served_note(r, mode)) for r in records if r.server_compute_ms is not None]
+    notes += [Footnote(NoteKind.FAILED, f"{r.engine} b{r.batch_size} failed: {r.error}") for r in records if r.error]
     return notes
 
 
@@ -177,20 +195,18 @@ def to_markdown(result: BenchResult) -> str:
             f"unstable: {r.unstable_reason}" if r.unstable else "",
         ) if n)
         lines.append("| " + " | ".join(_cell(c.render(r)) for c in cols) + f" | {_cell(notes)} |")
-    lines += [""] + [f"  - {n.strip()}" if n.startswith("  ") else f"- {n}" for n in footnotes(result)]
+    lines += [""] + [f"  - {n.text}" if n.item else f"- {n.text}" for n in footnotes(result)]
     return "\n".join(lines) + "\n"
 
 
 def plot(result: BenchResult, path: str | Path, *, replace: bool = True) -> None:
     """Latency and throughput against batch size (throughput mode: against concurrency), one line
     per engine (matplotlib, PNG)."""
-    try:
-        import matplotlib
+    require("--plot", "matplotlib", extra="plot")
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ResnetDeployError("--plot needs matplotlib: pip install 'resnet-deploy[plot]'") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     ok = [r for r in result.records if not r.error]
     throughput = _throughput(ok)
     x_key, x_label = ("concurrency", "concurrent requests") if throughput else ("batch_size", "batch size")

@@ -156,13 +156,13 @@ def block_sensitivity(
     model, samples, names = _prepare(model_path, calibration, max_samples, say)
     x, y = load_eval_data(eval_data, model, str(model_path)) if eval_data is not None else (samples, None)
     evaluator = _Evaluator(model, x, y, threads)
-    full, _, _ = quantize_model(model, samples, method=method, recipe=DEFAULT_RECIPE, source=str(model_path))
+    full = quantize_model(model, samples, method=method, recipe=DEFAULT_RECIPE, source=str(model_path)).model
     full_trial = evaluator.trial(full, names, [])
     rows = []
     for name in names:
         say(f"quantizing {name} alone")
         others = [n for n in names if n != name]
-        quantized, _, _ = quantize_model(model, samples, method=method, source=str(model_path), keep_float=others)
+        quantized = quantize_model(model, samples, method=method, source=str(model_path), keep_float=others).model
         rows.append(evaluator.trial(quantized, [name], others))
     rows.sort(key=_cost, reverse=True)
     metric = "accuracy drop" if y is not None else "logits max rel error"
@@ -192,7 +192,7 @@ def quantize_accuracy_aware(
     evaluator = _Evaluator(model, x, y, threads)
     fp32_accuracy = float(evaluator.fp32_accuracy or 0.0)  # labels given: never None here
     say(f"fp32 accuracy {fp32_accuracy:.2%} on {len(y)} samples; quantizing every block")
-    full, _, _ = quantize_model(model, samples, method=method, source=str(model_path))
+    full = quantize_model(model, samples, method=method, source=str(model_path)).model
     result = AccuracyAwareResult(None, fp32_accuracy, max_drop_points, [])
     result.trials.append(evaluator.trial(full, names, []))
     if (result.trials[0].drop_points or 0.0) <= max_drop_points:
@@ -201,14 +201,14 @@ def quantize_accuracy_aware(
     sensitivity = []
     for name in names:
         others = [n for n in names if n != name]
-        one, _, _ = quantize_model(model, samples, method=method, source=str(model_path), keep_float=others)
+        one = quantize_model(model, samples, method=method, source=str(model_path), keep_float=others).model
         sensitivity.append((evaluator.trial(one, [name], others), name))
     sensitivity.sort(key=lambda pair: _cost(pair[0]), reverse=True)
     result.ranking = [name for _, name in sensitivity]
     for k in range(1, len(names)):
         keep = result.ranking[:k]
         say(f"keeping {', '.join(keep)} in float")
-        candidate, _, _ = quantize_model(model, samples, method=method, source=str(model_path), keep_float=keep)
+        candidate = quantize_model(model, samples, method=method, source=str(model_path), keep_float=keep).model
         result.trials.append(evaluator.trial(candidate, [n for n in names if n not in keep], keep))
         if (result.chosen.drop_points or 0.0) <= max_drop_points:
             if measure_speed:

@@ -66,7 +66,7 @@ def test_pytorch_fp16_cuda_graph(tmp_path: Path) -> None:
 @pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a CUDA GPU")
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_onnxruntime_nhwc_cuda_graph(tmp_path: Path, resnet18_onnx: Path, precision: str) -> None:
-    """ort-cuda-nhwc-graph and ort-cuda-fp16-nhwc-graph: the warm-up/capture run, replays on new
+    """cuda-fp32-nhwc-graph and cuda-fp16-nhwc-graph: the warm-up/capture run, replays on new
     inputs, and the timed replay."""
     from resnet_deploy.onnx_io import load_onnx, save_onnx
     from resnet_deploy.precision import convert_fp16

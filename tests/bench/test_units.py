@@ -10,7 +10,8 @@ import pytest
 from rich.console import Console
 
 from resnet_deploy.bench.backends import OpenVINORuntimeBackend, BACKENDS, PyTorchBackend
-from resnet_deploy.bench.plan import CATALOGUE
+from resnet_deploy.bench.catalogue import CATALOGUE, OPENVINO_RUNTIME
+from resnet_deploy.bench.model_files import ARTIFACTS
 from resnet_deploy.bench.report import fit_columns, footnotes
 from resnet_deploy.bench.schema import (
     BenchResult, Engine, FinishRequest, Ready, Record, RoundRequest, RoundResult, WorkerSpec, decode, encode,
@@ -28,11 +29,38 @@ def test_catalogue_engines_name_a_backend_and_its_options() -> None:
         engine = entry.engine
         assert engine.backend in BACKENDS, engine.name
         if engine.backend == "onnxruntime":
-            assert engine.artifact and set(engine.options) <= session_fields, engine.name
-        elif engine.backend == "openvino":
-            assert engine.artifact and set(engine.options) <= OpenVINORuntimeBackend.OPTIONS, engine.name
+            assert engine.artifact in ARTIFACTS and set(engine.options) <= session_fields, engine.name
+        elif engine.backend == OPENVINO_RUNTIME:
+            assert engine.artifact in ARTIFACTS and set(engine.options) <= OpenVINORuntimeBackend.OPTIONS, engine.name
         else:
             assert engine.artifact is None and set(engine.options) <= PyTorchBackend.OPTIONS, engine.name
+
+
+def test_tune_measures_the_catalogue_under_its_names() -> None:
+    """One configuration, one name: every tune candidate is a catalogue entry (only its artifact
+    made a path), and what its profile records runs it as measured."""
+    from pathlib import Path
+
+    from resnet_deploy.tune.candidates import candidates
+
+    files = {name: Path(f"/m/{name}.onnx") for name in ("portable", "int8", "int8_static", "fp16")}
+    every = {"cpu-bf16", "ov-ep", "ov-runtime"}
+    chosen = candidates(files, ["cpu", "openvino", "cuda", "tensorrt"], {"fp32", "bf16", "fp16", "int8"}, 4, caps=every)
+    entries = {e.engine.name: e for e in CATALOGUE}
+    assert chosen[0].engine.name == "ort-fp32" and len(chosen) == sum(e.tune for e in CATALOGUE)
+    for c in chosen:
+        entry = entries[c.engine.name]
+        assert entry.tune and c.engine == dataclasses.replace(entry.engine, artifact=str(files[entry.engine.artifact]))
+        assert set(c.session) <= session_fields_of_config(), c.engine.name
+    sessions = {c.engine.name: c.session for c in chosen}
+    assert sessions["ov-bf16"] == sessions["ov-ep-bf16"] == {"openvino_precision": "BF16"}
+    assert sessions["ov-int8-static"] == {"static_batch": 4} and sessions["trt-fp16"] == {"fp16": True}
+    names = [c.engine.name for c in candidates(files, ["cpu", "openvino"], {"fp32", "bf16", "int8"}, 1, caps={"ov-runtime"})]
+    assert names == ["ort-fp32", "ort-int8", "ort-int8-static", "ov-fp32", "ov-int8", "ov-int8-static"]
+
+
+def session_fields_of_config() -> set[str]:
+    return {f.name for f in dataclasses.fields(SessionConfig)} - {"provider"}
 
 
 def test_protocol_round_trips() -> None:
@@ -99,7 +127,7 @@ def test_table_fits_80_columns_without_cut_cells() -> None:
     console = Console(file=out, width=80, color_system=None)
     console.print(_table(result, console.width))
     for note in footnotes(result):
-        console.print(note)
+        console.print(note.line)
     text = out.getvalue()
     print(text)
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80

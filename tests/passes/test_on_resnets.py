@@ -24,7 +24,8 @@ def test_foreign_export_is_cleaned_and_verified(tmp_path: Path, name: str, targe
     original = load_onnx(path)
     n_bn = sum(isinstance(m, __import__("torch").nn.BatchNorm2d) for m in model.modules())
     assert op_counts(original)["BatchNormalization"] == n_bn
-    optimized, stages, rel, top1 = optimize_model(original, target, source=str(path))
+    result = optimize_model(original, target, source=str(path))
+    optimized, stages, rel, top1 = result.model, result.stages, result.max_rel_error, result.top1_agreement
     counts = op_counts(optimized)
     print(name, target, {s.name: s.note for s in stages}, dict(counts))
     assert counts["BatchNormalization"] == 0 and counts["Identity"] == 0
