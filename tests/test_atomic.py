@@ -168,3 +168,24 @@ def test_a_temporary_file_name_fits_beside_the_longest_name(tmp_path: Path) -> N
         assert len(tmp.name.encode()) <= 255
         tmp.write_bytes(b"x")
     assert target.read_bytes() == b"x"
+
+
+def test_full_disk_keeps_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from resnet_deploy import _atomic
+    from resnet_deploy.export import ExportOptions, export_model
+
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"previous")
+    real_fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_atomic.os, "fsync", full_disk)
+    with pytest.raises(OutputPathError, match="No space left on device"):
+        export_model(ExportOptions("resnet20"), out)
+    monkeypatch.setattr(_atomic.os, "fsync", real_fsync)
+    assert out.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]

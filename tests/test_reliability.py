@@ -6,7 +6,6 @@ exactly what a user sees: the exit status, stderr, and the files left behind.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import pickle
@@ -15,22 +14,19 @@ import subprocess
 import sys
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
-import psutil
 import pytest
 import torch
-from PIL import ExifTags, Image
+from PIL import Image
 
 import resnet_deploy as rd
-from resnet_deploy.preprocess import Preprocessing
 from resnet_deploy.runtime import Predictor
 
-from .test_runtime import native_threads
+from .test_preprocess_modes import MODE_FILES, _exif_photo, _mode_image
 
 CLI = [sys.executable, "-m", "resnet_deploy_cli.main"]
 
@@ -739,18 +735,6 @@ def test_bit_flipped_onnx_never_crashes(tmp_path: Path, resnet20_onnx: Path, sam
             assert "flipped.onnx" in result.stderr
 
 
-def test_random_checkpoints_are_typed_errors(tmp_path: Path) -> None:
-    """Random bytes as a checkpoint: always a WeightsError naming the file (6% of them used to end
-    in an untyped IndexError from the unpickler)."""
-    from resnet_deploy.weights import load_state_dict
-
-    path = tmp_path / "random.pth"
-    for seed in range(300):
-        path.write_bytes(np.random.default_rng(seed).bytes(4096))
-        with pytest.raises(rd.WeightsError, match="random.pth"):
-            load_state_dict(path)
-
-
 def test_external_data_outside_is_never_read(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     from onnx import external_data_helper
 
@@ -771,112 +755,6 @@ def test_info_describes_inputs_that_are_not_float_tensors(files: dict[str, Path]
     result = cli("info", files[name], "--json")
     assert result.returncode == 0, result.stderr
     assert _strict_json(result.stdout)["inputs"] == [{"name": "x", "dtype": dtype, "shape": ["N", 3, 32, 32]}]
-
-
-# -- class: every image mode preprocesses like torchvision, or is refused by name -------------------
-
-# Resize(36), CenterCrop(32), no normalisation: the tensor is the cropped pixels / 255.
-PLAIN = Preprocessing(36, 32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-
-# What a viewer shows of stored pixels under each EXIF Orientation (TIFF 6.0, "Orientation"),
-# written with numpy, not with PIL's transposes.
-ORIENTATIONS = {
-    1: lambda a: a,
-    2: lambda a: a[:, ::-1],  # mirrored left-right
-    3: lambda a: a[::-1, ::-1],  # rotated 180
-    4: lambda a: a[::-1],  # mirrored top-bottom
-    5: lambda a: a.transpose(1, 0, 2),  # mirrored about the main diagonal
-    6: lambda a: np.rot90(a, -1),  # stored 90 degrees counter-clockwise: a phone held upright
-    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # mirrored about the other diagonal
-    8: lambda a: np.rot90(a, 1),
-}
-MODE_FILES = ["RGBA.png", "LA.png", "P.png", "P-alpha-table.png", "P-index.gif", "L.png", "1.png", "CMYK.jpg", "CMYK.tiff"]
-
-
-def _pattern(height: int = 40, width: int = 48) -> np.ndarray:
-    """An asymmetric RGB image: red rises to the right, green downwards, blue is noise."""
-    y, x = np.mgrid[0:height, 0:width]
-    noise = np.random.default_rng(0).integers(0, 256, (height, width))
-    return np.dstack([x * 255 // (width - 1), y * 255 // (height - 1), noise]).astype(np.uint8)
-
-
-def _exif_photo(path: Path, orientation: int) -> np.ndarray:
-    """A JPEG with an EXIF Orientation tag; returns its pixels as decoded, as stored."""
-    exif = Image.Exif()
-    exif[ExifTags.Base.Orientation] = orientation
-    Image.fromarray(_pattern()).save(path, quality=95, exif=exif)
-    with Image.open(path) as img:
-        assert img.getexif()[ExifTags.Base.Orientation] == orientation
-        return np.asarray(img)
-
-
-def _mode_image(name: str, folder: Path) -> tuple[Path | Image.Image, np.ndarray]:
-    """An image file of one mode (PA: an in-memory image, PIL writes no PA file) and the RGB pixels
-    torchvision's loader makes of it, computed from the decoded pixels with numpy (CMYK: PIL's
-    convert, the reference torchvision uses, checked against PIL's formula)."""
-    rgb = _pattern()
-    alpha = np.random.default_rng(1).integers(0, 256, rgb.shape[:2]).astype(np.uint8)
-    alpha[:8] = 0  # fully transparent rows: their colour is kept (alpha dropped, not composited)
-    palette_image = Image.fromarray(rgb).quantize(16)
-    if name == "PA":
-        pa = palette_image.convert("PA")
-        pa.putalpha(Image.fromarray(alpha))
-        return pa, np.array(palette_image.getpalette()).reshape(-1, 3)[np.asarray(palette_image)].astype(np.uint8)
-    path = folder / name
-    mode = name.split("-")[0].split(".")[0]
-    make = {"RGBA": lambda: Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), "LA": lambda: Image.fromarray(np.dstack([rgb[..., 0], alpha]), "LA"),
-            "P": lambda: palette_image, "L": lambda: Image.fromarray(rgb[..., 0]), "1": lambda: Image.fromarray(rgb[..., 0] > 127),
-            "CMYK": lambda: Image.fromarray(np.dstack([rgb, alpha]), "CMYK")}[mode]
-    options = {"P-alpha-table.png": {"transparency": bytes(range(0, 256, 16))}, "P-index.gif": {"transparency": 0}}.get(name, {})
-    make().save(path, **options)
-    with Image.open(path) as img:
-        img.load()
-        assert img.mode == mode and ("transparency" in img.info) == bool(options), (img.mode, img.info)
-        stored = np.asarray(img)
-        if mode == "P":
-            return path, np.array(img.getpalette("RGB")).reshape(-1, 3)[stored].astype(np.uint8)
-        if mode == "CMYK":
-            converted = np.asarray(img.convert("RGB"))
-            c, k = stored[..., :3].astype(np.float64), stored[..., 3:].astype(np.float64)
-            assert np.abs(converted - (255 - c) * (255 - k) / 255).max() <= 1  # PIL's formula, in integer steps
-            return path, converted
-    if mode == "RGBA":
-        return path, np.ascontiguousarray(stored[..., :3])
-    gray = stored[..., 0] if mode == "LA" else stored.astype(np.uint8) * (255 if mode == "1" else 1)
-    return path, np.repeat(gray[..., None], 3, axis=2)
-
-
-@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
-def test_exif_orientation_is_applied(orientation: int, tmp_path: Path) -> None:
-    """A photo with an EXIF Orientation tag gives the tensor of its upright pixels, from a file
-    and from a PIL image the caller opened (which is left as it was)."""
-    decoded = _exif_photo(tmp_path / "photo.jpg", orientation)
-    expected = PLAIN(np.ascontiguousarray(ORIENTATIONS[orientation](decoded)))
-    # The same pixels through the same pipeline: bit-identical (atol 0).
-    np.testing.assert_allclose(PLAIN(tmp_path / "photo.jpg"), expected, rtol=0, atol=0)
-    with Image.open(tmp_path / "photo.jpg") as img:
-        np.testing.assert_allclose(PLAIN(img), expected, rtol=0, atol=0)
-        assert img.size == (48, 40) and img.getexif()[ExifTags.Base.Orientation] == orientation
-    if orientation != 1:  # the stored pixels give another tensor: the check can fail
-        assert not np.array_equal(PLAIN(decoded), expected)
-
-
-@pytest.mark.parametrize("name", [*MODE_FILES, "PA"])
-def test_image_modes_match_their_rgb_twins(name: str, tmp_path: Path) -> None:
-    """Alpha dropped (not composited), palettes looked up, grayscale and bilevel repeated, CMYK by
-    PIL's formula: each mode gives exactly the tensor of its RGB twin (atol 0)."""
-    source, expected = _mode_image(name, tmp_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # PIL's warning about palettes with an alpha table, say
-        got = PLAIN(source)
-    np.testing.assert_allclose(got, PLAIN(expected), rtol=0, atol=0)
-
-
-def test_modes_pil_cannot_convert_are_refused_by_name(tmp_path: Path) -> None:
-    """PIL has no conversion from La (luminance with premultiplied alpha) to RGB: refused naming
-    the image, not an untyped ValueError."""
-    with pytest.raises(rd.InputError, match="refused image: PIL cannot convert mode La to RGB"):
-        PLAIN(Image.new("La", (48, 40)))
 
 
 def test_image_modes_through_predict(files: dict[str, Path], tmp_path: Path) -> None:
@@ -990,60 +868,3 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path, request: pytest.Fixture
     print(seen + err)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file() and p.suffix != ".npy") == []
-
-
-def test_full_disk_keeps_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import errno
-
-    from resnet_deploy import _atomic
-    from resnet_deploy.export import ExportOptions, export_model
-
-    out = tmp_path / "m.onnx"
-    out.write_bytes(b"previous")
-    real_fsync = os.fsync
-
-    def full_disk(fd: int) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(_atomic.os, "fsync", full_disk)
-    with pytest.raises(rd.OutputPathError, match="No space left on device"):
-        export_model(ExportOptions("resnet20"), out)
-    monkeypatch.setattr(_atomic.os, "fsync", real_fsync)
-    assert out.read_bytes() == b"previous"
-    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
-
-
-# -- load ----------------------------------------------------------------------------------------
-
-def test_eight_threads_mixed_batches(resnet20_onnx: Path) -> None:
-    rng = np.random.default_rng(1)
-    sizes = rng.integers(1, 9, 320)
-    batches = [rng.standard_normal((int(n), 3, 32, 32), dtype=np.float32) for n in sizes]
-    with Predictor(resnet20_onnx, provider="cpu", threads=1) as p:
-        expected = [p.run(b) for b in batches]
-        with ThreadPoolExecutor(8) as pool:
-            got = list(pool.map(p.run, batches))
-    mismatches = sum(not np.array_equal(a, b) for a, b in zip(got, expected))
-    print(f"{len(batches)} calls from 8 threads, batch sizes 1-8: {mismatches} mismatches")
-    assert mismatches == 0
-
-
-def test_create_and_close_100_times_is_flat(resnet20_onnx: Path) -> None:
-    proc = psutil.Process()
-    x = np.zeros((2, 3, 32, 32), np.float32)
-
-    def cycle(n: int) -> None:
-        for _ in range(n):
-            with Predictor(resnet20_onnx, provider="cpu") as p:
-                p.run(x)
-        gc.collect()
-
-    cycle(10)  # allocator and onnxruntime caches warm up first
-    # onnxruntime's intra-op pool is native threads, invisible to threading.active_count():
-    # count the kernel's tasks of this process.
-    threads_before, rss_before = native_threads(), proc.memory_info().rss
-    cycle(100)
-    growth_mb = (proc.memory_info().rss - rss_before) / 2**20
-    print(f"RSS growth over 100 create/close cycles: {growth_mb:.1f} MB; native threads {threads_before} -> {native_threads()}")
-    assert growth_mb < 30  # a leaked session of this model is ~1 MB of weights plus arenas: 100 would show
-    assert native_threads() == threads_before

@@ -6,6 +6,7 @@ import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -124,3 +125,13 @@ def test_non_tensor_entries_are_refused(tmp_path: Path) -> None:
     torch.save({"conv1.weight": [1, 2, 3]}, path)
     with pytest.raises(rd.WeightsError, match="not a tensor"):
         load_state_dict(path)
+
+
+def test_random_checkpoints_are_typed_errors(tmp_path: Path) -> None:
+    """Random bytes as a checkpoint: always a WeightsError naming the file (6% of them used to end
+    in an untyped IndexError from the unpickler)."""
+    path = tmp_path / "random.pth"
+    for seed in range(300):
+        path.write_bytes(np.random.default_rng(seed).bytes(4096))
+        with pytest.raises(rd.WeightsError, match="random.pth"):
+            load_state_dict(path)
