@@ -46,7 +46,7 @@ def export(
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
     require("export", "torch", "onnxscript", "onnxsim")
     from resnet_deploy import get_model_spec
-    from resnet_deploy._atomic import check_distinct, check_new
+    from resnet_deploy._atomic import check_distinct, check_new, check_writable
     from resnet_deploy.export import ExportOptions, export_model, export_preprocessing, int8_path, read_labels_file
 
     name = zoo_model_name(model, depth, plain)
@@ -74,8 +74,9 @@ def export(
         image_input=image_input,
         image_input_top_k=image_input_top_k,
     )
-    if calibration is not None:  # the calibration data is checked before the slow stages
-        _check_calibration(calibration, export_preprocessing(options), max_samples)
+    if int8:  # the derived INT8 file and the calibration data are checked before the slow stages
+        check_writable(int8_path(output))
+        _check_calibration(calibration, export_preprocessing(options), max_samples)  # type: ignore[arg-type]
     if weights is None:
         console.print(f"[yellow]note:[/yellow] no --weights given: {name} is randomly initialised (He init)")
     result = export_model(options, output, progress=progress, force=force)

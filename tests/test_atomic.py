@@ -173,7 +173,7 @@ def test_a_temporary_file_name_fits_beside_the_longest_name(tmp_path: Path) -> N
 def test_full_disk_keeps_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from resnet_deploy import _atomic
+    from resnet_deploy._atomic import files as atomic_files
     from resnet_deploy.export import ExportOptions, export_model
 
     out = tmp_path / "m.onnx"
@@ -183,9 +183,9 @@ def test_full_disk_keeps_previous_output(tmp_path: Path, monkeypatch: pytest.Mon
     def full_disk(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_atomic.os, "fsync", full_disk)
+    monkeypatch.setattr(atomic_files.os, "fsync", full_disk)
     with pytest.raises(OutputPathError, match="No space left on device"):
         export_model(ExportOptions("resnet20"), out)
-    monkeypatch.setattr(_atomic.os, "fsync", real_fsync)
+    monkeypatch.setattr(atomic_files.os, "fsync", real_fsync)
     assert out.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
