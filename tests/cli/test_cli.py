@@ -1,4 +1,8 @@
-"""The CLI through typer's CliRunner: every command's help, the happy paths, and bad input."""
+"""The CLI in-process (``tests/_cli_cases.py``): every command's help, the happy paths, and bad input.
+
+Each command's bad-input table is in ``test_<command>_errors.py``; what needs a real process, in
+``test_e2e.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +10,32 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from resnet_deploy import __version__
 from resnet_deploy.onnx_io import load_onnx, op_counts
 from resnet_deploy_cli.main import app
 
+from .._cli_cases import assert_clean_failure, invoke, run_cli
 from ..conftest import legacy_export, randomize_bn
 
-runner = CliRunner()
 COMMANDS = ["export", "optimize", "predict", "info", "quantize", "bench", "triton", "bundle", "serve", "tune", "compare", "models"]
-
-
-def invoke(*args: str | Path, code: int = 0):
-    """Run the CLI in-process and check its exit status (0 unless ``code`` says otherwise)."""
-    result = runner.invoke(app, [str(a) for a in args])
-    print(result.output)
-    assert result.exit_code == code, (result.exit_code, result.output)
-    return result
-
-
-def assert_clean_failure(result, *needles: str) -> None:
-    assert result.exit_code == 1
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = [line for line in result.output.strip().splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_every_command_is_listed() -> None:
     assert [c.name for c in app.registered_commands] == COMMANDS
+
+
+def test_dash_h_is_help_everywhere() -> None:
+    commands = [c.name for c in app.registered_commands]
+    assert len(commands) >= 8
+    for argv in ([], *([c] for c in commands)):
+        result = run_cli(*argv, "-h")
+        assert result.returncode == 0 and "Usage: " in result.stdout, (argv, result.stderr)
+        # A flag takes no value: `--plain <bool>` read as if `--plain true` were the usage.
+        # (typer's own --help keeps its label.)
+        if argv:
+            shown = [line for line in result.stdout.splitlines() if "<bool>" in line and "--help" not in line]
+            assert not shown, (argv, shown)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -73,7 +71,7 @@ def test_export_extra_missing_is_one_line(tmp_path: Path, monkeypatch: pytest.Mo
 def test_export_writes_verified_model_and_report(tmp_path: Path) -> None:
     out, report = tmp_path / "r20.onnx", tmp_path / "report.json"
     result = invoke("export", "--depth", "20", "--output", out, "--report", report)
-    assert result.exit_code == 0
+    assert result.returncode == 0
     assert "randomly initialised" in result.output and "max rel error" in result.output
     data = json.loads(report.read_text())
     assert data["model"] == "resnet20" and data["max_rel_error"] <= 1e-4
@@ -81,7 +79,7 @@ def test_export_writes_verified_model_and_report(tmp_path: Path) -> None:
 
 
 def test_export_plain_and_model_name(tmp_path: Path) -> None:
-    assert invoke("export", "--depth", "20", "--plain", "-o", tmp_path / "p.onnx").exit_code == 0
+    assert invoke("export", "--depth", "20", "--plain", "-o", tmp_path / "p.onnx").returncode == 0
     meta = {p.key: p.value for p in load_onnx(tmp_path / "p.onnx").metadata_props}
     assert meta["architecture"] == "plain20"
 
@@ -92,7 +90,7 @@ def test_optimize_foreign_file_for_cpu(tmp_path: Path) -> None:
     src = legacy_export(randomize_bn(rd.create_model("resnet20")), 32, tmp_path / "foreign.onnx")
     out = tmp_path / "fast.onnx"
     result = invoke("optimize", src, "--output", out, "--target", "cpu")
-    assert result.exit_code == 0
+    assert result.returncode == 0
     counts = op_counts(load_onnx(out))
     assert counts["BatchNormalization"] == 0 and counts["com.microsoft.FusedConv"] == 9
     assert "fold_conv_bn x19" in result.output
@@ -100,18 +98,18 @@ def test_optimize_foreign_file_for_cpu(tmp_path: Path) -> None:
 
 def test_predict_and_info(resnet18_onnx: Path, sample_image: Path) -> None:
     result = invoke("predict", resnet18_onnx, sample_image, "--top-k", "3", "--json", "--provider", "cpu")
-    assert result.exit_code == 0
+    assert result.returncode == 0
     payload = json.loads(result.stdout)
     assert payload[0]["image"] == str(sample_image) and len(payload[0]["top_k"]) == 3
     assert set(payload[0]["top_k"][0]) == {"index", "label", "score"}
     table = invoke("predict", resnet18_onnx, sample_image, "--provider", "cpu")
-    assert table.exit_code == 0 and payload[0]["top_k"][0]["label"] in table.output
+    assert table.returncode == 0 and payload[0]["top_k"][0]["label"] in table.output
     info = invoke("info", resnet18_onnx, "--json")
     data = json.loads(info.stdout)
     assert data["inputs"][0]["shape"] == ["batch", 3, 224, 224] and data["ops"]["Conv"] == 20
     assert "cpu" in data["available_providers"] and data["metadata"]["architecture"] == "resnet18"
     text = invoke("info", resnet18_onnx, "--provider", "cpu")
-    assert text.exit_code == 0 and "node placement" in text.output
+    assert text.returncode == 0 and "node placement" in text.output
 
 
 # -- bad input: one line, non-zero exit, no traceback, nothing written ---------------------------
@@ -245,23 +243,6 @@ def test_version_is_a_plain_flag() -> None:
     assert invoke("--version").output.startswith("resnet-deploy ")
 
 
-def test_models_needs_no_torch() -> None:
-    """The runtime-only install lists the zoo from the catalogue shipped as package data, which
-    must equal the live one (regenerate it with python -m resnet_deploy._zoo_catalogue)."""
-    import subprocess
-    import sys
-
-    from resnet_deploy._zoo_catalogue import shipped_catalogue
-    from resnet_deploy.models import describe_models
-
-    assert shipped_catalogue() == [r.to_dict() for r in describe_models()]
-    blocked = ("import sys; sys.modules['torch'] = None; sys.argv = ['resnet-deploy', 'models', '--json']; "
-               "from resnet_deploy_cli.main import main; main()")
-    proc = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == shipped_catalogue()
-
-
 def test_bench_clear_cache_removes_only_its_own_entries(tmp_path: Path) -> None:
     from resnet_deploy.bench.options import TRT_CACHE_KEY, make_cache_entry
 
@@ -281,25 +262,6 @@ def test_provider_is_an_alias_of_providers(command: str) -> None:
     assert "--providers,--provider" in invoke(command, "--help").output.replace(" ", "")
 
 
-def test_quantize_keeps_onnxruntime_progress_off_stdout(tmp_path: Path, resnet20_onnx: Path) -> None:
-    """onnxruntime's entropy calibrator prints its progress; stdout carries only our result."""
-    import subprocess
-    import sys
-
-    import numpy as np
-
-    calib = tmp_path / "c.npy"
-    np.save(calib, np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32))
-    r = subprocess.run([sys.executable, "-m", "resnet_deploy_cli.main", "quantize", str(resnet20_onnx), "-c", str(calib),
-                        "-o", str(tmp_path / "q.onnx"), "--method", "entropy"], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert "histogram" in r.stderr and "histogram" not in r.stdout
-    assert r.stdout.startswith("wrote ")
-    # what the agreement was measured on, and where accuracy is measured (issue 20 E6)
-    line = " ".join(r.stdout.split())
-    assert "on the 4 inputs it was calibrated on (no test of accuracy: --eval-data DATA --max-accuracy-drop POINTS" in line, line
-
-
 # -- a new user's first hour: what the help, the cache, the reports and the names must not do -----
 
 def test_help_markers_are_shown_not_read_as_markup() -> None:
@@ -314,7 +276,7 @@ def test_help_markers_are_shown_not_read_as_markup() -> None:
         for param in command.params:
             text = getattr(param, "help", None) or ""
             assert not re.search(r"(?<!\\)\[[a-z#/@]", text), (name, param.name, text)
-    output = runner.invoke(app, ["quantize", "--help"], env={"COLUMNS": "250"}).output
+    output = run_cli("quantize", "--help", env={"COLUMNS": "250"}).output
     assert "[required] unless --sensitivity" in output
 
 
@@ -408,13 +370,13 @@ def test_compare_json_is_strict_when_a_side_computes_nan(tmp_path: Path, resnet2
     def strict(constant: str) -> None:
         raise AssertionError(f"bare {constant} in JSON")
 
-    result = runner.invoke(app, ["compare", str(resnet20_onnx), str(broken), "--json"])
-    assert result.exit_code == 0, result.output
+    result = run_cli("compare", resnet20_onnx, broken, "--json")
+    assert result.returncode == 0, result.output
     payload = json.loads(result.stdout, parse_constant=strict)
     assert payload["rows"][0]["max_rel_error"] is None and payload["first_over_tolerance"] == "stem"
     # a reference that computes NaN leaves nothing to measure against: refused, not rows of null
-    result = runner.invoke(app, ["compare", str(broken), str(resnet20_onnx), "--json"])
-    assert result.exit_code == 1 and "the reference nan.onnx on cpu computed non-finite values in block stem" in result.output
+    result = run_cli("compare", broken, resnet20_onnx, "--json")
+    assert result.returncode == 1 and "the reference nan.onnx on cpu computed non-finite values in block stem" in result.output
 
 
 def test_tune_notes_synthetic_int8_only_when_int8_was_measured(tmp_path: Path, resnet20_onnx: Path) -> None:
@@ -432,8 +394,8 @@ def test_names_with_brackets_are_shown_as_they_are(tmp_path: Path, resnet20_onnx
     image = tmp_path / "cat[dog].png"
     image.write_bytes(sample_image.read_bytes())
     wide = {"COLUMNS": "250"}
-    assert str(model) in runner.invoke(app, ["info", str(model)], env=wide).output
-    result = runner.invoke(app, ["optimize", str(resnet20_onnx), "-o", str(tmp_path / "a[" / "y].onnx")], env=wide)
-    assert result.exit_code == 0 and f"wrote {tmp_path / 'a[' / 'y].onnx'}" in result.output, result.output
-    result = runner.invoke(app, ["predict", str(model), str(image)], env=wide)
-    assert result.exit_code == 0 and str(image) in result.output.replace("\n", ""), result.output
+    assert str(model) in run_cli("info", model, env=wide).output
+    result = run_cli("optimize", resnet20_onnx, "-o", tmp_path / "a[" / "y].onnx", env=wide)
+    assert result.returncode == 0 and f"wrote {tmp_path / 'a[' / 'y].onnx'}" in result.output, result.output
+    result = run_cli("predict", model, image, env=wide)
+    assert result.returncode == 0 and str(image) in result.output.replace("\n", ""), result.output
