@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, get_args
 
 import typer
 from rich import box
@@ -18,13 +19,23 @@ from resnet_deploy.bench import BenchOptions, check_outputs, plot, run_benchmark
 from resnet_deploy.bench.report import NoteKind, fit_columns, footnotes, sorted_rows
 from resnet_deploy.bench.schema import BenchResult
 
+from ._choices import Mode, choice, metavar
 from ._errors import CLIError, handle_errors
 from ._options import Force, ModelName, Plain, Threads, zoo_model_name
 from ._output import console, err_console, progress, write_json
 
-Models = Annotated[Optional[list[Path]], typer.Argument(
-    help="ONNX files to measure as they are (the first is the baseline unless eager PyTorch can rebuild it).",
-    show_default=False)]
+# bench's options, grouped in --help by what they decide.
+WHAT, HOW, DATA, REPORTS, CACHE = "What to measure", "How to measure", "Data", "Reports", "Cache"
+
+
+def _in(alias: Any, panel: str) -> Any:
+    """A shared option alias of :mod:`._options`, shown in ``panel`` of bench's help."""
+    kind, info = get_args(alias)
+    info = copy.copy(info)
+    info.rich_help_panel = panel
+    return Annotated[kind, info]
+
+
 Depth = Annotated[Optional[int], typer.Option("--depth", "-d", help="ResNet depth of the zoo (default 50 when no file is given).", show_default=False)]
 
 
@@ -41,34 +52,36 @@ def _str_list(text: str | None) -> list[str] | None:
 
 @handle_errors
 def bench(
-    models: Models = None,
-    depth: Depth = None,
-    plain: Plain = False,
-    model: ModelName = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint to benchmark, or the one the ONNX file was exported from (random init otherwise).")] = None,
-    batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Comma-separated batch sizes, e.g. 1,8,32.")] = "1",
-    providers: Annotated[Optional[str], typer.Option("--providers", "--provider", "-p", help="Comma-separated: cpu, cuda, tensorrt, openvino (default: all available; cpu for files).")] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="Comma-separated: fp32, bf16, fp16, int8 (default: all).")] = None,
-    engines: Annotated[Optional[str], typer.Option("--engines", help="Comma-separated engine names to keep (the eager baseline always runs).")] = None,
-    threads: Threads = None,
-    duration: Annotated[float, typer.Option("--duration", help="Seconds of timed runs per engine and batch size, split over the rounds.")] = 3.0,
-    iterations: Annotated[Optional[int], typer.Option("--iterations", help="A fixed number of timed runs instead of --duration.")] = None,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs first.")] = 5,
-    rounds: Annotated[Optional[int], typer.Option("--rounds", help="Interleaved rounds (A B C A B C ...); default 5.", show_default=False)] = None,
-    mode: Annotated[str, typer.Option("--mode", help="latency (one synchronous request at a time) or throughput (concurrent requests).")] = "latency",
-    concurrency: Annotated[Optional[str], typer.Option("--concurrency", help="Throughput mode: comma-separated requests in flight, e.g. 1,2,4 (the default).")] = None,
-    compile: Annotated[bool, typer.Option("--compile", metavar="", help="Also measure torch.compile (slow to start).")] = False,
-    peak: Annotated[bool, typer.Option("--peak", metavar="", help="Measure the machine's fp32 GEMM peak and report each engine's fraction.")] = False,
-    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="INT8 calibration data (images folder or .npy); synthetic otherwise, labelled so.")] = None,
-    eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Labelled data: an .npz with x and y, or a folder of class-index subfolders.")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Where exported models are cached.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write records and environment as JSON.")] = None,
-    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the records as CSV.")] = None,
-    markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Write a markdown table.")] = None,
-    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of latency and throughput.")] = None,
-    force: Force = False,
-    clear_cache: Annotated[bool, typer.Option("--clear-cache", metavar="", help="Remove the cached exports (of --cache-dir) and exit.")] = False,
-    url: Annotated[Optional[str], typer.Option("--url", help="Comma-separated Triton servers of the first file's model (grpc://HOST:PORT, http://HOST:PORT): served beside in-process figures; --model names it there (default: the file's stem).", show_default=False)] = None,
+    models: Annotated[Optional[list[Path]], typer.Argument(
+        help="ONNX files to measure as they are (the first is the baseline unless eager PyTorch can rebuild it).",
+        show_default=False)] = None,
+    depth: _in(Depth, WHAT) = None,
+    plain: _in(Plain, WHAT) = False,
+    model: _in(ModelName, WHAT) = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint to benchmark, or the one the ONNX file was exported from (random init otherwise).", rich_help_panel=WHAT)] = None,
+    providers: Annotated[Optional[str], typer.Option("--providers", "--provider", "-p", help="Comma-separated: cpu, cuda, tensorrt, openvino (default: all available; cpu for files).", rich_help_panel=WHAT)] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="Comma-separated: fp32, bf16, fp16, int8 (default: all).", rich_help_panel=WHAT)] = None,
+    engines: Annotated[Optional[str], typer.Option("--engines", help="Comma-separated engine names to keep (the eager baseline always runs).", rich_help_panel=WHAT)] = None,
+    compile: Annotated[bool, typer.Option("--compile", metavar="", help="Also measure torch.compile (slow to start).", rich_help_panel=WHAT)] = False,
+    url: Annotated[Optional[str], typer.Option("--url", help="Comma-separated Triton servers of the first file's model (grpc://HOST:PORT, http://HOST:PORT): served beside in-process figures; --model names it there (default: the file's stem).", show_default=False, rich_help_panel=WHAT)] = None,
+    batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Comma-separated batch sizes, e.g. 1,8,32.", rich_help_panel=HOW)] = "1",
+    threads: _in(Threads, HOW) = None,
+    duration: Annotated[float, typer.Option("--duration", help="Seconds of timed runs per engine and batch size, split over the rounds.", rich_help_panel=HOW)] = 3.0,
+    iterations: Annotated[Optional[int], typer.Option("--iterations", help="A fixed number of timed runs instead of --duration.", rich_help_panel=HOW)] = None,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs first.", rich_help_panel=HOW)] = 5,
+    rounds: Annotated[Optional[int], typer.Option("--rounds", help="Interleaved rounds (A B C A B C ...); default 5.", show_default=False, rich_help_panel=HOW)] = None,
+    mode: Annotated[str, typer.Option("--mode", parser=choice(Mode, "mode"), metavar=metavar(Mode), help="latency (one synchronous request at a time) or throughput (concurrent requests).", rich_help_panel=HOW)] = "latency",
+    concurrency: Annotated[Optional[str], typer.Option("--concurrency", help="Throughput mode: comma-separated requests in flight, e.g. 1,2,4 (the default).", rich_help_panel=HOW)] = None,
+    peak: Annotated[bool, typer.Option("--peak", metavar="", help="Measure the machine's fp32 GEMM peak and report each engine's fraction.", rich_help_panel=HOW)] = False,
+    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="INT8 calibration data (images folder or .npy); synthetic otherwise, labelled so.", rich_help_panel=DATA)] = None,
+    eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Labelled data: an .npz with x and y, or a folder of class-index subfolders.", rich_help_panel=DATA)] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write records and environment as JSON.", rich_help_panel=REPORTS)] = None,
+    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the records as CSV.", rich_help_panel=REPORTS)] = None,
+    markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Write a markdown table.", rich_help_panel=REPORTS)] = None,
+    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of latency and throughput.", rich_help_panel=REPORTS)] = None,
+    force: _in(Force, REPORTS) = False,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Where exported models are cached.", rich_help_panel=CACHE)] = None,
+    clear_cache: Annotated[bool, typer.Option("--clear-cache", metavar="", help="Remove the cached exports (of --cache-dir) and exit.", rich_help_panel=CACHE)] = False,
 ) -> None:
     """Benchmark engines side by side, each in its own process: eager PyTorch against every
     ONNX Runtime path of a model of the zoo, or ONNX files as they are."""
@@ -101,7 +114,7 @@ def bench(
         iterations=iterations,
         warmup=warmup,
         rounds=rounds,
-        mode=mode.strip().lower(),
+        mode=mode,
         concurrency=_int_list(concurrency, "--concurrency") if concurrency is not None else None,
         compile=compile,
         peak=peak,

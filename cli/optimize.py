@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ._choices import FilePrecision, Target, choice, metavar
 from ._errors import handle_errors
 from ._image_input import ImageInput, ImageInputTopK, Mean, Std, channels, check_image_input_flags, print_image_input_checks
 from ._options import Force, ModelPath, Report
@@ -17,8 +18,8 @@ from ._output import check_report, print_pipeline_result, progress, write_json
 def optimize(
     model: ModelPath,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the optimized file (never the input itself).", show_default=False)],
-    target: Annotated[str, typer.Option("--target", "-t", help="portable (standard ONNX), cpu or cuda (adds onnxruntime's FusedConv).")] = "portable",
-    precision: Annotated[str, typer.Option("--precision", help="fp32, or fp16 for GPU providers (inputs and outputs stay fp32).")] = "fp32",
+    target: Annotated[str, typer.Option("--target", "-t", parser=choice(Target, "target"), metavar=metavar(Target), help="portable (standard ONNX), cpu or cuda (adds onnxruntime's FusedConv).")] = "portable",
+    precision: Annotated[str, typer.Option("--precision", parser=choice(FilePrecision, "precision"), metavar=metavar(FilePrecision), help="fp32, or fp16 for GPU providers (inputs and outputs stay fp32).")] = "fp32",
     report: Report = None,
     force: Force = False,
     image_input: ImageInput = False,

@@ -10,12 +10,13 @@ from rich.markup import escape
 
 from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
 
+from ._choices import CalibrationMethod, choice, metavar
 from ._errors import CLIError, handle_errors
 from ._options import Force, ModelPath, Report
 from ._output import check_report, console, err_console, human_bytes, progress, write_json
 
 Calibration = Annotated[Optional[Path], typer.Option("--calibration", "-c", help="A folder of images, or a .npy of preprocessed float32 [N, 3, H, W] inputs.")]
-Method = Annotated[str, typer.Option("--method", help="Calibration method: minmax, entropy or percentile.")]
+Method = Annotated[str, typer.Option("--method", parser=choice(CalibrationMethod, "calibration method"), metavar=metavar(CalibrationMethod), help="Calibration method: minmax, entropy or percentile.")]
 MaxSamples = Annotated[int, typer.Option("--max-samples", help="Use at most this many calibration samples.")]
 
 
