@@ -86,7 +86,7 @@ def bench(
     """Benchmark engines side by side, each in its own process: eager PyTorch against every
     ONNX Runtime path of a model of the zoo, or ONNX files as they are."""
     if clear_cache:
-        from resnet_deploy.bench.options import clear_cache as clear
+        from resnet_deploy.bench.cache import clear_cache as clear
 
         folder = BenchOptions(cache_dir=cache_dir).cache_folder()
         removed, freed = clear(folder)
@@ -141,7 +141,7 @@ def bench(
         first = f" (first: {failed[0].engine} b{failed[0].batch_size}: {(failed[0].error or '')[:160]})" if failed else ""
         raise CLIError(f"nothing was measured: all {len(failed)} engine runs failed{first}; no report was written")
     if not models:  # the zoo's exports are cached between runs: say how much that holds (INT8 and TensorRT entries add up)
-        from resnet_deploy.bench.options import cache_usage
+        from resnet_deploy.bench.cache import cache_usage
 
         folder = options.cache_folder()
         entries, size = cache_usage(folder)

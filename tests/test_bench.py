@@ -67,7 +67,7 @@ def test_records_are_complete_and_ordered(result) -> None:
 def test_a_zoo_run_reports_the_cache_it_grew(result, cache: Path) -> None:
     """The exports (INT8 ones included) stay cached between runs: after a zoo run bench says how
     much the cache holds, and that --clear-cache removes it."""
-    from resnet_deploy.bench.options import cache_usage
+    from resnet_deploy.bench.cache import cache_usage
 
     r = CliRunner().invoke(app, ["bench", "--model", "resnet20", "--engines", "ort-full", "--iterations", "2", "--rounds", "1",
                                  "--warmup", "0", "--cache-dir", str(cache)])

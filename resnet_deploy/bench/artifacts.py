@@ -21,8 +21,9 @@ from ..models import create_model
 from ..onnx_io import load_onnx, save_onnx
 from ..optimize import optimize_model
 from ..verify import fixed_inputs
+from .cache import make_cache_entry
 from .model_files import ARTIFACTS, calibration_samples, fp16_model, int8_model, with_static_batch
-from .options import BenchOptions, make_cache_entry
+from .options import BenchOptions
 from .schema import Engine
 
 __all__ = ["prepare_artifacts", "artifact_path", "count_model_macs", "measure_peak_gflops"]

@@ -140,7 +140,7 @@ class OnnxRuntimeBackend:
             raise ValueError("an onnxruntime engine needs a model file")
         trt_cache = spec.trt_cache_dir if spec.engine.provider == "tensorrt" else None
         if trt_cache is not None:  # marked as the benchmark's, so that --clear-cache knows it
-            from .options import TRT_CACHE_KEY, make_cache_entry
+            from .cache import TRT_CACHE_KEY, make_cache_entry
 
             make_cache_entry(trt_cache, TRT_CACHE_KEY)
         options = dict(spec.engine.options)
