@@ -23,7 +23,7 @@ import subprocess
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,7 +160,7 @@ def fill(text: str, files: dict[str, Path], tmp: Path, out: Path) -> str:
     return text
 
 
-def check_bad_input(case: Case, files: dict[str, Path], tmp_path: Path, *, run=run_cli) -> None:  # noqa: ANN001
+def check_bad_input(case: Case, files: dict[str, Path], tmp_path: Path, *, run: Callable[..., Outcome] = run_cli) -> None:
     """Run one row and check what the user is left with: one line, a failing status, no file."""
     out = tmp_path / "out.onnx"
     existing = tmp_path / "existing.onnx"
@@ -199,7 +199,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
             for p in sorted(folder.rglob("*")) if p.is_file() or p.is_symlink()}
 
 
-def check_alias(case: Alias, sources: Path, tmp_path: Path, *, run=run_cli) -> None:  # noqa: ANN001
+def check_alias(case: Alias, sources: Path, tmp_path: Path, *, run: Callable[..., Outcome] = run_cli) -> None:
     """Every output of every command against every input, by any path: refused before any work,
     one line naming both, every file (and nothing else) left as it was."""
     import shutil

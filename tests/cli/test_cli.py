@@ -259,7 +259,8 @@ def test_bench_clear_cache_removes_only_its_own_entries(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["bench", "tune", "compare"])
 def test_provider_is_an_alias_of_providers(command: str) -> None:
-    assert "--providers,--provider" in invoke(command, "--help").output.replace(" ", "")
+    # Wide enough that rich does not shorten the option's names ("--providers,--provi…").
+    assert "--providers,--provider" in run_cli(command, "--help", env={"COLUMNS": "250"}).output.replace(" ", "")
 
 
 # -- a new user's first hour: what the help, the cache, the reports and the names must not do -----

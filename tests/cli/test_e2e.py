@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -34,9 +35,10 @@ from .test_optimize_errors import ALIASES as OPTIMIZE_ALIASES
 from .test_predict_errors import CASES as PREDICT_CASES
 
 pytestmark = pytest.mark.e2e
+T = TypeVar("T", Case, Alias)
 
 
-def _rows(table: list, *ids: str) -> list:  # noqa: ANN001
+def _rows(table: list[T], *ids: str) -> list[T]:
     chosen = [row for row in table if row.id in ids]
     assert [row.id for row in chosen] == list(ids)  # a renamed row must be renamed here too
     return chosen
@@ -57,7 +59,7 @@ def test_alias_rows_through_main(case: Alias, alias_sources: Path, tmp_path: Pat
     check_alias(case, alias_sources, tmp_path, run=run_subprocess)
 
 
-def test_console_script_exit_statuses(files: dict[str, Path], tmp_path: Path) -> None:
+def test_console_script_exit_statuses(tmp_path: Path) -> None:
     """The installed `resnet-deploy` (pyproject's [project.scripts]): 0 for --version, 2 for a
     usage error (click's, passed through main()'s os._exit), 1 for bad input in one line."""
     script = shutil.which("resnet-deploy", path=str(Path(sys.executable).parent))
