@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -13,12 +12,12 @@ import onnx
 
 from .._errors import InputError, NonFiniteOutputError, OnnxModelError, RuntimeBackendError
 from ..onnx_io import image_input, load_onnx, read_metadata
-from ..preprocess import PREPROCESSING_KEYS, ImageLike, Preprocessing, imagenet_labels
+from ..preprocess import ImageLike, Preprocessing
 from ..image_input_graph import is_image_input
 from .openvino_native import OpenVINOSession
 from .raw_images import check_image_batch, check_image_provider, decode, size_groups, stack_one_size
-from .providers import PROVIDERS
 from .execution import Execution
+from .model_info import class_names, warn_about_model
 from .config import SessionConfig
 from .session import open_session
 
@@ -88,31 +87,8 @@ class Predictor:
         self.preprocessing = Preprocessing.from_metadata(
             self.metadata, (None, None) if self.takes_images else (self.input_shape[2], self.input_shape[3]), source=self.model_path
         )
-        self.labels = self._labels(self.num_outputs)
-        if not any(key in self.metadata for key in PREPROCESSING_KEYS):
-            warnings.warn(
-                f"{self.model_path.name} has no preprocessing metadata ({', '.join(PREPROCESSING_KEYS)}): "
-                f"using ImageNet's (resize {self.preprocessing.resize_size}, crop {self.preprocessing.crop_size}, ImageNet mean/std)"
-                + (" and ImageNet's labels" if self.labels is not None and "labels" not in self.metadata else ""),
-                UserWarning,
-                stacklevel=3,
-            )
-        if str(self.metadata.get("weights", "")).startswith("random init"):  # export without --weights records this
-            warnings.warn(
-                f"{self.model_path.name} holds the seeded random initialisation, not trained weights: its answers mean "
-                "nothing (export it with --weights CHECKPOINT; the README's quickstart shows how)",
-                UserWarning,
-                stacklevel=3,
-            )
-        if self.placement is not None and self.provider != "cpu":
-            on_cpu = self.placement.get(PROVIDERS["cpu"], 0)
-            if on_cpu:
-                warnings.warn(
-                    f"{on_cpu} of {sum(self.placement.values())} nodes of {self.model_path.name} run on "
-                    f"{PROVIDERS['cpu']}, not {PROVIDERS[self.provider]}",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
+        self.labels = class_names(self.metadata, self.num_outputs, self.model_path)
+        warn_about_model(self, stacklevel=4)
         fixed = self.input_shape[0]
         self._execution = Execution(self._session, self.provider, input_name=self.input_name, output_name=self.output_name,
                                     input_dtype=self.input_dtype, fixed_batch=fixed, cuda_graph=cfg.cuda_graph,
@@ -140,28 +116,6 @@ class Predictor:
         predictor._open(profile.model_path(profile_path), model, config, True)
         predictor.profile = profile
         return predictor
-
-    def _labels(self, width: Any) -> list[str] | None:
-        """The class names: the metadata's, validated against the output width, else ImageNet's
-        for a 1000-class model."""
-        source = self.model_path
-        classes = self.metadata.get("num_classes")
-        if classes is not None:
-            if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-                raise OnnxModelError(f"{source}: metadata 'num_classes' must be a positive integer, received {classes!r}")
-            if isinstance(width, int) and classes != width:
-                raise OnnxModelError(f"{source}: metadata 'num_classes' is {classes} but the output has {width} classes")
-        labels = self.metadata.get("labels")
-        if labels is not None:
-            if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int, float)) for x in labels):
-                raise OnnxModelError(f"{source}: metadata 'labels' must be a non-empty list of names")
-            expected = width if isinstance(width, int) else classes
-            if expected is not None and len(labels) != expected:
-                raise OnnxModelError(f"{source}: metadata 'labels' has {len(labels)} names for {expected} classes")
-            return [str(x) for x in labels]
-        if (classes if classes is not None else width) == 1000:
-            return imagenet_labels()
-        return None
 
     # -- life cycle ---------------------------------------------------------------------------
     def close(self) -> None:
