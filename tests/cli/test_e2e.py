@@ -1,6 +1,7 @@
 """The real process: what only the console script, run as its own process, can show.
 
-Marked ``e2e`` (``-m e2e`` runs them alone, ``-m "not e2e"`` leaves them out). Everything else
+Marked ``e2e``: ``-m e2e`` runs them alone, ``-m "not slow and not e2e"`` leaves them out (a bare
+``-m "not e2e"`` would replace the default ``-m "not slow"`` of pyproject's addopts). Everything else
 about the CLI runs in-process (``tests/_cli_cases.py``); these check what ``main()`` adds around
 the typer app, and what an in-process run cannot survive or see:
 
