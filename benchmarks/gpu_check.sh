@@ -35,7 +35,7 @@ set -uo pipefail
 START=$SECONDS
 BUDGET=${BUDGET:-540}
 STEPS=${STEPS-"tests bench tune bench256"}  # STEPS="" unpacks and prints the versions only
-BENCH_ENGINES=${BENCH_ENGINES-pytorch-cuda,pytorch-cuda-fp16,pytorch-cuda-fp16-graph,ort-cuda,ort-cuda-fp16,ort-cuda-fp16-nhwc,ort-cuda-fp16-nhwc-graph,ort-cuda-nhwc-graph}
+BENCH_ENGINES=${BENCH_ENGINES-pytorch-cuda,pytorch-cuda-fp16,pytorch-cuda-fp16-graph,cuda-fused,cuda-fp16,cuda-fp16-nhwc,cuda-fp16-nhwc-graph,cuda-fp32-nhwc-graph}
 OUT=${OUT:-/tmp/gpu_out}
 PARTS=${GPU_WHEEL_PARTS:-/tmp/parts}
 WORK=/tmp/gpu_work

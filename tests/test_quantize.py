@@ -322,7 +322,7 @@ def test_speed_cost_is_none_when_an_engine_fails(trained: dict, monkeypatch: pyt
     """A failed benchmark engine gives no speed cost (a made-up 0 ms used to divide by zero)."""
     from types import SimpleNamespace
 
-    from resnet_deploy import sensitivity
+    from resnet_deploy.diagnostics import sensitivity
     from resnet_deploy.bench import run as bench_run
     from resnet_deploy.bench.schema import Record
 

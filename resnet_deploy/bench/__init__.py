@@ -1,10 +1,11 @@
 """The benchmark: engines side by side, each in its own process, rounds interleaved.
 
-The flow, one module each: :mod:`.plan` (which engines, which baseline) -> :mod:`.artifacts`
-(the ONNX files the zoo's engines run, cached) -> :mod:`.run` (one persistent worker per engine,
-interleaved rounds, records) -> :mod:`.worker` (``python -m resnet_deploy.bench.worker``, with
-the backends of :mod:`.backends`) -> :mod:`.report` (CSV, markdown, plot and the terminal
-table from the one :class:`~.schema.Record`).
+The flow, one module each: :mod:`.catalogue` (every engine, declared once; ``tune`` filters it)
+-> :mod:`.plan` (which engines, which baseline) -> :mod:`.artifacts` (the ONNX files the zoo's
+engines run, made by :mod:`.model_files` and cached by :mod:`.cache`) -> :mod:`.run` (one
+persistent worker per engine, :mod:`.process`, interleaved rounds, records) -> :mod:`.worker`
+(``python -m resnet_deploy.bench.worker``, with the backends of :mod:`.backends`) ->
+:mod:`.report` (CSV, markdown, plot and the terminal table from the one :class:`~.schema.Record`).
 
 Names are re-exported lazily (PEP 562): importing this package, as every worker does, loads
 neither torch nor the exporter.

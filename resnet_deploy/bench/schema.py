@@ -31,7 +31,7 @@ class Engine:
     (for onnxruntime: :class:`~resnet_deploy.runtime.SessionConfig` fields)."""
 
     name: str
-    backend: str  # "pytorch" or "onnxruntime"
+    backend: str  # "pytorch", "onnxruntime", "openvino-runtime" or "triton"
     provider: str  # "cpu", "cuda", "tensorrt", "openvino"
     precision: str
     artifact: str | None = None  # an artifact name of the cache, or an ONNX file's path

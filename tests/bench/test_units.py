@@ -12,7 +12,7 @@ from rich.console import Console
 from resnet_deploy.bench.backends import OpenVINORuntimeBackend, BACKENDS, PyTorchBackend
 from resnet_deploy.bench.catalogue import CATALOGUE, OPENVINO_RUNTIME
 from resnet_deploy.bench.model_files import ARTIFACTS
-from resnet_deploy.bench.report import fit_columns, footnotes
+from resnet_deploy.bench.report import NoteKind, fit_columns, footnotes
 from resnet_deploy.bench.schema import (
     BenchResult, Engine, FinishRequest, Ready, Record, RoundRequest, RoundResult, WorkerSpec, decode, encode,
 )
@@ -133,6 +133,10 @@ def test_table_fits_80_columns_without_cut_cells() -> None:
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
     assert "openvino-int8-static*!" in text and "pytorch-channels-last!" in text and "51.50x" in text
     assert "ort-cuda-fp16 b32 failed" in text
+    # The terminal colours notes by kind, never by their words: the unstable rows are items of one note.
+    kinds = [(n.kind, n.item) for n in footnotes(result)]
+    assert kinds == [(NoteKind.INFO, False), (NoteKind.INFO, False), (NoteKind.UNSTABLE, False), (NoteKind.UNSTABLE, True),
+                     (NoteKind.UNSTABLE, True), (NoteKind.FAILED, False)], kinds
 
 
 def test_markdown_cells_keep_their_table() -> None:
