@@ -10,9 +10,6 @@ nodes, and ``metadata_props`` describing the model and its preprocessing.
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -22,7 +19,7 @@ import torch
 
 from . import __version__
 from ._atomic import check_writable
-from ._errors import ExportError, ResnetDeployError, first_line
+from ._errors import ExportError, ResnetDeployError
 from ._hashing import file_sha256
 from ._registry import get_model_spec
 from .models import create_model
@@ -32,14 +29,14 @@ from .image_input_verify import image_input_stage
 from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
 from .preprocess import Preprocessing
 from .verify import DEFAULT_RTOL, compare, fixed_inputs
+from .labels import read_labels_file  # noqa: F401 - the CLI's export reads labels from here
+from .torch_export import torch_export
 
 if TYPE_CHECKING:  # export sits below quantize: the command composes them (export --int8)
     from .quantize import QuantizeResult
 
 __all__ = ["ExportOptions", "ExportResult", "export_model", "torch_export", "export_preprocessing", "int8_path", "remove_if_ours", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
 
 
 MAX_CLASSES = 100_000  # ImageNet-21k has 21,841; a ResNet-50 head of 100,000 classes is 0.8 GB
@@ -112,42 +109,6 @@ def _validate(options: ExportOptions) -> None:
     if options.num_classes is not None and not 1 <= options.num_classes <= MAX_CLASSES:
         # --num-classes 10**12 asked torch for a 256 TB classifier and died in its allocator.
         raise ExportError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, received {options.num_classes}")
-
-
-def torch_export(model: torch.nn.Module, example: torch.Tensor, *, opset: int = DEFAULT_OPSET, dynamic: bool = True) -> onnx.ModelProto:
-    """The raw graph of torch.onnx's dynamo exporter (its chatter captured), before any of our
-    stages: ``dynamic`` makes the batch dimension symbolic. Raises ExportError on failure."""
-    kwargs: dict[str, Any] = {}
-    if dynamic:
-        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=65536)},)
-    sink = io.StringIO()
-    onnx_logger = logging.getLogger("torch.onnx")
-    level = onnx_logger.level
-    onnx_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                model,
-                (example,),
-                None,
-                dynamo=True,
-                optimize=True,
-                opset_version=opset,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                verbose=False,
-                **kwargs,
-            )
-            proto = program.model_proto
-    except Exception as exc:  # torch.export raises many unrelated types
-        raise ExportError(f"torch.onnx export failed: {type(exc).__name__}: {first_line(exc)}") from exc
-    finally:
-        onnx_logger.setLevel(level)
-    if dynamic:
-        proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
-        proto.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
-    return proto
 
 
 def _weights_description(weights: str | Path | None) -> str:
@@ -280,22 +241,3 @@ def int8_path(output: str | Path) -> Path:
     """Where ``export --int8`` writes the quantized model: beside the fp32 one, ``<stem>_int8.onnx``."""
     output = Path(output)
     return output.with_name(f"{output.stem}_int8.onnx")
-
-
-def read_labels_file(path: str | Path, num_classes: int | None = None) -> list[str]:
-    """One class name per line; blank trailing lines and a UTF-8 byte-order mark (Windows editors
-    write one) ignored. With ``num_classes``, a file of another length is refused naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ResnetDeployError(f"labels file not found: {path}")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (UnicodeDecodeError, OSError) as exc:
-        raise ResnetDeployError(f"labels file is not UTF-8 text: {path}") from exc
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        raise ResnetDeployError(f"labels file is empty: {path}")
-    if num_classes is not None and len(lines) != num_classes:
-        raise ResnetDeployError(f"--labels {path} has {len(lines)} names for {num_classes} classes")
-    return [line.strip() for line in lines]

@@ -24,6 +24,7 @@ from ..calibration import DEFAULT_MAX_SAMPLES, load_samples
 from ..onnx_io import image_input, load_onnx, read_metadata
 from ..precision import is_quantized
 from ..verify import fixed_inputs
+from .stats import BlockRow, Running, block_rows
 
 __all__ = ["BlockRow", "CompareResult", "Side", "compare_models", "compare_files", "DEFAULT_TOLERANCE", "run_blocks", "load_inputs",
            "compare_with_eager", "block_rows", "DEFAULT_TOLERANCES", "default_tolerance", "block_chunks", "MAX_SAMPLES"]
@@ -47,15 +48,6 @@ class Side:
     provider: str = "cpu"
     label: str = "model"
     file: str | None = None  # the file's name, for messages about the file itself
-
-
-@dataclass
-class BlockRow:
-    name: str
-    max_rel_error: float
-    cosine: float  # of the worst sample
-    top1_agreement: float | None = None  # at the head only
-    over_tolerance: bool = False
 
 
 @dataclass
@@ -103,55 +95,6 @@ def run_blocks(side: Side, blocks: list[Block], x: np.ndarray, *, threads: int |
     """Every block's output (float32) on all of ``x``, and whether the probes left the logits unchanged."""
     chunks = list(block_chunks(side, blocks, x, threads=threads))
     return [np.concatenate([c[i] for c, _ in chunks]) for i in range(len(blocks))], all(e for _, e in chunks)
-
-
-class _Running:
-    """Per-block statistics accumulated chunk by chunk: exactly what :func:`block_rows` computes
-    from whole arrays (maxima, the worst sample's cosine, the head's top-1 count)."""
-
-    def __init__(self, names: list[str], labels: tuple[str, str]) -> None:
-        self.names, self.labels = names, labels
-        self.scale = [0.0] * len(names)  # max|a|
-        self.diff = [0.0] * len(names)  # max|b - a|
-        self.cos = [1.0] * len(names)
-        self.finite = [True] * len(names)  # b's values
-        self.agree = self.count = 0
-
-    def add(self, outs_a: list[np.ndarray], outs_b: list[np.ndarray]) -> None:
-        for i, (name, va, vb) in enumerate(zip(self.names, outs_a, outs_b)):
-            if va.shape != vb.shape:
-                raise OnnxModelError(f"block {name} outputs {list(va.shape)} in {self.labels[0]} but {list(vb.shape)} in {self.labels[1]}")
-            if not va.size:
-                continue
-            if not np.all(np.isfinite(vb)):
-                self.finite[i] = False
-                continue
-            self.scale[i] = max(self.scale[i], float(np.max(np.abs(va))))
-            self.diff[i] = max(self.diff[i], float(np.max(np.abs(vb.astype(np.float64) - va))))
-            self.cos[i] = min(self.cos[i], _cosine(va, vb))
-        head_a, head_b = outs_a[-1], outs_b[-1]
-        self.agree += int(np.sum(head_a.argmax(-1) == head_b.argmax(-1)))
-        self.count += len(head_a)
-
-    def rows(self, tolerance: float) -> list[BlockRow]:
-        rows = []
-        for i, name in enumerate(self.names):
-            if self.finite[i]:
-                rel, cos = (self.diff[i] / self.scale[i] if self.scale[i] > 0 else self.diff[i]), self.cos[i]
-            else:
-                rel, cos = float("inf"), float("nan")
-            top1 = self.agree / self.count if i == len(self.names) - 1 and self.count else None
-            rows.append(BlockRow(name, rel, cos, top1, not rel <= tolerance))
-        return rows
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a = a.reshape(len(a), -1).astype(np.float64)
-    b = b.reshape(len(b), -1).astype(np.float64)
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    both_zero = (na == 0) & (nb == 0)
-    cos = np.where(both_zero, 1.0, (a * b).sum(1) / np.maximum(na * nb, 1e-300))
-    return float(cos.min())
 
 
 def precision_of(model: onnx.ModelProto) -> str:
@@ -217,7 +160,7 @@ def compare_models(a: Side, b: Side, x: np.ndarray, *, tolerance: float | None =
     tolerance, tolerance_from = _tolerance(tolerance, a.model, b.model)
     blocks_a, blocks_b = find_blocks(a.model, a.label), find_blocks(b.model, b.label)
     names, notes = _match_blocks(a, b, blocks_a, blocks_b)
-    running = _Running(names, (a.label, b.label))
+    running = Running(names, (a.label, b.label))
     exact_a = exact_b = True
     for (outs_a, ea), (outs_b, eb) in zip(block_chunks(a, blocks_a, x, threads=threads), block_chunks(b, blocks_b, x, threads=threads)):
         _check_reference(a.label, names, outs_a, x)
@@ -239,7 +182,7 @@ def compare_with_eager(a: Side, weights: str | Path | None, x: np.ndarray, *, to
     blocks = find_blocks(a.model, a.label)
     names = [blk.name for blk in blocks]
     label = f"eager PyTorch ({read_metadata(a.model).get('architecture')})"  # a missing one is refused by the eager side
-    running = _Running(names, (label, a.label))
+    running = Running(names, (label, a.label))
     exact = True
     eager = eager_block_chunks(read_metadata(a.model), weights, x, names, label=a.file or a.label, chunk=_CHUNK)
     for reference, (outs, e) in zip(eager, block_chunks(a, blocks, x, threads=threads)):
@@ -248,13 +191,6 @@ def compare_with_eager(a: Side, weights: str | Path | None, x: np.ndarray, *, to
         exact = exact and e
     notes = [] if exact else [f"exposing the block outputs changed the logits on {a.label}; the per-block numbers describe the probed graph"]
     return CompareResult(label, a.label, len(x), tolerance, running.rows(tolerance), exact, notes, tolerance_from)
-
-
-def block_rows(names: list[str], outs_a: list[np.ndarray], outs_b: list[np.ndarray], tolerance: float, labels: tuple[str, str]) -> list[BlockRow]:
-    """One row per block: max relative error against ``outs_a``, worst cosine, top-1 at the head."""
-    running = _Running(names, labels)
-    running.add(outs_a, outs_b)
-    return running.rows(tolerance)
 
 
 def load_inputs(model: onnx.ModelProto, source: str | Path | None, *, samples: int | None, label: str) -> np.ndarray:
