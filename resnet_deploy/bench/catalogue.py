@@ -11,17 +11,19 @@ options. ``needs`` names what else the machine must offer: ``cpu-bf16`` (AVX512-
 ``ov-ep`` (onnxruntime's OpenVINO EP), ``ov-runtime`` (the ``openvino`` package), ``compile``
 (asked for with ``--compile``), ``torch-cuda``.
 
-Nothing here imports torch or onnxruntime.
+Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
 from .schema import Engine
 
-__all__ = ["CATALOGUE", "Entry", "BASELINE", "GPU_BASELINE", "REFERENCE", "OPENVINO_RUNTIME", "session_fields"]
+__all__ = ["CATALOGUE", "Entry", "BASELINE", "GPU_BASELINE", "REFERENCE", "OPENVINO_RUNTIME", "session_fields",
+           "machine_capabilities"]
 
 BASELINE = "pytorch-eager"  # bench's baseline for the zoo
 GPU_BASELINE = "pytorch-cuda"  # GPU engines are compared with it once it has been measured
@@ -117,3 +119,22 @@ def session_fields(engine: Engine, batch: int) -> dict[str, Any]:
             out["static_batch"] = batch
         return out
     return dict(engine.options)
+
+
+def machine_capabilities() -> set[str]:
+    """What this machine offers the catalogue's ``needs``, short of what only torch can tell
+    (``torch-cuda``) and what is asked for (``compile``): ``cpu-bf16``, ``ov-ep``, ``ov-runtime``."""
+    from .._machine import cpu_flags
+    from ..runtime.providers import openvino_backend
+
+    caps = set()
+    if {"avx512_bf16", "amx_bf16"} & cpu_flags():
+        caps.add("cpu-bf16")
+    if openvino_backend() == "onnxruntime":
+        caps.add("ov-ep")
+    if importlib.util.find_spec("openvino") is not None:
+        from ..runtime.openvino_native import native_openvino_available
+
+        if native_openvino_available():
+            caps.add("ov-runtime")
+    return caps

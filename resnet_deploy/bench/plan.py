@@ -17,7 +17,7 @@ from .._errors import InputError
 from .._hashing import file_sha256
 from ..runtime import available_providers
 from ..runtime.raw_images import check_image_provider
-from .catalogue import BASELINE, CATALOGUE, GPU_BASELINE, Entry
+from .catalogue import BASELINE, CATALOGUE, GPU_BASELINE, Entry, machine_capabilities
 from .inputs import ModelFile, read_model_file
 from .options import PRECISIONS, BenchOptions
 from .schema import Engine
@@ -48,20 +48,7 @@ class Plan:
 
 
 def _capabilities(options: BenchOptions) -> set[str]:
-    from ..environment import cpu_flags
-
-    from ..runtime.providers import openvino_backend
-
-    caps = set()
-    if {"avx512_bf16", "amx_bf16"} & cpu_flags():
-        caps.add("cpu-bf16")
-    if openvino_backend() == "onnxruntime":
-        caps.add("ov-ep")
-    if importlib.util.find_spec("openvino") is not None:
-        from ..runtime.openvino_native import native_openvino_available
-
-        if native_openvino_available():
-            caps.add("ov-runtime")
+    caps = machine_capabilities()
     if options.compile:
         caps.add("compile")
     try:

@@ -7,10 +7,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .._machine import cpu_flags
-from ..bench.catalogue import CATALOGUE, REFERENCE, Entry, session_fields
+from ..bench.catalogue import CATALOGUE, REFERENCE, Entry, machine_capabilities, session_fields
 from ..bench.schema import Engine
-from ..runtime.providers import openvino_backend
 
 __all__ = ["Candidate", "candidates", "capabilities", "made_file_engines"]
 
@@ -23,16 +21,10 @@ class Candidate:
 
 def capabilities() -> set[str]:
     """What the ``needs`` of tune's entries may ask for here. OpenVINO runs one way: onnxruntime's
-    OpenVINO EP where it is installed, the OpenVINO runtime otherwise (as Predictor runs it).
-    Nothing here imports torch."""
-    caps = set()
-    if {"avx512_bf16", "amx_bf16"} & cpu_flags():
-        caps.add("cpu-bf16")
-    backend = openvino_backend()
-    if backend == "onnxruntime":
-        caps.add("ov-ep")
-    elif backend == "runtime":
-        caps.add("ov-runtime")
+    OpenVINO EP where it is installed, the OpenVINO runtime otherwise (as Predictor runs it)."""
+    caps = machine_capabilities()
+    if "ov-ep" in caps:
+        caps.discard("ov-runtime")
     return caps
 
 

@@ -41,6 +41,7 @@ def test_tune_measures_the_catalogue_under_its_names() -> None:
     made a path), and what its profile records runs it as measured."""
     from pathlib import Path
 
+    from resnet_deploy.profile import check_session
     from resnet_deploy.tune.candidates import candidates
 
     files = {name: Path(f"/m/{name}.onnx") for name in ("portable", "int8", "int8_static", "fp16")}
@@ -52,6 +53,8 @@ def test_tune_measures_the_catalogue_under_its_names() -> None:
         entry = entries[c.engine.name]
         assert entry.tune and c.engine == dataclasses.replace(entry.engine, artifact=str(files[entry.engine.artifact]))
         assert set(c.session) <= session_fields_of_config(), c.engine.name
+        check_session({**c.session, "threads": 2})  # what the profile records, its schema accepts
+        assert c.engine.backend in ("onnxruntime", OPENVINO_RUNTIME)  # the profile's and Predictor's backend names
     sessions = {c.engine.name: c.session for c in chosen}
     assert sessions["ov-bf16"] == sessions["ov-ep-bf16"] == {"openvino_precision": "BF16"}
     assert sessions["ov-int8-static"] == {"static_batch": 4} and sessions["trt-fp16"] == {"fp16": True}
