@@ -366,3 +366,35 @@ def test_image_input_entry_answers_as_predictor(served: tuple[TritonServer, Path
                 if entry == "image":
                     top = result.as_numpy("top_k_indices")[0]
                     assert list(top) == list(np.argsort(-want[0], kind="stable")[:3]), (protocol, width, height)
+
+
+def test_a_server_that_never_becomes_ready_is_one_line_and_stopped(tmp_path: Path) -> None:
+    """A model whose backend never finishes loading (a test fixture backend that sleeps): start()
+    gives up after its timeout with one line and stops the server and its stubs."""
+    backend = tmp_path / "backends" / "sleepy"
+    backend.mkdir(parents=True)
+    (backend / "model.py").write_text("import time\n\nclass TritonPythonModel:\n    def initialize(self, args):\n"
+                                      "        time.sleep(600)\n\n    def execute(self, requests):\n        return []\n")
+    entry = tmp_path / "repo" / "sleepy"
+    (entry / "1").mkdir(parents=True)
+    (entry / "config.pbtxt").write_text('name: "sleepy"\nbackend: "sleepy"\nmax_batch_size: 0\n'
+                                        'input [ { name: "x" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
+                                        'output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
+                                        'instance_group [ { count: 1 kind: KIND_CPU } ]\n')
+    server = TritonServer(tmp_path / "repo", backends={"sleepy": backend}, ready_timeout_s=5)
+    started = {}
+
+    real_wait = server._wait_ready
+
+    def wait() -> None:
+        started["pid"] = server.pid
+        real_wait()
+
+    server._wait_ready = wait  # type: ignore[method-assign]
+    with pytest.raises(TritonServerError) as info:
+        server.start()
+    print(info.value)
+    assert "not ready after 5 s" in str(info.value) and "\n" not in str(info.value)
+    assert server.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(started["pid"], 0)

@@ -93,6 +93,19 @@ def _backends(root: Path, folder: Path, extra: dict[str, Path]) -> None:
         shutil.copytree(source, folder / name)
 
 
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Until no process of the group is left (a killed stub may take a moment to be reaped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            return
+        time.sleep(0.05)
+
+
 @dataclass
 class TritonServer:
     """``with TritonServer(repo) as server:`` -- ``server.http`` and ``server.grpc`` are ``host:port``."""
@@ -203,6 +216,7 @@ class TritonServer:
                 code = process.wait()
             with contextlib.suppress(ProcessLookupError):  # stubs that outlived the server
                 os.killpg(process.pid, signal.SIGKILL)
+            _wait_group_gone(process.pid, STOP_TIMEOUT_S)
         if self._workdir is not None:
             self._log_text = self.log()  # the log may live in the work folder: keep its words
             shutil.rmtree(self._workdir, ignore_errors=True)
