@@ -17,7 +17,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence, cast
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
@@ -52,9 +52,9 @@ class QuantizeResult:
     top1_agreement: float
     max_rel_error: float
     seconds: float
+    model: onnx.ModelProto = field(repr=False, compare=False)  # the quantized graph (as saved, by quantize_file)
     synthetic: bool = False
     notes: list[str] = field(default_factory=list)  # what was done that the user did not ask for
-    model: onnx.ModelProto | None = field(default=None, repr=False, compare=False)  # the quantized graph
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
@@ -236,7 +236,7 @@ def quantize_file(
     say(f"calibrating on {len(samples)} samples ({method}) and quantizing")
     recipe = replace(DEFAULT_RECIPE, per_channel=per_channel)
     made = quantize_model(model, samples, method=method, recipe=recipe, source=str(model_path))
-    quantized = cast(onnx.ModelProto, made.model)
+    quantized = made.model
     if calibration is None:
         write_metadata(quantized, {"calibration": "synthetic (timing only)"})
     if spec is not None:
