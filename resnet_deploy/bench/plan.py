@@ -17,12 +17,12 @@ from .._errors import InputError
 from .._hashing import file_sha256
 from ..runtime import available_providers
 from ..runtime.raw_images import check_image_provider
-from .catalogue import BASELINE, CATALOGUE, GPU_BASELINE, Entry, machine_capabilities
+from .catalogue import BASELINE, CATALOGUE, machine_capabilities
 from .inputs import ModelFile, read_model_file
 from .options import PRECISIONS, BenchOptions
 from .schema import Engine
 
-__all__ = ["CATALOGUE", "Entry", "Plan", "plan_engines", "plan_files", "BASELINE", "GPU_BASELINE", "MAX_FILE_ENGINES"]
+__all__ = ["Plan", "plan_engines", "plan_files", "plan_zoo", "MAX_FILE_ENGINES", "GPU_PROVIDERS"]
 
 # Every engine keeps a worker process, its session and model alive through the interleaved
 # rounds of a batch size: ONNX files given on the command line make at most this many engines

@@ -27,7 +27,8 @@ from ..calibration import eval_arrays
 from .inputs import write_input
 from .options import BenchOptions, validate
 from .process import START_TIMEOUT_S, WorkerError, WorkerProcess
-from .plan import GPU_BASELINE, GPU_PROVIDERS, Plan, plan_files, plan_zoo
+from .catalogue import GPU_BASELINE
+from .plan import GPU_PROVIDERS, Plan, plan_files, plan_zoo
 from .schema import BenchResult, Engine, FinishRequest, Finished, Ready, Record, RoundRequest, RoundResult, WorkerSpec
 from .stats import instability, ratio, summarise
 

@@ -56,7 +56,7 @@ def _replays_match_eager(backend: PyTorchBackend | OnnxRuntimeBackend, rtol: flo
 @pytest.mark.skipif(not _torch_cuda(), reason="needs torch with CUDA and a GPU")
 def test_pytorch_fp16_cuda_graph(tmp_path: Path) -> None:
     """pytorch-cuda-fp16-graph: captured once, replayed on new inputs copied into its buffer."""
-    from resnet_deploy.bench.plan import CATALOGUE
+    from resnet_deploy.bench.catalogue import CATALOGUE
 
     engine = next(e.engine for e in CATALOGUE if e.engine.name == "pytorch-cuda-fp16-graph")
     _replays_match_eager(PyTorchBackend(_spec(tmp_path, engine, 2, architecture="resnet18")), 2e-2, "pytorch fp16 graph")
