@@ -237,3 +237,27 @@ def test_an_orphan_model_of_an_interrupted_run_does_not_block_a_rerun(tmp_path: 
     result = tune(TuneOptions(model=resnet20_onnx, output=profile, providers=["cpu"], precisions=["fp32"], force=False, **FAST))
     assert profile.is_file() and result.winner.record.engine == REFERENCE
     assert not (tmp_path / "p.ort-int8.onnx").exists()  # the orphan, unused by this profile, is gone
+
+
+def test_the_table_labels_each_verdict_by_its_kind() -> None:
+    """The CLI's table shows a verdict's kind, never a parse of its reason."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from resnet_deploy.bench.schema import Record
+    from resnet_deploy.tune.verdict import Verdict, VerdictKind
+    from resnet_deploy_cli.tune import _table
+
+    def verdict(name: str, kind: VerdictKind, reason: str) -> Verdict:
+        return Verdict(Record(name, "cpu", "fp32", 1, p50_ms=1.0, max_rel_error=0.0), "onnxruntime", {}, kind, reason)
+
+    winner = verdict(REFERENCE, VerdictKind.VERIFIED, "verified")
+    rows = [winner, verdict("a", VerdictKind.NOISY, "error in the words, verified all the same"),
+            verdict("b", VerdictKind.ERROR, "verified? no"), verdict("c", VerdictKind.NO_OUTPUT, "no output to compare")]
+    out = io.StringIO()
+    Console(file=out, width=120, color_system=None).print(_table(SimpleNamespace(verdicts=rows, winner=winner, heldout=None)))
+    rows_by_name = {cells[1]: cells[-2] for cells in (line.split("│") for line in out.getvalue().splitlines()) if len(cells) > 2}
+    marks = {name.strip(): mark.strip() for name, mark in rows_by_name.items()}
+    assert (marks["a"], marks["b"], marks["c"]) == ("ok, noisy", "error > tol", "no output"), out.getvalue()
