@@ -4,10 +4,9 @@ Sensitivity: each block (stem, ``layer1.0`` ..., head) is quantized alone, every
 left in float, and its cost measured: the accuracy drop on labelled evaluation data, or
 without labels the logits' max relative error against fp32 on the calibration inputs.
 
-Accuracy-aware INT8 (the idea of NNCF's accuracy-controlled quantization): quantize every
-block; while the accuracy drop on the evaluation data exceeds the bound, keep one more block in
-float, the most sensitive first (onnxruntime's ``nodes_to_exclude``). The result is the
-shortest prefix of the sensitivity ranking that meets the bound, with every trial reported.
+Accuracy-aware INT8 (NNCF's accuracy-controlled quantization): quantize every block; while the
+accuracy drop on the evaluation data exceeds the bound, keep the next most sensitive block in
+float (onnxruntime's ``nodes_to_exclude``): the shortest such prefix, every trial reported.
 """
 
 from __future__ import annotations
