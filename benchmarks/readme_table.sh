@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the README's performance table: ResNet-18/50/101 at batch 1, 8 and 32, every engine
+# Reproduce docs/performance.md's table: ResNet-18/50/101 at batch 1, 8 and 32, every engine
 # available here, each measured in its own process. Writes benchmarks/results/<date>-<model>.{json,md,png}.
 # Run on an otherwise idle machine: about 20 minutes on 2 cores.
 set -euo pipefail

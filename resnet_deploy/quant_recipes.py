@@ -41,7 +41,7 @@ class QuantRecipe:
 
 
 # Measured on ResNet-50, batch 1, 2 threads of an AMD EPYC with AVX-512 VNNI (benchmarks/
-# int8_recipes.py; README "INT8 recipes"): the default was fastest on onnxruntime (12.6 ms;
+# int8_recipes.py; docs/performance.md, "INT8 recipes"): the default was fastest on onnxruntime (12.6 ms;
 # per-tensor 13.2, QOperator 13.4, Conv/Gemm only 14.8, S8S8 30.6: VNNI multiplies unsigned by
 # signed bytes) and runs as fast as any other on the OpenVINO runtime (11.6 ms). Held-out
 # accuracy on the digits model was within 0.25 points of fp32 for every recipe.

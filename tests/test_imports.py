@@ -85,3 +85,13 @@ def test_every_package_is_in_the_distribution() -> None:
     listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+MAX_MODULE_LINES = 250
+
+
+def test_no_module_over_250_lines() -> None:
+    """A module that grows past this is two concepts: split it before it becomes a second house."""
+    files = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "cli").glob("*.py")]
+    long = {str(f.relative_to(PACKAGE.parent)): n for f in files if (n := len(f.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, long

@@ -16,7 +16,7 @@ __all__ = [
     "Record", "RECORD_FIELDS", "BenchResult", "encode", "decode", "P90_P50_LIMIT", "ROUND_SPREAD_LIMIT",
 ]
 
-# A measurement is flagged unstable above these (see README, "The benchmark"). A steady CPU run
+# A measurement is flagged unstable above these (see docs/commands/bench.md). A steady CPU run
 # has p90/p50 around 1.05-1.2; a neighbour's burst or a frequency change pushes it past 1.5.
 # The ratio against the baseline is measured once per interleaved round; rounds that disagree
 # by more than 30 % (max/min of the per-round ratios) mean the machine changed under us.
