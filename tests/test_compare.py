@@ -254,3 +254,18 @@ def test_cli_bad_input(digits_models: dict, tmp_path: Path) -> None:
     _one_error_line([fp32, str(tmp_path / "missing.onnx")], "missing.onnx")
     _one_error_line([fp32, "--eager", "--weights", str(tmp_path / "missing.pth")], "--weights not found")
     _one_error_line([fp32, int8, "--eager"], "one file and one provider")
+
+
+def test_an_image_input_file_is_refused_by_name(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """A file with the preprocessing inside takes uint8 pixels of any size: compare names it and
+    points to the float file it was made from, in one line."""
+    from resnet_deploy.image_input_graph import ImageInputSpec, add_image_input, preprocessing_for
+
+    source = onnx.load(str(resnet20_onnx))
+    image = tmp_path / "r20_image.onnx"
+    onnx.save(add_image_input(source, ImageInputSpec(preprocessing_for(source), top_k=0)), str(image))
+    refusal = "takes uint8 images with the preprocessing inside; compare the float file"
+    with pytest.raises(rd.InputError, match=refusal):
+        compare_files(resnet20_onnx, image)
+    with pytest.raises(rd.InputError, match=refusal):
+        compare_files(image, providers=("cpu", "cpu"))

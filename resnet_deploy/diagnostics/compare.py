@@ -20,10 +20,9 @@ import onnx
 
 from .._errors import InputError, NonFiniteOutputError, OnnxModelError
 from ..blocks import Block, dequantize, expose, find_blocks
-from ..calibration import DEFAULT_MAX_SAMPLES, load_samples
-from ..onnx_io import image_input, load_onnx, read_metadata
+from ..onnx_io import image_input, read_metadata
 from ..precision import is_quantized
-from ..verify import fixed_inputs
+from .inputs import load_inputs, load_model
 from .stats import BlockRow, Running, block_rows
 
 __all__ = ["BlockRow", "CompareResult", "Side", "compare_models", "compare_files", "DEFAULT_TOLERANCE", "run_blocks", "load_inputs",
@@ -193,15 +192,6 @@ def compare_with_eager(a: Side, weights: str | Path | None, x: np.ndarray, *, to
     return CompareResult(label, a.label, len(x), tolerance, running.rows(tolerance), exact, notes, tolerance_from)
 
 
-def load_inputs(model: onnx.ModelProto, source: str | Path | None, *, samples: int | None, label: str) -> np.ndarray:
-    """``samples`` inputs from a folder of images or a ``.npy``, or seeded standard-normal ones."""
-    image = image_input(model, label)
-    if source is None:
-        count = samples or 8
-        return fixed_inputs((count, *image.batch_shape(1)[1:]))
-    return load_samples(source, image.shape, read_metadata(model), max_samples=samples or DEFAULT_MAX_SAMPLES)
-
-
 def compare_files(
     a: str | Path,
     b: str | Path | None = None,
@@ -227,7 +217,7 @@ def compare_files(
     if eager:
         if b is not None or len(providers) != 1:
             raise InputError("against eager PyTorch, give one file and one provider")
-        model_a = load_onnx(a)
+        model_a = load_model(a)
         provider = resolve_provider(providers[0])
         x = load_inputs(model_a, data, samples=samples, label=str(a))
         return compare_with_eager(Side(model_a, provider, f"{Path(a).name} on {provider}", Path(a).name), weights, x, tolerance=tolerance, threads=threads)
@@ -237,8 +227,8 @@ def compare_files(
         raise InputError("one file is compared on two providers (e.g. cpu,openvino); or give a second file")
     resolved = [resolve_provider(p) for p in providers]
     pa, pb = resolved[0], resolved[-1]
-    model_a = load_onnx(a)
-    model_b = load_onnx(b) if b is not None else model_a
+    model_a = load_model(a)
+    model_b = load_model(b) if b is not None else model_a
     label_a = f"{Path(a).name} on {pa}"
     label_b = f"{Path(b if b is not None else a).name} on {pb}"
     x = load_inputs(model_a, data, samples=samples, label=str(a))
