@@ -20,22 +20,29 @@ if TYPE_CHECKING:
     from ._registry import get_model_spec, list_models, model_name_for_depth
     from .models import count_macs, create_model
 
-# Name -> module that defines it; importing ``.models`` registers the builders (and needs torch).
+# Name -> module that defines it, imported on first use. The zoo and export need torch (``_TORCH``);
+# the pipeline's verbs are here so that an application imports them from one place.
 _LAZY = {
     "create_model": "models",
     "count_macs": "models",
     "list_models": "models",
     "get_model_spec": "models",
     "model_name_for_depth": "models",
+    "ExportOptions": "export",
+    "export_model": "export",
+    "optimize_file": "optimize",
+    "quantize_file": "quantize",
+    "TuneOptions": "tune",
+    "compare_files": "diagnostics.compare",
+    "TritonOptions": "triton",
+    "write_triton_repository": "triton",
+    "SessionConfig": "runtime",
 }
+_TORCH = {"models", "export"}
 
 __all__ = [
     "__version__",
-    "create_model",
-    "count_macs",
-    "list_models",
-    "get_model_spec",
-    "model_name_for_depth",
+    *_LAZY,
     "Predictor",
     "Prediction",
     *_error_names,
@@ -43,14 +50,21 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
+    module = _LAZY.get(name)
+    if module is None:
         raise AttributeError(f"module 'resnet_deploy' has no attribute {name!r}")
-    from ._extras import require
+    import importlib
 
-    require(f"resnet_deploy.{name}", "torch")
-    from . import _registry, models
+    if module in _TORCH:
+        from ._extras import require
 
-    value = getattr(models, name, None) or getattr(_registry, name)
+        require(f"resnet_deploy.{name}", "torch")
+    if module == "models":
+        from . import _registry, models
+
+        value = getattr(models, name, None) or getattr(_registry, name)
+    else:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
