@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
-__all__ = ["dumps", "finite_or_none"]
+__all__ = ["dumps", "finite_or_none", "json_depth", "loads_with_depth"]
 
 
 def finite_or_none(value: Any) -> Any:
@@ -29,3 +30,27 @@ def finite_or_none(value: Any) -> Any:
 def dumps(payload: Any, **kwargs: Any) -> str:
     """``json.dumps`` that always yields strict JSON (``allow_nan=False`` after mapping NaN/Inf to null)."""
     return json.dumps(finite_or_none(payload), allow_nan=False, **kwargs)
+
+
+def json_depth(value: Any) -> int:
+    """How deeply lists and dicts nest in a decoded JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def loads_with_depth(text: str | bytes) -> tuple[Any, int]:
+    """Decoded JSON and how deeply it nests; JSON nested past the decoder's recursion limit comes
+    back as ``(None, sys.maxsize)``, to be refused by the caller's bound. Raises ValueError (and
+    UnicodeDecodeError) on text that is not JSON."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return None, sys.maxsize
+    return value, json_depth(value)

@@ -9,6 +9,7 @@ from typing import Any
 import onnx
 
 from ._errors import OnnxModelError
+from ._json import json_depth, loads_with_depth
 
 __all__ = ["read_metadata", "write_metadata", "json_depth", "MAX_METADATA_DEPTH"]
 
@@ -26,32 +27,14 @@ def read_metadata(model: onnx.ModelProto, source: str | Path = "model") -> dict[
     out: dict[str, Any] = {}
     for prop in model.metadata_props:
         try:
-            value = json.loads(prop.value)
+            value, depth = loads_with_depth(prop.value)
         except ValueError:
             out[prop.key] = prop.value
             continue
-        except RecursionError:
-            value = None
-            depth = MAX_METADATA_DEPTH + 1
-        else:
-            depth = json_depth(value)
         if depth > MAX_METADATA_DEPTH:
             raise OnnxModelError(f"{source}: metadata {prop.key!r} is JSON nested more than {MAX_METADATA_DEPTH} levels deep")
         out[prop.key] = value
     return out
-
-
-def json_depth(value: Any) -> int:
-    """How deeply lists and dicts nest in a decoded JSON value (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
 
 
 def write_metadata(model: onnx.ModelProto, values: dict[str, Any]) -> None:

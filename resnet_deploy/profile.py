@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._atomic import atomic_write_bytes
 from ._hashing import file_sha256
-from ._json import finite_or_none
-from .onnx_io import json_depth, model_sha256
+from ._json import finite_or_none, loads_with_depth
+from .onnx_io import model_sha256
 from .profile_schema import (  # noqa: F401 - the schema's names, importable from here as before
     MAX_DEPTH, MAX_PROFILE_BYTES, SESSION_FIELDS, ProfileError, check_profile_fields, check_session,
 )
@@ -87,14 +87,9 @@ def _read_json(path: Path) -> Any:
     if len(raw) > MAX_PROFILE_BYTES:
         raise ProfileError(f"{path} is larger than {MAX_PROFILE_BYTES // 1024} KB: not a deployment profile")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data, depth = loads_with_depth(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProfileError(f"{path} is not a deployment profile: not valid JSON ({exc.__class__.__name__})") from None
-    except RecursionError:
-        data = None
-        depth = MAX_DEPTH + 1
-    else:
-        depth = json_depth(data)
     if depth > MAX_DEPTH:
         raise ProfileError(f"{path} is not a deployment profile: its JSON nests more than {MAX_DEPTH} levels deep")
     return data

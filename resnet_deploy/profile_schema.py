@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ._errors import InputError
-from .onnx_metadata import json_depth
+from ._json import json_depth
 
 __all__ = ["ProfileError", "SESSION_FIELDS", "check_session", "check_profile_fields", "MAX_PROFILE_BYTES", "MAX_DEPTH"]
 
