@@ -14,6 +14,7 @@ from resnet_deploy.triton import TritonOptions, write_triton_repository
 from resnet_deploy.triton.server import TritonServer, TritonServerError, find_tritonserver
 
 from ._errors import CLIError, handle_errors
+from .triton import profile_target
 from ._output import console, err_console
 
 
@@ -39,13 +40,8 @@ def serve(
     if len({http_port, grpc_port, metrics_port}) < 3:
         raise CLIError("--http-port, --grpc-port and --metrics-port must differ")
     if profile is not None:
-        from resnet_deploy.profile import load_profile
-
-        if model is not None:
-            raise CLIError("--profile names the model file; drop the MODEL argument")
-        tuned = load_profile(profile)
-        model, provider = tuned.model_path(profile), tuned.provider
-        name = name or Path(tuned.source_model or model).stem
+        tuned, model, name = profile_target(profile, model, name)
+        provider = tuned.provider
         if instances is None and tuned.serving:
             instances = tuned.serving["instances"]
     elif model is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
@@ -12,6 +12,9 @@ from resnet_deploy.triton import TRITON_BACKENDS, TritonOptions, profile_backend
 
 from ._errors import CLIError, handle_errors
 from ._output import console, err_console
+
+if TYPE_CHECKING:
+    from resnet_deploy.profile import DeploymentProfile
 
 
 @handle_errors
@@ -34,13 +37,8 @@ def triton(
         raise CLIError(f"unknown backend {backend!r}; expected auto, {', '.join(TRITON_BACKENDS)}")
     notes: list[str] = []
     if profile is not None:
-        from resnet_deploy.profile import load_profile
-
-        if model is not None:
-            raise CLIError("--profile names the model file; drop the MODEL argument")
-        tuned = load_profile(profile)
-        model, provider = tuned.model_path(profile), tuned.provider
-        name = name or Path(tuned.source_model or model).stem
+        tuned, model, name = profile_target(profile, model, name)
+        provider = tuned.provider
         fp16 = fp16 or bool(tuned.session.get("fp16"))
         threads = threads if threads is not None else tuned.session.get("threads")
         if instances is None and tuned.serving:  # tune --mode throughput measured this layout
@@ -66,3 +64,15 @@ def triton(
         err_console.print(f"note: {note}", markup=False, soft_wrap=True)
     console.print(f"[green]wrote[/green] {escape(str(entry.config_path))} and {escape(str(entry.model_path))}")
     console.print(entry.config, markup=False, highlight=False)
+
+
+def profile_target(profile: Path, model: Optional[Path], name: Optional[str]) -> tuple["DeploymentProfile", Path, str]:
+    """What an entry for ``--profile`` serves (``triton``, ``serve``): the profile, its model
+    file and the entry's name (default: the model the profile was tuned from)."""
+    from resnet_deploy.profile import load_profile
+
+    if model is not None:
+        raise CLIError("--profile names the model file; drop the MODEL argument")
+    tuned = load_profile(profile)
+    path = tuned.model_path(profile)
+    return tuned, path, name or Path(tuned.source_model or path).stem

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -72,24 +74,24 @@ def _inputs(batch: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed + batch).standard_normal((batch, 3, 32, 32), dtype=np.float32)
 
 
-def _http(url: str, name: str, x: np.ndarray) -> np.ndarray:
-    client = httpclient.InferenceServerClient(url)
+def _infer(module: Any, url: str, name: str, x: np.ndarray, input_name: str = "input", datatype: str = "FP32") -> Any:
+    """One request with a fresh client of ``module`` (tritonclient.http or .grpc), closed after:
+    keep-alive connections would hold the server's shutdown."""
+    client = module.InferenceServerClient(url)
     try:
-        inp = httpclient.InferInput("input", list(x.shape), "FP32")
+        inp = module.InferInput(input_name, list(x.shape), datatype)
         inp.set_data_from_numpy(x)
-        return client.infer(name, [inp]).as_numpy("logits")
+        return client.infer(name, [inp])
     finally:
-        client.close()  # keep-alive connections would hold the server's shutdown
+        client.close()
+
+
+def _http(url: str, name: str, x: np.ndarray) -> np.ndarray:
+    return _infer(httpclient, url, name, x).as_numpy("logits")
 
 
 def _grpc(url: str, name: str, x: np.ndarray) -> np.ndarray:
-    client = grpcclient.InferenceServerClient(url)
-    try:
-        inp = grpcclient.InferInput("input", list(x.shape), "FP32")
-        inp.set_data_from_numpy(x)
-        return client.infer(name, [inp]).as_numpy("logits")
-    finally:
-        client.close()
+    return _infer(grpcclient, url, name, x).as_numpy("logits")
 
 
 def _stopped_cleanly(server: TritonServer, pid: int) -> None:
@@ -280,10 +282,7 @@ def test_bench_url_refuses_in_one_line(served: tuple[TritonServer, Path], model:
 
 # -- resnet-deploy serve: the real server from the command line, stopped by a signal ----------------
 
-def _serve(*args: str) -> "subprocess.Popen[str]":
-    import subprocess
-    import sys
-
+def _serve(*args: str) -> subprocess.Popen[str]:
     exe = Path(sys.executable).parent / "resnet-deploy"
     return subprocess.Popen([str(exe), "serve", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -355,13 +354,7 @@ def test_image_input_entry_answers_as_predictor(served: tuple[TritonServer, Path
             x = _photo(width, height)
             want = predictor.run(x)
             for protocol, module, url in (("http", httpclient, server.http), ("grpc", grpcclient, server.grpc)):
-                client = module.InferenceServerClient(url)
-                try:
-                    inp = module.InferInput("image", list(x.shape), "UINT8")
-                    inp.set_data_from_numpy(x)
-                    result = client.infer(entry, [inp])
-                finally:
-                    client.close()
+                result = _infer(module, url, entry, x, input_name="image", datatype="UINT8")
                 np.testing.assert_array_equal(result.as_numpy("logits"), want)
                 if entry == "image":
                     top = result.as_numpy("top_k_indices")[0]
