@@ -97,6 +97,8 @@ def bench(
         require("--plot", "matplotlib", extra="plot")
     served_model = None
     if url is not None:  # --model is the served model's name, beside the file it serves
+        if not models:
+            raise CLIError("--url measures a served model beside the ONNX file it serves: give that file too")
         served_model, model = model, None
     if models and (depth is not None or model is not None or plain):
         raise CLIError("give ONNX files or --depth/--model, not both")

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from resnet_deploy.triton import TritonOptions, write_triton_repository
+from resnet_deploy.triton.process import check_host
 from resnet_deploy.triton.server import TritonServer, TritonServerError, find_tritonserver
 
 from ._errors import CLIError, handle_errors
@@ -31,7 +32,7 @@ def serve(
     threads: Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads per instance (default: the profile's, else all cores).", show_default=False)] = None,
     max_batch_size: Annotated[Optional[int], typer.Option("--max-batch-size", help="Largest batch Triton forms (default 32).", show_default=False)] = None,
     queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
-    provider: Annotated[str, typer.Option("--provider", "-p", help="cpu, cuda, tensorrt or openvino (without --profile).")] = "cpu",
+    provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="cpu (default), cuda, tensorrt or openvino; not with --profile, which names its own.", show_default=False)] = None,
 ) -> None:
     """Serve a model with Triton Inference Server on this machine (the `serve` extra), until Ctrl-C or SIGTERM."""
     for flag, port in (("--http-port", http_port), ("--grpc-port", grpc_port), ("--metrics-port", metrics_port)):
@@ -40,6 +41,8 @@ def serve(
     if len({http_port, grpc_port, metrics_port}) < 3:
         raise CLIError("--http-port, --grpc-port and --metrics-port must differ")
     if profile is not None:
+        if provider is not None:
+            raise CLIError("--profile names its provider (the one tune measured); drop --provider")
         tuned, model, name = profile_target(profile, model, name)
         provider = tuned.provider
         if instances is None and tuned.serving:
@@ -47,35 +50,44 @@ def serve(
     elif model is None:
         raise CLIError("give an ONNX file, or --profile")
     find_tritonserver()  # before any work: the extra is installed
+    check_host(host)
+    # A closed terminal sends SIGHUP: stop the server as for Ctrl-C (main() turns SIGTERM into the same).
+    signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGTERM) if callable(signal.getsignal(signal.SIGTERM))
+                  else signal.default_int_handler)
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-serve-") as repository:
         entry = write_triton_repository(model, repository, TritonOptions(
-            name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances, provider=provider, queue_delay_us=queue_delay_us,
+            name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances, provider=provider or "cpu",
+            queue_delay_us=queue_delay_us,
             backend="python", threads=threads, profile=profile))
         server = TritonServer(Path(repository), host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port)
         try:
             server.start()
-            _announce(server, entry.path.name, entry.config)
+            _announce(server, entry.path.name, entry.config, model)
             while server.running():
                 time.sleep(0.2)
-            raise TritonServerError(f"tritonserver stopped by itself: {server.reason()}")
+            code = server.stop()
+            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            raise TritonServerError(f"tritonserver stopped by itself ({how}): {server.reason()}")
         except KeyboardInterrupt:
             err_console.print("stopping the server")
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the shutdown short
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut the shutdown short
                 signal.signal(sig, signal.SIG_IGN)
             server.stop()
 
 
-def _announce(server: TritonServer, name: str, config: str) -> None:
+def _announce(server: TritonServer, name: str, config: str, model: Path) -> None:
     import re
 
-    input_name = re.search(r'input \[\s*\{\s*name: ("(?:[^"\\]|\\.)*")', config)
-    console.print(f"serving {name} (Triton's Python backend running resnet-deploy's Predictor)", markup=False, soft_wrap=True)
-    console.print(f"  HTTP    http://{server.http}/v2/models/{name}", markup=False, soft_wrap=True)
-    console.print(f"  gRPC    {server.grpc}", markup=False, soft_wrap=True)
-    console.print(f"  metrics http://{server.host}:{server.metrics_port}/metrics", markup=False, soft_wrap=True)
-    console.print(f"  load test: resnet-deploy bench MODEL.onnx --url grpc://{server.grpc} --model {name} --mode throughput",
-                  markup=False)
-    console.print(f"  client: tritonclient.grpc.InferenceServerClient('{server.grpc}').infer('{name}', "
-                  f"[InferInput({input_name.group(1) if input_name else 'INPUT'}, [N, C, H, W], 'FP32')])", markup=False, soft_wrap=True)
-    console.print("ready; Ctrl-C or SIGTERM stops it", markup=False, soft_wrap=True)
+    tensor = re.search(r'input \[\s*\{\s*name: ("(?:[^"\\]|\\.)*")\s*data_type: TYPE_(\w+)', config)
+    input_name, datatype = (tensor.group(1), tensor.group(2)) if tensor else ('"input"', "FP32")
+    shape = "[N, H, W, 3]" if datatype == "UINT8" else "[N, C, H, W]"
+    for line in (f"serving {name} (Triton's Python backend running resnet-deploy's Predictor)",
+                 f"  HTTP    http://{server.http}/v2/models/{name}",
+                 f"  gRPC    {server.grpc}",
+                 f"  metrics http://{server.host}:{server.metrics_port}/metrics",
+                 f"  load test: resnet-deploy bench {model} --url grpc://{server.grpc} --model {name} --mode throughput",
+                 f"  client: tritonclient.grpc.InferenceServerClient('{server.grpc}').infer('{name}', "
+                 f"[InferInput({input_name}, {shape}, '{datatype}')])",
+                 "ready; Ctrl-C or SIGTERM stops it"):
+        console.print(line, markup=False, soft_wrap=True)

@@ -24,7 +24,7 @@ def triton(
     name: Annotated[Optional[str], typer.Option("--name", help="Model name in the repository (default: the file's stem).")] = None,
     max_batch_size: Annotated[Optional[int], typer.Option("--max-batch-size", help="Largest batch Triton forms; 0 disables batching (default 32; 0 for a model with a fixed batch).", show_default=False)] = None,
     instances: Annotated[Optional[int], typer.Option("--instances", help="Model instances (parallel executions); default 1, or the profile's layout from tune --mode throughput.", show_default=False)] = None,
-    provider: Annotated[str, typer.Option("--provider", "-p", help="cpu, cuda, tensorrt or openvino.")] = "cpu",
+    provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="cpu (default), cuda, tensorrt or openvino; not with --profile, which names its own.", show_default=False)] = None,
     fp16: Annotated[bool, typer.Option("--fp16", metavar="", help="TensorRT in FP16 (with --provider tensorrt).")] = False,
     queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
     force: Annotated[bool, typer.Option("--force", "-f", metavar="", help="Replace an existing entry of that name (atomically).")] = False,
@@ -37,13 +37,15 @@ def triton(
         raise CLIError(f"unknown backend {backend!r}; expected auto, {', '.join(TRITON_BACKENDS)}")
     notes: list[str] = []
     if profile is not None:
+        if provider is not None:
+            raise CLIError("--profile names its provider (the one tune measured); drop --provider")
         tuned, model, name = profile_target(profile, model, name)
         provider = tuned.provider
         fp16 = fp16 or bool(tuned.session.get("fp16"))
         threads = threads if threads is not None else tuned.session.get("threads")
         if instances is None and tuned.serving:  # tune --mode throughput measured this layout
             instances = tuned.serving["instances"]
-            notes.append(f"{instances} instances x {threads} threads each, as tune --mode throughput measured "
+            notes.append(f"{instances} instance{'s' if instances != 1 else ''} x {threads} thread{'s' if threads != 1 else ''} each, as tune --mode throughput measured "
                          f"({tuned.serving.get('images_per_s') or 0:.0f} images/s, p99 {tuned.serving.get('p99_ms') or 0:.2f} ms)")
         needed, why = profile_backend(tuned)
         if backend == "auto":
@@ -57,7 +59,7 @@ def triton(
         raise CLIError("give an ONNX file, or --profile")
     backend = "onnxruntime" if backend == "auto" else backend
     entry = write_triton_repository(model, repository, TritonOptions(
-        name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances, provider=provider, fp16=fp16,
+        name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances, provider=provider or "cpu", fp16=fp16,
         queue_delay_us=queue_delay_us, force=force, backend=backend, threads=threads,
         profile=profile))
     for note in notes + entry.notes:

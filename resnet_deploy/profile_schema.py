@@ -155,6 +155,10 @@ def check_profile_fields(data: Mapping[str, Any], known: set[str], path: str | P
         unknown = sorted(set(data["serving"]) - set(_SERVING))
         if unknown:
             raise ProfileError(f"{path}: field 'serving.{unknown[0]}' is not one a profile may set; allowed: {', '.join(_SERVING)}")
+        layout, session = data["serving"], data["session"]
+        if layout and layout.get("threads") != session.get("threads"):  # the layout's threads are the session's
+            raise ProfileError(f"{path}: field 'serving.threads' ({layout.get('threads')!r}) differs from 'session.threads' "
+                               f"({session.get('threads')!r}); tune writes them equal")
     candidates = data.get("candidates", [])
     if not isinstance(candidates, list) or len(candidates) > MAX_CANDIDATES:
         raise ProfileError(f"{path}: field 'candidates' must be a list of at most {MAX_CANDIDATES} objects")

@@ -238,7 +238,7 @@ def test_port_in_use_is_one_line_and_leaves_nothing(model: Path, tmp_path: Path)
         with pytest.raises(TritonServerError) as info:
             server.start()
     print(info.value)
-    assert "\n" not in str(info.value) and "already in use" in str(info.value)
+    assert "\n" not in str(info.value) and "in use" in str(info.value)
     assert server.pid is None
 
 
@@ -328,7 +328,8 @@ def test_serve_on_a_busy_port_is_one_line(model: Path) -> None:
                       "--metrics-port", str(free_port()))
         out, err = proc.communicate(timeout=60)
     print(err)
-    assert proc.returncode == 1 and err.startswith("error: ") and "already in use" in err and err.count("\n") == 1
+    assert proc.returncode == 1 and err.startswith("error: ") and "in use" in err and err.count("\n") == 1
+    assert "ready" not in out  # refused before the banner: another server's readiness never answers for ours
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)
 
@@ -391,3 +392,65 @@ def test_a_server_that_never_becomes_ready_is_one_line_and_stopped(tmp_path: Pat
     assert server.pid is None
     with pytest.raises(ProcessLookupError):
         os.killpg(started["pid"], 0)
+
+
+@pytest.mark.parametrize("host, needle", [
+    ("localhost", "is not an IPv4 address: Triton binds addresses, not names"),
+    ("bad host", "is not an IPv4 address"),
+    ("::1", "binds IPv4 addresses only"),
+    ("192.0.2.1", "is not an address of this machine"),
+])
+def test_serve_refuses_a_host_it_cannot_bind(model: Path, host: str, needle: str) -> None:
+    proc = _serve(str(model), "--host", host, "--http-port", "18377", "--grpc-port", "18378", "--metrics-port", "18379")
+    out, err = proc.communicate(timeout=60)
+    print(err)
+    assert proc.returncode == 1 and needle in err and err.count("\n") == 1 and "ready" not in out
+
+
+def _wait_ready_line(proc: "subprocess.Popen[str]") -> list[str]:
+    lines = []
+    for line in proc.stdout:  # type: ignore[union-attr]
+        lines.append(line)
+        if line.startswith("ready"):
+            break
+    return lines
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGHUP"])
+def test_serve_never_leaves_a_server_behind(model: Path, how: str) -> None:
+    """Killed outright (SIGKILL runs no cleanup) or by a closed terminal (SIGHUP): the server goes
+    too, because it dies with its parent (PR_SET_PDEATHSIG) and SIGHUP stops it like SIGTERM."""
+    import signal
+    import time
+
+    from resnet_deploy.triton.server import free_port
+
+    http = free_port()
+    proc = _serve(str(model), "--http-port", str(http), "--grpc-port", str(free_port()), "--metrics-port", str(free_port()))
+    try:
+        _wait_ready_line(proc)
+        found = subprocess.run(["pgrep", "-f", "--", f"--http-port={http}"], capture_output=True, text=True).stdout.split()
+        assert found, "no tritonserver found"
+        proc.send_signal(getattr(signal, how))
+        code = proc.wait(30)
+        assert code == (-9 if how == "SIGKILL" else 0), proc.stderr.read()  # type: ignore[union-attr]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and subprocess.run(["pgrep", "-f", "--", f"--http-port={http}"], capture_output=True).returncode == 0:
+            time.sleep(0.2)
+        assert subprocess.run(["pgrep", "-f", "--", f"--http-port={http}"], capture_output=True).returncode == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_serve_shows_the_client_call_of_an_image_input_file() -> None:
+    from resnet_deploy.triton.server import free_port
+
+    proc = _serve(str(IMAGE_MODEL), "--http-port", str(free_port()), "--grpc-port", str(free_port()), "--metrics-port", str(free_port()))
+    try:
+        text = "".join(_wait_ready_line(proc))
+        print(text)
+        assert "'UINT8'" in text and "[N, H, W, 3]" in text and str(IMAGE_MODEL) in text
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0

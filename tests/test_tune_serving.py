@@ -90,3 +90,23 @@ def test_a_profile_serving_table_is_data(resnet20_onnx: Path, tmp_path: Path) ->
         profile.write_text(json.dumps({**data, "serving": serving}))
         with pytest.raises(ProfileError, match=needle):
             load_profile(profile)
+
+
+def test_serving_mistakes_are_one_line(resnet20_onnx: Path, tmp_path: Path) -> None:
+    """--provider beside a profile (which names its own), bench --url without the file it serves,
+    and a hand-edited layout whose threads differ from the session's: each refused by name."""
+    from resnet_deploy.profile import ProfileError, load_profile
+
+    profile = tmp_path / "r20.json"
+    r = runner.invoke(app, ["tune", str(resnet20_onnx), "-o", str(profile), "--precision", "fp32", "--providers", "cpu",
+                            "--duration", "0.2", "--rounds", "1", "--mode", "throughput"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["triton", "--profile", str(profile), "-r", str(tmp_path / "repo"), "--provider", "cuda"])
+    assert r.exit_code == 1 and "--profile names its provider" in r.output and r.output.count("\n") == 1
+    r = runner.invoke(app, ["bench", "--url", "grpc://127.0.0.1:8001", "--model", "resnet20"])
+    assert r.exit_code == 1 and "give that file too" in r.output and r.output.count("\n") == 1
+    data = json.loads(profile.read_text())
+    data["serving"]["threads"] = data["session"]["threads"] + 1
+    profile.write_text(json.dumps(data))
+    with pytest.raises(ProfileError, match="'serving.threads' .* differs from 'session.threads'"):
+        load_profile(profile)

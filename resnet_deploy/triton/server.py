@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from .._errors import ResnetDeployError
+from .process import TritonServerError, check_host, check_port_free, die_with_parent, free_port, wait_group_gone
 
 __all__ = ["TritonServer", "TritonServerError", "find_tritonserver", "free_port"]
 
@@ -50,10 +49,6 @@ def _is_error(line: str) -> bool:
     return line.lower().startswith(("error", "failed", "internal", "unavailable", "invalid")) or "error" in line.lower()
 
 
-class TritonServerError(ResnetDeployError):
-    """The server could not be found, started, or did not load a model; the message has its reason."""
-
-
 def find_tritonserver() -> Path:
     """The folder of the pip wheel's Triton (``bin/tritonserver``, ``backends/python``)."""
     try:
@@ -65,12 +60,6 @@ def find_tritonserver() -> Path:
     if not (root / "bin" / "tritonserver").is_file():
         raise TritonServerError(f"nvidia-pytriton has no tritonserver binary under {root}")
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _library_path(root: Path) -> str:
@@ -91,19 +80,6 @@ def _backends(root: Path, folder: Path, extra: dict[str, Path]) -> None:
     shutil.copy2(stub, python / stub.name)
     for name, source in extra.items():
         shutil.copytree(source, folder / name)
-
-
-def _wait_group_gone(pgid: int, timeout: float) -> None:
-    """Until no process of the group is left (a killed stub may take a moment to be reaped)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            return
-        time.sleep(0.05)
 
 
 @dataclass
@@ -147,7 +123,10 @@ class TritonServer:
         root = find_tritonserver()
         if not self.repository.is_dir():
             raise TritonServerError(f"model repository not found: {self.repository}")
+        check_host(self.host)
         self.http_port, self.grpc_port, self.metrics_port = (p or free_port() for p in (self.http_port, self.grpc_port, self.metrics_port))
+        for port in (self.http_port, self.grpc_port, self.metrics_port):  # else another server's "ready" could answer
+            check_port_free(self.host, port)
         self._workdir = Path(tempfile.mkdtemp(prefix="resnet-deploy-triton-"))
         _backends(root, self._workdir / "backends", self.backends)
         self.log_path = self.log_path or self._workdir / "tritonserver.log"
@@ -155,7 +134,7 @@ class TritonServer:
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(self.command(self._workdir / "backends"), stdout=log, stderr=subprocess.STDOUT,
-                                             env=env, start_new_session=True)
+                                             env=env, start_new_session=True, preexec_fn=die_with_parent)
         try:
             self._wait_ready()
         except BaseException:
@@ -216,7 +195,7 @@ class TritonServer:
                 code = process.wait()
             with contextlib.suppress(ProcessLookupError):  # stubs that outlived the server
                 os.killpg(process.pid, signal.SIGKILL)
-            _wait_group_gone(process.pid, STOP_TIMEOUT_S)
+            wait_group_gone(process.pid, STOP_TIMEOUT_S)
         if self._workdir is not None:
             self._log_text = self.log()  # the log may live in the work folder: keep its words
             shutil.rmtree(self._workdir, ignore_errors=True)
