@@ -13,13 +13,13 @@ sets ``RESNET_DEPLOY_REQUIRE_NODE=1`` so that a missing install fails instead of
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -29,6 +29,8 @@ from resnet_deploy.image_input_verify import image_input_stage, photo_variants
 from resnet_deploy.onnx_io import load_onnx, save_onnx, write_metadata
 from resnet_deploy.preprocess import load_image
 from resnet_deploy_cli.main import app
+
+from ._require import skip_unless_present
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "node"
 PNG_RTOL = 1e-5  # the same pixels, onnxruntime-node 1.30 against the Python package
@@ -48,11 +50,7 @@ def _node_ready() -> str | None:
 
 @pytest.fixture(scope="module", autouse=True)
 def _need_node() -> None:
-    reason = _node_ready()
-    if reason and os.environ.get("RESNET_DEPLOY_REQUIRE_NODE"):
-        pytest.fail(reason)
-    if reason:
-        pytest.skip(reason)
+    skip_unless_present(_node_ready(), "RESNET_DEPLOY_REQUIRE_NODE")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-REQUIRED = os.environ.get("RESNET_DEPLOY_REQUIRE_TRITON") == "1"
+from ._require import skip_unless_present
+
+
 MODEL = os.environ.get("RESNET_DEPLOY_TRITON_MODEL")
 # The same ResNet-20 exported with --image-input (uint8 RGB [N, H, W, 3] of any size, top-3 outputs).
 IMAGE_MODEL = os.environ.get("RESNET_DEPLOY_TRITON_IMAGE_MODEL")
@@ -31,9 +33,7 @@ STAND_IN = Path(__file__).parent / "triton_server" / "onnxruntime"
 
 
 def _skip(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"RESNET_DEPLOY_REQUIRE_TRITON=1 but {reason}", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+    skip_unless_present(reason, "RESNET_DEPLOY_REQUIRE_TRITON", module_level=True)
 
 
 try:

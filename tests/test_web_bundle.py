@@ -17,13 +17,13 @@ Skipped when Chromium or examples/web/node_modules is absent, unless ``RESNET_DE
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -34,6 +34,8 @@ from resnet_deploy.image_input_verify import image_input_stage, photo_variants
 from resnet_deploy.onnx_io import load_onnx, save_onnx
 from resnet_deploy.preprocess import imagenet_labels, load_image
 from resnet_deploy_cli.main import app
+
+from ._require import skip_unless_present
 
 runner = CliRunner()
 # Measured on these photos (random-init ResNet-18, onnxruntime-web 1.30 in Chromium 156 against
@@ -55,11 +57,7 @@ def _web_ready() -> str | None:
 
 @pytest.fixture(scope="module")
 def _need_web() -> None:
-    reason = _web_ready()
-    if reason and os.environ.get("RESNET_DEPLOY_REQUIRE_WEB"):
-        pytest.fail(reason)
-    if reason:
-        pytest.skip(reason)
+    skip_unless_present(_web_ready(), "RESNET_DEPLOY_REQUIRE_WEB")
 
 
 @pytest.fixture(scope="module")
