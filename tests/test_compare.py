@@ -90,12 +90,7 @@ def test_a_file_against_our_own_optimize_output(tmp_path: Path) -> None:
     result = compare_files(foreign, optimized)
     assert [r.name for r in result.rows] == R20_BLOCKS and not result.notes and result.first_over is None
     model = load_onnx(optimized)
-    renamed = {}
-    for k, init in enumerate(model.graph.initializer):
-        renamed[init.name] = f"w{k}"
-        init.name = f"w{k}"
-    for node in model.graph.node:
-        node.input[:] = [renamed.get(i, i) for i in node.input]
+    _rename_initializers(model)
     other = tmp_path / "renamed.onnx"
     onnx.save(model, str(other))
     result = compare_files(other, foreign)
@@ -174,12 +169,7 @@ def test_third_party_resnet50_and_names_fallback(tmp_path: Path) -> None:
     names = [b.name for b in find_blocks(model)]
     layers = [f"layer{s}.{b}" for s, n in zip((1, 2, 3, 4), (3, 4, 6, 3)) for b in range(n)]
     assert names == ["stem", *layers, "head"]
-    renamed = {}
-    for k, init in enumerate(model.graph.initializer):
-        renamed[init.name] = f"w{k}"
-        init.name = f"w{k}"
-    for node in model.graph.node:
-        node.input[:] = [renamed.get(i, i) for i in node.input]
+    _rename_initializers(model)
     blocks = find_blocks(model)
     assert [b.name for b in blocks] == ["stem", *(f"block{i}" for i in range(1, 17)), "head"]
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64), dtype=np.float32)
@@ -269,3 +259,13 @@ def test_an_image_input_file_is_refused_by_name(tmp_path: Path, resnet20_onnx: P
         compare_files(resnet20_onnx, image)
     with pytest.raises(rd.InputError, match=refusal):
         compare_files(image, providers=("cpu", "cpu"))
+
+
+def _rename_initializers(model: onnx.ModelProto) -> None:
+    """Every weight renamed ``w0``, ``w1``, ... (as another tool's export might name them)."""
+    renamed = {}
+    for k, init in enumerate(model.graph.initializer):
+        renamed[init.name] = f"w{k}"
+        init.name = f"w{k}"
+    for node in model.graph.node:
+        node.input[:] = [renamed.get(i, i) for i in node.input]
