@@ -75,6 +75,6 @@ def profile_target(profile: Path, model: Optional[Path], name: Optional[str]) ->
 
     if model is not None:
         raise CLIError("--profile names the model file; drop the MODEL argument")
-    tuned = load_profile(profile)
+    tuned = load_profile(profile, check_model=False)  # write_triton_repository hashes the bytes it writes, once
     path = tuned.model_path(profile)
     return tuned, path, name or Path(tuned.source_model or path).stem
