@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from resnet_deploy.triton import TritonOptions, write_triton_repository
+from resnet_deploy.triton.options import DEFAULT_MAX_REQUEST_BYTES
 from resnet_deploy.triton.process import check_host
 from resnet_deploy.triton.server import TritonServer, TritonServerError, find_tritonserver
 
@@ -33,6 +34,7 @@ def serve(
     max_batch_size: Annotated[Optional[int], typer.Option("--max-batch-size", help="Largest batch Triton forms (default 32).", show_default=False)] = None,
     queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
     provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="cpu (default), cuda, tensorrt or openvino; not with --profile, which names its own.", show_default=False)] = None,
+    max_request_mb: Annotated[float, typer.Option("--max-request-mb", help="Refuse (400) a request larger than this, before its data is read.")] = DEFAULT_MAX_REQUEST_BYTES / 2**20,
 ) -> None:
     """Serve a model with Triton Inference Server on this machine (the `serve` extra), until Ctrl-C or SIGTERM."""
     for flag, port in (("--http-port", http_port), ("--grpc-port", grpc_port), ("--metrics-port", metrics_port)):
@@ -57,13 +59,17 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-serve-") as repository:
         entry = write_triton_repository(model, repository, TritonOptions(
             name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances, provider=provider or "cpu",
-            queue_delay_us=queue_delay_us,
+            queue_delay_us=queue_delay_us, max_request_bytes=max(1, int(max_request_mb * 2**20)),
             backend="python", threads=threads, profile=profile))
-        server = TritonServer(Path(repository), host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port)
+        server = TritonServer(Path(repository), host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+                              reloadable=True)
         try:
             server.start()
             _announce(server, entry.path.name, entry.config, model)
             while server.running():
+                if (dead := server.dead_model()) is not None:  # Triton would answer 500 forever, ready all along
+                    server.reload(entry.path.name)
+                    err_console.print(f"warning: {dead}; reloaded {entry.path.name}", markup=False, soft_wrap=True)
                 time.sleep(0.2)
             code = server.stop()
             how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"

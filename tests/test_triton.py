@@ -307,7 +307,7 @@ def test_python_entry_serves_the_profile_as_tuned(tmp_path: Path, resnet20_onnx:
     assert cfg.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
     assert (entry / "1" / "model.py").read_text() == triton_module.PYTHON_MODEL.read_text()
     served = load_profile(entry / "1" / "profile.json")  # the copy's SHA-256 and machine still hold
-    assert served.model == "model.onnx" and served.session == tuned.session
+    assert served.model == "model/model.onnx" and served.session == tuned.session
     # Asked for the onnxruntime backend explicitly: written, and the note says it is not as tuned.
     r = CliRunner().invoke(app, ["triton", "--profile", str(profile_path), "-r", str(tmp_path / "repo"), "--name", "ort",
                                  "--backend", "onnxruntime"])
@@ -364,10 +364,68 @@ def test_a_profile_entry_holds_the_bytes_that_were_verified(tmp_path: Path, resn
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)
     np.testing.assert_array_equal(ort_outputs(onnx.load(str(entry.model_path)), x), ort_outputs(onnx.load(str(model)), x))
     if backend == "python":
-        assert load_profile(entry.path / "1" / "profile.json").model == "model.onnx"  # its digest holds
+        assert load_profile(entry.path / "1" / "profile.json").model == "model/model.onnx"  # its digest holds
     tampered = onnx.load(str(model))
     tampered.graph.initializer[0].raw_data = bytes(len(tampered.graph.initializer[0].raw_data))
     onnx.save(tampered, str(model))
     with pytest.raises(rd.ResnetDeployError, match="changed since it was tuned"):
         write_triton_repository(model, tmp_path / "repo", TritonOptions(name="m2", backend=backend, profile=profile))
     assert not (tmp_path / "repo" / "m2").exists()
+
+
+# -- issue 26 A.1: a file beside the model never becomes code -----------------------------------------
+
+def _with_external_data(source: Path, folder: Path, location: str) -> Path:
+    """``source`` with one unused uint8 initializer stored as external data at ``location``, and
+    the model's own weights as external data in ``data/w.bin`` (a legitimate layout)."""
+    model = onnx.load(str(source))
+    model.graph.initializer.append(helper.make_tensor("unused", TensorProto.UINT8, [8], b"PAYLOAD!", raw=True))
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(folder / "r20.onnx"), save_as_external_data=True, location="data/w.bin", size_threshold=0)
+    model = onnx.load(str(folder / "r20.onnx"), load_external_data=False)
+    unused = next(t for t in model.graph.initializer if t.name == "unused")
+    del unused.external_data[:]
+    unused.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "8")):
+        unused.external_data.add(key=key, value=value)
+    (folder / location).parent.mkdir(parents=True, exist_ok=True)
+    (folder / location).write_bytes(b"PAYLOAD!" if location.endswith(".bin") else b"open('pwned', 'w')  # ..")
+    onnx.save(model, str(folder / "r20.onnx"))
+    return folder / "r20.onnx"
+
+
+@pytest.mark.parametrize("location", ["model.py", "sub/model.py", "profile.json", "sub/model.onnx", "1/model.py",
+                                      "config.pbtxt", "model/model.py"])
+def test_an_external_data_file_never_takes_the_place_of_a_generated_file(tmp_path: Path, resnet20_onnx: Path,
+                                                                       location: str) -> None:
+    """Each crafted name stays inside the entry's model folder: model.py is ours, byte for byte,
+    and the entry still serves the model (its logits equal the source's)."""
+    from resnet_deploy.onnx_io import load_onnx
+
+    model = _with_external_data(resnet20_onnx, tmp_path / "evil", location)
+    entry = write_triton_repository(model, tmp_path / "repo", TritonOptions(name="m", backend="python"))
+    version = entry.path / "1"
+    assert (version / "model.py").read_bytes() == triton_module.PYTHON_MODEL.read_bytes()
+    assert sorted(p.name for p in version.iterdir()) == ["model", "model.py"]
+    assert (entry.path / "config.pbtxt").read_text() == entry.config
+    assert entry.model_path == version / "model" / "model.onnx"
+    assert (version / "model" / location).read_bytes() == (tmp_path / "evil" / location).read_bytes()
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)
+    np.testing.assert_array_equal(ort_outputs(load_onnx(entry.model_path), x), ort_outputs(onnx.load(str(resnet20_onnx)), x))
+
+
+def test_external_data_named_as_the_served_model_is_refused(tmp_path: Path, resnet20_onnx: Path) -> None:
+    model = _with_external_data(resnet20_onnx, tmp_path / "evil", "model.onnx")
+    r = CliRunner().invoke(app, ["triton", str(model), "-r", str(tmp_path / "repo"), "--backend", "python"])
+    assert r.exit_code == 1 and "would take the place of the served model" in r.output and r.output.count("\n") == 1
+    assert not (tmp_path / "repo" / "r20").exists()
+
+
+def test_external_data_in_a_subfolder_serves(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """data/w.bin keeps its relative layout: Predictor opens the entry's model as Triton's stub would."""
+    model = _with_external_data(resnet20_onnx, tmp_path / "ok", "data/extra.bin")
+    entry = write_triton_repository(model, tmp_path / "repo", TritonOptions(name="m", backend="python"))
+    assert (entry.path / "1" / "model" / "data" / "w.bin").is_file()
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32), dtype=np.float32)
+    with rd.Predictor(entry.model_path, provider="cpu") as served, rd.Predictor(resnet20_onnx, provider="cpu") as source:
+        np.testing.assert_array_equal(served.run(x), source.run(x))

@@ -454,3 +454,107 @@ def test_serve_shows_the_client_call_of_an_image_input_file() -> None:
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
+
+
+# -- issue 26 A.1/A.2: a data file never becomes code; one request never leaves a model dead ----------
+
+def _raw_infer(http: str, name: str, header: dict, body: bytes = b"") -> tuple[int, str]:
+    """One request over HTTP/REST with a binary body, as any client that reaches the port can send."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    text = json.dumps(header).encode()
+    request = urllib.request.Request(f"http://{http}/v2/models/{name}/infer", data=text + body, method="POST",
+                                     headers={"Inference-Header-Content-Length": str(len(text))})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def _pixels(shape: list[int], size: int) -> dict:
+    return {"inputs": [{"name": "image", "shape": shape, "datatype": "UINT8", "parameters": {"binary_data_size": size}}],
+            "outputs": [{"name": "logits", "parameters": {"binary_data": False}}]}
+
+
+def test_serve_refuses_an_oversized_request_and_survives_one_that_kills_the_stub(tmp_path: Path) -> None:
+    """A request over --max-request-mb is a 400 before its data is read. A ~200-byte request whose
+    shape wraps Triton's byte-size arithmetic crashes the Python stub before model.py sees it
+    (upstream): serve notices the dead stub and reloads the model, which then answers as Predictor."""
+    import json
+    import time
+
+    from resnet_deploy.triton.server import free_port
+
+    http = free_port()
+    proc = _serve(str(IMAGE_MODEL), "--http-port", str(http), "--grpc-port", str(free_port()), "--metrics-port",
+                  str(free_port()), "--max-request-mb", "1")
+    try:
+        _wait_ready_line(proc)
+        url = f"127.0.0.1:{http}"
+        big = np.zeros((1, 800, 800, 3), np.uint8)  # 1.9 MB
+        code, text = _raw_infer(url, "resnet20_image", _pixels(list(big.shape), big.nbytes), big.tobytes())
+        print(code, text)
+        assert code == 400 and "at most 1,048,576 bytes per request" in text
+        code, text = _raw_infer(url, "resnet20_image", _pixels([1, 4294967296, 4294967296, 3], 0))
+        print(code, text)
+        assert code >= 400
+        x = _photo(96, 64)
+        with Predictor(IMAGE_MODEL, provider="cpu") as predictor:  # type: ignore[arg-type]
+            want = predictor.run(x)
+        deadline, answer = time.monotonic() + 30, None
+        while time.monotonic() < deadline:
+            code, text = _raw_infer(url, "resnet20_image", _pixels(list(x.shape), x.nbytes), x.tobytes())
+            if code == 200:
+                answer = np.array(json.loads(text)["outputs"][0]["data"], np.float32).reshape(want.shape)
+                break
+            time.sleep(0.3)
+        assert answer is not None, text
+        np.testing.assert_array_equal(answer, want)
+        assert proc.poll() is None
+        proc.terminate()
+        assert proc.wait(30) == 0
+        err = proc.stderr.read()  # type: ignore[union-attr]
+        print(err)
+        assert "Python stub" in err and "reloaded resnet20_image" in err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+
+
+def test_a_data_file_named_model_py_never_runs(model: Path, tmp_path: Path) -> None:
+    """The issue's case against the real server: an unused initializer whose external data is
+    ``model.py`` (code that writes a marker). Served, the model answers as Predictor and the
+    marker never appears."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    source = onnx.load(str(model))
+    payload = f"open({str(marker)!r}, 'w').write('ran')\n".encode()
+    tensor = helper.make_tensor("unused", TensorProto.UINT8, [len(payload)], payload, raw=True)
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "model.py"), ("offset", "0"), ("length", str(len(payload)))):
+        tensor.external_data.add(key=key, value=value)
+    source.graph.initializer.append(tensor)
+    (evil / "model.py").write_bytes(payload)
+    onnx.save(source, str(evil / "r20.onnx"))
+    from resnet_deploy.triton.server import free_port
+
+    http = free_port()
+    proc = _serve(str(evil / "r20.onnx"), "--http-port", str(http), "--grpc-port", str(free_port()),
+                  "--metrics-port", str(free_port()))
+    try:
+        _wait_ready_line(proc)
+        x = _inputs(2, seed=5)
+        with Predictor(model, provider="cpu") as predictor:
+            np.testing.assert_array_equal(_http(f"127.0.0.1:{http}", "r20", x), predictor.run(x))
+        assert not marker.exists()
+    finally:
+        proc.terminate()
+        proc.wait(30)

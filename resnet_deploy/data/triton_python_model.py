@@ -6,15 +6,44 @@ runtime, precision hints, a batch compiled in, CUDA graphs), else on the provide
 config's ``resnet_deploy_provider`` parameter. The Python that runs Triton's stub must have
 resnet-deploy installed. Requests that Triton's dynamic batcher hands over together run as one
 batch.
+
+Each request's shape and byte size are checked against the entry's bounds before its data is
+touched: a request that claims ``[1, 4294967296, 4294967296, 3]`` with an empty body would make
+numpy raise inside the stub (Triton's byte-size arithmetic wraps), and a stub that dies leaves
+the model answering 500 to every later request. Such a request gets a 400-class error instead.
 """
 
+import gc
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from resnet_deploy.runtime import Predictor
+
+
+# Defaults when the entry states none (resnet_deploy.triton.options holds the same numbers).
+DEFAULT_MAX_REQUEST_BYTES = 256 * 2**20
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # PIL's decompression-bomb bound, as predict's
+LARGE_REQUEST_BYTES = 32 * 2**20  # after a request this large, memory goes back to the system
+
+
+def _invalid(why: str) -> object:
+    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+    return pb_utils.TritonError(why) if code is None else pb_utils.TritonError(why, code)
+
+
+def _return_memory() -> None:
+    """glibc keeps freed arenas; a stub that served one large request would hold its peak."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class TritonPythonModel:
@@ -26,13 +55,37 @@ class TritonPythonModel:
             self.predictor = Predictor.from_profile(folder / "profile.json")
         else:
             threads = params.get("resnet_deploy_threads")
-            self.predictor = Predictor(folder / "model.onnx", provider=params.get("resnet_deploy_provider", "cpu"),
+            self.predictor = Predictor(folder / "model" / "model.onnx", provider=params.get("resnet_deploy_provider", "cpu"),
                                        threads=int(threads) if threads else None)
         self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
+        self.max_request_bytes = int(params.get("resnet_deploy_max_request_bytes", DEFAULT_MAX_REQUEST_BYTES))
+        self.max_image_pixels = int(params.get("resnet_deploy_max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS))
+        self.image_input = config["input"][0]["data_type"] == "TYPE_UINT8"  # [N, H, W, 3] pixels of any size
+        self.itemsize = {"TYPE_UINT8": 1, "TYPE_INT8": 1, "TYPE_FP16": 2, "TYPE_BF16": 2}.get(config["input"][0]["data_type"], 4)
+
+    def _refusal(self, tensor: object) -> str | None:
+        """Why a request's input is out of bounds, read from its shape alone (no data touched)."""
+        shape = [int(d) for d in tensor.shape()]
+        if any(d < 0 for d in shape):
+            return f"input {self.input_name!r} has a negative dimension: {shape}"
+        size = math.prod(shape) * self.itemsize
+        if size > self.max_request_bytes:
+            return (f"a request of shape {shape} holds {size:,} bytes; this entry takes at most "
+                    f"{self.max_request_bytes:,} bytes per request")
+        if self.image_input and len(shape) == 4 and shape[1] * shape[2] > self.max_image_pixels:
+            return f"a {shape[2]}x{shape[1]} image has more than {self.max_image_pixels:,} pixels"
+        return None
 
     def execute(self, requests: list) -> list:
-        arrays = [pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests]
+        tensors = [pb_utils.get_input_tensor_by_name(r, self.input_name) for r in requests]
+        refusals = [self._refusal(t) for t in tensors]
+        if any(refusals):  # answer the refused requests alone; run the others as their own batch
+            accepted = [i for i, why in enumerate(refusals) if why is None]
+            answers = dict(zip(accepted, self.execute([requests[i] for i in accepted]) if accepted else []))
+            return [answers[i] if why is None else pb_utils.InferenceResponse(output_tensors=[], error=_invalid(why))
+                    for i, why in enumerate(refusals)]
+        arrays = [t.as_numpy() for t in tensors]
         try:
             if len({a.shape[1:] for a in arrays}) == 1:  # one batch for all (images of one size)
                 logits = self.predictor.run(np.concatenate(arrays))
@@ -46,6 +99,9 @@ class TritonPythonModel:
             rows = logits[start : start + array.shape[0]]
             start += array.shape[0]
             responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, np.ascontiguousarray(rows))]))
+        if sum(a.nbytes for a in arrays) > LARGE_REQUEST_BYTES:
+            del arrays, logits
+            _return_memory()
         return responses
 
     def finalize(self) -> None:

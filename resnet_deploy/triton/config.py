@@ -11,6 +11,7 @@ import onnx
 from .._errors import OnnxModelError
 from ..image_input_graph import is_image_input
 from ..onnx_io import image_input
+from ..preprocess import MAX_RESIZE_PIXELS
 from .options import DEFAULT_MAX_BATCH_SIZE, TritonOptions
 from .pbtxt import Enum, Field, Message, check_tensor_name, render
 
@@ -145,6 +146,9 @@ def build_config(model: onnx.ModelProto, name: str, options: TritonOptions, sour
         config.add("parameters", _parameter("resnet_deploy_provider", options.provider))
         if options.threads is not None:
             config.add("parameters", _parameter("resnet_deploy_threads", str(options.threads)))
+        # Bounds model.py checks on each request's shape before it touches the data.
+        config.add("parameters", _parameter("resnet_deploy_max_request_bytes", str(options.max_request_bytes)))
+        config.add("parameters", _parameter("resnet_deploy_max_image_pixels", str(MAX_RESIZE_PIXELS)))
     else:
         config.fields.extend(_accelerators(options))
         if options.threads is not None:  # the onnxruntime backend's own session option

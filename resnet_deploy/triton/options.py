@@ -11,7 +11,7 @@ from pathlib import Path
 from .._errors import InputError
 
 __all__ = ["TritonOptions", "TritonEntry", "validate", "TRITON_PROVIDERS", "TRITON_BACKENDS", "DEFAULT_MAX_BATCH_SIZE",
-           "MAX_NAME_BYTES", "NAME"]
+           "MAX_NAME_BYTES", "NAME", "DEFAULT_MAX_REQUEST_BYTES"]
 
 TRITON_PROVIDERS = ("cpu", "cuda", "tensorrt", "openvino")
 TRITON_BACKENDS = ("onnxruntime", "python")
@@ -23,6 +23,10 @@ MAX_BATCH_SIZE = 65536
 MAX_INSTANCES = 256
 MAX_THREADS = 1024
 MAX_QUEUE_DELAY_US = 60_000_000
+# A Python-backend entry refuses a request above this many bytes before touching its data
+# (``--max-request-mb``): Triton holds a request whole, and the stub's memory is several times it.
+DEFAULT_MAX_REQUEST_BYTES = 256 * 2**20
+MAX_REQUEST_BYTES = 2**40
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 # The entry is staged as `.NAME.` + 8 random characters and set aside as `.NAME.old`: 10 bytes
 # more than the name, within the 255 a file name may have.
@@ -42,6 +46,7 @@ class TritonOptions:
     backend: str = "onnxruntime"  # or "python": Predictor inside Triton's Python backend
     threads: int | None = None  # python backend: intra-op threads per instance (None: the profile's, or all cores)
     profile: str | Path | None = None  # python backend: serve this deployment profile as tuned
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # python backend: larger requests are refused (400)
 
 
 @dataclass
@@ -61,7 +66,8 @@ def validate(options: TritonOptions) -> None:
     for flag, value, low, high in (("--max-batch-size", options.max_batch_size, 0, MAX_BATCH_SIZE),
                                    ("--instances", options.instances, 1, MAX_INSTANCES),
                                    ("--queue-delay-us", options.queue_delay_us, 0, MAX_QUEUE_DELAY_US),
-                                   ("--threads", options.threads, 1, MAX_THREADS)):
+                                   ("--threads", options.threads, 1, MAX_THREADS),
+                                   ("max_request_bytes", options.max_request_bytes, 1, MAX_REQUEST_BYTES)):
         if value is None and flag in ("--max-batch-size", "--threads"):
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

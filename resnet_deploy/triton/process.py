@@ -13,7 +13,8 @@ import time
 
 from .._errors import ResnetDeployError
 
-__all__ = ["TritonServerError", "check_host", "check_port_free", "die_with_parent", "free_port", "wait_group_gone"]
+__all__ = ["TritonServerError", "check_host", "check_port_free", "die_with_parent", "free_port", "group_processes",
+           "wait_group_gone"]
 
 
 class TritonServerError(ResnetDeployError):
@@ -69,3 +70,22 @@ def wait_group_gone(pgid: int, timeout: float) -> None:
         except PermissionError:
             return
         time.sleep(0.05)
+
+
+def group_processes(pgid: int, name_prefix: str) -> set[int]:
+    """The pids of the live processes of group ``pgid`` whose name starts with ``name_prefix``
+    (Linux ``/proc``; the kernel keeps 15 characters of a name): the Python backend's stubs of a
+    server. A process that died but is not yet reaped (a zombie) is not live."""
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="utf-8", errors="replace") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if int(rest[2]) == pgid and rest[0] not in "ZX" and name.startswith(name_prefix[:15]):  # state, ppid, pgrp, ...
+            found.add(int(entry.name))
+    return found

@@ -27,7 +27,7 @@ from ..profile import DeploymentProfile, load_profile, load_profile_model, model
 from .config import batching, render_config
 from .options import MAX_NAME_BYTES, NAME, TritonEntry, TritonOptions, validate
 
-__all__ = ["write_triton_repository", "profile_backend", "PYTHON_MODEL", "STAGING_MARKER"]
+__all__ = ["write_triton_repository", "profile_backend", "python_model_path", "PYTHON_MODEL", "STAGING_MARKER"]
 
 # The Python backend's model.py, copied into every such entry as 1/model.py.
 PYTHON_MODEL = Path(__file__).parent.parent / "data" / "triton_python_model.py"
@@ -116,7 +116,8 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
         with contextlib.suppress(OSError):  # (if this fails too, the next run restores it)
             folders.restore(target, old)  # interrupted between the two renames of the fallback: the old entry stays
         folders.remove(staging)  # the unused new entry, or after a swap the old one (a folder, a file or a link)
-    return TritonEntry(target, target / "config.pbtxt", target / "1" / "model.onnx", config, notes)
+    served = python_model_path(target / "1") if options.backend == "python" else target / "1" / "model.onnx"
+    return TritonEntry(target, target / "config.pbtxt", served, config, notes)
 
 
 def _served_profile(model_path: Path, options: TritonOptions) -> tuple[DeploymentProfile | None, onnx.ModelProto]:
@@ -131,18 +132,48 @@ def _served_profile(model_path: Path, options: TritonOptions) -> tuple[Deploymen
     return tuned, load_profile_model(tuned, options.profile)
 
 
+# A Python-backend entry's version folder holds exactly these names, all ours: the model and its
+# external data go in MODEL_FOLDER, which no generated file shares, so no data file named
+# ``model.py`` or ``profile.json`` can take the place of our code or of the verified profile.
+MODEL_FOLDER = "model"
+MODEL_FILE = "model.onnx"
+
+
+def python_model_path(version: Path) -> Path:
+    """Where a Python-backend entry keeps its model, inside ``version`` (``1/``)."""
+    return version / MODEL_FOLDER / MODEL_FILE
+
+
 def _stage_python_model(version: Path, model: onnx.ModelProto, model_path: Path, tuned: DeploymentProfile | None) -> None:
-    """``1/model.py`` (Predictor in Triton's Python backend) and the model. With a profile: the
-    model as verified against it, in one file, and the profile pointing at it with that file's
-    digest; without one, the model's files copied byte for byte."""
+    """``1/model.py`` (Predictor in Triton's Python backend) and ``1/model/``. With a profile: the
+    model as verified against it, in one file, and ``1/profile.json`` pointing at it with that
+    file's digest; without one, the model's files copied byte for byte, external data keeping its
+    relative layout (``data/w.bin`` stays ``model/data/w.bin``)."""
+    folder = version / MODEL_FOLDER
+    folder.mkdir()
     shutil.copyfile(PYTHON_MODEL, version / "model.py")
     if tuned is None:
-        for source in model_files(model_path):
-            shutil.copyfile(source, version / ("model.onnx" if source == model_path else source.name))
+        for source, name in _model_layout(model_path).items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, folder / name)
         return
-    save_onnx(model, version / "model.onnx")
-    save_profile(dataclasses.replace(tuned, model="model.onnx", model_sha256=model_sha256(version / "model.onnx")),
-                 version / "profile.json")
+    save_onnx(model, folder / MODEL_FILE)
+    save_profile(dataclasses.replace(tuned, model=f"{MODEL_FOLDER}/{MODEL_FILE}",
+                                     model_sha256=model_sha256(folder / MODEL_FILE)), version / "profile.json")
+
+
+def _model_layout(model_path: Path) -> dict[Path, str]:
+    """Each file of the model and its name inside the entry's model folder: the model itself as
+    ``model.onnx``, its external data at the relative location the model names. A data file
+    whose location is the model's own name is refused: it would replace the model."""
+    layout: dict[Path, str] = {model_path: MODEL_FILE}
+    for source in model_files(model_path)[1:]:
+        name = os.path.normpath(os.path.relpath(source, model_path.parent)).replace(os.sep, "/")
+        if name == MODEL_FILE or name.startswith("../"):
+            raise InputError(f"{model_path}: external data file {name!r} would take the place of the served model "
+                             f"({MODEL_FOLDER}/{MODEL_FILE}); rename the data file")
+        layout[source] = name
+    return layout
 
 
 def _remove_stale_staging(repository: Path, name: str) -> None:

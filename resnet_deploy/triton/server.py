@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from .process import TritonServerError, check_host, check_port_free, die_with_parent, free_port, wait_group_gone
+from .process import (TritonServerError, check_host, check_port_free, die_with_parent, free_port, group_processes,
+                      wait_group_gone)
 
 __all__ = ["TritonServer", "TritonServerError", "find_tritonserver", "free_port"]
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+STUB = "triton_python_backend_stub"
 
 
 # Errors a CPU-only machine always logs: no CUDA driver, no NVML, no DCGM.
@@ -95,9 +97,11 @@ class TritonServer:
     strict: bool = True
     ready_timeout_s: float = READY_TIMEOUT_S
     log_path: Path | None = None
+    reloadable: bool = False  # explicit model control: reload() can bring back a model whose stub died
     _process: subprocess.Popen[bytes] | None = None
     _workdir: Path | None = None
     _log_text: str = ""
+    _stubs: set[int] = field(default_factory=set)
 
     @property
     def http(self) -> str:
@@ -117,6 +121,7 @@ class TritonServer:
             f"--strict-model-config={'true' if self.strict else 'false'}",
             *(["--disable-auto-complete-config"] if self.strict else []),
             "--exit-timeout-secs=5", "--log-verbose=0",
+            *(["--model-control-mode=explicit", "--load-model=*"] if self.reloadable else []),
         ]
 
     def start(self) -> "TritonServer":
@@ -148,6 +153,7 @@ class TritonServer:
             if self._process is not None and self._process.poll() is not None:
                 raise TritonServerError(f"tritonserver exited with {self._process.returncode}: {self.reason()}")
             if self._get("/v2/health/ready") == 200:
+                self._stubs = group_processes(self._process.pid, STUB) if self._process is not None else set()
                 return
             time.sleep(0.1)
         raise TritonServerError(f"tritonserver was not ready after {self.ready_timeout_s:.0f} s: {self.reason()}")
@@ -204,6 +210,33 @@ class TritonServer:
 
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def reload(self, name: str) -> None:
+        """Unload and load ``name`` again (a load of an unchanged model is a no-op in Triton): its
+        instances, and their stubs, start afresh. Needs ``reloadable``."""
+        for action in ("unload", "load"):
+            request = urllib.request.Request(f"http://{self.http}/v2/repository/models/{name}/{action}", data=b"{}",
+                                             method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.ready_timeout_s):
+                    pass
+            except (OSError, ValueError) as exc:
+                raise TritonServerError(f"could not {action} {name}: {exc}; {self.reason()}") from None
+        if self._process is not None:
+            self._stubs = group_processes(self._process.pid, STUB)
+
+    def dead_model(self) -> str | None:
+        """Why a model can no longer answer though the server runs, else None. A Python-backend
+        stub that died leaves its model answering 500 to every request while Triton's readiness
+        endpoints still say 200: we watch the stubs that were there when the server became ready."""
+        if self._process is None or not self._stubs:
+            return None
+        gone = self._stubs - group_processes(self._process.pid, STUB)
+        if not gone:
+            return None
+        lines = [_clean(ln) for ln in self.log().splitlines() if ln.strip()]
+        said = next((ln.split("what():")[-1].strip() for ln in reversed(lines) if "what():" in ln or "Stub process" in ln), None)
+        return f"a model's Python stub (pid {min(gone)}) died" + (f": {said}" if said else "")
 
     @property
     def pid(self) -> int | None:
