@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from resnet_deploy import Predictor  # noqa: E402
 from resnet_deploy._machine import cpu_flags, cpu_model  # noqa: E402
-from resnet_deploy.export import ExportOptions, export_model  # noqa: E402
-from resnet_deploy.onnx_io import load_onnx, save_onnx  # noqa: E402
-from resnet_deploy.quantize import quantize_model  # noqa: E402
+from resnet_deploy.export.exporter import ExportOptions, export_model  # noqa: E402
+from resnet_deploy.graph.io import load_onnx, save_onnx  # noqa: E402
+from resnet_deploy.precision.quantize import quantize_model  # noqa: E402
 from resnet_deploy.tune import TuneOptions, tune  # noqa: E402
 
 

@@ -45,12 +45,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from resnet_deploy import Predictor  # noqa: E402
-from resnet_deploy.bundle import WEB_EXAMPLE, BundleServer, WebBundleOptions, chromium_path, run_page, write_web_bundle  # noqa: E402
-from resnet_deploy.export import ExportOptions, export_model  # noqa: E402
-from resnet_deploy.image_input_graph import ImageInputSpec, preprocessing_for  # noqa: E402
-from resnet_deploy.image_input_verify import image_input_stage, photo_variants  # noqa: E402
-from resnet_deploy.onnx_io import load_onnx, save_onnx  # noqa: E402
-from resnet_deploy.preprocess import load_image, sample_image_path  # noqa: E402
+from resnet_deploy.serving.bundle import WEB_EXAMPLE, BundleServer, WebBundleOptions, chromium_path, run_page, write_web_bundle  # noqa: E402
+from resnet_deploy.export.exporter import ExportOptions, export_model  # noqa: E402
+from resnet_deploy.image_input import ImageInputSpec, preprocessing_for  # noqa: E402
+from resnet_deploy.export.image_input import image_input_stage, photo_variants  # noqa: E402
+from resnet_deploy.graph.io import load_onnx, save_onnx  # noqa: E402
+from resnet_deploy.preprocess.images import load_image  # noqa: E402
+from resnet_deploy.preprocess.labels import sample_image_path
 
 NODE_EXAMPLE = ROOT / "examples" / "node"
 NODE_BENCH = r"""

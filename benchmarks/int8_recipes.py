@@ -2,7 +2,7 @@
 
     python benchmarks/int8_recipes.py [--duration 10] [--out benchmarks/results]
 
-For every recipe of ``resnet_deploy.quantize.RECIPES``: ResNet-50 (random init, synthetic
+For every recipe of ``resnet_deploy.precision.quantize.RECIPES``: ResNet-50 (random init, synthetic
 calibration: timing only) quantized and measured with ``resnet-deploy bench`` on onnxruntime's
 CPU EP and the OpenVINO provider, side by side with the fp32 file and eager PyTorch in one run
 (interleaved rounds); and ResNet-20 trained on scikit-learn's digits, quantized with the same
@@ -26,11 +26,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resnet_deploy.export import ExportOptions, export_model  # noqa: E402
-from resnet_deploy.onnx_io import load_onnx, save_onnx  # noqa: E402
-from resnet_deploy.pipeline import ort_outputs  # noqa: E402
-from resnet_deploy.quantize import RECIPES, quantize_model  # noqa: E402
-from resnet_deploy.verify import fixed_inputs  # noqa: E402
+from resnet_deploy.export.exporter import ExportOptions, export_model  # noqa: E402
+from resnet_deploy.graph.io import load_onnx, save_onnx  # noqa: E402
+from resnet_deploy.export.pipeline import ort_outputs  # noqa: E402
+from resnet_deploy.precision.quantize import RECIPES, quantize_model  # noqa: E402
+from resnet_deploy.graph.verify import fixed_inputs  # noqa: E402
 from tests._digits import IMAGE_SIZE, digits, train_resnet20  # noqa: E402
 
 

@@ -21,7 +21,7 @@ class Mode(str, Enum):
 
 
 class Target(str, Enum):
-    """optimize ``--target`` (resnet_deploy.passes.TARGETS)."""
+    """optimize ``--target`` (resnet_deploy.graph.passes.TARGETS)."""
 
     PORTABLE = "portable"
     CPU = "cpu"
@@ -36,7 +36,7 @@ class FilePrecision(str, Enum):
 
 
 class CalibrationMethod(str, Enum):
-    """quantize ``--method`` (resnet_deploy.quantize.CALIBRATION_METHODS)."""
+    """quantize ``--method`` (resnet_deploy.precision.quantize.CALIBRATION_METHODS)."""
 
     MINMAX = "minmax"
     ENTROPY = "entropy"

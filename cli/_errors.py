@@ -47,7 +47,7 @@ def check_command_paths(params: dict[str, Any]) -> None:
     """No output of a command may be one of its inputs (a model's external data included), or
     another of its outputs, or exist already without ``--force``: one line, before any work."""
     from resnet_deploy._atomic import check_distinct, check_new
-    from resnet_deploy.onnx_io import model_files
+    from resnet_deploy.graph.io import model_files
 
     outputs = {flag: params[name] for name, flag in OUTPUT_PARAMS.items() if isinstance(params.get(name), Path)}
     if not outputs:

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from resnet_deploy.image_input_verify import MAX_PIXEL_LEVELS, MIN_TOP5_OVERLAP
-from resnet_deploy.pipeline import StageReport
+from resnet_deploy.export.image_input import MAX_PIXEL_LEVELS, MIN_TOP5_OVERLAP
+from resnet_deploy.export.pipeline import StageReport
 
 from ._errors import CLIError
 from ._output import console

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from resnet_deploy import _json
 from resnet_deploy._atomic import atomic_write_bytes, check_writable
-from resnet_deploy.pipeline import StageReport
+from resnet_deploy.export.pipeline import StageReport
 
 class _Console(Console):
     def on_broken_pipe(self) -> None:

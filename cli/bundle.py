@@ -27,7 +27,7 @@ def bundle(
     force: Force = False,
 ) -> None:
     """Write a folder that runs an --image-input model somewhere else: for now a web page (--web)."""
-    from resnet_deploy.bundle import WebBundleOptions, write_web_bundle
+    from resnet_deploy.serving.bundle import WebBundleOptions, write_web_bundle
 
     if not web:
         raise CLIError("say what to bundle for: --web (a static page with onnxruntime-web) is the one target so far")

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from resnet_deploy._extras import require
-from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
-from resnet_deploy.onnx_io import DEFAULT_OPSET
+from resnet_deploy.precision.calibration import DEFAULT_MAX_SAMPLES
+from resnet_deploy.graph.io import DEFAULT_OPSET
 
 if TYPE_CHECKING:
-    from resnet_deploy.preprocess import Preprocessing
-    from resnet_deploy.quantize import QuantizeResult
+    from resnet_deploy.preprocess.images import Preprocessing
+    from resnet_deploy.precision.quantize import QuantizeResult
 
 from ._errors import CLIError, handle_errors
 from ._image_input import ImageInput, ImageInputTopK, check_image_input_flags, print_image_input_checks
@@ -47,7 +47,7 @@ def export(
     require("export", "torch", "onnxscript", "onnxsim")
     from resnet_deploy import get_model_spec
     from resnet_deploy._atomic import check_distinct, check_new, check_writable
-    from resnet_deploy.export import ExportOptions, export_model, export_preprocessing, int8_path, read_labels_file
+    from resnet_deploy.export.exporter import ExportOptions, export_model, export_preprocessing, int8_path, read_labels_file
 
     name = zoo_model_name(model, depth, plain)
     spec = get_model_spec(name)  # an unknown name fails here, before any note about its weights
@@ -93,7 +93,7 @@ def export(
 
 
 def _check_calibration(calibration: Path, preprocessing: "Preprocessing", max_samples: int | None) -> None:
-    from resnet_deploy.calibration import load_samples
+    from resnet_deploy.precision.calibration import load_samples
 
     size = preprocessing.crop_size
     load_samples(calibration, (None, 3, size, size), preprocessing.to_metadata(), max_samples=max_samples)
@@ -103,8 +103,8 @@ def _quantize_export(fp32: Path, output: Path, calibration: Path | None, method:
                      force: bool) -> "QuantizeResult":
     """``quantize`` on the file export just saved. If it fails, the run leaves nothing: the fp32
     file it created is taken back (unless --force replaced an existing one, which stays replaced)."""
-    from resnet_deploy.export import remove_if_ours
-    from resnet_deploy.quantize import quantize_file
+    from resnet_deploy.export.exporter import remove_if_ours
+    from resnet_deploy.precision.quantize import quantize_file
 
     size = fp32.stat().st_size
     try:

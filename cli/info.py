@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy import _json
-from resnet_deploy.info import model_info
+from resnet_deploy.runtime.info import model_info
 
 from ._errors import handle_errors
 from ._options import ModelPath

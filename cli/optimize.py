@@ -28,8 +28,8 @@ def optimize(
     std: Std = None,
 ) -> None:
     """Simplify, fuse and verify an ONNX ResNet exported elsewhere."""
-    from resnet_deploy.image_input_graph import ImageInputRequest
-    from resnet_deploy.optimize import optimize_file
+    from resnet_deploy.image_input import ImageInputRequest
+    from resnet_deploy.export.optimize import optimize_file
 
     check_report(report)
     check_image_input_flags(image_input, image_input_top_k, **{"--mean": mean, "--std": std})

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy import _json
-from resnet_deploy.preprocess import image_files
+from resnet_deploy.preprocess.images import image_files
 from resnet_deploy.runtime import Predictor
 
 from ._errors import CLIError, handle_errors

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from resnet_deploy.calibration import DEFAULT_MAX_SAMPLES
+from resnet_deploy.precision.calibration import DEFAULT_MAX_SAMPLES
 
 from ._choices import CalibrationMethod, choice, metavar
 from ._errors import CLIError, handle_errors
@@ -84,7 +84,7 @@ def quantize(
     max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", help="Keep the most sensitive blocks in float until the accuracy drop on --eval-data is at most this many points.")] = None,
 ) -> None:
     """Static INT8 quantization (QDQ) with onnxruntime's tools, calibrated on real data."""
-    from resnet_deploy.quantize import quantize_file
+    from resnet_deploy.precision.quantize import quantize_file
 
     if sensitivity:
         from resnet_deploy.diagnostics.sensitivity import block_sensitivity
@@ -104,7 +104,7 @@ def quantize(
         if eval_data is None:
             raise CLIError("--max-accuracy-drop needs --eval-data: labelled data to measure the drop on")
         from resnet_deploy.diagnostics.sensitivity import quantize_accuracy_aware
-        from resnet_deploy.onnx_io import save_onnx
+        from resnet_deploy.graph.io import save_onnx
 
         quantized, aware = quantize_accuracy_aware(model, calibration, eval_data, max_drop_points=max_accuracy_drop, method=method,
                                                    max_samples=max_samples, measure_speed=True, progress=progress)

@@ -10,10 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from resnet_deploy.triton import TritonOptions, write_triton_repository
-from resnet_deploy.triton.options import DEFAULT_MAX_REQUEST_BYTES
-from resnet_deploy.triton.process import check_host
-from resnet_deploy.triton.server import TritonServer, TritonServerError, find_tritonserver
+from resnet_deploy.serving.triton import TritonOptions, write_triton_repository
+from resnet_deploy.serving.triton.options import DEFAULT_MAX_REQUEST_BYTES
+from resnet_deploy.serving.triton.process import check_host
+from resnet_deploy.serving.triton.server import TritonServer, TritonServerError, find_tritonserver
 
 from ._errors import CLIError, handle_errors
 from .triton import profile_target

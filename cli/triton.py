@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.markup import escape
 
-from resnet_deploy.triton import TRITON_BACKENDS, TritonOptions, profile_backend, write_triton_repository
+from resnet_deploy.serving.triton import TRITON_BACKENDS, TritonOptions, profile_backend, write_triton_repository
 
 from ._errors import CLIError, handle_errors
 from ._output import console, err_console
 
 if TYPE_CHECKING:
-    from resnet_deploy.profile import DeploymentProfile
+    from resnet_deploy.profile.deployment import DeploymentProfile
 
 
 @handle_errors
@@ -71,7 +71,7 @@ def triton(
 def profile_target(profile: Path, model: Optional[Path], name: Optional[str]) -> tuple["DeploymentProfile", Path, str]:
     """What an entry for ``--profile`` serves (``triton``, ``serve``): the profile, its model
     file and the entry's name (default: the model the profile was tuned from)."""
-    from resnet_deploy.profile import load_profile
+    from resnet_deploy.profile.deployment import load_profile
 
     if model is not None:
         raise CLIError("--profile names the model file; drop the MODEL argument")

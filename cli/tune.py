@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from resnet_deploy.tune_serving import ServingChoice
+    from resnet_deploy.tune.serving import ServingChoice
 
 from ._choices import Mode, choice, metavar
 from ._errors import CLIError, handle_errors

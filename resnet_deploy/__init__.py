@@ -28,17 +28,17 @@ _LAZY = {
     "list_models": "models",
     "get_model_spec": "models",
     "model_name_for_depth": "models",
-    "ExportOptions": "export",
-    "export_model": "export",
-    "optimize_file": "optimize",
-    "quantize_file": "quantize",
+    "ExportOptions": "export.exporter",
+    "export_model": "export.exporter",
+    "optimize_file": "export.optimize",
+    "quantize_file": "precision.quantize",
     "TuneOptions": "tune",
     "compare_files": "diagnostics.compare",
-    "TritonOptions": "triton",
-    "write_triton_repository": "triton",
+    "TritonOptions": "serving.triton",
+    "write_triton_repository": "serving.triton",
     "SessionConfig": "runtime",
 }
-_TORCH = {"models", "export"}
+_TORCH = {"models", "export.exporter"}
 
 __all__ = [
     "__version__",

@@ -58,7 +58,7 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 @pytest.fixture(scope="session")
 def resnet20_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from resnet_deploy.export import ExportOptions, export_model
+    from resnet_deploy.export.exporter import ExportOptions, export_model
 
     path = tmp_path_factory.mktemp("export") / "resnet20.onnx"
     export_model(ExportOptions("resnet20"), path)
@@ -67,7 +67,7 @@ def resnet20_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def resnet18_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from resnet_deploy.export import ExportOptions, export_model
+    from resnet_deploy.export.exporter import ExportOptions, export_model
 
     path = tmp_path_factory.mktemp("export") / "resnet18.onnx"
     export_model(ExportOptions("resnet18"), path)
@@ -76,7 +76,7 @@ def resnet18_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_image() -> Path:
-    from resnet_deploy.preprocess import sample_image_path
+    from resnet_deploy.preprocess.labels import sample_image_path
 
     return sample_image_path()
 

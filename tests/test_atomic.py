@@ -61,7 +61,7 @@ def test_an_output_created_while_quantize_or_tune_runs_is_kept(resnet20_onnx: Pa
     from the command's own progress callback, and survives."""
     import numpy as np
 
-    from resnet_deploy.quantize import quantize_file
+    from resnet_deploy.precision.quantize import quantize_file
     from resnet_deploy.tune import TuneOptions, tune
 
     np.save(tmp_path / "c.npy", np.random.default_rng(0).standard_normal((4, 3, 32, 32), dtype=np.float32))
@@ -174,7 +174,7 @@ def test_full_disk_keeps_previous_output(tmp_path: Path, monkeypatch: pytest.Mon
     import errno
 
     from resnet_deploy._atomic import files as atomic_files
-    from resnet_deploy.export import ExportOptions, export_model
+    from resnet_deploy.export.exporter import ExportOptions, export_model
 
     out = tmp_path / "m.onnx"
     out.write_bytes(b"previous")

@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 import resnet_deploy as rd
-from resnet_deploy.blocks import find_blocks
+from resnet_deploy.graph.blocks import find_blocks
 from resnet_deploy.diagnostics.compare import Side, compare_files, compare_models, run_blocks
-from resnet_deploy.onnx_io import load_onnx
-from resnet_deploy.pipeline import ort_outputs
-from resnet_deploy.quantize import quantize_model
+from resnet_deploy.graph.io import load_onnx
+from resnet_deploy.export.pipeline import ort_outputs
+from resnet_deploy.precision.quantize import quantize_model
 from resnet_deploy_cli.main import app
 
 from ._digits import IMAGE_SIZE, digits, train_resnet20
@@ -28,7 +28,7 @@ def digits_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """ResNet-20 trained on the digits, exported fp32 and quantized to INT8 on 64 training samples."""
     import torch
 
-    from resnet_deploy.export import ExportOptions, export_model
+    from resnet_deploy.export.exporter import ExportOptions, export_model
 
     folder = tmp_path_factory.mktemp("compare")
     x_train, y_train, x_test, y_test = digits()
@@ -81,7 +81,7 @@ def test_a_file_against_our_own_optimize_output(tmp_path: Path) -> None:
     foreign file and its optimized twin have the same blocks; a twin whose weights another tool
     renamed is matched by position, with a note, rather than refused."""
     from .conftest import randomize_bn
-    from resnet_deploy.optimize import optimize_file
+    from resnet_deploy.export.optimize import optimize_file
 
     foreign = legacy_export(randomize_bn(rd.create_model("resnet20")), IMAGE_SIZE, tmp_path / "tv20.onnx")
     optimized = tmp_path / "tv20_opt.onnx"
@@ -249,7 +249,7 @@ def test_cli_bad_input(digits_models: dict, tmp_path: Path) -> None:
 def test_an_image_input_file_is_refused_by_name(tmp_path: Path, resnet20_onnx: Path) -> None:
     """A file with the preprocessing inside takes uint8 pixels of any size: compare names it and
     points to the float file it was made from, in one line."""
-    from resnet_deploy.image_input_graph import ImageInputSpec, add_image_input, preprocessing_for
+    from resnet_deploy.image_input import ImageInputSpec, add_image_input, preprocessing_for
 
     source = onnx.load(str(resnet20_onnx))
     image = tmp_path / "r20_image.onnx"

@@ -12,7 +12,7 @@ from resnet_deploy.bench.backends import OnnxRuntimeBackend, OpenVINORuntimeBack
 from resnet_deploy.bench.schema import Engine, WorkerSpec
 from resnet_deploy.runtime import Predictor
 from resnet_deploy.runtime.execution import Execution, chunks
-from resnet_deploy.verify import compare
+from resnet_deploy.graph.verify import compare
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import resnet_deploy as rd
-from resnet_deploy.export import ExportOptions, export_model
-from resnet_deploy.onnx_io import load_onnx, op_counts, read_metadata
-from resnet_deploy.pipeline import ort_outputs
-from resnet_deploy.verify import compare
+from resnet_deploy.export.exporter import ExportOptions, export_model
+from resnet_deploy.graph.io import load_onnx, op_counts, read_metadata
+from resnet_deploy.export.pipeline import ort_outputs
+from resnet_deploy.graph.verify import compare
 
 # Full export of every registered model; the three largest take tens of seconds each and run
 # only with -m slow (ResNet-1202 alone has 1202 layers).
@@ -113,7 +113,7 @@ def test_bad_options_write_nothing(tmp_path: Path, options: ExportOptions, match
 def test_failed_export_keeps_the_existing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "m.onnx"
     path.write_bytes(b"previous")
-    import resnet_deploy.export as export_mod
+    import resnet_deploy.export.exporter as export_mod
 
     def broken(*args: object, **kwargs: object) -> None:
         raise rd.VerificationError("forced")
@@ -127,7 +127,7 @@ def test_failed_export_keeps_the_existing_file(tmp_path: Path, monkeypatch: pyte
 
 def test_labels_file_from_a_windows_editor(tmp_path: Path) -> None:
     """A byte-order mark and CRLF line ends (Notepad's UTF-8) are not part of the first name."""
-    from resnet_deploy.export import read_labels_file
+    from resnet_deploy.export.exporter import read_labels_file
 
     path = tmp_path / "classes.txt"
     path.write_bytes("\ufeffcat\r\ndog\r\n\r\n".encode())

@@ -16,16 +16,16 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from resnet_deploy import InputError, OnnxModelError, Predictor, VerificationError
-from resnet_deploy.image_input_graph import (
+from resnet_deploy.image_input import (
     IMAGE_INPUT_FORMAT, ImageInputRequest, ImageInputSpec, add_image_input, classifier_and_spec, is_image_input,
     preprocessing_for, split_image_input,
 )
-from resnet_deploy.image_input_verify import (
+from resnet_deploy.export.image_input import (
     IMAGE_INPUT_RTOL, IMAGE_INPUT_RTOL_INT8, MAX_PIXEL_LEVELS, MIN_TOP5_OVERLAP, image_input_stage, photo_variants,
     verify_image_input,
 )
-from resnet_deploy.onnx_io import image_input, load_onnx, read_metadata, save_onnx
-from resnet_deploy.passes._graph import topological_sort
+from resnet_deploy.graph.io import image_input, load_onnx, read_metadata, save_onnx
+from resnet_deploy.graph.passes._graph import topological_sort
 from resnet_deploy_cli.main import app
 
 runner = CliRunner()
@@ -143,7 +143,7 @@ def test_verification_catches_a_wrong_preprocessing(r18_image: Path, change: str
 
 
 def test_int8_preprocessing_stays_float(r20_image: Path, tmp_path: Path) -> None:
-    from resnet_deploy.quantize import quantize_file
+    from resnet_deploy.precision.quantize import quantize_file
 
     calib = tmp_path / "calib"
     calib.mkdir()
@@ -168,7 +168,7 @@ def test_int8_preprocessing_stays_float(r20_image: Path, tmp_path: Path) -> None
 
 
 def test_fp16_classifier_behind_float_preprocessing(r20_image: Path, tmp_path: Path) -> None:
-    from resnet_deploy.optimize import optimize_file
+    from resnet_deploy.export.optimize import optimize_file
 
     out = tmp_path / "r20_image_fp16.onnx"
     result = optimize_file(r20_image, out, "portable", precision="fp16")

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from resnet_deploy.bench.inputs import benchmark_photo, read_model_file, write_input
-from resnet_deploy.image_input_graph import ImageInputSpec, preprocessing_for
-from resnet_deploy.image_input_verify import image_input_stage, photo_variants
-from resnet_deploy.onnx_io import load_onnx, save_onnx
+from resnet_deploy.image_input import ImageInputSpec, preprocessing_for
+from resnet_deploy.export.image_input import image_input_stage, photo_variants
+from resnet_deploy.graph.io import load_onnx, save_onnx
 from resnet_deploy_cli.main import app
 
 runner = CliRunner()
@@ -74,8 +74,8 @@ def test_tune_image_input_file(r20_image: Path, tmp_path: Path) -> None:
     """tune makes INT8 from the classifier inside (the float preprocessing put back and verified),
     measures every candidate on the photo, and the profile's model takes images."""
     from resnet_deploy import Predictor
-    from resnet_deploy.image_input_graph import is_image_input
-    from resnet_deploy.preprocess import sample_image_path
+    from resnet_deploy.image_input import is_image_input
+    from resnet_deploy.preprocess.labels import sample_image_path
 
     calibration = tmp_path / "calib"
     calibration.mkdir()

@@ -24,10 +24,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from resnet_deploy import Predictor
-from resnet_deploy.image_input_graph import ImageInputSpec, preprocessing_for
-from resnet_deploy.image_input_verify import image_input_stage, photo_variants
-from resnet_deploy.onnx_io import load_onnx, save_onnx, write_metadata
-from resnet_deploy.preprocess import load_image
+from resnet_deploy.image_input import ImageInputSpec, preprocessing_for
+from resnet_deploy.export.image_input import image_input_stage, photo_variants
+from resnet_deploy.graph.io import load_onnx, save_onnx, write_metadata
+from resnet_deploy.preprocess.images import load_image
 from resnet_deploy_cli.main import app
 
 from ._require import skip_unless_present

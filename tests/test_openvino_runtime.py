@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 import resnet_deploy as rd  # noqa: E402
 from resnet_deploy.runtime import Predictor, SessionConfig, providers as providers_mod, resolve_provider  # noqa: E402
 from resnet_deploy.runtime.openvino_native import OpenVINOSession, native_openvino_available  # noqa: E402
-from resnet_deploy.verify import compare  # noqa: E402
+from resnet_deploy.graph.verify import compare  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not native_openvino_available(), reason="OpenVINO lists no CPU device here")
 

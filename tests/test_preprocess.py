@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 import resnet_deploy as rd
-from resnet_deploy.preprocess import Preprocessing, imagenet_labels, load_image
+from resnet_deploy.preprocess.images import Preprocessing, load_image
+from resnet_deploy.preprocess.labels import imagenet_labels
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -71,7 +72,7 @@ def test_bad_images(tmp_path: Path) -> None:
     with pytest.raises(rd.InputError, match="not a readable image"):
         load_image(not_image)
     truncated = tmp_path / "b.jpg"
-    from resnet_deploy.preprocess import sample_image_path
+    from resnet_deploy.preprocess.labels import sample_image_path
 
     truncated.write_bytes(sample_image_path().read_bytes()[:2000])
     with pytest.raises(rd.InputError, match="not a readable image"):

@@ -15,7 +15,7 @@ import pytest
 from PIL import ExifTags, Image
 
 import resnet_deploy as rd
-from resnet_deploy.preprocess import Preprocessing
+from resnet_deploy.preprocess.images import Preprocessing
 
 # Resize(36), CenterCrop(32), no normalisation: the tensor is the cropped pixels / 255.
 PLAIN = Preprocessing(36, 32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import resnet_deploy as rd
-from resnet_deploy.export import ExportOptions, export_model, int8_path
-from resnet_deploy.onnx_io import load_onnx, op_counts, read_metadata
-from resnet_deploy.pipeline import ort_outputs
-from resnet_deploy.quantize import RECIPES, convert_fp16, quantize_file, quantize_model
+from resnet_deploy.export.exporter import ExportOptions, export_model, int8_path
+from resnet_deploy.graph.io import load_onnx, op_counts, read_metadata
+from resnet_deploy.export.pipeline import ort_outputs
+from resnet_deploy.precision.quantize import RECIPES, convert_fp16, quantize_file, quantize_model
 
 from ._digits import IMAGE_SIZE, digits, train_resnet20
 
@@ -91,7 +91,7 @@ def test_fp16_conversion_keeps_io_fp32(trained: dict) -> None:
 
 
 def test_optimize_to_fp16_for_gpus(trained: dict, tmp_path: Path) -> None:
-    from resnet_deploy.optimize import optimize_file
+    from resnet_deploy.export.optimize import optimize_file
 
     out = tmp_path / "fp16.onnx"
     result = optimize_file(trained["fp32"], out, "cuda", precision="fp16")
@@ -260,7 +260,7 @@ def test_cli_accuracy_aware_and_its_errors(trained: dict, bad_calibration: dict,
 def test_a_cpu_target_file_is_quantized_from_its_portable_graph(trained: dict, tmp_path: Path) -> None:
     """optimize --target cpu, then quantize: the FusedConv are unfused (and verified) first, the
     result says so, and INT8 keeps the accuracy it keeps from the plain export."""
-    from resnet_deploy.optimize import optimize_file
+    from resnet_deploy.export.optimize import optimize_file
 
     cpu = tmp_path / "cpu.onnx"
     optimize_file(trained["fp32"], cpu, "cpu")
@@ -284,7 +284,7 @@ def test_a_cpu_target_file_is_quantized_from_its_portable_graph(trained: dict, t
 def test_a_fixed_batch_model_is_calibrated_in_batches_of_its_size(trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """export --static-batch 8, then quantize on 13 samples: onnxruntime's calibrator gets batches
     of 8 (the last filled up from the start), the INT8 model keeps the fixed batch and the accuracy."""
-    from resnet_deploy import quantize as q
+    from resnet_deploy.precision import quantize as q
 
     static = tmp_path / "static8.onnx"
     export_model(ExportOptions("resnet20", weights=trained["fp32"].with_name("digits.pth"), image_size=IMAGE_SIZE, static_batch=8), static)

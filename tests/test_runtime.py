@@ -20,7 +20,7 @@ from resnet_deploy.runtime import Predictor, SessionConfig, available_providers,
 from resnet_deploy.runtime import predictor as predictor_mod
 from resnet_deploy.runtime import providers as providers_mod
 from resnet_deploy.runtime import session as session_mod
-from resnet_deploy.verify import compare
+from resnet_deploy.graph.verify import compare
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
 
@@ -54,7 +54,7 @@ def test_predict_on_a_real_photograph(resnet18_onnx: Path, sample_image: Path) -
 
 
 def test_labels_from_metadata_or_indices(tmp_path: Path, resnet20_onnx: Path, sample_image: Path) -> None:
-    from resnet_deploy.export import ExportOptions, export_model
+    from resnet_deploy.export.exporter import ExportOptions, export_model
 
     labelled = tmp_path / "labelled.onnx"
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -355,8 +355,8 @@ def test_profiled_ops(tmp_path: Path, resnet20_onnx: Path) -> None:
 def test_cuda_fp16_nhwc_graph_matches_cpu(tmp_path: Path, resnet18_onnx: Path) -> None:
     """What tune may choose on a GPU: the fp16 file on NHWC kernels (prefer_nhwc), then also in
     a CUDA graph, replayed for other batch sizes (padded, chunked) and from another thread."""
-    from resnet_deploy.onnx_io import load_onnx, save_onnx
-    from resnet_deploy.precision import convert_fp16
+    from resnet_deploy.graph.io import load_onnx, save_onnx
+    from resnet_deploy.graph.fp16 import convert_fp16
 
     fp16 = tmp_path / "fp16.onnx"
     save_onnx(convert_fp16(load_onnx(resnet18_onnx))[0], fp16)

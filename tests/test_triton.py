@@ -14,11 +14,11 @@ from tritonclient.grpc import model_config_pb2 as mc
 from typer.testing import CliRunner
 
 import resnet_deploy as rd
-from resnet_deploy import triton as triton_module
+from resnet_deploy.serving import triton as triton_module
 from resnet_deploy._atomic import folders
-from resnet_deploy.export import ExportOptions, export_model
-from resnet_deploy.pipeline import ort_outputs
-from resnet_deploy.triton import TritonOptions, write_triton_repository
+from resnet_deploy.export.exporter import ExportOptions, export_model
+from resnet_deploy.export.pipeline import ort_outputs
+from resnet_deploy.serving.triton import TritonOptions, write_triton_repository
 from resnet_deploy_cli.main import app
 
 
@@ -214,7 +214,7 @@ def test_a_name_too_long_is_refused_by_length(tmp_path: Path, resnet20_onnx: Pat
 def test_onnxruntime_ops_for_tensorrt_or_openvino_are_noted(tmp_path: Path, resnet20_onnx: Path) -> None:
     """A file of optimize --target cpu holds com.microsoft.FusedConv, which TensorRT and OpenVINO
     cannot run: the entry is written (onnxruntime runs those nodes elsewhere), and says so."""
-    from resnet_deploy.optimize import optimize_file
+    from resnet_deploy.export.optimize import optimize_file
 
     fused = tmp_path / "r20_cpu.onnx"
     optimize_file(resnet20_onnx, fused, "cpu")
@@ -287,7 +287,7 @@ def test_stale_staging_of_a_killed_run_is_removed(tmp_path: Path, resnet20_onnx:
 # -- the Python backend: Predictor inside Triton, for what the onnxruntime backend cannot express -----
 
 def test_python_entry_serves_the_profile_as_tuned(tmp_path: Path, resnet20_onnx: Path) -> None:
-    from resnet_deploy.profile import DeploymentProfile, file_sha256, load_profile, save_profile
+    from resnet_deploy.profile.deployment import DeploymentProfile, file_sha256, load_profile, save_profile
     from resnet_deploy._machine import machine
 
     profile_path = tmp_path / "r20.profile.json"
@@ -328,7 +328,7 @@ def test_image_input_file_takes_uint8_pixels_of_any_size(tmp_path: Path, resnet2
     """A file with the preprocessing inside: uint8 [-1, -1, 3] with no NCHW format, every output on
     the onnxruntime backend, the logits (what Predictor answers) on the Python backend; OpenVINO,
     whose antialiased Resize differs from PIL's, is refused in one line."""
-    from resnet_deploy.image_input_graph import ImageInputSpec, add_image_input, preprocessing_for
+    from resnet_deploy.image_input import ImageInputSpec, add_image_input, preprocessing_for
 
     source = onnx.load(str(resnet20_onnx))
     image = tmp_path / "r20_image.onnx"
@@ -353,7 +353,7 @@ def test_a_profile_entry_holds_the_bytes_that_were_verified(tmp_path: Path, resn
     import shutil
 
     from resnet_deploy._machine import machine
-    from resnet_deploy.profile import DeploymentProfile, load_profile, model_sha256, save_profile
+    from resnet_deploy.profile.deployment import DeploymentProfile, load_profile, model_sha256, save_profile
 
     model = tmp_path / "m.onnx"
     shutil.copyfile(resnet20_onnx, model)
@@ -400,7 +400,7 @@ def test_an_external_data_file_never_takes_the_place_of_a_generated_file(tmp_pat
                                                                        location: str) -> None:
     """Each crafted name stays inside the entry's model folder: model.py is ours, byte for byte,
     and the entry still serves the model (its logits equal the source's)."""
-    from resnet_deploy.onnx_io import load_onnx
+    from resnet_deploy.graph.io import load_onnx
 
     model = _with_external_data(resnet20_onnx, tmp_path / "evil", location)
     entry = write_triton_repository(model, tmp_path / "repo", TritonOptions(name="m", backend="python"))

@@ -40,7 +40,7 @@ try:
     import tritonclient.grpc as grpcclient
     import tritonclient.http as httpclient
 
-    from resnet_deploy.triton.server import TritonServer, TritonServerError, find_tritonserver
+    from resnet_deploy.serving.triton.server import TritonServer, TritonServerError, find_tritonserver
 
     find_tritonserver()
 except Exception as exc:  # ImportError, or the wheel without its binary
@@ -271,7 +271,7 @@ def test_bench_url_measures_served_beside_in_process(served: tuple[TritonServer,
     ("ftp://x:1", "resnet20", "is not HOST:PORT"),
 ])
 def test_bench_url_refuses_in_one_line(served: tuple[TritonServer, Path], model: Path, url: str, model_name: str, needle: str) -> None:
-    from resnet_deploy.triton.server import free_port
+    from resnet_deploy.serving.triton.server import free_port
 
     server, _ = served
     url = url.format(free=free_port(), grpc=f"grpc://{server.grpc}")
@@ -292,7 +292,7 @@ def _serve(*args: str) -> subprocess.Popen[str]:
 def test_serve_answers_then_stops_cleanly(model: Path, stop: str) -> None:
     import signal
 
-    from resnet_deploy.triton.server import free_port
+    from resnet_deploy.serving.triton.server import free_port
 
     http, grpc, metrics = free_port(), free_port(), free_port()
     proc = _serve(str(model), "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics))
@@ -319,7 +319,7 @@ def test_serve_answers_then_stops_cleanly(model: Path, stop: str) -> None:
 def test_serve_on_a_busy_port_is_one_line(model: Path) -> None:
     import socket
 
-    from resnet_deploy.triton.server import free_port
+    from resnet_deploy.serving.triton.server import free_port
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -339,7 +339,7 @@ def test_serve_on_a_busy_port_is_one_line(model: Path) -> None:
 def _photo(width: int, height: int) -> np.ndarray:
     from PIL import Image
 
-    from resnet_deploy.preprocess import sample_image_path
+    from resnet_deploy.preprocess.labels import sample_image_path
 
     with Image.open(sample_image_path()) as im:
         return np.asarray(im.convert("RGB").resize((width, height)), dtype=np.uint8)[None]
@@ -423,7 +423,7 @@ def test_serve_never_leaves_a_server_behind(model: Path, how: str) -> None:
     import signal
     import time
 
-    from resnet_deploy.triton.server import free_port
+    from resnet_deploy.serving.triton.server import free_port
 
     http = free_port()
     proc = _serve(str(model), "--http-port", str(http), "--grpc-port", str(free_port()), "--metrics-port", str(free_port()))
@@ -444,7 +444,7 @@ def test_serve_never_leaves_a_server_behind(model: Path, how: str) -> None:
 
 
 def test_serve_shows_the_client_call_of_an_image_input_file() -> None:
-    from resnet_deploy.triton.server import free_port
+    from resnet_deploy.serving.triton.server import free_port
 
     proc = _serve(str(IMAGE_MODEL), "--http-port", str(free_port()), "--grpc-port", str(free_port()), "--metrics-port", str(free_port()))
     try:
@@ -486,7 +486,7 @@ def test_serve_refuses_an_oversized_request_and_survives_one_that_kills_the_stub
     import json
     import time
 
-    from resnet_deploy.triton.server import free_port
+    from resnet_deploy.serving.triton.server import free_port
 
     http = free_port()
     proc = _serve(str(IMAGE_MODEL), "--http-port", str(http), "--grpc-port", str(free_port()), "--metrics-port",
@@ -544,7 +544,7 @@ def test_a_data_file_named_model_py_never_runs(model: Path, tmp_path: Path) -> N
     source.graph.initializer.append(tensor)
     (evil / "model.py").write_bytes(payload)
     onnx.save(source, str(evil / "r20.onnx"))
-    from resnet_deploy.triton.server import free_port
+    from resnet_deploy.serving.triton.server import free_port
 
     http = free_port()
     proc = _serve(str(evil / "r20.onnx"), "--http-port", str(http), "--grpc-port", str(free_port()),

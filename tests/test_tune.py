@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import resnet_deploy as rd
-from resnet_deploy.profile import ProfileError, file_sha256, load_profile
+from resnet_deploy.profile.deployment import ProfileError, file_sha256, load_profile
 from resnet_deploy.runtime import Predictor
 from resnet_deploy.tune import REFERENCE, TOLERANCES, TuneOptions, tune
-from resnet_deploy.verify import compare
+from resnet_deploy.graph.verify import compare
 
 from ._digits import IMAGE_SIZE, digits, train_resnet20
 
@@ -27,7 +27,7 @@ def digits_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """ResNet-20 trained on real digits, exported; calibration and held-out data beside it."""
     import torch
 
-    from resnet_deploy.export import ExportOptions, export_model
+    from resnet_deploy.export.exporter import ExportOptions, export_model
 
     folder = tmp_path_factory.mktemp("tune")
     x_train, y_train, x_test, y_test = digits()
@@ -221,7 +221,7 @@ def test_an_orphan_model_of_an_interrupted_run_does_not_block_a_rerun(tmp_path: 
     profile, is still refused."""
     import onnx
 
-    from resnet_deploy.onnx_io import write_metadata
+    from resnet_deploy.graph.io import write_metadata
     from resnet_deploy.tune import TUNE_MARKER
 
     profile = tmp_path / "p.json"

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from resnet_deploy.bench.backends import OnnxRuntimeBackend
 from resnet_deploy.bench.schema import Engine, WorkerSpec
 from resnet_deploy.runtime import cpu_count
-from resnet_deploy.tune_serving import layouts
+from resnet_deploy.tune.serving import layouts
 from resnet_deploy_cli.main import app
 
 runner = CliRunner()
@@ -77,7 +77,7 @@ def test_throughput_tune_records_a_layout_that_triton_serves(resnet20_onnx: Path
 
 
 def test_a_profile_serving_table_is_data(resnet20_onnx: Path, tmp_path: Path) -> None:
-    from resnet_deploy.profile import ProfileError, load_profile
+    from resnet_deploy.profile.deployment import ProfileError, load_profile
 
     profile = tmp_path / "r20.json"
     r = runner.invoke(app, ["tune", str(resnet20_onnx), "-o", str(profile), "--precision", "fp32", "--providers", "cpu",
@@ -95,7 +95,7 @@ def test_a_profile_serving_table_is_data(resnet20_onnx: Path, tmp_path: Path) ->
 def test_serving_mistakes_are_one_line(resnet20_onnx: Path, tmp_path: Path) -> None:
     """--provider beside a profile (which names its own), bench --url without the file it serves,
     and a hand-edited layout whose threads differ from the session's: each refused by name."""
-    from resnet_deploy.profile import ProfileError, load_profile
+    from resnet_deploy.profile.deployment import ProfileError, load_profile
 
     profile = tmp_path / "r20.json"
     r = runner.invoke(app, ["tune", str(resnet20_onnx), "-o", str(profile), "--precision", "fp32", "--providers", "cpu",

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 import resnet_deploy as rd
-from resnet_deploy.weights import load_state_dict
+from resnet_deploy.models.weights import load_state_dict
 
 
 @pytest.fixture

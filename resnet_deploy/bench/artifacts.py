@@ -16,12 +16,12 @@ import torch
 from .. import __version__
 from .._hashing import file_sha256
 from .._registry import get_model_spec
-from ..export import ExportOptions, export_model
+from ..export.exporter import ExportOptions, export_model
 from ..models import create_model
-from ..onnx_io import load_onnx, save_onnx
-from ..optimize import optimize_model
-from ..torch_export import torch_export
-from ..verify import fixed_inputs
+from ..graph.io import load_onnx, save_onnx
+from ..export.optimize import optimize_model
+from ..export.torch_export import torch_export
+from ..graph.verify import fixed_inputs
 from .cache import make_cache_entry
 from .model_files import ARTIFACTS, calibration_samples, fp16_model, int8_model, with_static_batch
 from .options import BenchOptions

@@ -1,5 +1,5 @@
 """What the workers are fed: the model file's input and the fixed input batch (the evaluation
-data's loader lives with the calibration loader, in :mod:`resnet_deploy.calibration`).
+data's loader lives with the calibration loader, in :mod:`resnet_deploy.precision.calibration`).
 
 Torch-free: a benchmark of ONNX files needs onnx and numpy only.
 """
@@ -14,10 +14,10 @@ import numpy as np
 import onnx
 
 from .._errors import InputError, OnnxModelError
-from ..calibration import output_classes
-from ..image_input_graph import is_image_input
-from ..onnx_io import image_input, load_onnx, read_metadata
-from ..verify import fixed_inputs
+from ..precision.calibration import output_classes
+from ..image_input import is_image_input
+from ..graph.io import image_input, load_onnx, read_metadata
+from ..graph.verify import fixed_inputs
 
 __all__ = ["ModelFile", "read_model_file", "write_input", "benchmark_photo"]
 
@@ -73,7 +73,8 @@ def read_model_file(path: str | Path) -> ModelFile:
 
 def benchmark_photo() -> np.ndarray:
     """What an image-input file is fed: the shipped portrait, 512x600 pixels, decoded to uint8 RGB [600, 512, 3]."""
-    from ..preprocess import load_image, sample_image_path
+    from ..preprocess.images import load_image
+    from ..preprocess.labels import sample_image_path
 
     return np.asarray(load_image(sample_image_path()).convert("RGB"), dtype=np.uint8)
 

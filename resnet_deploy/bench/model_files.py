@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..calibration import DEFAULT_MAX_SAMPLES, load_samples
-from ..onnx_io import read_metadata
-from ..precision import convert_fp16
-from ..verify import fixed_inputs
+from ..precision.calibration import DEFAULT_MAX_SAMPLES, load_samples
+from ..graph.io import read_metadata
+from ..graph.fp16 import convert_fp16
+from ..graph.verify import fixed_inputs
 
 __all__ = ["ARTIFACTS", "SYNTHETIC_SAMPLES", "calibration_samples", "int8_model", "fp16_model", "with_static_batch"]
 
@@ -42,7 +42,7 @@ def calibration_samples(model: onnx.ModelProto, calibration: str | Path | None, 
 
 def int8_model(model: onnx.ModelProto, samples: np.ndarray, *, source: str) -> onnx.ModelProto:
     """Static INT8 QDQ (the default recipe) calibrated on ``samples``."""
-    from ..quantize import quantize_model  # onnxruntime's quantization tools
+    from ..precision.quantize import quantize_model  # onnxruntime's quantization tools
 
     return quantize_model(model, samples, source=source).model
 

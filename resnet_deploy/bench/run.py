@@ -20,10 +20,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .._errors import InputError, VerificationError
-from ..environment import environment
+from ..runtime.environment import environment
 from ..runtime import cpu_count
-from ..verify import compare
-from ..calibration import eval_arrays
+from ..graph.verify import compare
+from ..precision.calibration import eval_arrays
 from .inputs import write_input
 from .options import BenchOptions, validate
 from .process import START_TIMEOUT_S, WorkerError, WorkerProcess

@@ -24,7 +24,7 @@ import triton_python_backend_utils as pb_utils
 from resnet_deploy.runtime import Predictor
 
 
-# Defaults when the entry states none (resnet_deploy.triton.options holds the same numbers).
+# Defaults when the entry states none (resnet_deploy.serving.triton.options holds the same numbers).
 DEFAULT_MAX_REQUEST_BYTES = 256 * 2**20
 DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # PIL's decompression-bomb bound, as predict's
 LARGE_REQUEST_BYTES = 32 * 2**20  # after a request this large, memory goes back to the system

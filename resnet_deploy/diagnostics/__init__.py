@@ -6,6 +6,6 @@
   that keeps the costliest blocks float within an accuracy budget.
 
 This floor sits above the benchmark (sensitivity measures the speed of what it chooses) and
-below ``tune``; :mod:`resnet_deploy.blocks` (finding the blocks in a graph) stays below
+below ``tune``; :mod:`resnet_deploy.graph.blocks` (finding the blocks in a graph) stays below
 ``quantize``, which keeps blocks float by name.
 """

@@ -19,9 +19,9 @@ import numpy as np
 import onnx
 
 from .._errors import InputError, NonFiniteOutputError, OnnxModelError
-from ..blocks import Block, dequantize, expose, find_blocks
-from ..onnx_io import image_input, read_metadata
-from ..precision import is_quantized
+from ..graph.blocks import Block, dequantize, expose, find_blocks
+from ..graph.io import image_input, read_metadata
+from ..graph.fp16 import is_quantized
 from .inputs import load_inputs, load_model
 from .stats import BlockRow, Running, block_rows
 

@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 
 from .._errors import InputError
-from ..calibration import DEFAULT_MAX_SAMPLES, load_samples
-from ..image_input_graph import is_image_input
-from ..onnx_io import image_input, load_onnx, read_metadata
-from ..verify import fixed_inputs
+from ..precision.calibration import DEFAULT_MAX_SAMPLES, load_samples
+from ..image_input import is_image_input
+from ..graph.io import image_input, load_onnx, read_metadata
+from ..graph.verify import fixed_inputs
 
 __all__ = ["load_model", "load_inputs"]
 

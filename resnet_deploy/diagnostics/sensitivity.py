@@ -20,11 +20,11 @@ import numpy as np
 import onnx
 
 from .._errors import InputError, VerificationError
-from ..blocks import find_blocks
-from ..calibration import DEFAULT_MAX_SAMPLES, load_samples
-from ..onnx_io import image_input, read_metadata
-from ..quantize import DEFAULT_RECIPE, load_quantizable, quantize_model
-from ..verify import compare
+from ..graph.blocks import find_blocks
+from ..precision.calibration import DEFAULT_MAX_SAMPLES, load_samples
+from ..graph.io import image_input, read_metadata
+from ..precision.quantize import DEFAULT_RECIPE, load_quantizable, quantize_model
+from ..graph.verify import compare
 
 __all__ = ["Trial", "SensitivityResult", "AccuracyAwareResult", "SpeedCost", "block_sensitivity", "quantize_accuracy_aware",
            "load_eval_data", "cpu_logits"]
@@ -95,7 +95,7 @@ class AccuracyAwareResult:
 
 def load_eval_data(source: str | Path, model: onnx.ModelProto, label: str) -> tuple[np.ndarray, np.ndarray]:
     """Labelled data: an ``.npz`` with ``x`` and ``y``, or a folder of class-index subfolders."""
-    from ..calibration import eval_arrays, output_classes
+    from ..precision.calibration import eval_arrays, output_classes
 
     image = image_input(model, label)
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-eval-") as tmp:
@@ -230,7 +230,7 @@ def _speed_cost(fp32_path: Path, full: onnx.ModelProto, chosen: onnx.ModelProto,
 
     from ..bench import BenchOptions, run_benchmark
     from ..bench.plan import plan_files
-    from ..onnx_io import save_onnx
+    from ..graph.io import save_onnx
 
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-cost-") as tmp:
         paths = (fp32_path, Path(tmp, "int8_all_blocks.onnx"), Path(tmp, "int8_accuracy_aware.onnx"))

@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from .._errors import ResnetDeployError
 from .._registry import get_model_spec
-from ..weights import apply_state_dict, load_state_dict
+from .weights import apply_state_dict, load_state_dict
 
 __all__ = ["create_model", "count_macs"]
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import OnnxModelError
-from ..preprocess import PREPROCESSING_KEYS, imagenet_labels
+from ..preprocess.images import PREPROCESSING_KEYS
+from ..preprocess.labels import imagenet_labels
 from .providers import PROVIDERS
 
 __all__ = ["class_names", "warn_about_model"]

@@ -11,9 +11,9 @@ import numpy as np
 import onnx
 
 from .._errors import InputError, NonFiniteOutputError, OnnxModelError, RuntimeBackendError
-from ..onnx_io import image_input, load_onnx, read_metadata
-from ..preprocess import ImageLike, Preprocessing
-from ..image_input_graph import is_image_input
+from ..graph.io import image_input, load_onnx, read_metadata
+from ..preprocess.images import ImageLike, Preprocessing
+from ..image_input import is_image_input
 from .openvino_native import OpenVINOSession
 from .raw_images import check_image_batch, check_image_provider, decode, size_groups, stack_one_size
 from .execution import Execution
@@ -102,11 +102,11 @@ class Predictor:
         """The configuration ``resnet-deploy tune`` chose on this machine: its model file,
         provider and session options. A profile from another machine, for a model file (or
         external data) that changed since, or holding anything but the fields and session
-        options of its schema, is refused (:class:`~resnet_deploy.profile.ProfileError`).
+        options of its schema, is refused (:class:`~resnet_deploy.profile.deployment.ProfileError`).
 
         The model is read once: the bytes whose SHA-256 matched the profile's are the bytes
         onnxruntime runs."""
-        from ..profile import load_profile, load_profile_model
+        from ..profile.deployment import load_profile, load_profile_model
 
         profile = load_profile(profile_path, check_machine=check_machine, check_model=False)
         model = load_profile_model(profile, profile_path)

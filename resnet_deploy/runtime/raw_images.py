@@ -1,12 +1,12 @@
 """Images as they are, for models whose preprocessing is in the graph (``export --image-input``).
 
 Such a model takes uint8 RGB ``[N, H, W, 3]``; decoding stays on the host (EXIF orientation and
-every PIL mode converted to RGB exactly as for a float model, :func:`~resnet_deploy.preprocess.load_image`),
+every PIL mode converted to RGB exactly as for a float model, :func:`~resnet_deploy.preprocess.images.load_image`),
 resizing and normalising do not. One batch holds one size: :func:`size_groups` splits a list of
 images into runs of one size each, in the order given.
 
 The bounds are the float path's: no image without pixels (the graph's size arithmetic would divide
-by zero), and none whose resized size exceeds :data:`~resnet_deploy.preprocess.MAX_RESIZE_PIXELS`,
+by zero), and none whose resized size exceeds :data:`~resnet_deploy.preprocess.images.MAX_RESIZE_PIXELS`,
 nor one larger than that as it is.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._errors import InputError, RuntimeBackendError
-from ..preprocess import MAX_RESIZE_PIXELS, ImageLike, Preprocessing, load_image, to_rgb
+from ..preprocess.images import MAX_RESIZE_PIXELS, ImageLike, Preprocessing, load_image, to_rgb
 from .providers import resolve_provider
 
 __all__ = ["decode", "check_image_batch", "check_image_provider", "stack_one_size", "size_groups", "EXPECTED"]
@@ -85,7 +85,7 @@ def check_image_provider(provider: str, source: str | Path) -> None:
     """Refuse a provider that computes the in-graph resize differently: a wrong answer, not an error.
 
     OpenVINO's antialiased ``Resize`` is not onnxruntime's (nor PIL's): on the photos of
-    :func:`~resnet_deploy.image_input_verify.photo_variants` the OpenVINO runtime (2026.4) moved
+    :func:`~resnet_deploy.export.image_input.photo_variants` the OpenVINO runtime (2026.4) moved
     ResNet-20's logits by up to 0.27 of the largest and changed one top-1 (ResNet-18: 0.06).
     """
     if resolve_provider(provider) == "openvino":

@@ -32,13 +32,13 @@ from ..bench.catalogue import REFERENCE
 from ..bench.inputs import read_model_file
 from ..bench.options import BenchOptions, validate
 from ..bench.plan import Plan
-from ..calibration import eval_arrays, output_classes
-from ..image_input_graph import is_image_input
-from ..onnx_io import image_input, load_onnx, read_metadata
-from ..profile import DeploymentProfile
+from ..precision.calibration import eval_arrays, output_classes
+from ..image_input import is_image_input
+from ..graph.io import image_input, load_onnx, read_metadata
+from ..profile.deployment import DeploymentProfile
 from ..runtime import available_providers, cpu_count
 from ..runtime.raw_images import check_image_provider
-from ..tune_serving import ServingChoice, check_serving_options, choose_layout
+from .serving import ServingChoice, check_serving_options, choose_layout
 from .candidates import candidates
 from .files import HOLDOUT_EVERY, MIN_HOLDOUT_SOURCE, TUNE_MARKER, make_files
 from .output import check_derived_model_paths, derived_model_paths, write_profile

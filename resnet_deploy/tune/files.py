@@ -11,11 +11,11 @@ import numpy as np
 
 from .._errors import InputError, OnnxModelError
 from ..bench.model_files import calibration_samples, fp16_model, int8_model, with_static_batch
-from ..image_input_graph import classifier_and_spec
-from ..image_input_verify import image_input_stage
-from ..onnx_io import image_input, load_onnx, save_onnx, write_metadata
-from ..passes.unfuse_fused_conv import is_standard
-from ..precision import is_quantized
+from ..image_input import classifier_and_spec
+from ..export.image_input import image_input_stage
+from ..graph.io import image_input, load_onnx, save_onnx, write_metadata
+from ..graph.passes.unfuse_fused_conv import is_standard
+from ..graph.fp16 import is_quantized
 from .verdict import HeldOut
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def make_files(options: TuneOptions, folder: Path, precisions: set[str], provide
         int8 = int8_model(model, samples, source=str(options.model))
         if len(held):
             from ..diagnostics.sensitivity import cpu_logits
-            from ..verify import compare
+            from ..graph.verify import compare
 
             parity = compare(cpu_logits(int8, held, options.threads), cpu_logits(model, held, options.threads), rtol=1.0)
             heldout = HeldOut(len(held), parity.max_rel_error, parity.top1_agreement)

@@ -13,9 +13,9 @@ from .. import __version__
 from .._atomic import atomic_write_bytes, check_distinct, check_new, check_writable
 from .._errors import OutputPathError
 from .._machine import machine
-from ..onnx_io import model_files
-from ..profile import DeploymentProfile, model_sha256, save_profile
-from ..tune_serving import ServingChoice
+from ..graph.io import model_files
+from ..profile.deployment import DeploymentProfile, model_sha256, save_profile
+from .serving import ServingChoice
 from .candidates import made_file_engines
 from .files import TUNE_MARKER
 from .verdict import Verdict

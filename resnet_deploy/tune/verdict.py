@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Any
 
 from ..bench.schema import Record
-from ..verify import DEFAULT_RTOL
+from ..graph.verify import DEFAULT_RTOL
 
 __all__ = ["Verdict", "VerdictKind", "HeldOut", "judge", "TOLERANCES", "TF32_TOLERANCE"]
 

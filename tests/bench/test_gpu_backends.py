@@ -11,7 +11,7 @@ import pytest
 
 from resnet_deploy.bench.backends import OnnxRuntimeBackend, PyTorchBackend
 from resnet_deploy.bench.schema import Engine, WorkerSpec
-from resnet_deploy.verify import compare
+from resnet_deploy.graph.verify import compare
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
 
@@ -68,8 +68,8 @@ def test_pytorch_fp16_cuda_graph(tmp_path: Path) -> None:
 def test_onnxruntime_nhwc_cuda_graph(tmp_path: Path, resnet18_onnx: Path, precision: str) -> None:
     """cuda-fp32-nhwc-graph and cuda-fp16-nhwc-graph: the warm-up/capture run, replays on new
     inputs, and the timed replay."""
-    from resnet_deploy.onnx_io import load_onnx, save_onnx
-    from resnet_deploy.precision import convert_fp16
+    from resnet_deploy.graph.io import load_onnx, save_onnx
+    from resnet_deploy.graph.fp16 import convert_fp16
 
     model = resnet18_onnx
     if precision == "fp16":

@@ -41,7 +41,7 @@ def test_tune_measures_the_catalogue_under_its_names() -> None:
     made a path), and what its profile records runs it as measured."""
     from pathlib import Path
 
-    from resnet_deploy.profile import check_session
+    from resnet_deploy.profile.deployment import check_session
     from resnet_deploy.tune.candidates import candidates
 
     files = {name: Path(f"/m/{name}.onnx") for name in ("portable", "int8", "int8_static", "fp16")}

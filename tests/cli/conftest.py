@@ -230,7 +230,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
     np.save(f["scalar.npy"], np.float32(0.5))
     # Profiles for the real model that are not data of their schema, one field at a time.
     from resnet_deploy._machine import machine
-    from resnet_deploy.profile import DeploymentProfile, model_sha256, save_profile
+    from resnet_deploy.profile.deployment import DeploymentProfile, model_sha256, save_profile
 
     save_profile(DeploymentProfile(str(resnet20_onnx), model_sha256(resnet20_onnx), "cpu", "onnxruntime", "fp32", 1,
                                    {"optimization": "all"}, {"p50_ms": 1.0}, machine()), d / "good-profile.json")

@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from resnet_deploy.bench.options import MODES
-from resnet_deploy.passes import TARGETS
-from resnet_deploy.quantize import CALIBRATION_METHODS
+from resnet_deploy.graph.passes import TARGETS
+from resnet_deploy.precision.quantize import CALIBRATION_METHODS
 from resnet_deploy_cli._choices import CalibrationMethod, FilePrecision, Mode, Target
 from resnet_deploy_cli.main import app
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from resnet_deploy import __version__
-from resnet_deploy.onnx_io import load_onnx, op_counts
+from resnet_deploy.graph.io import load_onnx, op_counts
 from resnet_deploy_cli.main import app
 
 from .._cli_cases import assert_clean_failure, invoke, run_cli

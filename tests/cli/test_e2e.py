@@ -91,7 +91,7 @@ def test_warnings_are_one_line(files: dict[str, Path]) -> None:
 @pytest.fixture(scope="module")
 def resnet50_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model whose calibration takes long enough to be interrupted half-way (exported once)."""
-    from resnet_deploy.export import ExportOptions, export_model
+    from resnet_deploy.export.exporter import ExportOptions, export_model
 
     big = tmp_path_factory.mktemp("r50") / "r50.onnx"
     export_model(ExportOptions("resnet50"), big)

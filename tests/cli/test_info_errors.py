@@ -52,7 +52,7 @@ def test_json_output_is_strict(files: dict[str, Path], tmp_path: Path) -> None:
 def test_external_data_outside_is_never_read(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     from onnx import external_data_helper
 
-    from resnet_deploy.onnx_io import load_onnx
+    from resnet_deploy.graph.io import load_onnx
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("external data was read")

@@ -78,9 +78,9 @@ def test_longest_valid_name_is_writable(files: dict[str, Path], tmp_path: Path) 
 def test_cpu_target_file_composes_with_portable_and_quantize(files: dict[str, Path], tmp_path: Path) -> None:
     """optimize --target cpu, then optimize (portable): standard ONNX only, same outputs; then
     quantize the cpu file: it works from the portable graph and says so in one note line."""
-    from resnet_deploy.onnx_io import load_onnx
-    from resnet_deploy.pipeline import ort_outputs
-    from resnet_deploy.verify import compare
+    from resnet_deploy.graph.io import load_onnx
+    from resnet_deploy.export.pipeline import ort_outputs
+    from resnet_deploy.graph.verify import compare
 
     cpu, portable, int8 = tmp_path / "cpu.onnx", tmp_path / "portable.onnx", tmp_path / "int8.onnx"
     assert run_cli("optimize", files["model"], "-o", cpu, "--target", "cpu").returncode == 0

@@ -104,7 +104,7 @@ def test_sixteen_bit_images_match_their_8_bit_twins(files: dict[str, Path], tmp_
     a float image is refused by name."""
     from PIL import Image
 
-    from resnet_deploy.preprocess import Preprocessing
+    from resnet_deploy.preprocess.images import Preprocessing
 
     gray8 = (np.arange(48 * 40).reshape(40, 48) * 7 % 256).astype(np.uint8)
     Image.fromarray(gray8).save(tmp_path / "g8.png")

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from resnet_deploy.pipeline import ort_outputs
+from resnet_deploy.export.pipeline import ort_outputs
 
 
 def make_model(nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray], in_shape: list, out_shape: list, *, ms: bool = False) -> onnx.ModelProto:

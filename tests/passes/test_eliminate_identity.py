@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from resnet_deploy.passes.eliminate_identity import eliminate_identity
-from resnet_deploy.passes.base import run_passes
+from resnet_deploy.graph.passes.eliminate_identity import eliminate_identity
+from resnet_deploy.graph.passes.base import run_passes
 
 from ._graphs import copy, make_model, ops, run
 

@@ -5,8 +5,8 @@ import onnx
 import pytest
 from onnx import helper
 
-from resnet_deploy.passes.fold_conv_bn import fold_conv_bn
-from resnet_deploy.verify import compare
+from resnet_deploy.graph.passes.fold_conv_bn import fold_conv_bn
+from resnet_deploy.graph.verify import compare
 
 from ._graphs import bn_node, bn_params, copy, make_model, ops, run
 

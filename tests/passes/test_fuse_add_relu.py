@@ -5,8 +5,8 @@ import onnx
 import pytest
 from onnx import helper
 
-from resnet_deploy.passes.fuse_add_relu import fuse_add_relu
-from resnet_deploy.verify import compare
+from resnet_deploy.graph.passes.fuse_add_relu import fuse_add_relu
+from resnet_deploy.graph.verify import compare
 
 from ._graphs import copy, make_model, ops, run
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import resnet_deploy as rd
-from resnet_deploy.onnx_io import load_onnx, op_counts
-from resnet_deploy.optimize import optimize_model
+from resnet_deploy.graph.io import load_onnx, op_counts
+from resnet_deploy.export.optimize import optimize_model
 
 from ..conftest import legacy_export, randomize_bn
 

@@ -10,13 +10,13 @@ import pytest
 from onnx import helper
 
 import resnet_deploy as rd
-from resnet_deploy.onnx_io import load_onnx, op_counts
-from resnet_deploy.optimize import optimize_file, optimize_model
-from resnet_deploy.passes import list_passes
-from resnet_deploy.passes.fuse_add_relu import fuse_add_relu
-from resnet_deploy.passes.unfuse_fused_conv import nonportable_ops, unfuse_fused_conv
-from resnet_deploy.pipeline import ort_outputs
-from resnet_deploy.verify import compare
+from resnet_deploy.graph.io import load_onnx, op_counts
+from resnet_deploy.export.optimize import optimize_file, optimize_model
+from resnet_deploy.graph.passes import list_passes
+from resnet_deploy.graph.passes.fuse_add_relu import fuse_add_relu
+from resnet_deploy.graph.passes.unfuse_fused_conv import nonportable_ops, unfuse_fused_conv
+from resnet_deploy.export.pipeline import ort_outputs
+from resnet_deploy.graph.verify import compare
 
 from ._graphs import copy, make_model, ops, run
 

@@ -1,0 +1,243 @@
+"""PyTorch -> verified ONNX: export, check, simplify, fuse, verify against eager, save.
+
+The artifact has one input ``input`` ``[batch, 3, H, W]`` (dynamic batch unless asked for a
+static one), one output ``logits``, standard ONNX ops only (opset 18 by default: the lowest
+that torch.onnx's dynamo exporter emits, read by TensorRT 10, OpenVINO and onnxruntime >= 1.14;
+onnx's version converter cannot take these graphs down to 17), no BatchNormalization or Identity
+nodes, and ``metadata_props`` describing the model and its preprocessing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import onnx
+import torch
+
+from .. import __version__
+from .._atomic import check_writable
+from .._errors import ExportError, ResnetDeployError
+from .._hashing import file_sha256
+from .._registry import get_model_spec
+from ..models import create_model
+from ..graph.io import DEFAULT_OPSET, MIN_OPSET, op_counts, read_metadata, save_onnx, write_metadata
+from ..image_input import ImageInputSpec
+from .image_input import image_input_stage
+from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
+from ..preprocess.images import Preprocessing
+from ..graph.verify import DEFAULT_RTOL, compare, fixed_inputs
+from ..preprocess.labels import read_labels_file  # noqa: F401 - the CLI's export reads labels from here
+from .torch_export import torch_export
+
+if TYPE_CHECKING:  # export sits below quantize: the command composes them (export --int8)
+    from ..precision.quantize import QuantizeResult
+
+__all__ = ["ExportOptions", "ExportResult", "export_model", "torch_export", "export_preprocessing", "int8_path", "remove_if_ours", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
+
+
+
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,841; a ResNet-50 head of 100,000 classes is 0.8 GB
+
+
+@dataclass
+class ExportOptions:
+    """What to export and how. ``name`` is a registered model name (see ``list_models()``)."""
+
+    name: str
+    num_classes: int | None = None
+    weights: str | Path | None = None
+    image_size: int | None = None
+    opset: int = DEFAULT_OPSET
+    static_batch: int | None = None
+    labels: Sequence[str] | None = None
+    rtol: float = DEFAULT_RTOL
+    # The preprocessing inside the graph (uint8 RGB [N, H, W, 3] of any size in), verified on photos;
+    # image_input_top_k > 0 also adds softmax scores and the top-k classes as outputs.
+    image_input: bool = False
+    image_input_top_k: int = 0
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    model_name: str
+    weights: str
+    stages: list[StageReport]
+    max_rel_error: float
+    top1_agreement: float
+    verify_batches: list[int]
+    size_bytes: int
+    seconds: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    int8: QuantizeResult | None = None  # export --int8: the command quantizes the saved file (quantize_file)
+
+    @property
+    def fusions(self) -> dict[str, int]:
+        return next((s.details.get("fusions", {}) for s in self.stages if s.name == "fuse"), {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "model": self.model_name,
+            "weights": self.weights,
+            "stages": [s.to_dict() for s in self.stages],
+            "fusions": self.fusions,
+            "max_rel_error": self.max_rel_error,
+            "top1_agreement": self.top1_agreement,
+            "verify_batches": self.verify_batches,
+            "size_bytes": self.size_bytes,
+            "seconds": self.seconds,
+            "metadata": self.metadata,
+            "int8": self.int8.to_dict() if self.int8 else None,
+        }
+
+
+def _validate(options: ExportOptions) -> None:
+    if not MIN_OPSET <= options.opset <= onnx.defs.onnx_opset_version():
+        raise ExportError(
+            f"opset {options.opset} is not supported; choose {MIN_OPSET} to {onnx.defs.onnx_opset_version()}"
+        )
+    if options.static_batch is not None and options.static_batch < 1:
+        raise ExportError(f"--static-batch must be at least 1, received {options.static_batch}")
+    if options.image_size is not None and not 16 <= options.image_size <= 4096:
+        raise ExportError(f"--image-size must be between 16 and 4096, received {options.image_size}")
+    if options.image_input_top_k and not options.image_input:
+        raise ExportError("the in-graph top-k needs the image input (--image-input)")
+    if options.num_classes is not None and not 1 <= options.num_classes <= MAX_CLASSES:
+        # --num-classes 10**12 asked torch for a 256 TB classifier and died in its allocator.
+        raise ExportError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, received {options.num_classes}")
+
+
+def _weights_description(weights: str | Path | None) -> str:
+    if weights is None:
+        return "random init (He et al. 2015, Kaiming normal)"
+    digest = file_sha256(weights)[:16]
+    return f"{Path(weights).name} (sha256 {digest})"
+
+
+def export_model(
+    options: ExportOptions,
+    output: str | Path,
+    *,
+    progress: Callable[[str], None] | None = None,
+    force: bool = True,
+) -> ExportResult:
+    """Export, verify and save one model of the zoo; nothing is written unless every stage passes.
+
+    With ``force=False`` an existing output (or INT8 file) is never replaced, even one created
+    while the export ran: the save refuses it atomically and writes nothing (the CLI without
+    ``--force``)."""
+    say = progress or (lambda _msg: None)
+    total = Stopwatch()
+    output = check_writable(output)
+    _validate(options)
+    spec = get_model_spec(options.name)
+    image_size = options.image_size or spec.image_size
+    num_classes = options.num_classes or spec.num_classes
+    labels = list(options.labels) if options.labels is not None else None
+    if labels is not None and len(labels) != num_classes:
+        raise ResnetDeployError(f"{len(labels)} labels given for {num_classes} classes")
+
+    preprocessing = export_preprocessing(options)
+    metadata: dict[str, Any] = {
+        "architecture": options.name,
+        "family": spec.family,
+        "depth": spec.depth,
+        "residual": not spec.plain,
+        "num_classes": num_classes,
+        **preprocessing.to_metadata(),
+        "toolkit": "resnet-deploy",
+        "toolkit_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+    }
+    if labels is not None:
+        metadata["labels"] = labels
+
+    say("building the model")
+    model = create_model(options.name, num_classes=num_classes, weights=options.weights)
+    metadata["weights"] = _weights_description(options.weights)  # after create_model validated the file
+    batches = [options.static_batch] if options.static_batch else [2, 3]
+    inputs = [fixed_inputs((b, 3, image_size, image_size), seed=i) for i, b in enumerate(batches)]
+    with torch.inference_mode():
+        references = [model(torch.from_numpy(x)).numpy() for x in inputs]
+
+    stages: list[StageReport] = []
+    say("exporting with torch.onnx")
+    watch = Stopwatch()
+    example = torch.from_numpy(inputs[0])
+    proto = torch_export(model, example, opset=options.opset, dynamic=options.static_batch is None)
+    bn_modules = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    left = op_counts(proto).get("BatchNormalization", 0)
+    note = f"torch.onnx (dynamo), opset {options.opset}; BatchNorm2d modules {bn_modules} -> BatchNormalization nodes {left}"
+    stages.append(StageReport("export", watch(), dict(op_counts(proto)), note, {"batchnorm_modules": bn_modules}))
+
+    say("checking")
+    stages.append(check_stage(proto, f"export of {options.name}"))
+    say("simplifying with onnxsim")
+    proto, report = simplify_stage(proto, inputs[0], ort_outputs(proto, inputs[0]), rtol=options.rtol)
+    stages.append(report)
+    say("fusing")
+    stages.append(fuse_stage(proto, "portable"))
+
+    say("verifying against eager PyTorch")
+    watch = Stopwatch()
+    data = proto.SerializeToString()
+    comparisons = [compare(ort_outputs(data, x), ref, rtol=options.rtol) for x, ref in zip(inputs, references)]
+    worst = verify_or_raise(comparisons, f"the ONNX export of {options.name}")
+    stages.append(
+        StageReport("verify", watch(), dict(op_counts(proto)), f"vs eager PyTorch, batches {batches}: {worst.describe()}")
+    )
+
+    metadata["verified_max_rel_error"] = worst.max_rel_error
+    write_metadata(proto, metadata)
+    proto.producer_name, proto.producer_version = "resnet-deploy", __version__
+
+    if options.image_input:
+        say("putting the preprocessing in the graph and verifying it on photos")
+        spec = ImageInputSpec(preprocessing, options.image_input_top_k)
+        proto, report = image_input_stage(proto, spec, source=options.name)
+        stages.append(report)
+        metadata.update(read_metadata(proto))
+
+    say(f"saving {output}")
+    watch = Stopwatch()
+    size = save_onnx(proto, output, replace=force)
+    note = f"{size / 1e6:.1f} MB, atomic write"
+    stages.append(StageReport("save", watch(), dict(op_counts(proto)), note))
+    return ExportResult(
+        path=output,
+        model_name=options.name,
+        weights=metadata["weights"],
+        stages=stages,
+        max_rel_error=worst.max_rel_error,
+        top1_agreement=worst.top1_agreement,
+        verify_batches=batches,
+        size_bytes=size,
+        seconds=total(),
+        metadata=metadata,
+    )
+
+
+def remove_if_ours(path: Path, size: int) -> None:
+    """Unlink ``path`` when it is still the file this run wrote (nothing else took its name)."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == size:
+            path.unlink()
+
+
+def export_preprocessing(options: ExportOptions) -> Preprocessing:
+    """The preprocessing an export records (and calibration data is read with): the zoo's resize
+    ratio, crop, mean and std at the export's image size."""
+    spec = get_model_spec(options.name)
+    image_size = options.image_size or spec.image_size
+    return Preprocessing(resize_size=round(image_size * spec.resize_size / spec.image_size), crop_size=image_size,
+                         mean=spec.mean, std=spec.std)
+
+
+def int8_path(output: str | Path) -> Path:
+    """Where ``export --int8`` writes the quantized model: beside the fp32 one, ``<stem>_int8.onnx``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_int8.onnx")

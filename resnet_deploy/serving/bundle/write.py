@@ -1,0 +1,130 @@
+"""The bundle's folder: the model (as it is, INT8, or in the ORT format), model.json, the page
+and onnxruntime-web, built beside the target and moved into place when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import onnx
+
+from ..._atomic import check_distinct, folders
+from ..._errors import OnnxModelError, OutputPathError
+from ...image_input import IMAGE_INPUT_FORMAT, IMAGE_INPUT_NAME, is_image_input
+from ...graph.io import load_onnx, model_files, model_sha256, read_metadata
+from .assets import WEB_EXAMPLE, check_page, copy_assets, find_ort_web
+from .options import WebBundle, WebBundleOptions, check_options
+from .ort_format import ORT_FORMAT_RTOL, ORT_FORMAT_RTOL_INT8, to_ort_format
+
+__all__ = ["write_web_bundle", "CONFIG_NAME"]
+
+CONFIG_NAME = "model.json"
+
+
+def write_web_bundle(
+    model_path: str | Path,
+    output: str | Path,
+    options: WebBundleOptions = WebBundleOptions(),
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> WebBundle:
+    """Write the page, the model and onnxruntime-web's files to the folder ``output``."""
+    say = progress or (lambda _msg: None)
+    model_path, output = Path(model_path), Path(output)
+    check_options(options)
+    page = Path(options.page) if options.page is not None else WEB_EXAMPLE
+    check_page(page)
+    dist, version = find_ort_web(options.node_modules)
+    old = output.parent / f".{output.name}.old"  # where a replacement without renameat2 sets the old folder aside
+    with contextlib.suppress(OSError):
+        folders.restore(output, old)  # a --force cut short between its renames: the old folder comes back first
+    if output.exists() and not output.is_dir():
+        raise OutputPathError(f"--output {output} exists and is not a folder")
+    if output.exists() and not options.force:
+        raise OutputPathError(f"--output {output} already exists; pass --force to replace it")
+    inputs: dict[str, Any] = {"MODEL": model_files(model_path), "the page": page, "node_modules": dist}
+    if options.calibration is not None:
+        inputs["--calibration"] = options.calibration
+    check_distinct({}, inputs, output_dirs={"--output": output})
+    model = load_onnx(model_path)
+    if not is_image_input(model):
+        raise OnnxModelError(f"{model_path} takes preprocessed float tensors; the page hands the model images as they are: "
+                             "export it with --image-input (or resnet-deploy optimize --image-input)")
+    metadata = read_metadata(model, model_path)
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputPathError(f"output folder's parent does not exist: {parent}")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=parent))
+    except OSError as exc:
+        raise OutputPathError(f"cannot write in {parent}: {exc.strerror or exc}") from exc
+    notes: list[str] = []
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        staging.chmod(0o777 & ~mask)  # mkdtemp makes 0700; a web server may run as another user
+        onnx_file = staging / "model.onnx"
+        if options.int8:
+            from ...precision.quantize import quantize_file
+
+            say(f"quantizing the classifier to INT8 on {options.calibration}")
+            result = quantize_file(model_path, onnx_file, options.calibration, progress=say)
+            notes += result.notes
+            notes.append(f"INT8: top-1 agreement with fp32 {result.top1_agreement:.1%}, max rel error "
+                         f"{result.max_rel_error:.2e} on the {result.samples} calibration inputs")
+        elif len(model_files(model_path)) == 1:
+            shutil.copyfile(model_path, onnx_file)
+        else:  # external data: the page fetches one file
+            from ...graph.io import save_onnx
+
+            save_onnx(model, onnx_file)
+        model_file = onnx_file
+        if options.ort_format:
+            say("converting to the ORT format with its optimizations applied offline")
+            model_file, rel = to_ort_format(onnx_file, staging / "model.ort", rtol=ORT_FORMAT_RTOL_INT8 if options.int8 else ORT_FORMAT_RTOL)
+            onnx_file.unlink()
+            notes.append(f"ORT format (optimizations applied offline, level extended): logits within {rel:.1e} of the ONNX file "
+                         "on onnxruntime's CPU provider")
+        config = _page_config(model, metadata, model_file, model_path, options, version)
+        (staging / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+        copy_assets(page, dist, staging)
+        if os.path.lexists(output) and not options.force:  # created while this ran: never replaced without --force
+            raise OutputPathError(f"--output {output} already exists; pass --force to replace it")
+        folders.move_into_place(staging, output, old)
+    except OSError as exc:
+        raise OutputPathError(f"could not write {output}: {exc.strerror or exc}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            folders.restore(output, old)
+        folders.remove(staging)  # the unused new folder, or after a swap the old one
+    size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
+    return WebBundle(output, output / model_file.name, config, size, tuple(notes))
+
+
+def _page_config(model: onnx.ModelProto, metadata: dict[str, Any], model_file: Path, source: Path, options: WebBundleOptions,
+                 version: str) -> dict[str, Any]:
+    """model.json: what the page reads (the file, its input and output, labels, preprocessing)."""
+    labels = metadata.get("labels")
+    return {
+        "model": model_file.name,
+        "format": "ort" if options.ort_format else "onnx",
+        # An ORT-format file holds the optimized graph: optimizing it again would find nothing to do.
+        "graph_optimization": "disabled" if options.ort_format else "all",
+        "precision": "int8" if options.int8 else str(metadata.get("precision", "fp32")),
+        "source": source.name,
+        "source_sha256": model_sha256(source),
+        "input": IMAGE_INPUT_NAME,
+        "input_format": IMAGE_INPUT_FORMAT,
+        "output": model.graph.output[0].name,
+        "resize_size": metadata.get("resize_size"),
+        "crop_size": metadata.get("crop_size"),
+        "labels": [str(x) for x in labels] if isinstance(labels, list) else None,
+        "weights": str(metadata.get("weights", "")),  # "random init ..." makes the page say its answers mean nothing
+        "threads": options.threads,
+        "onnxruntime_web": version,
+    }

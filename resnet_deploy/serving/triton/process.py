@@ -1,0 +1,91 @@
+"""What a local Triton server needs from this machine: an address it can bind, free ports, and
+a process that never outlives its owner."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ipaddress
+import os
+import signal
+import socket
+import time
+
+from ..._errors import ResnetDeployError
+
+__all__ = ["TritonServerError", "check_host", "check_port_free", "die_with_parent", "free_port", "group_processes",
+           "wait_group_gone"]
+
+
+class TritonServerError(ResnetDeployError):
+    """The server could not be found, started, or did not load a model; the message has its reason."""
+
+
+def check_host(host: str) -> None:
+    """Triton binds IPv4 addresses, not names (``localhost`` bound 255.255.255.255): an address of
+    this machine, or 0.0.0.0 for all of them; anything else is refused in one line."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise TritonServerError(f"--host {host!r} is not an IPv4 address: Triton binds addresses, not names "
+                                "(127.0.0.1 for this machine, 0.0.0.0 for every interface)") from None
+    if address.version != 4:
+        raise TritonServerError(f"--host {host}: Triton's HTTP service here binds IPv4 addresses only")
+    with socket.socket() as s:
+        try:
+            s.bind((host, 0))
+        except OSError as exc:
+            raise TritonServerError(f"--host {host} is not an address of this machine ({exc.strerror or exc})") from None
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise TritonServerError(f"port {port} on {host} is in use ({exc.strerror or exc})") from None
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies, however it dies
+    (SIGKILL, a closed terminal's SIGHUP), so no server outlives its owner (Linux prctl)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_group_gone(pgid: int, timeout: float) -> None:
+    """Until no process of the group is left (a killed stub may take a moment to be reaped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            return
+        time.sleep(0.05)
+
+
+def group_processes(pgid: int, name_prefix: str) -> set[int]:
+    """The pids of the live processes of group ``pgid`` whose name starts with ``name_prefix``
+    (Linux ``/proc``; the kernel keeps 15 characters of a name): the Python backend's stubs of a
+    server. A process that died but is not yet reaped (a zombie) is not live."""
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="utf-8", errors="replace") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if int(rest[2]) == pgid and rest[0] not in "ZX" and name.startswith(name_prefix[:15]):  # state, ppid, pgrp, ...
+            found.add(int(entry.name))
+    return found
