@@ -42,6 +42,8 @@ def export(
     max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
     image_input: ImageInput = False,
     image_input_top_k: ImageInputTopK = 0,
+    features: Annotated[bool, typer.Option("--features", help="Embeddings instead of classes: the pooled features (output `embedding`), verified against the net with fc = Identity.")] = False,
+    normalize: Annotated[bool, typer.Option("--normalize", help="With --features: L2-normalise each embedding to unit length.")] = False,
 ) -> None:
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
     require("export", "torch", "onnxscript", "onnxsim")
@@ -62,6 +64,8 @@ def export(
     outputs = {"--output": output, "the INT8 model": int8_path(output) if int8 else None, "--report": report}
     check_distinct(outputs, {"--weights": weights, "--labels": labels, "--calibration": calibration})
     check_new(outputs, force=force)
+    if labels is not None and features:
+        raise CLIError("a features file has no classes to name: drop --labels")
     names = read_labels_file(labels, num_classes or spec.num_classes) if labels else None
     options = ExportOptions(
         name=name,
@@ -73,6 +77,8 @@ def export(
         labels=names,
         image_input=image_input,
         image_input_top_k=image_input_top_k,
+        features=features,
+        normalize=normalize,
     )
     if int8:  # the derived INT8 file and the calibration data are checked before the slow stages
         check_writable(int8_path(output))

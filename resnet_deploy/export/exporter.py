@@ -30,7 +30,8 @@ from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outpu
 from ..preprocess.images import Preprocessing
 from ..graph.verify import DEFAULT_RTOL, compare, fixed_inputs
 from ..preprocess.labels import read_labels_file  # noqa: F401 - the CLI's export reads labels from here
-from .torch_export import torch_export
+from .features import FeatureExtractor, features_metadata
+from .torch_export import EMBEDDING_NAME, OUTPUT_NAME, torch_export
 
 if TYPE_CHECKING:  # export sits below quantize: the command composes them (export --int8)
     from ..precision.quantize import QuantizeResult
@@ -58,6 +59,9 @@ class ExportOptions:
     # image_input_top_k > 0 also adds softmax scores and the top-k classes as outputs.
     image_input: bool = False
     image_input_top_k: int = 0
+    # Embeddings instead of classes: the pooled features (fc = Identity), unit length with normalize.
+    features: bool = False
+    normalize: bool = False
 
 
 @dataclass
@@ -106,6 +110,12 @@ def _validate(options: ExportOptions) -> None:
         raise ExportError(f"--image-size must be between 16 and 4096, received {options.image_size}")
     if options.image_input_top_k and not options.image_input:
         raise ExportError("the in-graph top-k needs the image input (--image-input)")
+    if options.normalize and not options.features:
+        raise ExportError("--normalize applies to embeddings: add --features")
+    if options.features and options.image_input_top_k:
+        raise ExportError("a features file has no classes to rank: drop --image-input-top-k")
+    if options.features and options.labels is not None:
+        raise ExportError("a features file has no classes to name: drop --labels")
     if options.num_classes is not None and not 1 <= options.num_classes <= MAX_CLASSES:
         # --num-classes 10**12 asked torch for a 256 TB classifier and died in its allocator.
         raise ExportError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, received {options.num_classes}")
@@ -147,7 +157,7 @@ def export_model(
         "family": spec.family,
         "depth": spec.depth,
         "residual": not spec.plain,
-        "num_classes": num_classes,
+        **({} if options.features else {"num_classes": num_classes}),
         **preprocessing.to_metadata(),
         "toolkit": "resnet-deploy",
         "toolkit_version": __version__,
@@ -158,6 +168,9 @@ def export_model(
 
     say("building the model")
     model = create_model(options.name, num_classes=num_classes, weights=options.weights)
+    if options.features:  # verified below against this very module: the net with fc = Identity
+        model = FeatureExtractor(model, normalize=options.normalize).eval()
+        metadata.update(features_metadata(model.dim, options.normalize))
     metadata["weights"] = _weights_description(options.weights)  # after create_model validated the file
     batches = [options.static_batch] if options.static_batch else [2, 3]
     inputs = [fixed_inputs((b, 3, image_size, image_size), seed=i) for i, b in enumerate(batches)]
@@ -168,7 +181,8 @@ def export_model(
     say("exporting with torch.onnx")
     watch = Stopwatch()
     example = torch.from_numpy(inputs[0])
-    proto = torch_export(model, example, opset=options.opset, dynamic=options.static_batch is None)
+    proto = torch_export(model, example, opset=options.opset, dynamic=options.static_batch is None,
+                         output_name=EMBEDDING_NAME if options.features else OUTPUT_NAME)
     bn_modules = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     left = op_counts(proto).get("BatchNormalization", 0)
     note = f"torch.onnx (dynamo), opset {options.opset}; BatchNorm2d modules {bn_modules} -> BatchNormalization nodes {left}"

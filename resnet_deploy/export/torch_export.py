@@ -14,13 +14,15 @@ import torch
 from .._errors import ExportError, first_line
 from ..graph.io import DEFAULT_OPSET
 
-__all__ = ["torch_export", "INPUT_NAME", "OUTPUT_NAME"]
+__all__ = ["torch_export", "INPUT_NAME", "OUTPUT_NAME", "EMBEDDING_NAME"]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+EMBEDDING_NAME = "embedding"  # the output of a features file (export --features)
 
 
-def torch_export(model: torch.nn.Module, example: torch.Tensor, *, opset: int = DEFAULT_OPSET, dynamic: bool = True) -> onnx.ModelProto:
+def torch_export(model: torch.nn.Module, example: torch.Tensor, *, opset: int = DEFAULT_OPSET, dynamic: bool = True,
+                 output_name: str = OUTPUT_NAME) -> onnx.ModelProto:
     """The raw graph of torch.onnx's dynamo exporter (its chatter captured), before any of our
     stages: ``dynamic`` makes the batch dimension symbolic. Raises ExportError on failure."""
     kwargs: dict[str, Any] = {}
@@ -41,7 +43,7 @@ def torch_export(model: torch.nn.Module, example: torch.Tensor, *, opset: int = 
                 optimize=True,
                 opset_version=opset,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=[output_name],
                 verbose=False,
                 **kwargs,
             )

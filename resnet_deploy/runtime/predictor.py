@@ -87,7 +87,9 @@ class Predictor:
         self.preprocessing = Preprocessing.from_metadata(
             self.metadata, (None, None) if self.takes_images else (self.input_shape[2], self.input_shape[3]), source=self.model_path
         )
-        self.labels = class_names(self.metadata, self.num_outputs, self.model_path)
+        # A features file (export --features) answers with an embedding per image, not class scores.
+        self.output_kind = "embedding" if self.metadata.get("output") == "embedding" else "logits"
+        self.labels = None if self.output_kind == "embedding" else class_names(self.metadata, self.num_outputs, self.model_path)
         warn_about_model(self, stacklevel=4)
         fixed = self.input_shape[0]
         self._execution = Execution(self._session, self.provider, input_name=self.input_name, output_name=self.output_name,
@@ -180,7 +182,7 @@ class Predictor:
             names = ", ".join(str(images[i]) if isinstance(images[i], (str, Path)) else f"image #{i}" for i in bad[:3])
             more = f" and {bad.size - 3} more" if bad.size > 3 else ""
             raise NonFiniteOutputError(
-                f"{self.model_path} computed non-finite logits (NaN or Inf) for {bad.size} of {len(logits)} images "
+                f"{self.model_path} computed non-finite {'embeddings' if self.output_kind == 'embedding' else 'logits'} (NaN or Inf) for {bad.size} of {len(logits)} images "
                 f"({names}{more}): the model's weights or the input are broken"
             )
 
@@ -192,19 +194,47 @@ class Predictor:
         With ``batch_size``, images are decoded, preprocessed and run that many at a time, so
         memory stays bounded by the batch, not by the number of images.
         """
-        if isinstance(images, (str, Path, np.ndarray)) or not isinstance(images, Sequence):
-            images = [images]  # type: ignore[list-item]
+        if self.output_kind == "embedding":
+            raise InputError(f"{self.model_path} outputs embeddings, not classes: it has no top-k; use "
+                             "Predictor.embed, or resnet-deploy batch for many images")
         if top_k < 1:
             raise InputError(f"top_k must be at least 1, received {top_k}")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-            raise InputError(f"batch_size must be at least 1, received {batch_size!r}")
-        if not images:
-            raise InputError("no images given")
+        images = self._image_list(images, batch_size)
         step = batch_size or len(images)
         results: list[list[Prediction]] = []
         for start in range(0, len(images), step):
             results.extend(self._predict_batch(images[start : start + step], top_k))
         return results
+
+    def embed(self, images: ImageLike | Sequence[ImageLike], *, batch_size: int | None = None) -> np.ndarray:
+        """The embedding of each image, float32 ``[N, D]``, from a features file (``export --features``;
+        unit length when it was exported with ``--normalize``). ``batch_size`` bounds memory as in
+        :meth:`predict`."""
+        if self.output_kind != "embedding":
+            raise InputError(f"{self.model_path} is a classifier: its output is class scores, not an embedding; "
+                             "export a features file with resnet-deploy export --features")
+        images = self._image_list(images, batch_size)
+        step = batch_size or len(images)
+        rows = [self._outputs(images[start : start + step]) for start in range(0, len(images), step)]
+        return np.concatenate(rows).astype(np.float32, copy=False)
+
+    def _image_list(self, images: ImageLike | Sequence[ImageLike], batch_size: int | None) -> Sequence[ImageLike]:
+        if isinstance(images, (str, Path, np.ndarray)) or not isinstance(images, Sequence):
+            images = [images]  # type: ignore[list-item]
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise InputError(f"batch_size must be at least 1, received {batch_size!r}")
+        if not images:
+            raise InputError("no images given")
+        return images
+
+    def _outputs(self, images: Sequence[ImageLike]) -> np.ndarray:
+        """The model's output rows for ``images``, checked: one finite row per image."""
+        out = self._image_logits(images) if self.takes_images else self.run(self.preprocess(images))
+        if out.ndim != 2 or out.shape[0] != len(images):
+            raise OnnxModelError(f"{self.model_path}: output {self.output_name!r} has shape {list(out.shape)}; "
+                                 f"expected [N, width] for N = {len(images)} images")
+        self._check_finite(out, images)
+        return out
 
     def _image_logits(self, images: Sequence[ImageLike]) -> np.ndarray:
         """Logits of a model with the preprocessing in its graph: the images decoded as they are
@@ -217,12 +247,7 @@ class Predictor:
         return np.stack(rows)
 
     def _predict_batch(self, images: Sequence[ImageLike], top_k: int) -> list[list[Prediction]]:
-        logits = self._image_logits(images) if self.takes_images else self.run(self.preprocess(images))
-        if logits.ndim != 2 or logits.shape[0] != len(images):
-            raise OnnxModelError(f"{self.model_path}: output {self.output_name!r} has shape {list(logits.shape)}; "
-                                 f"classifying needs logits [N, classes] for N = {len(images)} images")
-        logits = logits.astype(np.float64)
-        self._check_finite(logits, images)
+        logits = self._outputs(images).astype(np.float64)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         k = min(top_k, probs.shape[1])

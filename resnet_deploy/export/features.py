@@ -1,0 +1,41 @@
+"""Embeddings instead of classes (``export --features``): the classifier head gives way to the
+pooled feature vector, ``[N, 512]`` for ResNet-18/34 and ``[N, 2048]`` from ResNet-50 up (64 for
+the CIFAR nets), L2-normalised with ``normalize``. The file says so in its metadata, so that
+``Predictor.embed``, ``batch`` and ``predict`` know what its output is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["FeatureExtractor", "features_metadata", "NORMALIZE_EPS"]
+
+NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's: a zero vector stays zero, never NaN
+
+
+class FeatureExtractor(nn.Module):
+    """``net`` with ``fc = Identity``: the global-average-pooled features, optionally unit length.
+
+    The net is changed in place (its ``fc`` replaced), so the eager reference the export is
+    verified against and the exported graph are one module."""
+
+    def __init__(self, net: nn.Module, *, normalize: bool = False) -> None:
+        super().__init__()
+        if not isinstance(getattr(net, "fc", None), nn.Linear):
+            raise TypeError(f"{type(net).__name__} has no Linear classifier head named fc")
+        self.dim = int(net.fc.in_features)
+        net.fc = nn.Identity()
+        self.net = net
+        self.normalize = normalize
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.net(x)
+        return F.normalize(features, p=2.0, dim=1, eps=NORMALIZE_EPS) if self.normalize else features
+
+
+def features_metadata(dim: int, normalize: bool) -> dict[str, Any]:
+    """What a features file records: its output is an embedding of ``dim`` values, unit length or not."""
+    return {"output": "embedding", "embedding_dim": dim, "normalized": normalize}
