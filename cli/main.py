@@ -14,6 +14,7 @@ import typer
 import resnet_deploy
 
 from ._errors import quiet_stdout
+from .batch import batch
 from .bench import bench
 from .bundle import bundle
 from .compare import compare
@@ -38,6 +39,7 @@ app = typer.Typer(
 app.command("export")(export)
 app.command("optimize")(optimize)
 app.command("predict")(predict)
+app.command("batch")(batch)
 app.command("info")(info)
 app.command("quantize")(quantize)
 app.command("bench")(bench)

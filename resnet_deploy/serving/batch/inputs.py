@@ -1,0 +1,119 @@
+"""The images a job reads: INPUT arguments expanded into one sorted list of absolute paths.
+
+The list is expanded once, when a job starts, and stored in the output folder
+(:data:`INPUTS_FILE`); a resumed job reads it back instead of searching again, so it works on
+exactly the first run's images even when a folder gained files since. Sorting and removing
+duplicates make two runs of the same command list the same images in the same order, and so
+the same shards.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..._errors import InputError
+from ...preprocess.images import IMAGE_SUFFIXES
+
+__all__ = ["normalise_specs", "list_inputs", "inputs_bytes", "parse_inputs", "INPUTS_FILE"]
+
+INPUTS_FILE = "_inputs.txt"
+_GLOB_CHARS = frozenset("*?[")
+
+
+def normalise_specs(specs: Sequence[str]) -> tuple[str, ...]:
+    """The INPUT arguments as absolute paths (``@`` kept in front of a list file), so that the
+    same command run from another folder is recognised as the same job."""
+    return tuple("@" + os.path.abspath(s[1:]) if s.startswith("@") else os.path.abspath(s) for s in specs)
+
+
+def _is_image(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def _folder_images(folder: str) -> list[str]:
+    """Image files under ``folder``, at any depth (symbolic links to folders are not followed: a
+    link to an ancestor would loop)."""
+    found = []
+    for root, _dirs, names in os.walk(folder, onerror=_raise):
+        found.extend(os.path.join(root, n) for n in names if _is_image(n) and os.path.isfile(os.path.join(root, n)))
+    if not found:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {folder}")
+    return found
+
+
+def _raise(exc: OSError) -> None:
+    raise InputError(f"cannot read folder {exc.filename}: {exc.strerror or exc}") from exc
+
+
+def _list_file(spec: str) -> list[str]:
+    """``@list.txt``: one path per line, blank lines skipped, relative paths taken from the list's
+    folder. Entries are not checked here: a missing one becomes a row saying so."""
+    path = spec[1:]
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise InputError(f"cannot read the list {path}: {reason}") from exc
+    base = os.path.dirname(path)
+    entries = [os.path.join(base, line) for line in lines if line.strip()]
+    if not entries:
+        raise InputError(f"the list {path} names no images")
+    return entries
+
+
+def _glob(pattern: str) -> list[str]:
+    """A glob's matches: image files, and the images of matched folders (``**`` recurses)."""
+    found: list[str] = []
+    for match in glob.glob(pattern, recursive=True):
+        if os.path.isdir(match):
+            found.extend(_folder_images(match))
+        elif _is_image(match) and os.path.isfile(match):
+            found.append(match)
+    if not found:
+        raise InputError(f"the pattern {pattern} matches no images")
+    return found
+
+
+def _expand(spec: str) -> list[str]:
+    if spec.startswith("@"):
+        return _list_file(spec)
+    if os.path.isdir(spec):
+        return _folder_images(spec)
+    if os.path.isfile(spec):
+        return [spec]  # named by the user: taken whatever its suffix
+    if _GLOB_CHARS & set(spec):
+        return _glob(spec)
+    raise InputError(f"input not found: {spec}")
+
+
+def _checked(path: str) -> str:
+    """A path that one line of :data:`INPUTS_FILE` and a Parquet string (UTF-8) can hold."""
+    if "\n" in path or "\r" in path:
+        raise InputError(f"cannot list a path holding a line break: {path!r}")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"cannot list a path that is not UTF-8: {path.encode('utf-8', 'surrogateescape')!r}") from None
+    return path
+
+
+def list_inputs(specs: Iterable[str]) -> list[str]:
+    """Every image the specs name, absolute, sorted, each once; an input that names nothing (a
+    missing path, a glob without matches, an unreadable or empty list) raises :class:`InputError`
+    before any work."""
+    return sorted({_checked(os.path.abspath(p)) for spec in specs for p in _expand(spec)})
+
+
+def inputs_bytes(paths: Sequence[str]) -> bytes:
+    """The stored form of a list: one path per line, UTF-8."""
+    return "".join(p + "\n" for p in paths).encode("utf-8")
+
+
+def parse_inputs(data: bytes) -> tuple[list[str], str]:
+    """A stored list and its SHA-256 (the manifest pins the digest)."""
+    return data.decode("utf-8").splitlines(), hashlib.sha256(data).hexdigest()

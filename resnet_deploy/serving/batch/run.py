@@ -1,0 +1,47 @@
+"""``run_batch``: a job from its options to its folder of shards, on the engine it names."""
+
+from __future__ import annotations
+
+import time
+
+from ..._errors import OnnxModelError
+from .job import ProgressCallback, open_job
+from .local import decode_spec, run_local, session_threads, worker_count
+from .model import open_model
+from .options import BatchOptions, BatchResult
+from .pool import DecodePool
+
+__all__ = ["run_batch"]
+
+
+def run_batch(options: BatchOptions, *, progress: ProgressCallback | None = None) -> BatchResult:
+    """Classify or embed every image of ``options.inputs`` into Parquet shards in ``options.output``.
+
+    Everything that can be refused is refused before any image is read: the model, the inputs
+    (a missing path, a glob without matches, an unreadable list) and the output folder (not ours,
+    or holding another job). A run on a folder holding this job's unfinished shards resumes it.
+    An image that cannot be classified is a row saying why, never the end of the job.
+
+    Args:
+        options: the job.
+        progress: called after every batch with the images done so far (earlier runs' included).
+
+    Returns:
+        What this run did, with the number of images and the time it took.
+    """
+    start = time.perf_counter()
+    predictor, facts = open_model(options, session_threads(options))
+    with predictor:
+        if not predictor.takes_images and predictor.input_dtype.kind != "f":
+            raise OnnxModelError(f"{facts.source}: input {predictor.input_name!r} is {predictor.input_dtype}; images "
+                                 "preprocess to floating point, so classifying them needs a float input")
+        workers = worker_count(options, facts.threads)
+        # The workers start first: their interpreters load while the inputs are listed.
+        with DecodePool(workers, decode_spec(predictor)) as pool, \
+                open_job(options, facts, f"{options.engine}:{facts.provider}", progress) as job:
+            run_local(job, predictor, pool, options.batch_size)
+    return BatchResult(
+        output=options.output, images=job.manifest.images, processed=job.processed, failed=job.failed,
+        shards=len(job.shards), shards_written=job.written, shards_skipped=job.skipped,
+        seconds=time.perf_counter() - start, engine=job.format.engine, workers=workers, threads=facts.threads,
+    )
