@@ -18,7 +18,7 @@ from resnet_deploy_cli.main import app
 from .._cli_cases import assert_clean_failure, invoke, run_cli
 from ..conftest import legacy_export, randomize_bn
 
-COMMANDS = ["export", "optimize", "predict", "info", "quantize", "bench", "triton", "bundle", "serve", "tune", "compare", "models"]
+COMMANDS = ["export", "optimize", "predict", "batch", "info", "quantize", "bench", "triton", "bundle", "serve", "tune", "compare", "models"]
 
 
 def test_every_command_is_listed() -> None:
