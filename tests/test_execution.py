@@ -35,23 +35,69 @@ def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
     return calls
 
 
-def test_predictor_and_bench_backends_run_through_execution(resnet20_onnx: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    runs, prepared = _counting(monkeypatch, "run"), _counting(monkeypatch, "prepare")
+def _backends(tmp_path: Path, model: Path, options: dict[str, Any] | None = None) -> list[Any]:
+    backends = [OnnxRuntimeBackend(_spec(tmp_path, model, "onnxruntime", "cpu", options))]
+    try:
+        backends.append(OpenVINORuntimeBackend(_spec(tmp_path, model, "openvino", "openvino", options)))
+    except Exception as exc:  # noqa: BLE001 - the OpenVINO runtime is optional
+        print(f"OpenVINO runtime not measured here: {exc}")
+    return backends
+
+
+def test_the_timed_call_is_the_deployed_call(resnet20_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the benchmark times is ``Execution.run`` with the batch as given, the very call
+    ``Predictor.run`` makes: every timed call goes through it once, and returns its answer. A
+    timed call prepared apart (an input bound on the device beforehand, a skipped copy) fails."""
+    runs = _counting(monkeypatch, "run")
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)
     with Predictor(resnet20_onnx, provider="cpu") as predictor:
         deployed = predictor.run(x)
-    backends = [OnnxRuntimeBackend(_spec(tmp_path, resnet20_onnx, "onnxruntime", "cpu"))]
-    try:
-        backends.append(OpenVINORuntimeBackend(_spec(tmp_path, resnet20_onnx, "openvino", "openvino")))
-    except Exception as exc:  # noqa: BLE001 - the OpenVINO runtime is optional
-        print(f"OpenVINO runtime not measured here: {exc}")
-    for backend in backends:
-        assert type(backend.execution) is type(predictor._execution)  # noqa: SLF001
+    assert runs == ["cpu"]
+    for backend in _backends(tmp_path, resnet20_onnx):
+        assert type(backend.execution) is Execution  # noqa: SLF001
         np.testing.assert_allclose(backend.infer(x), deployed, rtol=1e-4, atol=1e-5)
-        backend.timed(x)()
-    assert runs == ["cpu", "cpu", *(["openvino"] if len(backends) == 2 else [])]
-    assert prepared == runs[1:]
+        before = len(runs)
+        call = backend.timed(x)
+        assert len(runs) == before  # nothing ran while the call was prepared
+        np.testing.assert_allclose(np.asarray(call()), deployed, rtol=1e-4, atol=1e-5)
+        assert runs[before:] == [backend.execution.provider]
+
+
+def _ort_settings(session: Any) -> dict[str, Any]:
+    o = session.get_session_options()
+    return {"providers": session.get_providers(), "intra": o.intra_op_num_threads, "inter": o.inter_op_num_threads,
+            "level": o.graph_optimization_level, "mode": o.execution_mode}
+
+
+@pytest.mark.parametrize("options", [{}, {"instances": True}])
+def test_the_measured_session_is_built_as_the_deployed_one(resnet20_onnx: Path, tmp_path: Path,
+                                                           options: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark's sessions (the first, and with ``instances`` each request thread's own) have
+    the settings of the session a Predictor opens from the same SessionConfig: onnxruntime's
+    session options, OpenVINO's compiled NUM_STREAMS and INFERENCE_NUM_THREADS."""
+    from resnet_deploy.runtime import SessionConfig
+
+    used: list[Any] = []  # the session each timed call ran on
+    real = Execution.run
+
+    def run(self: Execution, batch: np.ndarray, *, session: Any = None) -> np.ndarray:
+        used.append(session if session is not None else self.session)
+        return real(self, batch, session=session)
+
+    monkeypatch.setattr(Execution, "run", run)
+    x = np.zeros((2, 3, 32, 32), np.float32)
+    for backend in _backends(tmp_path, resnet20_onnx, options):
+        provider = backend.execution.provider
+        with Predictor(resnet20_onnx, config=SessionConfig(provider=provider, threads=1)) as predictor:
+            used.clear()
+            for call in [backend.timed(x) for _ in range(2)]:
+                call()
+            assert len({id(s) for s in used}) == (2 if options else 1)  # with instances, a session per thread
+            for session in used:
+                if provider == "openvino":
+                    assert (session.streams, session.threads) == (predictor._session.streams, predictor._session.threads)  # noqa: SLF001
+                else:
+                    assert _ort_settings(session) == _ort_settings(predictor._session)  # noqa: SLF001
 
 
 @pytest.mark.parametrize("cuda_graph", [False, True])
@@ -65,7 +111,7 @@ def test_the_gpu_paths_on_cpu_buffers(resnet20_onnx: Path, tmp_path: Path, cuda_
         gpu = Execution(e.session, "cuda", input_name=e.input_name, output_name=e.output_name, input_dtype=e.input_dtype,
                         cuda_graph=cuda_graph, device="cpu")
         assert compare(gpu.run(x[:2]), reference[:2]).ok and compare(gpu.run(x), reference).ok  # chunks of 2 with a graph
-        gpu.prepare(x[:2])()
+        assert compare(gpu.timed(x[:2])(), reference[:2]).ok
         assert gpu.graph_shape == ((2, 3, 32, 32) if cuda_graph else None)
         gpu.close()
         with pytest.raises(Exception, match="closed"):

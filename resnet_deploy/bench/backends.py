@@ -21,7 +21,7 @@ from .served import TritonClientBackend
 
 __all__ = ["Backend", "BACKENDS", "PyTorchBackend", "OnnxRuntimeBackend", "OpenVINORuntimeBackend"]
 
-Call = Callable[[], None]
+Call = Callable[[], object]
 
 
 class Backend(Protocol):
@@ -151,9 +151,10 @@ class OnnxRuntimeBackend:
         session, provider = create_session(spec.model_path, config)
         self._new_session = lambda: create_session(spec.model_path, config)[0]  # type: ignore[arg-type]
         self._timed_calls = 0
-        self.execution = Execution(session, provider, input_name=session.get_inputs()[0].name,
-                                   output_name=session.get_outputs()[0].name, input_dtype=_input_dtype(session),
-                                   cuda_graph=bool(config.cuda_graph))
+        first = session.get_inputs()[0]  # a fixed batch runs in chunks of it, as Predictor runs it
+        self.execution = Execution(session, provider, input_name=first.name, output_name=session.get_outputs()[0].name,
+                                   input_dtype=_input_dtype(session), cuda_graph=bool(config.cuda_graph),
+                                   fixed_batch=first.shape[0] if first.shape and isinstance(first.shape[0], int) else None)
         if self.execution.cuda_graph and spec.concurrency > 1:
             raise ValueError("a CUDA graph replays one captured run at a time: concurrency 1 only")
 
@@ -165,45 +166,49 @@ class OnnxRuntimeBackend:
         if self.instances and self._timed_calls and not self.execution.cuda_graph:
             own = self._new_session()  # the first request thread keeps the first session
         self._timed_calls += 1
-        return self.execution.prepare(x, session=own)
+        return self.execution.timed(x, session=own)
 
 
 class OpenVINORuntimeBackend:
     """The OpenVINO runtime itself (:class:`~resnet_deploy.runtime.openvino_native.OpenVINOSession`),
-    run by :class:`~resnet_deploy.runtime.execution.Execution` as a Predictor runs it.
+    opened by :func:`~resnet_deploy.runtime.session.open_openvino_runtime` from a
+    :class:`SessionConfig` and run by :class:`~resnet_deploy.runtime.execution.Execution`: the
+    session a Predictor deploys, one stream and the worker's threads.
 
-    Options: ``hint`` (``fp32``/``bf16`` inference precision) and ``static`` (compile for the
-    measured batch size only). Under concurrent requests OpenVINO runs one stream per request
-    thread and divides the worker's threads between them itself (``instances`` changes nothing:
-    its streams already are instances).
+    Options: ``hint`` (``fp32``/``bf16`` inference precision), ``static`` (compile for the
+    measured batch size only) and ``instances`` (one session per request thread, as Triton runs
+    one Predictor per model instance).
     """
 
     OPTIONS = frozenset({"hint", "static", "instances"})
 
     def __init__(self, spec: WorkerSpec) -> None:
+        from ..runtime import SessionConfig
         from ..runtime.execution import Execution
-        from ..runtime.openvino_native import OpenVINOSession
+        from ..runtime.session import open_openvino_runtime
 
         _check_options(spec, self.OPTIONS)
         if spec.model_path is None:
             raise ValueError("an openvino engine needs a model file")
         options = spec.engine.options
-        session = OpenVINOSession(
-            spec.model_path,
-            threads=spec.threads * spec.concurrency,
-            precision=options.get("hint", "fp32"),
-            batch=spec.batch_size if options.get("static") else None,
-            streams=spec.concurrency,
-        )
+        self.instances = bool(options.get("instances", False))
+        static = spec.batch_size if options.get("static") else None
+        config = SessionConfig(provider="openvino", threads=spec.threads, static_batch=static,
+                               openvino_precision="BF16" if options.get("hint") == "bf16" else None)
+        session = open_openvino_runtime(spec.model_path, config)
+        self._new_session = lambda: open_openvino_runtime(spec.model_path, config)  # type: ignore[arg-type]
+        self._timed_calls = 0
         self.execution = Execution(session, "openvino", input_name=session.get_inputs()[0].name,
                                    output_name=session.get_outputs()[0].name, input_dtype=_input_dtype(session),
-                                   fixed_batch=spec.batch_size if options.get("static") else None)
+                                   fixed_batch=static)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.execution.run(x), dtype=np.float32)
 
     def timed(self, x: np.ndarray) -> Call:
-        return self.execution.prepare(x)
+        own = self._new_session() if self.instances and self._timed_calls else None
+        self._timed_calls += 1
+        return self.execution.timed(x, session=own)
 
 
 def _input_dtype(session: Any) -> np.dtype:

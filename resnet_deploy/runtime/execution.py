@@ -9,7 +9,8 @@ onnxruntime backend, so the benchmark times the code a deployment runs:
 - CUDA and TensorRT: IO binding, the output left on the device and copied back once;
 - CUDA graphs: one input and one output buffer, sized by the first call's batch and updated in
   place; other batch sizes run in chunks of that size;
-- :meth:`Execution.prepare`: the call the benchmark times, with the input already where it runs;
+- :meth:`Execution.timed`: the call the benchmark times, which is :meth:`Execution.run` itself
+  (host input in, host output back, every copy a deployment pays);
 - :func:`batched_outputs`: a model's outputs on many rows on the CPU provider, the way every
   verification (export, optimize, quantize, sensitivity, tune) runs a model.
 
@@ -94,14 +95,18 @@ class Execution:
         return self._graph[0] if self._graph is not None else None
 
     # -- running ------------------------------------------------------------------------------
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """The first output for ``batch`` (contiguous, of the model's input type), on the host."""
+    def run(self, batch: np.ndarray, *, session: Any = None) -> np.ndarray:
+        """The first output for ``batch`` (contiguous, of the model's input type), on the host.
+        ``session`` replaces this one's (a benchmark request thread with a session of its own, as
+        a served instance has); not with a CUDA graph, which is captured on this one's."""
+        if session is not None and self.cuda_graph:
+            raise RuntimeBackendError("a CUDA graph replays on the session it was captured on")
         if self.fixed_batch is None or batch.shape[0] == self.fixed_batch:
-            return self._run_one(batch)
-        return np.concatenate([self._run_one(chunk)[:n] for chunk, n in chunks(batch, self.fixed_batch)])
+            return self._run_one(batch, session)
+        return np.concatenate([self._run_one(chunk, session)[:n] for chunk, n in chunks(batch, self.fixed_batch)])
 
-    def _run_one(self, batch: np.ndarray) -> np.ndarray:
-        session = self.session
+    def _run_one(self, batch: np.ndarray, own: Any = None) -> np.ndarray:
+        session = own if own is not None else self.session
         if self.cuda_graph:
             return self._run_graph(batch)
         try:
@@ -157,40 +162,12 @@ class Execution:
         return self._graph
 
     # -- what the benchmark times -------------------------------------------------------------
-    def prepare(self, batch: np.ndarray, *, session: Any = None) -> Callable[[], None]:
-        """One synchronous run of ``batch`` with its input already where it runs (on a GPU: bound
-        on the device, the output left there), for timing. ``session`` replaces this one's (a
-        benchmark request thread with a session of its own, as a served instance has)."""
-        own = session if session is not None else self.session
-        if self.cuda_graph and session is None:
-            shape, x, _, binding = self._captured(own, batch.shape)
-            x.update_inplace(np.ascontiguousarray(batch))
-            binding.synchronize_inputs()
-
-            def replay() -> None:
-                own.run_with_iobinding(binding)
-                binding.synchronize_outputs()
-
-            return replay
-        if self.provider in GPU_PROVIDERS:
-            import onnxruntime as ort
-
-            x_dev = ort.OrtValue.ortvalue_from_numpy(batch, self.device, 0)
-            gpu_binding = own.io_binding()  # one per call: concurrent request threads never share one
-            gpu_binding.bind_ortvalue_input(self.input_name, x_dev)
-            gpu_binding.bind_output(self.output_name, self.device)
-
-            def run_bound() -> None:
-                own.run_with_iobinding(gpu_binding)
-                gpu_binding.synchronize_outputs()
-
-            return run_bound
-        feeds, outputs = {self.input_name: batch}, [self.output_name]
-
-        def run() -> None:
-            own.run(outputs, feeds)
-
-        return run
+    def timed(self, batch: np.ndarray, *, session: Any = None) -> Callable[[], np.ndarray]:
+        """The call the benchmark times: :meth:`run` on ``batch``, exactly as :class:`Predictor`
+        makes it (on a GPU: the host-to-device copy, the run, the copy back). Nothing is
+        prepared outside the timed call, so the number is the one a deployment gets."""
+        batch = np.ascontiguousarray(batch)
+        return lambda: self.run(batch, session=session)
 
 
 def batched_outputs(model: Any, x: np.ndarray, *, threads: int | None = None, optimization: str = "all",

@@ -33,6 +33,7 @@ __all__ = [
     "SessionConfig",
     "create_session",
     "open_session",
+    "open_openvino_runtime",
     "node_placement",
     "cpu_count",
     "PLACEMENT_CHECKED",
@@ -117,7 +118,7 @@ def open_session(
     check_threads(config.threads)
     short = resolve_provider(config.provider)
     if short == "openvino" and openvino_backend() == "runtime":
-        return _open_openvino_runtime(model, config), short, None
+        return open_openvino_runtime(model, config), short, None
     plugin = short == "openvino" and bool(openvino_plugin_devices())
     probe = not config.profile_dir and (plugin or (placement and short in PLACEMENT_CHECKED))
     if config.cuda_graph and short == "cuda":
@@ -131,7 +132,7 @@ def node_placement(model: str | Path | bytes, config: SessionConfig | None = Non
     short = resolve_provider(config.provider)
     if short == "openvino" and openvino_backend() == "runtime":
         # OpenVINO compiles the whole graph for its CPU plugin or refuses it: no per-node split.
-        _open_openvino_runtime(model, config)
+        open_openvino_runtime(model, config)
         source = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model), load_external_data=False)
         return Counter({OPENVINO_RUNTIME: len(source.graph.node)})
     plugin = short == "openvino" and bool(openvino_plugin_devices())
@@ -141,8 +142,9 @@ def node_placement(model: str | Path | bytes, config: SessionConfig | None = Non
 OPENVINO_RUNTIME = "OpenVINO runtime (CPU)"
 
 
-def _open_openvino_runtime(model: str | Path | bytes, config: SessionConfig) -> OpenVINOSession:
-    """The ``openvino`` package itself, where onnxruntime's plugin has no device (AMD CPUs)."""
+def open_openvino_runtime(model: str | Path | bytes, config: SessionConfig) -> OpenVINOSession:
+    """The ``openvino`` package itself, where onnxruntime's plugin has no device (AMD CPUs): the
+    one place such a session is made, for a Predictor and for the benchmark alike."""
     precision = "bf16" if (config.openvino_precision or "").upper() == "BF16" else "fp32"
     return OpenVINOSession(model, threads=config.threads or cpu_count(), precision=precision, batch=config.static_batch)
 
