@@ -1,0 +1,292 @@
+"""``resnet-deploy batch`` on the local engine: real models, real photos, broken files.
+
+The rows are checked against :class:`Predictor` itself (the same numbers, bit for bit), a resumed
+job against an uninterrupted one, and every refusal is one line that leaves the folder as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from resnet_deploy import InputError, OutputPathError
+from resnet_deploy.graph.io import load_onnx, model_sha256, save_onnx, write_metadata
+from resnet_deploy.image_input import ImageInputSpec, add_image_input, preprocessing_for
+from resnet_deploy.runtime import Predictor
+from resnet_deploy.serving.batch import BatchOptions, BatchProgress, run_batch
+from resnet_deploy.serving.batch.decode import decode_batch
+from resnet_deploy.serving.batch.folder import claim
+from resnet_deploy.serving.batch.inputs import list_inputs
+from resnet_deploy.serving.batch.local import decode_spec
+
+from .._cli_cases import assert_clean_failure, error_lines, run_cli
+from ._photos import BROKEN, ODD, make_photos
+
+SHARD = 48  # 207 inputs: shards of 48, 48, 48, 48 and 15
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    make_photos(folder, 200)
+    return folder
+
+
+def _options(model: Path, inputs: list[str | Path], out: Path, **kwargs: object) -> BatchOptions:
+    return BatchOptions(tuple(map(str, inputs)), out, model=model, **kwargs)  # type: ignore[arg-type]
+
+
+def _table(folder: Path) -> pa.Table:
+    return pa.concat_tables([pq.read_table(p) for p in sorted(folder.glob("part-*.parquet"))])
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads((folder / "_manifest.json").read_text())
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+
+
+@pytest.fixture(scope="module")
+def clean(resnet20_onnx: Path, photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted job over every photo, the reference of the other tests."""
+    out = tmp_path_factory.mktemp("clean") / "out"
+    result = run_batch(_options(resnet20_onnx, [photos], out, shard_size=SHARD))
+    assert (result.images, result.processed, result.failed, result.shards_written) == (207, 207, 5, 5)
+    return out
+
+
+def test_every_image_is_one_row_with_predicts_answer(clean: Path, photos: Path, resnet20_onnx: Path) -> None:
+    table = _table(clean)
+    images = sorted(str(p) for p in photos.rglob("*") if p.suffix in (".jpg", ".png", ".tif"))
+    assert table.column("path").to_pylist() == images  # each once, sorted, notes.txt left out
+    rows = {Path(r["path"]).name: r for r in table.to_pylist()}
+    for name, reason in BROKEN.items():
+        assert reason in rows[name]["status"] and rows[name]["top_k_indices"] is None and rows[name]["top_k_scores"] is None
+    good = [r["path"] for r in table.to_pylist() if r["status"] == "ok"]
+    assert len(good) == 202 and all(name in rows and rows[name]["status"] == "ok" for name in ODD)
+    with Predictor(resnet20_onnx, provider="cpu") as predictor:
+        expected = predictor.predict(good, top_k=5, batch_size=16)
+    by_path = {r["path"]: r for r in table.to_pylist()}
+    for path, answer in zip(good, expected):
+        assert by_path[path]["top_k_indices"] == [p.index for p in answer]
+        assert by_path[path]["top_k_scores"] == [float(np.float32(p.score)) for p in answer]  # bit for bit
+    assert set(table.column("model_sha256").to_pylist()) == {model_sha256(resnet20_onnx)}
+    assert set(table.column("engine").to_pylist()) == {"local:cpu"}
+    manifest = _manifest(clean)
+    assert [(s["name"], s["rows"]) for s in manifest["shards"]] == [(f"part-0000{i}.parquet", n) for i, n in enumerate([48] * 4 + [15])]
+    assert sum(s["failed"] for s in manifest["shards"]) == 5
+    assert sorted(p.name for p in clean.iterdir()) == ["_inputs.txt", "_manifest.json"] + [f"part-0000{i}.parquet" for i in range(5)]
+
+
+def test_workers_make_the_tensor_predictor_makes(photos: Path, resnet20_onnx: Path) -> None:
+    paths = sorted(str(p) for p in (photos / "a").glob("*.jpg"))[:8] + [str(photos / "odd" / n) for n in ODD]
+    with Predictor(resnet20_onnx, provider="cpu") as predictor:
+        decoded = decode_batch(paths, decode_spec(predictor))
+        ((rows, tensor),) = decoded.groups
+        assert rows == tuple(range(len(paths))) and tensor.dtype == np.float32
+        assert np.array_equal(tensor, predictor.preprocess(paths))
+
+
+@pytest.fixture(scope="module")
+def features_onnx(resnet20_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ResNet-20 cut at its pooled features, as ``export --features`` makes it: output
+    ``embedding`` [N, 64], metadata ``output`` = ``embedding`` (made by hand: no export to wait for)."""
+    model = onnx.load(str(resnet20_onnx))
+    fc = next(n for n in model.graph.node if n.op_type == "Gemm" and n.output[0] == model.graph.output[0].name)
+    model.graph.node.remove(fc)
+    pooled = next(n for n in model.graph.node if n.output[0] == fc.input[0])
+    pooled.output[0] = "embedding"
+    out = model.graph.output[0]
+    out.name, out.type.tensor_type.shape.dim[1].dim_value = "embedding", 64
+    for weight in [t for t in model.graph.initializer if t.name in fc.input]:
+        model.graph.initializer.remove(weight)
+    for prop in [p for p in model.metadata_props if p.key == "num_classes"]:
+        model.metadata_props.remove(prop)
+    write_metadata(model, {"output": "embedding", "embedding_dim": 64})
+    path = tmp_path_factory.mktemp("features") / "r20_features.onnx"
+    save_onnx(model, path)
+    return path
+
+
+def test_a_features_model_writes_its_embeddings(features_onnx: Path, photos: Path, tmp_path: Path) -> None:
+    chosen = sorted((photos / "a").glob("*.jpg"))[:30]
+    listing = tmp_path / "list.txt"  # relative to the list's folder
+    listing.write_text("".join(os.path.relpath(p, tmp_path) + "\n" for p in chosen))
+    run_batch(_options(features_onnx, [f"@{listing}", photos / "odd"], tmp_path / "out", shard_size=16))
+    table = _table(tmp_path / "out")
+    assert table.schema.field("embedding").type == pa.list_(pa.float32(), 64) and "top_k_indices" not in table.column_names
+    good = [r["path"] for r in table.to_pylist() if r["status"] == "ok"]
+    assert len(table) == 37 and len(good) == 32
+    with Predictor(features_onnx, provider="cpu") as predictor:
+        expected = predictor.embed(good, batch_size=16)
+    got = np.array([r["embedding"] for r in table.to_pylist() if r["status"] == "ok"], np.float32)
+    assert np.array_equal(got, expected)
+    assert all(r["embedding"] is None for r in table.to_pylist() if r["status"] != "ok")
+
+
+def test_an_image_input_model_decodes_in_workers_and_resizes_in_its_graph(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+    float_model = load_onnx(resnet20_onnx)
+    model = tmp_path / "r20_images.onnx"
+    save_onnx(add_image_input(float_model, ImageInputSpec(preprocessing_for(float_model), 0)), model)
+    run_batch(_options(model, [photos / "b" / "photo00*.jpg", photos / "odd"], tmp_path / "out"))
+    table = _table(tmp_path / "out")
+    good = [r for r in table.to_pylist() if r["status"] == "ok"]
+    assert len(table) == 12 and len(good) == 7
+    with Predictor(model, provider="cpu") as predictor:
+        expected = predictor.predict([r["path"] for r in good], top_k=5, batch_size=16)
+    assert [r["top_k_scores"] for r in good] == [[float(np.float32(p.score)) for p in answer] for answer in expected]
+
+
+class _Stop:
+    """A progress callback that interrupts the job, as Ctrl-C would, once ``at`` images are done."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.seen = at, []
+
+    def __call__(self, progress: BatchProgress) -> None:
+        self.seen.append(progress)
+        if progress.done >= self.at:
+            raise KeyboardInterrupt
+
+
+def _workers() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if "resnet_deploy.serving.batch.worker" in " ".join(p.cmdline())]
+
+
+def test_a_resumed_job_equals_an_uninterrupted_one(clean: Path, photos: Path, resnet20_onnx: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    options = _options(resnet20_onnx, [photos], out, shard_size=SHARD)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(options, progress=_Stop(3 * SHARD + 16))  # shards 0-2 written, a batch of shard 3 done
+    assert not _workers()
+    assert [s["name"] for s in _manifest(out)["shards"]] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    # Killed between a shard's file and the manifest's record of it; a finished shard lost.
+    manifest = _manifest(out)
+    manifest["shards"] = [s for s in manifest["shards"] if s["name"] != "part-00001.parquet"]
+    (out / "_manifest.json").write_text(json.dumps(manifest))
+    (out / "part-00000.parquet").unlink()
+    seen = _Stop(10**9)
+    result = run_batch(options, progress=seen)
+    assert (result.shards_skipped, result.shards_written, result.processed) == (1, 4, 207 - SHARD)
+    assert seen.seen[0] == BatchProgress(SHARD, 207, 0)  # the run starts from the finished shard
+    assert _table(out).equals(_table(clean))
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean.iterdir())
+
+
+def test_a_finished_job_is_not_redone(clean: Path, photos: Path, resnet20_onnx: Path, tmp_path: Path) -> None:
+    shutil.copytree(clean, tmp_path / "out")
+    before = _snapshot(tmp_path / "out")
+    result = run_batch(_options(resnet20_onnx, [photos], tmp_path / "out", shard_size=SHARD))
+    assert (result.shards_skipped, result.shards_written, result.processed) == (5, 0, 0)
+    assert _snapshot(tmp_path / "out") == before
+
+
+@pytest.fixture(scope="module")
+def other_onnx(resnet20_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ResNet-20 with another digest (a changed docstring), as a retrained file would have."""
+    model = onnx.load(str(resnet20_onnx))
+    model.doc_string = "retrained"
+    path = tmp_path_factory.mktemp("other") / "other.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def small_job(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "job"
+    run_batch(_options(resnet20_onnx, [photos / "odd"], out))
+    return out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["{other}", "{photos}/odd"], "holds a job for another model (model_sha256: "),
+    (["{model}", "{photos}/odd", "-k", "3"], "holds a job for another --top-k (top_k: 5; this run: 3)"),
+    (["{model}", "{photos}/odd", "--shard-size", "7"], "holds a job for another --shard-size"),
+    (["{model}", "{photos}/a"], "holds a job for other inputs"),
+], ids=["model", "top-k", "shard-size", "inputs"])
+def test_another_job_on_a_folder_is_one_line_and_leaves_it(small_job: Path, photos: Path, resnet20_onnx: Path, other_onnx: Path,
+                                                           args: list[str], needle: str) -> None:
+    before = _snapshot(small_job)
+    names = {"{other}": str(other_onnx), "{model}": str(resnet20_onnx), "{photos}": str(photos)}
+    argv = [a.replace(k, v) for a in args for k, v in [next(((k, v) for k, v in names.items() if k in a), ("", ""))]]
+    assert_clean_failure(run_cli("batch", *argv, "-o", small_job), needle, "pass --force to start over")
+    assert _snapshot(small_job) == before
+
+
+@pytest.mark.parametrize("inputs, needle", [
+    (["{photos}/odd", "{photos}/nope.jpg"], "input not found: "),
+    (["{photos}/odd", "{photos}/*.gif"], "matches no images"),
+    (["@{photos}/missing.txt"], "cannot read the list"),
+    (["@{photos}/odd/float.tif"], "cannot read the list"),  # not text
+], ids=["missing-input", "empty-glob", "missing-list", "binary-list"])
+def test_an_input_naming_nothing_is_one_line_before_any_work(small_job: Path, photos: Path, resnet20_onnx: Path, tmp_path: Path,
+                                                             inputs: list[str], needle: str) -> None:
+    argv = [a.replace("{photos}", str(photos)) for a in inputs]
+    assert_clean_failure(run_cli("batch", resnet20_onnx, *argv, "-o", tmp_path / "new"), needle)
+    assert not (tmp_path / "new").exists()
+    before = _snapshot(small_job)  # --force on a job of ours: still refused before the old job is cleared
+    assert_clean_failure(run_cli("batch", resnet20_onnx, *argv, "-o", small_job, "--force"), needle)
+    assert _snapshot(small_job) == before
+
+
+def test_a_folder_that_is_not_ours_is_refused_even_with_force(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    for extra in ([], ["--force"]):
+        assert_clean_failure(run_cli("batch", resnet20_onnx, photos / "odd", "-o", tmp_path / "mine", *extra), "not a batch job's")
+    assert _snapshot(tmp_path / "mine") == {"thesis.tex": b"years of work"}
+    (tmp_path / "file").write_text("x")
+    assert_clean_failure(run_cli("batch", resnet20_onnx, photos / "odd", "-o", tmp_path / "file", "--force"), "not a folder")
+
+
+def test_force_starts_over(small_job: Path, photos: Path, other_onnx: Path) -> None:
+    result = run_cli("batch", other_onnx, photos / "odd", "-k", "2", "-o", small_job, "--force")
+    assert result.returncode == 0 and not error_lines(result.stderr), result.stderr
+    table = _table(small_job)
+    assert set(table.column("model_sha256").to_pylist()) == {model_sha256(other_onnx)}
+    assert {len(v) for v in table.column("top_k_indices").to_pylist() if v is not None} == {2}
+    assert _manifest(small_job)["key"]["top_k"] == 2
+
+
+def test_the_cli_prints_one_summary_line_and_no_bar_off_a_terminal(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+    result = run_cli("batch", resnet20_onnx, photos / "odd", "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1 and result.stdout.startswith("7 images, 5 failed, ")
+    assert "1 of 1 shard written to" in result.stdout and "local:cpu" in result.stdout
+    assert all(line.startswith("warning:") for line in result.stderr.splitlines())  # no bar, no error
+    again = run_cli("batch", resnet20_onnx, photos / "odd", "-o", tmp_path / "out")
+    assert again.stdout.startswith("nothing to do: the 1 shard of ")
+
+
+def test_inputs_are_listed_once_sorted_and_recursively(photos: Path, tmp_path: Path) -> None:
+    one = photos / "a" / "photo001.jpg"
+    (tmp_path / "list.txt").write_text(f"{os.path.relpath(one, tmp_path)}\n\n{one}\nmissing.jpg\n")
+    listed = list_inputs([str(photos / "a"), str(photos / "a" / "*.jpg"), f"@{tmp_path / 'list.txt'}", str(photos / "**" / "*.png")])
+    assert listed == sorted([*map(str, (photos / "a").glob("*.jpg")), str(photos / "odd" / "gray16.png"),
+                             str(photos / "odd" / "bomb.png"), str(tmp_path / "missing.jpg")])
+    with pytest.raises(InputError, match="no images"):
+        list_inputs([str(tmp_path / "empty")]) if (tmp_path / "empty").mkdir() is None else None
+
+
+def test_a_listed_file_that_is_missing_is_a_row(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text(f"{photos / 'a' / 'photo001.jpg'}\ngone.jpg\n")
+    run_batch(_options(resnet20_onnx, [f"@{tmp_path / 'list.txt'}"], tmp_path / "out"))
+    assert [r["status"] for r in _table(tmp_path / "out").to_pylist()] == ["ok", f"image not found: {tmp_path / 'gone.jpg'}"]
+
+
+def test_one_folder_one_run(tmp_path: Path) -> None:
+    with claim(tmp_path / "out"):
+        with pytest.raises(OutputPathError, match="another batch run is writing"):
+            with claim(tmp_path / "out"):
+                pass
