@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +30,9 @@ from resnet_deploy.serving.batch.inputs import list_inputs
 from resnet_deploy.serving.batch.local import decode_spec
 
 from .._cli_cases import assert_clean_failure, error_lines, run_cli
-from ._photos import BROKEN, ODD, make_photos
+from ._photos import BROKEN, ODD
 
 SHARD = 48  # 207 inputs: shards of 48, 48, 48, 48 and 15
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
-    make_photos(folder, 200)
-    return folder
 
 
 def _options(model: Path, inputs: list[str | Path], out: Path, **kwargs: object) -> BatchOptions:
@@ -290,3 +284,27 @@ def test_one_folder_one_run(tmp_path: Path) -> None:
         with pytest.raises(OutputPathError, match="another batch run is writing"):
             with claim(tmp_path / "out"):
                 pass
+
+
+def test_a_worker_ends_when_its_input_ends(resnet20_onnx: Path, photos: Path) -> None:
+    """What a SIGKILL of the main process leaves a worker: its stdin at its end (the kernel closes
+    the pipe). An idle worker must exit at once, not wait for work forever."""
+    import pickle
+    import subprocess
+    import sys
+
+    with Predictor(resnet20_onnx, provider="cpu") as predictor:
+        spec = decode_spec(predictor)
+    proc = subprocess.Popen([sys.executable, "-m", "resnet_deploy.serving.batch.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        pickle.dump(spec, proc.stdin)
+        pickle.dump((str(photos / "odd" / "cmyk.jpg"), str(photos / "odd" / "zero.jpg")), proc.stdin)
+        proc.stdin.flush()
+        decoded = pickle.load(proc.stdout)  # answered, and now idle
+        assert decoded.statuses[0] == "ok" and "not a readable image" in decoded.statuses[1]
+        time.sleep(0.5)
+        assert proc.poll() is None
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
