@@ -59,8 +59,8 @@ def _summary(result: BatchResult) -> str:
     if not result.shards_written:
         return f"nothing to do: the {_n(result.shards, 'shard')} of {result.output} were finished by an earlier run"
     before = f" ({result.shards_skipped} finished by an earlier run)" if result.shards_skipped else ""
-    return (f"{_n(result.processed, 'image')}, {result.failed} failed, {result.images_per_s:.1f} images/s, "
-            f"{result.seconds:.1f} s wall; {result.shards_written} of {_n(result.shards, 'shard')} written to {result.output}"
+    return (f"{_n(result.processed, 'image')}, {result.failed} failed, {result.images_per_s:.1f} images/s "
+            f"({result.startup_s:.1f} s start-up, {result.seconds:.1f} s wall); {result.shards_written} of {_n(result.shards, 'shard')} written to {result.output}"
             f"{before}; {result.engine}, {_n(result.workers, 'decode worker')} + {_n(result.threads, 'inference thread')}")
 
 

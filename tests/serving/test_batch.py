@@ -308,3 +308,20 @@ def test_a_worker_ends_when_its_input_ends(resnet20_onnx: Path, photos: Path) ->
         assert proc.wait(timeout=10) == 0
     finally:
         proc.kill()
+
+
+def test_a_profile_runs_its_model_in_its_configuration(clean: Path, resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+    from resnet_deploy._hashing import file_sha256
+    from resnet_deploy._machine import machine
+    from resnet_deploy.profile.deployment import DeploymentProfile, save_profile
+
+    profile = tmp_path / "profile.json"
+    save_profile(DeploymentProfile(str(resnet20_onnx), model_sha256(resnet20_onnx), "cpu", "onnxruntime", "fp32", 1,
+                                   {"optimization": "all", "threads": 1}, {"p50_ms": 1.0}, machine()), profile)
+    result = run_cli("batch", "--profile", profile, photos / "odd", "-o", tmp_path / "out", "--shard-size", SHARD)
+    assert result.returncode == 0 and "1 inference thread" in result.stdout, result.stderr
+    assert _manifest(tmp_path / "out")["key"]["profile_sha256"] == file_sha256(profile)
+    odd = [r for r in _table(clean).to_pylist() if "/odd/" in r["path"]]
+    assert _table(tmp_path / "out").to_pylist() == odd
+    refused = run_cli("batch", "--profile", profile, photos / "odd", "-o", tmp_path / "other", "--threads", "2")
+    assert_clean_failure(refused, "a profile sets the provider and threads")

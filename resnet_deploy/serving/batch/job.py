@@ -9,6 +9,7 @@ to do, the row format, and :meth:`Job.write_shard`, the one way a shard reaches 
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -42,6 +43,8 @@ class Job:
         self.pending = [s for s in shards if s.name not in done]
         self.skipped = len(shards) - len(self.pending)
         self.written = self.processed = self.failed = 0
+        self.first_batch: tuple[float, int] | None = None  # when the first batch was done, and its rows
+        self.last_batch_at = 0.0
         self._done = sum(s.rows for s in manifest.shards)
         self._failed_before = sum(s.failed for s in manifest.shards)
         self._progress = progress
@@ -53,10 +56,23 @@ class Job:
 
     def batch_done(self, rows: pa.RecordBatch) -> None:
         """Count a batch whose rows an engine holds (progress between shards)."""
+        self.last_batch_at = time.perf_counter()
+        if self.first_batch is None:
+            self.first_batch = (self.last_batch_at, rows.num_rows)
         self._done += rows.num_rows
         self.processed += rows.num_rows
         self.failed += rows.num_rows - pc.sum(pc.equal(rows.column(STATUS), OK)).as_py() if rows.num_rows else 0
         self.report()
+
+    def pace(self, start: float) -> tuple[float, float]:
+        """Seconds from ``start`` to the first batch's rows, and images per second after them
+        (over the whole run when there was a single batch)."""
+        if self.first_batch is None:
+            return 0.0, 0.0
+        first_at, first_rows = self.first_batch
+        later = self.last_batch_at - first_at
+        rate = (self.processed - first_rows) / later if later > 0 else self.processed / max(self.last_batch_at - start, 1e-9)
+        return first_at - start, rate
 
     def write_shard(self, shard: Shard, batches: Sequence[pa.RecordBatch]) -> None:
         """Write ``shard``'s rows atomically, then record it in the manifest (atomically too): a

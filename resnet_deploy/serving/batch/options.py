@@ -86,7 +86,10 @@ class BatchProgress:
 @dataclass(frozen=True)
 class BatchResult:
     """What a run did. ``processed``/``failed``/``seconds`` are this run's; a resumed run skipped
-    ``shards_skipped`` shards an earlier run had finished."""
+    ``shards_skipped`` shards an earlier run had finished.
+
+    ``startup_s`` is the time to the first batch's rows (the model loaded, the inputs listed, the
+    workers started); ``images_per_s`` the pace after it, what a long job runs at."""
 
     output: Path
     images: int
@@ -96,10 +99,8 @@ class BatchResult:
     shards_written: int
     shards_skipped: int
     seconds: float
+    startup_s: float
+    images_per_s: float
     engine: str
     workers: int
     threads: int
-
-    @property
-    def images_per_s(self) -> float:
-        return self.processed / self.seconds if self.seconds > 0 else 0.0

@@ -40,8 +40,9 @@ def run_batch(options: BatchOptions, *, progress: ProgressCallback | None = None
         with DecodePool(workers, decode_spec(predictor)) as pool, \
                 open_job(options, facts, f"{options.engine}:{facts.provider}", progress) as job:
             run_local(job, predictor, pool, options.batch_size)
+    startup, rate = job.pace(start)
     return BatchResult(
         output=options.output, images=job.manifest.images, processed=job.processed, failed=job.failed,
         shards=len(job.shards), shards_written=job.written, shards_skipped=job.skipped,
-        seconds=time.perf_counter() - start, engine=job.format.engine, workers=workers, threads=facts.threads,
+        seconds=time.perf_counter() - start, startup_s=startup, images_per_s=rate, engine=job.format.engine, workers=workers, threads=facts.threads,
     )
