@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from resnet_deploy.serving.triton import TritonOptions, write_triton_repository
+from resnet_deploy.serving.triton.leftovers import owned_tempdir
 from resnet_deploy.serving.triton.options import DEFAULT_MAX_REQUEST_BYTES
 from resnet_deploy.serving.triton.process import check_host
 from resnet_deploy.serving.triton.server import TritonServer, TritonServerError, find_tritonserver
@@ -25,7 +25,8 @@ def serve(
     model: Annotated[Optional[Path], typer.Argument(help="An ONNX file (or none, with --profile).", show_default=False)] = None,
     profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: served as tuned.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name on the server (default: the file's stem).")] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 exposes the server to the network (docs/serving.md: what to put in front).")] = "127.0.0.1",
+    http_host: Annotated[Optional[str], typer.Option("--http-host", help="HTTP/REST's own address (default: --host). 127.0.0.1 keeps it on this machine while gRPC faces the network: one HTTP request can crash Triton 2.51.", show_default=False)] = None,
     http_port: Annotated[int, typer.Option("--http-port", help="HTTP/REST port.")] = 8000,
     grpc_port: Annotated[int, typer.Option("--grpc-port", help="gRPC port.")] = 8001,
     metrics_port: Annotated[int, typer.Option("--metrics-port", help="Prometheus metrics port.")] = 8002,
@@ -52,28 +53,29 @@ def serve(
     elif model is None:
         raise CLIError("give an ONNX file, or --profile")
     find_tritonserver()  # before any work: the extra is installed
-    check_host(host)
+    for address in {host, http_host or host}:
+        check_host(address)
     # A closed terminal sends SIGHUP: stop the server as for Ctrl-C (main() turns SIGTERM into the same).
     signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGTERM) if callable(signal.getsignal(signal.SIGTERM))
                   else signal.default_int_handler)
-    with tempfile.TemporaryDirectory(prefix="resnet-deploy-serve-") as repository:
+    with owned_tempdir("resnet-deploy-serve-") as repository:
         entry = write_triton_repository(model, repository, TritonOptions(
             name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances, provider=provider or "cpu",
             queue_delay_us=queue_delay_us, max_request_bytes=max(1, int(max_request_mb * 2**20)),
             backend="python", threads=threads, profile=profile))
-        server = TritonServer(Path(repository), host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-                              reloadable=True)
+        server = TritonServer(repository, host=host, http_host=http_host, http_port=http_port, grpc_port=grpc_port,
+                              metrics_port=metrics_port, reloadable=True)
         try:
             server.start()
+            if (risk := server.http_warning()) is not None:
+                err_console.print(f"warning: {risk}", markup=False, soft_wrap=True)
             _announce(server, entry.path.name, entry.config, model)
             while server.running():
                 if (dead := server.dead_model()) is not None:  # Triton would answer 500 forever, ready all along
                     server.reload(entry.path.name)
                     err_console.print(f"warning: {dead}; reloaded {entry.path.name}", markup=False, soft_wrap=True)
                 time.sleep(0.2)
-            code = server.stop()
-            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            raise TritonServerError(f"tritonserver stopped by itself ({how}): {server.reason()}")
+            raise TritonServerError(server.exit_reason(server.stop()))  # a crash says so, with its signal
         except KeyboardInterrupt:
             err_console.print("stopping the server")
         finally:

@@ -399,6 +399,8 @@ def test_a_server_that_never_becomes_ready_is_one_line_and_stopped(tmp_path: Pat
     ("bad host", "is not an IPv4 address"),
     ("::1", "binds IPv4 addresses only"),
     ("192.0.2.1", "is not an address of this machine"),
+    ("255.255.255.255", "is a broadcast address"),  # issue 26 C.3: these passed the check, then timed out
+    ("224.0.0.1", "is a multicast address"),
 ])
 def test_serve_refuses_a_host_it_cannot_bind(model: Path, host: str, needle: str) -> None:
     proc = _serve(str(model), "--host", host, "--http-port", "18377", "--grpc-port", "18378", "--metrics-port", "18379")
@@ -558,3 +560,200 @@ def test_a_data_file_named_model_py_never_runs(model: Path, tmp_path: Path) -> N
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+# -- issue 26 A.3, B.5, C.2, C.4: a crash named as one, nothing left behind, a restart at once, and
+# readiness that only our own server can answer -----------------------------------------------------
+
+# 120 KB of JSON nested 60,000 deep in an input's "data": Triton 2.51 reads it recursively and dies
+# of a stack overflow (upstream; measured here: 20,000 deep survives, 40,000 does not).
+DEEP_JSON = (b'{"inputs":[{"name":"input","shape":[1,3,32,32],"datatype":"FP32","data":' + b"[" * 60_000 + b"]" * 60_000
+             + b"}]}")
+
+
+def _post(url: str, body: bytes) -> str:
+    """What one POST got: its status, or the name of the error that came instead."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=60) as response:
+            return str(response.status)
+    except urllib.error.HTTPError as exc:
+        return str(exc.code)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return type(reason).__name__
+
+
+def _ports() -> tuple[int, int, list[str]]:
+    from resnet_deploy.serving.triton.server import free_port
+
+    http, grpc = free_port(), free_port()
+    return http, grpc, ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(free_port())]
+
+
+@pytest.mark.parametrize("http_host, survives", [
+    (None, False),          # HTTP beside gRPC: one request kills the server; serve says it crashed, and how
+    ("127.0.0.1", True),    # --http-host 127.0.0.1: the network side has no HTTP port to send it to
+])
+def test_one_deep_json_request_and_what_serve_says(model: Path, http_host: str | None, survives: bool) -> None:
+    """serve on 127.0.0.2, a loopback address that stands for the network side here."""
+    http, grpc, ports = _ports()
+    proc = _serve(str(model), "--host", "127.0.0.2", *(["--http-host", http_host] if http_host else []), *ports)
+    try:
+        banner = "".join(_wait_ready_line(proc))
+        got = _post(f"http://127.0.0.2:{http}/v2/models/resnet20/infer", DEEP_JSON)
+        print(banner, got)
+        if survives:
+            assert got == "ConnectionRefusedError" and f"http://127.0.0.1:{http}/" in banner
+            x = _inputs(2, seed=9)
+            with Predictor(model, provider="cpu") as predictor:
+                np.testing.assert_array_equal(_grpc(f"127.0.0.2:{grpc}", "resnet20", x), predictor.run(x))
+                np.testing.assert_array_equal(_http(f"127.0.0.1:{http}", "resnet20", x), predictor.run(x))
+            proc.terminate()
+            assert proc.wait(30) == 0
+        else:
+            code = proc.wait(30)
+            err = proc.stderr.read()  # type: ignore[union-attr]
+            print(err)
+            assert code == 1 and err.count("\n") == 1
+            assert "error: tritonserver crashed: killed by signal 11 (SIGSEGV)" in err
+            assert f"its log ends: " in err and f"Started HTTPService at 127.0.0.2:{http}" in err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+
+
+def _tritonserver_of(serve_pid: int) -> int:
+    """The pid of the tritonserver a serve started: its --id names the serve's pid."""
+    found = subprocess.run(["pgrep", "-f", "--", f"--id=resnet-deploy-{serve_pid}-"], capture_output=True, text=True)
+    return int(found.stdout.split()[0])
+
+
+def _left_by(pid: int) -> list[str]:
+    """What the run of ``pid`` holds: its shared-memory regions and its marked temporary folders."""
+    import tempfile
+
+    regions = sorted(f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if n.startswith(f"resnet_deploy_{pid}_"))
+    folders = sorted(str(p) for p in Path(tempfile.gettempdir()).glob("resnet-deploy-*")
+                     if (p / ".resnet-deploy-owner").is_file() and (p / ".resnet-deploy-owner").read_text() == str(pid))
+    return regions + folders
+
+
+def test_serve_removes_its_leftovers_and_those_of_a_killed_run(model: Path) -> None:
+    """Issue 26 B.5. A serve and its server killed outright (SIGKILL runs no cleanup) leave their
+    regions in /dev/shm and their folders in /tmp; the next serve removes them once ready, and
+    removes its own when it stops."""
+    import time
+
+    _, _, ports = _ports()
+    first = _serve(str(model), "--instances", "2", *ports)
+    try:
+        _wait_ready_line(first)
+        server = _tritonserver_of(first.pid)
+        held = _left_by(first.pid)
+        print("\n".join(held))
+        assert any(p.startswith("/dev/shm/") for p in held) and sum("/resnet-deploy-" in p for p in held) == 2  # serve's, Triton's
+        os.killpg(first.pid, 9)
+        os.killpg(server, 9)
+        first.wait(30)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and subprocess.run(["pgrep", "-g", str(server)], capture_output=True).returncode == 0:
+            time.sleep(0.2)
+        assert _left_by(first.pid) == held  # the killed run left all of it
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, 9)
+    _, _, ports = _ports()
+    second = _serve(str(model), *ports)
+    try:
+        _wait_ready_line(second)
+        assert _left_by(first.pid) == []
+        assert _left_by(second.pid)
+        second.terminate()
+        assert second.wait(30) == 0
+        assert _left_by(second.pid) == []
+    finally:
+        if second.poll() is None:
+            os.killpg(second.pid, 9)
+
+
+def test_serve_restarts_at_once_on_the_same_ports(model: Path) -> None:
+    """Issue 26 C.2: the readiness probe's connections, closed by the server, sit in TIME-WAIT on
+    its port for a minute; a restart binds as Triton does (SO_REUSEADDR) and is not refused."""
+    _, _, ports = _ports()
+    for attempt in ("first", "restart"):
+        proc = _serve(str(model), *ports)
+        try:
+            lines = _wait_ready_line(proc)
+            assert lines and lines[-1].startswith("ready"), (attempt, proc.stderr.read())  # type: ignore[union-attr]
+            proc.terminate()
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)
+
+
+def test_readiness_is_answered_by_our_own_server_only(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 26 C.4: two servers on the same ports. The second cannot bind them, but until it
+    exits the first answers its readiness probe: checked against our own server's --id, the
+    second never reports ready; it fails with its own reason, and the first serves on."""
+    from resnet_deploy.serving.triton import server as server_module
+
+    repo = tmp_path / "repo"
+    _cli("triton", str(model), "-r", str(repo), "--backend", "python")
+    with TritonServer(repo) as first:
+        monkeypatch.setattr(server_module, "check_port_free", lambda host, port: None)  # as when both start at once
+        second = TritonServer(repo, http_port=first.http_port, grpc_port=first.grpc_port, metrics_port=first.metrics_port,
+                              ready_timeout_s=60)
+        with pytest.raises(TritonServerError) as info:
+            second.start()
+        print(info.value)
+        assert "exited by itself" in str(info.value) and second.pid is None
+        x = _inputs(1)
+        with Predictor(model, provider="cpu") as predictor:
+            np.testing.assert_array_equal(_http(first.http, "resnet20", x), predictor.run(x))
+
+
+# What a client that reaches serve's ports may not do: change the server rather than ask it.
+ADMIN_REQUESTS = [
+    ("unload the model", "/v2/repository/models/resnet20/unload", {}),
+    ("list the repository", "/v2/repository/index", {}),
+    ("write a log file where it says", "/v2/logging", {"log_file": "{tmp}/written.log"}),
+    ("write a trace file where it says", "/v2/trace/setting", {"trace_file": "{tmp}/written.trace", "trace_level": ["TIMESTAMPS"]}),
+    ("map a shared-memory region", "/v2/systemsharedmemory/region/r/register", {"key": "/r", "offset": 0, "byte_size": 8}),
+]
+
+
+def test_serve_keeps_the_servers_controls_to_itself(model: Path, tmp_path: Path) -> None:
+    """Over HTTP and gRPC, without this run's key: each request of the table is refused before it
+    does anything; the model answers on, and serve's own reload (issue 26 A.2) still works."""
+    import json
+
+    http, grpc, ports = _ports()
+    proc = _serve(str(model), *ports)
+    try:
+        _wait_ready_line(proc)
+        for what, path, body in ADMIN_REQUESTS:
+            data = json.dumps(body).replace("{tmp}", str(tmp_path)).encode()
+            got = _post(f"http://127.0.0.1:{http}{path}", data)
+            assert got == "403", (what, got)
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
+        try:
+            for what, call in (("unload the model", lambda: client.unload_model("resnet20")),
+                               ("write a log file where it says", lambda: client.update_log_settings({"log_file": str(tmp_path / "g.log")}))):
+                with pytest.raises(Exception, match="restricted"):
+                    call()
+            assert client.is_model_ready("resnet20")
+        finally:
+            client.close()
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+        x = _inputs(2, seed=4)
+        with Predictor(model, provider="cpu") as predictor:
+            np.testing.assert_array_equal(_grpc(f"127.0.0.1:{grpc}", "resnet20", x), predictor.run(x))
+        proc.terminate()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)

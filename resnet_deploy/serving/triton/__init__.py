@@ -5,7 +5,9 @@ server to load it (``resnet-deploy serve``, ``bench --url``).
 - :mod:`.pbtxt`: ``config.pbtxt`` as structured data, escaped by construction.
 - :mod:`.config`: the ``ModelConfig`` of an ONNX file (names, types, dims, batching, backends).
 - :mod:`.repository`: writing an entry atomically; Python-backend entries that serve a profile.
-- :mod:`.server`: Triton's own ``tritonserver`` from the ``serve`` extra (imported on demand).
+- :mod:`.server`: Triton's own ``tritonserver`` from the ``serve`` extra (imported on demand);
+  :mod:`.wheel` lays out what the wheel ships, :mod:`.process` checks addresses and ports,
+  :mod:`.log` reads what the server said, :mod:`.leftovers` removes what a run cut short left.
 """
 
 from .config import batching, build_config, render_config

@@ -13,8 +13,8 @@ import time
 
 from ..._errors import ResnetDeployError
 
-__all__ = ["TritonServerError", "check_host", "check_port_free", "die_with_parent", "free_port", "group_processes",
-           "wait_group_gone"]
+__all__ = ["TritonServerError", "alive", "check_host", "check_port_free", "die_with_parent", "free_port",
+           "group_processes", "wait_group_gone"]
 
 
 class TritonServerError(ResnetDeployError):
@@ -23,7 +23,8 @@ class TritonServerError(ResnetDeployError):
 
 def check_host(host: str) -> None:
     """Triton binds IPv4 addresses, not names (``localhost`` bound 255.255.255.255): an address of
-    this machine, or 0.0.0.0 for all of them; anything else is refused in one line."""
+    this machine, or 0.0.0.0 for all of them; anything else is refused in one line. Linux lets a
+    socket bind a broadcast or multicast address, but no client can connect to a server there."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -31,6 +32,10 @@ def check_host(host: str) -> None:
                                 "(127.0.0.1 for this machine, 0.0.0.0 for every interface)") from None
     if address.version != 4:
         raise TritonServerError(f"--host {host}: Triton's HTTP service here binds IPv4 addresses only")
+    if address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255") or host in _broadcast_addresses():
+        kind = "multicast" if address.is_multicast else "broadcast"
+        raise TritonServerError(f"--host {host} is a {kind} address: a server there can take no connection; give an "
+                                "address of this machine (127.0.0.1, or 0.0.0.0 for every interface)")
     with socket.socket() as s:
         try:
             s.bind((host, 0))
@@ -38,12 +43,38 @@ def check_host(host: str) -> None:
             raise TritonServerError(f"--host {host} is not an address of this machine ({exc.strerror or exc})") from None
 
 
+def _broadcast_addresses() -> set[str]:
+    """The broadcast addresses of this machine's subnets (``127.255.255.255``, ``192.0.2.255``),
+    from the kernel's routing table (Linux ``/proc/net/fib_trie``); empty elsewhere."""
+    try:
+        with open("/proc/net/fib_trie", encoding="ascii", errors="replace") as fib:
+            lines = fib.read().splitlines()
+    except OSError:
+        return set()
+    return {lines[i - 1].split()[-1] for i, line in enumerate(lines) if i and line.strip().endswith("BROADCAST")}
+
+
 def check_port_free(host: str, port: int) -> None:
+    """Refuse a port that a socket listens on. Bound as Triton binds it (``SO_REUSEADDR``, as
+    libevent's listeners and gRPC set it): connections in TIME-WAIT, such as a readiness probe's
+    from a server stopped a moment ago, do not keep a restart from binding it."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:
             raise TritonServerError(f"port {port} on {host} is in use ({exc.strerror or exc})") from None
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def die_with_parent() -> None:

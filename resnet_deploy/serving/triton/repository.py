@@ -26,6 +26,7 @@ from ...graph.passes.unfuse_fused_conv import is_standard
 from ...profile.deployment import DeploymentProfile, load_profile, load_profile_model, model_sha256, save_profile
 from .config import batching, render_config
 from .options import MAX_NAME_BYTES, NAME, TritonEntry, TritonOptions, validate
+from .process import alive
 
 __all__ = ["write_triton_repository", "profile_backend", "python_model_path", "PYTHON_MODEL", "STAGING_MARKER"]
 
@@ -185,15 +186,5 @@ def _remove_stale_staging(repository: Path, name: str) -> None:
             pid = int(marker.read_text()) if path.is_dir() and not path.is_symlink() else None
         except (OSError, ValueError):
             continue
-        if pid is not None and not _alive(pid):
+        if pid is not None and not alive(pid):
             folders.remove(path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

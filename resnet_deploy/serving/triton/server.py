@@ -1,24 +1,23 @@
 """A real Triton Inference Server on this machine, from the ``nvidia-pytriton`` wheel.
 
 The wheel (the ``serve`` extra) ships Triton's ``tritonserver`` binary with the Python backend
-only. :class:`TritonServer` lays out a backend folder for it (the Python backend's library and
-the stub for this interpreter, copied: Triton refuses links that leave the folder), starts the
+only. :class:`TritonServer` lays out a backend folder for it (:mod:`.wheel`), starts the
 server on 127.0.0.1 with a strict model config, waits until it is ready or says why not, and
-stops it with nothing left running. Extra Python-based backends (a folder holding ``model.py``)
+stops it with nothing left running (:mod:`.leftovers` removes what a run cut short left). Extra Python-based backends (a folder holding ``model.py``)
 can be added by name. The wheel pins ``numpy<2``: install it in an environment of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import json
 import os
-import re
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,62 +25,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from . import log as triton_log
+from .leftovers import owned_folder, remove_shm, remove_stale_shm, shm_prefix
 from .process import (TritonServerError, check_host, check_port_free, die_with_parent, free_port, group_processes,
                       wait_group_gone)
+from .wheel import backend_folder, find_tritonserver, library_path
 
 __all__ = ["TritonServer", "TritonServerError", "find_tritonserver", "free_port"]
 
+# The APIs that change the server rather than ask it: load and unload models, map shared memory,
+# write trace and log files where the caller says. Any client that reaches a port could use them;
+# only a caller that sends this run's key may (serve's own reload does).
+ADMIN_APIS = "model-repository,shared-memory,trace,logging"
+ADMIN_HEADER = "resnet-deploy-admin-key"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 STUB = "triton_python_backend_stub"
-
-
-# Errors a CPU-only machine always logs: no CUDA driver, no NVML, no DCGM.
-_NOISE = ("CudaDriverHelper", "NVML", "DCGM", "pinned memory", "CUDA memory pool")
-_GLOG = re.compile(r"^[EWI]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
-
-
-def _clean(line: str) -> str:
-    """A log line without glog's prefix and quotes, cut before a Python traceback (``\\n``)."""
-    text = _GLOG.sub("", line.strip()).strip('"')
-    return text.split("\\n")[0].strip()
-
-
-def _is_error(line: str) -> bool:
-    return line.lower().startswith(("error", "failed", "internal", "unavailable", "invalid")) or "error" in line.lower()
-
-
-def find_tritonserver() -> Path:
-    """The folder of the pip wheel's Triton (``bin/tritonserver``, ``backends/python``)."""
-    try:
-        import pytriton  # type: ignore[import-not-found]
-    except ImportError:
-        raise TritonServerError("Triton's server is not installed: pip install 'resnet-deploy[serve]' "
-                                "in an environment of its own (it pins numpy<2)") from None
-    root = Path(pytriton.__file__).parent / "tritonserver"
-    if not (root / "bin" / "tritonserver").is_file():
-        raise TritonServerError(f"nvidia-pytriton has no tritonserver binary under {root}")
-    return root
-
-
-def _library_path(root: Path) -> str:
-    libs = root.parent.parent / "nvidia_pytriton.libs"  # auditwheel's folder beside the package
-    parts = [str(libs), str(sysconfig.get_config_var("LIBDIR") or ""), os.environ.get("LD_LIBRARY_PATH", "")]
-    return ":".join(p for p in parts if p)
-
-
-def _backends(root: Path, folder: Path, extra: dict[str, Path]) -> None:
-    python = folder / "python"
-    python.mkdir(parents=True)
-    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
-        shutil.copy2(root / "backends" / "python" / name, python / name)
-    stub = root / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}" / "triton_python_backend_stub"
-    if not stub.is_file():
-        raise TritonServerError(f"nvidia-pytriton has no Python backend stub for Python {sys.version_info.major}."
-                                f"{sys.version_info.minor}")
-    shutil.copy2(stub, python / stub.name)
-    for name, source in extra.items():
-        shutil.copytree(source, folder / name)
 
 
 @dataclass
@@ -91,6 +50,7 @@ class TritonServer:
     repository: Path
     backends: dict[str, Path] = field(default_factory=dict)  # name -> folder holding model.py
     host: str = "127.0.0.1"
+    http_host: str | None = None  # HTTP/REST's own address (None: host); gRPC and metrics bind host
     http_port: int = 0  # 0: a free port
     grpc_port: int = 0
     metrics_port: int = 0
@@ -102,10 +62,33 @@ class TritonServer:
     _workdir: Path | None = None
     _log_text: str = ""
     _stubs: set[int] = field(default_factory=set)
+    _token: str = ""  # this run's: the server's --id, and its shared-memory prefix
+    _admin_key: str = ""  # this run's: the header value that opens ADMIN_APIS
 
     @property
     def http(self) -> str:
-        return f"{self.host}:{self.http_port}"
+        return f"{self.http_host or self.host}:{self.http_port}"
+
+    def http_warning(self) -> str | None:
+        """Why HTTP/REST on a network address is a risk, else None. Triton 2.51 parses a request's
+        JSON recursively: one request nested tens of thousands deep crashes the whole server
+        (SIGSEGV; upstream, fixed in triton-inference-server/common#156). gRPC has no such parser."""
+        address = self.http_host or self.host
+        if ipaddress.ip_address(address).is_loopback:
+            return None
+        return (f"HTTP/REST listens on {address}:{self.http_port}: one request of deeply nested JSON from any client "
+                "that reaches it crashes Triton 2.51; --http-host 127.0.0.1 keeps HTTP on this machine, or put an "
+                "authenticating proxy in front (docs/serving.md, 'Exposing the server')")
+
+    @property
+    def server_id(self) -> str:
+        """The ``--id`` this run gives Triton, which ``GET /v2`` answers: readiness is checked
+        against it, so another server on the same ports never answers for ours."""
+        return f"resnet-deploy-{os.getpid()}-{self._token}"
+
+    @property
+    def shm_prefix(self) -> str:
+        return shm_prefix(self._token) if self._token else ""
 
     @property
     def grpc(self) -> str:
@@ -115,27 +98,36 @@ class TritonServer:
         root = find_tritonserver()
         return [
             str(root / "bin" / "tritonserver"), f"--model-repository={self.repository}", f"--backend-directory={backend_dir}",
-            f"--http-address={self.host}", f"--http-port={self.http_port}",
+            f"--id={self.server_id}", f"--http-address={self.http_host or self.host}", f"--http-port={self.http_port}",
             f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
             f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
             f"--strict-model-config={'true' if self.strict else 'false'}",
             *(["--disable-auto-complete-config"] if self.strict else []),
             "--exit-timeout-secs=5", "--log-verbose=0",
+            f"--http-restricted-api={ADMIN_APIS}:{ADMIN_HEADER}={self._admin_key}",
+            f"--grpc-restricted-protocol={ADMIN_APIS}:{ADMIN_HEADER}={self._admin_key}",
             *(["--model-control-mode=explicit", "--load-model=*"] if self.reloadable else []),
+            # Our name on the Python backend's shared-memory regions (and on those of Python-based
+            # backends), so that stop() and the next run remove ours and only ours.
+            *(f"--backend-config={name},shm-region-prefix-name={self.shm_prefix}" for name in ("python", *self.backends)),
         ]
 
     def start(self) -> "TritonServer":
         root = find_tritonserver()
         if not self.repository.is_dir():
             raise TritonServerError(f"model repository not found: {self.repository}")
-        check_host(self.host)
+        http_host = self.http_host or self.host
+        for address in {self.host, http_host}:
+            check_host(address)
         self.http_port, self.grpc_port, self.metrics_port = (p or free_port() for p in (self.http_port, self.grpc_port, self.metrics_port))
-        for port in (self.http_port, self.grpc_port, self.metrics_port):  # else another server's "ready" could answer
-            check_port_free(self.host, port)
-        self._workdir = Path(tempfile.mkdtemp(prefix="resnet-deploy-triton-"))
-        _backends(root, self._workdir / "backends", self.backends)
+        for address, port in ((http_host, self.http_port), (self.host, self.grpc_port), (self.host, self.metrics_port)):
+            check_port_free(address, port)
+        remove_stale_shm()
+        self._token, self._admin_key = secrets.token_hex(4), secrets.token_hex(16)
+        self._workdir = owned_folder("resnet-deploy-triton-")
+        backend_folder(root, self._workdir / "backends", self.backends)
         self.log_path = self.log_path or self._workdir / "tritonserver.log"
-        env = dict(os.environ, LD_LIBRARY_PATH=_library_path(root),
+        env = dict(os.environ, LD_LIBRARY_PATH=library_path(root),
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(self.command(self._workdir / "backends"), stdout=log, stderr=subprocess.STDOUT,
@@ -151,8 +143,8 @@ class TritonServer:
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise TritonServerError(f"tritonserver exited with {self._process.returncode}: {self.reason()}")
-            if self._get("/v2/health/ready") == 200:
+                raise TritonServerError(self.exit_reason(self._process.returncode))
+            if self._get("/v2/health/ready") == 200 and self._answering_id() == self.server_id:
                 self._stubs = group_processes(self._process.pid, STUB) if self._process is not None else set()
                 return
             time.sleep(0.1)
@@ -167,6 +159,14 @@ class TritonServer:
         except (OSError, ValueError):
             return None
 
+    def _answering_id(self) -> str | None:
+        """The ``--id`` of the server that answers on our HTTP port."""
+        try:
+            with urllib.request.urlopen(f"http://{self.http}/v2", timeout=2) as response:
+                return str(json.loads(response.read()).get("name"))
+        except (OSError, ValueError, AttributeError):
+            return None
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -174,17 +174,13 @@ class TritonServer:
             return self._log_text
 
     def reason(self) -> str:
-        """The server's own words for what went wrong, in one line: why a model failed to load,
-        else its first error that is not about the GPU this machine does not have."""
-        lines = [_clean(ln) for ln in self.log().splitlines() if ln.strip()]
-        ranked = ([ln for ln in lines if "failed to load '" in ln or "Poll failed for model" in ln]
-                  + [ln for ln in lines if _is_error(ln) and not any(n in ln for n in _NOISE)]
-                  + lines[-1:])
-        picked = ranked[0] if ranked else "no output"
-        parse = next((ln[ln.index("Error parsing"):] for ln in lines if "Error parsing text-format" in ln), None)
-        if parse and parse not in picked:  # a syntax error: protobuf says where, on a line of its own
-            picked = f"{picked}: {parse}"
-        return picked if len(picked) <= 400 else picked[:400] + "..."
+        """The server's own words for what went wrong, in one line (:func:`.log.reason`)."""
+        return triton_log.reason(self.log())
+
+    def exit_reason(self, code: int | None) -> str:
+        """How the server ended with ``code`` (its exit status, or minus a signal): a crash is
+        named as one, with the signal and the log's last lines (:func:`.log.exit_reason`)."""
+        return triton_log.exit_reason(code, self.log())
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``; the whole process group goes."""
@@ -202,6 +198,8 @@ class TritonServer:
             with contextlib.suppress(ProcessLookupError):  # stubs that outlived the server
                 os.killpg(process.pid, signal.SIGKILL)
             wait_group_gone(process.pid, STOP_TIMEOUT_S)
+        if self._token:
+            remove_shm(self.shm_prefix)
         if self._workdir is not None:
             self._log_text = self.log()  # the log may live in the work folder: keep its words
             shutil.rmtree(self._workdir, ignore_errors=True)
@@ -216,7 +214,7 @@ class TritonServer:
         instances, and their stubs, start afresh. Needs ``reloadable``."""
         for action in ("unload", "load"):
             request = urllib.request.Request(f"http://{self.http}/v2/repository/models/{name}/{action}", data=b"{}",
-                                             method="POST")
+                                             method="POST", headers={ADMIN_HEADER: self._admin_key})
             try:
                 with urllib.request.urlopen(request, timeout=self.ready_timeout_s):
                     pass
@@ -234,8 +232,7 @@ class TritonServer:
         gone = self._stubs - group_processes(self._process.pid, STUB)
         if not gone:
             return None
-        lines = [_clean(ln) for ln in self.log().splitlines() if ln.strip()]
-        said = next((ln.split("what():")[-1].strip() for ln in reversed(lines) if "what():" in ln or "Stub process" in ln), None)
+        said = triton_log.stub_death(self.log())
         return f"a model's Python stub (pid {min(gone)}) died" + (f": {said}" if said else "")
 
     @property
