@@ -1,17 +1,21 @@
-"""Terminal output: rich tables on stdout, progress and warnings on stderr.
+r"""Terminal output: rich tables on stdout, progress and warnings on stderr.
 
-Rich reads ``[word]`` in a string as markup: every name that comes from the user (paths, labels,
-tensor and metadata names, error text) goes through ``escape`` so that ``cat[dog].png`` is shown
-as it is, and ``a[/x].onnx`` does not end the command in a MarkupError.
+Every name that comes from a file or the user (paths, labels, tensor and metadata names, error
+text) goes through :func:`escape`. Rich reads ``[word]`` as markup, so ``cat[dog].png`` must be
+escaped to be shown as it is (and ``a[/x].onnx`` not to end the command in a MarkupError). A
+terminal reads control characters as commands: a label ``\x1b]0;TITLE\x07`` would retitle the
+window, ``\x1b[2K`` erase the line, U+202E reverse the text that follows (rich drops BEL and
+CR, not ESC). Those are shown as the escapes that name them.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from resnet_deploy import _json
@@ -26,6 +30,17 @@ class _Console(Console):
 
         quiet_stdout()
         raise SystemExit(0)
+
+
+# C0 and C1 controls, DEL, and Unicode's invisible direction and line controls (bidi embeddings,
+# overrides and isolates, LRM/RLM/ALM, the line and paragraph separators).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def escape(text: object) -> str:
+    """``text`` fit for the terminal: control characters as escapes (``\\x1b``, ``\\u202e``)
+    and rich markup escaped. A drop-in for ``rich.markup.escape``."""
+    return escape_markup(_CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), str(text)))
 
 
 console = _Console(highlight=False)

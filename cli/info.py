@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy import _json
@@ -13,7 +12,7 @@ from resnet_deploy.runtime.info import model_info
 
 from ._errors import handle_errors
 from ._options import ModelPath
-from ._output import console, human_bytes
+from ._output import console, escape, human_bytes  # metadata is the file's text: no control characters reach the terminal
 
 
 @handle_errors

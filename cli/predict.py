@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy import _json
@@ -15,7 +14,7 @@ from resnet_deploy.runtime import Predictor
 
 from ._errors import CLIError, handle_errors
 from ._options import ModelPath, Threads
-from ._output import console, err_console
+from ._output import console, err_console, escape  # labels come from the model file: no control characters reach the terminal
 
 
 @handle_errors
