@@ -13,11 +13,13 @@ sets ``RESNET_DEPLOY_REQUIRE_NODE=1`` so that a missing install fails instead of
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from PIL import Image
@@ -153,3 +155,53 @@ def photo_files_dummy(folder: Path) -> Path:
     path = folder / "small.png"
     Image.new("RGB", (40, 30), (120, 80, 40)).save(path)
     return path
+
+
+# -- issue 26 A.4: the model's metadata is data; its text reaches the terminal escaped ----------------
+
+# What a terminal would act on: every C0/C1 control but the newlines that end our lines, DEL, and
+# the invisible direction and line controls.
+RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+HOSTILE = ["\x1b]0;TITLE\x07\x1b[2K\x1b[1;31m", "safe\rspoofed", "gnp.exe\u202e", "csi\x9b2J", *CIFAR[4:]]
+
+
+def _with_metadata(source: Path, folder: Path, name: str, **changes: str | None) -> Path:
+    """``source`` with metadata keys set (a string) or removed (None)."""
+    model = onnx.load(str(source))
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in changes]
+    del model.metadata_props[:]
+    for key, value in [*kept, *((k, v) for k, v in changes.items() if v is not None)]:
+        model.metadata_props.add(key=key, value=value)
+    path = folder / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("row, changes, code, expect", [
+    # A key "__proto__" is a key like any other: it gave the metadata a prototype whose labels showed.
+    ("proto", {"labels": None, "__proto__": json.dumps({"labels": [f"PROTO{i}" for i in range(10)]})}, 0,
+     ["1. ", "(", "  "]),
+    ("proto-in-labels-json", {"labels": json.dumps({"__proto__": CIFAR, "length": 10})}, 1,
+     ["'labels' must be a non-empty list of names"]),
+    ("too-few-labels", {"labels": json.dumps(["a", "b", "c"])}, 1, ["'labels' has 3 names for 10 classes"]),
+    ("too-many-labels", {"labels": json.dumps(CIFAR + ["extra"])}, 1, ["'labels' has 11 names for 10 classes"]),
+    ("labels-not-strings", {"labels": json.dumps(list(range(10)))}, 1, ["'labels' must be a non-empty list of names"]),
+    ("control-characters", {"labels": json.dumps(HOSTILE)}, 0,
+     ["\\x1b]0;TITLE\\x07\\x1b[2K\\x1b[1;31m", "safe\\rspoofed", "gnp.exe\\u202e", "csi\\x9b2J"]),
+])
+def test_node_metadata_is_plain_data(labelled_r20: Path, tmp_path: Path, row: str, changes: dict[str, str | None],
+                                     code: int, expect: list[str]) -> None:
+    model = _with_metadata(labelled_r20, tmp_path, row, **changes)
+    result = _node(model, photo_files_dummy(tmp_path), "--top-k", "10", code=code)
+    print(result.stdout, result.stderr)
+    assert not RAW.search(result.stdout + result.stderr), RAW.findall(result.stdout + result.stderr)
+    text = result.stdout if code == 0 else result.stderr
+    for needle in expect:
+        assert needle in text, needle
+    if code:
+        assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+    if row == "proto":
+        assert "PROTO" not in result.stdout  # no labels: the class indices stand in
+    if row == "control-characters":  # --json keeps the labels exactly, escaped by JSON itself
+        as_json = _node(model, photo_files_dummy(tmp_path), "--top-k", "10", "--json")
+        assert {p["label"] for p in json.loads(as_json.stdout)[0]["top_k"]} == set(HOSTILE)

@@ -9,6 +9,11 @@
 // Predictor does (alpha dropped, 16-bit scaled to 8). The class names come from the model's
 // metadata ("labels"), read from the ONNX file itself: onnxruntime's JavaScript API does not
 // expose metadata_props.
+//
+// The file's metadata is data, never behaviour: it is read into objects without a prototype (a
+// key "__proto__" is a key like any other), the labels must be strings, one per class, and text
+// from the file is printed with its control characters escaped (a label "\x1b]0;TITLE" would
+// otherwise retitle the terminal).
 'use strict';
 
 const fs = require('fs');
@@ -69,18 +74,49 @@ function fields(buf, start, end, onField) {
   }
 }
 
+// JSON objects without a prototype: `__proto__`, `constructor` and `toString` are plain keys.
+function plainData(key, value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.assign(Object.create(null), value) : value;
+}
+
 function readMetadata(modelPath) {
   const buf = fs.readFileSync(modelPath);
-  const metadata = {};
+  const metadata = Object.create(null);
   fields(buf, 0, buf.length, (field, start, end) => {
     if (field !== 14) return;
-    const entry = {};
-    fields(buf, start, end, (f, s, e) => { entry[f] = buf.toString('utf8', s, e); });
-    let value = entry[2] ?? '';
-    try { value = JSON.parse(value); } catch (_) { /* a plain string */ }
-    metadata[entry[1] ?? ''] = value;
+    let key = '';
+    let text = '';
+    fields(buf, start, end, (f, s, e) => {
+      if (f === 1) key = buf.toString('utf8', s, e);
+      else if (f === 2) text = buf.toString('utf8', s, e);
+    });
+    let value = text;
+    try { value = JSON.parse(text, plainData); } catch (_) { /* a plain string */ }
+    metadata[key] = value;
   });
   return metadata;
+}
+
+// The class names, one string per class, or null when the model has none.
+function readLabels(metadata, classes, modelPath) {
+  if (!Object.hasOwn(metadata, 'labels')) return null;
+  const labels = metadata.labels;
+  if (!Array.isArray(labels) || labels.length === 0 || !labels.every((l) => typeof l === 'string')) {
+    throw new UsageError(`${modelPath}: metadata 'labels' must be a non-empty list of names`);
+  }
+  if (labels.length !== classes) {
+    throw new UsageError(`${modelPath}: metadata 'labels' has ${labels.length} names for ${classes} classes`);
+  }
+  return labels;
+}
+
+// Text from a file, fit for a terminal: C0 and C1 controls, DEL and the invisible direction and
+// line controls as the escapes that name them (\x1b, \u202e), as resnet-deploy's own commands show them.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+const NAMED = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+function shown(text) {
+  return String(text).replace(CONTROL, (c) => NAMED[c]
+    ?? (c.charCodeAt(0) < 0x100 ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
 
 // -- decoding ---------------------------------------------------------------------------------
@@ -182,17 +218,18 @@ async function main() {
   if (metadata.input_format !== 'uint8 RGB NHWC, any size') {
     throw new UsageError(`${args.model} does not take images as they are (metadata input_format is ${JSON.stringify(metadata.input_format)}); export it with --image-input`);
   }
-  const labels = Array.isArray(metadata.labels) ? metadata.labels : null;
   const session = await ort.InferenceSession.create(args.model);
   const inputName = session.inputNames[0];
   const logitsName = session.outputNames[0];
   const results = [];
+  let labels; // read once the model has said how many classes it has
   for (const file of args.files) {
     const image = decode(file);
     checkSize(image, file, Number(metadata.resize_size) || 1);
     const tensor = new ort.Tensor('uint8', image.data, [1, image.height, image.width, 3]);
     const output = await session.run({ [inputName]: tensor }, [logitsName]);
     const logits = Array.from(output[logitsName].data);
+    if (labels === undefined) labels = readLabels(metadata, logits.length, args.model);
     results.push({ image: file, size: [image.width, image.height], top_k: topK(logits, args.topK, labels), logits });
   }
   if (args.json) {
@@ -200,8 +237,8 @@ async function main() {
     return;
   }
   for (const r of results) {
-    console.log(`${r.image} (${r.size[0]}x${r.size[1]})`);
-    r.top_k.forEach((p, rank) => console.log(`  ${rank + 1}. ${p.label} (${p.index})  ${p.score.toFixed(4)}`));
+    console.log(`${shown(r.image)} (${r.size[0]}x${r.size[1]})`);
+    r.top_k.forEach((p, rank) => console.log(`  ${rank + 1}. ${shown(p.label)} (${p.index})  ${p.score.toFixed(4)}`));
   }
 }
 
@@ -209,9 +246,9 @@ if (require.main === module) {
   main().catch((err) => {
     // One line, non-zero exit, as resnet-deploy's own commands.
     const message = err instanceof UsageError ? err.message : `${err.name}: ${String(err.message).split('\n')[0]}`;
-    process.stderr.write(`error: ${message}\n`);
+    process.stderr.write(`error: ${shown(message)}\n`);
     process.exit(1);
   });
 }
 
-module.exports = { readMetadata, decode, topK };
+module.exports = { readMetadata, readLabels, shown, decode, topK };
