@@ -45,7 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from resnet_deploy import Predictor  # noqa: E402
-from resnet_deploy.serving.bundle import WEB_EXAMPLE, BundleServer, WebBundleOptions, chromium_path, run_page, write_web_bundle  # noqa: E402
+from resnet_deploy.serving.bundle import WEB_EXAMPLE, WebBundleOptions, write_web_bundle  # noqa: E402
+from tests.webpage.chromium import chromium_path, run_page  # noqa: E402 - the test bench drives the page
+from tests.webpage.server import BundleServer  # noqa: E402
 from resnet_deploy.export.exporter import ExportOptions, export_model  # noqa: E402
 from resnet_deploy.image_input import ImageInputSpec, preprocessing_for  # noqa: E402
 from resnet_deploy.export.image_input import image_input_stage, photo_variants  # noqa: E402

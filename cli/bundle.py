@@ -22,8 +22,8 @@ def bundle(
     calibration: Annotated[Optional[Path], typer.Option("--calibration", "-c", help="Images (a folder) or a .npy to calibrate --int8 on.", show_default=False)] = None,
     ort_format: Annotated[bool, typer.Option("--ort-format", metavar="", help="Ship onnxruntime's ORT format with the graph optimizations applied offline.")] = False,
     threads: Annotated[int, typer.Option("--threads", help="WebAssembly threads the page uses; 0: every core when the page is cross-origin isolated, else 1.")] = 0,
-    node_modules: Annotated[Optional[Path], typer.Option("--node-modules", help="A node_modules holding onnxruntime-web (default: examples/web/node_modules).", show_default=False)] = None,
-    page: Annotated[Optional[Path], typer.Option("--page", help="The page's own files (default: this checkout's examples/web).", show_default=False)] = None,
+    node_modules: Annotated[Optional[Path], typer.Option("--node-modules", help="A node_modules holding onnxruntime-web (default: the user's cache, installed there with npm when missing).", show_default=False)] = None,
+    page: Annotated[Optional[Path], typer.Option("--page", help="The page's own files (default: the package's).", show_default=False)] = None,
     force: Force = False,
 ) -> None:
     """Write a folder that runs an --image-input model somewhere else: for now a web page (--web)."""

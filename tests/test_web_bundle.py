@@ -27,8 +27,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import resnet_deploy as rd
 from resnet_deploy import Predictor
-from resnet_deploy.serving.bundle import ORT_WEB_FILES, WEB_EXAMPLE, BundleServer, chromium_path, run_page
+from resnet_deploy.serving.bundle import ORT_WEB_FILES, ORT_WEB_VERSION, WEB_EXAMPLE
 from resnet_deploy.image_input import ImageInputSpec, preprocessing_for
 from resnet_deploy.export.image_input import image_input_stage, photo_variants
 from resnet_deploy.graph.io import load_onnx, save_onnx
@@ -37,6 +38,8 @@ from resnet_deploy.preprocess.labels import imagenet_labels
 from resnet_deploy_cli.main import app
 
 from ._require import skip_unless_present
+from .webpage.chromium import chromium_path, run_page
+from .webpage.server import BundleServer
 
 runner = CliRunner()
 # Measured on these photos (random-init ResNet-18, onnxruntime-web 1.30 in Chromium 156 against
@@ -218,3 +221,26 @@ def test_page_refuses_in_one_line(_need_web: None, r18_image: Path, tmp_path: Pa
         assert report["ok"] is False and "results" not in report, report
         assert report["error"].startswith(f"Error: {name}: ") and needle in report["error"] and "\n" not in report["error"], report
 
+
+
+# -- onnxruntime-web outside a checkout: --node-modules, the user's cache, npm ---------------------
+def test_the_pinned_version_is_the_checkouts() -> None:
+    """The version bundle installs is the one examples/web's package.json pins (and CI tests)."""
+    pinned = json.loads((WEB_EXAMPLE / "package.json").read_text())["dependencies"]["onnxruntime-web"]
+    assert pinned == ORT_WEB_VERSION
+
+
+def test_onnxruntime_web_is_found_in_the_cache_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from resnet_deploy.serving.bundle import assets
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(assets, "WEB_EXAMPLE", tmp_path / "no-checkout")  # as installed from a wheel
+    with pytest.raises(rd.InputError, match=r"onnxruntime-web 1\.\d+\.\d+ is not installed: install Node\.js's npm"):
+        assets.find_ort_web(install=False)
+    dist = assets.ort_web_cache() / "onnxruntime-web" / "dist"
+    dist.mkdir(parents=True)
+    for name in ORT_WEB_FILES:
+        (dist / name).write_bytes(b"")
+    (dist.parent / "package.json").write_text(json.dumps({"version": ORT_WEB_VERSION}))
+    assert assets.find_ort_web(install=False) == (dist, ORT_WEB_VERSION)
+    assert str(tmp_path / "cache" / "resnet-deploy") in str(dist)

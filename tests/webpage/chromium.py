@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..._errors import RuntimeBackendError
+from resnet_deploy._errors import RuntimeBackendError
 from .server import BundleServer
 
 __all__ = ["run_page", "chromium_path", "CHROMIUM_FLAGS"]

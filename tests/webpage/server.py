@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..._errors import RuntimeBackendError
+from resnet_deploy._errors import RuntimeBackendError
 
 __all__ = ["BundleServer", "MAX_REPORT_BYTES"]
 

@@ -5,7 +5,7 @@ dropped JPEG/PNG with the browser's own decoder and hands the uint8 RGB pixels t
 (WebAssembly with SIMD; threads where the page is cross-origin isolated), which resizes, crops and
 normalises inside the graph. The folder written holds::
 
-    index.html, app.js   the page (examples/web)
+    index.html, app.js   the page (package data: resnet_deploy/data/web)
     serve.py             a standard-library server with the COOP/COEP headers threads need
     model.onnx | model.ort
     model.json           what the page reads: the file, its input and output, labels, preprocessing
@@ -21,26 +21,22 @@ number of threads. SIMD is not a choice: onnxruntime-web ships SIMD builds only 
 The folder is built beside the target and moved into place when complete; an existing one is
 replaced only with ``force``, swapped in one step (:mod:`resnet_deploy._atomic.folders`).
 
-:class:`BundleServer` and :func:`run_page` serve a bundle on 127.0.0.1 and open it in headless
-Chromium, for the CI test and the benchmark: the page posts its result back to the server
-(``--virtual-time-budget`` would freeze ``performance.now()``).
+The headless-Chromium driver that checks a bundle is a test fixture (tests/webpage/), not part of
+the product.
 
 One module each: :mod:`.options` (what may be chosen, and its checks), :mod:`.assets` (the page
 and onnxruntime-web's files), :mod:`.ort_format` (the ORT-format conversion, checked),
-:mod:`.write` (the folder, built and moved into place), :mod:`.server` and :mod:`.chromium`
-(serving and opening a bundle).
+:mod:`.write` (the folder, built and moved into place).
 """
 
 from __future__ import annotations
 
-from .assets import ORT_WEB_FILES, WEB_EXAMPLE, find_ort_web
-from .chromium import CHROMIUM_FLAGS, chromium_path, run_page
+from .assets import ORT_WEB_FILES, ORT_WEB_VERSION, PAGE, WEB_EXAMPLE, find_ort_web
 from .options import WebBundle, WebBundleOptions
 from .ort_format import ORT_FORMAT_RTOL, to_ort_format
-from .server import BundleServer
 from .write import write_web_bundle
 
 __all__ = [
-    "WebBundleOptions", "WebBundle", "write_web_bundle", "find_ort_web", "to_ort_format", "BundleServer", "run_page",
-    "chromium_path", "CHROMIUM_FLAGS", "ORT_WEB_FILES", "WEB_EXAMPLE", "ORT_FORMAT_RTOL",
+    "WebBundleOptions", "WebBundle", "write_web_bundle", "find_ort_web", "to_ort_format", "ORT_WEB_FILES",
+    "ORT_WEB_VERSION", "PAGE", "WEB_EXAMPLE", "ORT_FORMAT_RTOL",
 ]

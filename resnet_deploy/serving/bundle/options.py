@@ -27,7 +27,7 @@ class WebBundleOptions:
         threads: WebAssembly threads the page uses; 0 lets the page choose (every core when it is
             cross-origin isolated, else 1).
         node_modules: where ``onnxruntime-web`` is installed (default: examples/web/node_modules).
-        page: the folder of the page's own files (default: examples/web).
+        page: the folder of the page's own files (default: the package's, resnet_deploy/data/web).
         force: replace an existing output folder.
     """
 

@@ -17,7 +17,7 @@ from ..._atomic import check_distinct, folders
 from ..._errors import OnnxModelError, OutputPathError
 from ...image_input import IMAGE_INPUT_FORMAT, IMAGE_INPUT_NAME, is_image_input
 from ...graph.io import load_onnx, model_files, model_sha256, read_metadata
-from .assets import WEB_EXAMPLE, check_page, copy_assets, find_ort_web
+from .assets import PAGE, check_page, copy_assets, find_ort_web
 from .options import WebBundle, WebBundleOptions, check_options
 from .ort_format import ORT_FORMAT_RTOL, ORT_FORMAT_RTOL_INT8, to_ort_format
 
@@ -37,9 +37,8 @@ def write_web_bundle(
     say = progress or (lambda _msg: None)
     model_path, output = Path(model_path), Path(output)
     check_options(options)
-    page = Path(options.page) if options.page is not None else WEB_EXAMPLE
+    page = Path(options.page) if options.page is not None else PAGE
     check_page(page)
-    dist, version = find_ort_web(options.node_modules)
     old = output.parent / f".{output.name}.old"  # where a replacement without renameat2 sets the old folder aside
     with contextlib.suppress(OSError):
         folders.restore(output, old)  # a --force cut short between its renames: the old folder comes back first
@@ -47,14 +46,16 @@ def write_web_bundle(
         raise OutputPathError(f"--output {output} exists and is not a folder")
     if output.exists() and not options.force:
         raise OutputPathError(f"--output {output} already exists; pass --force to replace it")
-    inputs: dict[str, Any] = {"MODEL": model_files(model_path), "the page": page, "node_modules": dist}
-    if options.calibration is not None:
-        inputs["--calibration"] = options.calibration
-    check_distinct({}, inputs, output_dirs={"--output": output})
+    check_distinct({}, {"MODEL": model_files(model_path)}, output_dirs={"--output": output})
     model = load_onnx(model_path)
     if not is_image_input(model):
         raise OnnxModelError(f"{model_path} takes preprocessed float tensors; the page hands the model images as they are: "
                              "export it with --image-input (or resnet-deploy optimize --image-input)")
+    dist, version = find_ort_web(options.node_modules)  # after the model's checks: this may run npm install
+    inputs: dict[str, Any] = {"MODEL": model_files(model_path), "the page": page, "node_modules": dist}
+    if options.calibration is not None:
+        inputs["--calibration"] = options.calibration
+    check_distinct({}, inputs, output_dirs={"--output": output})
     metadata = read_metadata(model, model_path)
     parent = output.parent if str(output.parent) else Path(".")
     if not parent.is_dir():
