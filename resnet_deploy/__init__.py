@@ -28,7 +28,7 @@ _LAZY = {
     "list_models": "models",
     "get_model_spec": "models",
     "model_name_for_depth": "models",
-    "ExportOptions": "export.exporter",
+    "ExportOptions": "export.options",
     "export_model": "export.exporter",
     "optimize_file": "export.optimize",
     "quantize_file": "precision.quantize",

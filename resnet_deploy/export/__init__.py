@@ -17,6 +17,6 @@ _LAZY = {"ExportOptions", "ExportResult", "export_model"}
 def __getattr__(name: str) -> Any:  # PEP 562: torch only when the exporter is asked for
     if name not in _LAZY:
         raise AttributeError(f"module 'resnet_deploy.export' has no attribute {name!r}")
-    from . import exporter
+    from . import exporter, options
 
-    return getattr(exporter, name)
+    return getattr(options if name == "ExportOptions" else exporter, name)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
-import onnx
 import torch
 
 from .. import __version__
 from .._atomic import check_writable
-from .._errors import ExportError, ResnetDeployError
+from .._errors import ResnetDeployError
 from .._hashing import file_sha256
 from .._registry import get_model_spec
 from ..models import create_model
@@ -27,10 +26,10 @@ from ..graph.io import DEFAULT_OPSET, MIN_OPSET, op_counts, read_metadata, save_
 from ..image_input import ImageInputSpec
 from .image_input import image_input_stage
 from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
-from ..preprocess.images import Preprocessing
-from ..graph.verify import DEFAULT_RTOL, compare, fixed_inputs
+from ..graph.verify import compare, fixed_inputs
 from ..preprocess.labels import read_labels_file  # noqa: F401 - the CLI's export reads labels from here
 from .features import FeatureExtractor, features_metadata
+from .options import ExportOptions, export_preprocessing, validate
 from .torch_export import EMBEDDING_NAME, OUTPUT_NAME, torch_export
 
 if TYPE_CHECKING:  # export sits below quantize: the command composes them (export --int8)
@@ -38,30 +37,6 @@ if TYPE_CHECKING:  # export sits below quantize: the command composes them (expo
 
 __all__ = ["ExportOptions", "ExportResult", "export_model", "torch_export", "export_preprocessing", "int8_path", "remove_if_ours", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
 
-
-
-MAX_CLASSES = 100_000  # ImageNet-21k has 21,841; a ResNet-50 head of 100,000 classes is 0.8 GB
-
-
-@dataclass
-class ExportOptions:
-    """What to export and how. ``name`` is a registered model name (see ``list_models()``)."""
-
-    name: str
-    num_classes: int | None = None
-    weights: str | Path | None = None
-    image_size: int | None = None
-    opset: int = DEFAULT_OPSET
-    static_batch: int | None = None
-    labels: Sequence[str] | None = None
-    rtol: float = DEFAULT_RTOL
-    # The preprocessing inside the graph (uint8 RGB [N, H, W, 3] of any size in), verified on photos;
-    # image_input_top_k > 0 also adds softmax scores and the top-k classes as outputs.
-    image_input: bool = False
-    image_input_top_k: int = 0
-    # Embeddings instead of classes: the pooled features (fc = Identity), unit length with normalize.
-    features: bool = False
-    normalize: bool = False
 
 
 @dataclass
@@ -99,28 +74,6 @@ class ExportResult:
         }
 
 
-def _validate(options: ExportOptions) -> None:
-    if not MIN_OPSET <= options.opset <= onnx.defs.onnx_opset_version():
-        raise ExportError(
-            f"opset {options.opset} is not supported; choose {MIN_OPSET} to {onnx.defs.onnx_opset_version()}"
-        )
-    if options.static_batch is not None and options.static_batch < 1:
-        raise ExportError(f"--static-batch must be at least 1, received {options.static_batch}")
-    if options.image_size is not None and not 16 <= options.image_size <= 4096:
-        raise ExportError(f"--image-size must be between 16 and 4096, received {options.image_size}")
-    if options.image_input_top_k and not options.image_input:
-        raise ExportError("the in-graph top-k needs the image input (--image-input)")
-    if options.normalize and not options.features:
-        raise ExportError("--normalize applies to embeddings: add --features")
-    if options.features and options.image_input_top_k:
-        raise ExportError("a features file has no classes to rank: drop --image-input-top-k")
-    if options.features and options.labels is not None:
-        raise ExportError("a features file has no classes to name: drop --labels")
-    if options.num_classes is not None and not 1 <= options.num_classes <= MAX_CLASSES:
-        # --num-classes 10**12 asked torch for a 256 TB classifier and died in its allocator.
-        raise ExportError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, received {options.num_classes}")
-
-
 def _weights_description(weights: str | Path | None) -> str:
     if weights is None:
         return "random init (He et al. 2015, Kaiming normal)"
@@ -143,7 +96,7 @@ def export_model(
     say = progress or (lambda _msg: None)
     total = Stopwatch()
     output = check_writable(output)
-    _validate(options)
+    validate(options)
     spec = get_model_spec(options.name)
     image_size = options.image_size or spec.image_size
     num_classes = options.num_classes or spec.num_classes
@@ -240,15 +193,6 @@ def remove_if_ours(path: Path, size: int) -> None:
     with contextlib.suppress(OSError):
         if path.stat().st_size == size:
             path.unlink()
-
-
-def export_preprocessing(options: ExportOptions) -> Preprocessing:
-    """The preprocessing an export records (and calibration data is read with): the zoo's resize
-    ratio, crop, mean and std at the export's image size."""
-    spec = get_model_spec(options.name)
-    image_size = options.image_size or spec.image_size
-    return Preprocessing(resize_size=round(image_size * spec.resize_size / spec.image_size), crop_size=image_size,
-                         mean=spec.mean, std=spec.std)
 
 
 def int8_path(output: str | Path) -> Path:

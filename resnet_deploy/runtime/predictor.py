@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,18 +17,12 @@ from ..image_input import is_image_input
 from .openvino_native import OpenVINOSession
 from .raw_images import check_image_batch, check_image_provider, decode, size_groups, stack_one_size
 from .execution import Execution
+from .answers import Prediction, ranked
 from .model_info import class_names, warn_about_model
 from .config import SessionConfig
 from .session import open_session
 
 __all__ = ["Predictor", "Prediction"]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    index: int
-    label: str
-    score: float
 
 
 class Predictor:
@@ -247,14 +241,4 @@ class Predictor:
         return np.stack(rows)
 
     def _predict_batch(self, images: Sequence[ImageLike], top_k: int) -> list[list[Prediction]]:
-        logits = self._outputs(images).astype(np.float64)
-        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
-        k = min(top_k, probs.shape[1])
-        results = []
-        for row in probs:
-            top = np.argsort(-row, kind="stable")[:k]
-            results.append(
-                [Prediction(int(i), self.labels[i] if self.labels else str(int(i)), float(row[i])) for i in top]
-            )
-        return results
+        return ranked(self._outputs(images), self.labels, top_k)
