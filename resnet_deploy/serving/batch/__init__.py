@@ -16,7 +16,21 @@ See docs/batch.md.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .options import ENGINES, BatchOptions, BatchProgress, BatchResult
-from .run import run_batch
+
+if TYPE_CHECKING:
+    from .run import run_batch
 
 __all__ = ["BatchOptions", "BatchProgress", "BatchResult", "ENGINES", "run_batch"]
+
+
+def __getattr__(name: str) -> Any:
+    # run_batch on first use (PEP 562): a decode worker imports this package for decode.py alone,
+    # and must not load pyarrow and the engine with it (40 MB and 0.2 s per worker).
+    if name == "run_batch":
+        from .run import run_batch
+
+        return run_batch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,9 +18,9 @@ import numpy as np
 from ..._errors import InputError, first_line
 from ...preprocess.images import Preprocessing
 from ...runtime.raw_images import decode, size_groups
-from .rows import OK
+__all__ = ["DecodeSpec", "Decoded", "decode_batch", "OK"]
 
-__all__ = ["DecodeSpec", "Decoded", "decode_batch"]
+OK = "ok"  # the status of an image that has an answer; any other status says why it has none
 
 
 @dataclass(frozen=True)

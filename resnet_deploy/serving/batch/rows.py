@@ -16,9 +16,10 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from .decode import OK
+
 __all__ = ["RowFormat", "top_k", "OK", "PATH", "STATUS", "TOP_K_INDICES", "TOP_K_SCORES", "EMBEDDING", "MODEL_SHA256", "ENGINE"]
 
-OK = "ok"
 PATH, STATUS, MODEL_SHA256, ENGINE = "path", "status", "model_sha256", "engine"
 TOP_K_INDICES, TOP_K_SCORES, EMBEDDING = "top_k_indices", "top_k_scores", "embedding"
 
