@@ -91,12 +91,12 @@ def run_plain_loop(model: Path, paths: list[str], out: Path, batch_size: int, ma
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from resnet_deploy.serving.batch.rows import top_k
+    from resnet_deploy.runtime.answers import top_classes
 
     indices, scores = [], []
     with Predictor(model, provider="cpu") as predictor:
         for start in range(0, len(paths), batch_size):
-            i, s = top_k(predictor.run(predictor.preprocess(paths[start : start + batch_size])), 5)
+            i, s = top_classes(predictor.run(predictor.preprocess(paths[start : start + batch_size])), 5)
             indices.extend(i.tolist())
             scores.extend(s.tolist())
             marks.result(start + len(i))

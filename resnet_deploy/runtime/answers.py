@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Prediction", "ranked"]
+__all__ = ["Prediction", "ranked", "top_classes"]
 
 
 @dataclass(frozen=True)
@@ -17,15 +17,20 @@ class Prediction:
     score: float
 
 
+def top_classes(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``logits`` ``[N, classes]``, the ``k`` most probable classes (int64, ties in
+    index order) and their softmax probabilities (float64): the arrays behind :func:`ranked`,
+    for callers that store them (``resnet-deploy batch``)."""
+    x = logits.astype(np.float64)
+    probs = np.exp(x - x.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    top = np.argsort(-probs, axis=1, kind="stable")[:, : min(k, probs.shape[1])]
+    return top.astype(np.int64), np.take_along_axis(probs, top, axis=1)
+
+
 def ranked(logits: np.ndarray, labels: list[str] | None, top_k: int) -> list[list[Prediction]]:
     """Per row of ``logits`` ``[N, classes]``, the ``top_k`` classes by softmax probability
     (ties in index order), named by ``labels`` or by their index."""
-    logits = logits.astype(np.float64)
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    k = min(top_k, probs.shape[1])
-    results = []
-    for row in probs:
-        top = np.argsort(-row, kind="stable")[:k]
-        results.append([Prediction(int(i), labels[i] if labels else str(int(i)), float(row[i])) for i in top])
-    return results
+    indices, scores = top_classes(logits, top_k)
+    return [[Prediction(int(i), labels[i] if labels else str(int(i)), float(p)) for i, p in zip(row, row_scores)]
+            for row, row_scores in zip(indices, scores)]

@@ -16,22 +16,13 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from ...runtime.answers import top_classes
 from .decode import OK
 
-__all__ = ["RowFormat", "top_k", "OK", "PATH", "STATUS", "TOP_K_INDICES", "TOP_K_SCORES", "EMBEDDING", "MODEL_SHA256", "ENGINE"]
+__all__ = ["RowFormat", "OK", "PATH", "STATUS", "TOP_K_INDICES", "TOP_K_SCORES", "EMBEDDING", "MODEL_SHA256", "ENGINE"]
 
 PATH, STATUS, MODEL_SHA256, ENGINE = "path", "status", "model_sha256", "engine"
 TOP_K_INDICES, TOP_K_SCORES, EMBEDDING = "top_k_indices", "top_k_scores", "embedding"
-
-
-def top_k(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` most probable classes of each row (int64) and their softmax probabilities
-    (float32), computed as :meth:`~resnet_deploy.runtime.Predictor.predict` computes them."""
-    x = logits.astype(np.float64)
-    probs = np.exp(x - x.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return top.astype(np.int64), np.take_along_axis(probs, top, axis=1).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -62,7 +53,9 @@ class RowFormat:
             answer = [pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1], mask=pa.array(~valid))]
         else:
             k = min(self.top_k, outputs.shape[1])
-            indices, scores = top_k(outputs, k) if n else (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
+            # predict's ranking (float64 softmax, ties in index order), its scores stored as float32
+            indices, scores = top_classes(outputs, k) if n else (np.zeros((0, k), np.int64), np.zeros((0, k)))
+            scores = scores.astype(np.float32)
             offsets = pa.array(np.concatenate([[0], np.cumsum(np.where(valid, k, 0))]).astype(np.int32))
             answer = [pa.ListArray.from_arrays(offsets, pa.array(indices[valid].reshape(-1)), mask=pa.array(~valid)),
                       pa.ListArray.from_arrays(offsets, pa.array(scores[valid].reshape(-1)), mask=pa.array(~valid))]
