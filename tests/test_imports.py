@@ -58,6 +58,8 @@ NO_TORCH = [
     "resnet_deploy.runtime",
     "resnet_deploy.runtime.info",
     "resnet_deploy.serving.triton",
+    "resnet_deploy.serving.batch.run",
+    "resnet_deploy.serving.batch.worker",
     "resnet_deploy.precision.quantize",
     "resnet_deploy.export",
     "resnet_deploy.export.optimize",
