@@ -24,10 +24,12 @@ from resnet_deploy.graph.io import load_onnx, model_sha256, save_onnx, write_met
 from resnet_deploy.image_input import ImageInputSpec, add_image_input, preprocessing_for
 from resnet_deploy.runtime import Predictor
 from resnet_deploy.serving.batch import BatchOptions, BatchProgress, run_batch
-from resnet_deploy.serving.batch.decode import decode_batch
+from resnet_deploy.serving.batch.decode import Decoded, decode_batch
 from resnet_deploy.serving.batch.folder import claim
 from resnet_deploy.serving.batch.inputs import list_inputs
 from resnet_deploy.serving.batch.local import decode_spec
+from resnet_deploy.serving.batch.pool import WorkerDied
+from resnet_deploy.serving.batch.recover import decode_alone
 
 from .._cli_cases import assert_clean_failure, error_lines, run_cli
 from ._photos import BROKEN, ODD
@@ -325,3 +327,49 @@ def test_a_profile_runs_its_model_in_its_configuration(clean: Path, resnet20_onn
     assert _table(tmp_path / "out").to_pylist() == odd
     refused = run_cli("batch", "--profile", profile, photos / "odd", "-o", tmp_path / "other", "--threads", "2")
     assert_clean_failure(refused, "a profile sets the provider and threads")
+
+
+def test_a_worker_killed_mid_job_costs_a_restart_not_the_job(clean: Path, resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+    """As the system's out-of-memory killer would: SIGKILL to a decode worker while it holds work."""
+    seen: set[int] = set()
+    killed: list[int] = []
+
+    def kill_one(progress: BatchProgress) -> None:
+        workers = _workers()
+        seen.update(p.pid for p in workers)
+        if progress.done >= 2 * 16 and not killed:
+            killed.append(workers[0].pid)
+            workers[0].kill()
+
+    result = run_batch(_options(resnet20_onnx, [photos], tmp_path / "out", shard_size=SHARD), progress=kill_one)
+    assert killed and len(seen) > 1  # a new worker took over
+    assert result.failed == 5 and _table(tmp_path / "out").equals(_table(clean))
+
+
+class _StubPool:
+    """A pool whose worker dies on the paths in ``deadly``, every time."""
+
+    def __init__(self, deadly: set[str]) -> None:
+        self.deadly, self.queue, self.restarts = deadly, [], 0
+
+    def submit(self, paths: tuple[str, ...]) -> None:
+        self.queue.append(paths)
+
+    def result(self) -> Decoded:
+        (path,) = self.queue.pop(0)
+        if path in self.deadly:
+            raise WorkerDied("a decode worker died (killed by SIGSEGV)")
+        return Decoded((path,), ("ok",), (((0,), np.full((1, 3, 2, 2), len(path), np.float32)),))
+
+    def restart(self) -> None:
+        self.queue, self.restarts = [], self.restarts + 1
+
+
+def test_an_image_that_kills_its_decoder_is_a_row_and_a_dead_batch_an_error() -> None:
+    pool = _StubPool({"bb"})
+    decoded = decode_alone(pool, ("a", "bb", "ccc"), WorkerDied("first death"))
+    assert decoded.statuses[0] == decoded.statuses[2] == "ok" and "its decoder died on it, twice" in decoded.statuses[1]
+    ((rows, batch),) = decoded.groups
+    assert rows == (0, 2) and batch[:, 0, 0, 0].tolist() == [1, 3] and pool.restarts == 2
+    with pytest.raises(WorkerDied, match="first death"):  # every image dies: not the images' fault
+        decode_alone(_StubPool({"a", "bb"}), ("a", "bb"), WorkerDied("first death"))

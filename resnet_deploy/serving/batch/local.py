@@ -2,7 +2,8 @@
 
 Worker processes decode and preprocess batches of paths (:func:`~.decode.decode_batch`); the main
 process runs each decoded batch through its one Predictor (:func:`~.infer.infer_batch`) in input
-order and hands every finished shard to :meth:`~.job.Job.write_shard`. At most
+order and hands every finished shard to :meth:`~.job.Job.write_shard`. A worker that dies costs a
+restart of the pool, not the job (:mod:`.recover`). At most
 :data:`BATCHES_PER_WORKER` batches per worker are in flight, a sliding window: memory is bounded
 by the window and one shard's rows, whatever the number of images.
 
@@ -18,13 +19,13 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from ..._errors import RuntimeBackendError
 from ...runtime import Predictor, cpu_count
 from .decode import DecodeSpec
 from .infer import infer_batch
 from .job import Job
 from .options import BatchOptions
-from .pool import DecodePool
+from .pool import DecodePool, WorkerDied
+from .recover import decode_alone
 from .shards import Shard
 
 __all__ = ["run_local", "decode_spec", "session_threads", "worker_count", "BATCHES_PER_WORKER"]
@@ -59,25 +60,27 @@ def run_local(job: Job, predictor: Predictor, pool: DecodePool, batch_size: int)
     """Do ``job``'s pending shards: ``pool`` decodes, ``predictor`` runs, in input order."""
     tasks: Iterator[tuple[Shard, tuple[str, ...]]] = (
         (shard, batch) for shard in job.pending for batch in shard.batches(batch_size))
-    window: deque[Shard] = deque()  # the shard of each batch in flight
+    window: deque[tuple[Shard, tuple[str, ...]]] = deque()  # the batches in flight, in order
 
     def submit() -> None:
         task = next(tasks, None)
         if task is not None:
             pool.submit(task[1])
-            window.append(task[0])
+            window.append(task)
 
     for _ in range(BATCHES_PER_WORKER * len(pool)):
         submit()
     rows: list[pa.RecordBatch] = []
     count = 0
     while window:
-        shard = window.popleft()
+        shard, paths = window[0]
         try:
             decoded = pool.result()
-        except RuntimeBackendError as exc:
-            raise RuntimeBackendError(f"{exc}, decoding images of {shard.name}; the finished shards are kept: "
-                                      "the same command resumes the job") from exc
+        except WorkerDied as died:
+            decoded = decode_alone(pool, paths, died)  # restarts the pool: the rest is sent again
+            for _shard, later in list(window)[1:]:
+                pool.submit(later)
+        window.popleft()
         submit()  # after reading: the worker that just answered takes the next batch
         batch = infer_batch(predictor, decoded, job.format)
         job.batch_done(batch)

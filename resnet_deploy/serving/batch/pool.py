@@ -25,7 +25,12 @@ from typing import IO, Sequence, cast
 from ..._errors import RuntimeBackendError, first_line
 from .decode import Decoded, DecodeSpec
 
-__all__ = ["DecodePool"]
+__all__ = ["DecodePool", "WorkerDied"]
+
+
+class WorkerDied(RuntimeBackendError):
+    """A decode worker ended while it held work: killed (the system's memory killer, a signal) or
+    crashed (a decoder's bug on one file)."""
 
 
 def _environment() -> dict[str, str]:
@@ -41,6 +46,10 @@ class DecodePool:
     their results with :meth:`result`, first in, first out."""
 
     def __init__(self, workers: int, spec: DecodeSpec) -> None:
+        self._workers, self._spec = workers, spec
+        self._start()
+
+    def _start(self) -> None:
         self._procs: list[subprocess.Popen[bytes]] = []
         self._inputs: list[IO[bytes]] = []  # each worker's stdin (tasks) and stdout (results)
         self._outputs: list[IO[bytes]] = []
@@ -48,7 +57,7 @@ class DecodePool:
         self._submitted = self._received = 0
         env = _environment()
         try:
-            for _ in range(workers):
+            for _ in range(self._workers):
                 log = tempfile.TemporaryFile()  # a crash's last words, never a pipe that could fill
                 self._logs.append(log)
                 proc = subprocess.Popen([sys.executable, "-m", "resnet_deploy.serving.batch.worker"], stdin=subprocess.PIPE,
@@ -56,13 +65,13 @@ class DecodePool:
                 self._procs.append(proc)
                 self._inputs.append(cast(IO[bytes], proc.stdin))
                 self._outputs.append(cast(IO[bytes], proc.stdout))
-                self._send(len(self._procs) - 1, spec)
+                self._send(len(self._procs) - 1, self._spec)
         except BaseException:
             self.close(kill=True)
             raise
 
     def __len__(self) -> int:
-        return len(self._procs)
+        return self._workers
 
     def _send(self, index: int, value: object) -> None:
         try:
@@ -85,7 +94,12 @@ class DecodePool:
         self._received += 1
         return decoded
 
-    def _died(self, index: int) -> RuntimeBackendError:
+    def restart(self) -> None:
+        """Kill every worker and start new ones: the work in flight is lost, to be submitted again."""
+        self.close(kill=True)
+        self._start()
+
+    def _died(self, index: int) -> WorkerDied:
         proc, log = self._procs[index], self._logs[index]
         try:
             code = proc.wait(timeout=5)
@@ -98,7 +112,7 @@ class DecodePool:
         log.seek(0)
         lines = log.read().decode(errors="replace").strip().splitlines()
         said = f": {first_line(RuntimeError(lines[-1]))}" if lines else ""
-        return RuntimeBackendError(f"a decode worker died ({how}){said}")
+        return WorkerDied(f"a decode worker died ({how}){said}")
 
     def close(self, *, kill: bool = False) -> None:
         """Stop every worker: closing its stdin ends it; ``kill`` ends it without waiting."""
