@@ -18,6 +18,7 @@ from resnet_deploy._extras import require
 from resnet_deploy.bench import BenchOptions, check_outputs, plot, run_benchmark, to_csv, to_markdown
 from resnet_deploy.bench.report import NoteKind, fit_columns, footnotes, sorted_rows
 from resnet_deploy.bench.schema import BenchResult
+from resnet_deploy.bench.served import SERVED_PROVIDER, served_failures
 
 from ._choices import Mode, choice, metavar
 from ._errors import CLIError, handle_errors
@@ -64,6 +65,7 @@ def bench(
     engines: Annotated[Optional[str], typer.Option("--engines", help="Comma-separated engine names to keep (the eager baseline always runs).", rich_help_panel=WHAT)] = None,
     compile: Annotated[bool, typer.Option("--compile", metavar="", help="Also measure torch.compile (slow to start).", rich_help_panel=WHAT)] = False,
     url: Annotated[Optional[str], typer.Option("--url", help="Comma-separated Triton servers of the first file's model (grpc://HOST:PORT, http://HOST:PORT): served beside in-process figures; --model names it there (default: the file's stem).", show_default=False, rich_help_panel=WHAT)] = None,
+    request_timeout: Annotated[Optional[float], typer.Option("--request-timeout", help="With --url: seconds one request may take, HTTP and gRPC (default 30); the first that takes longer fails that server's remaining groups at once.", show_default=False, rich_help_panel=HOW)] = None,
     batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Comma-separated batch sizes, e.g. 1,8,32.", rich_help_panel=HOW)] = "1",
     threads: _in(Threads, HOW) = None,
     duration: Annotated[float, typer.Option("--duration", help="Seconds of timed runs per engine and batch size, split over the rounds.", rich_help_panel=HOW)] = 3.0,
@@ -125,6 +127,7 @@ def bench(
         cache_dir=cache_dir,
         urls=_str_list(url) or (),
         served_model=served_model,
+        request_timeout=request_timeout,
     )
     if not err_console.is_terminal:  # no bar in logs and redirected output
         result = run_benchmark(options, progress=progress)
@@ -158,6 +161,10 @@ def bench(
         atomic_write_bytes(markdown_out, to_markdown(result).encode(), replace=force)
     if plot_out:
         plot(result, plot_out, replace=force)
+    if failed_served := served_failures(result.records):  # after the reports: they hold every row
+        first = failed_served[0]
+        raise CLIError(f"the served model failed in {len(failed_served)} of {sum(r.provider == SERVED_PROVIDER for r in result.records)} "
+                       f"groups (first: {first.engine} b{first.batch_size}: {(first.error or '')[:200]})")
 
 
 _NOTE_STYLES = {NoteKind.INFO: "dim", NoteKind.UNSTABLE: "yellow", NoteKind.FAILED: "red"}

@@ -14,7 +14,7 @@ from ..runtime import cpu_count, resolve_provider
 # The cache's functions lived here; tests and scripts import them from here still.
 from .cache import CACHE_MARKER, TRT_CACHE_KEY, cache_usage, clear_cache, make_cache_entry  # noqa: F401
 
-__all__ = ["BenchOptions", "validate", "MODES", "PRECISIONS", "LIMITS"]
+__all__ = ["BenchOptions", "validate", "MODES", "PRECISIONS", "LIMITS", "DEFAULT_REQUEST_TIMEOUT_S"]
 
 MODES = ("latency", "throughput")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -25,7 +25,9 @@ LIMITS = {
     "warmup": 10**4,
     "rounds": 100,
     "batch_size": 4096,
+    "request_timeout": 3600.0,  # seconds one request to a served model may take
 }
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
 DEFAULT_ROUNDS = 5
 
 
@@ -59,6 +61,9 @@ class BenchOptions:
     engines: Sequence[str] | None = None  # restrict to these engine names
     urls: Sequence[str] = ()  # Triton servers of the first file's model (http://, grpc:// or HOST:PORT)
     served_model: str | None = None  # its name there; None: the first file's stem, as `triton` names it
+    # Seconds one request to a served model may take (None: DEFAULT_REQUEST_TIMEOUT_S); the first
+    # that takes longer fails that served engine at every batch size and concurrency still to come.
+    request_timeout: float | None = None
 
     def cache_folder(self) -> Path:
         """Where exported models (and TensorRT engines) are cached."""
@@ -147,7 +152,13 @@ def _check_served(options: BenchOptions) -> None:
     if not options.urls:
         if options.served_model is not None:
             raise InputError("a served model's name applies with --url")
+        if options.request_timeout is not None:
+            raise InputError("--request-timeout applies with --url")
         return
+    if options.request_timeout is not None:
+        _bounded("request_timeout", options.request_timeout, 0, LIMITS["request_timeout"])
+        if options.request_timeout <= 0:
+            raise InputError(f"--request-timeout must be positive, received {_fmt(options.request_timeout)}")
     if not options.files:
         raise InputError("--url measures a served model beside the ONNX file it serves: give that file too")
     from .served import parse_url

@@ -155,7 +155,7 @@ def plan_files(options: BenchOptions, providers: list[str]) -> Plan:
         served = options.served_model or first.path.stem
         for url in options.urls:
             check_served(url, served)  # before any work: a server down or without the model is one line
-        engines += served_engines(list(options.urls), served)
+        engines += served_engines(list(options.urls), served, classes=first.classes, timeout=options.request_timeout)
     arch = first.metadata.get("architecture") if eager else None
     classes = first.metadata.get("num_classes") if eager else None
     return Plan(tuple(engines), baseline, note, tuple(first.shape[1:]), first.dtype,  # type: ignore[arg-type]

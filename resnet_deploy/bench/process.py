@@ -19,7 +19,12 @@ START_TIMEOUT_S = 900.0  # torch.compile and TensorRT engine builds are slow
 
 
 class WorkerError(Exception):
-    """A worker failed, died or did not answer; the engine's record carries the message."""
+    """A worker failed, died or did not answer; the engine's record carries the message.
+    ``engine_gone``: the worker said its engine cannot answer again in this run."""
+
+    def __init__(self, message: str, *, engine_gone: bool = False) -> None:
+        super().__init__(message)
+        self.engine_gone = engine_gone
 
 
 class WorkerProcess:
@@ -65,7 +70,7 @@ class WorkerProcess:
         del self._buffer[: end + 1]
         message = decode(line)
         if isinstance(message, Failure):
-            raise WorkerError(message.error)
+            raise WorkerError(message.error, engine_gone=message.engine_gone)
         return message
 
     def _death(self) -> str:

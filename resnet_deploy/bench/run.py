@@ -13,7 +13,7 @@ import importlib.util
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,6 +48,13 @@ class _Run:
     macs: int | None
     peak_gflops: float | None
     step: Callable[[str], None]
+    gone: dict[str, str] = field(default_factory=dict)  # engines that cannot answer again -> the group that found it
+
+    def failed(self, name: str, exc: WorkerError, group: str, when: str = "") -> str:
+        """The error of engine ``name`` in ``group``; an engine that is gone is not asked again."""
+        if exc.engine_gone:
+            self.gone.setdefault(name, group)
+        return f"{when}{exc}"
 
 
 def run_benchmark(
@@ -148,17 +155,21 @@ def _measure_group(run: _Run, batch: int, concurrency: int) -> list[Record]:
     rounds: dict[str, list[RoundResult]] = {e.name: [] for e in plan.engines}
     finished: dict[str, Finished] = {}
     errors: dict[str, str] = {}
+    group = f"b{batch}" + (f" c{concurrency}" if run.options.mode == "throughput" else "")
     try:
         for engine in plan.engines:
-            run.step(f"{engine.name} b{batch}" + (f" c{concurrency}" if run.options.mode == "throughput" else "") + ": start")
-            specs[engine.name] = spec = _spec(run, engine, batch, concurrency, input_path)
-            worker = WorkerProcess(spec, run.workdir, f"{engine.name}-b{batch}-c{concurrency}")
+            specs[engine.name] = _spec(run, engine, batch, concurrency, input_path)
+            run.step(f"{engine.name} {group}: start")
+            if engine.name in run.gone:  # a served model that stopped answering: not asked again
+                errors[engine.name] = f"not measured: the server stopped answering at {run.gone[engine.name]}"
+                continue
+            worker = WorkerProcess(specs[engine.name], run.workdir, f"{engine.name}-b{batch}-c{concurrency}")
             started.append(worker)
             try:
                 ready[engine.name] = worker.receive(START_TIMEOUT_S)
                 live[engine.name] = worker
             except WorkerError as exc:
-                errors[engine.name] = str(exc)
+                errors[engine.name] = run.failed(engine.name, exc, group)
                 worker.close()
         for i, request in enumerate(_requests(run.options, run.rounds)):
             run.step(f"batch {batch}" + (f" c{concurrency}" if run.options.mode == "throughput" else "") + f": round {i + 1}/{run.rounds}")
@@ -166,14 +177,14 @@ def _measure_group(run: _Run, batch: int, concurrency: int) -> list[Record]:
                 try:
                     rounds[name].append(worker.ask(request, round_timeout))
                 except WorkerError as exc:
-                    errors[name] = f"round {i + 1}: {exc}"
+                    errors[name] = run.failed(name, exc, group, f"round {i + 1}: ")
                     del live[name]
                     worker.close()
         for name, worker in live.items():
             try:
                 finished[name] = worker.ask(FinishRequest(), START_TIMEOUT_S)
             except WorkerError as exc:
-                errors[name] = f"finish: {exc}"
+                errors[name] = run.failed(name, exc, group, "finish: ")
     finally:
         for worker in started:
             worker.close()
@@ -201,7 +212,9 @@ def _record(run: _Run, engine: Engine, batch: int, concurrency: int, specs: dict
         try:
             out = np.load(specs[engine.name].output_path)
             error = compare(out, np.load(specs[run.plan.baseline].output_path), rtol=1.0).max_rel_error
-        except VerificationError:  # different output shapes: not comparable
+        except VerificationError as exc:  # different output shapes, or not finite: not comparable
+            if engine.backend == "triton":  # a served answer that cannot be compared is no measurement
+                return replace(base, error=f"the served answer cannot be compared with {run.plan.baseline}'s: {exc}")
             error = None
     gflops = 2.0 * run.macs * summary.images_per_s / 1e9 if run.macs else None
     done, start = finished[engine.name], ready[engine.name]

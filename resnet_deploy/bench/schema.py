@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "Engine", "WorkerSpec", "RoundRequest", "FinishRequest", "Ready", "RoundResult", "Finished", "Failure",
-    "Record", "RECORD_FIELDS", "BenchResult", "encode", "decode", "P90_P50_LIMIT", "ROUND_SPREAD_LIMIT",
+    "Record", "RECORD_FIELDS", "BenchResult", "encode", "decode", "P90_P50_LIMIT", "ROUND_SPREAD_LIMIT", "EngineGone",
 ]
 
 # A measurement is flagged unstable above these (see docs/commands/bench.md). A steady CPU run
@@ -117,6 +117,13 @@ class Finished:
 @dataclass(frozen=True)
 class Failure:
     error: str
+    engine_gone: bool = False  # the engine cannot answer again in this run: its later groups are not tried
+
+
+class EngineGone(RuntimeError):
+    """Raised in a worker when its engine cannot answer again in this run (a served model that
+    stopped answering): the parent fails the engine's remaining groups at once instead of
+    waiting for each of them in turn."""
 
 
 _MESSAGES: dict[str, type] = {c.__name__: c for c in (RoundRequest, FinishRequest, Ready, RoundResult, Finished, Failure)}

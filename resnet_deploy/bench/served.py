@@ -6,6 +6,12 @@ sends the same fixed input the other engines run, so the latencies are client-si
 network, queue, model, response) and the output is compared with the baseline like any other.
 The server's own statistics for the model, read before and after each timed round, give the
 mean queue and compute time per request that those rounds caused.
+
+Every call to the server has one deadline (``--request-timeout``, 30 s by default, for HTTP and
+gRPC alike): a server that stops answering fails the engine at the first request that outlives
+it, and the engine's later groups are not tried (:class:`~.schema.EngineGone`). The first answer
+must be ``[N, classes]`` of finite numbers, as the model file's is: anything else cannot be
+compared with the baseline and fails the engine, never a clean row.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ from typing import Any, Callable
 import numpy as np
 
 from .._errors import InputError
-from .schema import Engine, WorkerSpec
+from .options import DEFAULT_REQUEST_TIMEOUT_S
+from .schema import Engine, EngineGone, Record, WorkerSpec
 
-__all__ = ["TritonClientBackend", "served_engines", "parse_url", "check_served", "ServerTimes"]
+__all__ = ["TritonClientBackend", "served_engines", "parse_url", "check_served", "ServerTimes", "served_failures",
+           "SERVED_PROVIDER"]
 
 _URL = re.compile(r"^(?:(?P<scheme>http|grpc)://)?(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})/?$")
+SERVED_PROVIDER = "server"  # the provider of every served engine's records
 _DTYPES = {"FP32": np.float32, "FP16": np.float16, "UINT8": np.uint8, "FP64": np.float64}
 
 
@@ -34,17 +43,26 @@ def parse_url(url: str) -> tuple[str, str]:
     return match["scheme"] or "http", f"{match['host']}:{match['port']}"
 
 
-def served_engines(urls: list[str], model: str) -> list[Engine]:
-    """One engine per URL, named after its protocol (``triton-grpc``, ``triton-http``)."""
+def served_engines(urls: list[str], model: str, *, classes: int | None = None, timeout: float | None = None) -> list[Engine]:
+    """One engine per URL, named after its protocol (``triton-grpc``, ``triton-http``); ``classes``
+    is the width the model file's logits have, ``timeout`` the seconds one request may take."""
     engines: list[Engine] = []
     for url in urls:
         protocol, address = parse_url(url)
         name = f"triton-{protocol}"
         if any(e.name == name for e in engines):
             name = f"{name}-{address}"
-        engines.append(Engine(name, "triton", "server", "served", None, {"url": address, "protocol": protocol, "model": model},
+        options = {"url": address, "protocol": protocol, "model": model, "timeout": timeout or DEFAULT_REQUEST_TIMEOUT_S,
+                   "classes": classes}
+        engines.append(Engine(name, "triton", SERVED_PROVIDER, "served", None, options,
                               f"{model} served by Triton at {address} ({protocol}), client-side latency"))
     return engines
+
+
+def served_failures(records: list[Record]) -> list[Record]:
+    """The records of served engines that failed: a load test whose server timed out, refused or
+    answered what cannot be compared failed, whatever the in-process engines did."""
+    return [r for r in records if r.provider == SERVED_PROVIDER and r.error]
 
 
 def check_served(url: str, model: str) -> None:
@@ -102,19 +120,22 @@ def _client_module(protocol: str) -> Any:
 
 
 class TritonClientBackend:
-    """Requests to a Triton server; options ``url`` (HOST:PORT), ``protocol`` and ``model``."""
+    """Requests to a Triton server; options ``url`` (HOST:PORT), ``protocol``, ``model``,
+    ``timeout`` (seconds per request) and ``classes`` (the width of the answer, when known)."""
 
-    OPTIONS = frozenset({"url", "protocol", "model"})
+    OPTIONS = frozenset({"url", "protocol", "model", "timeout", "classes"})
 
     def __init__(self, spec: WorkerSpec) -> None:
         options = spec.engine.options
         self.url, self.protocol, self.model = options["url"], options["protocol"], options["model"]
+        self.timeout = float(options.get("timeout") or DEFAULT_REQUEST_TIMEOUT_S)
+        self.classes: int | None = options.get("classes")
         self.module = _client_module(self.protocol)
         client = self._client()
         try:
-            if not client.is_model_ready(self.model):
+            if not self._ask(client.is_model_ready, self.model):
                 raise InputError(f"{self.url} serves no ready model named {self.model!r}")
-            meta = client.get_model_metadata(self.model)
+            meta = self._ask(client.get_model_metadata, self.model)
         except self.module.InferenceServerException as exc:
             raise InputError(f"{self.url}: {exc.message() or exc}") from None
         finally:
@@ -127,7 +148,27 @@ class TritonClientBackend:
         self.timed_total = ServerTimes()
 
     def _client(self) -> Any:
+        if self.protocol == "http":  # its deadlines are the connection's
+            return self.module.InferenceServerClient(self.url, connection_timeout=self.timeout, network_timeout=self.timeout)
         return self.module.InferenceServerClient(self.url)
+
+    def _ask(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``method(*args)`` of a client under the request deadline; a call that outlives it
+        raises :class:`EngineGone` (gRPC's deadline is per call, HTTP's the connection's)."""
+        if self.protocol == "grpc":
+            kwargs["client_timeout"] = self.timeout
+        try:
+            return method(*args, **kwargs)
+        except self.module.InferenceServerException as exc:
+            if str(exc.status()) == "StatusCode.DEADLINE_EXCEEDED":
+                raise self._gone() from None
+            raise
+        except TimeoutError:  # the HTTP client's socket.timeout
+            raise self._gone() from None
+
+    def _gone(self) -> EngineGone:
+        return EngineGone(f"{self.protocol}://{self.url} did not answer within {self.timeout:g} s (--request-timeout); "
+                          "its later batch sizes and concurrencies are not measured")
 
     def _request(self, client: Any, x: np.ndarray) -> Callable[[], np.ndarray]:
         inp = self.module.InferInput(self.input, list(x.shape), self.datatype)
@@ -136,18 +177,28 @@ class TritonClientBackend:
 
         def send() -> np.ndarray:
             try:
-                return client.infer(self.model, [inp], outputs=outputs).as_numpy(self.output)
+                return self._ask(client.infer, self.model, [inp], outputs=outputs).as_numpy(self.output)
             except self.module.InferenceServerException as exc:
                 raise RuntimeError(f"{self.url} refused the request: {exc.message() or exc}") from None
 
         return send
 
     def infer(self, x: np.ndarray) -> np.ndarray:
+        """One answer, checked: ``[N, classes]`` of finite numbers, or an error that says what came."""
         client = self._client()
         try:
-            return np.asarray(self._request(client, x)(), dtype=np.float32)
+            answer = self._request(client, x)()
         finally:
             client.close()
+        expected = [x.shape[0], self.classes if self.classes else "classes"]
+        if answer is None or answer.ndim != 2 or answer.shape[0] != x.shape[0] or (self.classes and answer.shape[1] != self.classes):
+            shape = None if answer is None else list(answer.shape)
+            raise RuntimeError(f"{self.url} answered a {self.output!r} of shape {shape} for a batch of {x.shape[0]}; "
+                               f"the model file's is {expected}: not comparable")
+        if not np.all(np.isfinite(answer)):
+            bad = int(np.size(answer) - np.count_nonzero(np.isfinite(answer)))
+            raise RuntimeError(f"{self.url} answered {bad} NaN or infinite values of {answer.size}: not comparable")
+        return np.asarray(answer, dtype=np.float32)
 
     def timed(self, x: np.ndarray) -> Callable[[], None]:
         """One connection per request thread, made in that thread (the HTTP client's gevent hub
@@ -165,8 +216,8 @@ class TritonClientBackend:
     def stats(self) -> ServerTimes:
         client = self._client()
         try:
-            data = client.get_inference_statistics(self.model, as_json=True) if self.protocol == "grpc" \
-                else client.get_inference_statistics(self.model)
+            data = self._ask(client.get_inference_statistics, self.model, as_json=True) if self.protocol == "grpc" \
+                else self._ask(client.get_inference_statistics, self.model)
         finally:
             client.close()
         model = data["model_stats"][0]

@@ -26,7 +26,7 @@ from resnet_deploy._errors import first_line
 from resnet_deploy.bench import timing
 from resnet_deploy.bench.backends import BACKENDS
 from resnet_deploy.bench.schema import (
-    Failure, FinishRequest, Finished, Ready, RoundRequest, RoundResult, WorkerSpec, decode, encode,
+    EngineGone, Failure, FinishRequest, Finished, Ready, RoundRequest, RoundResult, WorkerSpec, decode, encode,
 )
 
 
@@ -129,7 +129,7 @@ def serve(spec_path: str, channel: TextIO, commands: TextIO) -> int:
     try:
         measurement = Measurement(WorkerSpec.from_json(Path(spec_path).read_text()))
     except Exception as exc:  # reported to the parent as a failed record, never a traceback
-        send(Failure(f"{type(exc).__name__}: {first_line(exc)}"))
+        send(Failure(f"{type(exc).__name__}: {first_line(exc)}", engine_gone=isinstance(exc, EngineGone)))
         return 1
     send(measurement.ready)
     while True:
@@ -146,7 +146,7 @@ def serve(spec_path: str, channel: TextIO, commands: TextIO) -> int:
             else:
                 send(Failure(f"unexpected message {type(message).__name__}"))
         except Exception as exc:
-            send(Failure(f"{type(exc).__name__}: {first_line(exc)}"))
+            send(Failure(f"{type(exc).__name__}: {first_line(exc)}", engine_gone=isinstance(exc, EngineGone)))
             return 1
 
 

@@ -1,0 +1,171 @@
+"""A fake Triton server for the client side of ``bench --url``: a test fixture, not a product.
+
+It speaks enough of Triton's HTTP/REST and gRPC protocols for ``tritonclient`` (readiness, the
+model's metadata and statistics, inference) and answers inference the way a broken server
+would: ``hang`` never answers, ``shape`` answers ``[N, 5]``, ``nan`` all NaN, ``inf`` one +Inf,
+``wide`` a million classes. The real server cannot be made to do any of these on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+
+import numpy as np
+
+MODES = ("hang", "shape", "nan", "inf", "wide")
+NAME, INPUT, OUTPUT = "resnet20", "input", "logits"
+
+
+def answer(mode: str, batch: int) -> np.ndarray:
+    """What the fake answers for a batch of ``batch`` (every mode but ``hang``)."""
+    width = {"shape": 5, "wide": 1_000_000}.get(mode, 10)
+    logits = np.random.default_rng(0).standard_normal((batch, width)).astype(np.float32)
+    if mode == "nan":
+        logits[:] = np.nan
+    elif mode == "inf":
+        logits[0, 3] = np.inf
+    return logits
+
+
+class FakeTriton:
+    """``with FakeTriton(mode) as fake:`` -- ``fake.http`` and ``fake.grpc`` are ``host:port``."""
+
+    def __init__(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, received {mode!r}")
+        self.mode = mode
+        self.stopped = threading.Event()  # a hanging request returns when the fake stops
+
+    # -- HTTP/REST ----------------------------------------------------------------------------------
+
+    def _http_server(self) -> ThreadingHTTPServer:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _json(self, payload: Any, status: int = 200) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path in ("/v2/health/ready", "/v2/health/live", f"/v2/models/{NAME}/ready"):
+                    self._json({})
+                elif self.path == f"/v2/models/{NAME}":
+                    self._json(fake.metadata())
+                elif self.path == f"/v2/models/{NAME}/stats":
+                    self._json(fake.statistics())
+                else:
+                    self._json({"error": "not found"}, 404)
+
+            def do_POST(self) -> None:  # noqa: N802
+                header = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if fake.mode == "hang":
+                    fake.stopped.wait()
+                    return
+                text = json.loads(header[: int(self.headers.get("Inference-Header-Content-Length", len(header)))])
+                batch = int(text["inputs"][0]["shape"][0])
+                logits = answer(fake.mode, batch)
+                self._json({"model_name": NAME, "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": list(logits.shape),
+                                                             "data": [None if not np.isfinite(v) else float(v) for v in logits.ravel()]}]})
+
+        return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    # -- gRPC ---------------------------------------------------------------------------------------
+
+    def _grpc_server(self) -> Any:
+        import grpc
+        from tritonclient.grpc import service_pb2 as pb
+        from tritonclient.grpc import service_pb2_grpc as rpc
+
+        fake = self
+
+        class Service(rpc.GRPCInferenceServiceServicer):
+            def ServerLive(self, request: Any, context: Any) -> Any:  # noqa: N802 - the service's names
+                return pb.ServerLiveResponse(live=True)
+
+            def ServerReady(self, request: Any, context: Any) -> Any:  # noqa: N802
+                return pb.ServerReadyResponse(ready=True)
+
+            def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
+                return pb.ModelReadyResponse(ready=request.name == NAME)
+
+            def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
+                meta = fake.metadata()
+                return pb.ModelMetadataResponse(
+                    name=NAME, versions=["1"], platform="python",
+                    inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
+                    outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]])
+
+            def ModelStatistics(self, request: Any, context: Any) -> Any:  # noqa: N802
+                once = pb.StatisticDuration(count=1, ns=1000)
+                stats = pb.InferStatistics(success=once, queue=once, compute_input=once, compute_infer=once, compute_output=once)
+                return pb.ModelStatisticsResponse(model_stats=[pb.ModelStatistics(name=NAME, version="1", execution_count=1,
+                                                                                  inference_stats=stats)])
+
+            def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
+                if fake.mode == "hang":
+                    fake.stopped.wait()
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "stopped")
+                logits = answer(fake.mode, int(request.inputs[0].shape[0]))
+                return pb.ModelInferResponse(
+                    model_name=NAME, model_version="1",
+                    outputs=[pb.ModelInferResponse.InferOutputTensor(name=OUTPUT, datatype="FP32", shape=list(logits.shape))],
+                    raw_output_contents=[logits.tobytes()])
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
+                             options=[("grpc.max_send_message_length", 2**31 - 1)])
+        rpc.add_GRPCInferenceServiceServicer_to_server(Service(), server)
+        self.grpc_port = server.add_insecure_port("127.0.0.1:0")
+        return server
+
+    # -- both ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def metadata() -> dict[str, Any]:
+        return {"name": NAME, "versions": ["1"], "platform": "python",
+                "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, 3, 32, 32]}],
+                "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, 10]}]}
+
+    @staticmethod
+    def statistics() -> dict[str, Any]:
+        once = {"count": 1, "ns": 1000}
+        return {"model_stats": [{"name": NAME, "version": "1", "execution_count": 1,
+                                 "inference_stats": {k: once for k in ("success", "queue", "compute_input", "compute_infer",
+                                                                       "compute_output")}}]}
+
+    def __enter__(self) -> "FakeTriton":
+        self._http = self._http_server()
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        self._grpc = self._grpc_server()
+        self._grpc.start()
+        return self
+
+    @property
+    def http(self) -> str:
+        return f"127.0.0.1:{self._http.server_address[1]}"
+
+    @property
+    def grpc(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stopped.set()
+        self._http.shutdown()
+        self._http.server_close()
+        self._grpc.stop(grace=0)
+
+
+def running(mode: str) -> Iterator[FakeTriton]:
+    """A pytest fixture body: the fake for ``mode``, stopped after the test."""
+    with FakeTriton(mode) as fake:
+        yield fake

@@ -1,0 +1,89 @@
+"""``bench --url`` against servers that misbehave (issue 26 B.4, C.1), played by the fake of
+``tests/fake_triton.py``: one that stops answering, and ones whose answer cannot be compared.
+Each is an error row and a non-zero exit, never a clean measurement or a 15-minute wait.
+
+gRPC rows run wherever ``tritonclient[grpc]`` is installed; HTTP rows need ``tritonclient[http]``
+(the serve environment has both: ``.ci/run`` runs this file there too).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ._cli_cases import run_cli
+from .fake_triton import FakeTriton
+
+
+@pytest.fixture(scope="module")
+def model(request: pytest.FixtureRequest) -> Path:
+    """The serve environment has no torch to export with: there the exported file CI names."""
+    given = os.environ.get("RESNET_DEPLOY_TRITON_MODEL")
+    return Path(given) if given and Path(given).is_file() else request.getfixturevalue("resnet20_onnx")
+
+
+def _protocols() -> list[object]:
+    http = pytest.mark.skipif(importlib.util.find_spec("gevent") is None, reason="tritonclient[http] is not installed here")
+    return ["grpc", pytest.param("http", marks=http)]
+
+
+def _bench(model: Path, url: str, out: Path, *extra: str) -> tuple[object, dict[tuple[str, int], dict]]:
+    result = run_cli("bench", model, "--url", url, "--model", "resnet20", "--iterations", "2", "--rounds", "1",
+                     "--warmup", "0", "--json", out, *extra)
+    records = {(r["engine"], r["batch_size"]): r for r in json.loads(out.read_text())["results"]} if out.exists() else {}
+    return result, records
+
+
+@pytest.mark.parametrize("protocol", _protocols())
+def test_a_server_that_stops_answering_fails_its_engine_at_the_first_timeout(model: Path, tmp_path: Path,
+                                                                           protocol: str) -> None:
+    """The server answers readiness and metadata, then never an inference: the first request
+    gives up after --request-timeout, and the engine's later batch sizes are not tried."""
+    with FakeTriton("hang") as fake:
+        url = f"{protocol}://{fake.grpc if protocol == 'grpc' else fake.http}"
+        start = time.monotonic()
+        result, records = _bench(model, url, tmp_path / "hang.json", "--batch-size", "1,2,4", "--request-timeout", "1")
+        took = time.monotonic() - start
+    print(result.output, f"{took:.1f} s")
+    served = f"triton-{protocol}"
+    assert result.returncode == 1 and "error: the served model failed in 3 of 3 groups" in result.stderr
+    assert "did not answer within 1 s (--request-timeout)" in records[(served, 1)]["error"]
+    for batch in (2, 4):
+        assert records[(served, batch)]["error"] == "not measured: the server stopped answering at b1"
+    assert all(records[("resnet20", b)]["error"] is None for b in (1, 2, 4))  # the in-process file was measured
+    assert took < 60  # one timeout, not one per group (each was 900 s over gRPC)
+
+
+@pytest.mark.parametrize("mode, needle", [
+    ("shape", "of shape [1, 5] for a batch of 1; the model file's is [1, 10]: not comparable"),
+    ("nan", "answered 10 NaN or infinite values of 10: not comparable"),
+    ("inf", "answered 1 NaN or infinite values of 10: not comparable"),
+    ("wide", "of shape [1, 1000000] for a batch of 1; the model file's is [1, 10]: not comparable"),  # any width the file has not
+])
+@pytest.mark.parametrize("protocol", _protocols())
+def test_an_answer_that_cannot_be_compared_is_an_error_row(model: Path, tmp_path: Path, mode: str, needle: str,
+                                                          protocol: str) -> None:
+    with FakeTriton(mode) as fake:
+        url = f"{protocol}://{fake.grpc if protocol == 'grpc' else fake.http}"
+        result, records = _bench(model, url, tmp_path / f"{mode}.json")
+    print(result.output)
+    row = records[(f"triton-{protocol}", 1)]
+    assert needle in row["error"] and row["max_rel_error"] is None
+    assert records[("resnet20", 1)]["error"] is None
+    assert result.returncode == 1 and "error: the served model failed in 1 of 1 groups" in result.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--request-timeout", "5"], "--request-timeout applies with --url"),
+    (["--url", "grpc://127.0.0.1:1", "--request-timeout", "0"], "--request-timeout must be positive"),
+    (["--url", "grpc://127.0.0.1:1", "--request-timeout", "nan"], "--request-timeout must be a finite number"),
+    (["--url", "grpc://127.0.0.1:1", "--request-timeout", "7200"], "--request-timeout must be between 0 and 3600"),
+])
+def test_request_timeout_is_refused_in_one_line(model: Path, args: list[str], needle: str) -> None:
+    result = run_cli("bench", model, *args, "--iterations", "1", "--rounds", "1")
+    assert result.returncode == 1 and needle in result.stderr and result.stderr.count("\n") == 1, result.stderr
