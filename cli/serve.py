@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from resnet_deploy.serving.triton import TritonOptions, write_triton_repository
+from resnet_deploy.serving.triton.client import client_command
 from resnet_deploy.serving.triton.leftovers import owned_tempdir
 from resnet_deploy.serving.triton.options import DEFAULT_MAX_REQUEST_BYTES
 from resnet_deploy.serving.triton.process import check_host
@@ -69,7 +70,7 @@ def serve(
             server.start()
             if (risk := server.http_warning()) is not None:
                 err_console.print(f"warning: {risk}", markup=False, soft_wrap=True)
-            _announce(server, entry.path.name, entry.config, model)
+            _announce(server, entry.path.name, entry.model_path, model)
             while server.running():
                 if (dead := server.dead_model()) is not None:  # Triton would answer 500 forever, ready all along
                     server.reload(entry.path.name)
@@ -84,18 +85,12 @@ def serve(
             server.stop()
 
 
-def _announce(server: TritonServer, name: str, config: str, model: Path) -> None:
-    import re
-
-    tensor = re.search(r'input \[\s*\{\s*name: ("(?:[^"\\]|\\.)*")\s*data_type: TYPE_(\w+)', config)
-    input_name, datatype = (tensor.group(1), tensor.group(2)) if tensor else ('"input"', "FP32")
-    shape = "[N, H, W, 3]" if datatype == "UINT8" else "[N, C, H, W]"
+def _announce(server: TritonServer, name: str, model_path: Path, model: Path) -> None:
     for line in (f"serving {name} (Triton's Python backend running resnet-deploy's Predictor)",
                  f"  HTTP    http://{server.http}/v2/models/{name}",
                  f"  gRPC    {server.grpc}",
                  f"  metrics http://{server.host}:{server.metrics_port}/metrics",
                  f"  load test: resnet-deploy bench {model} --url grpc://{server.grpc} --model {name} --mode throughput",
-                 f"  client: tritonclient.grpc.InferenceServerClient('{server.grpc}').infer('{name}', "
-                 f"[InferInput({input_name}, {shape}, '{datatype}')])",
+                 f"  client (needs tritonclient[grpc]): {client_command(model_path, name, server.grpc)}",
                  "ready; Ctrl-C or SIGTERM stops it"):
         console.print(line, markup=False, soft_wrap=True)

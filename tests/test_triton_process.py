@@ -192,3 +192,27 @@ def test_shared_memory_regions_removed_are_ours_alone(tmp_path: Path) -> None:
                                                                  if what in ("live run", "default prefix", "not ours"))
     with pytest.raises(ValueError):
         leftovers.remove_shm("triton_python_backend_shm_region_", tmp_path)
+
+
+@pytest.mark.parametrize("input_name", ["input", "in\"put's", "x; import os", "日本"])
+def test_the_client_call_is_one_shell_word_of_python_that_names_the_input(resnet20_onnx: Path, tmp_path: Path,
+                                                                         input_name: str) -> None:
+    """Issue 26 D.1: built from structure, so a tensor name with quotes stays a name."""
+    import ast
+    import shlex
+
+    import onnx
+
+    from resnet_deploy.serving.triton.client import client_command
+
+    model = onnx.load(str(resnet20_onnx))
+    old = model.graph.input[0].name
+    model.graph.input[0].name = input_name
+    for node in model.graph.node:
+        node.input[:] = [input_name if i == old else i for i in node.input]
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    words = shlex.split(client_command(tmp_path / "m.onnx", "m", "127.0.0.1:8001"))
+    assert words[:2] == ["python", "-c"] and len(words) == 3
+    calls = [n for n in ast.walk(ast.parse(words[2])) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "InferInput"]
+    assert [ast.literal_eval(c.args[0]) for c in calls] == [input_name]
+    assert ast.literal_eval(calls[0].args[1]) == [1, 3, 32, 32]

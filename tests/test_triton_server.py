@@ -445,14 +445,30 @@ def test_serve_never_leaves_a_server_behind(model: Path, how: str) -> None:
             proc.kill()
 
 
-def test_serve_shows_the_client_call_of_an_image_input_file() -> None:
-    from resnet_deploy.serving.triton.server import free_port
+@pytest.mark.parametrize("which", ["float", "image"])
+def test_the_client_call_serve_prints_runs_as_pasted(model: Path, which: str) -> None:
+    """Issue 26 D.1: the call failed with NameError (no imports), had placeholder dims and set no
+    data. Pasted into a shell whose python has tritonclient, it prints the served model's top class,
+    Predictor's for the same data."""
+    import re
 
-    proc = _serve(str(IMAGE_MODEL), "--http-port", str(free_port()), "--grpc-port", str(free_port()), "--metrics-port", str(free_port()))
+    path = model if which == "float" else Path(IMAGE_MODEL)  # type: ignore[arg-type]
+    _, _, ports = _ports()
+    proc = _serve(str(path), *ports)
     try:
-        text = "".join(_wait_ready_line(proc))
-        print(text)
-        assert "'UINT8'" in text and "[N, H, W, 3]" in text and str(IMAGE_MODEL) in text
+        lines = _wait_ready_line(proc)
+        line = next(ln for ln in lines if ln.strip().startswith("client"))
+        command = line.split(": ", 1)[1].strip()
+        print(command)
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        ran = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, env=env)
+        print(ran.stdout, ran.stderr)
+        assert ran.returncode == 0 and re.fullmatch(r"\[\d+\]\n", ran.stdout), ran.stderr
+        rng = np.random.default_rng(0)
+        x = (rng.integers(0, 256, [1, 32, 32, 3], dtype=np.uint8) if which == "image"
+             else rng.standard_normal([1, 3, 32, 32]).astype(np.float32))
+        with Predictor(path, provider="cpu") as predictor:
+            assert ran.stdout == f"[{int(predictor.run(x).argmax(1)[0])}]\n"
     finally:
         proc.terminate()
         assert proc.wait(30) == 0

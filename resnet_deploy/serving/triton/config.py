@@ -15,7 +15,7 @@ from ...preprocess.images import MAX_RESIZE_PIXELS
 from .options import DEFAULT_MAX_BATCH_SIZE, TritonOptions
 from .pbtxt import Enum, Field, Message, check_tensor_name, render
 
-__all__ = ["build_config", "render_config", "batching"]
+__all__ = ["build_config", "render_config", "batching", "served_io"]
 
 _TYPES = {
     onnx.TensorProto.FLOAT: "TYPE_FP32",
@@ -54,6 +54,12 @@ def _io(model: onnx.ModelProto, source: str) -> tuple[_Tensor, list[_Tensor]]:
     if image.shape[1] not in (1, 3):
         raise OnnxModelError(f"{source} must have one image input [N, C, H, W] with 1 or 3 channels; it has {image.describe()}")
     return _tensor(value, source), [_tensor(o, source) for o in model.graph.output]
+
+
+def served_io(model: onnx.ModelProto, source: str = "model") -> tuple[_Tensor, list[_Tensor]]:
+    """The input an entry of ``model`` takes and the outputs it answers with (a Python-backend
+    entry answers with the first alone): names, Triton data types and dims (-1 where dynamic)."""
+    return _io(model, source)
 
 
 def _dims(t: _Tensor, batched: bool) -> list[int]:
