@@ -28,7 +28,7 @@ from resnet_deploy.serving.batch.decode import Decoded, decode_batch
 from resnet_deploy.serving.batch.folder import claim
 from resnet_deploy.serving.batch.inputs import list_inputs
 from resnet_deploy.serving.batch.local import decode_spec
-from resnet_deploy.serving.batch.pool import WorkerDied
+from resnet_deploy.serving.batch.pool import DecodePool, WorkerDied
 from resnet_deploy.serving.batch.recover import decode_alone
 
 from .._cli_cases import assert_clean_failure, error_lines, run_cli
@@ -373,3 +373,22 @@ def test_an_image_that_kills_its_decoder_is_a_row_and_a_dead_batch_an_error() ->
     assert rows == (0, 2) and batch[:, 0, 0, 0].tolist() == [1, 3] and pool.restarts == 2
     with pytest.raises(WorkerDied, match="first death"):  # every image dies: not the images' fault
         decode_alone(_StubPool({"a", "bb"}), ("a", "bb"), WorkerDied("first death"))
+
+
+def test_sending_work_to_a_dead_worker_waits_for_its_turn_to_say_so(resnet20_onnx: Path, photos: Path) -> None:
+    """A worker killed while others still answer: submit() never raises (the pipe is broken);
+    result() reports the death when that worker's turn comes, so recovery sees it in order."""
+    with Predictor(resnet20_onnx, provider="cpu") as predictor:
+        spec = decode_spec(predictor)
+    image = str(photos / "odd" / "cmyk.jpg")
+    with DecodePool(2, spec) as pool:
+        pool.submit((image,))
+        assert pool.result().statuses == ("ok",)  # both workers are up
+        for worker in _workers():
+            worker.kill()
+            while worker.status() != psutil.STATUS_ZOMBIE:  # dead, and left for the pool to reap
+                time.sleep(0.01)
+        for _ in range(4):
+            pool.submit((image,))
+        with pytest.raises(WorkerDied, match="killed by SIGKILL"):
+            pool.result()

@@ -81,8 +81,11 @@ class DecodePool:
             raise self._died(index) from None
 
     def submit(self, paths: Sequence[str]) -> None:
-        self._send(self._submitted % len(self._procs), tuple(paths))
+        index = self._submitted % self._workers
         self._submitted += 1
+        with contextlib.suppress(BrokenPipeError):  # a worker that died: result() says so in its turn
+            pickle.dump(tuple(paths), self._inputs[index], protocol=pickle.HIGHEST_PROTOCOL)
+            self._inputs[index].flush()
 
     def result(self) -> Decoded:
         """The next batch's result, in the order submitted."""
