@@ -71,24 +71,27 @@ def batch(
     inputs: Annotated[Optional[list[str]], typer.Argument(metavar="INPUT", show_default=False, help=(
         "The images: files, folders (searched recursively), glob patterns (quoted: 'photos/**/*.jpg'), "
         "or @list.txt (one path per line, relative to the list's folder)."))] = None,
-    profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: its model, provider and options (every argument is then an input).")] = None,
+    profile: Annotated[Optional[list[Path]], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: its model, provider and options (every argument is then an input). With --engine ray, repeat it for the cluster's other machines.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Classes kept per image (a classifier).", min=1)] = 5,
     shard_size: Annotated[int, typer.Option("--shard-size", help="Images per Parquet file.", min=1)] = 1024,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images decoded and run together.", min=1)] = 16,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Decode processes (default: half the cores).", min=1)] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Inference threads (default: the cores the decode workers leave).", min=1)] = None,
     provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Execution provider: auto (default), cpu, cuda, tensorrt or openvino.")] = None,
-    engine: Annotated[str, typer.Option("--engine", parser=choice(Engine, "engine"), metavar=metavar(Engine), help="Where the work runs: local (this machine: decode workers feeding one session).")] = "local",
+    engine: Annotated[str, typer.Option("--engine", parser=choice(Engine, "engine"), metavar=metavar(Engine), help="Where the work runs: local (this machine: decode workers feeding one session) or ray (Ray Data: decode tasks feeding a pool of Predictor actors; the ray extra).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --engine ray: the cluster to join (default: RAY_ADDRESS, else a local Ray).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", "-f", metavar="", help="Start over in a folder holding another job (only a folder of ours is ever cleared).")] = False,
 ) -> None:
     """Classify or embed many images into Parquet shards; killed, the same command resumes the job."""
     inputs = list(inputs or [])
-    if profile is not None:
+    profiles = list(profile or [])
+    if profiles:
         inputs.insert(0, model)
     elif not inputs:
         raise CLIError("give the model, then at least one input (a file, a folder, a glob or @list.txt)")
-    options = BatchOptions(tuple(inputs), output, model=None if profile is not None else Path(model), profile=profile, top_k=top_k, shard_size=shard_size,
-                           batch_size=batch_size, workers=workers, threads=threads, provider=provider, engine=engine, force=force)
+    options = BatchOptions(tuple(inputs), output, model=None if profiles else Path(model), profile=profiles[0] if profiles else None,
+                           top_k=top_k, shard_size=shard_size, batch_size=batch_size, workers=workers, threads=threads,
+                           provider=provider, engine=engine, force=force, profiles=tuple(profiles[1:]), ray_address=ray_address)
     try:
         with _progress_bar() as update:
             result = run_batch(options, progress=update)

@@ -43,12 +43,16 @@ def output_kind(predictor: Predictor) -> str:
     return str(kind)
 
 
-def open_model(options: BatchOptions, threads: int | None) -> tuple[Predictor, ModelFacts]:
+def open_model(options: BatchOptions, threads: int | None, *, for_facts_only: bool = False) -> tuple[Predictor, ModelFacts]:
     """The Predictor of ``options`` (the file, or the profile's configuration) and its facts.
 
     Args:
         threads: intra-op threads for a model file; a profile brings its own.
+        for_facts_only: the model on this machine's CPU, whatever machine the profiles are for
+            (a Ray driver: its actors open the deployment); several profiles must name one model.
     """
+    if for_facts_only:
+        return _facts_only(options, threads or 1)
     if options.profile is not None:
         predictor = Predictor.from_profile(options.profile)
         digest, profile_digest = predictor.profile.model_sha256, file_sha256(options.profile)
@@ -65,3 +69,24 @@ def open_model(options: BatchOptions, threads: int | None) -> tuple[Predictor, M
                              f"{predictor.output_name!r}); a Parquet column of fixed-size vectors needs it")
     facts = ModelFacts(digest, kind, predictor.num_outputs, source, profile_digest, predictor.provider, threads or cpu_count())
     return predictor, facts
+
+
+def _facts_only(options: BatchOptions, threads: int) -> tuple[Predictor, ModelFacts]:
+    from ...profile import load_profile
+
+    profiles = ((options.profile,) if options.profile else ()) + options.profiles
+    models = {}
+    for path in profiles:  # not checked for this machine: they are for the cluster's
+        profile = load_profile(path, check_machine=False, check_model=False)
+        models[profile.model_sha256] = profile.model_path(path)
+    if len(models) > 1:
+        raise OnnxModelError(f"the profiles {', '.join(map(str, profiles))} are for {len(models)} different models; "
+                             "one job runs one model")
+    model = next(iter(models.values())) if models else cast(Path, options.model)
+    digest = model_sha256(model)
+    if models and digest not in models:
+        raise OnnxModelError(f"{model} changed since it was tuned: its SHA-256 is not the profile's")
+    predictor = Predictor(model, provider="cpu", threads=threads)
+    kind = output_kind(predictor)
+    profile_digest = file_sha256(profiles[0]) if profiles else None
+    return predictor, ModelFacts(digest, kind, predictor.num_outputs, str(model), profile_digest, "cpu", threads)

@@ -12,7 +12,7 @@ __all__ = ["BatchOptions", "BatchProgress", "BatchResult", "ENGINES", "MAX_SHARD
 
 # The engines by name. A name here is a value of --engine; run_batch looks its runner up in
 # run.py's table (the Ray engine adds "ray" to both).
-ENGINES = ("local",)
+ENGINES = ("local", "ray")
 # A shard is written from memory in one piece: its rows are held until it is complete.
 MAX_SHARD_SIZE = 1_000_000
 
@@ -42,6 +42,9 @@ class BatchOptions:
         provider: execution provider (``auto`` when None); not with ``profile``.
         engine: where the work runs; one of :data:`ENGINES`.
         force: start over in an output folder that holds another job of ours.
+        profiles: with ``engine="ray"``, more profiles of the same model for other machines of the
+            cluster (each actor uses the one made for its machine, else the file on the CPU).
+        ray_address: the Ray cluster to join (else ``RAY_ADDRESS``, else a local Ray).
     """
 
     inputs: tuple[str, ...]
@@ -56,6 +59,8 @@ class BatchOptions:
     provider: str | None = None
     engine: str = "local"
     force: bool = False
+    profiles: tuple[Path, ...] = ()
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         if (self.model is None) == (self.profile is None):
@@ -66,6 +71,8 @@ class BatchOptions:
             raise InputError("give at least one input (a file, a folder, a glob or @list.txt)")
         if self.engine not in ENGINES:
             raise InputError(f"unknown engine {self.engine!r}; expected one of: {', '.join(ENGINES)}")
+        if self.engine != "ray" and (self.profiles or self.ray_address):
+            raise InputError("several profiles and a Ray address are for --engine ray; locally, give one --profile")
         _positive("top_k", self.top_k)
         _positive("shard_size", self.shard_size, limit=MAX_SHARD_SIZE)
         _positive("batch_size", self.batch_size, limit=4096)

@@ -30,6 +30,8 @@ def run_batch(options: BatchOptions, *, progress: ProgressCallback | None = None
         What this run did, with the number of images and the time it took.
     """
     start = time.perf_counter()
+    if options.engine == "ray":
+        return _run_on_ray(options, start, progress)
     predictor, facts = open_model(options, session_threads(options))
     with predictor:
         if not predictor.takes_images and predictor.input_dtype.kind != "f":
@@ -45,4 +47,26 @@ def run_batch(options: BatchOptions, *, progress: ProgressCallback | None = None
         output=options.output, images=job.manifest.images, processed=job.processed, failed=job.failed,
         shards=len(job.shards), shards_written=job.written, shards_skipped=job.skipped,
         seconds=time.perf_counter() - start, startup_s=startup, images_per_s=rate, engine=job.format.engine, workers=workers, threads=facts.threads,
+    )
+
+
+def _run_on_ray(options: BatchOptions, start: float, progress: ProgressCallback | None) -> BatchResult:
+    """The job on Ray: the driver reads the model's facts on its CPU (one thread; the profiles
+    may all be for other machines of the cluster), the actors run it (:mod:`.ray_engine`)."""
+    from .ray_engine import run_ray
+
+    profiles = tuple(str(p) for p in ((options.profile,) if options.profile else ()) + options.profiles)
+    predictor, facts = open_model(options, 1, for_facts_only=True)
+    with predictor:
+        spec = decode_spec(predictor)
+        model = str(predictor.model_path)
+    with open_job(options, facts, "ray", progress) as job:
+        layout = run_ray(job, model, spec, batch_size=options.batch_size, profiles=profiles, address=options.ray_address,
+                         workers=options.workers, threads=options.threads)
+    startup, rate = job.pace(start)
+    return BatchResult(
+        output=options.output, images=job.manifest.images, processed=job.processed, failed=job.failed,
+        shards=len(job.shards), shards_written=job.written, shards_skipped=job.skipped,
+        seconds=time.perf_counter() - start, startup_s=startup, images_per_s=rate, engine="ray",
+        workers=layout.cpus - layout.actors * layout.threads, threads=layout.actors * layout.threads,
     )

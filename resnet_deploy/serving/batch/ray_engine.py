@@ -1,0 +1,194 @@
+"""The Ray engine (``--engine ray``): the same job on Ray Data, for a cluster or a local Ray.
+
+Reading and decoding run as Ray tasks (:func:`~.decode.decode_batch`, one CPU each); inference
+runs in a pool of actors, each holding one Predictor (:func:`~.infer.infer_batch`): the rows are
+the ones the local engine writes, and the driver writes them into the same shards, manifest and
+resume rules (:class:`~.job.Job`). What Ray's users report, guarded against here:
+
+- the actors never reserve every CPU (ray#44687: a pipeline whose actors hold all CPUs hangs,
+  its readers never scheduled): :func:`ray_layout` leaves at least one CPU to the readers;
+- a dead actor is an error, not a hang (ray#62746): actors are not restarted and their tasks not
+  retried, so the job stops at once with one line, its finished shards kept;
+- decoded images do not pile up in the object store (ray#44577): one batch is one Ray row and
+  Ray Data's streaming executor holds a bounded number of them in flight.
+
+On mixed machines a profile is refused on another machine, so several may be given: each actor
+uses the one made for its machine and otherwise the model file on the CPU, and every row's
+``engine`` column says which it ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pyarrow as pa
+
+from ..._errors import ResnetDeployError, RuntimeBackendError, first_line
+from ..._extras import require
+from ...graph.io import model_sha256
+from ...runtime import Predictor, cpu_count
+from .decode import DecodeSpec, decode_batch
+from .infer import infer_batch
+from .job import Job
+from .rows import RowFormat
+from .shards import Shard
+
+__all__ = ["RayLayout", "ray_layout", "run_ray", "RAY_ADDRESS"]
+
+RAY_ADDRESS = "RAY_ADDRESS"  # Ray's own variable for the cluster to join
+
+
+@dataclasses.dataclass(frozen=True)
+class RayLayout:
+    """``actors`` Predictors of ``threads`` intra-op threads (and as many CPUs reserved) each; the
+    rest of the cluster's ``cpus`` decodes."""
+
+    cpus: int
+    actors: int
+    threads: int
+
+
+def ray_layout(cpus: int, *, workers: int | None = None, threads: int | None = None) -> RayLayout:
+    """How the cluster's CPUs are shared: by default half decode, half infer (as the local engine
+    does), and never all of them to the actors: at least one CPU is left to the readers."""
+    readers = workers if workers is not None else max(1, cpus // 2)
+    for_actors = max(1, cpus - max(1, readers))
+    per_actor = min(threads or for_actors, for_actors)
+    actors = max(1, for_actors // per_actor)
+    if cpus > 1 and actors * per_actor >= cpus:  # one CPU in all: Ray still runs a task beside the actor
+        actors, per_actor = 1, max(1, cpus - 1)
+    return RayLayout(cpus, actors, per_actor)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Deployment:
+    """What each actor opens: the model file, the profiles it may use, and the digest to check."""
+
+    model: str
+    sha256: str
+    profiles: tuple[str, ...]
+    threads: int
+    fmt: RowFormat
+
+
+class _InferActor:
+    """One Predictor in a Ray actor: the profile made for this machine, else the file on the CPU."""
+
+    def __init__(self, deployment: _Deployment) -> None:
+        self.predictor, label = _open_here(deployment)
+        self.fmt = dataclasses.replace(deployment.fmt, engine=label)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        rows = [infer_batch(self.predictor, decoded, self.fmt) for decoded in batch["decoded"]]
+        return {"key": batch["key"], "rows": rows}
+
+
+def _open_here(deployment: _Deployment) -> tuple[Predictor, str]:
+    from ...profile import ProfileError
+
+    for profile in deployment.profiles:
+        try:
+            predictor = Predictor.from_profile(profile)
+        except ProfileError:
+            continue  # made for another machine (or another file): the next one may be this machine's
+        return predictor, f"ray:{predictor.provider} ({Path(profile).name})"
+    if model_sha256(deployment.model) != deployment.sha256:  # a node whose copy differs from the driver's
+        raise RuntimeBackendError(f"{deployment.model} on {os.uname().nodename} is not the file the job started with "
+                                  "(its SHA-256 differs): give every node the same model on shared storage")
+    predictor = Predictor(deployment.model, provider="cpu", threads=deployment.threads)
+    return predictor, "ray:cpu" + (" (no profile for this machine)" if deployment.profiles else "")
+
+
+def _decode(spec: DecodeSpec) -> Any:
+    def decode(row: dict[str, Any]) -> dict[str, Any]:
+        return {"key": row["key"], "decoded": decode_batch([str(p) for p in row["paths"]], spec)}
+    return decode
+
+
+def _connect(address: str | None) -> bool:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray on this
+    machine's cores. Returns whether this call started it (and so stops it)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get(RAY_ADDRESS) or None
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    try:
+        ray.init(address=address, **kwargs) if address else ray.init(num_cpus=cpu_count(), **kwargs)
+    except Exception as exc:  # ConnectionError, a refused address, a version mismatch
+        raise RuntimeBackendError(f"could not {'join the Ray cluster at ' + address if address else 'start Ray'}: "
+                                  f"{first_line(exc)}") from None
+    return True
+
+
+def run_ray(job: Job, deployment_model: str, spec: DecodeSpec, *, batch_size: int, profiles: Sequence[str] = (),
+            address: str | None = None, workers: int | None = None, threads: int | None = None) -> RayLayout:
+    """Do ``job``'s pending shards on Ray; returns the layout it used."""
+    require("--engine ray", "ray", extra="ray")
+    import ray
+
+    started = _connect(address)
+    try:
+        layout = ray_layout(int(ray.cluster_resources().get("CPU", 1)), workers=workers, threads=threads)
+        deployment = _Deployment(deployment_model, job.format.model_sha256, tuple(str(p) for p in profiles),
+                                 layout.threads, job.format)
+        tasks = [(shard, batch) for shard in job.pending for batch in shard.batches(batch_size)]
+        if tasks:
+            _drain(job, tasks, _dataset(ray, tasks, spec, deployment, layout))
+        return layout
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _dataset(ray: Any, tasks: list[tuple[Shard, tuple[str, ...]]], spec: DecodeSpec, deployment: _Deployment,
+             layout: RayLayout) -> Any:
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # rows come back in input order: shards fill in order
+    context.enable_progress_bars = False  # ours is the command's bar; Ray's would draw a second one
+    for name in ("ray", "ray.data"):  # its lines per dataset, and its traceback of a failure we report in one line
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    items = [{"key": key, "paths": list(batch)} for key, (_, batch) in enumerate(tasks)]
+    with warnings.catch_warnings():
+        # max_restarts and max_task_retries reach the actors only as Ray remote args, which Ray 2.60
+        # deprecates without a named replacement (hence the extra's <2.64). Ray Data's defaults
+        # restart a dead actor and retry its task forever: the hang of ray#62746.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        return (ray.data.from_items(items, override_num_blocks=len(items))
+                .map(_decode(spec), num_cpus=1)
+                .map_batches(_InferActor, fn_constructor_kwargs={"deployment": deployment}, batch_size=1,
+                             concurrency=layout.actors, num_cpus=layout.threads, max_restarts=0, max_task_retries=0))
+
+
+def _drain(job: Job, tasks: list[tuple[Shard, tuple[str, ...]]], dataset: Any) -> None:
+    """Collect the rows in input order into shards and write each as it completes."""
+    rows: list[pa.RecordBatch] = []
+    count = 0
+    for key, batch in enumerate(_rows(dataset)):
+        shard = tasks[key][0]
+        job.batch_done(batch)
+        rows.append(batch)
+        count += batch.num_rows
+        if count == len(shard.paths):
+            job.write_shard(shard, rows)
+            rows, count = [], 0
+
+
+def _rows(dataset: Any) -> Iterator[pa.RecordBatch]:
+    try:
+        for row in dataset.iter_rows():
+            yield row["rows"]
+    except ResnetDeployError:
+        raise
+    except Exception as exc:  # RayTaskError wraps ours; ActorDiedError, a lost node: Ray's own
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, ResnetDeployError):
+            raise cause from None
+        raise RuntimeBackendError(f"the Ray job failed: {type(exc).__name__}: {first_line(exc)}; the finished shards are "
+                                  "kept: the same command resumes the job") from None

@@ -1,0 +1,137 @@
+"""``batch --engine ray`` on a local Ray, in an environment of its own (``.ci/run`` builds it with
+``pip install -e '.[ray]' pytest``; the model comes from the main environment through
+``RESNET_DEPLOY_RAY_MODEL``): the same rows as the local engine, a dead actor an error and not a
+hang, CPU reservations that leave the readers room on 2 cores, profiles chosen per machine.
+Elsewhere skipped, unless ``RESNET_DEPLOY_REQUIRE_RAY=1`` turns the skip into a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from .._require import skip_unless_present
+
+MODEL = os.environ.get("RESNET_DEPLOY_RAY_MODEL")
+try:
+    import ray  # noqa: F401
+except ImportError as exc:
+    skip_unless_present(f"Ray is not installed here ({exc})", "RESNET_DEPLOY_REQUIRE_RAY", module_level=True)
+if not MODEL or not Path(MODEL).is_file():
+    skip_unless_present("RESNET_DEPLOY_RAY_MODEL names no exported ResNet-20", "RESNET_DEPLOY_REQUIRE_RAY", module_level=True)
+
+from resnet_deploy.serving.batch import BatchOptions, run_batch  # noqa: E402
+from resnet_deploy.serving.batch.ray_engine import ray_layout  # noqa: E402
+
+from ._photos import BROKEN  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+SHARD = 32
+
+
+def _table(folder: Path) -> pa.Table:
+    return pa.concat_tables([pq.read_table(p) for p in sorted(folder.glob("part-*.parquet"))])
+
+
+def _run(photos: Path, out: Path, engine: str, **kwargs: object) -> pa.Table:
+    run_batch(BatchOptions((str(photos),), out, model=Path(MODEL), shard_size=SHARD, threads=1, engine=engine,  # type: ignore[arg-type]
+                           **kwargs))  # type: ignore[arg-type]
+    return _table(out)
+
+
+@pytest.fixture(scope="module")
+def local_rows(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
+    return _run(photos, tmp_path_factory.mktemp("local") / "out", "local", workers=1)
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 3, 4, 8, 16, 64])
+def test_the_actors_never_take_every_cpu(cpus: int) -> None:
+    """ray#44687: actors that reserve every CPU starve the readers and the pipeline hangs."""
+    layout = ray_layout(cpus)
+    assert layout.actors >= 1 and layout.threads >= 1
+    assert cpus == 1 or layout.actors * layout.threads < cpus, layout
+    assert ray_layout(cpus, threads=1).threads == 1
+
+
+def test_ray_rows_equal_the_local_engines(photos: Path, tmp_path: Path, local_rows: pa.Table) -> None:
+    """On a local Ray of this machine's cores (2 here: the layout of ray#44687), every column but
+    the engine equals the local engine's, logits bit for bit, broken files included."""
+    started = time.perf_counter()
+    rows = _run(photos, tmp_path / "out", "ray")
+    print(f"{rows.num_rows} rows on Ray in {time.perf_counter() - started:.1f} s")
+    assert rows.num_rows == local_rows.num_rows
+    for name in rows.schema.names:
+        if name != "engine":
+            assert rows.column(name).equals(local_rows.column(name)), name
+    assert set(rows.column("engine").to_pylist()) == {"ray:cpu"}
+    statuses = dict(zip(rows.column("path").to_pylist(), rows.column("status").to_pylist()))
+    for name, reason in BROKEN.items():
+        assert reason in next(s for p, s in statuses.items() if p.endswith(name))
+
+
+def test_profiles_are_chosen_per_machine(photos: Path, tmp_path: Path, local_rows: pa.Table) -> None:
+    """A profile for another machine is not used; with none for this one the actors run the file
+    on the CPU and the engine column says so. A profile for this machine is used, by name."""
+    from resnet_deploy._machine import machine
+    from resnet_deploy.profile import DeploymentProfile, model_sha256, save_profile
+
+    model = tmp_path / "m.onnx"
+    shutil.copyfile(MODEL, model)  # type: ignore[arg-type]
+    here = DeploymentProfile(model="m.onnx", model_sha256=model_sha256(model), provider="cpu", backend="onnxruntime",
+                             precision="fp32", batch_size=1, session={"threads": 1}, measured={}, machine=machine())
+    elsewhere = DeploymentProfile(**{**here.__dict__, "machine": {**machine(), "cpu": "another CPU"}})
+    save_profile(here, tmp_path / "here.json")
+    save_profile(elsewhere, tmp_path / "elsewhere.json")
+    out = tmp_path / "a"
+    run_batch(BatchOptions((str(photos),), out, profile=tmp_path / "elsewhere.json", shard_size=SHARD, engine="ray"))
+    assert set(_table(out).column("engine").to_pylist()) == {"ray:cpu (no profile for this machine)"}
+    out = tmp_path / "b"
+    run_batch(BatchOptions((str(photos),), out, profile=tmp_path / "elsewhere.json", profiles=(tmp_path / "here.json",),
+                           shard_size=SHARD, engine="ray"))
+    rows = _table(out)
+    assert set(rows.column("engine").to_pylist()) == {"ray:cpu (here.json)"}
+    assert rows.column("top_k_indices").equals(local_rows.column("top_k_indices"))
+
+
+def test_a_dead_actor_is_an_error_not_a_hang_and_the_job_resumes(photos: Path, tmp_path: Path,
+                                                                 local_rows: pa.Table) -> None:
+    """ray#62746: an actor killed mid-job. The command ends within a minute with one error line,
+    its finished shards kept; run again, it finishes with every image once, as the local engine."""
+    out = tmp_path / "out"
+    exe = Path(sys.executable).parent / "resnet-deploy"
+    command = [str(exe), "batch", str(MODEL), str(photos), "-o", str(out), "--engine", "ray", "--shard-size", str(SHARD),
+               "--threads", "1", "--batch-size", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline, victim = time.monotonic() + 120, None
+        while victim is None and time.monotonic() < deadline and proc.poll() is None:
+            found = subprocess.run(["pgrep", "-f", "_InferActor"], capture_output=True, text=True).stdout.split()
+            if found and (out / "part-00000.parquet").exists():  # an actor at work, a shard already kept
+                victim = int(found[0])
+            time.sleep(0.1)
+        assert victim is not None, "no Ray actor found at work"
+        os.kill(victim, signal.SIGKILL)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    print(err)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 1 and len(lines) == 1 and "the Ray job failed" in lines[0] and "resumes the job" in lines[0]
+    assert "Traceback" not in err
+    kept = json.loads((out / "_manifest.json").read_text())["shards"]
+    assert kept, "the finished shards are kept"
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    rows = _table(out)
+    assert rows.column("path").to_pylist() == local_rows.column("path").to_pylist()
+    assert rows.column("top_k_scores").equals(local_rows.column("top_k_scores"))
