@@ -172,6 +172,7 @@ def test_a_resumed_job_equals_an_uninterrupted_one(clean: Path, photos: Path, re
     manifest["shards"] = [s for s in manifest["shards"] if s["name"] != "part-00001.parquet"]
     (out / "_manifest.json").write_text(json.dumps(manifest))
     (out / "part-00000.parquet").unlink()
+    (out / ".part-00003.parquet.k1ll3d00.tmp").write_bytes(b"half a shard")  # SIGKILL mid-write, just now
     seen = _Stop(10**9)
     result = run_batch(options, progress=seen)
     assert (result.shards_skipped, result.shards_written, result.processed) == (1, 4, 207 - SHARD)

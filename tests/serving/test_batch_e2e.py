@@ -71,6 +71,7 @@ def test_a_killed_job_run_again_finishes_with_every_image_once(clean: pa.Table, 
     assert 2 <= _finished(out) < 26
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "finished by an earlier run" in again.stdout, again.stderr
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
     table = _table(out)
     assert table.column("path").to_pylist() == clean.column("path").to_pylist()  # every image once, in order
     assert table.equals(clean)

@@ -21,7 +21,7 @@ from .inputs import INPUTS_FILE
 from .manifest import MANIFEST
 from .shards import SHARD_NAME
 
-__all__ = ["FolderState", "folder_state", "claim", "clear"]
+__all__ = ["FolderState", "folder_state", "claim", "clear", "remove_temporaries"]
 
 # The temporary files of resnet_deploy._atomic's writes of our names: ".NAME.<8 random>.tmp".
 _TEMPORARY = re.compile(r"\.(?:_manifest\.json|_inputs\.txt|part-\d{5,}\.parquet)\.[a-z0-9_]{8}\.tmp")
@@ -83,5 +83,14 @@ def clear(folder: Path) -> None:
     names = sorted(os.listdir(folder), key=lambda n: n != MANIFEST)
     for name in names:
         if name in (MANIFEST, INPUTS_FILE) or SHARD_NAME.fullmatch(name) or _TEMPORARY.fullmatch(name):
+            with contextlib.suppress(FileNotFoundError):
+                (folder / name).unlink()
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Remove the temporary files of writes that a killed run left (SIGKILL runs no cleanup).
+    Called under :func:`claim`'s lock, so no live writer of ours can own one, however young."""
+    for name in os.listdir(folder):
+        if _TEMPORARY.fullmatch(name):
             with contextlib.suppress(FileNotFoundError):
                 (folder / name).unlink()

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ..._atomic import atomic_path, atomic_write_bytes
 from ..._errors import OutputPathError
-from .folder import FolderState, claim, clear, folder_state
+from .folder import FolderState, claim, clear, folder_state, remove_temporaries
 from .inputs import INPUTS_FILE, inputs_bytes, list_inputs, normalise_specs, parse_inputs
 from .manifest import MANIFEST, JobKey, Manifest, ShardRecord, difference, manifest_bytes, read_manifest
 from .model import ModelFacts
@@ -136,6 +136,7 @@ def open_job(options: BatchOptions, facts: ModelFacts, engine: str, progress: Pr
     # The inputs are listed before the folder is touched: a missing input leaves an old job intact.
     paths = None if resume else list_inputs(key.inputs)
     with claim(folder):
+        remove_temporaries(folder)
         if resume:
             manifest = _finished(folder, read_manifest(folder / MANIFEST))
             paths = _resume(folder, manifest, key)
