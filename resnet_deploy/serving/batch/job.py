@@ -61,7 +61,7 @@ class Job:
             self.first_batch = (self.last_batch_at, rows.num_rows)
         self._done += rows.num_rows
         self.processed += rows.num_rows
-        self.failed += rows.num_rows - pc.sum(pc.equal(rows.column(STATUS), OK)).as_py() if rows.num_rows else 0
+        self.failed += _failed(rows)
         self.report()
 
     def pace(self, start: float) -> tuple[float, float]:
@@ -82,10 +82,13 @@ class Job:
             raise RuntimeError(f"{shard.name}: the engine returned rows for other images than the shard's")
         with atomic_path(self.folder / shard.name) as tmp:
             pq.write_table(table, tmp)
-        failed = table.num_rows - pc.sum(pc.equal(table.column(STATUS), OK)).as_py()
-        self.manifest = self.manifest.with_shard(ShardRecord(shard.name, table.num_rows, failed))
+        self.manifest = self.manifest.with_shard(ShardRecord(shard.name, table.num_rows, _failed(table)))
         atomic_write_bytes(self.folder / MANIFEST, manifest_bytes(self.manifest))
         self.written += 1
+
+
+def _failed(rows: pa.RecordBatch | pa.Table) -> int:
+    return int(pc.sum(pc.not_equal(rows.column(STATUS), OK)).as_py() or 0)
 
 
 def _finished(folder: Path, manifest: Manifest) -> Manifest:
