@@ -205,3 +205,31 @@ def test_node_metadata_is_plain_data(labelled_r20: Path, tmp_path: Path, row: st
     if row == "control-characters":  # --json keeps the labels exactly, escaped by JSON itself
         as_json = _node(model, photo_files_dummy(tmp_path), "--top-k", "10", "--json")
         assert {p["label"] for p in json.loads(as_json.stdout)[0]["top_k"]} == set(HOSTILE)
+
+
+def _png_bomb(path: Path, width: int, height: int) -> Path:
+    """A 1-bit PNG of zeros: 17 KB on disk for 12000x12000 pixels, 576 MB once decoded to RGBA."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = (b"\x00" * (1 + (width + 7) // 8)) * height
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_node_refuses_a_png_bomb_from_its_header(labelled_r20: Path, tmp_path: Path) -> None:
+    """Issue 26 B.3: the size check ran after pngjs decoded the pixels (here 35 s and 1.1 GB before
+    the refusal); the PNG header states the size, read first as the JPEG path does."""
+    import time
+
+    bomb = _png_bomb(tmp_path / "bomb.png", 12000, 12000)
+    start = time.monotonic()
+    result = _node(labelled_r20, bomb, code=1)
+    took = time.monotonic() - start
+    print(result.stderr, f"{took:.1f} s")
+    assert "more than 89478485 pixels" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert took < 10
