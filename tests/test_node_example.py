@@ -148,7 +148,26 @@ def test_node_refuses_in_one_line(resnet20_onnx: Path, labelled_r20: Path, tmp_p
     text.write_text("not an image")
     for args, needle in [((labelled_r20, text), "not a JPEG or PNG"), ((labelled_r20, "--top-k", "0", text), "--top-k")]:
         result = _node(*args, code=1)
-        assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert needle in result.stderr and _errors(result.stderr) == 1, result.stderr
+
+
+def _errors(stderr: str) -> int:
+    """How many error lines: each failure is one ``error:`` line, after any ``warning:`` lines."""
+    lines = stderr.strip().splitlines()
+    assert all(line.startswith(("error:", "warning:")) for line in lines), stderr
+    return sum(line.startswith("error:") for line in lines)
+
+
+def test_node_help_and_random_weights_warning(labelled_r20: Path, tmp_path: Path) -> None:
+    """Issue 26 D.4: --help was 'unknown option --help'; a model of random weights said nothing
+    where predict and the page warn."""
+    shown = _node("--help")
+    assert shown.stdout.startswith("usage: node classify.js MODEL.onnx IMAGE") and "--top-k" in shown.stdout
+    assert not shown.stderr
+    for weights, warned in (("random init (seed 0)", True), ("resnet20.pth", False)):
+        model = _with_metadata(labelled_r20, tmp_path, f"w{int(warned)}", weights=weights)
+        result = _node(model, photo_files_dummy(tmp_path))
+        assert ("warning: w1.onnx holds the seeded random initialisation" in result.stderr) is warned, result.stderr
 
 
 def photo_files_dummy(folder: Path) -> Path:
@@ -199,7 +218,7 @@ def test_node_metadata_is_plain_data(labelled_r20: Path, tmp_path: Path, row: st
     for needle in expect:
         assert needle in text, needle
     if code:
-        assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+        assert _errors(result.stderr) == 1
     if row == "proto":
         assert "PROTO" not in result.stdout  # no labels: the class indices stand in
     if row == "control-characters":  # --json keeps the labels exactly, escaped by JSON itself
@@ -231,5 +250,5 @@ def test_node_refuses_a_png_bomb_from_its_header(labelled_r20: Path, tmp_path: P
     result = _node(labelled_r20, bomb, code=1)
     took = time.monotonic() - start
     print(result.stderr, f"{took:.1f} s")
-    assert "more than 89478485 pixels" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "more than 89478485 pixels" in result.stderr and _errors(result.stderr) == 1
     assert took < 10

@@ -26,18 +26,28 @@ const MAX_PIXELS = 89478485; // PIL's decompression-bomb limit, as resnet-deploy
 
 class UsageError extends Error {}
 
+const USAGE = 'usage: node classify.js MODEL.onnx IMAGE [IMAGE ...] [--top-k K] [--json]';
+const HELP = `${USAGE}
+
+Classify JPEG and PNG files with a resnet-deploy model exported with --image-input.
+  --top-k K, -k K  how many classes to show per image (default 5)
+  --json           print JSON: [{image, size, top_k: [{index, label, score}], logits}]
+  --help, -h       show this help`;
+
 function parseArgs(argv) {
   const args = { topK: 5, json: false, files: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--json') args.json = true;
+    if (a === '--help' || a === '-h') args.help = true;
+    else if (a === '--json') args.json = true;
     else if (a === '--top-k' || a === '-k') {
       args.topK = Number(argv[++i]);
       if (!Number.isInteger(args.topK) || args.topK < 1) throw new UsageError(`--top-k takes a whole number >= 1, received ${argv[i]}`);
     } else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
     else args.files.push(a);
   }
-  if (args.files.length < 2) throw new UsageError('usage: node classify.js MODEL.onnx IMAGE [IMAGE ...] [--top-k K] [--json]');
+  if (args.help) return args;
+  if (args.files.length < 2) throw new UsageError(USAGE);
   args.model = args.files.shift();
   return args;
 }
@@ -222,9 +232,17 @@ function topK(logits, k, labels) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
+  if (args.help) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
   const metadata = readMetadata(args.model);
   if (metadata.input_format !== 'uint8 RGB NHWC, any size') {
     throw new UsageError(`${args.model} does not take images as they are (metadata input_format is ${JSON.stringify(metadata.input_format)}); export it with --image-input`);
+  }
+  if (String(metadata.weights ?? '').startsWith('random init')) { // export without --weights records this, as predict warns
+    process.stderr.write(`warning: ${shown(path.basename(args.model))} holds the seeded random initialisation, not trained weights: `
+      + 'its answers mean nothing (export it with --weights CHECKPOINT)\n');
   }
   const session = await ort.InferenceSession.create(args.model);
   const inputName = session.inputNames[0];
