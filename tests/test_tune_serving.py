@@ -35,7 +35,7 @@ def test_instances_option_gives_each_request_thread_its_own_session(resnet20_onn
     backend = OnnxRuntimeBackend(spec)
     x = np.zeros((1, 3, 32, 32), np.float32)
     calls = [backend.timed(x) for _ in range(3)]
-    sessions = {id(inspect.getclosurevars(c).nonlocals["own"]) for c in calls}
+    sessions = {id(inspect.getclosurevars(c).nonlocals["session"]) for c in calls}  # None: the first, own session
     assert len(sessions) == 3
     for call in calls:
         call()

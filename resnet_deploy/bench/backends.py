@@ -213,10 +213,9 @@ class OpenVINORuntimeBackend:
 
 def _input_dtype(session: Any) -> np.dtype:
     """The numpy type of a session's first input (``tensor(float)`` -> float32)."""
-    kind = session.get_inputs()[0].type
-    names = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-             "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
-    return np.dtype(names.get(kind, np.float32))
+    from ..runtime.config import ORT_NUMPY_TYPES
+
+    return np.dtype(ORT_NUMPY_TYPES.get(session.get_inputs()[0].type, np.float32))
 
 
 BACKENDS: dict[str, type] = {

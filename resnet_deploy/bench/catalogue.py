@@ -20,6 +20,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
+from .._names import OPENVINO_RUNTIME
 from .schema import Engine
 
 __all__ = ["CATALOGUE", "Entry", "BASELINE", "GPU_BASELINE", "REFERENCE", "OPENVINO_RUNTIME", "session_fields",
@@ -30,7 +31,6 @@ GPU_BASELINE = "pytorch-cuda"  # GPU engines are compared with it once it has be
 REFERENCE = "ort-fp32"  # tune's reference: the given fp32 file on onnxruntime's CPU EP
 # The backend kind of the OpenVINO runtime itself (not onnxruntime's OpenVINO EP, whose backend
 # is "onnxruntime"): the same word in the engine, the profile's ``backend`` and Predictor.backend.
-OPENVINO_RUNTIME = "openvino-runtime"
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from .._errors import InputError
+from .._names import TRITON_MODEL_NAME
 from ..runtime import cpu_count, resolve_provider
 # The cache's functions lived here; tests and scripts import them from here still.
+from .schema import DEFAULT_REQUEST_TIMEOUT_S  # noqa: F401 - the option's default, named here too
 from .cache import CACHE_MARKER, TRT_CACHE_KEY, cache_usage, clear_cache, make_cache_entry  # noqa: F401
 
 __all__ = ["BenchOptions", "validate", "MODES", "PRECISIONS", "LIMITS", "DEFAULT_REQUEST_TIMEOUT_S"]
@@ -27,7 +28,6 @@ LIMITS = {
     "batch_size": 4096,
     "request_timeout": 3600.0,  # seconds one request to a served model may take
 }
-DEFAULT_REQUEST_TIMEOUT_S = 30.0
 DEFAULT_ROUNDS = 5
 
 
@@ -165,5 +165,5 @@ def _check_served(options: BenchOptions) -> None:
 
     for url in options.urls:
         parse_url(url)
-    if options.served_model is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", options.served_model):
+    if options.served_model is not None and not TRITON_MODEL_NAME.match(options.served_model):
         raise InputError(f"invalid served model name {options.served_model!r}")

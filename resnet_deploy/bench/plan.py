@@ -16,6 +16,7 @@ from typing import Any
 from .._errors import InputError
 from .._hashing import file_sha256
 from ..runtime import available_providers
+from ..runtime.config import GPU_PROVIDERS
 from ..runtime.raw_images import check_image_provider
 from .catalogue import BASELINE, CATALOGUE, machine_capabilities
 from .inputs import ModelFile, read_model_file
@@ -28,7 +29,6 @@ __all__ = ["Plan", "plan_engines", "plan_files", "plan_zoo", "MAX_FILE_ENGINES",
 # rounds of a batch size: ONNX files given on the command line make at most this many engines
 # (files x providers). The zoo's engines are bounded by the catalogue.
 MAX_FILE_ENGINES = 16
-GPU_PROVIDERS = ("cuda", "tensorrt")
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._errors import InputError
-from .options import DEFAULT_REQUEST_TIMEOUT_S
-from .schema import Engine, EngineGone, Record, WorkerSpec
+from .schema import DEFAULT_REQUEST_TIMEOUT_S, Engine, EngineGone, Record, WorkerSpec
 
 __all__ = ["TritonClientBackend", "served_engines", "parse_url", "check_served", "ServerTimes", "served_failures",
            "SERVED_PROVIDER"]

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 
 from .._errors import InputError
 from .._json import json_depth
+from .._names import OPENVINO_RUNTIME
 
 __all__ = ["ProfileError", "SESSION_FIELDS", "check_session", "check_profile_fields", "MAX_PROFILE_BYTES", "MAX_DEPTH"]
 
@@ -82,7 +83,7 @@ _FIELDS: dict[str, _Kind] = {
     "model": _Kind("a non-empty string", lambda v: _text().test(v) and bool(v)),
     "model_sha256": _Kind("64 lowercase hex digits", lambda v: isinstance(v, str) and bool(re.fullmatch(r"[0-9a-f]{64}", v))),
     "provider": _one_of("cpu", "cuda", "tensorrt", "openvino"),  # runtime.providers.PROVIDERS
-    "backend": _one_of("onnxruntime", "openvino-runtime"),
+    "backend": _one_of("onnxruntime", OPENVINO_RUNTIME),
     "precision": _one_of("fp32", "bf16", "fp16", "int8"),
     "batch_size": _int(1, MAX_BATCH),
     "source_model": _text(),

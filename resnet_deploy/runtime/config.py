@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["SessionConfig"]
+import numpy as np
+
+__all__ = ["SessionConfig", "GPU_PROVIDERS", "ORT_NUMPY_TYPES"]
+
+GPU_PROVIDERS = ("cuda", "tensorrt")  # the providers whose inputs and outputs live on a device
+# onnxruntime's type names -> numpy's, for the inputs and outputs our models have.
+ORT_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+                   "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int64)": np.int64}
 
 
 @dataclass

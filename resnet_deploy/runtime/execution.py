@@ -26,12 +26,9 @@ from typing import Any, Callable
 import numpy as np
 
 from .._errors import InputError, RuntimeBackendError, first_line
+from .config import GPU_PROVIDERS, ORT_NUMPY_TYPES
 
-__all__ = ["Execution", "GPU_PROVIDERS", "OUTPUT_DTYPES", "chunks", "batched_outputs"]
-
-GPU_PROVIDERS = ("cuda", "tensorrt")
-# Output element types a CUDA graph's output buffer can be allocated for, by onnxruntime's type name.
-OUTPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+__all__ = ["Execution", "chunks", "batched_outputs"]
 
 
 def chunks(batch: np.ndarray, size: int) -> list[tuple[np.ndarray, int]]:
@@ -148,7 +145,7 @@ class Execution:
 
             output = session.get_outputs()[0]
             out_shape = [shape[0], *output.shape[1:]]
-            dtype = OUTPUT_DTYPES.get(output.type)
+            dtype = ORT_NUMPY_TYPES.get(output.type)
             if not all(isinstance(d, int) for d in out_shape) or dtype is None:
                 raise RuntimeBackendError(
                     f"CUDA graphs need output buffers of a fixed shape and a float type; {self.output_name!r} is "

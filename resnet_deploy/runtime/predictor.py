@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
+from .._names import OPENVINO_RUNTIME
 from .._errors import InputError, NonFiniteOutputError, OnnxModelError, RuntimeBackendError
 from ..graph.io import image_input, load_onnx, read_metadata
 from ..preprocess.images import ImageLike, Preprocessing
@@ -67,10 +68,10 @@ class Predictor:
         self._session, self.provider, self.placement = open_session(model.SerializeToString(), cfg, placement=check_placement)
         # Which runtime executes the model: onnxruntime (any provider, the OpenVINO plugin
         # included) or the OpenVINO runtime itself (provider "openvino" without the plugin).
-        self.backend = "openvino-runtime" if isinstance(self._session, OpenVINOSession) else "onnxruntime"
+        self.backend = OPENVINO_RUNTIME if isinstance(self._session, OpenVINOSession) else "onnxruntime"
         self.input_name = image.name
         self.input_shape: tuple[int | None, ...] = image.shape
-        if self.backend == "openvino-runtime" and cfg.static_batch is not None:
+        if self.backend == OPENVINO_RUNTIME and cfg.static_batch is not None:
             self.input_shape = (cfg.static_batch, *image.shape[1:])
             image = replace(image, shape=self.input_shape)
         self.input_dtype = image.dtype

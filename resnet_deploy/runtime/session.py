@@ -22,7 +22,7 @@ import onnx
 import onnxruntime as ort
 
 from .._errors import ProviderUnavailableError, RuntimeBackendError, first_line
-from .config import SessionConfig
+from .config import ORT_NUMPY_TYPES, SessionConfig
 from .openvino_native import OpenVINOSession
 from .providers import (
     PROVIDERS, openvino_backend, openvino_options, openvino_plugin_devices, preload_cuda_libraries, provider_list, resolve_provider,
@@ -54,7 +54,6 @@ _OPT_LEVELS = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
-_NP_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
 def cpu_count() -> int:
@@ -134,12 +133,12 @@ def node_placement(model: str | Path | bytes, config: SessionConfig | None = Non
         # OpenVINO compiles the whole graph for its CPU plugin or refuses it: no per-node split.
         open_openvino_runtime(model, config)
         source = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model), load_external_data=False)
-        return Counter({OPENVINO_RUNTIME: len(source.graph.node)})
+        return Counter({OPENVINO_PLACEMENT: len(source.graph.node)})
     plugin = short == "openvino" and bool(openvino_plugin_devices())
     return cast(Counter[str], _open(model, config, short, plugin=plugin, probe=True, batch=batch)[2])
 
 
-OPENVINO_RUNTIME = "OpenVINO runtime (CPU)"
+OPENVINO_PLACEMENT = "OpenVINO runtime (CPU)"  # where its nodes run, in a placement count
 
 
 def open_openvino_runtime(model: str | Path | bytes, config: SessionConfig) -> OpenVINOSession:
@@ -195,7 +194,7 @@ def _profiled_placement(session: ort.InferenceSession, batch: int) -> Counter[st
     for inp in session.get_inputs():
         shape = [d if isinstance(d, int) else batch for d in inp.shape]
         # An --image-input model takes uint8 images; its symbolic height and width become 1 here: a valid 1x1 image.
-        dtype = np.uint8 if inp.type == "tensor(uint8)" else _NP_DTYPES.get(inp.type, np.float32)
+        dtype = ORT_NUMPY_TYPES.get(inp.type, np.float32)
         feeds[inp.name] = np.zeros(shape, dtype=dtype)
     try:
         session.run(None, feeds)

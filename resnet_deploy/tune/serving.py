@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from .._errors import InputError
+from ..bench.options import MODES
 from ..bench.plan import Plan
 from ..bench.schema import Engine, Record
 
 __all__ = ["Layout", "ServingChoice", "layouts", "choose_layout", "check_serving_options", "CPU_PROVIDERS", "MODES"]
 
-MODES = ("latency", "throughput")
 
 CPU_PROVIDERS = ("cpu", "openvino")  # what runs on this machine's cores; GPUs are laid out by their own rules
 

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 from ..._errors import InputError
+from ..._names import TRITON_MODEL_NAME
 
 __all__ = ["TritonOptions", "TritonEntry", "validate", "TRITON_PROVIDERS", "TRITON_BACKENDS", "DEFAULT_MAX_BATCH_SIZE",
            "MAX_NAME_BYTES", "NAME", "DEFAULT_MAX_REQUEST_BYTES"]
@@ -27,7 +27,7 @@ MAX_QUEUE_DELAY_US = 60_000_000
 # (``--max-request-mb``): Triton holds a request whole, and the stub's memory is several times it.
 DEFAULT_MAX_REQUEST_BYTES = 256 * 2**20
 MAX_REQUEST_BYTES = 2**40
-NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+NAME = TRITON_MODEL_NAME
 # The entry is staged as `.NAME.` + 8 random characters and set aside as `.NAME.old`: 10 bytes
 # more than the name, within the 255 a file name may have.
 MAX_NAME_BYTES = 255 - 10
