@@ -14,9 +14,9 @@ __version__ = "0.1.0"
 
 from ._errors import *  # noqa: F401,F403
 from ._errors import __all__ as _error_names
-from .runtime import Prediction, Predictor
 
 if TYPE_CHECKING:
+    from .runtime import Prediction, Predictor
     from ._registry import get_model_spec, list_models, model_name_for_depth
     from .models import count_macs, create_model
 
@@ -37,14 +37,15 @@ _LAZY = {
     "TritonOptions": "serving.triton",
     "write_triton_repository": "serving.triton",
     "SessionConfig": "runtime",
+    # onnxruntime loads with them: a process that only decodes images (batch's workers) never pays it.
+    "Predictor": "runtime",
+    "Prediction": "runtime",
 }
 _TORCH = {"models", "export.exporter"}
 
 __all__ = [
     "__version__",
     *_LAZY,
-    "Predictor",
-    "Prediction",
     *_error_names,
 ]
 
