@@ -15,7 +15,10 @@ Per model, one fresh process per configuration, in this order:
 - ``local xN`` with ``--rss-images N``: the local engine over N paths (hard links to the set), for
   its peak memory against the first run's.
 
-Add an engine to :data:`ENGINES` (the Ray engine goes there) and it is measured the same way.
+- ``ray``: the same job with ``--engine ray`` on a local Ray of this machine's cores, run by
+  ``--ray-python`` (an environment with the ``ray`` extra; skipped without one).
+
+Add an engine to :data:`ENGINES` and it is measured the same way.
 
 Figures: images/s after the first result (start-up removed); CPU-seconds per image over the same
 span, summed over the process and its children (psutil, read in the child at the first and the
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -87,6 +91,15 @@ def run_local(model: Path, paths: list[str], out: Path, batch_size: int, marks: 
     run_batch(BatchOptions((f"@{listing}",), out, model=model, batch_size=batch_size), progress=lambda p: p.done and marks.result(p.done))
 
 
+def run_ray(model: Path, paths: list[str], out: Path, batch_size: int, marks: Marks) -> None:
+    from resnet_deploy.serving.batch import BatchOptions, run_batch
+
+    listing = out.parent / "inputs.txt"
+    listing.write_text("".join(p + "\n" for p in paths))
+    run_batch(BatchOptions((f"@{listing}",), out, model=model, batch_size=batch_size, engine="ray"),
+              progress=lambda p: p.done and marks.result(p.done))
+
+
 def run_plain_loop(model: Path, paths: list[str], out: Path, batch_size: int, marks: Marks) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -117,6 +130,7 @@ ENGINES: dict[str, Callable[[Path, list[str], Path, int, Marks], None]] = {
     "local": run_local,
     "plain loop": run_plain_loop,
     "inference bound": run_inference_bound,
+    "ray": run_ray,  # a local Ray on this machine (--ray-python: an interpreter with the ray extra)
 }
 
 
@@ -158,15 +172,15 @@ def _vm_hwm_kb() -> int:
     return int(line.split()[1])
 
 
-def measure(name: str, model: Path, paths: list[str], work: Path, batch_size: int) -> dict:
+def measure(name: str, model: Path, paths: list[str], work: Path, batch_size: int, python: str = sys.executable) -> dict:
     """One configuration in a fresh process, its process tree's RSS sampled while it runs."""
     listing = work / f"{name.replace(' ', '-')}-list.txt"
     listing.write_text("".join(p + "\n" for p in paths))
     out = work / name.replace(" ", "-")
     out.mkdir()
     launched = time.time()
-    proc = subprocess.Popen([sys.executable, __file__, "--child", name.split(" x")[0], "--model", str(model), "--list", str(listing),
-                             "--work", str(out / "job") if name.startswith("local") else str(out),
+    proc = subprocess.Popen([python, __file__, "--child", name.split(" x")[0], "--model", str(model), "--list", str(listing),
+                             "--work", str(out / "job") if name.startswith(("local", "ray")) else str(out),
                              "--batch-size", str(batch_size)], stdout=subprocess.PIPE, text=True)
     peak, tree = 0, psutil.Process(proc.pid)
     while proc.poll() is None:
@@ -192,6 +206,7 @@ def main() -> None:
     parser.add_argument("--rss-images", type=int, default=0, help="Also run the local engine over this many paths (hard links).")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=Path, help="Write DIR/<date>-batch.json (flat records).")
+    parser.add_argument("--ray-python", help="A Python with the ray extra installed, for the ray engine (default: this one, if it has Ray).")
     parser.add_argument("--child", choices=list(ENGINES), help=argparse.SUPPRESS)
     for flag in ("--model", "--list", "--work"):  # the child's: what to run on, and where
         parser.add_argument(flag, help=argparse.SUPPRESS)
@@ -201,6 +216,9 @@ def main() -> None:
         return
     from resnet_deploy.export.exporter import ExportOptions, export_model
 
+    ray_python = args.ray_python or (sys.executable if importlib.util.find_spec("ray") else None)
+    if ray_python is None:
+        print("ray: not measured (no Ray here; give --ray-python)", file=sys.stderr)
     records = []
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp:
         work = Path(tmp)
@@ -214,10 +232,12 @@ def main() -> None:
         for depth in args.depth:
             model = work / f"resnet{depth}.onnx"
             export_model(ExportOptions(f"resnet{depth}"), model)
-            runs = [(name, paths) for name in ENGINES] + ([(f"local x{len(many)}", many)] if args.rss_images else [])
+            runs = [(name, paths) for name in ENGINES if name != "ray" or ray_python]
+            runs += [(f"local x{len(many)}", many)] if args.rss_images else []
             for name, chosen in runs:
                 (work / f"r{depth}").mkdir(exist_ok=True)
-                record = {"model": f"resnet{depth}", **measure(name, model, chosen, work / f"r{depth}", args.batch_size)}
+                python = ray_python if name == "ray" else sys.executable
+                record = {"model": f"resnet{depth}", **measure(name, model, chosen, work / f"r{depth}", args.batch_size, python)}
                 records.append(record)
                 print(json.dumps(record), flush=True)
     _report(records, args.out)
