@@ -126,7 +126,7 @@ def _parameter(key: str, value: str) -> Message:
 
 
 def build_config(model: onnx.ModelProto, name: str, options: TritonOptions, source: str = "model") -> Message:
-    """Triton's ``ModelConfig`` for ``model`` as structured data (see :mod:`.triton_config`)."""
+    """Triton's ``ModelConfig`` for ``model`` as structured data (written by :mod:`.pbtxt`)."""
     inp, outputs = _io(model, source)
     for t in (inp, *outputs):
         check_tensor_name(t.name, source)
