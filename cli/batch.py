@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from resnet_deploy.serving.batch import ENGINES, BatchOptions, BatchProgress, BatchResult, run_batch
+from resnet_deploy.serving.batch import ENGINES, BatchOptions, BatchProgress, BatchResult
 
 from ._choices import choice, metavar
 from ._errors import CLIError, fail, handle_errors
@@ -92,6 +92,8 @@ def batch(
     options = BatchOptions(tuple(inputs), output, model=None if profiles else Path(model), profile=profiles[0] if profiles else None,
                            top_k=top_k, shard_size=shard_size, batch_size=batch_size, workers=workers, threads=threads,
                            provider=provider, engine=engine, force=force, profiles=tuple(profiles[1:]), ray_address=ray_address)
+    from resnet_deploy.serving.batch import run_batch  # pyarrow and the engine: only for this command
+
     try:
         with _progress_bar() as update:
             result = run_batch(options, progress=update)

@@ -226,8 +226,9 @@ class Predictor:
         """The model's output rows for ``images``, checked: one finite row per image."""
         out = self._image_logits(images) if self.takes_images else self.run(self.preprocess(images))
         if out.ndim != 2 or out.shape[0] != len(images):
+            wanted = "an embedding [N, size]" if self.output_kind == "embedding" else "classifying needs logits [N, classes]"
             raise OnnxModelError(f"{self.model_path}: output {self.output_name!r} has shape {list(out.shape)}; "
-                                 f"expected [N, width] for N = {len(images)} images")
+                                 f"{wanted} for N = {len(images)} images")
         self._check_finite(out, images)
         return out
 
