@@ -39,7 +39,8 @@ def info(
         meta = Table(title="metadata", title_justify="left")
         meta.add_column("key")
         meta.add_column("value")
-        for key, value in data["metadata"].items():
+        # The model's own keys first; the optimizer's bookkeeping (onnxsim.*, 19 rows) after them.
+        for key, value in sorted(data["metadata"].items(), key=lambda kv: kv[0].startswith("onnxsim.")):
             shown = f"{len(value)} labels: {', '.join(map(str, value[:3]))}, ..." if key == "labels" and isinstance(value, list) else str(value)
             meta.add_row(escape(key), escape(shown))
         console.print(meta)

@@ -400,3 +400,26 @@ def test_names_with_brackets_are_shown_as_they_are(tmp_path: Path, resnet20_onnx
     assert result.returncode == 0 and f"wrote {tmp_path / 'a[' / 'y].onnx'}" in result.output, result.output
     result = run_cli("predict", model, image, env=wide)
     assert result.returncode == 0 and str(image) in result.output.replace("\n", ""), result.output
+
+
+def test_models_reads_the_shipped_catalogue_and_builds_nothing() -> None:
+    """Issue 26 D.5: `models` built every model (12-14 s with torch installed); it reads the
+    catalogue shipped with the package, which test_e2e holds equal to the registry."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from resnet_deploy_cli.main import app; "
+            "r = CliRunner().invoke(app, ['models', '--json']); assert r.exit_code == 0, r.output; "
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_info_shows_the_models_metadata_before_the_optimizers(resnet20_onnx: Path) -> None:
+    out = invoke("info", resnet20_onnx).stdout
+    keys = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│") and line.count("│") == 3]
+    metadata = [k for k in (p.key for p in load_onnx(resnet20_onnx).metadata_props) if k in keys]
+    ours = [keys.index(k) for k in metadata if not k.startswith("onnxsim.")]
+    optimizers = [keys.index(k) for k in metadata if k.startswith("onnxsim.")]
+    assert ours and optimizers and max(ours) < min(optimizers)
