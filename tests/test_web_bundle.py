@@ -220,6 +220,9 @@ def test_page_refuses_in_one_line(_need_web: None, r18_image: Path, tmp_path: Pa
             report = run_page(server, f"images={name}", timeout=240)
         assert report["ok"] is False and "results" not in report, report
         assert report["error"].startswith(f"Error: {name}: ") and needle in report["error"] and "\n" not in report["error"], report
+    with BundleServer(bundle) as server:  # issue 26 C.5: the page's ?threads= had no upper bound
+        report = run_page(server, "images=strip.png&threads=100000", timeout=240)
+    assert report["ok"] is False and "?threads= takes a whole number from 0 to 64, received 100000" in report["error"], report
 
 
 
@@ -244,3 +247,22 @@ def test_onnxruntime_web_is_found_in_the_cache_first(tmp_path: Path, monkeypatch
     (dist.parent / "package.json").write_text(json.dumps({"version": ORT_WEB_VERSION}))
     assert assets.find_ort_web(install=False) == (dist, ORT_WEB_VERSION)
     assert str(tmp_path / "cache" / "resnet-deploy") in str(dist)
+
+
+def test_force_replaces_a_bundle_and_nothing_else(r18_image: Path, tmp_path: Path) -> None:
+    """Issue 26 C.5: --force deleted any existing folder. It replaces a folder bundle wrote (its
+    marker in it) or an empty one; a folder of other files is refused in one line, untouched."""
+    if not (WEB_EXAMPLE / "node_modules" / "onnxruntime-web").is_dir():
+        pytest.skip("examples/web/node_modules is absent")
+    mine = tmp_path / "documents"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    result = runner.invoke(app, ["bundle", str(r18_image), "--web", "-o", str(mine), "--force"])
+    assert result.exit_code == 1 and "holds files that are not a bundle" in result.output, result.output
+    assert result.output.count("\n") == 1 and (mine / "thesis.tex").read_text() == "years of work"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _bundle(r18_image, empty, "--force")
+    assert (empty / ".resnet-deploy-bundle").is_file()
+    _bundle(r18_image, empty, "--force", "--threads", "2")  # a bundle replaces a bundle
+    assert json.loads((empty / "model.json").read_text())["threads"] == 2

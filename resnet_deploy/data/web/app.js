@@ -20,13 +20,17 @@ const $ = (id) => document.getElementById(id);
 
 class UsageError extends Error {}
 
-function positiveInt(name, fallback) {
+function positiveInt(name, fallback, max = Number.MAX_SAFE_INTEGER) {
   const raw = params.get(name);
   if (raw === null) return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) throw new UsageError(`?${name}= takes a whole number >= 0, received ${raw}`);
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new UsageError(`?${name}= takes a whole number from 0 to ${max}, received ${raw}`);
+  }
   return value;
 }
+
+const MAX_THREADS = 64;  // beyond any browser's thread pool; a larger number only fails later, less clearly
 
 function sameOrigin(path) {
   const url = new URL(path, location.href);
@@ -130,10 +134,12 @@ async function post(report, body) {
 }
 
 async function main() {
-  const report = params.get('report') === null ? null : sameOrigin(params.get('report'));
+  let report = null;
   try {
+    report = params.get('report') === null ? null : sameOrigin(params.get('report'));  // a bad one is said below
     const config = await (await fetch('model.json')).json();
-    const threads = positiveInt('threads', config.threads || (self.crossOriginIsolated ? navigator.hardwareConcurrency : 1));
+    const threads = positiveInt('threads', config.threads || (self.crossOriginIsolated ? navigator.hardwareConcurrency : 1),
+                                MAX_THREADS);
     ort.env.wasm.numThreads = threads;
     const t0 = performance.now();
     const session = await ort.InferenceSession.create(config.model, { executionProviders: ['wasm'], graphOptimizationLevel: config.graph_optimization });

@@ -26,6 +26,17 @@ __all__ = ["write_web_bundle", "CONFIG_NAME"]
 CONFIG_NAME = "model.json"
 
 
+# In every folder a bundle writes: --force replaces a folder holding it, never another folder.
+BUNDLE_MARKER = ".resnet-deploy-bundle"
+
+
+def _check_replaceable(output: Path) -> None:
+    """An existing --output is replaced only when it is empty or a bundle (its marker in it)."""
+    if output.is_dir() and not output.is_symlink() and any(output.iterdir()) and not (output / BUNDLE_MARKER).is_file():
+        raise OutputPathError(f"--output {output} holds files that are not a bundle (no {BUNDLE_MARKER} in it): --force "
+                              "replaces only a folder bundle wrote; choose another folder or empty it yourself")
+
+
 def write_web_bundle(
     model_path: str | Path,
     output: str | Path,
@@ -47,6 +58,7 @@ def write_web_bundle(
     if output.exists() and not options.force:
         raise OutputPathError(f"--output {output} already exists; pass --force to replace it")
     check_distinct({}, {"MODEL": model_files(model_path)}, output_dirs={"--output": output})
+    _check_replaceable(output)
     model = load_onnx(model_path)
     if not is_image_input(model):
         raise OnnxModelError(f"{model_path} takes preprocessed float tensors; the page hands the model images as they are: "
@@ -94,6 +106,7 @@ def write_web_bundle(
         config = _page_config(model, metadata, model_file, model_path, options, version)
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
         copy_assets(page, dist, staging)
+        (staging / BUNDLE_MARKER).write_text("written by resnet-deploy bundle --web; --force replaces this folder\n")
         if os.path.lexists(output) and not options.force:  # created while this ran: never replaced without --force
             raise OutputPathError(f"--output {output} already exists; pass --force to replace it")
         folders.move_into_place(staging, output, old)
