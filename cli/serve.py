@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from resnet_deploy.serving.triton import TritonOptions, write_triton_repository
+from resnet_deploy.serving.triton import TritonOptions, options_from_profile, write_triton_repository
 from resnet_deploy.serving.triton.client import client_command
 from resnet_deploy.serving.triton.leftovers import owned_tempdir
 from resnet_deploy.serving.triton.options import DEFAULT_MAX_REQUEST_BYTES
@@ -17,7 +17,6 @@ from resnet_deploy.serving.triton.process import check_host
 from resnet_deploy.serving.triton.server import TritonServer, TritonServerError, find_tritonserver
 
 from ._errors import CLIError, handle_errors
-from .triton import profile_target
 from ._output import console, err_console
 
 
@@ -44,13 +43,14 @@ def serve(
             raise CLIError(f"{flag} must be from 1 to 65535, received {port}")
     if len({http_port, grpc_port, metrics_port}) < 3:
         raise CLIError("--http-port, --grpc-port and --metrics-port must differ")
+    options = TritonOptions(name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances,
+                            provider=provider or "cpu", queue_delay_us=queue_delay_us,
+                            max_request_bytes=max(1, int(max_request_mb * 2**20)), backend="python", threads=threads)
     if profile is not None:
-        if provider is not None:
-            raise CLIError("--profile names its provider (the one tune measured); drop --provider")
-        tuned, model, name = profile_target(profile, model, name)
-        provider = tuned.provider
-        if instances is None and tuned.serving:
-            instances = tuned.serving["instances"]
+        if model is not None:
+            raise CLIError("--profile names the model file; drop the MODEL argument")
+        tuned = options_from_profile(profile, options, backend="python", provider=provider, instances=instances)
+        model, options = tuned.model, tuned.options
     elif model is None:
         raise CLIError("give an ONNX file, or --profile")
     find_tritonserver()  # before any work: the extra is installed
@@ -60,10 +60,7 @@ def serve(
     signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGTERM) if callable(signal.getsignal(signal.SIGTERM))
                   else signal.default_int_handler)
     with owned_tempdir("resnet-deploy-serve-") as repository:
-        entry = write_triton_repository(model, repository, TritonOptions(
-            name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances, provider=provider or "cpu",
-            queue_delay_us=queue_delay_us, max_request_bytes=max(1, int(max_request_mb * 2**20)),
-            backend="python", threads=threads, profile=profile))
+        entry = write_triton_repository(model, repository, options)
         server = TritonServer(repository, host=host, http_host=http_host, http_port=http_port, grpc_port=grpc_port,
                               metrics_port=metrics_port, reloadable=True)
         try:

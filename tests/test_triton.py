@@ -429,3 +429,43 @@ def test_external_data_in_a_subfolder_serves(tmp_path: Path, resnet20_onnx: Path
     x = np.random.default_rng(1).standard_normal((2, 3, 32, 32), dtype=np.float32)
     with rd.Predictor(entry.model_path, provider="cpu") as served, rd.Predictor(resnet20_onnx, provider="cpu") as source:
         np.testing.assert_array_equal(served.run(x), source.run(x))
+
+
+# -- a profile as an entry's options: one rule in the library for triton and serve (issue 27 §2) ----
+
+def _profile(tmp_path: Path, model: Path, **fields: object) -> Path:
+    import shutil
+
+    from resnet_deploy._machine import machine
+    from resnet_deploy.profile import DeploymentProfile, model_sha256, save_profile
+
+    shutil.copyfile(model, tmp_path / "my model.onnx")
+    values = dict(model="my model.onnx", model_sha256=model_sha256(tmp_path / "my model.onnx"), provider="cpu",
+                  backend="onnxruntime", precision="fp32", batch_size=1, session={"threads": 2}, measured={},
+                  machine=machine())
+    values.update(fields)
+    path = tmp_path / "p.json"
+    save_profile(DeploymentProfile(**values), path)  # type: ignore[arg-type]
+    return path
+
+
+def test_a_profile_entry_is_named_as_a_file_entry(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """Issue 26 C.5: `triton --profile` of a model named `my model` said `invalid model name`
+    where `triton "my model.onnx"` names it my_model: one rule (entry_name) for both."""
+    from resnet_deploy.serving.triton import options_from_profile
+
+    tuned = options_from_profile(_profile(tmp_path, resnet20_onnx), TritonOptions())
+    assert tuned.options.name == "my_model" and tuned.options.threads == 2 and tuned.options.backend == "onnxruntime"
+    r = CliRunner().invoke(app, ["triton", "--profile", str(tmp_path / "p.json"), "-r", str(tmp_path / "repo")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "repo" / "my_model" / "config.pbtxt").is_file()
+    assert write_triton_repository(tmp_path / "my model.onnx", tmp_path / "repo2", TritonOptions()).path.name == "my_model"
+
+
+def test_a_profiles_bad_threads_are_named_as_the_profiles(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """Issue 26 C.5: session.threads 4096 in a profile was reported as a --threads error."""
+    profile = _profile(tmp_path, resnet20_onnx, session={"threads": 4096})
+    r = CliRunner().invoke(app, ["triton", "--profile", str(profile), "-r", str(tmp_path / "repo")])
+    print(r.output)
+    assert r.exit_code == 1 and "session.threads must be an integer from 1 to 1024, received 4096" in r.output
+    assert "--threads" not in r.output and r.output.count("\n") == 1

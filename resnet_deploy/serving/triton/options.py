@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from ..._errors import InputError
 from ..._names import TRITON_MODEL_NAME
 
 __all__ = ["TritonOptions", "TritonEntry", "validate", "TRITON_PROVIDERS", "TRITON_BACKENDS", "DEFAULT_MAX_BATCH_SIZE",
-           "MAX_NAME_BYTES", "NAME", "DEFAULT_MAX_REQUEST_BYTES"]
+           "MAX_NAME_BYTES", "NAME", "DEFAULT_MAX_REQUEST_BYTES", "entry_name", "MAX_THREADS"]
 
 TRITON_PROVIDERS = ("cpu", "cuda", "tensorrt", "openvino")
 TRITON_BACKENDS = ("onnxruntime", "python")
@@ -56,6 +57,12 @@ class TritonEntry:
     model_path: Path
     config: str
     notes: list[str] = field(default_factory=list)  # what the entry does that the options did not say
+
+
+def entry_name(model: str | Path) -> str:
+    """The entry name a model file gets without ``--name``: its stem, each character Triton's
+    names do not take replaced by ``_`` (``my model.onnx`` -> ``my_model``)."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(model).stem)
 
 
 def validate(options: TritonOptions) -> None:

@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import glob
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,7 +24,7 @@ from ...graph.io import load_onnx, model_files, save_onnx
 from ...graph.passes.unfuse_fused_conv import is_standard
 from ...profile.deployment import DeploymentProfile, load_profile, load_profile_model, model_sha256, save_profile
 from .config import batching, render_config
-from .options import MAX_NAME_BYTES, NAME, TritonEntry, TritonOptions, validate
+from .options import MAX_NAME_BYTES, NAME, TritonEntry, TritonOptions, entry_name, validate
 from .process import alive
 
 __all__ = ["write_triton_repository", "profile_backend", "python_model_path", "PYTHON_MODEL", "STAGING_MARKER"]
@@ -58,7 +57,7 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
     """Write ``repository/NAME/{config.pbtxt, 1/model.onnx}``; refuse an existing entry unless ``force``."""
     validate(options)
     model_path, repository = Path(model_path), Path(repository)
-    name = options.name or re.sub(r"[^A-Za-z0-9_.\-]", "_", model_path.stem)
+    name = options.name or entry_name(model_path)
     if not NAME.match(name):  # a file named `..onnx` has the stem `.`: the repository itself
         raise InputError(f"the model name {name!r} (from {model_path.name}) is not a valid entry name: "
                                 "use letters, digits, '_', '-' and '.', not first; pass --name")
