@@ -57,7 +57,7 @@ def test_readme_predictor_snippet(model: Path, sample_image: Path) -> None:
     section = readme.split("## Python API", 1)[1]
     snippet = re.search(r"```python\n(.*?)```", section, re.S)
     assert snippet and "rd.Predictor(" in snippet.group(1)
-    code = snippet.group(1).replace('"resnet50_cpu.onnx"', repr(str(model))).replace('"photo.jpg"', repr(str(sample_image)))
+    code = snippet.group(1).replace('"resnet50.onnx"', repr(str(model))).replace('"photo.jpg"', repr(str(sample_image)))
     code += "\nimport sys\nassert 'torch' not in sys.modules\nprint(predictor.provider, top5[0][0].label, logits.shape)\n"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
