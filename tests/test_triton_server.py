@@ -498,6 +498,17 @@ def _pixels(shape: list[int], size: int) -> dict:
             "outputs": [{"name": "logits", "parameters": {"binary_data": False}}]}
 
 
+def _serve_image_model(*, max_request_mb: float) -> "tuple[subprocess.Popen[str], str]":
+    """``serve`` of the --image-input ResNet-20 on free ports, ready; its process and HTTP address."""
+    from resnet_deploy.serving.triton.server import free_port
+
+    http = free_port()
+    proc = _serve(str(IMAGE_MODEL), "--http-port", str(http), "--grpc-port", str(free_port()), "--metrics-port",
+                  str(free_port()), "--max-request-mb", str(max_request_mb))
+    _wait_ready_line(proc)
+    return proc, f"127.0.0.1:{http}"
+
+
 def test_serve_refuses_an_oversized_request_and_survives_one_that_kills_the_stub(tmp_path: Path) -> None:
     """A request over --max-request-mb is a 400 before its data is read. A ~200-byte request whose
     shape wraps Triton's byte-size arithmetic crashes the Python stub before model.py sees it
@@ -505,14 +516,9 @@ def test_serve_refuses_an_oversized_request_and_survives_one_that_kills_the_stub
     import json
     import time
 
-    from resnet_deploy.serving.triton.server import free_port
 
-    http = free_port()
-    proc = _serve(str(IMAGE_MODEL), "--http-port", str(http), "--grpc-port", str(free_port()), "--metrics-port",
-                  str(free_port()), "--max-request-mb", "1")
+    proc, url = _serve_image_model(max_request_mb=1)
     try:
-        _wait_ready_line(proc)
-        url = f"127.0.0.1:{http}"
         big = np.zeros((1, 800, 800, 3), np.uint8)  # 1.9 MB
         code, text = _raw_infer(url, "resnet20_image", _pixels(list(big.shape), big.nbytes), big.tobytes())
         print(code, text)
@@ -636,7 +642,7 @@ def test_one_deep_json_request_and_what_serve_says(model: Path, http_host: str |
             print(err)
             assert code == 1 and err.count("\n") == 1
             assert "error: tritonserver crashed: killed by signal 11 (SIGSEGV)" in err
-            assert f"its log ends: " in err and f"Started HTTPService at 127.0.0.2:{http}" in err
+            assert "its log ends: " in err and f"Started HTTPService at 127.0.0.2:{http}" in err
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, 9)
@@ -784,18 +790,15 @@ def test_a_large_request_leaves_no_peak_behind(tmp_path: Path) -> None:
     import time
 
     from resnet_deploy.serving.triton.process import group_processes
-    from resnet_deploy.serving.triton.server import STUB, free_port
+    from resnet_deploy.serving.triton.server import STUB
 
     def rss_mb(pid: int, kind: str = "RssAnon") -> float:
         line = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith(f"{kind}:"))
         return int(line.split()[1]) / 1024
 
-    http = free_port()
-    proc = _serve(str(IMAGE_MODEL), "--http-port", str(http), "--grpc-port", str(free_port()), "--metrics-port",
-                  str(free_port()), "--max-request-mb", "100")
+    proc, url = _serve_image_model(max_request_mb=100)
     try:
-        _wait_ready_line(proc)
-        url = f"127.0.0.1:{http}"
+        http = int(url.rsplit(":", 1)[1])
         small = _photo(64, 64)
         for _ in range(3):  # the arena's steady size for ordinary requests
             assert _raw_infer(url, "resnet20_image", _pixels(list(small.shape), small.nbytes), small.tobytes())[0] == 200
