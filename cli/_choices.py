@@ -43,6 +43,14 @@ class CalibrationMethod(str, Enum):
     PERCENTILE = "percentile"
 
 
+class TargetCpu(str, Enum):
+    """quantize, export --int8 and tune ``--target-cpu`` (resnet_deploy.precision.recipes.TARGET_CPUS)."""
+
+    AUTO = "auto"
+    VNNI = "vnni"
+    ANY = "any"
+
+
 def _expected(values: list[str]) -> str:
     return " or ".join(values) if len(values) == 2 else "one of " + ", ".join(values)
 

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ._choices import TargetCpu as _TargetCpu, choice, metavar
+
 ModelPath = Annotated[Path, typer.Argument(help="An ONNX file.", show_default=False)]
 # None, so that --depth given together with --model can be told from the default (50).
 Depth = Annotated[Optional[int], typer.Option("--depth", "-d", help="ResNet depth: 18/34/50/101/152 (ImageNet) or 20/32/44/56/110/1202 (CIFAR); default 50.", show_default=False)]
@@ -16,6 +18,10 @@ Provider = Annotated[str, typer.Option("--provider", "-p", help="Execution provi
 Threads = Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads (default: the cores this process may use).")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the ONNX file.")]
 Report = Annotated[Optional[Path], typer.Option("--report", help="Also write a JSON report of every stage.")]
+TargetCpu = Annotated[str, typer.Option(
+    "--target-cpu", parser=choice(_TargetCpu, "target CPU"), metavar=metavar(_TargetCpu),
+    help="The CPUs the INT8 file is for: vnni (AVX512-VNNI, AVX-VNNI or AMX: 8-bit weights), any (AVX2 too: 7-bit weights, "
+         "reduce_range), or auto (this machine's class). Recorded in its metadata as int8_kernels.")]
 
 
 def zoo_model_name(model: str | None, depth: int | None, plain: bool) -> str:

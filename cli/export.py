@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 from ._errors import CLIError, handle_errors
 from ._image_input import ImageInput, ImageInputTopK, check_image_input_flags, print_image_input_checks
-from ._options import Depth, Force, ModelName, Output, Plain, Report, zoo_model_name
+from ._options import Depth, Force, ModelName, Output, Plain, Report, TargetCpu, zoo_model_name
 from .quantize import Calibration, MaxSamples, Method, print_quantize_result
 from ._output import check_report, console, print_pipeline_result, progress, write_json
 
@@ -44,6 +44,7 @@ def export(
     image_input_top_k: ImageInputTopK = 0,
     features: Annotated[bool, typer.Option("--features", help="Embeddings instead of classes: the pooled features (output `embedding`), verified against the net with fc = Identity.")] = False,
     normalize: Annotated[bool, typer.Option("--normalize", help="With --features: L2-normalise each embedding to unit length.")] = False,
+    target_cpu: TargetCpu = "auto",
 ) -> None:
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
     require("export", "torch", "onnxscript", "onnxsim")
@@ -58,6 +59,8 @@ def export(
         raise CLIError("--int8 needs --calibration: a folder of images or a .npy file")
     if calibration is not None and not int8:
         raise CLIError("--calibration is only used with --int8")
+    if target_cpu != "auto" and not int8:
+        raise CLIError("--target-cpu is only used with --int8")
     check_report(report)
     check_image_input_flags(image_input, image_input_top_k)
     # handle_errors checked the paths the user gave; the default name and the INT8 file are derived here.
@@ -87,7 +90,7 @@ def export(
         console.print(f"[yellow]note:[/yellow] no --weights given: {name} is randomly initialised (He init)")
     result = export_model(options, output, progress=progress, force=force)
     if int8:  # export, then quantize the saved file: two verbs of the pipeline, composed here
-        result.int8 = _quantize_export(result.path, int8_path(output), calibration, method, max_samples, force)
+        result.int8 = _quantize_export(result.path, int8_path(output), calibration, method, max_samples, force, target_cpu)
     parity = f"parity vs eager PyTorch: max rel error {result.max_rel_error:.2e}, top-1 agreement {result.top1_agreement:.0%}"
     print_pipeline_result(f"{name}: op counts per stage", result.stages, result.path, result.size_bytes, result.seconds, result.fusions, parity)
     print_image_input_checks(result.stages)
@@ -106,7 +109,7 @@ def _check_calibration(calibration: Path, preprocessing: "Preprocessing", max_sa
 
 
 def _quantize_export(fp32: Path, output: Path, calibration: Path | None, method: str, max_samples: int | None,
-                     force: bool) -> "QuantizeResult":
+                     force: bool, target_cpu: str) -> "QuantizeResult":
     """``quantize`` on the file export just saved. If it fails, the run leaves nothing: the fp32
     file it created is taken back (unless --force replaced an existing one, which stays replaced)."""
     from resnet_deploy.export.exporter import remove_if_ours
@@ -114,7 +117,8 @@ def _quantize_export(fp32: Path, output: Path, calibration: Path | None, method:
 
     size = fp32.stat().st_size
     try:
-        return quantize_file(fp32, output, calibration, method=method, max_samples=max_samples, progress=progress, force=force)
+        return quantize_file(fp32, output, calibration, method=method, target_cpu=target_cpu, max_samples=max_samples,
+                             progress=progress, force=force)
     except BaseException:
         if not force:
             remove_if_ours(fp32, size)

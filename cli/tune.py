@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 from ._choices import Mode, choice, metavar
 from ._errors import CLIError, handle_errors
-from ._options import Force, ModelPath, Threads
+from ._options import Force, ModelPath, TargetCpu, Threads
 from ._output import console, err_console, progress
 
 
@@ -38,6 +38,7 @@ def tune(
     force: Force = False,
     mode: Annotated[str, typer.Option("--mode", parser=choice(Mode, "mode"), metavar=metavar(Mode), help="latency (the fastest single request) or throughput (instances x threads per instance for a service: the most images/s).")] = "latency",
     max_p99_ms: Annotated[Optional[float], typer.Option("--max-p99-ms", help="Throughput mode: the client-side p99 (ms) a layout may not exceed.", show_default=False)] = None,
+    target_cpu: TargetCpu = "auto",
 ) -> None:
     """Measure every way this machine can run MODEL, verify each against fp32, and write a profile of the fastest."""
     from resnet_deploy.tune import TuneOptions, VerdictKind, tune as run_tune
@@ -46,7 +47,7 @@ def tune(
         raise CLIError(f"--batch-size must be at least 1, received {batch_size}")
     options = TuneOptions(model=model, output=output, providers=_list(providers), precisions=_list(precision), batch_size=batch_size,
                           threads=threads, calibration=calibration, eval_data=eval_data, max_accuracy_drop=max_accuracy_drop,
-                          duration=duration, rounds=rounds, force=force, mode=mode, max_p99_ms=max_p99_ms)
+                          duration=duration, rounds=rounds, force=force, mode=mode, max_p99_ms=max_p99_ms, target_cpu=target_cpu)
     result = run_tune(options, progress=progress)
     console.print(_table(result))
     w = result.winner.record

@@ -12,9 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ISA_FEATURES", "cpu_flags", "cpu_model", "gpu_name", "machine"]
+__all__ = ["ISA_FEATURES", "VNNI_FEATURES", "INT8_KERNELS", "cpu_flags", "cpu_model", "gpu_name", "int8_kernels", "machine"]
 
 ISA_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+# The features with which x86 multiplies uint8 by int8 into int32 without an int16 step. Without
+# them onnxruntime (MLAS) and OpenVINO (oneDNN) run U8S8 through VPMADDUBSW, which adds pairs of
+# products into int16 and saturates; onnxruntime's quantization guide recommends 7-bit weights
+# (reduce_range) there: https://onnxruntime.ai/docs/performance/model-optimizations/quantization.html
+VNNI_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8")
+# The CPU classes an INT8 file is made for (its ``int8_kernels`` metadata): ``vnni`` needs one of
+# VNNI_FEATURES to keep its accuracy; ``any`` keeps it on every x86 CPU (and elsewhere).
+INT8_KERNELS = ("vnni", "any")
 
 
 def cpu_flags() -> set[str]:
@@ -36,6 +44,13 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def int8_kernels(flags: set[str] | None = None) -> str:
+    """This machine's INT8 class: ``vnni`` when its CPU (``flags``, by default /proc/cpuinfo's)
+    has one of :data:`VNNI_FEATURES`, else ``any`` (AVX2, AVX-512 without VNNI, non-x86)."""
+    flags = cpu_flags() if flags is None else flags
+    return "vnni" if flags & set(VNNI_FEATURES) else "any"
 
 
 def gpu_name() -> str | None:

@@ -60,7 +60,8 @@ def test_quantize_file_methods(trained: dict, tmp_path: Path, method: str) -> No
     result = quantize_file(trained["fp32"], out, trained["calib"], method=method, max_samples=64)
     acc = _accuracy(out, trained["x_test"], trained["y_test"])
     print(method, result.to_dict(), f"accuracy {acc:.2%}")
-    assert result.samples == 64 and result.size_after < 0.4 * result.size_before
+    assert result.samples == 48 and result.heldout.samples == 16  # one in four held out to check the file
+    assert result.size_after < 0.4 * result.size_before
     assert result.top1_agreement >= 0.95
     assert acc >= 0.9
 
@@ -75,7 +76,7 @@ def test_quantize_from_an_image_folder(trained: dict, tmp_path: Path) -> None:
         gray = np.clip((sample[0] * 0.35 + 0.3) * 255, 0, 255).astype(np.uint8)
         Image.fromarray(gray).convert("RGB").save(folder / f"{i:02d}.png")
     result = quantize_file(trained["fp32"], tmp_path / "q.onnx", folder)
-    assert result.samples == 12
+    assert result.samples == 9 and result.heldout.samples == 3
 
 
 def test_fp16_conversion_keeps_io_fp32(trained: dict) -> None:
@@ -282,8 +283,9 @@ def test_a_cpu_target_file_is_quantized_from_its_portable_graph(trained: dict, t
 
 
 def test_a_fixed_batch_model_is_calibrated_in_batches_of_its_size(trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """export --static-batch 8, then quantize on 13 samples: onnxruntime's calibrator gets batches
-    of 8 (the last filled up from the start), the INT8 model keeps the fixed batch and the accuracy."""
+    """export --static-batch 8, then quantize on 13 samples (9 calibrate, 4 are held out): onnxruntime's
+    calibrator gets batches of 8 (the last filled up from the start), the held-out check runs in
+    batches of 8 too, and the INT8 model keeps the fixed batch and the accuracy."""
     from resnet_deploy.precision import quantize as q
 
     static = tmp_path / "static8.onnx"
@@ -302,7 +304,7 @@ def test_a_fixed_batch_model_is_calibrated_in_batches_of_its_size(trained: dict,
     monkeypatch.setattr(q._Reader, "get_next", record)
     out = tmp_path / "q8.onnx"
     result = quantize_file(static, out, calib)
-    assert result.samples == 13 and result.top1_agreement >= 0.9
+    assert result.samples == 9 and result.heldout.samples == 4 and result.top1_agreement >= 0.9  # 9 calibrate, 4 check
     assert shapes and {s[0] for s in shapes} == {8}
     quantized = load_onnx(out)
     assert quantized.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 8

@@ -98,9 +98,10 @@ def test_the_accuracy_bound_decides(digits_files: dict[str, Path], tmp_path: Pat
 def test_int8_without_labels_is_judged_on_held_out_calibration_samples(digits_files: dict[str, Path], tmp_path: Path) -> None:
     """A good real-data calibration used to be rejected for its error on one standard-normal input
     (7.9e-01 here, while its held-out accuracy equals fp32's). One calibration sample in four is
-    held out and INT8 judged on those; the verdict says that --eval-data decides accuracy."""
+    held out and INT8 judged on those; the verdict says that --eval-data decides accuracy. INT8
+    is made for any CPU, so the bound holds on every class (8-bit weights on an AVX2 CPU: 1.2e-01)."""
     result = tune(TuneOptions(model=digits_files["model"], output=tmp_path / "p.json", precisions=["fp32", "int8"], providers=["cpu"],
-                              calibration=digits_files["calib"], threads=2, **FAST))
+                              calibration=digits_files["calib"], target_cpu="any", threads=2, **FAST))
     int8 = next(v for v in result.verdicts if v.record.engine == "ort-int8")
     print(int8.reason, int8.record.max_rel_error, result.heldout)
     assert result.heldout is not None and result.heldout.samples == 32 and result.heldout.max_rel_error < TOLERANCES["int8"]
@@ -126,6 +127,25 @@ def test_int8_verdict_without_labels(heldout: tuple | None, verified: bool, reas
     assert v.verified is verified and reason in v.reason, v.reason
     kind = VerdictKind.VERIFIED if verified else (VerdictKind.ERROR if heldout else VerdictKind.NO_DATA)
     assert v.kind is kind
+
+
+@pytest.mark.parametrize("provider, accuracy, kind", [
+    ("cpu", None, "CPU_CLASS"),  # held-out samples (error 0.02 here) do not overrule the CPU class
+    ("openvino", None, "CPU_CLASS"),
+    ("cpu", 0.985, "VERIFIED"),  # --eval-data shows it holds on this CPU: accuracy decides
+    ("cpu", 0.95, "ACCURACY"),
+])
+def test_int8_made_for_vnni_on_a_cpu_without(provider: str, accuracy: float | None, kind: str) -> None:
+    from resnet_deploy.bench.schema import Record
+    from resnet_deploy.tune import HeldOut, VerdictKind
+    from resnet_deploy.tune.verdict import judge
+
+    record = Record("ort-int8", provider, "int8", 1, p50_ms=1.0, max_rel_error=0.9, accuracy=accuracy)
+    reference = Record(REFERENCE, "cpu", "fp32", 1, p50_ms=2.0, max_rel_error=0.0, accuracy=0.99 if accuracy else None)
+    v = judge(record, "onnxruntime", {}, reference, max_accuracy_drop=1.0, synthetic=False, heldout=HeldOut(32, 0.02, 1.0),
+              kernels_warning="x.onnx is INT8 made for CPUs with VNNI")
+    assert v.kind is VerdictKind[kind], v.reason
+    assert ("--eval-data decides" in v.reason) == (kind == "CPU_CLASS")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -6,6 +6,7 @@ Torch-free: a benchmark of ONNX files needs onnx and numpy only.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ..precision.calibration import output_classes
 from ..image_input import is_image_input
 from ..graph.io import image_input, load_onnx, read_metadata
 from ..graph.verify import fixed_inputs
+from ..runtime.model_info import int8_kernels_warning
 
 __all__ = ["ModelFile", "read_model_file", "write_input", "benchmark_photo"]
 
@@ -50,7 +52,8 @@ class ModelFile:
 
 
 def read_model_file(path: str | Path) -> ModelFile:
-    """Validate an ONNX file (``onnx.checker`` first, as every command does) and read its image input."""
+    """Validate an ONNX file (``onnx.checker`` first, as every command does) and read its image
+    input; warn in one line, as Predictor does, when its INT8 needs kernels this CPU lacks."""
     path = Path(path)
     model = load_onnx(path)
     image = image_input(model, path.name)
@@ -67,8 +70,11 @@ def read_model_file(path: str | Path) -> ModelFile:
         precision = "fp16"
     else:
         precision = "fp32"
-    return ModelFile(path, image.name, image.shape, str(image.dtype), precision, read_metadata(model), output_classes(model),
-                     takes_images)
+    metadata = read_metadata(model)
+    kernels = int8_kernels_warning(metadata, path.name)
+    if kernels is not None:
+        warnings.warn(kernels, UserWarning, stacklevel=2)
+    return ModelFile(path, image.name, image.shape, str(image.dtype), precision, metadata, output_classes(model), takes_images)
 
 
 def benchmark_photo() -> np.ndarray:

@@ -40,11 +40,11 @@ def calibration_samples(model: onnx.ModelProto, calibration: str | Path | None, 
     return load_samples(calibration, (None, *image_shape), read_metadata(model), max_samples=DEFAULT_MAX_SAMPLES)
 
 
-def int8_model(model: onnx.ModelProto, samples: np.ndarray, *, source: str) -> onnx.ModelProto:
-    """Static INT8 QDQ (the default recipe) calibrated on ``samples``."""
+def int8_model(model: onnx.ModelProto, samples: np.ndarray, *, source: str, target_cpu: str = "auto") -> onnx.ModelProto:
+    """Static INT8 QDQ (the default recipe) calibrated on ``samples``, for ``target_cpu`` (this machine's class by default)."""
     from ..precision.quantize import quantize_model  # onnxruntime's quantization tools
 
-    return quantize_model(model, samples, source=source).model
+    return quantize_model(model, samples, source=source, target_cpu=target_cpu).model
 
 
 def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:

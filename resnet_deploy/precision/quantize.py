@@ -2,8 +2,12 @@
 
 INT8: ``quant_pre_process`` (shape inference and ORT's graph optimizations), then
 ``quantize_static`` in QDQ format with per-channel weight scales, calibrated on real inputs
-(``minmax``, ``entropy`` or ``percentile``), uint8 activations and int8 weights. The result is checked against the fp32 model on
-the calibration inputs: top-1 agreement and max relative error are reported, never hidden.
+(``minmax``, ``entropy`` or ``percentile``), uint8 activations and int8 weights: 8-bit for CPUs
+with VNNI, 7-bit (``reduce_range``) for any CPU (``target_cpu``, recorded as ``int8_kernels``).
+The result is checked against the fp32 model on the calibration inputs, and by
+:func:`quantize_file` on calibration samples held out of the calibration, on this machine
+(:mod:`.holdout`): top-1 agreement and max relative error are reported, never hidden, and a
+held-out error over the tolerance is warned about.
 
 A file from ``optimize --target cpu/cuda`` is quantized from its standard-ONNX form (FusedConv
 unfused and verified first, and said so); a model with a fixed batch is calibrated and checked in
@@ -15,30 +19,30 @@ from __future__ import annotations
 import contextlib
 import sys
 import tempfile
-from dataclasses import dataclass, field, fields, replace
+import warnings
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from .._atomic import check_writable
-from .._errors import InputError, OnnxModelError
+from .._errors import InputError
+from .._machine import cpu_model, int8_kernels
 from .calibration import DEFAULT_MAX_SAMPLES, fixed_batches, load_samples
-from ..image_input import ImageInputSpec, classifier_and_spec
 from ..export.image_input import image_input_stage
-from ..graph.io import image_input, load_onnx, read_metadata, save_onnx, write_metadata
-from ..export.optimize import portable_graph
-from ..graph.passes.unfuse_fused_conv import is_standard
+from ..graph.io import image_input, read_metadata, save_onnx, write_metadata
 from ..export.pipeline import Stopwatch
 from ..graph.fp16 import convert_fp16, is_quantized  # noqa: F401  (convert_fp16 re-exported)
-from .recipes import CALIBRATION_METHODS, DEFAULT_RECIPE, RECIPES, QuantRecipe
+from .holdout import HeldOut, check_held_out, split_held_out
+from .recipes import CALIBRATION_METHODS, DEFAULT_RECIPE, RECIPES, TARGET_CPUS, QuantRecipe, target_kernels
+from .source import check_quantizable, load_classifier, load_quantizable  # noqa: F401  (load_quantizable re-exported)
 from ..graph.verify import compare
 
 __all__ = [
     "QuantizeResult", "QuantRecipe", "RECIPES", "DEFAULT_RECIPE", "quantize_file", "quantize_model", "convert_fp16",
-    "CALIBRATION_METHODS", "is_quantized",
+    "CALIBRATION_METHODS", "TARGET_CPUS", "is_quantized", "load_quantizable",
 ]
 
 @dataclass
@@ -53,60 +57,17 @@ class QuantizeResult:
     max_rel_error: float
     seconds: float
     model: onnx.ModelProto = field(repr=False, compare=False)  # the quantized graph (as saved, by quantize_file)
+    int8_kernels: str = "vnni"  # the CPU class it was made for (its metadata): "vnni" or "any"
     synthetic: bool = False
     notes: list[str] = field(default_factory=list)  # what was done that the user did not ask for
+    heldout: HeldOut | None = None  # quantize_file: against fp32 on calibration samples held out, on this CPU
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
         out["path"] = str(self.path) if self.path else None
         out["notes"] = list(self.notes)
+        out["heldout"] = None if self.heldout is None else {**asdict(self.heldout), "holds": self.heldout.holds}
         return out
-
-
-_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
-
-
-def load_quantizable(model_path: str | Path) -> tuple[onnx.ModelProto, list[str]]:
-    """The fp32 graph every quantization path starts from, checked, and a note when it is not the
-    file as given: the FusedConv of ``optimize --target cpu/cuda`` unfused (and verified) first.
-    A file with the preprocessing in its graph is refused: only :func:`quantize_file` puts it back."""
-    model, notes, spec = _load_classifier(model_path)
-    if spec is not None:
-        raise OnnxModelError(f"{model_path} takes uint8 images (its preprocessing is in the graph); block-wise INT8 "
-                             "(--sensitivity, --max-accuracy-drop) needs the float model; plain quantize keeps the image input")
-    return model, notes
-
-
-def _load_classifier(model_path: str | Path) -> tuple[onnx.ModelProto, list[str], ImageInputSpec | None]:
-    """:func:`load_quantizable`'s graph, and the image input to put back on it when the file has one
-    (the classifier is quantized; the preprocessing in front of it stays float)."""
-    model, spec = classifier_and_spec(load_onnx(model_path), None, source=str(model_path))
-    notes: list[str] = []
-    if spec is not None:
-        notes.append(f"{Path(model_path).name} takes uint8 images: its classifier was quantized and the preprocessing "
-                     "put back in float")
-    if not is_quantized(model):  # (a quantized file is refused by name below)
-        model, unfused = portable_graph(model, str(model_path), advice="quantize a model in standard ONNX (resnet-deploy export)")
-        if unfused is not None:
-            notes.append(f"{Path(model_path).name} holds onnxruntime's FusedConv (from optimize --target cpu/cuda): quantized its "
-                         f"portable graph instead ({unfused.details['unfused']} FusedConv unfused to Conv + Add + Relu, "
-                         f"verified: max rel error {unfused.details['max_rel_error']:.2e})")
-    _check_quantizable(model, str(model_path))
-    return model, notes, spec
-
-
-def _check_quantizable(model: onnx.ModelProto, source: str) -> None:
-    if is_quantized(model):
-        raise OnnxModelError(f"{source} is already quantized")
-    if not all(is_standard(n) for n in model.graph.node):
-        raise OnnxModelError(
-            f"{source} holds onnxruntime-specific ops; quantize the portable model "
-            "(resnet-deploy export, or optimize --target portable)"
-        )
-    image_input(model, source).batch_shape(1)  # one image input [N, C, H, W], only the batch dynamic
-    for init in model.graph.initializer:  # a NaN weight ends in onnxruntime's bare "scale issue" assert
-        if init.data_type in _FLOAT_TYPES and not np.all(np.isfinite(numpy_helper.to_array(init))):
-            raise OnnxModelError(f"{source}: weight {init.name!r} holds NaN or Inf; INT8 scales need finite weights")
 
 
 class _Reader:
@@ -134,11 +95,16 @@ def quantize_model(
     *,
     method: str = "minmax",
     recipe: QuantRecipe = DEFAULT_RECIPE,
+    target_cpu: str = "auto",
     source: str = "model",
     keep_float: Sequence[str] = (),
 ) -> QuantizeResult:
     """Static INT8 of ``model``: the result holds the quantized graph (``model``, not saved:
     ``path`` is None) and its top-1 agreement and max rel error against ``model`` on ``samples``.
+
+    ``target_cpu`` (:data:`TARGET_CPUS`) decides the weights' range: 8-bit for ``vnni``, 7-bit
+    (onnxruntime's ``reduce_range``) for ``any``; ``auto`` is this machine's class. The file
+    records it as ``int8_kernels``, which Predictor, bench and tune check against the CPU.
 
     ``keep_float`` names blocks (``stem``, ``layer1.0``, ..., ``head``, as :mod:`.blocks` finds
     them) whose nodes onnxruntime's quantizer leaves in float (``nodes_to_exclude``).
@@ -149,7 +115,8 @@ def quantize_model(
     watch = Stopwatch()
     if method not in CALIBRATION_METHODS:
         raise InputError(f"unknown calibration method {method!r}; expected one of {', '.join(CALIBRATION_METHODS)}")
-    _check_quantizable(model, source)
+    kernels = target_kernels(target_cpu)
+    check_quantizable(model, source)
     image = image_input(model, source)
     calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method]
     types = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
@@ -170,6 +137,7 @@ def quantize_model(
                 weight_type=types[recipe.weights],
                 op_types_to_quantize=None if recipe.all_ops else ["Conv", "Gemm"],
                 calibrate_method=calibrate,
+                reduce_range=kernels == "any",
                 nodes_to_exclude=excluded,
                 extra_options={"CalibTensorRangeSymmetric": False, "CalibMovingAverage": False},
             )
@@ -177,13 +145,15 @@ def quantize_model(
     # Keep the fp32 model's metadata (preprocessing, labels) and record the precision.
     del quantized.metadata_props[:]
     quantized.metadata_props.extend(model.metadata_props)
-    write_metadata(quantized, {"precision": "int8", "quantization": f"static {recipe.describe()}, {method} calibration"})
+    weights = "7-bit weights (reduce_range): any CPU" if kernels == "any" else "8-bit weights: CPUs with VNNI"
+    write_metadata(quantized, {"precision": "int8", "quantization": f"static {recipe.describe()}, {weights}, {method} calibration",
+                               "int8_kernels": kernels})
     if keep_float:
         write_metadata(quantized, {"float_blocks": ",".join(keep_float)})
     parity = compare(_outputs(quantized, samples), _outputs(model, samples), rtol=1.0)
     return QuantizeResult(path=None, precision="int8", method=method, samples=len(samples), size_before=model.ByteSize(),
                           size_after=quantized.ByteSize(), top1_agreement=parity.top1_agreement,
-                          max_rel_error=parity.max_rel_error, seconds=watch(), model=quantized)
+                          max_rel_error=parity.max_rel_error, seconds=watch(), model=quantized, int8_kernels=kernels)
 
 
 def _outputs(model: onnx.ModelProto, samples: np.ndarray) -> np.ndarray:
@@ -211,32 +181,44 @@ def quantize_file(
     *,
     method: str = "minmax",
     per_channel: bool = True,
+    target_cpu: str = "auto",
     max_samples: int | None = DEFAULT_MAX_SAMPLES,
     synthetic_samples: int = 16,
     progress: Callable[[str], None] | None = None,
     force: bool = True,
 ) -> QuantizeResult:
-    """Quantize an ONNX file to INT8 and save it atomically (with ``force=False`` never over an
-    existing file, even one created while this ran).
+    """Quantize an ONNX file to INT8 for ``target_cpu`` (see :func:`quantize_model`) and save it
+    atomically (with ``force=False`` never over an existing file, even one created while this ran).
 
+    With 8 or more calibration samples, one in four is held out of the calibration and the file
+    checked against fp32 on those, on this machine (``heldout``); an error over the tolerance is
+    warned about in one line (``UserWarning``), the file is written all the same.
     Without ``calibration`` the model is calibrated on synthetic standard-normal inputs, which is
     fit for timing only: the result is labelled ``synthetic`` and its accuracy means nothing.
     """
     say = progress or (lambda _msg: None)
     watch = Stopwatch()
     output = check_writable(output)
-    model, notes, spec = _load_classifier(model_path)
+    model, notes, spec = load_classifier(model_path)
     image = image_input(model, model_path)
-    shape = image.shape
+    held = None
     if calibration is None:
         samples = np.random.default_rng(0).standard_normal((synthetic_samples, *image.batch_shape(1)[1:]), dtype=np.float32)
     else:
         say(f"loading calibration data from {calibration}")
-        samples = load_samples(calibration, shape, read_metadata(model), max_samples=max_samples)
-    say(f"calibrating on {len(samples)} samples ({method}) and quantizing")
+        samples, held = split_held_out(load_samples(calibration, image.shape, read_metadata(model), max_samples=max_samples))
+    say(f"calibrating on {len(samples)} samples ({method}) and quantizing"
+        + (f" ({len(held)} more held out to check it)" if held is not None and len(held) else ""))
     recipe = replace(DEFAULT_RECIPE, per_channel=per_channel)
-    made = quantize_model(model, samples, method=method, recipe=recipe, source=str(model_path))
+    made = quantize_model(model, samples, method=method, recipe=recipe, target_cpu=target_cpu, source=str(model_path))
     quantized = made.model
+    heldout = check_held_out(quantized, model, held) if held is not None and len(held) else None
+    if heldout is not None and not heldout.holds:
+        # Made for VNNI on a CPU without: the kernels; else the calibration (a wrong scale, too few samples).
+        hint = "quantize with --target-cpu any" if (made.int8_kernels, int8_kernels()) == ("vnni", "any") else "check the calibration data"
+        warnings.warn(f"{Path(output).name}: INT8 {heldout.describe()} on this CPU ({cpu_model()}, int8_kernels "
+                      f"{int8_kernels()}; the file's: {made.int8_kernels}): its accuracy may not hold; {hint}, and measure "
+                      "it with bench --eval-data", UserWarning, stacklevel=2)
     if calibration is None:
         write_metadata(quantized, {"calibration": "synthetic (timing only)"})
     if spec is not None:
@@ -245,4 +227,4 @@ def quantize_file(
         notes.append(f"image input: {report.note}")
     size = save_onnx(quantized, output, replace=force)
     return replace(made, path=Path(output), size_before=Path(model_path).stat().st_size, size_after=size, seconds=watch(),
-                   synthetic=calibration is None, notes=notes, model=quantized)
+                   synthetic=calibration is None, notes=notes, model=quantized, heldout=heldout)

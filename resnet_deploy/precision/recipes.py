@@ -1,15 +1,32 @@
-"""The choices of an INT8 quantization: the calibration methods, and the recipes of onnxruntime's
-``quantize_static`` (format, integer types, per-channel scales, which ops), measured for speed."""
+"""The choices of an INT8 quantization: the calibration methods, the recipes of onnxruntime's
+``quantize_static`` (format, integer types, per-channel scales, which ops), measured for speed,
+and the CPU class a file is made for (``--target-cpu``), which decides the weights' range."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .._errors import InputError
+from .._machine import int8_kernels
 
-__all__ = ["QuantRecipe", "RECIPES", "DEFAULT_RECIPE", "CALIBRATION_METHODS"]
+__all__ = ["QuantRecipe", "RECIPES", "DEFAULT_RECIPE", "CALIBRATION_METHODS", "TARGET_CPUS", "target_kernels"]
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# ``auto``: this machine's class; ``vnni``: CPUs with VNNI or AMX (8-bit weights); ``any``: every
+# CPU, AVX2-only included (7-bit weights, onnxruntime's reduce_range).
+TARGET_CPUS = ("auto", "vnni", "any")
+
+
+def target_kernels(target_cpu: str) -> str:
+    """The INT8 kernels (``vnni`` or ``any``, :data:`resnet_deploy._machine.INT8_KERNELS`) a file
+    made for ``target_cpu`` needs: ``auto`` is this machine's class.
+
+    Without VNNI, U8S8 saturates in int16 (VPMADDUBSW adds two u8 x s8 products: up to 2 x 255 x
+    127 = 64770 > 32767); 7-bit weights keep the pair within 2 x 255 x 63 = 32130, exact on every
+    class. Measured on the digits ResNet-20 (docs/performance.md, "INT8 on every CPU class")."""
+    if target_cpu not in TARGET_CPUS:
+        raise InputError(f"unknown target CPU {target_cpu!r}; expected one of {', '.join(TARGET_CPUS)}")
+    return int8_kernels() if target_cpu == "auto" else target_cpu
 
 
 @dataclass(frozen=True)

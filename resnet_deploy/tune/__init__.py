@@ -11,8 +11,9 @@ CPU EP, which is the reference for speed and for the error of every output. A ca
 its accuracy drop is within ``max_accuracy_drop``; INT8 calibrated on synthetic data is measured
 but never chosen. INT8 is judged on real inputs, never on the fixed standard-normal one (far from
 anything it was calibrated on, its error there says nothing): by accuracy on the evaluation data,
-or without labels by its logits' error on calibration samples held out of the calibration. The
-fastest verified candidate wins, and the profile records it.
+or without labels by its logits' error on calibration samples held out of the calibration; INT8
+made for CPUs with VNNI (``target_cpu``) is refused on a CPU without unless ``eval_data`` shows it
+holds. The fastest verified candidate wins, and the profile records it.
 
 One module per step: :mod:`.files` (the model files), :mod:`.candidates` (the catalogue
 filtered), :mod:`.verdict` (verified or not, and why), :mod:`.output` (the profile and the
@@ -33,10 +34,12 @@ from ..bench.inputs import read_model_file
 from ..bench.options import BenchOptions, validate
 from ..bench.plan import Plan
 from ..precision.calibration import eval_arrays, output_classes
+from ..precision.recipes import target_kernels
 from ..image_input import is_image_input
 from ..graph.io import image_input, load_onnx, read_metadata
 from ..profile.deployment import DeploymentProfile
 from ..runtime import available_providers, cpu_count
+from ..runtime.model_info import int8_kernels_warning
 from ..runtime.raw_images import check_image_provider
 from .serving import ServingChoice, check_serving_options, choose_layout
 from .candidates import candidates
@@ -59,6 +62,7 @@ class TuneOptions:
     batch_size: int = 1
     threads: int | None = None
     calibration: str | Path | None = None
+    target_cpu: str = "auto"  # INT8 for this machine's class, CPUs with VNNI, or any CPU (precision.recipes.TARGET_CPUS)
     eval_data: str | Path | None = None
     max_accuracy_drop: float = 1.0  # percentage points
     duration: float = 3.0
@@ -93,6 +97,7 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
         raise InputError(f"--output {output} is the model itself")
     orphans = check_derived_model_paths(options, output)
     check_serving_options(options.mode, options.max_p99_ms)
+    target_kernels(options.target_cpu)  # an unknown target is refused before anything is measured
     if not 0 <= options.max_accuracy_drop <= 100:
         raise InputError(f"--max-accuracy-drop must be between 0 and 100 points, received {options.max_accuracy_drop}")
     bench = BenchOptions(files=(options.model,), providers=options.providers, batch_sizes=(options.batch_size,),
@@ -119,6 +124,7 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
             eval_arrays(options.eval_data, image_input(source, options.model).batch_shape(1)[1:], read_metadata(source),  # type: ignore[arg-type]
                         Path(tmp), classes=output_classes(source))
         files, synthetic, heldout = make_files(options, Path(tmp), precisions, providers, say)
+        kernels = int8_kernels_warning(read_metadata(load_onnx(files["int8"])), "INT8") if "int8" in files else None
         chosen = candidates(files, providers, precisions, options.batch_size)
         fp32 = read_model_file(files["portable"])  # (an image-input file: the benchmark photo, uint8)
         plan = Plan(tuple(c.engine for c in chosen), REFERENCE, f"{REFERENCE}: {Path(options.model).name} on the CPU EP",
@@ -128,7 +134,7 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
         by_name = {r.engine: r for r in result.records}
         reference = by_name[REFERENCE]
         verdicts = [judge(by_name[c.engine.name], c.engine.backend, c.session, reference, synthetic=synthetic, heldout=heldout,
-                          max_accuracy_drop=options.max_accuracy_drop) for c in chosen]
+                          max_accuracy_drop=options.max_accuracy_drop, kernels_warning=kernels) for c in chosen]
         eligible = [v for v in verdicts if v.verified and v.record.provider in providers]
         if not eligible:
             raise InputError("no candidate was verified on this machine: " + "; ".join(f"{v.record.engine}: {v.reason}" for v in verdicts))

@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-import numpy as np
-
 from .._errors import InputError, OnnxModelError
 from ..bench.model_files import calibration_samples, fp16_model, int8_model, with_static_batch
 from ..image_input import classifier_and_spec
@@ -16,19 +14,15 @@ from ..export.image_input import image_input_stage
 from ..graph.io import image_input, load_onnx, save_onnx, write_metadata
 from ..graph.passes.unfuse_fused_conv import is_standard
 from ..graph.fp16 import is_quantized
-from .verdict import HeldOut
+from ..precision.holdout import HOLDOUT_EVERY, MIN_HOLDOUT_SOURCE, HeldOut, check_held_out, split_held_out
 
 if TYPE_CHECKING:
     from . import TuneOptions
 
 __all__ = ["make_files", "TUNE_MARKER", "HOLDOUT_EVERY", "MIN_HOLDOUT_SOURCE"]
 
-# Without --eval-data, one calibration sample in HOLDOUT_EVERY is held out of the calibration
-# and INT8 is judged on those (from MIN_HOLDOUT_SOURCE samples; fewer: only --eval-data decides).
-# The digits ResNet-20, calibrated on 96 training scans: 1.4e-2 on the 32 held out, 7.9e-1 on the
-# fixed standard-normal input that used to decide.
-HOLDOUT_EVERY = 4
-MIN_HOLDOUT_SOURCE = 8
+# Without --eval-data, INT8 is judged on calibration samples held out of its calibration
+# (resnet_deploy.precision.holdout: the check quantize makes of every file it writes).
 # Metadata of the model files tune makes (INT8, fp16): the profile they were made for. A file
 # beside a profile that does not exist, marked for it, is the orphan of a run killed between
 # the two writes; the next run replaces (or removes) it without --force.
@@ -56,18 +50,14 @@ def make_files(options: TuneOptions, folder: Path, precisions: set[str], provide
     marker = {TUNE_MARKER: Path(options.output).name}
     if "int8" in precisions and (set(providers) & {"cpu", "openvino"}):
         samples = calibration_samples(model, options.calibration, image.batch_shape(1)[1:])
-        hold = not synthetic and options.eval_data is None and len(samples) >= MIN_HOLDOUT_SOURCE
-        out = (np.arange(len(samples)) % HOLDOUT_EVERY == 0) & hold  # every 4th: a folder sorted by class loses a few of each
-        held, samples = samples[out], samples[~out]
+        held = samples[:0]
+        if not synthetic and options.eval_data is None:
+            samples, held = split_held_out(samples)
         say(f"quantizing to INT8 on {len(samples)} {'synthetic' if synthetic else 'calibration'} samples"
             + (f" ({len(held)} more held out to judge it)" if len(held) else ""))
-        int8 = int8_model(model, samples, source=str(options.model))
+        int8 = int8_model(model, samples, source=str(options.model), target_cpu=options.target_cpu)
         if len(held):
-            from ..diagnostics.sensitivity import cpu_logits
-            from ..graph.verify import compare
-
-            parity = compare(cpu_logits(int8, held, options.threads), cpu_logits(model, held, options.threads), rtol=1.0)
-            heldout = HeldOut(len(held), parity.max_rel_error, parity.top1_agreement)
+            heldout = check_held_out(int8, model, held, options.threads)
         if spec is not None:
             int8 = image_input_stage(int8, spec, source=f"{options.model} (INT8)")[0]
         write_metadata(int8, marker)

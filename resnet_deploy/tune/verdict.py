@@ -8,14 +8,15 @@ from typing import Any
 
 from ..bench.schema import Record
 from ..graph.verify import DEFAULT_RTOL
+from ..precision.holdout import HELD_OUT_TOLERANCE, HeldOut
 
 __all__ = ["Verdict", "VerdictKind", "HeldOut", "judge", "TOLERANCES", "TF32_TOLERANCE"]
 
 # Max relative logit error against the fp32 file on the CPU EP, per precision. fp32: the
 # export's own parity tolerance. bf16/fp16 keep 8/11 mantissa bits (measured 2.9e-3 and 1e-3 on
-# ResNets). INT8: the error of a well-calibrated QDQ ResNet-50 (1.7e-2 to 2.4e-2 measured) with
-# headroom; accuracy on real data (eval data) is the test that matters and is applied on top.
-TOLERANCES = {"fp32": DEFAULT_RTOL, "bf16": 2e-2, "fp16": 2e-2, "int8": 1e-1}
+# ResNets). INT8: quantize's held-out tolerance (resnet_deploy.precision.holdout); accuracy on
+# real data (eval data) is the test that matters and is applied on top.
+TOLERANCES = {"fp32": DEFAULT_RTOL, "bf16": 2e-2, "fp16": 2e-2, "int8": HELD_OUT_TOLERANCE}
 # fp32 on NVIDIA GPUs: onnxruntime's CUDA EP runs convolutions in TF32 by default (`use_tf32`,
 # default 1; 10 mantissa bits, like fp16): 3.5e-4 to 5.4e-4 measured on an H200, so the fp32 CPU
 # tolerance would reject every CUDA fp32 candidate for a choice onnxruntime makes by default.
@@ -30,6 +31,7 @@ class VerdictKind(Enum):
     FAILED = "failed"  # the engine did not run
     NO_OUTPUT = "no output"
     SYNTHETIC = "synthetic cal"  # INT8 calibrated on synthetic inputs: measured, never chosen
+    CPU_CLASS = "needs VNNI"  # INT8 made for kernels this CPU lacks: chosen only if --eval-data shows it holds
     NO_DATA = "needs eval data"  # INT8 with nothing real to judge it on
     ERROR = "error > tol"
     ACCURACY = "accuracy"
@@ -37,15 +39,6 @@ class VerdictKind(Enum):
     @property
     def verified(self) -> bool:
         return self in (VerdictKind.VERIFIED, VerdictKind.NOISY)
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    """INT8 against fp32 on calibration samples left out of the calibration (onnxruntime CPU)."""
-
-    samples: int
-    max_rel_error: float
-    top1_agreement: float
 
 
 @dataclass(frozen=True)
@@ -62,8 +55,10 @@ class Verdict:
 
 
 def judge(record: Record, backend: str, session: dict[str, Any], reference: Record, *, max_accuracy_drop: float,
-          synthetic: bool, heldout: HeldOut | None = None) -> Verdict:
-    """The verdict on ``record`` against the ``reference`` (the fp32 file on the CPU EP)."""
+          synthetic: bool, heldout: HeldOut | None = None, kernels_warning: str | None = None) -> Verdict:
+    """The verdict on ``record`` against the ``reference`` (the fp32 file on the CPU EP).
+    ``kernels_warning``: why the INT8 file's kernels are not this CPU's (``int8_kernels_warning``),
+    or None."""
     def verdict(kind: VerdictKind, reason: str) -> Verdict:
         return Verdict(record, backend, session, kind, reason)
 
@@ -77,6 +72,9 @@ def judge(record: Record, backend: str, session: dict[str, Any], reference: Reco
     measured = record.accuracy is not None and reference.accuracy is not None
     tf32 = record.precision == "fp32" and record.provider in ("cuda", "tensorrt")
     tolerance = TF32_TOLERANCE if tf32 else TOLERANCES[record.precision]
+    if record.precision == "int8" and kernels_warning is not None and not measured and record.provider in ("cpu", "openvino"):
+        return verdict(VerdictKind.CPU_CLASS, "made for CPUs with VNNI and this CPU has none: --eval-data decides "
+                                              "(or tune with --target-cpu any)")
     if record.precision == "int8" and not measured:
         # INT8 is judged on real inputs, never on the fixed standard-normal one: far from what it
         # was calibrated on, its logit error there says nothing (good calibrations failed, noise passed).
