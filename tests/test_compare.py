@@ -25,7 +25,9 @@ R20_BLOCKS = ["stem", *(f"layer{s}.{b}" for s in (1, 2, 3) for b in range(3)), "
 
 @pytest.fixture(scope="module")
 def digits_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """ResNet-20 trained on the digits, exported fp32 and quantized to INT8 on 64 training samples."""
+    """ResNet-20 trained on the digits, exported fp32 and quantized to INT8 on 64 training samples,
+    for any CPU: its bounds below hold on every class (with 8-bit weights, an AVX2 CPU saturates
+    and the stem's error was 3.8e-1; tests/test_cpu_class.py)."""
     import torch
 
     from resnet_deploy.export.exporter import ExportOptions, export_model
@@ -37,7 +39,7 @@ def digits_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
     fp32 = folder / "digits.onnx"
     export_model(ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE), fp32)
     int8 = folder / "digits_int8.onnx"
-    quantized = quantize_model(load_onnx(fp32), x_train[:64], source="digits").model
+    quantized = quantize_model(load_onnx(fp32), x_train[:64], target_cpu="any", source="digits").model
     onnx.save(quantized, str(int8))
     data = folder / "x.npy"
     np.save(data, x_test[:32])
@@ -68,7 +70,7 @@ def test_int8_default_tolerance_passes_a_good_calibration_and_names_a_bad_one(di
     assert good.tolerance == 0.25 and good.tolerance_from == "int8" and good.first_over is None
     x_train = digits()[0]
     bad = tmp_path / "half.onnx"
-    onnx.save(quantize_model(load_onnx(digits_models["fp32"]), x_train[:64] * 0.5, source="half").model, str(bad))
+    onnx.save(quantize_model(load_onnx(digits_models["fp32"]), x_train[:64] * 0.5, target_cpu="any", source="half").model, str(bad))
     result = compare_files(digits_models["fp32"], bad, data=digits_models["data"])
     print([(r.name, f"{r.max_rel_error:.2e}", f"{r.cosine:.4f}") for r in result.rows])
     assert result.first_over == "stem"
