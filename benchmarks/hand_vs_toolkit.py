@@ -1,10 +1,11 @@
 """Is the toolkit's tuned path at least as fast as the best hand configuration of this machine?
 
-    python benchmarks/hand_vs_toolkit.py [--depth 50] [--threads 2] [--seconds 3] [--rounds 7]
+    python benchmarks/hand_vs_toolkit.py [--depth 50] [--threads 2] [--seconds 3] [--rounds 7] [--target-cpu any]
 
 ResNet-50 (seeded random init) is exported, then:
 
-* ``tune`` picks this machine's fastest verified configuration and writes a profile
+* ``tune`` picks this machine's fastest verified configuration and writes a profile, with INT8
+  made for ``--target-cpu`` (``auto``: this machine's class; ``any``: 7-bit weights, every CPU)
   (calibration: 16 standard-normal inputs, so INT8 is verified by logit error only);
 * what an engineer would write by hand on the same INT8 QDQ file: the OpenVINO runtime with a
   static [1, 3, 224, 224] shape and the LATENCY hint, and an onnxruntime CPU session with every
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--target-cpu", default="auto", choices=("auto", "vnni", "any"), help="the INT8 recipe's CPU class")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="hand-vs-toolkit-") as tmp:
@@ -92,9 +94,11 @@ def main() -> None:
         export_model(ExportOptions(f"resnet{args.depth}"), fp32)
         samples = rng.standard_normal((16, 3, 224, 224)).astype(np.float32)
         np.save(calib, samples)
-        save_onnx(quantize_model(load_onnx(fp32), samples).model, int8)  # the default recipe, as tune's INT8 candidates
+        made = quantize_model(load_onnx(fp32), samples, target_cpu=args.target_cpu)  # the default recipe, as tune's INT8 candidates
+        save_onnx(made.model, int8)
         print("tuning ...", file=sys.stderr)
-        tuned = tune(TuneOptions(model=fp32, output=profile, threads=args.threads, calibration=calib, duration=3.0, rounds=3))
+        tuned = tune(TuneOptions(model=fp32, output=profile, threads=args.threads, calibration=calib, duration=3.0, rounds=3,
+                                 target_cpu=args.target_cpu))
         print(f"tune chose {tuned.winner.record.engine} ({tuned.winner.record.p50_ms:.2f} ms in its own run)", file=sys.stderr)
         x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
         predictor = Predictor.from_profile(profile)
@@ -115,7 +119,7 @@ def main() -> None:
     flags = cpu_flags()
     isa = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8") if f in flags]
     print(f"ResNet-{args.depth}, batch 1, {args.threads} threads, {args.rounds} interleaved rounds of {args.seconds:g} s; "
-          f"{cpu_model()} ({', '.join(isa)}), Python {platform.python_version()}")
+          f"INT8 int8_kernels {made.int8_kernels}; {cpu_model()} ({', '.join(isa)}), Python {platform.python_version()}")
     print(f"{'path':<62} {'p50 ms':>7} {'range':>13} {'toolkit speed':>14} {'rel err':>8}")
     rows = []
     for name in names:
@@ -127,7 +131,8 @@ def main() -> None:
                      "max_rel_error_vs_fp32": errors[name]})
     print("toolkit speed = the path's round median / the toolkit's round median, min-max over rounds (> 1: toolkit faster)")
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu_model(), "isa": isa, "threads": args.threads, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"cpu": cpu_model(), "isa": isa, "threads": args.threads, "int8_kernels": made.int8_kernels,
+                                                "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
