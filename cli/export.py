@@ -42,8 +42,8 @@ def export(
     max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
     image_input: ImageInput = False,
     image_input_top_k: ImageInputTopK = 0,
-    features: Annotated[bool, typer.Option("--features", help="Embeddings instead of classes: the pooled features (output `embedding`), verified against the net with fc = Identity.")] = False,
-    normalize: Annotated[bool, typer.Option("--normalize", help="With --features: L2-normalise each embedding to unit length.")] = False,
+    features: Annotated[bool, typer.Option("--features", metavar="", help="Embeddings instead of classes: the pooled features (output `embedding`), verified against the net with fc = Identity.")] = False,
+    normalize: Annotated[bool, typer.Option("--normalize", metavar="", help="With --features: L2-normalise each embedding to unit length.")] = False,
     target_cpu: TargetCpu = "auto",
 ) -> None:
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
