@@ -130,7 +130,7 @@ PY
 
 if has tests; then
   step tests 180 30 "$OUT/pytest_gpu.txt" python3 -m pytest -q -p no:cacheprovider -rs \
-    tests/test_runtime.py tests/bench/test_gpu_backends.py tests/test_openvino_runtime.py
+    tests/runtime/test_runtime.py tests/bench/test_gpu_backends.py tests/runtime/test_openvino_runtime.py
 fi
 if has bench; then
   for b in 1 8 32; do

@@ -2,7 +2,7 @@
 with CPUID faulting: onnxruntime and OpenVINO then choose the integer kernels of that class, the
 ones that saturate U8S8 in int16 (tests/_avx2_only.c says how).
 
-    python -m tests._avx2_only python -m pytest tests/test_compare.py
+    python -m tests._avx2_only python -m pytest tests/diagnostics/test_compare.py
 
 builds the preload library with the C compiler and runs the command under it; ``avx2_env()``
 gives the environment for a subprocess, ``unavailable()`` why it cannot be made here (or None).

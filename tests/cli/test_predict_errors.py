@@ -18,7 +18,7 @@ import resnet_deploy as rd
 from resnet_deploy.runtime import Predictor
 
 from .._cli_cases import TOO_MANY, Case, check_bad_input, external_cases, run_cli, strict_json
-from ..test_preprocess_modes import MODE_FILES, _exif_photo, _mode_image
+from ..preprocess.test_preprocess_modes import MODE_FILES, _exif_photo, _mode_image
 
 CASES = [
     Case("predict-not-image", ["predict", "{model}", "{notimage.jpg}"], ["not a readable image", "notimage.jpg"], []),

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ._cli_cases import run_cli
-from .fake_triton import FakeTriton
+from .._cli_cases import run_cli
+from ..fake_triton import FakeTriton
 
 
 @pytest.fixture(scope="module")

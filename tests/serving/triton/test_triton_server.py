@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ._require import skip_unless_present
+from ..._require import skip_unless_present
 
 
 MODEL = os.environ.get("RESNET_DEPLOY_TRITON_MODEL")
 # The same ResNet-20 exported with --image-input (uint8 RGB [N, H, W, 3] of any size, top-3 outputs).
 IMAGE_MODEL = os.environ.get("RESNET_DEPLOY_TRITON_IMAGE_MODEL")
-STAND_IN = Path(__file__).parent / "triton_server" / "onnxruntime"
+STAND_IN = Path(__file__).parents[2] / "triton_server" / "onnxruntime"
 
 
 def _skip(reason: str) -> None:

@@ -327,7 +327,7 @@ def test_a_foreign_opset_17_file_takes_images(tmp_path: Path) -> None:
     opset 18 (verified), optimized, and given the image input with --mean/--std."""
     from resnet_deploy import create_model
 
-    from .conftest import legacy_export, randomize_bn
+    from ..conftest import legacy_export, randomize_bn
 
     foreign = legacy_export(randomize_bn(create_model("resnet20")), 32, tmp_path / "foreign.onnx")
     result = _cli("optimize", foreign, "-o", tmp_path / "x.onnx", "--image-input", code=1)

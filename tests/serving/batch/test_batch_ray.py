@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from .._require import skip_unless_present
+from ..._require import skip_unless_present
 
 MODEL = os.environ.get("RESNET_DEPLOY_RAY_MODEL")
 try:

@@ -24,9 +24,9 @@ from resnet_deploy.graph.io import load_onnx, read_metadata, save_onnx, write_me
 from resnet_deploy.precision.quantize import quantize_file
 from resnet_deploy_cli.main import app
 
-from ._avx2_only import REQUIRE_ENV, avx2_env, unavailable
-from ._digits import IMAGE_SIZE, digits, train_resnet20
-from ._require import skip_unless_present
+from .._avx2_only import REQUIRE_ENV, avx2_env, unavailable
+from .._digits import IMAGE_SIZE, digits, train_resnet20
+from .._require import skip_unless_present
 
 VNNI_HERE = int8_kernels() == "vnni"
 

@@ -10,7 +10,7 @@ import resnet_deploy as rd
 from resnet_deploy.graph.io import load_onnx, op_counts
 from resnet_deploy.export.optimize import optimize_model
 
-from ..conftest import legacy_export, randomize_bn
+from ...conftest import legacy_export, randomize_bn
 
 CASES = ["resnet20", "plain20", "resnet18", "resnet50"]
 

@@ -17,8 +17,8 @@ from resnet_deploy.export.pipeline import ort_outputs
 from resnet_deploy.precision.quantize import quantize_model
 from resnet_deploy_cli.main import app
 
-from ._digits import IMAGE_SIZE, digits, train_resnet20
-from .conftest import legacy_export
+from .._digits import IMAGE_SIZE, digits, train_resnet20
+from ..conftest import legacy_export
 
 R20_BLOCKS = ["stem", *(f"layer{s}.{b}" for s in (1, 2, 3) for b in range(3)), "head"]
 
@@ -27,7 +27,7 @@ R20_BLOCKS = ["stem", *(f"layer{s}.{b}" for s in (1, 2, 3) for b in range(3)), "
 def digits_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """ResNet-20 trained on the digits, exported fp32 and quantized to INT8 on 64 training samples,
     for any CPU: its bounds below hold on every class (with 8-bit weights, an AVX2 CPU saturates
-    and the stem's error was 3.8e-1; tests/test_cpu_class.py)."""
+    and the stem's error was 3.8e-1; tests/precision/test_cpu_class.py)."""
     import torch
 
     from resnet_deploy.export.exporter import ExportOptions, export_model
@@ -82,7 +82,7 @@ def test_a_file_against_our_own_optimize_output(tmp_path: Path) -> None:
     """optimize folds BatchNorm into the convolutions and keeps their weights' names, so a
     foreign file and its optimized twin have the same blocks; a twin whose weights another tool
     renamed is matched by position, with a note, rather than refused."""
-    from .conftest import randomize_bn
+    from ..conftest import randomize_bn
     from resnet_deploy.export.optimize import optimize_file
 
     foreign = legacy_export(randomize_bn(rd.create_model("resnet20")), IMAGE_SIZE, tmp_path / "tv20.onnx")

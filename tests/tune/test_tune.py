@@ -17,7 +17,7 @@ from resnet_deploy.runtime import Predictor
 from resnet_deploy.tune import REFERENCE, TOLERANCES, TuneOptions, tune
 from resnet_deploy.graph.verify import compare
 
-from ._digits import IMAGE_SIZE, digits, train_resnet20
+from .._digits import IMAGE_SIZE, digits, train_resnet20
 
 FAST = {"duration": 0.3, "rounds": 2}
 

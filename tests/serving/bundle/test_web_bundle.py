@@ -37,9 +37,9 @@ from resnet_deploy.preprocess.images import load_image
 from resnet_deploy.preprocess.labels import imagenet_labels
 from resnet_deploy_cli.main import app
 
-from ._require import skip_unless_present
-from .webpage.chromium import chromium_path, run_page
-from .webpage.server import BundleServer
+from ..._require import skip_unless_present
+from ...webpage.chromium import chromium_path, run_page
+from ...webpage.server import BundleServer
 
 runner = CliRunner()
 # Measured on these photos (random-init ResNet-18, onnxruntime-web 1.30 in Chromium 156 against

@@ -20,7 +20,7 @@ import pytest
 
 from resnet_deploy.serving.batch import BatchOptions, run_batch
 
-from .._cli_cases import CLI
+from ..._cli_cases import CLI
 
 pytestmark = pytest.mark.e2e
 SHARD = 8  # 207 photos: 26 shards, slow enough to be killed half-way on one worker and one thread

@@ -1,6 +1,6 @@
 """What a local Triton server needs from this machine, read without starting one: the addresses
 and ports it may bind, what its log says about how it ended, and what a run cut short leaves
-behind (issue 26 A.3, B.5, C.2, C.3). ``tests/test_triton_server.py`` holds the same cases
+behind (issue 26 A.3, B.5, C.2, C.3). ``tests/serving/triton/test_triton_server.py`` holds the same cases
 against the real server."""
 
 from __future__ import annotations

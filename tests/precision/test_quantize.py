@@ -16,7 +16,7 @@ from resnet_deploy.graph.io import load_onnx, op_counts, read_metadata
 from resnet_deploy.export.pipeline import ort_outputs
 from resnet_deploy.precision.quantize import RECIPES, convert_fp16, quantize_file, quantize_model
 
-from ._digits import IMAGE_SIZE, digits, train_resnet20
+from .._digits import IMAGE_SIZE, digits, train_resnet20
 
 
 @pytest.fixture(scope="module")

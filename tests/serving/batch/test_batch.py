@@ -31,7 +31,7 @@ from resnet_deploy.serving.batch.local import decode_spec
 from resnet_deploy.serving.batch.pool import DecodePool, WorkerDied
 from resnet_deploy.serving.batch.recover import decode_alone
 
-from .._cli_cases import assert_clean_failure, error_lines, run_cli
+from ..._cli_cases import assert_clean_failure, error_lines, run_cli
 from ._photos import BROKEN, ODD
 
 SHARD = 48  # 207 inputs: shards of 48, 48, 48, 48 and 15

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from resnet_deploy.bench import RECORD_FIELDS, BenchOptions, plan_engines, plot, run_benchmark, to_csv, to_markdown
 from resnet_deploy_cli.main import app
 
-from .conftest import legacy_export
+from ..conftest import legacy_export
 
 
 @pytest.fixture(scope="module")
