@@ -113,7 +113,7 @@ def _client_module(protocol: str) -> Any:
             import tritonclient.grpc as module
         else:
             import tritonclient.http as module
-    except ImportError:
+    except (ImportError, RuntimeError):  # tritonclient installed without this protocol raises RuntimeError
         raise InputError(f"measuring a served model needs tritonclient: pip install 'tritonclient[{protocol}]'") from None
     return module
 

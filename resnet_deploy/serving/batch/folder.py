@@ -45,10 +45,12 @@ def folder_state(folder: Path) -> FolderState:
         raise OutputPathError(f"cannot read --output {folder}: {exc.strerror or exc}") from exc
     if MANIFEST in names:
         return FolderState.JOB
-    leftovers = [n for n in names if n != INPUTS_FILE and not _TEMPORARY.fullmatch(n)]
+    leftovers = [n for n in names if not _TEMPORARY.fullmatch(n)]
     if not leftovers:
         return FolderState.NEW
-    if all(SHARD_NAME.fullmatch(n) for n in leftovers):
+    # A lone _inputs.txt may be a start cut short, or the user's own list (batch @DIR/_inputs.txt -o DIR):
+    # it is replaced only with --force, like shards without a manifest.
+    if all(SHARD_NAME.fullmatch(n) or n == INPUTS_FILE for n in leftovers):
         return FolderState.ORPHAN_SHARDS
     return FolderState.FOREIGN
 

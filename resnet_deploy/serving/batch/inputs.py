@@ -9,7 +9,6 @@ the same shards.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 from pathlib import Path
@@ -34,13 +33,14 @@ def _is_image(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
-def _folder_images(folder: str) -> list[str]:
+def _folder_images(folder: str, *, required: bool = True) -> list[str]:
     """Image files under ``folder``, at any depth (symbolic links to folders are not followed: a
-    link to an ancestor would loop)."""
+    link to an ancestor would loop). A folder named by the user must hold images; one a pattern
+    matched may be empty (``photos/*`` over a tree with an empty subfolder)."""
     found = []
     for root, _dirs, names in os.walk(folder, onerror=_raise):
         found.extend(os.path.join(root, n) for n in names if _is_image(n) and os.path.isfile(os.path.join(root, n)))
-    if not found:
+    if not found and required:
         raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {folder}")
     return found
 
@@ -69,14 +69,36 @@ def _list_file(spec: str) -> list[str]:
 def _glob(pattern: str) -> list[str]:
     """A glob's matches: image files, and the images of matched folders (``**`` recurses)."""
     found: list[str] = []
-    for match in glob.glob(pattern, recursive=True):
+    for match in _matches(pattern):
+        if os.path.islink(match) and os.path.isdir(match):
+            continue  # as a folder search, links to folders are not followed: one to an ancestor would loop
         if os.path.isdir(match):
-            found.extend(_folder_images(match))
+            found.extend(_folder_images(match, required=False))
         elif _is_image(match) and os.path.isfile(match):
             found.append(match)
     if not found:
         raise InputError(f"the pattern {pattern} matches no images")
     return found
+
+
+def _matches(pattern: str) -> list[str]:
+    """The paths ``pattern`` matches. pathlib's ``**`` does not enter symbolic links to folders
+    (glob.glob's does: two links to ``.`` listed images without end), so the pattern is split at
+    its first wildcard into a folder and a relative pattern for Path.glob."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
+    base = Path(*parts[:first]) if first else Path(".")
+    rest = str(Path(*parts[first:]))
+    return [str(base / p.relative_to(base)) if first else str(p) for p in base.glob(rest)]
+
+
+def _absolute(path: str) -> str:
+    """``path`` made absolute. ``..`` is resolved through the file system when it follows a
+    symbolic link (``link/../x`` is the link target's parent's ``x``, as ``open`` reads it), and
+    textually otherwise, so that a path is listed as given."""
+    if ".." in Path(path).parts:
+        return os.path.realpath(path)
+    return os.path.abspath(path)
 
 
 def _expand(spec: str) -> list[str]:
@@ -106,7 +128,7 @@ def list_inputs(specs: Iterable[str]) -> list[str]:
     """Every image the specs name, absolute, sorted, each once; an input that names nothing (a
     missing path, a glob without matches, an unreadable or empty list) raises :class:`InputError`
     before any work."""
-    return sorted({_checked(os.path.abspath(p)) for spec in specs for p in _expand(spec)})
+    return sorted({_checked(_absolute(p)) for spec in specs for p in _expand(spec)})
 
 
 def inputs_bytes(paths: Sequence[str]) -> bytes:
@@ -116,4 +138,6 @@ def inputs_bytes(paths: Sequence[str]) -> bytes:
 
 def parse_inputs(data: bytes) -> tuple[list[str], str]:
     """A stored list and its SHA-256 (the manifest pins the digest)."""
-    return data.decode("utf-8").splitlines(), hashlib.sha256(data).hexdigest()
+    # split("\n"), not splitlines(): a file name may hold U+2028, U+0085 or \x1c, which splitlines breaks at.
+    text = data.decode("utf-8")
+    return (text[:-1].split("\n") if text else []), hashlib.sha256(data).hexdigest()

@@ -134,11 +134,15 @@ def open_job(options: BatchOptions, facts: ModelFacts, engine: str, progress: Pr
     if state is FolderState.FOREIGN:
         raise OutputPathError(f"--output {folder} holds files that are not a batch job's; choose a new or empty folder")
     if state is FolderState.ORPHAN_SHARDS and not options.force:
-        raise OutputPathError(f"{folder} holds shards without a manifest (a --force cut short?): pass --force to start over")
+        raise OutputPathError(f"{folder} holds shards or an input list without a manifest (a start cut short?): pass --force "
+                              "to start over")
     resume = state is FolderState.JOB and not options.force
     # The inputs are listed before the folder is touched: a missing input leaves an old job intact.
     paths = None if resume else list_inputs(key.inputs)
     with claim(folder):
+        if folder_state(folder) is not state:  # another run wrote it while this one listed its inputs
+            raise OutputPathError(f"{folder} changed while the inputs were listed (another run wrote it): run the command "
+                                  "again")
         remove_temporaries(folder)
         if resume:
             manifest = _finished(folder, read_manifest(folder / MANIFEST))

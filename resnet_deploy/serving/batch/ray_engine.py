@@ -74,6 +74,7 @@ class _Deployment:
     profiles: tuple[str, ...]
     threads: int
     fmt: RowFormat
+    provider: str = "cpu"  # for the file without a profile: asked for by name, used or refused on each node
 
 
 class _InferActor:
@@ -100,8 +101,8 @@ def _open_here(deployment: _Deployment) -> tuple[Predictor, str]:
     if model_sha256(deployment.model) != deployment.sha256:  # a node whose copy differs from the driver's
         raise RuntimeBackendError(f"{deployment.model} on {os.uname().nodename} is not the file the job started with "
                                   "(its SHA-256 differs): give every node the same model on shared storage")
-    predictor = Predictor(deployment.model, provider="cpu", threads=deployment.threads)
-    return predictor, "ray:cpu" + (" (no profile for this machine)" if deployment.profiles else "")
+    predictor = Predictor(deployment.model, provider=deployment.provider, threads=deployment.threads)
+    return predictor, f"ray:{predictor.provider}" + (" (no profile for this machine)" if deployment.profiles else "")
 
 
 def _decode(spec: DecodeSpec) -> Any:
@@ -118,6 +119,8 @@ def _connect(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get(RAY_ADDRESS) or None
+    if address:
+        _reachable(address)
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     try:
         ray.init(address=address, **kwargs) if address else ray.init(num_cpus=cpu_count(), **kwargs)
@@ -127,8 +130,29 @@ def _connect(address: str | None) -> bool:
     return True
 
 
+def _reachable(address: str) -> None:
+    """A cluster address that answers, checked in a few seconds: ray.init retries an address that
+    refuses for minutes, printing Ray's native warnings as it goes."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if address == "auto" or address.startswith("local"):
+        return
+    target = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        port = target.port or 6379  # a bare host: Ray's default GCS port
+    except ValueError:
+        raise RuntimeBackendError(f"--ray-address {address!r} is not host:port (or ray://host:port)") from None
+    try:
+        with socket.create_connection((target.hostname or "127.0.0.1", port), timeout=5):
+            pass
+    except OSError as exc:
+        raise RuntimeBackendError(f"no Ray cluster answers at {address}: {exc.strerror or exc}") from None
+
+
 def run_ray(job: Job, deployment_model: str, spec: DecodeSpec, *, batch_size: int, profiles: Sequence[str] = (),
-            address: str | None = None, workers: int | None = None, threads: int | None = None) -> RayLayout:
+            address: str | None = None, workers: int | None = None, threads: int | None = None,
+            provider: str | None = None) -> RayLayout:
     """Do ``job``'s pending shards on Ray; returns the layout it used."""
     require("--engine ray", "ray", extra="ray")
     import ray
@@ -137,7 +161,7 @@ def run_ray(job: Job, deployment_model: str, spec: DecodeSpec, *, batch_size: in
     try:
         layout = ray_layout(int(ray.cluster_resources().get("CPU", 1)), workers=workers, threads=threads)
         deployment = _Deployment(deployment_model, job.format.model_sha256, tuple(str(p) for p in profiles),
-                                 layout.threads, job.format)
+                                 layout.threads, job.format, provider or "cpu")
         tasks = [(shard, batch) for shard in job.pending for batch in shard.batches(batch_size)]
         if tasks:
             _drain(job, tasks, _dataset(ray, tasks, spec, deployment, layout))
@@ -187,8 +211,40 @@ def _rows(dataset: Any) -> Iterator[pa.RecordBatch]:
     except ResnetDeployError:
         raise
     except Exception as exc:  # RayTaskError wraps ours; ActorDiedError, a lost node: Ray's own
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, ResnetDeployError):
+        cause = _our_cause(exc)
+        if cause is not None:
             raise cause from None
         raise RuntimeBackendError(f"the Ray job failed: {type(exc).__name__}: {first_line(exc)}; the finished shards are "
                                   "kept: the same command resumes the job") from None
+
+
+def _our_cause(exc: BaseException) -> ResnetDeployError | None:
+    """Our error inside Ray's wrappers (a task's error, an actor that died in its constructor:
+    a provider refused on that node, a model that differs there), if there is one."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ResnetDeployError):
+            return current
+        pending += [getattr(current, name, None) for name in ("cause", "__cause__", "__context__")]
+        said = _ours_in_text(str(getattr(current, "error_msg", "") or ""))
+        if said is not None:
+            return said
+    return None
+
+
+def _ours_in_text(text: str) -> ResnetDeployError | None:
+    """An actor that died in its constructor keeps only the traceback's text (ActorDiedError's
+    ``error_msg``): our error's last line, found in it, as the error again."""
+    from ... import _errors
+
+    for line in reversed(text.splitlines()):
+        name, _, message = line.strip().partition(": ")
+        kind = getattr(_errors, name.rsplit(".", 1)[-1], None)
+        if message and isinstance(kind, type) and issubclass(kind, ResnetDeployError):
+            return kind(f"a Ray actor could not open the model: {message}")
+    return None

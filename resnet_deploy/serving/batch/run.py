@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from ..._errors import OnnxModelError
@@ -53,16 +54,18 @@ def run_batch(options: BatchOptions, *, progress: ProgressCallback | None = None
 def _run_on_ray(options: BatchOptions, start: float, progress: ProgressCallback | None) -> BatchResult:
     """The job on Ray: the driver reads the model's facts on its CPU (one thread; the profiles
     may all be for other machines of the cluster), the actors run it (:mod:`.ray_engine`)."""
-    from .ray_engine import run_ray
+    from .ray_engine import RAY_ADDRESS, _reachable, run_ray
 
     profiles = tuple(str(p) for p in ((options.profile,) if options.profile else ()) + options.profiles)
+    if options.ray_address or os.environ.get(RAY_ADDRESS):  # before the folder is touched: an address that answers
+        _reachable(options.ray_address or os.environ[RAY_ADDRESS])
     predictor, facts = open_model(options, 1, for_facts_only=True)
     with predictor:
         spec = decode_spec(predictor)
         model = str(predictor.model_path)
     with open_job(options, facts, "ray", progress) as job:
         layout = run_ray(job, model, spec, batch_size=options.batch_size, profiles=profiles, address=options.ray_address,
-                         workers=options.workers, threads=options.threads)
+                         workers=options.workers, threads=options.threads, provider=options.provider)
     startup, rate = job.pace(start)
     return BatchResult(
         output=options.output, images=job.manifest.images, processed=job.processed, failed=job.failed,

@@ -393,3 +393,76 @@ def test_sending_work_to_a_dead_worker_waits_for_its_turn_to_say_so(resnet20_onn
             pool.submit((image,))
         with pytest.raises(WorkerDied, match="killed by SIGKILL"):
             pool.result()
+
+
+# -- the adversarial pass's findings (issue 26 D: a fresh pass over batch) ----------------------------
+
+def test_links_to_folders_are_not_followed_by_patterns(photos: Path, tmp_path: Path) -> None:
+    """`loop/**` over `loop/self -> .` listed one image 41 times (two such links: forever); an
+    empty subfolder a pattern matches is skipped, where a folder named by the user must hold images."""
+    loop = tmp_path / "loop"
+    (loop / "empty").mkdir(parents=True)
+    image = next(photos.rglob("*.jpg"))
+    shutil.copyfile(image, loop / "x.jpg")
+    (loop / "self").symlink_to(".")
+    (loop / "again").symlink_to(".")
+    for pattern in (f"{loop}/**", f"{loop}/*", f"{loop}/**/*.jpg"):
+        assert list_inputs([pattern]) == [str(loop / "x.jpg")], pattern
+    with pytest.raises(InputError, match="no images"):
+        list_inputs([str(loop / "empty")])
+
+
+def test_dot_dot_after_a_link_is_the_file_open_reads(photos: Path, tmp_path: Path) -> None:
+    """`top/link/../cat.jpg`, with `link -> ../real/deep`, is real/cat.jpg (as predict reads it), not top/cat.jpg."""
+    image = next(photos.rglob("*.jpg"))
+    (tmp_path / "real" / "deep").mkdir(parents=True)
+    (tmp_path / "top").mkdir()
+    shutil.copyfile(image, tmp_path / "real" / "cat.jpg")
+    (tmp_path / "top" / "link").symlink_to("../real/deep")
+    assert list_inputs([str(tmp_path / "top" / "link" / ".." / "cat.jpg")]) == [str(tmp_path / "real" / "cat.jpg")]
+
+
+def test_a_name_with_another_line_separator_resumes(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+    """Names holding U+2028, U+0085 or \\x1c passed the line-break check, then split the stored list
+    apart on reading it back: every rerun was refused."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    image = next(photos.rglob("*.jpg"))
+    for name in ("a\u2028b.jpg", "c\u0085d.jpg", "e\x1cf.jpg"):
+        shutil.copyfile(image, folder / name)
+    out = tmp_path / "out"
+    run_batch(_options(resnet20_onnx, [folder], out))
+    again = run_batch(_options(resnet20_onnx, [folder], out))
+    assert again.shards_written == 0 and _table(out).num_rows == 3
+
+
+def test_a_users_lone_input_list_is_not_replaced(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+    """`batch @work/_inputs.txt -o work` replaced the user's list with the expanded one."""
+    work = tmp_path / "work"
+    work.mkdir()
+    listing = work / "_inputs.txt"
+    listing.write_text(str(next(photos.rglob("*.jpg"))) + "\n")
+    before = listing.read_bytes()
+    with pytest.raises(OutputPathError, match="without a manifest"):
+        run_batch(_options(resnet20_onnx, [f"@{listing}"], work))
+    assert listing.read_bytes() == before
+
+
+def test_a_folder_written_while_the_inputs_were_listed_is_not_cleared(resnet20_onnx: Path, photos: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder's state was read before the inputs were listed and the lock taken after: a job
+    another run finished meanwhile was cleared without --force. It is read again under the lock."""
+    from resnet_deploy.serving.batch import job as job_module
+
+    out = tmp_path / "out"
+    real = job_module.list_inputs
+
+    def slow_listing(specs: object) -> list[str]:  # another run finishes a job here while this one lists
+        monkeypatch.setattr(job_module, "list_inputs", real)  # the other run lists as usual
+        run_batch(_options(resnet20_onnx, [next(photos.rglob("*.jpg"))], out))
+        return real(specs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job_module, "list_inputs", slow_listing)
+    with pytest.raises(OutputPathError, match="changed while the inputs were listed"):
+        run_batch(_options(resnet20_onnx, [photos], out, top_k=3))
+    assert _table(out).num_rows == 1  # the other run's job, intact

@@ -135,3 +135,19 @@ def test_a_dead_actor_is_an_error_not_a_hang_and_the_job_resumes(photos: Path, t
     rows = _table(out)
     assert rows.column("path").to_pylist() == local_rows.column("path").to_pylist()
     assert rows.column("top_k_scores").equals(local_rows.column("top_k_scores"))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--ray-address", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),  # it used to hang for minutes
+    (["-p", "cuda"], "a Ray actor could not open the model: provider 'cuda' is not available"),  # it ran on the CPU
+])
+def test_what_ray_cannot_do_is_one_line(photos: Path, tmp_path: Path, args: list[str], needle: str) -> None:
+    exe = Path(sys.executable).parent / "resnet-deploy"
+    out = tmp_path / "out"
+    proc = subprocess.run([str(exe), "batch", str(MODEL), str(photos), "-o", str(out), "--engine", "ray", *args],
+                          capture_output=True, text=True, timeout=180)
+    print(proc.stderr)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 1 and len(errors) == 1 and needle in errors[0] and "Traceback" not in proc.stderr
+    if "--ray-address" in args:
+        assert not out.exists()  # refused before the folder is touched
