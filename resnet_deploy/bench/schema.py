@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-__all__ = ["DEFAULT_REQUEST_TIMEOUT_S", 
+__all__ = ["DEFAULT_REQUEST_TIMEOUT_S",
     "Engine", "WorkerSpec", "RoundRequest", "FinishRequest", "Ready", "RoundResult", "Finished", "Failure",
     "Record", "RECORD_FIELDS", "BenchResult", "encode", "decode", "P90_P50_LIMIT", "ROUND_SPREAD_LIMIT", "EngineGone",
 ]

@@ -19,7 +19,7 @@ import pytest
 from resnet_deploy._hashing import file_sha256
 from resnet_deploy._machine import machine
 from resnet_deploy.profile.deployment import (
-    SESSION_FIELDS, DeploymentProfile, ProfileError, load_profile, load_profile_model, model_sha256, save_profile,
+    SESSION_FIELDS, DeploymentProfile, ProfileError, load_profile, model_sha256, save_profile,
 )
 from resnet_deploy.runtime import Predictor, SessionConfig
 
