@@ -76,7 +76,7 @@ def batch(
     shard_size: Annotated[int, typer.Option("--shard-size", help="Images per Parquet file.", min=1)] = 1024,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images decoded and run together.", min=1)] = 16,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Decode processes (default: half the cores).", min=1)] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="Inference threads (default: the cores the decode workers leave).", min=1)] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Inference threads (default: every core; the decode workers run beside them).", min=1)] = None,
     provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Execution provider: auto (default), cpu, cuda, tensorrt or openvino.")] = None,
     engine: Annotated[str, typer.Option("--engine", parser=choice(Engine, "engine"), metavar=metavar(Engine), help="Where the work runs: local (this machine: decode workers feeding one session) or ray (Ray Data: decode tasks feeding a pool of Predictor actors; the ray extra).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --engine ray: the cluster to join (default: RAY_ADDRESS, else a local Ray).", show_default=False)] = None,

@@ -38,7 +38,7 @@ class BatchOptions:
         shard_size: images per Parquet file; it decides the shards, so a resumed job must keep it.
         batch_size: images decoded and run together.
         workers: decode processes; None: half the cores (at least one).
-        threads: inference threads; None: the cores left to the workers (at least one).
+        threads: inference threads; None: every core (the workers run beside the session).
         provider: execution provider (``auto`` when None); not with ``profile``.
         engine: where the work runs; one of :data:`ENGINES`.
         force: start over in an output folder that holds another job of ours.
