@@ -31,39 +31,15 @@ import pyarrow as pa
 from ..._errors import ResnetDeployError, RuntimeBackendError, first_line
 from ..._extras import require
 from ...graph.io import model_sha256
-from ...runtime import Predictor, cpu_count
+from ...runtime import Predictor
 from .decode import DecodeSpec, decode_batch
 from .infer import infer_batch
 from .job import Job
+from .ray_cluster import RayLayout, connect, ray_layout
 from .rows import RowFormat
 from .shards import Shard
 
-__all__ = ["RayLayout", "ray_layout", "run_ray", "RAY_ADDRESS"]
-
-RAY_ADDRESS = "RAY_ADDRESS"  # Ray's own variable for the cluster to join
-
-
-@dataclasses.dataclass(frozen=True)
-class RayLayout:
-    """``actors`` Predictors of ``threads`` intra-op threads (and as many CPUs reserved) each; the
-    rest of the cluster's ``cpus`` decodes."""
-
-    cpus: int
-    actors: int
-    threads: int
-
-
-def ray_layout(cpus: int, *, workers: int | None = None, threads: int | None = None) -> RayLayout:
-    """How the cluster's CPUs are shared: by default half decode, half infer (as the local engine
-    does), and never all of them to the actors: at least one CPU is left to the readers."""
-    readers = workers if workers is not None else max(1, cpus // 2)
-    for_actors = max(1, cpus - max(1, readers))
-    per_actor = min(threads or for_actors, for_actors)
-    actors = max(1, for_actors // per_actor)
-    if cpus > 1 and actors * per_actor >= cpus:  # one CPU in all: Ray still runs a task beside the actor
-        actors, per_actor = 1, max(1, cpus - 1)
-    return RayLayout(cpus, actors, per_actor)
-
+__all__ = ["run_ray"]
 
 @dataclasses.dataclass(frozen=True)
 class _Deployment:
@@ -111,45 +87,6 @@ def _decode(spec: DecodeSpec) -> Any:
     return decode
 
 
-def _connect(address: str | None) -> bool:
-    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray on this
-    machine's cores. Returns whether this call started it (and so stops it)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get(RAY_ADDRESS) or None
-    if address:
-        _reachable(address)
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
-    try:
-        ray.init(address=address, **kwargs) if address else ray.init(num_cpus=cpu_count(), **kwargs)
-    except Exception as exc:  # ConnectionError, a refused address, a version mismatch
-        raise RuntimeBackendError(f"could not {'join the Ray cluster at ' + address if address else 'start Ray'}: "
-                                  f"{first_line(exc)}") from None
-    return True
-
-
-def _reachable(address: str) -> None:
-    """A cluster address that answers, checked in a few seconds: ray.init retries an address that
-    refuses for minutes, printing Ray's native warnings as it goes."""
-    import socket
-    from urllib.parse import urlsplit
-
-    if address == "auto" or address.startswith("local"):
-        return
-    target = urlsplit(address if "://" in address else f"tcp://{address}")
-    try:
-        port = target.port or 6379  # a bare host: Ray's default GCS port
-    except ValueError:
-        raise RuntimeBackendError(f"--ray-address {address!r} is not host:port (or ray://host:port)") from None
-    try:
-        with socket.create_connection((target.hostname or "127.0.0.1", port), timeout=5):
-            pass
-    except OSError as exc:
-        raise RuntimeBackendError(f"no Ray cluster answers at {address}: {exc.strerror or exc}") from None
-
-
 def run_ray(job: Job, deployment_model: str, spec: DecodeSpec, *, batch_size: int, profiles: Sequence[str] = (),
             address: str | None = None, workers: int | None = None, threads: int | None = None,
             provider: str | None = None) -> RayLayout:
@@ -157,7 +94,7 @@ def run_ray(job: Job, deployment_model: str, spec: DecodeSpec, *, batch_size: in
     require("--engine ray", "ray", extra="ray")
     import ray
 
-    started = _connect(address)
+    started = connect(address)
     try:
         layout = ray_layout(int(ray.cluster_resources().get("CPU", 1)), workers=workers, threads=threads)
         deployment = _Deployment(deployment_model, job.format.model_sha256, tuple(str(p) for p in profiles),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from ..._errors import OnnxModelError
@@ -54,11 +53,11 @@ def run_batch(options: BatchOptions, *, progress: ProgressCallback | None = None
 def _run_on_ray(options: BatchOptions, start: float, progress: ProgressCallback | None) -> BatchResult:
     """The job on Ray: the driver reads the model's facts on its CPU (one thread; the profiles
     may all be for other machines of the cluster), the actors run it (:mod:`.ray_engine`)."""
-    from .ray_engine import RAY_ADDRESS, _reachable, run_ray
+    from .ray_cluster import check_ray_address
+    from .ray_engine import run_ray
 
     profiles = tuple(str(p) for p in ((options.profile,) if options.profile else ()) + options.profiles)
-    if options.ray_address or os.environ.get(RAY_ADDRESS):  # before the folder is touched: an address that answers
-        _reachable(options.ray_address or os.environ[RAY_ADDRESS])
+    check_ray_address(options.ray_address)  # before the folder is touched: an address that answers
     predictor, facts = open_model(options, 1, for_facts_only=True)
     with predictor:
         spec = decode_spec(predictor)

@@ -30,7 +30,7 @@ if not MODEL or not Path(MODEL).is_file():
     skip_unless_present("RESNET_DEPLOY_RAY_MODEL names no exported ResNet-20", "RESNET_DEPLOY_REQUIRE_RAY", module_level=True)
 
 from resnet_deploy.serving.batch import BatchOptions, run_batch  # noqa: E402
-from resnet_deploy.serving.batch.ray_engine import ray_layout  # noqa: E402
+from resnet_deploy.serving.batch.ray_cluster import ray_layout  # noqa: E402
 
 from ._photos import BROKEN  # noqa: E402
 
