@@ -16,7 +16,7 @@ from ..graph.io import image_input, load_onnx, read_metadata
 from ..preprocess.images import ImageLike, Preprocessing
 from ..image_input import is_image_input
 from .openvino_native import OpenVINOSession
-from .raw_images import check_image_batch, check_image_provider, decode, size_groups, stack_one_size
+from .raw_images import check_image_batch, check_image_provider, decode, image_batches, stack_one_size
 from .execution import Execution
 from .answers import Prediction, ranked
 from .model_info import class_names, warn_about_model
@@ -233,12 +233,12 @@ class Predictor:
         return out
 
     def _image_logits(self, images: Sequence[ImageLike]) -> np.ndarray:
-        """Logits of a model with the preprocessing in its graph: the images decoded as they are
-        and run one size at a time (a batch holds one size), rows back in the order given."""
-        arrays = [decode(im, self.preprocessing) for im in images]
-        rows: list[np.ndarray] = [np.empty(0)] * len(arrays)
-        for group in size_groups(arrays):
-            for i, row in zip(group, self.run(np.stack([arrays[i] for i in group]))):
+        """Logits of a model with the preprocessing in its graph: the images decoded as they are,
+        run by :func:`~resnet_deploy.runtime.raw_images.image_batches` (one size and a bounded
+        number of pixels per run), rows back in the order given."""
+        rows: list[np.ndarray] = [np.empty(0)] * len(images)
+        for indices, batch in image_batches(images, self.preprocessing):
+            for i, row in zip(indices, self.run(batch)):
                 rows[i] = row
         return np.stack(rows)
 
