@@ -8,13 +8,15 @@ from pathlib import Path
 
 from ..._errors import InputError
 
-__all__ = ["BatchOptions", "BatchProgress", "BatchResult", "ENGINES", "MAX_SHARD_SIZE"]
+__all__ = ["BatchOptions", "BatchProgress", "BatchResult", "ENGINES", "MAX_SHARD_SIZE", "MAX_WORKERS"]
 
 # The engines by name. A name here is a value of --engine; run_batch looks its runner up in
 # run.py's table (the Ray engine adds "ray" to both).
 ENGINES = ("local", "ray")
 # A shard is written from memory in one piece: its rows are held until it is complete.
 MAX_SHARD_SIZE = 1_000_000
+# Decode processes: each is a Python process with its own decoder; more than this is a typo.
+MAX_WORKERS = 256
 
 
 def _positive(name: str, value: object, *, limit: int | None = None) -> None:
@@ -37,7 +39,7 @@ class BatchOptions:
         top_k: classes kept per image (a classifier; ignored for an embedding model).
         shard_size: images per Parquet file; it decides the shards, so a resumed job must keep it.
         batch_size: images decoded and run together.
-        workers: decode processes; None: half the cores (at least one).
+        workers: decode processes, at most :data:`MAX_WORKERS`; None: half the cores (at least one).
         threads: inference threads; None: every core (the workers run beside the session).
         provider: execution provider (``auto`` when None); not with ``profile``.
         engine: where the work runs; one of :data:`ENGINES`.
@@ -76,9 +78,11 @@ class BatchOptions:
         _positive("top_k", self.top_k)
         _positive("shard_size", self.shard_size, limit=MAX_SHARD_SIZE)
         _positive("batch_size", self.batch_size, limit=4096)
-        for name in ("workers", "threads"):
-            if getattr(self, name) is not None:
-                _positive(name, getattr(self, name), limit=1024)
+        # The numbers are checked here, not by typer's min=1, so that a bad one is one line as elsewhere.
+        if self.workers is not None:
+            _positive("workers", self.workers, limit=MAX_WORKERS)
+        if self.threads is not None:
+            _positive("threads", self.threads, limit=1024)
 
 
 @dataclass(frozen=True)
