@@ -15,8 +15,8 @@ __all__ = ["infer_batch"]
 
 
 def _non_finite(kind: str) -> str:
-    noun = "embedding" if kind == "embedding" else "logits"
-    return f"the model computed a non-finite {noun} (NaN or Inf) for this image"
+    what = "a non-finite embedding" if kind == "embedding" else "non-finite logits"
+    return f"the model computed {what} (NaN or Inf) for this image"
 
 
 def infer_batch(predictor: Predictor, decoded: Decoded, fmt: RowFormat) -> pa.RecordBatch:

@@ -131,6 +131,24 @@ def test_a_features_model_writes_its_embeddings(features_onnx: Path, photos: Pat
     assert all(r["embedding"] is None for r in table.to_pylist() if r["status"] != "ok")
 
 
+# (the model, the status of its row when its weights are NaN)
+NON_FINITE = [("resnet20_onnx", "the model computed non-finite logits (NaN or Inf) for this image"),
+              ("features_onnx", "the model computed a non-finite embedding (NaN or Inf) for this image")]
+
+
+@pytest.mark.parametrize(("fixture", "status"), NON_FINITE, ids=["logits", "embedding"])
+def test_a_non_finite_answer_is_a_row_that_says_so(fixture: str, status: str, photos: Path, tmp_path: Path,
+                                                  request: pytest.FixtureRequest) -> None:
+    model = onnx.load(str(request.getfixturevalue(fixture)))
+    weight = next(t for t in model.graph.initializer if t.name == "conv1.weight")
+    weight.CopyFrom(onnx.numpy_helper.from_array(np.full_like(onnx.numpy_helper.to_array(weight), np.nan), weight.name))
+    broken = tmp_path / "nan.onnx"
+    onnx.save(model, str(broken))
+    image = sorted((photos / "a").glob("*.jpg"))[0]
+    run_batch(_options(broken, [image], tmp_path / "out"))
+    assert [r["status"] for r in _table(tmp_path / "out").to_pylist()] == [status]
+
+
 def test_an_image_input_model_decodes_in_workers_and_resizes_in_its_graph(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
     float_model = load_onnx(resnet20_onnx)
     model = tmp_path / "r20_images.onnx"
