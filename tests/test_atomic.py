@@ -189,3 +189,59 @@ def test_full_disk_keeps_previous_output(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(atomic_files.os, "fsync", real_fsync)
     assert out.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+# -- folders: staged_folder, the one way a bundle and a Triton entry are written ---------------------
+
+def test_a_staged_folder_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    from resnet_deploy._atomic import STAGING_MARKER, staged_folder
+
+    target = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with staged_folder(target, replace=False) as staged:
+            (staged.path / "half").write_text("x")
+            raise RuntimeError("cut short")
+    assert sorted(os.listdir(tmp_path)) == []  # neither the target nor the staging folder
+    with staged_folder(target, replace=False) as staged:
+        (staged.path / "a").write_text("1")
+    assert sorted(os.listdir(target)) == ["a"] and not (target / STAGING_MARKER).exists()
+    with pytest.raises(OutputPathError, match="already exists; pass --force"):
+        with staged_folder(target, replace=False):
+            pass
+    with staged_folder(target, replace=True) as staged:
+        (staged.path / "b").write_text("2")
+    assert sorted(os.listdir(tmp_path)) == ["out"] and sorted(os.listdir(target)) == ["b"]
+
+
+def test_a_target_created_while_staging_is_kept(tmp_path: Path) -> None:
+    from resnet_deploy._atomic import staged_folder
+
+    target = tmp_path / "out"
+    with pytest.raises(OutputPathError, match="already exists"):
+        with staged_folder(target, replace=False, shown="--output out") as staged:
+            (staged.path / "new").write_text("ours")
+            target.mkdir()
+            (target / "theirs").write_text("kept")
+    assert sorted(os.listdir(tmp_path)) == ["out"] and os.listdir(target) == ["theirs"]
+
+
+def test_only_unlocked_staging_folders_of_the_target_are_removed(tmp_path: Path) -> None:
+    """A killed writer's staging folder (our marker, nobody holding its lock) goes; a live
+    writer's (locked), a fresh one (its writer may not have locked it yet), one of another target
+    and a folder without our marker stay."""
+    import fcntl
+
+    from resnet_deploy._atomic import STAGING_MARKER, staged_folder
+
+    folders = {name: tmp_path / name for name in (".out.killed01", ".out.live0001", ".out.fresh001", ".other.killed", ".out.nomarker")}
+    for name, folder in folders.items():
+        folder.mkdir()
+        if name != ".out.nomarker":
+            (folder / STAGING_MARKER).write_text("")
+            if name != ".out.fresh001":
+                os.utime(folder / STAGING_MARKER, (0, 0))
+    with open(folders[".out.live0001"] / STAGING_MARKER) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with staged_folder(tmp_path / "out", replace=False):
+            pass
+    assert sorted(os.listdir(tmp_path)) == [".other.killed", ".out.fresh001", ".out.live0001", ".out.nomarker", "out"]

@@ -66,7 +66,7 @@ def atomic_path(path: str | Path, *, replace: bool = True) -> Iterator[Path]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # held until we are done: a live writer's file is never stale
         # mkstemp creates 0600; give the result the mode a plain open() would (or the old file's).
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~umask())
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -158,7 +158,7 @@ def _stale(candidate: Path) -> bool:
         os.close(fd)
 
 
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -3,17 +3,14 @@ and onnxruntime-web, built beside the target and moved into place when complete.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import onnx
 
-from ..._atomic import check_distinct, folders
+from ..._atomic import check_distinct, recover, staged_folder
 from ..._errors import OnnxModelError, OutputPathError
 from ...image_input import IMAGE_INPUT_FORMAT, IMAGE_INPUT_NAME, is_image_input
 from ...graph.io import load_onnx, model_files, model_sha256, read_metadata
@@ -50,9 +47,7 @@ def write_web_bundle(
     check_options(options)
     page = Path(options.page) if options.page is not None else PAGE
     check_page(page)
-    old = output.parent / f".{output.name}.old"  # where a replacement without renameat2 sets the old folder aside
-    with contextlib.suppress(OSError):
-        folders.restore(output, old)  # a --force cut short between its renames: the old folder comes back first
+    recover(output)  # a --force cut short between its renames: the old folder comes back first
     if output.exists() and not output.is_dir():
         raise OutputPathError(f"--output {output} exists and is not a folder")
     if output.exists() and not options.force:
@@ -69,18 +64,9 @@ def write_web_bundle(
         inputs["--calibration"] = options.calibration
     check_distinct({}, inputs, output_dirs={"--output": output})
     metadata = read_metadata(model, model_path)
-    parent = output.parent if str(output.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputPathError(f"output folder's parent does not exist: {parent}")
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=parent))
-    except OSError as exc:
-        raise OutputPathError(f"cannot write in {parent}: {exc.strerror or exc}") from exc
     notes: list[str] = []
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        staging.chmod(0o777 & ~mask)  # mkdtemp makes 0700; a web server may run as another user
+    with staged_folder(output, replace=options.force, shown=f"--output {output}") as staged:
+        staging = staged.path
         onnx_file = staging / "model.onnx"
         if options.int8:
             from ...precision.quantize import quantize_file
@@ -107,15 +93,6 @@ def write_web_bundle(
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
         copy_assets(page, dist, staging)
         (staging / BUNDLE_MARKER).write_text("written by resnet-deploy bundle --web; --force replaces this folder\n")
-        if os.path.lexists(output) and not options.force:  # created while this ran: never replaced without --force
-            raise OutputPathError(f"--output {output} already exists; pass --force to replace it")
-        folders.move_into_place(staging, output, old)
-    except OSError as exc:
-        raise OutputPathError(f"could not write {output}: {exc.strerror or exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            folders.restore(output, old)
-        folders.remove(staging)  # the unused new folder, or after a swap the old one
     size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
     return WebBundle(output, output / model_file.name, config, size, tuple(notes))
 

@@ -13,8 +13,8 @@ server to load it (``resnet-deploy serve``, ``bench --url``).
 
 from .config import batching, build_config, render_config
 from .options import TRITON_BACKENDS, TRITON_PROVIDERS, TritonEntry, TritonOptions
-from .repository import PYTHON_MODEL, STAGING_MARKER, profile_backend, write_triton_repository
+from .repository import PYTHON_MODEL, profile_backend, write_triton_repository
 from .tuned import TunedEntry, options_from_profile
 
 __all__ = ["TritonOptions", "TritonEntry", "write_triton_repository", "render_config", "build_config", "batching",
-           "profile_backend", "options_from_profile", "TunedEntry", "TRITON_PROVIDERS", "TRITON_BACKENDS", "PYTHON_MODEL", "STAGING_MARKER"]
+           "profile_backend", "options_from_profile", "TunedEntry", "TRITON_PROVIDERS", "TRITON_BACKENDS", "PYTHON_MODEL"]

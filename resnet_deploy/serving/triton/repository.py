@@ -1,23 +1,19 @@
 """Writing one entry of a Triton model repository: ``REPO/NAME/config.pbtxt`` and ``REPO/NAME/1/``
 (``model.onnx`` for the onnxruntime backend; ``model.py``, the model and its profile for the
-Python backend). The entry is built in a temporary folder and moved into place; ``force`` swaps it with
-the old entry in one step (Linux ``renameat2(RENAME_EXCHANGE)``), so the path always holds a
-complete entry, the old or the new one. Where that call is missing the old entry is renamed aside
-first, and one left aside by an interruption is put back by the next run.
+Python backend). The entry is built beside its place and moved there when complete
+(:func:`resnet_deploy._atomic.staged_folder`, as a bundle is): the path always holds a complete
+entry, the old or the new one.
 """
 
 
-import contextlib
 import dataclasses
-import glob
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import onnx
 
-from ..._atomic import check_distinct, folders
+from ..._atomic import check_distinct, recover, staged_folder
 from ..._errors import InputError, OutputPathError
 from ...image_input import is_image_input
 from ...graph.io import load_onnx, model_files, save_onnx
@@ -25,13 +21,11 @@ from ...graph.passes.unfuse_fused_conv import is_standard
 from ...profile.deployment import DeploymentProfile, load_profile, load_profile_model, model_sha256, save_profile
 from .config import batching, render_config
 from .options import MAX_NAME_BYTES, NAME, TritonEntry, TritonOptions, entry_name, validate
-from .process import alive
 
-__all__ = ["write_triton_repository", "profile_backend", "python_model_path", "PYTHON_MODEL", "STAGING_MARKER"]
+__all__ = ["write_triton_repository", "profile_backend", "python_model_path", "PYTHON_MODEL"]
 
 # The Python backend's model.py, copied into every such entry as 1/model.py.
 PYTHON_MODEL = Path(__file__).parents[2] / "data" / "triton_python_model.py"
-STAGING_MARKER = ".resnet-deploy-staging"  # holds the pid of the run that stages the entry
 
 
 def profile_backend(profile: DeploymentProfile) -> tuple[str, str | None]:
@@ -83,39 +77,16 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
         repository.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputPathError(f"cannot create the repository {repository}: {exc.strerror or exc}") from exc
-    target, old = repository / name, repository / f".{name}.old"
-    try:
-        if folders.restore(target, old):  # a --force cut short between its two renames: the old entry comes back first
-            notes.append(f"restored {target} from {old.name}, left there by an interrupted --force")
-    except OSError as exc:
-        raise OutputPathError(f"could not restore {target} from {old}: {exc.strerror or exc}") from exc
-    if target.exists() and not options.force:
-        raise OutputPathError(f"{target} already exists; pass --force to replace it")
-    _remove_stale_staging(repository, name)
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repository))
-    except OSError as exc:
-        raise OutputPathError(f"repository is not writable: {repository} ({exc.strerror or exc})") from exc
-    try:
-        (staging / STAGING_MARKER).write_text(str(os.getpid()))
-        # mkdtemp makes 0700; the entry gets the mode a plain mkdir would (Triton may run as another user).
-        mask = os.umask(0)
-        os.umask(mask)
-        staging.chmod(0o777 & ~mask)
-        (staging / "1").mkdir()
+    target = repository / name
+    if recover(target):  # a --force cut short between its two renames: the old entry comes back first
+        notes.append(f"restored {target} from .{name}.old, left there by an interrupted --force")
+    with staged_folder(target, replace=options.force) as staged:
+        (staged.path / "1").mkdir()
         if options.backend == "python":
-            _stage_python_model(staging / "1", model, model_path, tuned)
+            _stage_python_model(staged.path / "1", model, model_path, tuned)
         else:
-            save_onnx(model, staging / "1" / "model.onnx")
-        (staging / "config.pbtxt").write_text(config, encoding="utf-8")
-        (staging / STAGING_MARKER).unlink()
-        folders.move_into_place(staging, target, old)
-    except OSError as exc:
-        raise OutputPathError(f"could not write {target}: {exc.strerror or exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):  # (if this fails too, the next run restores it)
-            folders.restore(target, old)  # interrupted between the two renames of the fallback: the old entry stays
-        folders.remove(staging)  # the unused new entry, or after a swap the old one (a folder, a file or a link)
+            save_onnx(model, staged.path / "1" / "model.onnx")
+        (staged.path / "config.pbtxt").write_text(config, encoding="utf-8")
     served = python_model_path(target / "1") if options.backend == "python" else target / "1" / "model.onnx"
     return TritonEntry(target, target / "config.pbtxt", served, config, notes)
 
@@ -174,16 +145,3 @@ def _model_layout(model_path: Path) -> dict[Path, str]:
                              f"({MODEL_FOLDER}/{MODEL_FILE}); rename the data file")
         layout[source] = name
     return layout
-
-
-def _remove_stale_staging(repository: Path, name: str) -> None:
-    """Staging folders of this entry left by a run that was killed (SIGKILL runs no cleanup):
-    ours by their marker, stale when the process that made them is gone."""
-    for path in repository.glob(f".{glob.escape(name)}.????????"):
-        marker = path / STAGING_MARKER
-        try:
-            pid = int(marker.read_text()) if path.is_dir() and not path.is_symlink() else None
-        except (OSError, ValueError):
-            continue
-        if pid is not None and not alive(pid):
-            folders.remove(path)

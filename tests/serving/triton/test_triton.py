@@ -266,22 +266,26 @@ def test_any_printable_name_is_escaped_and_reads_back(tmp_path: Path, resnet20_o
 
 
 def test_stale_staging_of_a_killed_run_is_removed(tmp_path: Path, resnet20_onnx: Path) -> None:
-    """SIGKILL runs no cleanup: a staging folder whose process is gone is removed by the next
-    run; one whose process still runs (a concurrent run) and anything without our marker stay."""
-    import subprocess
+    """SIGKILL runs no cleanup: a staging folder whose writer is gone (its marker unlocked) is
+    removed by the next run; one a live writer holds locked (a concurrent run) and anything
+    without our marker stay."""
+    import fcntl
+
+    from resnet_deploy._atomic import STAGING_MARKER
 
     repo = tmp_path / "repo"
     repo.mkdir()
-    dead = subprocess.Popen(["true"])
-    dead.wait()
     stale, live, foreign = repo / ".m.deadbeef", repo / ".m.livelive", repo / ".m.userfile"
-    for folder, pid in ((stale, dead.pid), (live, os.getpid())):
+    for folder in (stale, live):
         (folder / "1").mkdir(parents=True)
-        (folder / triton_module.STAGING_MARKER).write_text(str(pid))
+        (folder / STAGING_MARKER).write_text("")
+        os.utime(folder / STAGING_MARKER, (0, 0))  # older than the margin a writer has to lock it
     foreign.mkdir()
-    write_triton_repository(resnet20_onnx, repo, TritonOptions(name="m"))
+    with open(live / STAGING_MARKER) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        write_triton_repository(resnet20_onnx, repo, TritonOptions(name="m"))
     assert sorted(p.name for p in repo.iterdir()) == [".m.livelive", ".m.userfile", "m"]
-    assert not (repo / "m" / triton_module.STAGING_MARKER).exists()
+    assert not (repo / "m" / STAGING_MARKER).exists()
 
 
 # -- the Python backend: Predictor inside Triton, for what the onnxruntime backend cannot express -----
