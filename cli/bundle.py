@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -40,4 +41,5 @@ def bundle(
     config = written.config
     console.print(f"[green]wrote[/green] {escape(str(written.folder))} ({human_bytes(written.size)}): {escape(written.model.name)} "
                   f"({config['precision']}, {config['format'].upper()} format), onnxruntime-web {escape(config['onnxruntime_web'])}; "
-                  f"serve it with `python3 {escape(str(written.folder / 'serve.py'))}` (threads need its COOP/COEP headers)")
+                  f"serve it with `python3 {escape(shlex.quote(str(written.folder / 'serve.py')))}` (threads need its COOP/COEP headers)",
+                  soft_wrap=True)  # one line, so that the command pastes as it is

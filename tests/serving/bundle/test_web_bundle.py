@@ -266,3 +266,22 @@ def test_force_replaces_a_bundle_and_nothing_else(r18_image: Path, tmp_path: Pat
     assert (empty / ".resnet-deploy-bundle").is_file()
     _bundle(r18_image, empty, "--force", "--threads", "2")  # a bundle replaces a bundle
     assert json.loads((empty / "model.json").read_text())["threads"] == 2
+
+
+# Folder names a shell would split, expand or run: the printed command must still name serve.py.
+SHELL_NAMES = ["my site", "it's", "$(touch pwned)", "a;b"]
+
+
+@pytest.mark.parametrize("name", SHELL_NAMES)
+def test_the_printed_serve_command_runs_as_pasted(r18_image: Path, tmp_path: Path, name: str) -> None:
+    import shlex
+
+    from ..._cli_cases import run_cli
+
+    if not (WEB_EXAMPLE / "node_modules" / "onnxruntime-web").is_dir():
+        pytest.skip("examples/web/node_modules is absent")
+    out = tmp_path / name
+    result = run_cli("bundle", r18_image, "--web", "-o", out)
+    assert result.returncode == 0, result.stderr
+    command = result.stdout.split("serve it with `", 1)[1].split("`", 1)[0]
+    assert shlex.split(command) == ["python3", str(out / "serve.py")], command
