@@ -10,7 +10,9 @@ batch.
 Each request's shape and byte size are checked against the entry's bounds before its data is
 touched: a request that claims ``[1, 4294967296, 4294967296, 3]`` with an empty body would make
 numpy raise inside the stub (Triton's byte-size arithmetic wraps), and a stub that dies leaves
-the model answering 500 to every later request. Such a request gets a 400-class error instead.
+the model answering 500 to every later request. Such a request gets a 400-class error instead,
+as does one that ``Predictor`` refuses (an image without pixels, one whose resize target is over
+the bound, an empty batch): a refusal of the client's input is the client's error, never a 500.
 """
 
 import gc
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from resnet_deploy import InputError
 from resnet_deploy.runtime import Predictor
 
 
@@ -33,6 +36,10 @@ LARGE_REQUEST_BYTES = 32 * 2**20  # after a request this large, memory goes back
 def _invalid(why: str) -> object:
     code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
     return pb_utils.TritonError(why) if code is None else pb_utils.TritonError(why, code)
+
+
+def _line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _return_memory() -> None:
@@ -91,9 +98,12 @@ class TritonPythonModel:
                 logits = self.predictor.run(np.concatenate(arrays))
             else:
                 logits = np.concatenate([self.predictor.run(a) for a in arrays])
+        except InputError as exc:  # Predictor refused the client's input: a 400, to that request alone
+            if len(requests) > 1:
+                return [self.execute([r])[0] for r in requests]
+            return [pb_utils.InferenceResponse(output_tensors=[], error=_invalid(_line(exc)))]
         except Exception as exc:  # every request of the batch gets the reason, in one line
-            error = pb_utils.TritonError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+            return [pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(_line(exc))) for _ in requests]
         responses, start = [], 0
         for array in arrays:
             rows = logits[start : start + array.shape[0]]

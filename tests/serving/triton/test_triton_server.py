@@ -549,6 +549,32 @@ def test_serve_refuses_an_oversized_request_and_survives_one_that_kills_the_stub
             os.killpg(proc.pid, 9)
 
 
+# Requests model.py's shape check lets through and Predictor refuses: each is the client's error,
+# a 400 naming the reason, and the model answers the next request (shape, what the answer says).
+IMAGE_REFUSALS = [
+    ([1, 1, 100000, 3], "would be resized to 3200000x32"),  # 300 kB, a resize target over the bound
+    ([1, 0, 32, 3], "has no pixels"),
+]
+
+
+def test_serve_answers_400_to_the_images_predictor_refuses() -> None:
+    proc, url = _serve_image_model(max_request_mb=256)
+    try:
+        for shape, needle in IMAGE_REFUSALS:
+            x = np.zeros(shape, np.uint8)
+            code, text = _raw_infer(url, "resnet20_image", _pixels(shape, x.nbytes), x.tobytes())
+            print(shape, code, text)
+            assert (code, needle in text) == (400, True), (shape, code, text)
+        x = _photo(96, 64)
+        code, text = _raw_infer(url, "resnet20_image", _pixels(list(x.shape), x.nbytes), x.tobytes())
+        assert code == 200, text
+        proc.terminate()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+
+
 def test_a_data_file_named_model_py_never_runs(model: Path, tmp_path: Path) -> None:
     """The issue's case against the real server: an unused initializer whose external data is
     ``model.py`` (code that writes a marker). Served, the model answers as Predictor and the
