@@ -28,6 +28,7 @@ from .image_input import image_input_stage
 from .pipeline import StageReport, Stopwatch, check_stage, fuse_stage, ort_outputs, simplify_stage, verify_or_raise
 from ..graph.verify import compare, fixed_inputs
 from ..preprocess.labels import read_labels_file  # noqa: F401 - the CLI's export reads labels from here
+from ..graph.embedding import append_l2_normalize
 from .features import FeatureExtractor, features_metadata
 from .options import ExportOptions, export_preprocessing, validate
 from .torch_export import EMBEDDING_NAME, OUTPUT_NAME, torch_export
@@ -134,8 +135,11 @@ def export_model(
     say("exporting with torch.onnx")
     watch = Stopwatch()
     example = torch.from_numpy(inputs[0])
-    proto = torch_export(model, example, opset=options.opset, dynamic=options.static_batch is None,
-                         output_name=EMBEDDING_NAME if options.features else OUTPUT_NAME)
+    # A features file's normalisation is appended in ONNX, the one optimize --features appends too.
+    proto = torch_export(model.net if options.features else model, example, opset=options.opset,
+                         dynamic=options.static_batch is None, output_name=EMBEDDING_NAME if options.features else OUTPUT_NAME)
+    if options.normalize:
+        append_l2_normalize(proto)
     bn_modules = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     left = op_counts(proto).get("BatchNormalization", 0)
     note = f"torch.onnx (dynamo), opset {options.opset}; BatchNorm2d modules {bn_modules} -> BatchNormalization nodes {left}"

@@ -4,6 +4,9 @@
 ``com.microsoft.FusedConv`` of an earlier ``--target cpu`` run back into standard ops. ``cpu`` and
 ``cuda`` also fuse residual Add+Relu into onnxruntime's ``com.microsoft.FusedConv``. Parity is
 checked with onnxruntime, original against optimized, on fixed-seed inputs of the model's own shape.
+
+With ``features`` the classifier is cut off first (:mod:`.features_stage`): the file written is a
+features file, its embedding checked against the source graph's own classifier input.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from .._atomic import check_writable
 from .._errors import InputError, OnnxModelError, RuntimeBackendError
 from .._extras import require
 from ..image_input import ImageInputRequest, classifier_and_spec
+from .features_stage import FeaturesRequest, features_stage
 from .image_input import image_input_stage
 from ..graph.io import check_onnx, image_input, load_onnx, op_counts, save_onnx
 from ..graph.passes import TARGETS
@@ -67,15 +71,23 @@ def optimize_model(
     source: str = "model",
     rtol: float = DEFAULT_RTOL,
     progress: Callable[[str], None] | None = None,
+    features: FeaturesRequest | None = None,
 ) -> OptimizeResult:
     """Simplify and fuse ``model``: the result holds the optimized graph (``model``, not saved:
-    ``path`` is None), the stage reports and its parity with ``model``."""
+    ``path`` is None), the stage reports and its parity with ``model`` (with ``features``, with
+    its classifier's input: the classifier is cut off first)."""
     total = Stopwatch()
     require("optimize", "onnxsim")  # the simplify stage is part of what optimize promises
     if target not in TARGETS:
         raise InputError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
     say = progress or (lambda _msg: None)
     stages = [StageReport("load", 0.0, dict(op_counts(model)), source)]
+    cut_error = 0.0
+    if features is not None:
+        say("cutting the classifier off: the embedding it reads")
+        model, report = features_stage(model, features, source=source, rtol=rtol)
+        stages.append(report)
+        cut_error = report.details["max_rel_error"]
     say("checking")
     stages.append(check_stage(model, source))
     if target == "portable":  # before the slow stages: what cannot become standard ONNX is refused now
@@ -103,11 +115,12 @@ def optimize_model(
         left.update(_unfused_add_relu(model))
     elif any(not is_standard(n) for n in model.graph.node):  # a portable output is standard ONNX, or nothing
         raise OnnxModelError(f"the portable graph of {source} still holds non-standard ops: {nonportable_ops(model)}")
-    note = f"vs original, input {list(shape)}: {worst.describe()}"
+    note = f"vs {'the features cut' if features else 'original'}, input {list(shape)}: {worst.describe()}"
     if left:
         note += f"; left in the graph: {left}"
     stages.append(StageReport("verify", watch(), dict(op_counts(model)), note, {"left": left}))
-    return OptimizeResult(None, target, stages, worst.max_rel_error, worst.top1_agreement, model.ByteSize(), total(), model)
+    return OptimizeResult(None, target, stages, max(cut_error, worst.max_rel_error), worst.top1_agreement, model.ByteSize(),
+                          total(), model)
 
 
 def refuse_nonportable(model: onnx.ModelProto, source: str, advice: str) -> None:
@@ -156,6 +169,7 @@ def optimize_file(
     rtol: float = DEFAULT_RTOL,
     progress: Callable[[str], None] | None = None,
     image_input: ImageInputRequest | None = None,
+    features: FeaturesRequest | None = None,
     force: bool = True,
 ) -> OptimizeResult:
     """Load, optimize, verify and atomically save an ONNX file (with ``force=False`` never over
@@ -166,19 +180,26 @@ def optimize_file(
 
     ``image_input`` puts the preprocessing in the graph (uint8 RGB images in, verified on photos).
     A file that has it already is optimized without it, and it is put back in float (verified).
+
+    ``features`` writes a features file (``embedding`` out, L2-normalised if asked) of the classifier.
     """
     require("optimize", "onnxsim")
     if precision not in ("fp32", "fp16"):
         raise InputError(f"unknown precision {precision!r}; expected fp32 or fp16")
     if precision == "fp16" and target == "cpu":
         raise InputError("fp16 is for GPU providers: use --target cuda or portable with --precision fp16")
+    if features is not None and image_input is not None and image_input.top_k:
+        raise InputError("a features file has no classes to rank: drop --image-input-top-k")
     total = Stopwatch()
     output = check_writable(output)
     model = load_onnx(path)
     model, spec = classifier_and_spec(model, image_input, source=str(path))
+    if features is not None and spec is not None and spec.top_k:
+        raise OnnxModelError(f"{path} ranks classes in the graph (top-k {spec.top_k}); a features file has none to rank: "
+                             "give the float classifier")
     # FusedConv is an fp32 contrib kernel; for fp16 the GPU provider fuses at session creation.
     passes_target = "portable" if precision == "fp16" else target
-    optimized = optimize_model(model, passes_target, source=str(path), rtol=rtol, progress=progress)
+    optimized = optimize_model(model, passes_target, source=str(path), rtol=rtol, progress=progress, features=features)
     model, stages, rel, top1 = optimized.model, optimized.stages, optimized.max_rel_error, optimized.top1_agreement
     if precision == "fp16":
         model, report = _fp16_stage(model, str(path))

@@ -12,13 +12,13 @@ import onnx
 import torch
 
 from .._errors import ExportError, first_line
+from ..graph.embedding import EMBEDDING_NAME  # the output of a features file (export --features)
 from ..graph.io import DEFAULT_OPSET
 
 __all__ = ["torch_export", "INPUT_NAME", "OUTPUT_NAME", "EMBEDDING_NAME"]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-EMBEDDING_NAME = "embedding"  # the output of a features file (export --features)
 
 
 def torch_export(model: torch.nn.Module, example: torch.Tensor, *, opset: int = DEFAULT_OPSET, dynamic: bool = True,
