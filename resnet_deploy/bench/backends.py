@@ -11,11 +11,12 @@ worker must not load torch.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from .catalogue import OPENVINO_RUNTIME
+from .catalogue import LAYOUT_OPTIONS, OPENVINO_RUNTIME, session_config
 from .schema import WorkerSpec
 from .served import TritonClientBackend
 
@@ -129,11 +130,12 @@ class PyTorchBackend:
 
 class OnnxRuntimeBackend:
     """One onnxruntime session, run by :class:`~resnet_deploy.runtime.execution.Execution`: the
-    code a :class:`Predictor` deploys. The engine's options are :class:`SessionConfig` fields,
-    and ``instances`` (one session per request thread, as Triton runs one per model instance)."""
+    code a :class:`Predictor` deploys. The engine's options are :class:`SessionConfig` fields
+    (:func:`~resnet_deploy.bench.catalogue.session_config`), and ``instances`` (one session per
+    request thread, as Triton runs one per model instance)."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        from ..runtime import SessionConfig, create_session
+        from ..runtime import create_session
         from ..runtime.execution import Execution
 
         if spec.model_path is None:
@@ -143,11 +145,10 @@ class OnnxRuntimeBackend:
             from .cache import TRT_CACHE_KEY, make_cache_entry
 
             make_cache_entry(trt_cache, TRT_CACHE_KEY)
-        options = dict(spec.engine.options)
         # Serving layouts (tune --mode throughput): one session per request thread, each with the
         # worker's share of the threads.
-        self.instances = bool(options.pop("instances", False))
-        config = SessionConfig(provider=spec.engine.provider, threads=spec.threads, trt_cache_dir=trt_cache, **options)
+        self.instances = bool(spec.engine.options.get("instances", False))
+        config = replace(session_config(spec.engine, batch=spec.batch_size, threads=spec.threads), trt_cache_dir=trt_cache)
         session, provider = create_session(spec.model_path, config)
         self._new_session = lambda: create_session(spec.model_path, config)[0]  # type: ignore[arg-type]
         self._timed_calls = 0
@@ -173,34 +174,30 @@ class OpenVINORuntimeBackend:
     """The OpenVINO runtime itself (:class:`~resnet_deploy.runtime.openvino_native.OpenVINOSession`),
     opened by :func:`~resnet_deploy.runtime.session.open_openvino_runtime` from a
     :class:`SessionConfig` and run by :class:`~resnet_deploy.runtime.execution.Execution`: the
-    session a Predictor deploys, one stream and the worker's threads.
+    session a Predictor deploys, with the worker's threads.
 
-    Options: ``hint`` (``fp32``/``bf16`` inference precision), ``static`` (compile for the
-    measured batch size only) and ``instances`` (one session per request thread, as Triton runs
-    one Predictor per model instance).
+    Options: the :class:`SessionConfig` fields the OpenVINO runtime reads (``openvino_precision``,
+    ``static_batch``: ``True`` compiles for the measured batch size only, ``streams``) and
+    ``instances`` (one session per request thread, as Triton runs one Predictor per model instance).
     """
 
-    OPTIONS = frozenset({"hint", "static", "instances"})
+    OPTIONS = frozenset({"openvino_precision", "static_batch", "streams"}) | LAYOUT_OPTIONS
 
     def __init__(self, spec: WorkerSpec) -> None:
-        from ..runtime import SessionConfig
         from ..runtime.execution import Execution
         from ..runtime.session import open_openvino_runtime
 
         _check_options(spec, self.OPTIONS)
         if spec.model_path is None:
             raise ValueError("an openvino engine needs a model file")
-        options = spec.engine.options
-        self.instances = bool(options.get("instances", False))
-        static = spec.batch_size if options.get("static") else None
-        config = SessionConfig(provider="openvino", threads=spec.threads, static_batch=static,
-                               openvino_precision="BF16" if options.get("hint") == "bf16" else None)
+        self.instances = bool(spec.engine.options.get("instances", False))
+        config = session_config(spec.engine, batch=spec.batch_size, threads=spec.threads)
         session = open_openvino_runtime(spec.model_path, config)
         self._new_session = lambda: open_openvino_runtime(spec.model_path, config)  # type: ignore[arg-type]
         self._timed_calls = 0
         self.execution = Execution(session, "openvino", input_name=session.get_inputs()[0].name,
                                    output_name=session.get_outputs()[0].name, input_dtype=_input_dtype(session),
-                                   fixed_batch=static)
+                                   fixed_batch=config.static_batch)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.execution.run(x), dtype=np.float32)

@@ -7,7 +7,10 @@ everywhere: in bench's tables, in tune's candidates, in a profile's ``candidate`
 
 An entry names a backend kind of :data:`resnet_deploy.bench.backends.BACKENDS`, a provider, a
 precision, the artifact it runs (see :mod:`.model_files` for the vocabulary) and the backend's
-options. ``needs`` names what else the machine must offer: ``cpu-bf16`` (AVX512-BF16 or AMX),
+options. For onnxruntime and the OpenVINO runtime those options are :class:`SessionConfig` fields
+under their own names (``static_batch=True``: compiled for the batch size measured), turned into
+the session by :func:`session_config`, the one translation: the benchmark's backends build their
+sessions with it, and a profile records its fields (:func:`session_fields`). ``needs`` names what else the machine must offer: ``cpu-bf16`` (AVX512-BF16 or AMX),
 ``ov-ep`` (onnxruntime's OpenVINO EP), ``ov-runtime`` (the ``openvino`` package), ``compile``
 (asked for with ``--compile``), ``torch-cuda``.
 
@@ -16,14 +19,16 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
 from .._names import OPENVINO_RUNTIME
+from ..runtime.config import SessionConfig
 from .schema import Engine
 
-__all__ = ["CATALOGUE", "Entry", "BASELINE", "GPU_BASELINE", "REFERENCE", "OPENVINO_RUNTIME", "session_fields",
+__all__ = ["CATALOGUE", "Entry", "BASELINE", "GPU_BASELINE", "REFERENCE", "OPENVINO_RUNTIME", "session_config", "session_fields",
            "machine_capabilities"]
 
 BASELINE = "pytorch-eager"  # bench's baseline for the zoo
@@ -80,11 +85,11 @@ CATALOGUE: tuple[Entry, ...] = (
     _e("ov-fp32", _OV, "openvino", "fp32", "OpenVINO runtime, fp32 file, f32 hint", artifact="portable",
        needs=("ov-runtime",), tune=True),
     _e("ov-bf16", _OV, "openvino", "bf16", "OpenVINO runtime, fp32 file, bf16 hint", artifact="portable",
-       needs=("ov-runtime", "cpu-bf16"), tune=True, hint="bf16"),
+       needs=("ov-runtime", "cpu-bf16"), tune=True, openvino_precision="BF16"),
     _e("ov-int8", _OV, "openvino", "int8", "OpenVINO runtime, INT8 QDQ file", artifact="int8",
        needs=("ov-runtime",), tune=True),
     _e("ov-int8-static", _OV, "openvino", "int8", "OpenVINO runtime, INT8 QDQ file compiled for the batch size",
-       artifact="int8", needs=("ov-runtime",), tune=True, static=True),
+       artifact="int8", needs=("ov-runtime",), tune=True, static_batch=True),
     _e("pytorch-cuda", "pytorch", "cuda", "fp32", "torch eager on the GPU", needs=("torch-cuda",)),
     _e("pytorch-cuda-fp16", "pytorch", "cuda", "fp16", "torch eager on the GPU, fp16 autocast, channels_last",
        needs=("torch-cuda",), memory_format="channels_last", autocast="fp16"),
@@ -108,17 +113,25 @@ CATALOGUE: tuple[Entry, ...] = (
 )
 
 
+# Options of an engine that are not a session's: how the benchmark lays sessions out.
+LAYOUT_OPTIONS = frozenset({"instances"})  # one session per request thread (tune --mode throughput)
+
+
+def session_config(engine: Engine, *, batch: int, threads: int | None) -> SessionConfig:
+    """The session that runs ``engine`` at batch size ``batch``: the benchmark's backends open
+    theirs from it, and :func:`session_fields` records it in a profile."""
+    options = {k: v for k, v in engine.options.items() if k not in LAYOUT_OPTIONS}
+    if options.get("static_batch") is True:
+        options["static_batch"] = batch
+    return SessionConfig(provider=engine.provider, threads=threads, **options)
+
+
 def session_fields(engine: Engine, batch: int) -> dict[str, Any]:
-    """The :class:`~resnet_deploy.runtime.SessionConfig` fields that run ``engine`` as it was
-    measured (at batch size ``batch``): what a deployment profile records."""
-    if engine.backend == OPENVINO_RUNTIME:
-        out: dict[str, Any] = {}
-        if engine.options.get("hint") == "bf16":
-            out["openvino_precision"] = "BF16"
-        if engine.options.get("static"):
-            out["static_batch"] = batch
-        return out
-    return dict(engine.options)
+    """The :class:`SessionConfig` fields that run ``engine`` as it was measured (at batch size
+    ``batch``) and differ from the defaults: what a deployment profile records."""
+    config, default = session_config(engine, batch=batch, threads=None), SessionConfig(provider=engine.provider)
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(SessionConfig)
+            if getattr(config, f.name) != getattr(default, f.name)}
 
 
 def machine_capabilities() -> set[str]:

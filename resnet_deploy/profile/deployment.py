@@ -10,7 +10,9 @@ or GPU.
 
 A profile is data, not configuration passed through: every field has a type and a range, the
 session options are an allow-list (:data:`SESSION_FIELDS`), and anything else is refused by
-name before any of it is used.
+name before any of it is used. Read, its ``session`` is the frozen
+:class:`~resnet_deploy.profile.session.SessionConfig` a Predictor opens, and its ``serving`` the
+:class:`ServingLayout` a Triton entry runs: no dict of loose keys reaches the code that deploys.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .._atomic import atomic_write_bytes
 from .._hashing import file_sha256
 from .._json import finite_or_none, loads_with_depth
 from ..graph.io import model_sha256
+from .session import SessionConfig
 from .schema import (  # noqa: F401 - the schema's names, importable from here as before
     MAX_DEPTH, MAX_PROFILE_BYTES, SESSION_FIELDS, ProfileError, check_profile_fields, check_session,
 )
@@ -32,7 +35,7 @@ from .schema import (  # noqa: F401 - the schema's names, importable from here a
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["DeploymentProfile", "ProfileError", "load_profile", "load_profile_model", "save_profile", "check_session",
+__all__ = ["DeploymentProfile", "ServingLayout", "ProfileError", "load_profile", "load_profile_model", "save_profile", "check_session",
            "file_sha256", "model_sha256", "SESSION_FIELDS", "FORMAT", "VERSION", "MAX_PROFILE_BYTES"]
 
 FORMAT = "resnet-deploy deployment profile"
@@ -40,8 +43,26 @@ VERSION = 1
 # A profile is a few kilobytes (its candidates table included); a file larger than this is not
 # one, and is refused before it is read whole.
 @dataclass(frozen=True)
+class ServingLayout:
+    """``tune --mode throughput``: the layout a service runs (``instances`` sessions of
+    ``threads`` threads each), and what it measured."""
+
+    instances: int
+    threads: int
+    images_per_s: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    max_p99_ms: float | None = None  # the bound it was chosen under
+    candidate: str = ""  # the engine measured
+    mode: str = "throughput"
+
+
+@dataclass(frozen=True)
 class DeploymentProfile:
-    """The winner of a tune run, and enough context to check it still applies."""
+    """The winner of a tune run, and enough context to check it still applies.
+
+    ``session`` may be given as the JSON's object of :data:`SESSION_FIELDS` (it becomes the
+    :class:`SessionConfig` for ``provider``) and ``serving`` as its object (``{}``: none)."""
 
     model: str  # the ONNX file to run: relative to the profile's folder, or absolute
     model_sha256: str  # resnet_deploy.graph.io.model_sha256: the file and its external data
@@ -49,18 +70,36 @@ class DeploymentProfile:
     backend: str  # "onnxruntime" or "openvino-runtime"
     precision: str
     batch_size: int
-    session: dict[str, Any]  # SessionConfig fields of SESSION_FIELDS only
+    session: SessionConfig  # for ``provider``; only SESSION_FIELDS differ from the defaults
     measured: dict[str, Any]  # p50_ms, p99_ms, images_per_s, max_rel_error, accuracy, ...
     machine: dict[str, Any]  # resnet_deploy.runtime.environment.machine()
     source_model: str = ""
     candidates: list[dict[str, Any]] = field(default_factory=list)
     created: str = ""
     toolkit_version: str = ""
-    serving: dict[str, Any] = field(default_factory=dict)  # tune --mode throughput: the layout chosen (_SERVING)
+    serving: ServingLayout | None = None  # tune --mode throughput: the layout chosen
+
+    def __post_init__(self) -> None:
+        if isinstance(self.session, Mapping):
+            check_session(dict(self.session))
+            object.__setattr__(self, "session", SessionConfig(provider=self.provider, **self.session))
+        if self.session.provider != self.provider:
+            raise ValueError(f"the session's provider {self.session.provider!r} is not the profile's {self.provider!r}")
+        if isinstance(self.serving, Mapping):
+            object.__setattr__(self, "serving", ServingLayout(**self.serving) if self.serving else None)
 
     def model_path(self, profile_path: str | Path) -> Path:
         path = Path(self.model)
         return path if path.is_absolute() else Path(profile_path).resolve().parent / path
+
+    def to_json(self) -> dict[str, Any]:
+        """The profile as its JSON object: ``session`` as the fields that differ from the defaults."""
+        payload = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        default = SessionConfig(provider=self.provider)
+        payload["session"] = {f.name: getattr(self.session, f.name) for f in dataclasses.fields(SessionConfig)
+                              if getattr(self.session, f.name) != getattr(default, f.name)}
+        payload["serving"] = dataclasses.asdict(self.serving) if self.serving else {}
+        return {"format": FORMAT, "version": VERSION, **payload}
 
 
 _KNOWN = {f.name for f in dataclasses.fields(DeploymentProfile)} | {"format", "version"}
@@ -73,7 +112,7 @@ def save_profile(profile: DeploymentProfile, path: str | Path, *, replace: bool 
     applies (a profile we cannot read back is never written). With ``replace=False`` an existing
     file at ``path`` is refused, never overwritten."""
     # A measurement without a finite value (a candidate that computed NaN) is null, as in every JSON we write.
-    payload = finite_or_none({"format": FORMAT, "version": VERSION, **dataclasses.asdict(profile)})
+    payload = finite_or_none(profile.to_json())
     check_profile_fields(payload, _KNOWN, path)
     atomic_write_bytes(path, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode(), replace=replace)
 

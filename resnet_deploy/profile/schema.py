@@ -22,6 +22,7 @@ MAX_CANDIDATES = 256
 MAX_TEXT = 4096  # characters of any string field
 MAX_BATCH = 4096  # as bench's --batch-size
 MAX_THREADS = 4096  # the runtime also caps threads at 4x this machine's cores
+MAX_STREAMS = 256  # OpenVINO's streams, as Triton's instances
 
 
 
@@ -78,6 +79,7 @@ SESSION_FIELDS: dict[str, _Kind] = {
     "fp16": _BOOL,
     "openvino_precision": _one_of("BF16", "FP32", optional=True),
     "static_batch": _int(1, MAX_BATCH, optional=True),
+    "streams": _int(1, MAX_STREAMS),
 }
 _FIELDS: dict[str, _Kind] = {
     "model": _Kind("a non-empty string", lambda v: _text().test(v) and bool(v)),

@@ -1,14 +1,18 @@
-"""The options of one session (:class:`SessionConfig`): data that providers and sessions both read.
+"""The options of one session (:class:`SessionConfig`) and the runtime's shared facts: data that
+providers and sessions both read.
 
 It lives on its own so that ``providers`` (which turns it into provider options) and ``session``
 (which creates sessions from it) depend on it, and never on each other in a circle.
+:class:`SessionConfig` itself is defined with the deployment profile that records it
+(:mod:`resnet_deploy.profile.session`), the floor under the runtime: a profile's ``session`` *is*
+the SessionConfig a Predictor opens.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
+
+from ..profile.session import SessionConfig
 
 __all__ = ["SessionConfig", "GPU_PROVIDERS", "ORT_NUMPY_TYPES"]
 
@@ -16,21 +20,3 @@ GPU_PROVIDERS = ("cuda", "tensorrt")  # the providers whose inputs and outputs l
 # onnxruntime's type names -> numpy's, for the inputs and outputs our models have.
 ORT_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
                    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int64)": np.int64}
-
-
-@dataclass
-class SessionConfig:
-    """Options of one session. Provider-specific fields are ignored by other providers."""
-
-    provider: str = "auto"
-    threads: int | None = None
-    optimization: str = "all"  # disable | basic | extended | all
-    cudnn_conv_algo_search: str = "EXHAUSTIVE"
-    cuda_graph: bool = False
-    prefer_nhwc: bool = False  # CUDA: NHWC convolution kernels (tensor cores without transposes)
-    fp16: bool = False
-    trt_cache_dir: str | None = None
-    openvino_precision: str | None = None  # e.g. "BF16" where the CPU supports it
-    static_batch: int | None = None  # the OpenVINO runtime compiles for this batch size only
-    profile_dir: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)

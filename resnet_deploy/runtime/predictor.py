@@ -107,8 +107,7 @@ class Predictor:
 
         profile = load_profile(profile_path, check_machine=check_machine, check_model=False)
         model = load_profile_model(profile, profile_path)
-        # load_profile refused any session key outside SESSION_FIELDS, all of them SessionConfig's.
-        config = SessionConfig(provider=profile.provider, **profile.session)
+        config = profile.session  # load_profile refused any session key outside SESSION_FIELDS
         predictor = cls.__new__(cls)
         predictor._open(profile.model_path(profile_path), model, config, True)
         predictor.profile = profile

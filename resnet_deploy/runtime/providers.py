@@ -181,6 +181,8 @@ def openvino_options(config: SessionConfig) -> dict[str, str]:
     options = {"device_type": "CPU", "load_config": json.dumps({"CPU": {"INFERENCE_PRECISION_HINT": hint}})}
     if config.threads:
         options["num_of_threads"] = str(config.threads)
+    if config.streams > 1:
+        options["num_streams"] = str(config.streams)
     return options
 
 

@@ -145,7 +145,8 @@ def open_openvino_runtime(model: str | Path | bytes, config: SessionConfig) -> O
     """The ``openvino`` package itself, where onnxruntime's plugin has no device (AMD CPUs): the
     one place such a session is made, for a Predictor and for the benchmark alike."""
     precision = "bf16" if (config.openvino_precision or "").upper() == "BF16" else "fp32"
-    return OpenVINOSession(model, threads=config.threads or cpu_count(), precision=precision, batch=config.static_batch)
+    return OpenVINOSession(model, threads=config.threads or cpu_count(), precision=precision, batch=config.static_batch,
+                           streams=config.streams)
 
 
 def _open(

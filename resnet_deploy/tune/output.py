@@ -15,6 +15,7 @@ from .._errors import OutputPathError
 from .._machine import machine
 from ..graph.io import model_files
 from ..profile.deployment import DeploymentProfile, model_sha256, save_profile
+from ..runtime.config import SessionConfig
 from .serving import ServingChoice
 from .candidates import made_file_engines
 from .files import TUNE_MARKER
@@ -74,7 +75,7 @@ def write_profile(options: TuneOptions, output: Path, winner: Verdict, verdicts:
         atomic_write_bytes(target, model_file.read_bytes(), replace=options.force or target in orphans)
         model_ref = target.name
     r = winner.record
-    session = {**winner.session, "threads": serving.best.threads if serving else options.threads or r.threads}
+    session = SessionConfig(provider=r.provider, **{**winner.session, "threads": serving.best.threads if serving else options.threads or r.threads})
     profile = DeploymentProfile(
         model=model_ref,
         model_sha256=model_sha256(model_file),  # with its external data
@@ -93,7 +94,7 @@ def write_profile(options: TuneOptions, output: Path, winner: Verdict, verdicts:
                      "verified": v.verified, "reason": v.reason} for v in verdicts],
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         toolkit_version=__version__,
-        serving=serving.to_profile() if serving else {},
+        serving=serving.to_profile() if serving else None,
     )
     save_profile(profile, output, replace=options.force)
     for orphan in orphans - {output.with_name(f"{output.stem}.{winner.record.engine}.onnx")}:

@@ -18,6 +18,7 @@ from .._errors import InputError
 from ..bench.options import MODES
 from ..bench.plan import Plan
 from ..bench.schema import Engine, Record
+from ..profile.deployment import ServingLayout
 
 __all__ = ["Layout", "ServingChoice", "layouts", "choose_layout", "check_serving_options", "CPU_PROVIDERS", "MODES"]
 
@@ -43,11 +44,11 @@ class ServingChoice:
     layouts: list[Layout]
     max_p99_ms: float | None
 
-    def to_profile(self) -> dict[str, Any]:
-        """The profile's ``serving`` table."""
+    def to_profile(self) -> ServingLayout:
+        """The profile's ``serving`` layout."""
         b = self.best
-        return {"mode": "throughput", "instances": b.instances, "threads": b.threads, "images_per_s": b.images_per_s,
-                "p50_ms": b.p50_ms, "p99_ms": b.p99_ms, "max_p99_ms": self.max_p99_ms, "candidate": b.engine}
+        return ServingLayout(instances=b.instances, threads=b.threads, images_per_s=b.images_per_s, p50_ms=b.p50_ms,
+                             p99_ms=b.p99_ms, max_p99_ms=self.max_p99_ms, candidate=b.engine)
 
 
 def check_serving_options(mode: str, max_p99_ms: float | None) -> None:

@@ -5,6 +5,7 @@ tune run is needed to test how one is read."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -134,10 +135,26 @@ def test_an_injected_profile_dir_writes_nothing(tuned: dict[str, Path], tmp_path
 
 
 def test_a_profile_we_cannot_read_back_is_never_written(tuned: dict[str, Path], tmp_path: Path) -> None:
-    profile = _profile(tuned["model"], profile_dir=str(tmp_path))
-    with pytest.raises(ProfileError, match="'session.profile_dir'"):
-        save_profile(profile, tmp_path / "p.json")
+    with pytest.raises(ProfileError, match="'session.profile_dir'"):  # the JSON's object: checked as it is read
+        _profile(tuned["model"], profile_dir=str(tmp_path))
+    typed = dataclasses.replace(_profile(tuned["model"]), session=SessionConfig(provider="cpu", profile_dir=str(tmp_path)))
+    with pytest.raises(ProfileError, match="'session.profile_dir'"):  # a SessionConfig: checked as it is written
+        save_profile(typed, tmp_path / "p.json")
     assert not (tmp_path / "p.json").exists()
+
+
+def test_the_session_is_the_config_a_predictor_opens(tuned: dict[str, Path], tmp_path: Path) -> None:
+    """A profile's session is a frozen SessionConfig for its provider; the file records only the
+    fields that differ from the defaults, and reads back equal."""
+    profile = _profile(tuned["model"], streams=2, static_batch=4)
+    assert profile.session == SessionConfig(provider="cpu", threads=1, streams=2, static_batch=4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        profile.session.threads = 8  # type: ignore[misc]
+    with pytest.raises(ValueError, match="provider"):
+        dataclasses.replace(profile, session=SessionConfig(provider="cuda"))
+    save_profile(profile, tmp_path / "p.json")
+    assert json.loads((tmp_path / "p.json").read_text())["session"] == {"threads": 1, "static_batch": 4, "streams": 2}
+    assert load_profile(tmp_path / "p.json", check_model=False).session == profile.session
 
 
 @pytest.mark.parametrize("where", ["session", "candidates"])

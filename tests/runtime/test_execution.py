@@ -123,3 +123,43 @@ def test_fixed_batch_chunks_pad_with_the_last_row() -> None:
     pieces = chunks(x, 2)
     assert [n for _, n in pieces] == [2, 2, 1]
     assert pieces[-1][0][:, 0].tolist() == [4.0, 4.0]
+
+
+def _settings(session: Any) -> dict[str, Any]:
+    if hasattr(session, "get_session_options"):
+        return _ort_settings(session)
+    return {"streams": session.streams, "threads": session.threads, "precision": session.precision,  # OpenVINO, as compiled
+            "input": session.get_inputs()[0].shape}
+
+
+def test_a_profile_deploys_each_tune_engine_as_it_was_measured(resnet20_onnx: Path, tmp_path: Path) -> None:
+    """For every tune engine that runs here: the session the benchmark measured it with and the
+    one Predictor.from_profile opens from the profile tune would record have the same settings
+    (onnxruntime's session options; OpenVINO's NUM_STREAMS, INFERENCE_NUM_THREADS, precision and
+    compiled input shape). A catalogue option the profile lost, or one a backend read its own way,
+    fails here."""
+    import dataclasses
+
+    from resnet_deploy._machine import machine
+    from resnet_deploy.bench.catalogue import CATALOGUE, machine_capabilities, session_fields
+    from resnet_deploy.profile.deployment import DeploymentProfile, model_sha256, save_profile
+
+    caps, checked = machine_capabilities(), []
+    for entry in CATALOGUE:
+        engine = entry.engine
+        if not entry.tune or engine.provider not in ("cpu", "openvino") or not entry.needs <= caps:
+            continue
+        spec = WorkerSpec(dataclasses.replace(engine, artifact=str(resnet20_onnx)), 4, 1, 1, str(tmp_path / "x.npy"),
+                          str(tmp_path / "y.npy"), 0, model_path=str(resnet20_onnx))
+        backend = (OpenVINORuntimeBackend if engine.backend == "openvino-runtime" else OnnxRuntimeBackend)(spec)
+        path = tmp_path / f"{engine.name}.json"
+        save_profile(DeploymentProfile(model=str(resnet20_onnx), model_sha256=model_sha256(resnet20_onnx),
+                                       provider=engine.provider, backend=engine.backend, precision=engine.precision,
+                                       batch_size=4, session={**session_fields(engine, 4), "threads": 1}, measured={},
+                                       machine=machine()), path)
+        with Predictor.from_profile(path) as predictor:
+            assert _settings(backend.execution.session) == _settings(predictor._session), engine.name  # noqa: SLF001
+            assert backend.execution.fixed_batch == predictor._execution.fixed_batch, engine.name  # noqa: SLF001
+        checked.append(engine.name)
+    print("deployed as measured:", ", ".join(checked))
+    assert "ort-fp32" in checked and ("ov-int8-static" in checked or "ov-runtime" not in caps)

@@ -57,7 +57,7 @@ def open_model(options: BatchOptions, threads: int | None, *, for_facts_only: bo
         predictor = Predictor.from_profile(options.profile)
         digest, profile_digest = predictor.profile.model_sha256, file_sha256(options.profile)
         source = str(predictor.model_path)
-        threads = predictor.profile.session.get("threads")
+        threads = predictor.profile.session.threads
     else:
         model = cast(Path, options.model)  # BatchOptions holds a model or a profile
         digest, profile_digest, source = model_sha256(model), None, str(model)

@@ -37,9 +37,10 @@ def profile_backend(profile: DeploymentProfile) -> tuple[str, str | None]:
     session = profile.session
     reasons = [why for present, why in (
         (profile.backend != "onnxruntime", f"it runs on the {profile.backend}"),
-        (bool(session.get("openvino_precision")), f"it uses the {session.get('openvino_precision')} precision hint"),
-        (bool(session.get("static_batch")), f"it is compiled for a batch of {session.get('static_batch')}"),
-        (bool(session.get("cuda_graph")), "it replays CUDA graphs"),
+        (bool(session.openvino_precision), f"it uses the {session.openvino_precision} precision hint"),
+        (bool(session.static_batch), f"it is compiled for a batch of {session.static_batch}"),
+        (session.streams > 1, f"it runs {session.streams} OpenVINO streams"),
+        (session.cuda_graph, "it replays CUDA graphs"),
     ) if present]
     if not reasons:
         return "onnxruntime", None

@@ -38,22 +38,22 @@ def options_from_profile(profile_path: str | Path, options: TritonOptions, *, ba
     tuned = load_profile(profile_path, check_model=False)  # write_triton_repository hashes the bytes it writes, once
     model = tuned.model_path(profile_path)
     notes: list[str] = []
-    threads = options.threads if options.threads is not None else tuned.session.get("threads")
+    threads = options.threads if options.threads is not None else tuned.session.threads
     if options.threads is None and threads is not None and not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):
         raise InputError(f"{profile_path}: session.threads must be an integer from 1 to {MAX_THREADS}, received {threads!r}")
     if instances is None and tuned.serving:  # tune --mode throughput measured this layout
-        instances = int(tuned.serving["instances"])
+        instances = tuned.serving.instances
         each = threads if threads is not None else "all"
         notes.append(f"{instances} instance{'s' if instances != 1 else ''} x {each} thread{'s' if each != 1 else ''} each, "
-                     f"as tune --mode throughput measured ({tuned.serving.get('images_per_s') or 0:.0f} images/s, "
-                     f"p99 {tuned.serving.get('p99_ms') or 0:.2f} ms)")
+                     f"as tune --mode throughput measured ({tuned.serving.images_per_s or 0:.0f} images/s, "
+                     f"p99 {tuned.serving.p99_ms or 0:.2f} ms)")
     needed, why = profile_backend(tuned)
     if backend == "auto":
         backend = needed
         notes += [why] if why else []
     elif backend == "onnxruntime" and why:
         notes.append(f"--backend onnxruntime: the entry does NOT serve the profile as tuned; {why.split(':')[0]}")
-    fp16 = (options.fp16 or bool(tuned.session.get("fp16"))) and backend != "python"  # inside the profile for python
+    fp16 = (options.fp16 or tuned.session.fp16) and backend != "python"  # inside the profile for python
     name = options.name or entry_name(tuned.source_model or model)
     completed = dataclasses.replace(options, name=name, provider=tuned.provider, threads=threads,
                                     instances=options.instances if instances is None else instances,
