@@ -53,6 +53,10 @@ def tune(
     w = result.winner.record
     console.print(f"[green]wrote[/green] {escape(str(result.profile_path))}: {w.engine} ({w.provider}, {w.precision}), p50 {w.p50_ms:.2f} ms"
                   + (f", {w.speedup_vs_baseline:.2f}x the reference" if w.speedup_vs_baseline else ""))
+    if result.winner.kind is VerdictKind.NOISY:  # the profile records it; the screen must say it too
+        err_console.print(f"warning: the winner's timing was unstable ({w.unstable_reason or 'noisy'}), so the choice may be "
+                          "noise: run tune again on a quieter machine, or with more --duration or --rounds", markup=False,
+                          soft_wrap=True)
     for v in result.verdicts:
         if not v.verified and v.kind is not VerdictKind.SYNTHETIC:
             err_console.print(f"[dim]{escape(v.record.engine)}: {escape(v.reason)}[/dim]")
@@ -69,13 +73,17 @@ def tune(
 
 
 def _table(result) -> Table:  # type: ignore[no-untyped-def]
+    from resnet_deploy.tune import VerdictKind
+
     table = Table(title="tune: candidates, fastest verified first", title_justify="left")
     for col in ("candidate", "p50 ms", "speed", "rel err", "acc", "verdict"):
         table.add_column(col, justify="left" if col in ("candidate", "verdict") else "right", no_wrap=True)
     order = sorted(result.verdicts, key=lambda v: (not v.verified, v.record.p50_ms or float("inf")))
     for v in order:
         r = v.record
-        mark = "[bold green]winner[/bold green]" if v is result.winner else v.kind.value  # the full reason is in the profile
+        mark = v.kind.value  # the full reason is in the profile
+        if v is result.winner:
+            mark = "[bold green]winner[/bold green]" + (", [yellow]noisy[/yellow]" if v.kind is VerdictKind.NOISY else "")
         # INT8 without labels was judged on held-out calibration samples: show that error ("h"),
         # not the one on the fixed standard-normal input, which did not decide.
         heldout = result.heldout if r.precision == "int8" and r.accuracy is None else None

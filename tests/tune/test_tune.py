@@ -281,3 +281,27 @@ def test_the_table_labels_each_verdict_by_its_kind() -> None:
     rows_by_name = {cells[1]: cells[-2] for cells in (line.split("│") for line in out.getvalue().splitlines()) if len(cells) > 2}
     marks = {name.strip(): mark.strip() for name, mark in rows_by_name.items()}
     assert (marks["a"], marks["b"], marks["c"]) == ("ok, noisy", "error > tol", "no output"), out.getvalue()
+
+
+# (p90/p50 above which a measurement is unstable, what tune's screen says of its winner)
+UNSTABLE_WINNER = [(0.0, True), (1e9, False)]
+
+
+@pytest.mark.parametrize(("limit", "said"), UNSTABLE_WINNER, ids=["every-run-unstable", "none-unstable"])
+def test_an_unstable_winner_is_said_on_screen(digits_files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               limit: float, said: bool) -> None:
+    """A real tune run whose bound makes every measurement unstable: the profile records the
+    winner's verdict, and the screen must say it too (it said only "winner")."""
+    from resnet_deploy.bench import stats
+
+    from .._cli_cases import run_cli
+
+    monkeypatch.setattr(stats, "P90_P50_LIMIT", limit)
+    profile = tmp_path / "p.json"
+    result = run_cli("tune", digits_files["model"], "-o", profile, "--providers", "cpu", "--precision", "fp32",
+                     "--duration", "0.2", "--rounds", "2")
+    assert result.returncode == 0, result.stderr
+    noisy = [c for c in json.loads(profile.read_text())["candidates"] if "unstable" in c["reason"]]
+    assert bool(noisy) is said
+    assert ("winner, noisy" in result.stdout) is said, result.stdout
+    assert ("warning: the winner's timing was unstable (p90/p50" in result.stderr) is said, result.stderr
