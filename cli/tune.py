@@ -69,7 +69,7 @@ def tune(
                           "its preprocessing, so only labelled data decides what INT8 costs in accuracy: pass --eval-data", markup=False)
     if result.serving is not None:
         _print_serving(result.serving)
-    console.print(f"use it: Predictor.from_profile({str(result.profile_path)!r}), resnet-deploy predict --profile {result.profile_path} IMAGE", markup=False)
+    console.print(result.usage(), markup=False)
 
 
 def _table(result) -> Table:  # type: ignore[no-untyped-def]

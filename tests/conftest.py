@@ -75,6 +75,16 @@ def resnet18_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def resnet20_features_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A features file (export --features --normalize): unit-length embeddings [N, 64] out."""
+    from resnet_deploy.export.exporter import ExportOptions, export_model
+
+    path = tmp_path_factory.mktemp("export") / "resnet20_features.onnx"
+    export_model(ExportOptions("resnet20", features=True, normalize=True), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def sample_image() -> Path:
     from resnet_deploy.preprocess.labels import sample_image_path
 

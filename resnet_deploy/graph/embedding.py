@@ -38,8 +38,11 @@ def append_l2_normalize(model: onnx.ModelProto) -> None:
     """In place: the graph's one output ``v`` becomes ``v / max(||v||_2, eps)`` along axis 1,
     under the same name; the unnormalised tensor is renamed ``<name>/unnormalized``.
 
-    ``Max`` rather than ``Clip`` and ``ReduceL2``'s axes as an attribute below opset 18, so that a
-    file made elsewhere in an older opset takes the same nodes (Div broadcasts ``[N, 1]``)."""
+    The norm is ``Sqrt(ReduceSum(v * v))`` rather than ``ReduceL2``: onnxruntime's symbolic shape
+    inference, which ``quantize`` runs first, cannot infer ReduceL2 with its opset-18 axes input
+    (nor torch's ``Expand`` of the norm) and crashed on those files. ``Max`` rather than ``Clip``
+    and the axes as an attribute below opset 13, so that a file made elsewhere in an older opset
+    takes the same nodes (Div broadcasts ``[N, 1]``)."""
     graph = model.graph
     name = graph.output[0].name
     raw = unique_name(graph, f"{name}/unnormalized")
@@ -48,14 +51,16 @@ def append_l2_normalize(model: onnx.ModelProto) -> None:
         node.input[:] = [raw if i == name else i for i in node.input]
     eps = unique_name(graph, f"{name}/eps")
     graph.initializer.append(numpy_helper.from_array(np.array(NORMALIZE_EPS, dtype=np.float32), eps))
-    norm, clamped = f"{name}/l2_norm", f"{name}/l2_norm_clamped"
-    if _opset(model) >= 18:
+    squared, total, norm, clamped = (f"{name}/{step}" for step in ("squared", "sum_of_squares", "l2_norm", "l2_norm_clamped"))
+    if _opset(model) >= 13:
         axes = unique_name(graph, f"{name}/axes")
         graph.initializer.append(numpy_helper.from_array(np.array([1], dtype=np.int64), axes))
-        reduce = helper.make_node("ReduceL2", [raw, axes], [norm], name=norm, keepdims=1)
+        reduce = helper.make_node("ReduceSum", [squared, axes], [total], name=total, keepdims=1)
     else:
-        reduce = helper.make_node("ReduceL2", [raw], [norm], name=norm, axes=[1], keepdims=1)
-    graph.node.extend([reduce, helper.make_node("Max", [norm, eps], [clamped], name=clamped),
+        reduce = helper.make_node("ReduceSum", [squared], [total], name=total, axes=[1], keepdims=1)
+    graph.node.extend([helper.make_node("Mul", [raw, raw], [squared], name=squared), reduce,
+                       helper.make_node("Sqrt", [total], [norm], name=norm),
+                       helper.make_node("Max", [norm, eps], [clamped], name=clamped),
                        helper.make_node("Div", [raw, clamped], [name], name=f"{name}/l2_normalize")])
 
 

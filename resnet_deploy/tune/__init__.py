@@ -36,6 +36,7 @@ from ..bench.plan import Plan
 from ..precision.calibration import eval_arrays, output_classes
 from ..precision.recipes import target_kernels
 from ..image_input import is_image_input
+from ..graph.embedding import is_features_file
 from ..graph.io import image_input, load_onnx, read_metadata
 from ..profile.deployment import DeploymentProfile
 from ..runtime import available_providers, cpu_count
@@ -83,6 +84,15 @@ class TuneResult:
     environment: dict[str, Any] = field(default_factory=dict)
     heldout: HeldOut | None = None  # how INT8 was judged without --eval-data
     serving: ServingChoice | None = None  # --mode throughput: the layouts measured and the one chosen
+    embeds: bool = False  # a features file: its output is an embedding, not classes
+
+    def usage(self) -> str:
+        """How to run the profile: a features file has no classes to ``predict``, so its
+        embeddings come from ``Predictor.embed`` and ``batch``."""
+        path = str(self.profile_path)
+        if self.embeds:
+            return f"use it: Predictor.from_profile({path!r}).embed(images), resnet-deploy batch --profile {path} IMAGES -o DIR"
+        return f"use it: Predictor.from_profile({path!r}), resnet-deploy predict --profile {path} IMAGE"
 
 
 def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
@@ -148,5 +158,6 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
         profile = write_profile(options, output, winner, verdicts, Path(winner.record.source or files["portable"]), synthetic,
                                 orphans, serving)
     # Synthetic calibration matters only where INT8 was measured (not with --precision fp32, say).
-    return TuneResult(verdicts, winner, profile, output, synthetic and "int8" in files, result.environment, heldout, serving)
+    return TuneResult(verdicts, winner, profile, output, synthetic and "int8" in files, result.environment, heldout, serving,
+                      embeds=is_features_file(fp32.metadata or {}))
 
