@@ -15,6 +15,7 @@ from typing import Any
 
 from .._errors import InputError
 from .._hashing import file_sha256
+from ..graph.embedding import is_features_file
 from ..runtime import available_providers
 from ..runtime.config import GPU_PROVIDERS
 from ..runtime.raw_images import check_image_provider
@@ -94,6 +95,8 @@ def _eager_baseline(first: ModelFile, weights: str | Path | None) -> tuple[bool,
     """Whether eager PyTorch can reproduce the first file, and why (not)."""
     if first.takes_images:
         return False, f"{first.path.name} has its preprocessing in the graph (uint8 images in), which eager PyTorch does not"
+    if is_features_file(first.metadata):  # the eager zoo model ends in its classifier: nothing to compare with
+        return False, f"{first.path.name} outputs embeddings, and the eager baseline rebuilds the classifier"
     arch = first.metadata.get("architecture")
     recorded = str(first.metadata.get("weights", ""))
     if not isinstance(arch, str) or not arch:
