@@ -65,6 +65,7 @@ def bench(
     engines: Annotated[Optional[str], typer.Option("--engines", help="Comma-separated engine names to keep (the eager baseline always runs).", rich_help_panel=WHAT)] = None,
     compile: Annotated[bool, typer.Option("--compile", metavar="", help="Also measure torch.compile (slow to start).", rich_help_panel=WHAT)] = False,
     url: Annotated[Optional[str], typer.Option("--url", help="Comma-separated Triton servers of the first file's model (grpc://HOST:PORT, http://HOST:PORT): served beside in-process figures; --model names it there (default: the file's stem).", show_default=False, rich_help_panel=WHAT)] = None,
+    profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune, instead of files: its model file in its configuration, what serve --profile serves (the baseline for --url).", show_default=False, rich_help_panel=WHAT)] = None,
     request_timeout: Annotated[Optional[float], typer.Option("--request-timeout", help="With --url: seconds one request may take, HTTP and gRPC (default 30); the first that takes longer fails that server's remaining groups at once.", show_default=False, rich_help_panel=HOW)] = None,
     batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Comma-separated batch sizes, e.g. 1,8,32.", rich_help_panel=HOW)] = "1",
     threads: _in(Threads, HOW) = None,
@@ -99,12 +100,12 @@ def bench(
         require("--plot", "matplotlib", extra="plot")
     served_model = None
     if url is not None:  # --model is the served model's name, beside the file it serves
-        if not models:
-            raise CLIError("--url measures a served model beside the ONNX file it serves: give that file too")
+        if not models and profile is None:
+            raise CLIError("--url measures a served model beside the ONNX file it serves: give that file (or its --profile) too")
         served_model, model = model, None
-    if models and (depth is not None or model is not None or plain):
-        raise CLIError("give ONNX files or --depth/--model, not both")
-    name = "" if models else zoo_model_name(model, depth, plain)
+    if (models or profile is not None) and (depth is not None or model is not None or plain):
+        raise CLIError("give ONNX files (or --profile) or --depth/--model, not both")
+    name = "" if models or profile is not None else zoo_model_name(model, depth, plain)
     options = BenchOptions(
         model=name,
         files=list(models or ()),
@@ -128,6 +129,7 @@ def bench(
         urls=_str_list(url) or (),
         served_model=served_model,
         request_timeout=request_timeout,
+        profile=profile,
     )
     if not err_console.is_terminal:  # no bar in logs and redirected output
         result = run_benchmark(options, progress=progress)
@@ -145,7 +147,7 @@ def bench(
     if len(failed) == len(result.records):  # a table of failures is no benchmark: say so in the exit status
         first = f" (first: {failed[0].engine} b{failed[0].batch_size}: {(failed[0].error or '')[:160]})" if failed else ""
         raise CLIError(f"nothing was measured: all {len(failed)} engine runs failed{first}; no report was written")
-    if not models:  # the zoo's exports are cached between runs: say how much that holds (INT8 and TensorRT entries add up)
+    if not models and profile is None:  # the zoo's exports are cached between runs: say how much that holds (INT8 and TensorRT entries add up)
         from resnet_deploy.bench.cache import cache_usage
 
         folder = options.cache_folder()

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from resnet_deploy.serving.triton import TritonOptions, options_from_profile, write_triton_repository
-from resnet_deploy.serving.triton.client import client_command
+from resnet_deploy.serving.triton.client import client_command, load_test_command
 from resnet_deploy.serving.triton.leftovers import owned_tempdir
 from resnet_deploy.serving.triton.options import DEFAULT_MAX_REQUEST_BYTES
 from resnet_deploy.serving.triton.process import check_host
@@ -67,7 +67,8 @@ def serve(
             server.start()
             if (risk := server.http_warning()) is not None:
                 err_console.print(f"warning: {risk}", markup=False, soft_wrap=True)
-            _announce(server, entry.path.name, entry.model_path, model)
+            _announce(server, entry.path.name, entry.model_path, load_test_command(entry.path.name, server.grpc, model=model,
+                                                                                  profile=profile))
             while server.running():
                 if (dead := server.dead_model()) is not None:  # Triton would answer 500 forever, ready all along
                     server.reload(entry.path.name)
@@ -82,12 +83,12 @@ def serve(
             server.stop()
 
 
-def _announce(server: TritonServer, name: str, model_path: Path, model: Path) -> None:
+def _announce(server: TritonServer, name: str, model_path: Path, load_test: str) -> None:
     for line in (f"serving {name} (Triton's Python backend running resnet-deploy's Predictor)",
                  f"  HTTP    http://{server.http}/v2/models/{name}",
                  f"  gRPC    {server.grpc}",
                  f"  metrics http://{server.host}:{server.metrics_port}/metrics",
-                 f"  load test: resnet-deploy bench {model} --url grpc://{server.grpc} --model {name} --mode throughput",
+                 f"  load test: {load_test}",
                  f"  client (needs tritonclient[grpc]): {client_command(model_path, name, server.grpc)}",
                  "ready; Ctrl-C or SIGTERM stops it"):
         console.print(line, markup=False, soft_wrap=True)

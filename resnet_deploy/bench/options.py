@@ -64,6 +64,9 @@ class BenchOptions:
     # Seconds one request to a served model may take (None: DEFAULT_REQUEST_TIMEOUT_S); the first
     # that takes longer fails that served engine at every batch size and concurrency still to come.
     request_timeout: float | None = None
+    # A deployment profile (bench --profile): its model file, measured in its configuration
+    # (resnet_deploy.bench.profiled), as serve --profile serves it.
+    profile: str | Path | None = None
 
     def cache_folder(self) -> Path:
         """Where exported models (and TensorRT engines) are cached."""

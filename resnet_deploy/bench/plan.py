@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ..runtime.raw_images import check_image_provider
 from .catalogue import BASELINE, CATALOGUE, machine_capabilities
 from .inputs import ModelFile, read_model_file
 from .options import PRECISIONS, BenchOptions
+from .profiled import profile_engine
 from .schema import Engine
 
 __all__ = ["Plan", "plan_engines", "plan_files", "plan_zoo", "MAX_FILE_ENGINES", "GPU_PROVIDERS"]
@@ -146,7 +148,10 @@ def plan_files(options: BenchOptions, providers: list[str]) -> Plan:
     eager, why = _eager_baseline(first, options.weights)
     if eager:
         engines.append(Engine(BASELINE, "pytorch", "cpu", "fp32", description="torch eager, NCHW (the baseline)"))
-    for name, f in zip(_names(files), files):
+    for i, (name, f) in enumerate(zip(_names(files), files)):
+        if i == 0 and options.profile is not None:  # the profile's configuration, as it is served
+            engines.append(profile_engine(options.profile, name))
+            continue
         for p in providers:
             engines.append(Engine(name if len(providers) == 1 else f"{name}-{p}", "onnxruntime", p, f.precision,
                                   str(f.path), {}, f"{f.path.name} as it is, {p} provider"))
@@ -158,6 +163,10 @@ def plan_files(options: BenchOptions, providers: list[str]) -> Plan:
         served = options.served_model or first.path.stem
         for url in options.urls:
             check_served(url, served)  # before any work: a server down or without the model is one line
+        from .served_match import baseline_notes, in_process
+
+        for note in baseline_notes(list(options.urls), served, in_process(first.path, options.profile, providers)):
+            warnings.warn(note, UserWarning, stacklevel=3)  # the CLI prints one warning: line each
         engines += served_engines(list(options.urls), served, classes=first.classes, timeout=options.request_timeout)
     arch = first.metadata.get("architecture") if eager else None
     classes = first.metadata.get("num_classes") if eager else None

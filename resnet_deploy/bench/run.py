@@ -30,6 +30,7 @@ from .process import START_TIMEOUT_S, WorkerError, WorkerProcess
 from .catalogue import GPU_BASELINE
 from .plan import GPU_PROVIDERS, Plan, plan_files, plan_zoo
 from .schema import BenchResult, Engine, FinishRequest, Finished, Ready, Record, RoundRequest, RoundResult, WorkerSpec
+from .profiled import with_profile
 from .stats import instability, ratio, summarise
 
 __all__ = ["run_benchmark"]
@@ -69,6 +70,7 @@ def run_benchmark(
     ``plan`` replaces the plan made from the options (``resnet-deploy tune`` measures its own
     candidates this way: engines whose artifacts are file paths, one of them the baseline)."""
     say = progress or (lambda _msg: None)
+    options = with_profile(options)  # --profile: its file, in its configuration
     providers = validate(options)
     if options.peak and importlib.util.find_spec("torch") is None:
         raise InputError("--peak measures an fp32 GEMM through PyTorch, which is not installed")

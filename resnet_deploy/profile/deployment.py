@@ -88,6 +88,12 @@ class DeploymentProfile:
         if isinstance(self.serving, Mapping):
             object.__setattr__(self, "serving", ServingLayout(**self.serving) if self.serving else None)
 
+    @property
+    def engine(self) -> str:
+        """The catalogue's name of the configuration tune chose (``ov-bf16``, ``ort-fp32``, ...)."""
+        candidate = self.measured.get("candidate")
+        return candidate if isinstance(candidate, str) and candidate else f"{self.provider}-{self.precision}"
+
     def model_path(self, profile_path: str | Path) -> Path:
         path = Path(self.model)
         return path if path.is_absolute() else Path(profile_path).resolve().parent / path

@@ -19,7 +19,7 @@ from ...graph.metadata import read_metadata
 from ...image_input import is_image_input
 from .config import served_io
 
-__all__ = ["client_command"]
+__all__ = ["client_command", "load_test_command"]
 
 IMAGE_SIDE = 224  # an image-input model takes any size: a photo's
 
@@ -47,6 +47,13 @@ def client_command(model_path: str | Path, name: str, grpc: str) -> str:
         f"print(r.as_numpy({json.dumps(outputs[0].name)}).argmax(1))",
     ])
     return f"python -c {shlex.quote(code)}"
+
+
+def load_test_command(name: str, grpc: str, *, model: str | Path | None = None, profile: str | Path | None = None) -> str:
+    """``resnet-deploy bench ... --url grpc://...``: the served model beside what it serves, run in
+    process: ``profile``'s file in its configuration (``bench --profile``), else ``model`` as it is."""
+    target = ["--profile", str(profile)] if profile is not None else [str(model)]
+    return shlex.join(["resnet-deploy", "bench", *target, "--url", f"grpc://{grpc}", "--model", name, "--mode", "throughput"])
 
 
 _NUMPY = {"FP32": "float32", "FP16": "float16", "FP64": "float64", "UINT8": "uint8", "INT8": "int8", "INT32": "int32",

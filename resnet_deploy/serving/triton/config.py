@@ -5,12 +5,14 @@ accelerators (or the Python backend's parameters), built as structured data (:mo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import onnx
 
 from ..._errors import OnnxModelError
 from ...image_input import is_image_input
-from ...graph.io import image_input
+from ...graph.io import image_input, model_sha256
+from ...profile.deployment import load_profile
 from ...preprocess.images import MAX_RESIZE_PIXELS
 from .options import DEFAULT_MAX_BATCH_SIZE, TritonOptions
 from .pbtxt import Enum, Field, Message, check_tensor_name, render
@@ -155,6 +157,12 @@ def build_config(model: onnx.ModelProto, name: str, options: TritonOptions, sour
         # Bounds model.py checks on each request's shape before it touches the data.
         config.add("parameters", _parameter("resnet_deploy_max_request_bytes", str(options.max_request_bytes)))
         config.add("parameters", _parameter("resnet_deploy_max_image_pixels", str(MAX_RESIZE_PIXELS)))
+        # What the entry serves, so that bench --url can say when its in-process baseline is not it.
+        if Path(source).is_file():
+            config.add("parameters", _parameter("resnet_deploy_model_sha256", model_sha256(source)))
+        if options.profile is not None:
+            config.add("parameters", _parameter("resnet_deploy_profile_engine",
+                                                load_profile(options.profile, check_machine=False, check_model=False).engine))
     else:
         config.fields.extend(_accelerators(options))
         if options.threads is not None:  # the onnxruntime backend's own session option

@@ -264,6 +264,27 @@ def test_bench_url_measures_served_beside_in_process(served: tuple[TritonServer,
             assert r["server_compute_ms"] is None
 
 
+# (bench's in-process side beside the profile entry "tuned", whether a warning says it is not what is served)
+BASELINES = [("file", True), ("profile", False)]
+
+
+@pytest.mark.parametrize("side, warned", BASELINES, ids=["plain-file", "its-profile"])
+def test_bench_url_says_when_its_baseline_is_not_what_is_served(served: tuple[TritonServer, Path], model: Path, side: str,
+                                                                warned: bool) -> None:
+    import warnings
+
+    server, profile = served
+    target = ["--profile", str(profile)] if side == "profile" else [str(model)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(app, ["bench", *target, "--url", f"grpc://{server.grpc}", "--model", "tuned",
+                                          "--iterations", "3", "--rounds", "1", "--warmup", "0"])
+    notes = [str(w.message) for w in caught if "serves a profile's configuration" in str(w.message)]
+    print(result.output, notes)
+    assert result.exit_code == 0, result.output
+    assert bool(notes) is warned, notes
+
+
 @pytest.mark.parametrize("url, model_name, needle", [
     ("grpc://127.0.0.1:{free}", "resnet20", "cannot reach Triton at grpc://127.0.0.1:"),
     ("http://127.0.0.1:{free}", "resnet20", "cannot reach Triton at http://127.0.0.1:"),
