@@ -29,6 +29,8 @@ from ..._require import skip_unless_present
 MODEL = os.environ.get("RESNET_DEPLOY_TRITON_MODEL")
 # The same ResNet-20 exported with --image-input (uint8 RGB [N, H, W, 3] of any size, top-3 outputs).
 IMAGE_MODEL = os.environ.get("RESNET_DEPLOY_TRITON_IMAGE_MODEL")
+# The same ResNet-20 exported with --features --normalize (embedding [N, 64] out).
+FEATURES_MODEL = os.environ.get("RESNET_DEPLOY_TRITON_FEATURES_MODEL")
 STAND_IN = Path(__file__).parents[2] / "triton_server" / "onnxruntime"
 
 
@@ -49,6 +51,8 @@ if not MODEL or not Path(MODEL).is_file():
     _skip("RESNET_DEPLOY_TRITON_MODEL names no exported ResNet-20")
 if not IMAGE_MODEL or not Path(IMAGE_MODEL).is_file():
     _skip("RESNET_DEPLOY_TRITON_IMAGE_MODEL names no ResNet-20 exported with --image-input")
+if not FEATURES_MODEL or not Path(FEATURES_MODEL).is_file():
+    _skip("RESNET_DEPLOY_TRITON_FEATURES_MODEL names no ResNet-20 exported with --features")
 
 from resnet_deploy.runtime import Predictor  # noqa: E402
 from resnet_deploy_cli.main import app  # noqa: E402
@@ -114,6 +118,8 @@ def served(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     _cli("triton", "--profile", str(throughput), "-r", str(repo), "--name", "tuned_throughput")
     _cli("triton", str(IMAGE_MODEL), "-r", str(repo), "--name", "image")
     _cli("triton", str(IMAGE_MODEL), "-r", str(repo), "--name", "image_py", "--backend", "python")
+    _cli("triton", str(FEATURES_MODEL), "-r", str(repo), "--name", "features")
+    _cli("triton", str(FEATURES_MODEL), "-r", str(repo), "--name", "features_py", "--backend", "python")
     server = TritonServer(repo, backends={"onnxruntime": STAND_IN})
     server.start()
     pid = server.pid
@@ -353,6 +359,21 @@ def test_serve_on_a_busy_port_is_one_line(model: Path) -> None:
     assert "ready" not in out  # refused before the banner: another server's readiness never answers for ours
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)
+
+
+@pytest.mark.parametrize("entry", ["features", "features_py"])
+def test_a_features_entry_answers_the_embedding_as_predictor(served: tuple[TritonServer, Path], entry: str) -> None:
+    """A features file on either backend: the output ``embedding`` [N, 64] over both protocols,
+    the vectors Predictor computes, bit for bit."""
+    server, _ = served
+    with Predictor(FEATURES_MODEL, provider="cpu") as predictor:  # type: ignore[arg-type]
+        for batch in BATCHES:
+            x = _inputs(batch)
+            want = predictor.run(x)
+            for module, url in ((httpclient, server.http), (grpcclient, server.grpc)):
+                got = _infer(module, url, entry, x).as_numpy("embedding")
+                assert got.shape == (batch, 64)
+                np.testing.assert_array_equal(got, want)
 
 
 # -- a file with the preprocessing inside: photos go in as uint8 pixels of any size ------------------
