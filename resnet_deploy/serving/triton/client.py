@@ -2,7 +2,8 @@
 
 A shell line, ``python -c '...'``, that imports what it uses, builds an input of the served
 model's own name, type and dims (batch 1; an image-input model gets a photo-sized uint8 image),
-fills it with data, sends it over gRPC and prints the top class. It is built from structure: the
+fills it with data, sends it over gRPC and prints the top class (a features file has none: the
+embedding's shape and first values). It is built from structure: the
 tensor names are Python literals (``json.dumps``) and the code one shell word (``shlex.quote``),
 so no name can break it.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import onnx
 
+from ...graph.embedding import is_features_file
 from ...graph.metadata import read_metadata
 from ...image_input import is_image_input
 from .config import served_io
@@ -26,7 +28,8 @@ IMAGE_SIDE = 224  # an image-input model takes any size: a photo's
 
 def client_command(model_path: str | Path, name: str, grpc: str) -> str:
     """``python -c '...'``: one request to ``name`` served at ``grpc`` (HOST:PORT) from the
-    model file it serves, printing the top class of its answer."""
+    model file it serves, printing the top class of its answer (of an embedding, its shape and
+    first four values)."""
     source = str(model_path)
     model = onnx.load(source, load_external_data=False)  # names, dims and metadata: no weights
     inp, outputs = served_io(model, source)
@@ -44,7 +47,8 @@ def client_command(model_path: str | Path, name: str, grpc: str) -> str:
         f"x = g.InferInput({json.dumps(inp.name)}, {shape}, {json.dumps(datatype)})",
         f"x.set_data_from_numpy({data})",
         f"r = g.InferenceServerClient({json.dumps(grpc)}).infer({json.dumps(name)}, [x])",
-        f"print(r.as_numpy({json.dumps(outputs[0].name)}).argmax(1))",
+        f"y = r.as_numpy({json.dumps(outputs[0].name)})",
+        "print(y.shape, y[0, :4])" if is_features_file(read_metadata(model, source)) else "print(y.argmax(1))",
     ])
     return f"python -c {shlex.quote(code)}"
 

@@ -487,14 +487,15 @@ def test_serve_never_leaves_a_server_behind(model: Path, how: str) -> None:
             proc.kill()
 
 
-@pytest.mark.parametrize("which", ["float", "image"])
+@pytest.mark.parametrize("which", ["float", "image", "features"])
 def test_the_client_call_serve_prints_runs_as_pasted(model: Path, which: str) -> None:
     """Issue 26 D.1: the call failed with NameError (no imports), had placeholder dims and set no
     data. Pasted into a shell whose python has tritonclient, it prints the served model's top class,
-    Predictor's for the same data."""
+    Predictor's for the same data (of a features file, which has no classes, the embedding's
+    shape and first values: it printed the argmax of an embedding)."""
     import re
 
-    path = model if which == "float" else Path(IMAGE_MODEL)  # type: ignore[arg-type]
+    path = {"float": model, "image": Path(IMAGE_MODEL), "features": Path(FEATURES_MODEL)}[which]  # type: ignore[arg-type]
     _, _, ports = _ports()
     proc = _serve(str(path), *ports)
     try:
@@ -505,12 +506,16 @@ def test_the_client_call_serve_prints_runs_as_pasted(model: Path, which: str) ->
         env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
         ran = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, env=env)
         print(ran.stdout, ran.stderr)
-        assert ran.returncode == 0 and re.fullmatch(r"\[\d+\]\n", ran.stdout), ran.stderr
+        assert ran.returncode == 0, ran.stderr
         rng = np.random.default_rng(0)
         x = (rng.integers(0, 256, [1, 32, 32, 3], dtype=np.uint8) if which == "image"
              else rng.standard_normal([1, 3, 32, 32]).astype(np.float32))
         with Predictor(path, provider="cpu") as predictor:
-            assert ran.stdout == f"[{int(predictor.run(x).argmax(1)[0])}]\n"
+            y = predictor.run(x)
+        if which == "features":
+            assert ran.stdout == f"{y.shape} {y[0, :4]}\n" and y.shape == (1, 64)
+        else:
+            assert re.fullmatch(r"\[\d+\]\n", ran.stdout) and ran.stdout == f"[{int(y.argmax(1)[0])}]\n"
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
