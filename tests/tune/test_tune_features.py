@@ -1,12 +1,14 @@
 """``tune`` on a features file: its candidates (INT8 quantized from the normalised embedding
 included) are measured and judged on the embedding, the profile embeds as the file does, and the
-"use it" line points to ``Predictor.embed`` and ``batch``, not to ``predict``."""
+"use it" line points to ``Predictor.embed`` and ``batch``, not to ``predict`` (and both answer
+with the file's vectors)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from resnet_deploy.runtime import Predictor
@@ -36,6 +38,12 @@ def test_tune_judges_the_embedding_and_the_profile_embeds(resnet20_features_onnx
         assert tuned.output_kind == "embedding"
     assert got.shape == (1, 64)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # What the use-it line says, as it says it: batch --profile writes the same vectors.
+    ran = run_cli("batch", "--profile", result.profile_path, sample_image, "-o", tmp_path / "out")
+    assert ran.returncode == 0, ran.stderr
+    rows = pq.read_table(tmp_path / "out").to_pylist()
+    assert [r["status"] for r in rows] == ["ok"]
+    np.testing.assert_allclose(np.array([rows[0]["embedding"]], np.float32), want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("features, hint, not_hint", [
