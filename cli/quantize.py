@@ -11,7 +11,7 @@ from rich.markup import escape
 from resnet_deploy.precision.calibration import DEFAULT_MAX_SAMPLES
 
 from ._choices import CalibrationMethod, choice, metavar
-from ._errors import CLIError, handle_errors
+from ._errors import handle_errors
 from ._options import Force, ModelPath, Report, TargetCpu
 from ._output import check_report, console, err_console, human_bytes, progress, write_json
 
@@ -34,7 +34,7 @@ def print_sensitivity(result) -> None:
     for t in [*result.rows, full]:
         name = "all blocks" if t is full else t.quantized[0]
         table.add_row(escape(name), "" if t.accuracy is None else f"{t.accuracy:.2%}", "" if t.drop_points is None else f"{t.drop_points:.2f}",
-                      f"{t.top1_agreement:.1%}", f"{t.max_rel_error:.2e}")
+                      "" if t.top1_agreement is None else f"{t.top1_agreement:.1%}", f"{t.max_rel_error:.2e}")
     console.print(table)
 
 
@@ -65,9 +65,10 @@ def print_quantize_result(result, output: Path) -> None:
         f"{human_bytes(result.size_before)} -> {human_bytes(result.size_after)} ({ratio:.2f}x); "
         # A calibration that hurts (a wrong std, say) agrees with fp32 on its own inputs: 100% for a
         # half-scale calibration of the digits model that lost 14 points on held-out scans.
-        f"on the {result.samples} inputs it was calibrated on (no test of accuracy: --eval-data DATA "
-        f"--max-accuracy-drop POINTS measures that): top-1 agreement with fp32 {result.top1_agreement:.1%}, "
-        f"max rel error {result.max_rel_error:.2e}"
+        f"on the {result.samples} inputs it was calibrated on"
+        # (a features file has no classes: its embeddings' cosine similarity to fp32 is the measure)
+        + ("" if result.top1_agreement is None else " (no test of accuracy: --eval-data DATA --max-accuracy-drop POINTS measures that)")
+        + f": {result.fidelity.describe()}"
     )
     if result.heldout is not None:  # (a failure was also warned about, in one line on stderr)
         console.print(f"held out of the calibration, on this CPU: {result.heldout.describe()}", markup=False)
@@ -89,43 +90,23 @@ def quantize(
     target_cpu: TargetCpu = "auto",
 ) -> None:
     """Static INT8 quantization (QDQ) with onnxruntime's tools, calibrated on real data, for the CPUs of --target-cpu."""
-    from resnet_deploy.precision.quantize import quantize_file
+    from resnet_deploy.diagnostics.int8 import quantize as run_quantize
+    from resnet_deploy.precision.accuracy_aware import AccuracyAwareResult
+    from resnet_deploy.precision.options import QuantizeOptions
+    from resnet_deploy.precision.quantize import QuantizeResult
 
-    if target_cpu != "auto" and (sensitivity or max_accuracy_drop is not None):
-        raise CLIError("--target-cpu applies to plain quantize; --sensitivity and --max-accuracy-drop measure INT8 for this machine (auto)")
-    if sensitivity:
-        from resnet_deploy.diagnostics.sensitivity import block_sensitivity
-
-        if output is not None:  # (as export refuses --calibration without --int8: no flag is silently ignored)
-            raise CLIError("--sensitivity writes no model; drop --output (the table, and --report, are its output)")
-        check_report(report)
-        found = block_sensitivity(model, calibration, eval_data=eval_data, method=method, max_samples=max_samples, progress=progress)
-        print_sensitivity(found)
-        if report is not None:
-            write_json(report, found.to_dict(), replace=force)
-        return
-    if output is None:
-        raise CLIError("--output is required to write a model (only --sensitivity writes none)")
+    options = QuantizeOptions(method=method, per_channel=per_channel, target_cpu=target_cpu, max_samples=max_samples,
+                              eval_data=eval_data, max_accuracy_drop=max_accuracy_drop, sensitivity=sensitivity)
     check_report(report)
-    if max_accuracy_drop is not None:
-        if eval_data is None:
-            raise CLIError("--max-accuracy-drop needs --eval-data: labelled data to measure the drop on")
-        from resnet_deploy.diagnostics.sensitivity import quantize_accuracy_aware
-        from resnet_deploy.graph.io import save_onnx
-
-        quantized, aware = quantize_accuracy_aware(model, calibration, eval_data, max_drop_points=max_accuracy_drop, method=method,
-                                                   max_samples=max_samples, measure_speed=True, progress=progress)
-        save_onnx(quantized, output, replace=force)
-        aware.path = output
-        print_accuracy_aware(aware)
-        console.print(f"[green]wrote[/green] {escape(str(output))}")
-        if report is not None:
-            write_json(report, aware.to_dict(), replace=force)
-        return
-    result = quantize_file(model, output, calibration, method=method, per_channel=per_channel, target_cpu=target_cpu,
-                           max_samples=max_samples, progress=progress, force=force)
-    for note in result.notes:
-        err_console.print(f"note: {note}", markup=False, soft_wrap=True)
-    print_quantize_result(result, output)
+    result = run_quantize(model, calibration, output, options, force=force, progress=progress)
+    if isinstance(result, QuantizeResult):
+        for note in result.notes:
+            err_console.print(f"note: {note}", markup=False, soft_wrap=True)
+        print_quantize_result(result, result.path)  # type: ignore[arg-type]
+    elif isinstance(result, AccuracyAwareResult):
+        print_accuracy_aware(result)
+        console.print(f"[green]wrote[/green] {escape(str(result.path))}")
+    else:
+        print_sensitivity(result)
     if report is not None:
         write_json(report, result.to_dict(), replace=force)

@@ -7,6 +7,7 @@ with ``allow_pickle=False``. Anything that does not match the model's input is r
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ import numpy as np
 import onnx
 
 from .._errors import InputError
+from ..graph.io import image_input, read_metadata
 from ..preprocess.images import IMAGE_SUFFIXES, Preprocessing
 
-__all__ = ["load_samples", "check_samples", "fixed_batches", "eval_arrays", "output_classes", "check_labels",
+__all__ = ["load_samples", "check_samples", "fixed_batches", "eval_arrays", "load_eval_data", "output_classes", "check_labels",
            "IMAGE_SUFFIXES", "DEFAULT_MAX_SAMPLES", "MAX_EVAL_SAMPLES"]
 
 DEFAULT_MAX_SAMPLES = 128  # ORT's calibrators keep per-tensor statistics; 100-500 is the usual range
@@ -166,3 +168,12 @@ def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata:
     np.save(folder / "eval_x.npy", x)
     np.save(folder / "eval_y.npy", y)
     return {"eval_x_path": str(folder / "eval_x.npy"), "eval_y_path": str(folder / "eval_y.npy")}
+
+
+def load_eval_data(source: str | Path, model: onnx.ModelProto, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled data in memory (:func:`eval_arrays`' checks): the inputs and labels for ``model``."""
+    image = image_input(model, label)
+    with tempfile.TemporaryDirectory(prefix="resnet-deploy-eval-") as tmp:
+        paths = eval_arrays(source, tuple(image.shape[1:]), read_metadata(model), Path(tmp),  # type: ignore[arg-type]
+                            classes=output_classes(model))
+        return np.load(paths["eval_x_path"]), np.load(paths["eval_y_path"])

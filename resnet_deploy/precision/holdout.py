@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from ..graph.verify import compare
+from .fidelity import fidelity, outputs_embeddings
 
 __all__ = ["HeldOut", "HOLDOUT_EVERY", "MIN_HOLDOUT_SOURCE", "HELD_OUT_TOLERANCE", "split_held_out", "check_held_out"]
 
@@ -27,7 +27,6 @@ MIN_HOLDOUT_SOURCE = 8
 # Max relative logit error against fp32: the error of a well-calibrated QDQ ResNet-50 (1.7e-2 to
 # 2.4e-2 measured) with headroom. U8S8 made for VNNI, run without it: 2.4e-1 on the digits model.
 HELD_OUT_TOLERANCE = 1e-1
-_CHUNK = 256  # rows per run: memory bounded whatever the number of samples
 
 
 @dataclass(frozen=True)
@@ -36,15 +35,19 @@ class HeldOut:
 
     samples: int
     max_rel_error: float
-    top1_agreement: float
+    top1_agreement: float | None  # None for a features file, judged by cosine similarity instead
+    cosine_min: float | None = None
+    cosine_mean: float | None = None
 
     @property
     def holds(self) -> bool:
         return self.max_rel_error <= HELD_OUT_TOLERANCE
 
     def describe(self) -> str:
+        agreement = (f"cosine similarity min {self.cosine_min:.6f}, mean {self.cosine_mean:.6f}" if self.top1_agreement is None
+                     else f"top-1 agreement {self.top1_agreement:.1%}")
         return (f"error {self.max_rel_error:.1e} {'<=' if self.holds else '>'} {HELD_OUT_TOLERANCE:g} on {self.samples} "
-                f"held-out calibration samples (top-1 agreement {self.top1_agreement:.1%})")
+                f"held-out calibration samples ({agreement})")
 
 
 def split_held_out(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,8 +61,7 @@ def split_held_out(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def check_held_out(int8: onnx.ModelProto, fp32: onnx.ModelProto, held: np.ndarray, threads: int | None = None) -> HeldOut:
     """``int8`` against ``fp32`` on ``held``, both run as deployed on this CPU."""
-    from ..runtime.execution import batched_outputs
+    from ..runtime.execution import cpu_logits
 
-    parity = compare(batched_outputs(int8, held, threads=threads, piece=_CHUNK),
-                     batched_outputs(fp32, held, threads=threads, piece=_CHUNK), rtol=1.0)
-    return HeldOut(len(held), parity.max_rel_error, parity.top1_agreement)
+    found = fidelity(cpu_logits(int8, held, threads), cpu_logits(fp32, held, threads), embeddings=outputs_embeddings(fp32))
+    return HeldOut(len(held), found.max_rel_error, found.top1_agreement, found.cosine_min, found.cosine_mean)

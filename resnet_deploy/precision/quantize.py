@@ -35,10 +35,10 @@ from ..export.image_input import image_input_stage
 from ..graph.io import image_input, read_metadata, save_onnx, write_metadata
 from ..export.pipeline import Stopwatch
 from ..graph.fp16 import convert_fp16, is_quantized  # noqa: F401  (convert_fp16 re-exported)
+from .fidelity import Fidelity, fidelity, outputs_embeddings
 from .holdout import HeldOut, check_held_out, split_held_out
 from .recipes import CALIBRATION_METHODS, DEFAULT_RECIPE, RECIPES, TARGET_CPUS, QuantRecipe, target_kernels
 from .source import check_quantizable, load_classifier, load_quantizable  # noqa: F401  (load_quantizable re-exported)
-from ..graph.verify import compare
 
 __all__ = [
     "QuantizeResult", "QuantRecipe", "RECIPES", "DEFAULT_RECIPE", "quantize_file", "quantize_model", "convert_fp16",
@@ -53,7 +53,7 @@ class QuantizeResult:
     samples: int
     size_before: int
     size_after: int
-    top1_agreement: float
+    top1_agreement: float | None  # None for a features file: no classes, judged by cosine similarity
     max_rel_error: float
     seconds: float
     model: onnx.ModelProto = field(repr=False, compare=False)  # the quantized graph (as saved, by quantize_file)
@@ -61,6 +61,12 @@ class QuantizeResult:
     synthetic: bool = False
     notes: list[str] = field(default_factory=list)  # what was done that the user did not ask for
     heldout: HeldOut | None = None  # quantize_file: against fp32 on calibration samples held out, on this CPU
+    cosine_min: float | None = None  # a features file's embeddings against fp32's, on the calibration inputs
+    cosine_mean: float | None = None
+
+    @property
+    def fidelity(self) -> Fidelity:
+        return Fidelity(self.max_rel_error, self.top1_agreement, self.cosine_min, self.cosine_mean)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
@@ -100,7 +106,8 @@ def quantize_model(
     keep_float: Sequence[str] = (),
 ) -> QuantizeResult:
     """Static INT8 of ``model``: the result holds the quantized graph (``model``, not saved:
-    ``path`` is None) and its top-1 agreement and max rel error against ``model`` on ``samples``.
+    ``path`` is None) and its max rel error against ``model`` on ``samples``, with the top-1
+    agreement of a classifier or the cosine similarities of a features file (:mod:`.fidelity`).
 
     ``target_cpu`` (:data:`TARGET_CPUS`) decides the weights' range: 8-bit for ``vnni``, 7-bit
     (onnxruntime's ``reduce_range``) for ``any``; ``auto`` is this machine's class. The file
@@ -150,10 +157,11 @@ def quantize_model(
                                "int8_kernels": kernels})
     if keep_float:
         write_metadata(quantized, {"float_blocks": ",".join(keep_float)})
-    parity = compare(_outputs(quantized, samples), _outputs(model, samples), rtol=1.0)
+    found = fidelity(_outputs(quantized, samples), _outputs(model, samples), embeddings=outputs_embeddings(model))
     return QuantizeResult(path=None, precision="int8", method=method, samples=len(samples), size_before=model.ByteSize(),
-                          size_after=quantized.ByteSize(), top1_agreement=parity.top1_agreement,
-                          max_rel_error=parity.max_rel_error, seconds=watch(), model=quantized, int8_kernels=kernels)
+                          size_after=quantized.ByteSize(), top1_agreement=found.top1_agreement,
+                          max_rel_error=found.max_rel_error, seconds=watch(), model=quantized, int8_kernels=kernels,
+                          cosine_min=found.cosine_min, cosine_mean=found.cosine_mean)
 
 
 def _outputs(model: onnx.ModelProto, samples: np.ndarray) -> np.ndarray:

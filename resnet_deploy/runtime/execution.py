@@ -12,7 +12,8 @@ onnxruntime backend, so the benchmark times the code a deployment runs:
 - :meth:`Execution.timed`: the call the benchmark times, which is :meth:`Execution.run` itself
   (host input in, host output back, every copy a deployment pays);
 - :func:`batched_outputs`: a model's outputs on many rows on the CPU provider, the way every
-  verification (export, optimize, quantize, sensitivity, tune) runs a model.
+  verification (export, optimize, quantize, sensitivity, tune) runs a model; :func:`cpu_logits`
+  the same as deployed, in bounded pieces (INT8 judged on its integer kernels).
 
 Closing is safe while other threads run: a run in progress finishes on the session it holds and
 every later call (the next chunk included) raises ``closed_message``.
@@ -28,7 +29,7 @@ import numpy as np
 from .._errors import InputError, RuntimeBackendError, first_line
 from .config import GPU_PROVIDERS, ORT_NUMPY_TYPES
 
-__all__ = ["Execution", "chunks", "batched_outputs"]
+__all__ = ["Execution", "chunks", "batched_outputs", "cpu_logits", "CPU_PIECE"]
 
 
 # After a batch this large, onnxruntime's CPU arena gives back what the run grew it by: a served
@@ -201,3 +202,12 @@ def batched_outputs(model: Any, x: np.ndarray, *, threads: int | None = None, op
     if fixed is not None or piece is None or len(x) <= piece:
         return execution.run(np.ascontiguousarray(x))
     return np.concatenate([execution.run(np.ascontiguousarray(x[i : i + piece])) for i in range(0, len(x), piece)])
+
+
+CPU_PIECE = 256  # rows per run of cpu_logits: memory bounded whatever the number of samples
+
+
+def cpu_logits(model: Any, x: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """``model``'s first output as deployed: onnxruntime's CPU provider with every optimization
+    (the QLinearConv kernels of this CPU for an INT8 file), :data:`CPU_PIECE` rows at a time."""
+    return batched_outputs(model, x, threads=threads, piece=CPU_PIECE)

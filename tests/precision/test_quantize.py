@@ -192,9 +192,10 @@ def bad_calibration(trained: dict, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_accuracy_aware_int8_keeps_the_fewest_blocks_in_float(trained: dict, bad_calibration: dict, tmp_path: Path) -> None:
-    from resnet_deploy.diagnostics.sensitivity import quantize_accuracy_aware
+    from resnet_deploy.precision.accuracy_aware import quantize_accuracy_aware
 
-    quantized, result = quantize_accuracy_aware(trained["fp32"], bad_calibration["calib"], bad_calibration["eval"], max_drop_points=0.5)
+    result = quantize_accuracy_aware(trained["fp32"], bad_calibration["calib"], bad_calibration["eval"], max_drop_points=0.5)
+    quantized = result.model
     for t in result.trials:
         print(t.float_blocks, f"accuracy {t.accuracy:.2%}, drop {t.drop_points:.2f} points")
     assert result.trials[0].float_blocks == [] and result.trials[0].drop_points > 1.0  # the calibration really hurts
@@ -324,7 +325,7 @@ def test_speed_cost_is_none_when_an_engine_fails(trained: dict, monkeypatch: pyt
     """A failed benchmark engine gives no speed cost (a made-up 0 ms used to divide by zero)."""
     from types import SimpleNamespace
 
-    from resnet_deploy.diagnostics import sensitivity
+    from resnet_deploy.diagnostics.speed_cost import speed_cost
     from resnet_deploy.bench import run as bench_run
     from resnet_deploy.bench.schema import Record
 
@@ -337,4 +338,4 @@ def test_speed_cost_is_none_when_an_engine_fails(trained: dict, monkeypatch: pyt
     monkeypatch.setattr(bench_run, "run_benchmark", failing)
     monkeypatch.setattr(bench_package, "run_benchmark", failing, raising=False)  # the package caches its lazy attributes
     model = load_onnx(trained["fp32"])
-    assert sensitivity._speed_cost(Path(trained["fp32"]), model, model, None) is None
+    assert speed_cost(Path(trained["fp32"]), model, model, None) is None

@@ -74,8 +74,7 @@ def write_web_bundle(
             say(f"quantizing the classifier to INT8 on {options.calibration}")
             result = quantize_file(model_path, onnx_file, options.calibration, progress=say)
             notes += result.notes
-            notes.append(f"INT8: top-1 agreement with fp32 {result.top1_agreement:.1%}, max rel error "
-                         f"{result.max_rel_error:.2e} on the {result.samples} calibration inputs")
+            notes.append(f"INT8: {result.fidelity.describe()} on the {result.samples} calibration inputs")
         elif len(model_files(model_path)) == 1:
             shutil.copyfile(model_path, onnx_file)
         else:  # external data: the page fetches one file
