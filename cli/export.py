@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from resnet_deploy._extras import require
 from resnet_deploy.precision.calibration import DEFAULT_MAX_SAMPLES
 from resnet_deploy.graph.io import DEFAULT_OPSET
-
-if TYPE_CHECKING:
-    from resnet_deploy.preprocess.images import Preprocessing
-    from resnet_deploy.precision.quantize import QuantizeResult
 
 from ._errors import CLIError, handle_errors
 from ._image_input import ImageInput, ImageInputTopK, check_image_input_flags, print_image_input_checks
@@ -49,8 +45,9 @@ def export(
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
     require("export", "torch", "onnxscript", "onnxsim")
     from resnet_deploy import get_model_spec
-    from resnet_deploy._atomic import check_distinct, check_new, check_writable
-    from resnet_deploy.export.exporter import ExportOptions, export_model, export_preprocessing, int8_path, read_labels_file
+    from resnet_deploy._atomic import check_distinct, check_new
+    from resnet_deploy.export.exporter import ExportOptions, int8_path, read_labels_file
+    from resnet_deploy.precision.export_int8 import Int8Options, export_with_int8
 
     name = zoo_model_name(model, depth, plain)
     spec = get_model_spec(name)  # an unknown name fails here, before any note about its weights
@@ -83,14 +80,12 @@ def export(
         features=features,
         normalize=normalize,
     )
-    if int8:  # the derived INT8 file and the calibration data are checked before the slow stages
-        check_writable(int8_path(output))
-        _check_calibration(calibration, export_preprocessing(options), max_samples)  # type: ignore[arg-type]
+    # export, then quantize the saved file: composed in the library, which checks the INT8 file and
+    # the calibration data before the slow stages and takes the fp32 file back if INT8 fails
+    int8_options = Int8Options(calibration, method, max_samples, target_cpu) if int8 else None  # type: ignore[arg-type]
     if weights is None:
         console.print(f"[yellow]note:[/yellow] no --weights given: {name} is randomly initialised (He init)")
-    result = export_model(options, output, progress=progress, force=force)
-    if int8:  # export, then quantize the saved file: two verbs of the pipeline, composed here
-        result.int8 = _quantize_export(result.path, int8_path(output), calibration, method, max_samples, force, target_cpu)
+    result = export_with_int8(options, output, int8_options, progress=progress, force=force)
     parity = f"parity vs eager PyTorch: max rel error {result.max_rel_error:.2e}, top-1 agreement {result.top1_agreement:.0%}"
     print_pipeline_result(f"{name}: op counts per stage", result.stages, result.path, result.size_bytes, result.seconds, result.fusions, parity)
     print_image_input_checks(result.stages)
@@ -100,26 +95,3 @@ def export(
         write_json(report, result.to_dict(), replace=force)
         console.print(f"report: {report}", markup=False)
 
-
-def _check_calibration(calibration: Path, preprocessing: "Preprocessing", max_samples: int | None) -> None:
-    from resnet_deploy.precision.calibration import load_samples
-
-    size = preprocessing.crop_size
-    load_samples(calibration, (None, 3, size, size), preprocessing.to_metadata(), max_samples=max_samples)
-
-
-def _quantize_export(fp32: Path, output: Path, calibration: Path | None, method: str, max_samples: int | None,
-                     force: bool, target_cpu: str) -> "QuantizeResult":
-    """``quantize`` on the file export just saved. If it fails, the run leaves nothing: the fp32
-    file it created is taken back (unless --force replaced an existing one, which stays replaced)."""
-    from resnet_deploy.export.exporter import remove_if_ours
-    from resnet_deploy.precision.quantize import quantize_file
-
-    size = fp32.stat().st_size
-    try:
-        return quantize_file(fp32, output, calibration, method=method, target_cpu=target_cpu, max_samples=max_samples,
-                             progress=progress, force=force)
-    except BaseException:
-        if not force:
-            remove_if_ours(fp32, size)
-        raise
