@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+CONFIG_TIMEOUT_S = 5.0  # reading an entry's config, as check_served's readiness probe
+
 __all__ = ["InProcess", "in_process", "mismatches", "served_parameters", "baseline_notes"]
 
 
@@ -52,8 +54,13 @@ def mismatches(served: dict[str, str], local: InProcess, where: str) -> list[str
 
 
 def served_parameters(client: Any, model: str, protocol: str) -> dict[str, str]:
-    """The string parameters of ``model``'s config on the server (``client`` of tritonclient)."""
-    config = client.get_model_config(model, as_json=True)["config"] if protocol == "grpc" else client.get_model_config(model)
+    """The string parameters of ``model``'s config on the server (``client`` of tritonclient);
+    none from a server that does not show its configs (it states nothing, so nothing is said)."""
+    try:
+        config = (client.get_model_config(model, as_json=True, client_timeout=CONFIG_TIMEOUT_S)["config"]
+                  if protocol == "grpc" else client.get_model_config(model))
+    except Exception:  # noqa: BLE001 - tritonclient's InferenceServerException, a timeout: no statement to compare
+        return {}
     parameters = config.get("parameters", {}) if isinstance(config, dict) else {}
     return {k: v.get("string_value", "") for k, v in parameters.items() if isinstance(v, dict)}
 
@@ -74,7 +81,9 @@ def baseline_notes(urls: list[str], model: str, local: InProcess) -> list[str]:
     notes: list[str] = []
     for url in urls:
         protocol, address = parse_url(url)
-        client = _client_module(protocol).InferenceServerClient(address)
+        module = _client_module(protocol)
+        client = (module.InferenceServerClient(address, network_timeout=CONFIG_TIMEOUT_S) if protocol == "http"
+                  else module.InferenceServerClient(address))
         try:
             notes += mismatches(served_parameters(client, model, protocol), local, f"{protocol}://{address}")
         finally:
