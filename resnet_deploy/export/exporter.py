@@ -33,7 +33,7 @@ from .features import FeatureExtractor, features_metadata
 from .options import ExportOptions, export_preprocessing, validate
 from .torch_export import EMBEDDING_NAME, OUTPUT_NAME, torch_export
 
-if TYPE_CHECKING:  # export sits below quantize: the command composes them (export --int8)
+if TYPE_CHECKING:  # export sits below quantize: precision.export_int8 composes them (export --int8)
     from ..precision.quantize import QuantizeResult
 
 __all__ = ["ExportOptions", "ExportResult", "export_model", "torch_export", "export_preprocessing", "int8_path", "remove_if_ours", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
@@ -52,7 +52,7 @@ class ExportResult:
     size_bytes: int
     seconds: float
     metadata: dict[str, Any] = field(default_factory=dict)
-    int8: QuantizeResult | None = None  # export --int8: the command quantizes the saved file (quantize_file)
+    int8: QuantizeResult | None = None  # export --int8: set by precision.export_int8.export_with_int8
 
     @property
     def fusions(self) -> dict[str, int]:
