@@ -12,6 +12,7 @@ import onnx
 
 from .._names import OPENVINO_RUNTIME
 from .._errors import InputError, NonFiniteOutputError, OnnxModelError, RuntimeBackendError
+from ..graph.embedding import is_features_file
 from ..graph.io import image_input, load_onnx, read_metadata
 from ..preprocess.images import ImageLike, Preprocessing
 from ..image_input import is_image_input
@@ -83,7 +84,7 @@ class Predictor:
             self.metadata, (None, None) if self.takes_images else (self.input_shape[2], self.input_shape[3]), source=self.model_path
         )
         # A features file (export --features) answers with an embedding per image, not class scores.
-        self.output_kind = "embedding" if self.metadata.get("output") == "embedding" else "logits"
+        self.output_kind = "embedding" if is_features_file(self.metadata) else "logits"
         self.labels = None if self.output_kind == "embedding" else class_names(self.metadata, self.num_outputs, self.model_path)
         warn_about_model(self, stacklevel=4)
         fixed = self.input_shape[0]

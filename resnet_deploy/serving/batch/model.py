@@ -12,6 +12,7 @@ from typing import cast
 
 from ..._errors import OnnxModelError
 from ..._hashing import file_sha256
+from ...graph.embedding import is_features_file
 from ...graph.io import model_sha256
 from ...runtime import Predictor, cpu_count
 from .options import BatchOptions
@@ -39,7 +40,7 @@ def output_kind(predictor: Predictor) -> str:
     question its metadata answers: ``output`` = ``embedding``."""
     kind = getattr(predictor, "output_kind", None)
     if kind is None:
-        kind = "embedding" if predictor.metadata.get("output") == "embedding" else "logits"
+        kind = "embedding" if is_features_file(predictor.metadata) else "logits"
     return str(kind)
 
 
