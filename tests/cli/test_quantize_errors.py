@@ -29,6 +29,11 @@ CASES = [
          ["tanh.onnx holds onnxruntime-specific ops", "FusedConv(Tanh)", "standard ONNX"]),
     Case("quantize-sensitivity-with-output", ["quantize", "{model}", "-c", "{calib.npy}", "--sensitivity", "-o", "{out}"],
          ["--sensitivity writes no model; drop --output"]),
+    # an option no path would use is refused, not ignored
+    Case("quantize-eval-data-alone", ["quantize", "{model}", "-c", "{calib.npy}", "-o", "{out}", "--eval-data", "{labelneg.npz}"],
+         ["--eval-data is used by --max-accuracy-drop or --sensitivity"]),
+    Case("quantize-sensitivity-with-drop", ["quantize", "{model}", "-c", "{calib.npy}", "--sensitivity", "--max-accuracy-drop", "1"],
+         ["--max-accuracy-drop chooses a model to write and --sensitivity writes none"], []),
 ]
 
 
