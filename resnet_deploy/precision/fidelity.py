@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from ..graph.embedding import is_features_file
 from ..graph.io import read_metadata
 from ..graph.verify import compare
 
@@ -38,7 +39,7 @@ class Fidelity:
 
 def outputs_embeddings(model: onnx.ModelProto) -> bool:
     """Whether ``model`` is a features file: its metadata says its output is an embedding."""
-    return read_metadata(model).get("output") == "embedding"
+    return is_features_file(read_metadata(model))
 
 
 def fidelity(candidate: np.ndarray, reference: np.ndarray, *, embeddings: bool) -> Fidelity:
