@@ -24,6 +24,21 @@ TargetCpu = Annotated[str, typer.Option(
          "reduce_range), or auto (this machine's class). Recorded in its metadata as int8_kernels.")]
 
 
+def words(text: str | None) -> list[str] | None:
+    """A comma-separated option (``--providers cpu,CUDA``) as lower-case words; None when not given."""
+    return [v.strip().lower() for v in text.split(",") if v.strip()] if text else None
+
+
+def numbers(text: str, option: str) -> list[int]:
+    """A comma-separated option of integers (``--batch-size 1,8,32``)."""
+    from ._errors import CLIError
+
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CLIError(f"{option} must be comma-separated integers, received {text!r}") from None
+
+
 def zoo_model_name(model: str | None, depth: int | None, plain: bool) -> str:
     """The registered name that ``--model`` or ``--depth [--plain]`` (default 50) asks for; both at once is an error."""
     from resnet_deploy import model_name_for_depth  # the zoo (and torch) only when asked for

@@ -22,7 +22,7 @@ from resnet_deploy.bench.served import SERVED_PROVIDER, served_failures
 
 from ._choices import Mode, choice, metavar
 from ._errors import CLIError, handle_errors
-from ._options import Force, ModelName, Plain, Threads, zoo_model_name
+from ._options import Force, ModelName, Plain, Threads, numbers, words, zoo_model_name
 from ._output import console, err_console, progress, write_json
 
 # bench's options, grouped in --help by what they decide.
@@ -38,17 +38,6 @@ def _in(alias: Any, panel: str) -> Any:
 
 
 Depth = Annotated[Optional[int], typer.Option("--depth", "-d", help="ResNet depth of the zoo (default 50 when no file is given).", show_default=False)]
-
-
-def _int_list(text: str, what: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise CLIError(f"{what} must be comma-separated integers, received {text!r}") from None
-
-
-def _str_list(text: str | None) -> list[str] | None:
-    return [v.strip().lower() for v in text.split(",") if v.strip()] if text else None
 
 
 @handle_errors
@@ -110,23 +99,23 @@ def bench(
         model=name,
         files=list(models or ()),
         weights=weights,
-        batch_sizes=_int_list(batch_size, "--batch-size"),
-        providers=_str_list(providers),
-        precisions=_str_list(precision),
-        engines=_str_list(engines),
+        batch_sizes=numbers(batch_size, "--batch-size"),
+        providers=words(providers),
+        precisions=words(precision),
+        engines=words(engines),
         threads=threads,
         duration=None if iterations is not None else duration,
         iterations=iterations,
         warmup=warmup,
         rounds=rounds,
         mode=mode,
-        concurrency=_int_list(concurrency, "--concurrency") if concurrency is not None else None,
+        concurrency=numbers(concurrency, "--concurrency") if concurrency is not None else None,
         compile=compile,
         peak=peak,
         calibration=calibration,
         eval_data=eval_data,
         cache_dir=cache_dir,
-        urls=_str_list(url) or (),
+        urls=words(url) or (),
         served_model=served_model,
         request_timeout=request_timeout,
         profile=profile,

@@ -13,7 +13,7 @@ from resnet_deploy import _json
 from resnet_deploy.diagnostics.compare import DEFAULT_TOLERANCES
 
 from ._errors import CLIError, handle_errors
-from ._options import ModelPath, Threads
+from ._options import ModelPath, Threads, words
 from ._output import console, err_console
 
 
@@ -59,7 +59,7 @@ def compare(
 
     if images is not None and data is not None:
         raise CLIError("give --images or --data, not both")
-    names = tuple(p.strip() for p in providers.split(",") if p.strip())
+    names = tuple(words(providers) or ())
     result = compare_files(model, other, providers=names, data=images or data, samples=samples, tolerance=tolerance,
                            threads=threads, eager=eager, weights=weights)
     if as_json:

@@ -14,12 +14,8 @@ if TYPE_CHECKING:
 
 from ._choices import Mode, choice, metavar
 from ._errors import CLIError, handle_errors
-from ._options import Force, ModelPath, TargetCpu, Threads
+from ._options import Force, ModelPath, TargetCpu, Threads, words
 from ._output import console, err_console, progress
-
-
-def _list(text: str | None) -> list[str] | None:
-    return [v.strip().lower() for v in text.split(",") if v.strip()] if text else None
 
 
 @handle_errors
@@ -45,7 +41,7 @@ def tune(
 
     if batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, received {batch_size}")
-    options = TuneOptions(model=model, output=output, providers=_list(providers), precisions=_list(precision), batch_size=batch_size,
+    options = TuneOptions(model=model, output=output, providers=words(providers), precisions=words(precision), batch_size=batch_size,
                           threads=threads, calibration=calibration, eval_data=eval_data, max_accuracy_drop=max_accuracy_drop,
                           duration=duration, rounds=rounds, force=force, mode=mode, max_p99_ms=max_p99_ms, target_cpu=target_cpu)
     result = run_tune(options, progress=progress)
