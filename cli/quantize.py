@@ -28,7 +28,7 @@ def print_sensitivity(result) -> None:
 
     base = "" if result.fp32_accuracy is None else f"; fp32 accuracy {result.fp32_accuracy:.2%}"
     full = result.full_int8
-    table = Table(title=f"INT8 sensitivity per block, quantized alone (cost: {result.metric}{base})", title_justify="left")
+    table = Table(title=f"INT8 sensitivity per block, quantized alone ({result.weights} weights; cost: {result.metric}{base})", title_justify="left")
     for col in ("block", "accuracy", "drop (points)", "top-1 agreement", "max rel error"):
         table.add_column(col, justify="left" if col == "block" else "right")
     for t in [*result.rows, full]:
