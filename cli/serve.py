@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from resnet_deploy.serving.triton import TritonOptions, options_from_profile, write_triton_repository
+from resnet_deploy.serving.triton import TritonOptions, options_from_profile
 from resnet_deploy.serving.triton.client import client_command, load_test_command
-from resnet_deploy.serving.triton.leftovers import owned_tempdir
-from resnet_deploy.serving.triton.options import DEFAULT_MAX_REQUEST_BYTES
-from resnet_deploy.serving.triton.process import check_host
-from resnet_deploy.serving.triton.server import TritonServer, TritonServerError, find_tritonserver
+from resnet_deploy.serving.triton.options import DEFAULT_MAX_REQUEST_BYTES, TritonEntry
+from resnet_deploy.serving.triton.serve import Listen, check_listen, serve_model
+from resnet_deploy.serving.triton.server import TritonServer
 
 from ._errors import CLIError, handle_errors
 from ._output import console, err_console
@@ -38,49 +36,28 @@ def serve(
     max_request_mb: Annotated[float, typer.Option("--max-request-mb", help="Refuse (400) a request larger than this, before its data is read.")] = DEFAULT_MAX_REQUEST_BYTES / 2**20,
 ) -> None:
     """Serve a model with Triton Inference Server on this machine (the `serve` extra), until Ctrl-C or SIGTERM."""
-    for flag, port in (("--http-port", http_port), ("--grpc-port", grpc_port), ("--metrics-port", metrics_port)):
-        if not 1 <= port <= 65535:
-            raise CLIError(f"{flag} must be from 1 to 65535, received {port}")
-    if len({http_port, grpc_port, metrics_port}) < 3:
-        raise CLIError("--http-port, --grpc-port and --metrics-port must differ")
     options = TritonOptions(name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances,
                             provider=provider or "cpu", queue_delay_us=queue_delay_us,
                             max_request_bytes=max(1, int(max_request_mb * 2**20)), backend="python", threads=threads)
+    listen = Listen(host=host, http_host=http_host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port)
     if profile is not None:
         if model is not None:
             raise CLIError("--profile names the model file; drop the MODEL argument")
+        check_listen(listen)  # (serve_model checks it too; before the profile's model is read)
         tuned = options_from_profile(profile, options, backend="python", provider=provider, instances=instances)
         model, options = tuned.model, tuned.options
     elif model is None:
         raise CLIError("give an ONNX file, or --profile")
-    find_tritonserver()  # before any work: the extra is installed
-    for address in {host, http_host or host}:
-        check_host(address)
     # A closed terminal sends SIGHUP: stop the server as for Ctrl-C (main() turns SIGTERM into the same).
     signal.signal(signal.SIGHUP, signal.getsignal(signal.SIGTERM) if callable(signal.getsignal(signal.SIGTERM))
                   else signal.default_int_handler)
-    with owned_tempdir("resnet-deploy-serve-") as repository:
-        entry = write_triton_repository(model, repository, options)
-        server = TritonServer(repository, host=host, http_host=http_host, http_port=http_port, grpc_port=grpc_port,
-                              metrics_port=metrics_port, reloadable=True)
-        try:
-            server.start()
-            if (risk := server.http_warning()) is not None:
-                err_console.print(f"warning: {risk}", markup=False, soft_wrap=True)
-            _announce(server, entry.path.name, entry.model_path, load_test_command(entry.path.name, server.grpc, model=model,
-                                                                                  profile=profile))
-            while server.running():
-                if (dead := server.dead_model()) is not None:  # Triton would answer 500 forever, ready all along
-                    server.reload(entry.path.name)
-                    err_console.print(f"warning: {dead}; reloaded {entry.path.name}", markup=False, soft_wrap=True)
-                time.sleep(0.2)
-            raise TritonServerError(server.exit_reason(server.stop()))  # a crash says so, with its signal
-        except KeyboardInterrupt:
-            err_console.print("stopping the server")
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut the shutdown short
-                signal.signal(sig, signal.SIG_IGN)
-            server.stop()
+
+    def ready(server: TritonServer, entry: TritonEntry) -> None:
+        load_test = load_test_command(entry.path.name, server.grpc, model=model, profile=profile)
+        _announce(server, entry.path.name, entry.model_path, load_test)
+
+    serve_model(model, options, listen, on_ready=ready, on_stopping=lambda: err_console.print("stopping the server"),
+                on_warning=lambda line: err_console.print(f"warning: {line}", markup=False, soft_wrap=True))
 
 
 def _announce(server: TritonServer, name: str, model_path: Path, load_test: str) -> None:
