@@ -13,17 +13,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from resnet_deploy._atomic import atomic_write_bytes
-from resnet_deploy._extras import require
-from resnet_deploy.bench import BenchOptions, check_outputs, plot, run_benchmark, to_csv, to_markdown
+from resnet_deploy.bench import BenchOptions, run_benchmark
+from resnet_deploy.bench.outputs import Reports, check_measured, check_served
 from resnet_deploy.bench.report import NoteKind, fit_columns, footnotes, sorted_rows
 from resnet_deploy.bench.schema import BenchResult
-from resnet_deploy.bench.served import SERVED_PROVIDER, served_failures
 
 from ._choices import Mode, choice, metavar
 from ._errors import CLIError, handle_errors
 from ._options import Force, ModelName, Plain, Threads, numbers, words, zoo_model_name
-from ._output import console, err_console, progress, write_json
+from ._output import console, err_console, progress
 
 # bench's options, grouped in --help by what they decide.
 WHAT, HOW, DATA, REPORTS, CACHE = "What to measure", "How to measure", "Data", "Reports", "Cache"
@@ -84,9 +82,8 @@ def bench(
         removed, freed = clear(folder)
         console.print(f"removed {removed} cached {'entry' if removed == 1 else 'entries'} ({freed / 1e6:.1f} MB) from {escape(str(folder))}")
         return
-    check_outputs(json_out, csv_out, markdown_out, plot_out)
-    if plot_out is not None:  # before the measurement, not after it and the other reports were written
-        require("--plot", "matplotlib", extra="plot")
+    reports = Reports(json=json_out, csv=csv_out, markdown=markdown_out, plot=plot_out)
+    reports.check()
     served_model = None
     if url is not None:  # --model is the served model's name, beside the file it serves
         if not models and profile is None:
@@ -132,10 +129,7 @@ def bench(
 
             result = run_benchmark(options, progress=progress, on_step=on_step)
     _print(result)
-    failed = [r for r in result.records if r.error]
-    if len(failed) == len(result.records):  # a table of failures is no benchmark: say so in the exit status
-        first = f" (first: {failed[0].engine} b{failed[0].batch_size}: {(failed[0].error or '')[:160]})" if failed else ""
-        raise CLIError(f"nothing was measured: all {len(failed)} engine runs failed{first}; no report was written")
+    check_measured(result)
     if not models and profile is None:  # the zoo's exports are cached between runs: say how much that holds (INT8 and TensorRT entries add up)
         from resnet_deploy.bench.cache import cache_usage
 
@@ -144,18 +138,8 @@ def bench(
         err_console.print(f"note: the bench cache {folder} holds {entries} {'entry' if entries == 1 else 'entries'}, "
                           f"{size / 1e6:.1f} MB; resnet-deploy bench --clear-cache removes them", markup=False, highlight=False,
                           soft_wrap=True)
-    if json_out:
-        write_json(json_out, result.to_dict(), replace=force)  # without --force, never over a file made meanwhile
-    if csv_out:
-        atomic_write_bytes(csv_out, to_csv(result.records).encode(), replace=force)
-    if markdown_out:
-        atomic_write_bytes(markdown_out, to_markdown(result).encode(), replace=force)
-    if plot_out:
-        plot(result, plot_out, replace=force)
-    if failed_served := served_failures(result.records):  # after the reports: they hold every row
-        first = failed_served[0]
-        raise CLIError(f"the served model failed in {len(failed_served)} of {sum(r.provider == SERVED_PROVIDER for r in result.records)} "
-                       f"groups (first: {first.engine} b{first.batch_size}: {(first.error or '')[:200]})")
+    reports.write(result, replace=force)
+    check_served(result)
 
 
 _NOTE_STYLES = {NoteKind.INFO: "dim", NoteKind.UNSTABLE: "yellow", NoteKind.FAILED: "red"}

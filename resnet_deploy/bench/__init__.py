@@ -5,7 +5,8 @@ The flow, one module each: :mod:`.catalogue` (every engine, declared once; ``tun
 engines run, made by :mod:`.model_files` and cached by :mod:`.cache`) -> :mod:`.run` (one
 persistent worker per engine, :mod:`.process`, interleaved rounds, records) -> :mod:`.worker`
 (``python -m resnet_deploy.bench.worker``, with the backends of :mod:`.backends`) ->
-:mod:`.report` (CSV, markdown, plot and the terminal table from the one :class:`~.schema.Record`).
+:mod:`.report` (CSV, markdown, plot and the terminal table from the one :class:`~.schema.Record`)
+-> :mod:`.outputs` (the reports written, and the verdicts that make the exit status).
 
 Names are re-exported lazily (PEP 562): importing this package, as every worker does, loads
 neither torch nor the exporter.
@@ -18,7 +19,7 @@ from typing import Any
 
 __all__ = [
     "BenchOptions", "BenchResult", "Engine", "Record", "RECORD_FIELDS", "PRECISIONS", "MODES",
-    "plan_engines", "run_benchmark", "to_csv", "to_markdown", "plot", "check_outputs", "validate",
+    "plan_engines", "run_benchmark", "to_csv", "to_markdown", "plot", "Reports", "check_measured", "validate",
 ]
 
 _WHERE = {
@@ -26,7 +27,8 @@ _WHERE = {
     "BenchResult": "schema", "Engine": "schema", "Record": "schema", "RECORD_FIELDS": "schema",
     "plan_engines": "plan",
     "run_benchmark": "run",
-    "to_csv": "report", "to_markdown": "report", "plot": "report", "check_outputs": "report",
+    "to_csv": "report", "to_markdown": "report", "plot": "report",
+    "Reports": "outputs", "check_measured": "outputs",
 }
 
 

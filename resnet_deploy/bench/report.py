@@ -12,12 +12,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .._atomic import atomic_write_bytes, check_writable
+from .._atomic import atomic_write_bytes
 from .._extras import require
 from .schema import P90_P50_LIMIT, RECORD_FIELDS, ROUND_SPREAD_LIMIT, BenchResult, Record
 
 __all__ = ["Column", "COLUMNS", "columns_for", "fit_columns", "row_label", "sorted_rows", "footnotes", "Footnote", "NoteKind",
-           "to_csv", "to_markdown", "plot", "check_outputs", "COLUMN_GAP"]
+           "to_csv", "to_markdown", "plot", "COLUMN_GAP"]
 
 COLUMN_GAP = 3  # characters between two terminal columns (padding, rule, padding)
 
@@ -233,10 +233,3 @@ def plot(result: BenchResult, path: str | Path, *, replace: bool = True) -> None
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue(), replace=replace)
-
-
-def check_outputs(*paths: str | Path | None) -> None:
-    """Fail before any work when a report path cannot be written."""
-    for p in paths:
-        if p is not None:
-            check_writable(p)
