@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import Any
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -82,6 +83,26 @@ def resnet20_features_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("export") / "resnet20_features.onnx"
     export_model(ExportOptions("resnet20", features=True, normalize=True), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def digits_trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """ResNet-20 trained on the digits once per session (tests/_digits.py: seeded, so every user
+    sees the same net), its checkpoint and its fp32 export; the data splits beside them. Shared
+    by the INT8, compare and tune tests, which write only into folders of their own."""
+    import torch
+
+    from resnet_deploy.export.exporter import ExportOptions, export_model
+
+    from ._digits import IMAGE_SIZE, digits, train_resnet20
+
+    folder = tmp_path_factory.mktemp("digits-trained")
+    x_train, y_train, x_test, y_test = digits()
+    ckpt = folder / "digits.pth"
+    torch.save(train_resnet20(x_train, y_train).state_dict(), ckpt)
+    fp32 = folder / "digits.onnx"
+    export_model(ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE), fp32)
+    return {"ckpt": ckpt, "fp32": fp32, "x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
 @pytest.fixture(scope="session")

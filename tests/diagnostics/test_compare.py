@@ -17,33 +17,26 @@ from resnet_deploy.export.pipeline import ort_outputs
 from resnet_deploy.precision.quantize import quantize_model
 from resnet_deploy_cli.main import app
 
-from .._digits import IMAGE_SIZE, digits, train_resnet20
+from .._digits import IMAGE_SIZE, digits
 from ..conftest import legacy_export
 
 R20_BLOCKS = ["stem", *(f"layer{s}.{b}" for s in (1, 2, 3) for b in range(3)), "head"]
 
 
 @pytest.fixture(scope="module")
-def digits_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def digits_models(tmp_path_factory: pytest.TempPathFactory, digits_trained: dict) -> dict:
     """ResNet-20 trained on the digits, exported fp32 and quantized to INT8 on 64 training samples,
     for any CPU: its bounds below hold on every class (with 8-bit weights, an AVX2 CPU saturates
     and the stem's error was 3.8e-1; tests/precision/test_cpu_class.py)."""
-    import torch
-
-    from resnet_deploy.export.exporter import ExportOptions, export_model
-
     folder = tmp_path_factory.mktemp("compare")
-    x_train, y_train, x_test, y_test = digits()
-    ckpt = folder / "digits.pth"
-    torch.save(train_resnet20(x_train, y_train).state_dict(), ckpt)
-    fp32 = folder / "digits.onnx"
-    export_model(ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE), fp32)
+    x_train, x_test = digits_trained["x_train"], digits_trained["x_test"]
+    fp32 = digits_trained["fp32"]
     int8 = folder / "digits_int8.onnx"
     quantized = quantize_model(load_onnx(fp32), x_train[:64], target_cpu="any", source="digits").model
     onnx.save(quantized, str(int8))
     data = folder / "x.npy"
     np.save(data, x_test[:32])
-    return {"fp32": fp32, "int8": int8, "data": data, "x_test": x_test, "folder": folder, "ckpt": ckpt}
+    return {"fp32": fp32, "int8": int8, "data": data, "x_test": x_test, "folder": folder, "ckpt": digits_trained["ckpt"]}
 
 
 def test_fp32_against_int8_one_row_per_block(digits_models: dict) -> None:

@@ -6,6 +6,7 @@ run the kernels that saturate U8S8, as on an AMD EPYC before Zen 4."""
 
 from __future__ import annotations
 
+import shutil
 import json
 import subprocess
 import sys
@@ -25,24 +26,18 @@ from resnet_deploy.precision.quantize import quantize_file
 from resnet_deploy_cli.main import app
 
 from .._avx2_only import REQUIRE_ENV, avx2_env, unavailable
-from .._digits import IMAGE_SIZE, digits, train_resnet20
 from .._require import skip_unless_present
 
 VNNI_HERE = int8_kernels() == "vnni"
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def files(tmp_path_factory: pytest.TempPathFactory, digits_trained: dict) -> dict[str, Path]:
     """ResNet-20 trained on the digits, exported, quantized for VNNI and for any CPU on 128
     training scans (96 calibrate, 32 are held out); the 397 held-out scans beside them."""
-    import torch
-
-    from resnet_deploy.export.exporter import ExportOptions, export_model
-
     folder = tmp_path_factory.mktemp("cpu-class")
-    x_train, y_train, x_test, y_test = digits()
-    torch.save(train_resnet20(x_train, y_train).state_dict(), folder / "digits.pth")
-    export_model(ExportOptions("resnet20", weights=folder / "digits.pth", image_size=IMAGE_SIZE), folder / "fp32.onnx")
+    x_train, x_test, y_test = digits_trained["x_train"], digits_trained["x_test"], digits_trained["y_test"]
+    shutil.copyfile(digits_trained["fp32"], folder / "fp32.onnx")
     np.save(folder / "calib.npy", x_train[:128])
     np.savez(folder / "heldout.npz", x=x_test, y=y_test)
     out = {"fp32": folder / "fp32.onnx", "calib": folder / "calib.npy", "heldout": folder / "heldout.npz", "folder": folder}

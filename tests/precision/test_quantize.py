@@ -16,23 +16,24 @@ from resnet_deploy.graph.io import load_onnx, op_counts, read_metadata
 from resnet_deploy.export.pipeline import ort_outputs
 from resnet_deploy.precision.quantize import RECIPES, convert_fp16, quantize_file, quantize_model
 
-from .._digits import IMAGE_SIZE, digits, train_resnet20
+from .._digits import IMAGE_SIZE
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Train ResNet-20 on the digits (a few seconds on 2 cores), export it fp32 + INT8 in one step."""
+def trained(tmp_path_factory: pytest.TempPathFactory, digits_trained: dict) -> dict:
+    """ResNet-20 trained on the digits (once per session), exported fp32 + INT8 in one step."""
     folder = tmp_path_factory.mktemp("digits")
-    x_train, y_train, x_test, y_test = digits()
-    model = train_resnet20(x_train, y_train)
-    ckpt = folder / "digits.pth"
-    torch.save(model.state_dict(), ckpt)
+    x_train, x_test, y_test = digits_trained["x_train"], digits_trained["x_test"], digits_trained["y_test"]
+    ckpt = digits_trained["ckpt"]
+    model = rd.create_model("resnet20")
+    model.load_state_dict(torch.load(ckpt, weights_only=True))
+    model.eval()
     calib = folder / "calib.npy"
     np.save(calib, x_train[:128])
     fp32 = folder / "digits.onnx"
     result = export_model(ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE, labels=[str(i) for i in range(10)]), fp32)
     result.int8 = quantize_file(fp32, int8_path(fp32), calib)  # what export --int8 composes
-    return {"fp32": fp32, "int8": result.int8.path, "result": result, "x_test": x_test, "y_test": y_test, "calib": calib, "model": model}
+    return {"fp32": fp32, "int8": result.int8.path, "result": result, "x_test": x_test, "y_test": y_test, "calib": calib, "model": model, "ckpt": ckpt}
 
 
 def _accuracy(model_path: Path, x: np.ndarray, y: np.ndarray) -> float:
@@ -290,7 +291,7 @@ def test_a_fixed_batch_model_is_calibrated_in_batches_of_its_size(trained: dict,
     from resnet_deploy.precision import quantize as q
 
     static = tmp_path / "static8.onnx"
-    export_model(ExportOptions("resnet20", weights=trained["fp32"].with_name("digits.pth"), image_size=IMAGE_SIZE, static_batch=8), static)
+    export_model(ExportOptions("resnet20", weights=trained["ckpt"], image_size=IMAGE_SIZE, static_batch=8), static)
     calib = tmp_path / "calib13.npy"
     np.save(calib, np.load(trained["calib"])[:13])
     shapes: list[tuple[int, ...]] = []

@@ -3,6 +3,7 @@ it does not apply; on the real-data digits model, INT8 chosen only when it keeps
 
 from __future__ import annotations
 
+import shutil
 import json
 import subprocess
 import sys
@@ -17,23 +18,16 @@ from resnet_deploy.runtime import Predictor
 from resnet_deploy.tune import REFERENCE, TOLERANCES, TuneOptions, tune
 from resnet_deploy.graph.verify import compare
 
-from .._digits import IMAGE_SIZE, digits, train_resnet20
 
 FAST = {"duration": 0.3, "rounds": 2}
 
 
 @pytest.fixture(scope="module")
-def digits_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def digits_files(tmp_path_factory: pytest.TempPathFactory, digits_trained: dict) -> dict[str, Path]:
     """ResNet-20 trained on real digits, exported; calibration and held-out data beside it."""
-    import torch
-
-    from resnet_deploy.export.exporter import ExportOptions, export_model
-
     folder = tmp_path_factory.mktemp("tune")
-    x_train, y_train, x_test, y_test = digits()
-    ckpt = folder / "digits.pth"
-    torch.save(train_resnet20(x_train, y_train).state_dict(), ckpt)
-    export_model(ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE), folder / "digits.onnx")
+    x_train, x_test, y_test = digits_trained["x_train"], digits_trained["x_test"], digits_trained["y_test"]
+    shutil.copyfile(digits_trained["fp32"], folder / "digits.onnx")
     np.save(folder / "calib.npy", x_train[:128])
     np.savez(folder / "heldout.npz", x=x_test, y=y_test)
     return {"model": folder / "digits.onnx", "calib": folder / "calib.npy", "eval": folder / "heldout.npz", "folder": folder}
