@@ -16,10 +16,11 @@ from resnet_deploy.graph.io import load_onnx, op_counts, read_metadata
 from resnet_deploy.export.pipeline import ort_outputs
 from resnet_deploy.graph.verify import compare
 
-# Full export of every registered model; the three largest take tens of seconds each and run
-# only with -m slow (ResNet-1202 alone has 1202 layers).
-SLOW = {"resnet101", "resnet152", "resnet1202"}
-NAMES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in rd.list_models()]
+from .._zoo import registry_params
+
+# Full export of every registered model; the deepest take tens of seconds each and run only
+# with -m slow (tests/_zoo.py).
+NAMES = registry_params()
 
 
 def _dims(v: onnx.ValueInfoProto) -> list:
