@@ -3,7 +3,7 @@
 Such a model takes uint8 RGB ``[N, H, W, 3]``; decoding stays on the host (EXIF orientation and
 every PIL mode converted to RGB exactly as for a float model, :func:`~resnet_deploy.preprocess.images.load_image`),
 resizing and normalising do not. One batch holds one size: :func:`size_groups` splits a list of
-images into runs of one size each, in the order given.
+images into runs of one size each, in the order given, within the pixel budget below.
 
 Such a model resizes inside the graph, so its intermediate tensors grow with the images as they
 are, not with the model's input size: eight 4000x4000 PNGs stacked into one run peaked at 4.0 GB
@@ -82,12 +82,18 @@ def stack_one_size(arrays: Sequence[np.ndarray], names: Sequence[str]) -> np.nda
     return np.stack(arrays)
 
 
-def size_groups(arrays: Sequence[np.ndarray]) -> list[list[int]]:
-    """Indices of ``arrays`` grouped by shape, groups in order of first appearance."""
+def size_groups(arrays: Sequence[np.ndarray], *, max_pixels: int = BATCH_PIXELS) -> list[list[int]]:
+    """Indices of ``arrays`` grouped by shape, groups in order of first appearance, each cut so
+    that one run holds at most ``max_pixels`` pixels (or a single image): batch's rule for what
+    its workers decoded, as :func:`image_batches` is predict's."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, array in enumerate(arrays):
         groups.setdefault(array.shape, []).append(i)
-    return list(groups.values())
+    runs = []
+    for members in groups.values():
+        per_run = max(1, max_pixels // _pixels(arrays[members[0]]))
+        runs += [members[k : k + per_run] for k in range(0, len(members), per_run)]
+    return runs
 
 
 def image_batches(

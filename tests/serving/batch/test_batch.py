@@ -484,3 +484,25 @@ def test_a_folder_written_while_the_inputs_were_listed_is_not_cleared(resnet20_o
     with pytest.raises(OutputPathError, match="changed while the inputs were listed"):
         run_batch(_options(resnet20_onnx, [photos], out, top_k=3))
     assert _table(out).num_rows == 1  # the other run's job, intact
+
+
+def test_an_image_input_batch_runs_within_the_pixel_budget(resnet20_onnx: Path, tmp_path: Path) -> None:
+    """A batch of large images for a model that resizes in its graph is cut by total pixels, as
+    predict's runs are (issue 26 B.2): 16 photos of 1500x1500 stacked whole would have the graph
+    resize 36 M pixels at once; each run holds at most BATCH_PIXELS (here one image: 2.25 M each)."""
+    from PIL import Image
+
+    from resnet_deploy.runtime.raw_images import BATCH_PIXELS
+
+    float_model = load_onnx(resnet20_onnx)
+    model = tmp_path / "r20_images.onnx"
+    save_onnx(add_image_input(float_model, ImageInputSpec(preprocessing_for(float_model), 0)), model)
+    paths = []
+    for i, side in enumerate([1500, 1500, 1500, 64, 64]):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.new("RGB", (side, side), (i * 40, 90, 200)).save(paths[-1])
+    with Predictor(model, provider="cpu") as predictor:
+        decoded = decode_batch(paths, decode_spec(predictor))
+    runs = [(rows, batch.shape) for rows, batch in decoded.groups]
+    assert runs == [((0,), (1, 1500, 1500, 3)), ((1,), (1, 1500, 1500, 3)), ((2,), (1, 1500, 1500, 3)), ((3, 4), (2, 64, 64, 3))]
+    assert all(batch.shape[0] * batch.shape[1] * batch.shape[2] <= BATCH_PIXELS or batch.shape[0] == 1 for _, batch in decoded.groups)
