@@ -2,8 +2,10 @@
 
 The entry is written to a repository of its own (removed at the end), the server started, and
 then the model's health watched: a Python-backend stub that died (a request can kill one before
-``model.py`` runs, while ``/ready`` still says 200) is unloaded and loaded again, and a server that
-exits by itself is a :class:`TritonServerError` naming its exit (a crash with its signal).
+``model.py`` runs, while ``/ready`` still says 200) brings a restart of the server
+(:meth:`TritonServer.restart` says why not a reload), at most :data:`MAX_RESTARTS` within
+:data:`DEATH_WINDOW_S`, after which serve stops with the reason; and a server that exits by
+itself is a :class:`TritonServerError` naming its exit (a crash with its signal).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from .server import TritonServer, TritonServerError, find_tritonserver
 __all__ = ["Listen", "serve_model"]
 
 POLL_S = 0.2  # how often the model's health is read
+# A model that dies more often than this within the window is being killed on purpose (or cannot
+# live): serve stops with the reason, for a supervisor to see, rather than restart forever.
+MAX_RESTARTS = 3
+DEATH_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -55,13 +61,13 @@ def serve_model(model: str | Path, options: TritonOptions, listen: Listen = List
                 on_stopping: Callable[[], None] = lambda: None) -> None:
     """Serve ``model`` as ``options`` say until Ctrl-C (``KeyboardInterrupt``, after which this
     returns) or the server's own exit (raised). ``on_ready`` hears where it answers, and
-    ``on_warning`` each risk and each reload of a dead model."""
+    ``on_warning`` each risk and each restart for a dead model."""
     check_listen(listen)
     find_tritonserver()  # before any work: the extra is installed
     with owned_tempdir("resnet-deploy-serve-") as repository:
         entry = write_triton_repository(model, repository, options)
         server = TritonServer(repository, host=listen.host, http_host=listen.http_host, http_port=listen.http_port,
-                              grpc_port=listen.grpc_port, metrics_port=listen.metrics_port, reloadable=True)
+                              grpc_port=listen.grpc_port, metrics_port=listen.metrics_port)
         try:
             server.start()
             if (risk := server.http_warning()) is not None:
@@ -76,10 +82,16 @@ def serve_model(model: str | Path, options: TritonOptions, listen: Listen = List
 
 
 def _watch(server: TritonServer, name: str, on_warning: Callable[[str], None]) -> None:
+    deaths: list[float] = []  # when the model's stubs died, within the last DEATH_WINDOW_S
     while server.running():
         if (dead := server.dead_model()) is not None:  # Triton would answer 500 forever, ready all along
-            server.reload(name)
-            on_warning(f"{dead}; reloaded {name}")
+            now = time.monotonic()
+            deaths = [t for t in deaths if now - t < DEATH_WINDOW_S] + [now]
+            if len(deaths) > MAX_RESTARTS:
+                raise TritonServerError(f"{dead}; {name} died {len(deaths)} times within {DEATH_WINDOW_S:.0f} s, "
+                                        "so serve stops rather than restart it again")
+            server.restart()  # not a reload: Triton keeps a dead stub's memory until the server exits
+            on_warning(f"{dead}; restarted the server, {name} answers again")
         time.sleep(POLL_S)
     raise TritonServerError(server.exit_reason(server.stop()))  # a crash says so, with its signal
 

@@ -35,7 +35,7 @@ __all__ = ["TritonServer", "TritonServerError", "find_tritonserver", "free_port"
 
 # The APIs that change the server rather than ask it: load and unload models, map shared memory,
 # write trace and log files where the caller says. Any client that reaches a port could use them;
-# only a caller that sends this run's key may (serve's own reload does).
+# only a caller that sends this run's key may.
 ADMIN_APIS = "model-repository,shared-memory,trace,logging"
 ADMIN_HEADER = "resnet-deploy-admin-key"
 READY_TIMEOUT_S = 60.0
@@ -57,7 +57,6 @@ class TritonServer:
     strict: bool = True
     ready_timeout_s: float = READY_TIMEOUT_S
     log_path: Path | None = None
-    reloadable: bool = False  # explicit model control: reload() can bring back a model whose stub died
     _process: subprocess.Popen[bytes] | None = None
     _workdir: Path | None = None
     _log_text: str = ""
@@ -106,7 +105,6 @@ class TritonServer:
             "--exit-timeout-secs=5", "--log-verbose=0",
             f"--http-restricted-api={ADMIN_APIS}:{ADMIN_HEADER}={self._admin_key}",
             f"--grpc-restricted-protocol={ADMIN_APIS}:{ADMIN_HEADER}={self._admin_key}",
-            *(["--model-control-mode=explicit", "--load-model=*"] if self.reloadable else []),
             # Our name on the Python backend's shared-memory regions (and on those of Python-based
             # backends), so that stop() and the next run remove ours and only ours.
             *(f"--backend-config={name},shm-region-prefix-name={self.shm_prefix}" for name in ("python", *self.backends)),
@@ -209,19 +207,20 @@ class TritonServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def reload(self, name: str) -> None:
-        """Unload and load ``name`` again (a load of an unchanged model is a no-op in Triton): its
-        instances, and their stubs, start afresh. Needs ``reloadable``."""
-        for action in ("unload", "load"):
-            request = urllib.request.Request(f"http://{self.http}/v2/repository/models/{name}/{action}", data=b"{}",
-                                             method="POST", headers={ADMIN_HEADER: self._admin_key})
-            try:
-                with urllib.request.urlopen(request, timeout=self.ready_timeout_s):
-                    pass
-            except (OSError, ValueError) as exc:
-                raise TritonServerError(f"could not {action} {name}: {exc}; {self.reason()}") from None
-        if self._process is not None:
-            self._stubs = group_processes(self._process.pid, STUB)
+    def restart(self) -> int | None:
+        """Stop the server and start it again, on the same ports and repository, with a new run
+        token; how the old one ended. This is what brings back a model whose Python stub died:
+        Triton 2.51 never finishes unloading such a model's instance, so an unload and load
+        (explicit model control) would leave the dead stub's shared-memory region (as large as
+        the largest request it took) mapped in tritonserver, with its threads and a zombie, for
+        as long as the server runs, and the next stop would wait out the exit timeout. A new process gives all of it back; :meth:`stop` removes the
+        old run's regions."""
+        own_log = self._workdir is not None and self.log_path is not None and self.log_path.parent == self._workdir
+        code = self.stop()
+        if own_log:
+            self.log_path = None  # it lived in the old run's work folder
+        self.start()
+        return code
 
     def dead_model(self) -> str | None:
         """Why a model can no longer answer though the server runs, else None. A Python-backend
