@@ -3,7 +3,12 @@
 It speaks enough of Triton's HTTP/REST and gRPC protocols for ``tritonclient`` (readiness, the
 model's metadata and statistics, inference) and answers inference the way a broken server
 would: ``hang`` never answers, ``shape`` answers ``[N, 5]``, ``nan`` all NaN, ``inf`` one +Inf,
-``wide`` a million classes. The real server cannot be made to do any of these on purpose.
+``wide`` a million classes, ``int`` integers. The ``once-`` modes answer right the first time
+and wrong afterwards, as a server that breaks only under load: ``once-nan`` all NaN,
+``once-shape`` ``[N, 5]``, ``once-dtype`` the same numbers in float64, ``once-wrong`` finite
+numbers of another input; ``late-wrong`` is right twice (bench's first answer and the untimed
+call of its second request thread) and wrong on the timed requests. The real server cannot be
+made to do any of these on purpose.
 """
 
 from __future__ import annotations
@@ -16,18 +21,27 @@ from typing import Any, Iterator
 
 import numpy as np
 
-MODES = ("hang", "shape", "nan", "inf", "wide")
+MODES = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong")
+_RIGHT = {"once": 1, "late": 2}  # how many answers the modes of this prefix get right
 NAME, INPUT, OUTPUT = "resnet20", "input", "logits"
+_DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int64): "INT64"}
 
 
-def answer(mode: str, batch: int) -> np.ndarray:
-    """What the fake answers for a batch of ``batch`` (every mode but ``hang``)."""
+def answer(mode: str, batch: int, call: int = 1) -> np.ndarray:
+    """What the fake answers to its ``call``-th request, a batch of ``batch`` (every mode but ``hang``)."""
+    prefix, _, wrong = mode.partition("-")
+    if prefix in _RIGHT:
+        mode = "right" if call <= _RIGHT[prefix] else wrong
     width = {"shape": 5, "wide": 1_000_000}.get(mode, 10)
-    logits = np.random.default_rng(0).standard_normal((batch, width)).astype(np.float32)
+    logits = np.random.default_rng(1 if mode == "wrong" else 0).standard_normal((batch, width)).astype(np.float32)
     if mode == "nan":
         logits[:] = np.nan
     elif mode == "inf":
         logits[0, 3] = np.inf
+    elif mode == "dtype":
+        return logits.astype(np.float64)
+    elif mode == "int":
+        return (logits * 1000).astype(np.int64)
     return logits
 
 
@@ -39,6 +53,15 @@ class FakeTriton:
             raise ValueError(f"mode must be one of {MODES}, received {mode!r}")
         self.mode = mode
         self.stopped = threading.Event()  # a hanging request returns when the fake stops
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    def answer(self, batch: int) -> np.ndarray:
+        """The answer to the next inference request, over either protocol."""
+        with self._lock:
+            self._calls += 1
+            call = self._calls
+        return answer(self.mode, batch, call)
 
     # -- HTTP/REST ----------------------------------------------------------------------------------
 
@@ -74,9 +97,10 @@ class FakeTriton:
                     return
                 text = json.loads(header[: int(self.headers.get("Inference-Header-Content-Length", len(header)))])
                 batch = int(text["inputs"][0]["shape"][0])
-                logits = answer(fake.mode, batch)
-                self._json({"model_name": NAME, "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": list(logits.shape),
-                                                             "data": [None if not np.isfinite(v) else float(v) for v in logits.ravel()]}]})
+                logits = fake.answer(batch)
+                data = [None if not np.isfinite(v) else v.item() for v in logits.ravel()]
+                self._json({"model_name": NAME, "outputs": [{"name": OUTPUT, "datatype": _DATATYPES[logits.dtype],
+                                                             "shape": list(logits.shape), "data": data}]})
 
         return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
@@ -116,10 +140,11 @@ class FakeTriton:
                 if fake.mode == "hang":
                     fake.stopped.wait()
                     context.abort(grpc.StatusCode.UNAVAILABLE, "stopped")
-                logits = answer(fake.mode, int(request.inputs[0].shape[0]))
+                logits = fake.answer(int(request.inputs[0].shape[0]))
+                tensor = pb.ModelInferResponse.InferOutputTensor(name=OUTPUT, datatype=_DATATYPES[logits.dtype],
+                                                                 shape=list(logits.shape))
                 return pb.ModelInferResponse(
-                    model_name=NAME, model_version="1",
-                    outputs=[pb.ModelInferResponse.InferOutputTensor(name=OUTPUT, datatype="FP32", shape=list(logits.shape))],
+                    model_name=NAME, model_version="1", outputs=[tensor],
                     raw_output_contents=[logits.tobytes()])
 
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),

@@ -9,25 +9,26 @@ mean queue and compute time per request that those rounds caused.
 
 Every call to the server has one deadline (``--request-timeout``, 30 s by default, for HTTP and
 gRPC alike): a server that stops answering fails the engine at the first request that outlives
-it, and the engine's later groups are not tried (:class:`~.schema.EngineGone`). The first answer
-must be ``[N, classes]`` of finite numbers, as the model file's is: anything else cannot be
-compared with the baseline and fails the engine, never a clean row.
+it, and the engine's later groups are not tried (:class:`~.schema.EngineGone`). Every answer is
+checked (:mod:`.served_answers`): the first must be ``[N, classes]`` of finite numbers, as the
+model file's is, and every timed one the first again; anything else fails the engine, never a
+clean row.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from .._errors import InputError
 from .schema import DEFAULT_REQUEST_TIMEOUT_S, Engine, EngineGone, Record, WorkerSpec
+from .served_answers import SameAnswer, check_first
+from .served_stats import ServerTimes
 
-__all__ = ["TritonClientBackend", "served_engines", "parse_url", "check_served", "ServerTimes", "served_failures",
-           "SERVED_PROVIDER"]
+__all__ = ["TritonClientBackend", "served_engines", "parse_url", "check_served", "served_failures", "SERVED_PROVIDER"]
 
 _URL = re.compile(r"^(?:(?P<scheme>http|grpc)://)?(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})/?$")
 SERVED_PROVIDER = "server"  # the provider of every served engine's records
@@ -89,24 +90,6 @@ def _words(exc: BaseException) -> str:
     return (message or type(exc).__name__).strip().splitlines()[0][:200]
 
 
-@dataclass
-class ServerTimes:
-    """Cumulative nanoseconds and counts from Triton's statistics for one model."""
-
-    requests: int = 0
-    executions: int = 0
-    queue_ns: int = 0
-    compute_ns: int = 0
-
-    def minus(self, other: "ServerTimes") -> "ServerTimes":
-        return ServerTimes(self.requests - other.requests, self.executions - other.executions,
-                           self.queue_ns - other.queue_ns, self.compute_ns - other.compute_ns)
-
-    def plus(self, other: "ServerTimes") -> "ServerTimes":
-        return ServerTimes(self.requests + other.requests, self.executions + other.executions,
-                           self.queue_ns + other.queue_ns, self.compute_ns + other.compute_ns)
-
-
 def _client_module(protocol: str) -> Any:
     try:
         if protocol == "grpc":
@@ -145,6 +128,8 @@ class TritonClientBackend:
         self.output = meta["outputs"][0]["name"]
         self._round_start: ServerTimes | None = None
         self.timed_total = ServerTimes()
+        self._first: tuple[np.ndarray, np.ndarray] | None = None  # the first input and the answer to it
+        self.check_answer: SameAnswer | None = None  # the worker runs it on every timed answer
 
     def _client(self) -> Any:
         if self.protocol == "http":  # its deadlines are the connection's
@@ -183,32 +168,32 @@ class TritonClientBackend:
         return send
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        """One answer, checked: ``[N, classes]`` of finite numbers, or an error that says what came."""
+        """One answer, checked: ``[N, classes]`` of finite numbers, or an error that says what came.
+        The first is kept: every timed answer to the same input must be it again."""
         client = self._client()
         try:
             answer = self._request(client, x)()
         finally:
             client.close()
-        expected = [x.shape[0], self.classes if self.classes else "classes"]
-        if answer is None or answer.ndim != 2 or answer.shape[0] != x.shape[0] or (self.classes and answer.shape[1] != self.classes):
-            shape = None if answer is None else list(answer.shape)
-            raise RuntimeError(f"{self.url} answered a {self.output!r} of shape {shape} for a batch of {x.shape[0]}; "
-                               f"the model file's is {expected}: not comparable")
-        if not np.all(np.isfinite(answer)):
-            bad = int(np.size(answer) - np.count_nonzero(np.isfinite(answer)))
-            raise RuntimeError(f"{self.url} answered {bad} NaN or infinite values of {answer.size}: not comparable")
+        answer = check_first(answer, batch=x.shape[0], classes=self.classes, where=self.url, output=self.output)
+        if self._first is None:
+            self._first = (x, answer)
         return np.asarray(answer, dtype=np.float32)
 
-    def timed(self, x: np.ndarray) -> Callable[[], None]:
+    def timed(self, x: np.ndarray) -> Callable[[], np.ndarray]:
         """One connection per request thread, made in that thread (the HTTP client's gevent hub
-        belongs to the thread that made it) and kept for the run."""
+        belongs to the thread that made it) and kept for the run. The call returns the answer,
+        which :attr:`check_answer` compares with the first answer to ``x``, outside the timing."""
+        if self._first is None or self._first[0] is not x:
+            raise ValueError("a served engine times the input it answered first: infer(x), then timed(x)")
+        self.check_answer = self.check_answer or SameAnswer(self._first[1], where=self.url, output=self.output)
         local = threading.local()
 
-        def call() -> None:
+        def call() -> np.ndarray:
             send = getattr(local, "send", None)
             if send is None:
                 send = local.send = self._request(self._client(), x)
-            send()
+            return send()
 
         return call
 
@@ -219,14 +204,7 @@ class TritonClientBackend:
                 else self._ask(client.get_inference_statistics, self.model)
         finally:
             client.close()
-        model = data["model_stats"][0]
-        inference = model["inference_stats"]
-
-        def ns(key: str) -> int:
-            return int(inference.get(key, {}).get("ns", 0))
-
-        return ServerTimes(int(inference["success"].get("count", 0)), int(model.get("execution_count", 0)),
-                           ns("queue"), ns("compute_input") + ns("compute_infer") + ns("compute_output"))
+        return ServerTimes.from_statistics(data)
 
     # The worker calls these around the timed part of every round.
     def round_started(self) -> None:
@@ -239,8 +217,4 @@ class TritonClientBackend:
 
     def server_times(self) -> dict[str, float | None]:
         """Per request over the timed rounds: mean queue and compute ms, and the mean batch Triton formed."""
-        t = self.timed_total
-        if t.requests <= 0:
-            return {"server_queue_ms": None, "server_compute_ms": None, "server_batch": None}
-        return {"server_queue_ms": t.queue_ns / t.requests / 1e6, "server_compute_ms": t.compute_ns / t.requests / 1e6,
-                "server_batch": t.requests / t.executions if t.executions else None}
+        return self.timed_total.per_request()

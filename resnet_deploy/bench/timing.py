@@ -1,7 +1,9 @@
 """The timed loops of one round: synchronous runs one after another, or concurrent requests.
 
 Each call is a prepared, synchronous run (GPU work is synchronised inside it), timed with
-``time.perf_counter`` around it.
+``time.perf_counter`` around it. A ``check`` given is run on each call's result once its time is
+taken (a served model's answers: :mod:`.served_answers`), so no latency includes it; an error it
+raises ends the round.
 """
 
 from __future__ import annotations
@@ -12,19 +14,23 @@ from typing import Callable, Sequence
 
 __all__ = ["time_round", "time_concurrent"]
 
-Call = Callable[[], None]
+Call = Callable[[], object]
+Check = Callable[[object], None]
 
 
-def time_round(call: Call, *, duration: float | None, iterations: int | None, min_iterations: int = 1) -> list[float]:
+def time_round(call: Call, *, duration: float | None, iterations: int | None, min_iterations: int = 1,
+               check: Check | None = None) -> list[float]:
     """Latencies (ms) of back-to-back runs: ``iterations`` of them, or for ``duration`` seconds
     and at least ``min_iterations``."""
     times: list[float] = []
     deadline = time.perf_counter() + duration if iterations is None and duration is not None else None
     while True:
         t0 = time.perf_counter()
-        call()
+        result = call()
         t1 = time.perf_counter()
         times.append((t1 - t0) * 1000.0)
+        if check is not None:
+            check(result)
         if deadline is None:
             if len(times) >= (iterations or 1):
                 return times
@@ -33,7 +39,8 @@ def time_round(call: Call, *, duration: float | None, iterations: int | None, mi
 
 
 def time_concurrent(
-    calls: Sequence[Call], *, duration: float | None, iterations: int | None, min_iterations: int = 1
+    calls: Sequence[Call], *, duration: float | None, iterations: int | None, min_iterations: int = 1,
+    check: Check | None = None,
 ) -> tuple[list[float], float]:
     """One thread per call issues requests back to back (all against one shared model) until
     ``duration`` has passed, or until ``iterations`` requests have completed in all; returns the
@@ -60,10 +67,12 @@ def time_concurrent(
         try:
             while take():
                 t0 = time.perf_counter()
-                call()
+                result = call()
                 ms = (time.perf_counter() - t0) * 1000.0
                 with lock:
                     latencies.append(ms)
+                if check is not None:
+                    check(result)
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
 

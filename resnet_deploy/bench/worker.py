@@ -68,27 +68,34 @@ class Measurement:
         np.save(spec.output_path, np.asarray(output, dtype=np.float32))
         # One prepared call per request thread, all against the one shared model.
         self.calls = [self.backend.timed(self.x) for _ in range(spec.concurrency)]
+        # A served model's: every answer is the first again (run outside the timed interval).
+        self.check: timing.Check | None = getattr(self.backend, "check_answer", None)
         for _ in range(spec.warmup):
-            self.calls[0]()
+            self._untimed(self.calls[0])
         for call in self.calls[1:]:
-            call()
+            self._untimed(call)
         self.rss_mb: float | None = None
         self.ready = Ready(os.getpid(), (created - start) * 1000.0, (first - created) * 1000.0, "torch" in sys.modules)
+
+    def _untimed(self, call: timing.Call) -> None:
+        result = call()
+        if self.check is not None:
+            self.check(result)
 
     def round(self, request: RoundRequest) -> RoundResult:
         batch = self.spec.batch_size
         for _ in range(request.warmup):
             for call in self.calls:
-                call()
+                self._untimed(call)
         getattr(self.backend, "round_started", lambda: None)()  # a served model: the server's statistics
         if len(self.calls) == 1:
             t0 = time.perf_counter()
             latencies = timing.time_round(self.calls[0], duration=request.duration, iterations=request.iterations,
-                                          min_iterations=request.min_iterations)
+                                          min_iterations=request.min_iterations, check=self.check)
             wall = time.perf_counter() - t0
         else:
             latencies, wall = timing.time_concurrent(self.calls, duration=request.duration, iterations=request.iterations,
-                                                     min_iterations=request.min_iterations)
+                                                     min_iterations=request.min_iterations, check=self.check)
         getattr(self.backend, "round_finished", lambda: None)()
         self.rss_mb = status_mb("VmRSS")
         return RoundResult(latencies, wall, batch * len(latencies))

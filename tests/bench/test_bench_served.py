@@ -1,6 +1,7 @@
 """``bench --url`` against servers that misbehave (issue 26 B.4, C.1), played by the fake of
-``tests/fake_triton.py``: one that stops answering, and ones whose answer cannot be compared.
-Each is an error row and a non-zero exit, never a clean measurement or a 15-minute wait.
+``tests/fake_triton.py``: one that stops answering, ones whose answer cannot be compared, and
+ones that answer right the first time and wrong under load. Each is an error row and a non-zero
+exit, never a clean measurement or a 15-minute wait.
 
 gRPC rows run wherever ``tritonclient[grpc]`` is installed; HTTP rows need ``tritonclient[http]``
 (the serve environment has both: ``.ci/run`` runs this file there too).
@@ -64,6 +65,7 @@ def test_a_server_that_stops_answering_fails_its_engine_at_the_first_timeout(mod
     ("nan", "answered 10 NaN or infinite values of 10: not comparable"),
     ("inf", "answered 1 NaN or infinite values of 10: not comparable"),
     ("wide", "of shape [1, 1000000] for a batch of 1; the model file's is [1, 10]: not comparable"),  # any width the file has not
+    ("int", "answered int64 numbers; the model file's logits are floating point: not comparable"),
 ])
 @pytest.mark.parametrize("protocol", _protocols())
 def test_an_answer_that_cannot_be_compared_is_an_error_row(model: Path, tmp_path: Path, mode: str, needle: str,
@@ -76,6 +78,43 @@ def test_an_answer_that_cannot_be_compared_is_an_error_row(model: Path, tmp_path
     assert needle in row["error"] and row["max_rel_error"] is None
     assert records[("resnet20", 1)]["error"] is None
     assert result.returncode == 1 and "error: the served model failed in 1 of 1 groups" in result.stderr
+
+
+@pytest.mark.parametrize("mode, needle", [
+    ("once-nan", "answered 10 NaN or infinite values of 10 to the input it first answered in finite numbers"),
+    ("once-shape", "answered a 'logits' of shape [1, 5] to the input it first answered with [1, 10]"),
+    ("once-dtype", "answered float64 to the input it first answered in float32"),
+    ("once-wrong", "answered the input it first answered with other numbers: rel err"),  # finite, of the right shape
+])
+@pytest.mark.parametrize("protocol", _protocols())
+def test_a_server_that_answers_wrong_after_its_first_answer_is_an_error_row(model: Path, tmp_path: Path, mode: str,
+                                                                            needle: str, protocol: str) -> None:
+    """Right once (the answer compared with the baseline), then wrong on every timed request, as a
+    server that breaks under load: every timed answer is checked against the first, as every
+    request sends the same input."""
+    with FakeTriton(mode) as fake:
+        url = f"{protocol}://{fake.grpc if protocol == 'grpc' else fake.http}"
+        result, records = _bench(model, url, tmp_path / f"{mode}.json")
+    print(result.output)
+    row = records[(f"triton-{protocol}", 1)]
+    assert row["error"] is not None and needle in row["error"] and row["max_rel_error"] is None, row["error"]
+    assert records[("resnet20", 1)]["error"] is None
+    assert result.returncode == 1 and "error: the served model failed in 1 of 1 groups" in result.stderr
+
+
+@pytest.mark.parametrize("protocol", _protocols())
+def test_a_server_that_answers_wrong_under_concurrent_requests_is_an_error_row(model: Path, tmp_path: Path,
+                                                                               protocol: str) -> None:
+    """Right for the first answer and each request thread's untimed call, wrong on the requests
+    two threads time together: the answers of concurrent requests are checked too."""
+    with FakeTriton("late-wrong") as fake:
+        url = f"{protocol}://{fake.grpc if protocol == 'grpc' else fake.http}"
+        result, records = _bench(model, url, tmp_path / "late.json", "--mode", "throughput", "--concurrency", "2")
+    print(result.output)
+    row = records[(f"triton-{protocol}", 1)]
+    assert row["error"] is not None and row["error"].startswith("round 1: "), row["error"]  # a timed answer
+    assert "answered the input it first answered with other numbers: rel err" in row["error"]
+    assert result.returncode == 1
 
 
 @pytest.mark.parametrize("args, needle", [
