@@ -43,7 +43,7 @@ def check_first(answer: np.ndarray | None, *, batch: int, classes: int | None, w
         raise VerificationError(f"{where} answered a {output!r} of shape {shape} for a batch of {batch}; "
                                 f"the model file's is {[batch, classes or 'classes']}: not comparable")
     if answer.dtype.kind != "f":
-        raise VerificationError(f"{where} answered {answer.dtype} numbers; the model file's logits are floating point: "
+        raise VerificationError(f"{where} answered {answer.dtype} values; the model file's logits are floating point: "
                                 "not comparable")
     if not np.all(np.isfinite(answer)):
         bad = int(answer.size - np.count_nonzero(np.isfinite(answer)))

@@ -65,7 +65,7 @@ def test_a_server_that_stops_answering_fails_its_engine_at_the_first_timeout(mod
     ("nan", "answered 10 NaN or infinite values of 10: not comparable"),
     ("inf", "answered 1 NaN or infinite values of 10: not comparable"),
     ("wide", "of shape [1, 1000000] for a batch of 1; the model file's is [1, 10]: not comparable"),  # any width the file has not
-    ("int", "answered int64 numbers; the model file's logits are floating point: not comparable"),
+    ("int", "answered int64 values; the model file's logits are floating point: not comparable"),
 ])
 @pytest.mark.parametrize("protocol", _protocols())
 def test_an_answer_that_cannot_be_compared_is_an_error_row(model: Path, tmp_path: Path, mode: str, needle: str,
