@@ -5,7 +5,9 @@ as tuned when the entry holds a ``profile.json`` (``Predictor.from_profile``: th
 runtime, precision hints, a batch compiled in, CUDA graphs), else on the provider named in the
 config's ``resnet_deploy_provider`` parameter. The Python that runs Triton's stub must have
 resnet-deploy installed. Requests that Triton's dynamic batcher hands over together run as one
-batch.
+batch; for an image-input model (its graph resizes the images as they are, so a run's memory
+follows its pixels) in runs of one size and at most ``BATCH_PIXELS`` pixels, as ``predict`` runs
+them (``run_within_budget``), each request's rows sent back to it.
 
 Each request's shape and byte size are checked against the entry's bounds before its data is
 touched: a request that claims ``[1, 4294967296, 4294967296, 3]`` with an empty body would make
@@ -25,6 +27,7 @@ import triton_python_backend_utils as pb_utils
 
 from resnet_deploy import InputError
 from resnet_deploy.runtime import Predictor
+from resnet_deploy.runtime.raw_images import run_within_budget
 
 
 # Defaults when the entry states none (resnet_deploy.serving.triton.options holds the same numbers).
@@ -76,6 +79,8 @@ class TritonPythonModel:
         shape = [int(d) for d in tensor.shape()]
         if any(d < 0 for d in shape):
             return f"input {self.input_name!r} has a negative dimension: {shape}"
+        if shape and shape[0] == 0:  # as Predictor says; merged with others it would get no rows, not a refusal
+            return "empty batch: the first dimension is 0"
         size = math.prod(shape) * self.itemsize
         if size > self.max_request_bytes:
             return (f"a request of shape {shape} holds {size:,} bytes; this entry takes at most "
@@ -94,7 +99,9 @@ class TritonPythonModel:
                     for i, why in enumerate(refusals)]
         arrays = [t.as_numpy() for t in tensors]
         try:
-            if len({a.shape[1:] for a in arrays}) == 1:  # one batch for all (images of one size)
+            if self.image_input:  # the graph resizes: a run's memory follows its pixels, so runs are cut at BATCH_PIXELS
+                logits = run_within_budget(self.predictor.run, arrays)
+            elif len({a.shape[1:] for a in arrays}) == 1:  # one batch for all
                 logits = self.predictor.run(np.concatenate(arrays))
             else:
                 logits = np.concatenate([self.predictor.run(a) for a in arrays])

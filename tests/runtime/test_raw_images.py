@@ -19,7 +19,8 @@ from resnet_deploy.export.image_input import image_input_stage
 from resnet_deploy.graph.io import load_onnx, save_onnx
 from resnet_deploy.image_input import ImageInputSpec, preprocessing_for
 from resnet_deploy.runtime import Predictor
-from resnet_deploy.runtime.raw_images import BATCH_PIXELS
+from resnet_deploy import InputError
+from resnet_deploy.runtime.raw_images import BATCH_PIXELS, run_within_budget
 
 # A side just over half the budget: two such images together exceed it.
 LARGE = math.isqrt(BATCH_PIXELS // 2) + 1
@@ -76,3 +77,37 @@ def test_predict_bounds_the_pixels_of_each_run(r20_image: Path, tmp_path: Path, 
     assert [s[0] for s in recording.shapes[: len(runs)]] == runs
     assert all(s[1] * s[2] * s[0] <= max(BATCH_PIXELS, s[1] * s[2]) for s in recording.shapes)
     assert [r[0].index for r in results] == [s[0].index for s in singles]  # rows back in the order given
+
+
+# Requests Triton's batcher merged, as model.py hands them to run_within_budget: (each request's
+# [N, H, W] in order; the images each call of run receives). Adversarial pass F3 (issue 26): 8
+# requests of 3000x3000, each within the request bound, made one 2.6 GB run.
+MERGED = [
+    pytest.param([(4, LARGE, LARGE)], [1, 1, 1, 1], id="one request of large images runs one at a time"),
+    pytest.param([(1, LARGE, LARGE)] * 4, [1, 1, 1, 1], id="merged large requests run one at a time"),
+    pytest.param([(2, THIRD, THIRD), (1, THIRD, THIRD), (1, THIRD, THIRD)], [2, 2], id="two thirds of the budget per run"),
+    pytest.param([(2, 48, 64), (1, 40, 40), (3, 48, 64)], [5, 1], id="small requests of one size share a run"),
+    pytest.param([(1, 0, 32)], [1], id="an image without pixels reaches run, which refuses it"),
+]
+
+
+@pytest.mark.parametrize(("requests", "runs"), MERGED)
+def test_merged_requests_run_within_the_pixel_budget(requests: list[tuple[int, int, int]], runs: list[int]) -> None:
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8) for n, h, w in requests]
+    calls: list[tuple[int, ...]] = []
+
+    def run(batch: np.ndarray) -> np.ndarray:  # one row per image that names it: its size and its sum
+        calls.append(batch.shape)
+        return np.stack([[image.shape[0], image.shape[1], int(image.sum())] for image in batch])
+
+    rows = run_within_budget(run, batches)
+    assert [c[0] for c in calls] == runs
+    assert all(n * h * w <= max(BATCH_PIXELS, h * w) for n, h, w, _ in calls)
+    want = [[image.shape[0], image.shape[1], int(image.sum())] for batch in batches for image in batch]
+    np.testing.assert_array_equal(rows, want)  # every request's rows, in the order given
+
+
+def test_merged_requests_without_an_image_are_refused() -> None:
+    with pytest.raises(InputError, match="empty batch"):
+        run_within_budget(lambda batch: batch, [np.zeros((0, 8, 8, 3), np.uint8)])
