@@ -98,7 +98,8 @@ class TritonPythonModel:
         arrays = [t.as_numpy() for t in tensors]
         try:
             if self.image_input:  # the graph resizes: a run's memory follows its pixels, so runs are cut at BATCH_PIXELS
-                logits = run_within_budget(self.predictor.run, arrays)
+                large = sum(a.nbytes for a in arrays) > LARGE_REQUEST_BYTES  # its pieces give their memory back
+                logits = run_within_budget(lambda batch: self.predictor.run(batch, release_memory=large), arrays)
             elif len({a.shape[1:] for a in arrays}) == 1:  # one batch for all
                 logits = self.predictor.run(np.concatenate(arrays))
             else:

@@ -107,17 +107,18 @@ class Execution:
         return self._graph[0] if self._graph is not None else None
 
     # -- running ------------------------------------------------------------------------------
-    def run(self, batch: np.ndarray, *, session: Any = None) -> np.ndarray:
+    def run(self, batch: np.ndarray, *, session: Any = None, shrink: bool = False) -> np.ndarray:
         """The first output for ``batch`` (contiguous, of the model's input type), on the host.
         ``session`` replaces this one's (a benchmark request thread with a session of its own, as
-        a served instance has); not with a CUDA graph, which is captured on this one's."""
+        a served instance has); not with a CUDA graph, which is captured on this one's. ``shrink``:
+        the CPU arena gives back what the run grew it by, as after a batch over SHRINK_AFTER_BYTES."""
         if session is not None and self.cuda_graph:
             raise RuntimeBackendError("a CUDA graph replays on the session it was captured on")
         if self.fixed_batch is None or batch.shape[0] == self.fixed_batch:
-            return self._run_one(batch, session)
-        return np.concatenate([self._run_one(chunk, session)[:n] for chunk, n in chunks(batch, self.fixed_batch)])
+            return self._run_one(batch, session, shrink)
+        return np.concatenate([self._run_one(chunk, session, shrink)[:n] for chunk, n in chunks(batch, self.fixed_batch)])
 
-    def _run_one(self, batch: np.ndarray, own: Any = None) -> np.ndarray:
+    def _run_one(self, batch: np.ndarray, own: Any = None, shrink: bool = False) -> np.ndarray:
         session = own if own is not None else self.session
         if self.cuda_graph:
             return self._run_graph(batch)
@@ -128,7 +129,7 @@ class Execution:
                 binding.bind_output(self.output_name, self.device)
                 session.run_with_iobinding(binding)
                 return binding.copy_outputs_to_cpu()[0]
-            if batch.nbytes > SHRINK_AFTER_BYTES and self.provider != "openvino":
+            if (shrink or batch.nbytes > SHRINK_AFTER_BYTES) and self.provider != "openvino":
                 return session.run([self.output_name], {self.input_name: batch}, _shrink_arena())[0]
             return session.run([self.output_name], {self.input_name: batch})[0]
         except Exception as exc:  # onnxruntime and OpenVINO raise their own types

@@ -145,18 +145,19 @@ class Predictor:
             raise InputError("empty batch: the first dimension is 0")
         return np.ascontiguousarray(batch)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: np.ndarray, *, release_memory: bool = False) -> np.ndarray:
         """Logits for a batch the model takes: preprocessed ``[N, 3, H, W]``, or uint8 ``[N, H, W, 3]``
         for a model with the preprocessing in its graph.
 
         A model compiled for a fixed batch size B takes any N: the batch is run in chunks of B,
         the last one padded with copies of its final image, and the padding's rows dropped. The
         run itself is :class:`~resnet_deploy.runtime.execution.Execution`'s, the code the
-        benchmark times.
+        benchmark times. ``release_memory``: onnxruntime's CPU arena gives back what the run grew
+        it by (by itself after a batch over 32 MiB), for a large request run in pieces.
         """
         if self._closed:
             raise RuntimeBackendError("this Predictor is closed")
-        return self._execution.run(self._check_batch(batch))
+        return self._execution.run(self._check_batch(batch), shrink=release_memory)
 
     def preprocess(self, images: Sequence[ImageLike]) -> np.ndarray:
         """What the model takes for ``images``: float ``[N, 3, H, W]``, or for a model with the
