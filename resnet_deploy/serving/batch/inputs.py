@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -49,13 +50,28 @@ def _raise(exc: OSError) -> None:
     raise InputError(f"cannot read folder {exc.filename}: {exc.strerror or exc}") from exc
 
 
+# An @list is read whole: a regular file of at most this many bytes (10 million paths of 100 bytes).
+MAX_LIST_BYTES = 1 << 30
+
+
 def _list_file(spec: str) -> list[str]:
-    """``@list.txt``: one path per line, blank lines skipped, relative paths taken from the list's
-    folder. Entries are not checked here: a missing one becomes a row saying so."""
+    """``@list.txt``: one path per line (``\n``, or ``\r\n``), blank lines skipped, relative paths
+    taken from the list's folder. Entries are not checked here: a missing one becomes a row saying so.
+    Only ``\n`` ends a line: a file name may hold U+2028 or ``\x1c``, which ``splitlines`` would cut."""
     path = spec[1:]
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            lines = fh.read().splitlines()
+        # O_NONBLOCK: opening a FIFO to read would wait for a writer; it is refused instead.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InputError(f"cannot read the list {path}: not a regular file (a FIFO, a device or a folder)")
+        with open(fd, "rb") as raw:
+            size = os.fstat(raw.fileno()).st_size
+            if size > MAX_LIST_BYTES:
+                raise InputError(f"the list {path} is {size / 2**30:.1f} GiB; a list may hold at most "
+                                 f"{MAX_LIST_BYTES >> 30} GiB of paths (split it into several jobs)")
+            text = raw.read(MAX_LIST_BYTES + 1).decode("utf-8-sig")
+        lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
         raise InputError(f"cannot read the list {path}: {reason}") from exc

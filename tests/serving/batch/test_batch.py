@@ -294,6 +294,26 @@ def test_inputs_are_listed_once_sorted_and_recursively(photos: Path, tmp_path: P
         list_inputs([str(tmp_path / "empty")]) if (tmp_path / "empty").mkdir() is None else None
 
 
+def test_a_list_splits_at_newlines_only(tmp_path: Path) -> None:
+    """File names may hold U+2028, \\x1c or \\x0c, which str.splitlines cuts (the adversarial pass:
+    3 real images became 6 made-up paths); CRLF lists still read."""
+    names = ["a\u2028b.jpg", "c\x1cd.jpg", "e\x0cf.jpg"]
+    (tmp_path / "list.txt").write_bytes("\n".join(names).encode() + b"\n")
+    (tmp_path / "crlf.txt").write_bytes(b"g.jpg\r\nh.jpg\r\n")
+    listed = list_inputs([f"@{tmp_path / 'list.txt'}", f"@{tmp_path / 'crlf.txt'}"])
+    assert listed == sorted(str(tmp_path / n) for n in [*names, "g.jpg", "h.jpg"])
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "fifo", "folder"])
+def test_a_list_that_is_not_a_regular_file_is_one_line(tmp_path: Path, source: str) -> None:
+    """@/dev/zero read until memory ran out; a FIFO would block: refused before reading."""
+    path = {"fifo": tmp_path / "fifo", "folder": tmp_path}.get(source, Path(source))
+    if source == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(InputError, match="not a regular file"):
+        list_inputs([f"@{path}"])
+
+
 def test_a_listed_file_that_is_missing_is_a_row(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
     (tmp_path / "list.txt").write_text(f"{photos / 'a' / 'photo001.jpg'}\ngone.jpg\n")
     run_batch(_options(resnet20_onnx, [f"@{tmp_path / 'list.txt'}"], tmp_path / "out"))
