@@ -10,7 +10,7 @@ import typer
 
 from resnet_deploy.serving.triton import TritonOptions, options_from_profile
 from resnet_deploy.serving.triton.client import client_command, load_test_command
-from resnet_deploy.serving.triton.options import DEFAULT_MAX_REQUEST_BYTES, TritonEntry
+from resnet_deploy.serving.triton.options import DEFAULT_MAX_REQUEST_BYTES, TritonEntry, request_bytes
 from resnet_deploy.serving.triton.serve import Listen, check_listen, serve_model
 from resnet_deploy.serving.triton.server import TritonServer
 
@@ -38,7 +38,7 @@ def serve(
     """Serve a model with Triton Inference Server on this machine (the `serve` extra), until Ctrl-C or SIGTERM."""
     options = TritonOptions(name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances,
                             provider=provider or "cpu", queue_delay_us=queue_delay_us,
-                            max_request_bytes=max(1, int(max_request_mb * 2**20)), backend="python", threads=threads)
+                            max_request_bytes=request_bytes(max_request_mb), backend="python", threads=threads)
     listen = Listen(host=host, http_host=http_host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port)
     if profile is not None:
         if model is not None:

@@ -26,6 +26,11 @@ CASES = [
     # targets and batches mean what they say: what cannot be honoured is refused, saying what to do
     Case("triton-fixed-batch-asked-to-batch", ["triton", "{static8.onnx}", "-r", "{tmp}/repo", "--max-batch-size", "32"],
          ["static8.onnx has a fixed batch of 8: Triton cannot batch it", "pass --max-batch-size 0 or re-export with a dynamic batch"], []),
+    # serve's request bound, refused by its own name before any server starts (the adversarial pass:
+    # nan and inf ended in 'unexpected ValueError', 0 and -1 became 1 byte and refused every request)
+    *[Case(f"serve-max-request-mb-{v}", ["serve", "{model}", "--max-request-mb", v],
+           ["--max-request-mb must be a number above 0 and at most", f"received {r}"], [])
+      for v, r in (("nan", "nan"), ("inf", "inf"), ("0", "0.0"), ("-1", "-1.0"), ("1e30", "1e+30"))],
 ]
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from ..._errors import InputError
 from ..._names import TRITON_MODEL_NAME
 
-__all__ = ["TritonOptions", "TritonEntry", "validate", "TRITON_PROVIDERS", "TRITON_BACKENDS", "DEFAULT_MAX_BATCH_SIZE",
+__all__ = ["TritonOptions", "TritonEntry", "validate", "request_bytes", "TRITON_PROVIDERS", "TRITON_BACKENDS", "DEFAULT_MAX_BATCH_SIZE",
            "MAX_NAME_BYTES", "NAME", "DEFAULT_MAX_REQUEST_BYTES", "entry_name", "MAX_THREADS"]
 
 TRITON_PROVIDERS = ("cpu", "cuda", "tensorrt", "openvino")
@@ -28,6 +29,16 @@ MAX_QUEUE_DELAY_US = 60_000_000
 # (``--max-request-mb``): Triton holds a request whole, and the stub's memory is several times it.
 DEFAULT_MAX_REQUEST_BYTES = 256 * 2**20
 MAX_REQUEST_BYTES = 2**40
+
+
+def request_bytes(megabytes: float) -> int:
+    """``--max-request-mb`` (MiB) as the bytes an entry states: a finite, positive number of at
+    most :data:`MAX_REQUEST_BYTES`; anything else is refused by name (0 would refuse every request)."""
+    if isinstance(megabytes, bool) or not isinstance(megabytes, (int, float)) or not math.isfinite(megabytes) \
+            or not 0 < megabytes * 2**20 <= MAX_REQUEST_BYTES:
+        raise InputError(f"--max-request-mb must be a number above 0 and at most {MAX_REQUEST_BYTES >> 20} "
+                         f"(MiB), received {megabytes!r}")
+    return max(1, int(megabytes * 2**20))
 NAME = TRITON_MODEL_NAME
 # The entry is staged as `.NAME.` + 8 random characters and set aside as `.NAME.old`: 10 bytes
 # more than the name, within the 255 a file name may have.
