@@ -119,7 +119,7 @@ def served(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     _cli("triton", str(IMAGE_MODEL), "-r", str(repo), "--name", "image")
     _cli("triton", str(IMAGE_MODEL), "-r", str(repo), "--name", "image_py", "--backend", "python")
     _cli("triton", str(IMAGE_MODEL), "-r", str(repo), "--name", "image_batching", "--backend", "python",
-         "--queue-delay-us", "500000")  # concurrent requests wait to be merged
+         "--queue-delay-us", "2000000")  # concurrent requests wait (2 s, for a loaded machine) to be merged
     _cli("triton", str(FEATURES_MODEL), "-r", str(repo), "--name", "features")
     _cli("triton", str(FEATURES_MODEL), "-r", str(repo), "--name", "features_py", "--backend", "python")
     server = TritonServer(repo, backends={"onnxruntime": STAND_IN})
