@@ -13,6 +13,7 @@ import onnx
 from ..._atomic import check_distinct, recover, staged_folder
 from ..._errors import OnnxModelError, OutputPathError
 from ...image_input import IMAGE_INPUT_FORMAT, IMAGE_INPUT_NAME, is_image_input
+from ...graph.embedding import is_features_file
 from ...graph.io import load_onnx, model_files, model_sha256, read_metadata
 from .assets import PAGE, check_page, copy_assets, find_ort_web
 from .options import WebBundle, WebBundleOptions, check_options
@@ -58,6 +59,9 @@ def write_web_bundle(
     if not is_image_input(model):
         raise OnnxModelError(f"{model_path} takes preprocessed float tensors; the page hands the model images as they are: "
                              "export it with --image-input (or resnet-deploy optimize --image-input)")
+    if is_features_file(read_metadata(model, model_path)):  # the page ranks classes; an embedding has none
+        raise OnnxModelError(f"{model_path} is a features file: it answers embeddings, not classes, and the page shows "
+                             "classes; export the classifier with --image-input for the page, or embed with resnet-deploy batch")
     dist, version = find_ort_web(options.node_modules)  # after the model's checks: this may run npm install
     inputs: dict[str, Any] = {"MODEL": model_files(model_path), "the page": page, "node_modules": dist}
     if options.calibration is not None:

@@ -189,8 +189,11 @@ def test_bundle_writes_a_complete_folder(r18_image: Path, tmp_path: Path) -> Non
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
 
 
-def test_bundle_refuses_in_one_line(resnet18_onnx: Path, r18_image: Path, tmp_path: Path) -> None:
+def test_bundle_refuses_in_one_line(resnet18_onnx: Path, r18_image: Path, resnet20_features_onnx: Path, tmp_path: Path) -> None:
+    features = load_onnx(resnet20_features_onnx)  # pixels in, an embedding out: the page would rank its dimensions as classes
+    save_onnx(image_input_stage(features, ImageInputSpec(preprocessing_for(features)))[0], tmp_path / "feat_image.onnx")
     cases = [
+        (["bundle", str(tmp_path / "feat_image.onnx"), "--web", "-o", str(tmp_path / "h")], "is a features file"),
         (["bundle", str(r18_image), "-o", str(tmp_path / "a")], "--web"),
         (["bundle", str(resnet18_onnx), "--web", "-o", str(tmp_path / "b")], "export it with --image-input"),
         (["bundle", str(r18_image), "--web", "--int8", "-o", str(tmp_path / "c")], "--int8 needs --calibration"),
@@ -206,7 +209,7 @@ def test_bundle_refuses_in_one_line(resnet18_onnx: Path, r18_image: Path, tmp_pa
         assert result.exit_code == 1, (args, result.output)
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], (args, result.output)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or p.is_dir()]
 
 
 def test_page_refuses_in_one_line(_need_web: None, r18_image: Path, tmp_path: Path) -> None:
