@@ -685,17 +685,19 @@ def test_a_model_killed_again_and_again_leaks_no_shared_memory_and_serve_stops_a
     proc, url = _serve_image_model(max_request_mb=64)
     big, small = np.zeros((1, 2000, 2000, 3), np.uint8), _photo(64, 64)  # 12 MB grows the stub's region
     try:
-        for death in range(MAX_RESTARTS + 1):
+        restarts = 0
+        for death in range(MAX_RESTARTS + 3):  # a slow machine may need more deaths to fit 4 in the window
             assert _raw_infer(url, "resnet20_image", _pixels(list(big.shape), big.nbytes), big.tobytes())[0] == 200
             assert _raw_infer(url, "resnet20_image", _pixels([1, 4294967296, 4294967296, 3], 0))[0] >= 400
-            if death == MAX_RESTARTS:
-                break
             deadline, code = time.monotonic() + 60, 0
-            while time.monotonic() < deadline and code != 200:
+            while time.monotonic() < deadline and code != 200 and proc.poll() is None:
                 time.sleep(0.3)
                 with contextlib.suppress(OSError):  # the server is restarting: its port is closed a moment
                     code = _raw_infer(url, "resnet20_image", _pixels(list(small.shape), small.nbytes), small.tobytes())[0]
+            if proc.poll() is not None:  # serve stopped at the bound
+                break
             assert code == 200, death
+            restarts += 1
             server = _tritonserver_of(proc.pid)
             live = set().union(*(_mapped_regions(stub) for stub in group_processes(server, STUB)))
             ours = {f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if n.startswith(f"resnet_deploy_{proc.pid}_")}
@@ -705,7 +707,7 @@ def test_a_model_killed_again_and_again_leaks_no_shared_memory_and_serve_stops_a
         assert proc.wait(60) == 1
         err = proc.stderr.read()  # type: ignore[union-attr]
         print(err)
-        assert err.count("answers again") == MAX_RESTARTS
+        assert restarts >= MAX_RESTARTS and err.count("answers again") == restarts
         assert err.strip().splitlines()[-1].startswith("error: ") and f"died {MAX_RESTARTS + 1} times within 60 s" in err
         assert _left_by(proc.pid) == []
     finally:
