@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .._errors import InputError, OnnxModelError, first_line
+from .._file_kind import NotRegularFile, open_regular
 
 __all__ = ["Preprocessing", "load_image", "image_files", "ImageLike", "IMAGE_SUFFIXES", "MAX_RESIZE_PIXELS", "PREPROCESSING_KEYS"]
 
@@ -163,12 +164,18 @@ def load_image(image: ImageLike) -> Image.Image:
             )
         return Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[2] == 1 else image)
     path = Path(image)
-    if not path.is_file():
-        raise InputError(f"image not found: {path}")
+    try:
+        fh = open_regular(path)  # a FIFO, a folder or a device is named as such, and never waited on
+    except NotRegularFile as exc:
+        raise InputError(str(exc)) from exc
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise InputError(f"image not found: {path}") from exc
+    except OSError as exc:
+        raise InputError(f"not a readable image: {path} ({exc.strerror or exc})") from exc
     try:
         # (PIL's own warnings, e.g. corrupt EXIF, name no file; capturing them to add the name would
         # need warnings.catch_warnings, which changes process-wide state: not in a thread-safe Predictor.)
-        with Image.open(path) as img:
+        with fh, Image.open(fh) as img:
             img.load()
             loaded = ImageOps.exif_transpose(img)  # upright, and a copy that outlives the file
     except Image.DecompressionBombError as exc:  # readable, but refused for its size: say so, not "unreadable"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -314,10 +315,42 @@ def test_a_list_that_is_not_a_regular_file_is_one_line(tmp_path: Path, source: s
         list_inputs([f"@{path}"])
 
 
-def test_a_listed_file_that_is_missing_is_a_row(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
-    (tmp_path / "list.txt").write_text(f"{photos / 'a' / 'photo001.jpg'}\ngone.jpg\n")
-    run_batch(_options(resnet20_onnx, [f"@{tmp_path / 'list.txt'}"], tmp_path / "out"))
-    assert [r["status"] for r in _table(tmp_path / "out").to_pylist()] == ["ok", f"image not found: {tmp_path / 'gone.jpg'}"]
+def _make_listed(tmp_path: Path, kind: str) -> tuple[str, socket.socket | None]:
+    """A path of ``kind`` to name in a list, and the socket to close for a socket."""
+    path = tmp_path / f"{kind}.jpg"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        return str(path), sock
+    elif kind == "device":
+        return "/dev/null", None
+    return str(path), None  # "missing": nothing made
+
+
+@pytest.mark.parametrize("kind, status", [
+    ("missing", "image not found: {path}"),
+    # The adversarial pass: a FIFO (or a folder, a device) was "image not found", though it is there.
+    ("fifo", "not a regular file (a FIFO): {path}"),
+    ("folder", "not a regular file (a folder): {path}"),
+    ("device", "not a regular file (a character device): {path}"),
+    ("socket", "not a regular file (a socket): {path}"),
+])
+def test_a_listed_path_that_is_not_an_image_file_is_a_row_saying_what_it_is(
+        resnet20_onnx: Path, photos: Path, tmp_path: Path, kind: str, status: str) -> None:
+    """Each is its own row, and none is opened to wait on (a FIFO without a writer would block)."""
+    listed, sock = _make_listed(tmp_path, kind)
+    try:
+        (tmp_path / "list.txt").write_text(f"{photos / 'a' / 'photo001.jpg'}\n{listed}\n")
+        run_batch(_options(resnet20_onnx, [f"@{tmp_path / 'list.txt'}"], tmp_path / "out"))
+    finally:
+        if sock is not None:
+            sock.close()
+    rows = {r["path"]: r["status"] for r in _table(tmp_path / "out").to_pylist()}
+    assert rows == {str(photos / "a" / "photo001.jpg"): "ok", listed: status.format(path=listed)}
 
 
 def test_one_folder_one_run(tmp_path: Path) -> None:
