@@ -9,6 +9,9 @@ and wrong afterwards, as a server that breaks only under load: ``once-nan`` all 
 numbers of another input; ``late-wrong`` is right twice (bench's first answer and the untimed
 call of its second request thread) and wrong on the timed requests. The real server cannot be
 made to do any of these on purpose.
+
+Other modes answer inference right but break the protocol elsewhere: ``metrics`` answers every
+HTTP request with Prometheus text, as Triton's metrics port does.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-MODES = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong")
+WRONG_ANSWERS = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong")
+WRONG_REPLIES = ("metrics",)  # right answers
+MODES = WRONG_ANSWERS + WRONG_REPLIES
 _RIGHT = {"once": 1, "late": 2}  # how many answers the modes of this prefix get right
 NAME, INPUT, OUTPUT = "resnet20", "input", "logits"
 _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int64): "INT64"}
@@ -30,7 +35,9 @@ _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dty
 def answer(mode: str, batch: int, call: int = 1) -> np.ndarray:
     """What the fake answers to its ``call``-th request, a batch of ``batch`` (every mode but ``hang``)."""
     prefix, _, wrong = mode.partition("-")
-    if prefix in _RIGHT:
+    if mode in WRONG_REPLIES:
+        mode = "right"
+    elif prefix in _RIGHT:
         mode = "right" if call <= _RIGHT[prefix] else wrong
     width = {"shape": 5, "wide": 1_000_000}.get(mode, 10)
     logits = np.random.default_rng(1 if mode == "wrong" else 0).standard_normal((batch, width)).astype(np.float32)
@@ -80,8 +87,18 @@ class FakeTriton:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _metrics(self) -> None:
+                body = b"# HELP nv_inference_request_success Number of successful inference requests\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                if self.path in ("/v2/health/ready", "/v2/health/live", f"/v2/models/{NAME}/ready"):
+                if fake.mode == "metrics":
+                    self._metrics()
+                elif self.path in ("/v2/health/ready", "/v2/health/live", f"/v2/models/{NAME}/ready"):
                     self._json({})
                 elif self.path == f"/v2/models/{NAME}":
                     self._json(fake.metadata())
@@ -92,6 +109,9 @@ class FakeTriton:
 
             def do_POST(self) -> None:  # noqa: N802
                 header = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if fake.mode == "metrics":
+                    self._metrics()
+                    return
                 if fake.mode == "hang":
                     fake.stopped.wait()
                     return

@@ -26,6 +26,7 @@ import numpy as np
 from .._errors import InputError
 from .schema import DEFAULT_REQUEST_TIMEOUT_S, Engine, EngineGone, Record, WorkerSpec
 from .served_answers import SameAnswer, check_first
+from .served_replies import read_metadata, read_statistics
 from .served_stats import ServerTimes
 
 __all__ = ["TritonClientBackend", "served_engines", "parse_url", "check_served", "served_failures", "SERVED_PROVIDER"]
@@ -81,6 +82,8 @@ def check_served(url: str, model: str) -> None:
             raise InputError(f"cannot reach Triton at {protocol}://{address}: {_words(exc)}") from None
         if not ready:
             raise InputError(f"Triton at {protocol}://{address} has no ready model named {model!r} (give its name with --model)")
+        # A port that is not KServe v2's may still answer readiness (Triton's metrics port says 200 to any path).
+        read_metadata(client, protocol, model, f"{protocol}://{address}", client_timeout=5.0)
     finally:
         client.close()
 
@@ -110,6 +113,7 @@ class TritonClientBackend:
     def __init__(self, spec: WorkerSpec) -> None:
         options = spec.engine.options
         self.url, self.protocol, self.model = options["url"], options["protocol"], options["model"]
+        self.where = f"{self.protocol}://{self.url}"
         self.timeout = float(options.get("timeout") or DEFAULT_REQUEST_TIMEOUT_S)
         self.classes: int | None = options.get("classes")
         self.module = _client_module(self.protocol)
@@ -117,13 +121,11 @@ class TritonClientBackend:
         try:
             if not self._ask(client.is_model_ready, self.model):
                 raise InputError(f"{self.url} serves no ready model named {self.model!r}")
-            meta = self._ask(client.get_model_metadata, self.model)
+            meta = self._ask(read_metadata, client, self.protocol, self.model, self.where)
         except self.module.InferenceServerException as exc:
             raise InputError(f"{self.url}: {exc.message() or exc}") from None
         finally:
             client.close()
-        meta = meta if isinstance(meta, dict) else {"inputs": [{"name": i.name, "datatype": i.datatype} for i in meta.inputs],
-                                                    "outputs": [{"name": o.name} for o in meta.outputs]}
         self.input, self.datatype = meta["inputs"][0]["name"], meta["inputs"][0]["datatype"]
         self.output = meta["outputs"][0]["name"]
         self._round_start: ServerTimes | None = None
@@ -200,8 +202,7 @@ class TritonClientBackend:
     def stats(self) -> ServerTimes:
         client = self._client()
         try:
-            data = self._ask(client.get_inference_statistics, self.model, as_json=True) if self.protocol == "grpc" \
-                else self._ask(client.get_inference_statistics, self.model)
+            data = self._ask(read_statistics, client, self.protocol, self.model, self.where)
         finally:
             client.close()
         return ServerTimes.from_statistics(data)

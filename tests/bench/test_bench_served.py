@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .._cli_cases import run_cli
+from .._cli_cases import assert_clean_failure, run_cli
 from ..fake_triton import FakeTriton
 
 
@@ -28,9 +28,11 @@ def model(request: pytest.FixtureRequest) -> Path:
     return Path(given) if given and Path(given).is_file() else request.getfixturevalue("resnet20_onnx")
 
 
+_HTTP = pytest.mark.skipif(importlib.util.find_spec("gevent") is None, reason="tritonclient[http] is not installed here")
+
+
 def _protocols() -> list[object]:
-    http = pytest.mark.skipif(importlib.util.find_spec("gevent") is None, reason="tritonclient[http] is not installed here")
-    return ["grpc", pytest.param("http", marks=http)]
+    return ["grpc", pytest.param("http", marks=_HTTP)]
 
 
 def _bench(model: Path, url: str, out: Path, *extra: str) -> tuple[object, dict[tuple[str, int], dict]]:
@@ -126,3 +128,25 @@ def test_a_server_that_answers_wrong_under_concurrent_requests_is_an_error_row(m
 def test_request_timeout_is_refused_in_one_line(model: Path, args: list[str], needle: str) -> None:
     result = run_cli("bench", model, *args, "--iterations", "1", "--rounds", "1")
     assert result.returncode == 1 and needle in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+_NOT_KSERVE = "in KServe v2 JSON (is it Triton's metrics port? --url takes the HTTP or gRPC port, 8000 or 8001 by default)"
+_REPLIES = [  # mode, protocols, what the one line says after the URL
+    # Triton's metrics port (and many another HTTP server) answers 200 to any path: a JSONDecodeError before.
+    ("metrics", ["http"], f"did not answer the metadata of model 'resnet20' {_NOT_KSERVE}"),
+]
+
+
+@pytest.mark.parametrize("mode, protocol, needle", [
+    pytest.param(mode, protocol, needle, id=f"{mode}-{protocol}", marks=[_HTTP] if protocol == "http" else [])
+    for mode, protocols, needle in _REPLIES for protocol in protocols])
+def test_a_server_whose_replies_are_not_kserve_v2_is_one_line_naming_it(model: Path, tmp_path: Path, mode: str,
+                                                                       protocol: str, needle: str) -> None:
+    """A port that is not KServe v2's, or a server that leaves out what the protocol promises, is
+    refused before any work in one line naming the URL and what was missing."""
+    with FakeTriton(mode) as fake:
+        url = f"{protocol}://{fake.grpc if protocol == 'grpc' else fake.http}"
+        result, records = _bench(model, url, tmp_path / f"{mode}.json")
+    print(result.output)
+    assert_clean_failure(result, f"error: {url} {needle}")
+    assert records == {}  # refused before any work
