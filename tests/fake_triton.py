@@ -11,7 +11,9 @@ call of its second request thread) and wrong on the timed requests. The real ser
 made to do any of these on purpose.
 
 Other modes answer inference right but break the protocol elsewhere: ``metrics`` answers every
-HTTP request with Prometheus text, as Triton's metrics port does.
+HTTP request with Prometheus text, as Triton's metrics port does; ``no-inputs``, ``empty-inputs``
+and ``no-outputs`` leave out the model metadata's tensors, ``no-stats`` and ``empty-stats`` the
+statistics' ``model_stats`` (gRPC cannot tell a missing list from an empty one).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, Iterator
 import numpy as np
 
 WRONG_ANSWERS = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong")
-WRONG_REPLIES = ("metrics",)  # right answers
+WRONG_REPLIES = ("metrics", "no-inputs", "empty-inputs", "no-outputs", "no-stats", "empty-stats")  # right answers
 MODES = WRONG_ANSWERS + WRONG_REPLIES
 _RIGHT = {"once": 1, "late": 2}  # how many answers the modes of this prefix get right
 NAME, INPUT, OUTPUT = "resnet20", "input", "logits"
@@ -128,6 +130,7 @@ class FakeTriton:
 
     def _grpc_server(self) -> Any:
         import grpc
+        from google.protobuf import json_format
         from tritonclient.grpc import service_pb2 as pb
         from tritonclient.grpc import service_pb2_grpc as rpc
 
@@ -144,17 +147,10 @@ class FakeTriton:
                 return pb.ModelReadyResponse(ready=request.name == NAME)
 
             def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
-                meta = fake.metadata()
-                return pb.ModelMetadataResponse(
-                    name=NAME, versions=["1"], platform="python",
-                    inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
-                    outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]])
+                return json_format.ParseDict(fake.metadata(), pb.ModelMetadataResponse())
 
             def ModelStatistics(self, request: Any, context: Any) -> Any:  # noqa: N802
-                once = pb.StatisticDuration(count=1, ns=1000)
-                stats = pb.InferStatistics(success=once, queue=once, compute_input=once, compute_infer=once, compute_output=once)
-                return pb.ModelStatisticsResponse(model_stats=[pb.ModelStatistics(name=NAME, version="1", execution_count=1,
-                                                                                  inference_stats=stats)])
+                return json_format.ParseDict(fake.statistics(), pb.ModelStatisticsResponse())
 
             def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
                 if fake.mode == "hang":
@@ -175,18 +171,23 @@ class FakeTriton:
 
     # -- both ---------------------------------------------------------------------------------------
 
-    @staticmethod
-    def metadata() -> dict[str, Any]:
-        return {"name": NAME, "versions": ["1"], "platform": "python",
+    def metadata(self) -> dict[str, Any]:
+        meta = {"name": NAME, "versions": ["1"], "platform": "python",
                 "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, 3, 32, 32]}],
                 "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, 10]}]}
+        if self.mode == "no-inputs":
+            del meta["inputs"]
+        elif self.mode == "empty-inputs":
+            meta["inputs"] = []
+        elif self.mode == "no-outputs":
+            del meta["outputs"]
+        return meta
 
-    @staticmethod
-    def statistics() -> dict[str, Any]:
+    def statistics(self) -> dict[str, Any]:
         once = {"count": 1, "ns": 1000}
-        return {"model_stats": [{"name": NAME, "version": "1", "execution_count": 1,
-                                 "inference_stats": {k: once for k in ("success", "queue", "compute_input", "compute_infer",
-                                                                       "compute_output")}}]}
+        stats = [{"name": NAME, "version": "1", "execution_count": 1,
+                  "inference_stats": {k: once for k in ("success", "queue", "compute_input", "compute_infer", "compute_output")}}]
+        return {} if self.mode == "no-stats" else {"model_stats": [] if self.mode == "empty-stats" else stats}
 
     def __enter__(self) -> "FakeTriton":
         self._http = self._http_server()

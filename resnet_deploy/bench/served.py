@@ -82,8 +82,10 @@ def check_served(url: str, model: str) -> None:
             raise InputError(f"cannot reach Triton at {protocol}://{address}: {_words(exc)}") from None
         if not ready:
             raise InputError(f"Triton at {protocol}://{address} has no ready model named {model!r} (give its name with --model)")
-        # A port that is not KServe v2's may still answer readiness (Triton's metrics port says 200 to any path).
+        # What a load test reads, checked before any work: a port that is not KServe v2's may still
+        # answer readiness (Triton's metrics port says 200 to any path), a server may leave out keys.
         read_metadata(client, protocol, model, f"{protocol}://{address}", client_timeout=5.0)
+        read_statistics(client, protocol, model, f"{protocol}://{address}", client_timeout=5.0)
     finally:
         client.close()
 
@@ -126,8 +128,7 @@ class TritonClientBackend:
             raise InputError(f"{self.url}: {exc.message() or exc}") from None
         finally:
             client.close()
-        self.input, self.datatype = meta["inputs"][0]["name"], meta["inputs"][0]["datatype"]
-        self.output = meta["outputs"][0]["name"]
+        self.input, self.datatype, self.output = meta.input, meta.datatype, meta.output
         self._round_start: ServerTimes | None = None
         self.timed_total = ServerTimes()
         self._first: tuple[np.ndarray, np.ndarray] | None = None  # the first input and the answer to it
@@ -202,10 +203,9 @@ class TritonClientBackend:
     def stats(self) -> ServerTimes:
         client = self._client()
         try:
-            data = self._ask(read_statistics, client, self.protocol, self.model, self.where)
+            return self._ask(read_statistics, client, self.protocol, self.model, self.where)
         finally:
             client.close()
-        return ServerTimes.from_statistics(data)
 
     # The worker calls these around the timed part of every round.
     def round_started(self) -> None:

@@ -26,14 +26,16 @@ class ServerTimes:
 
     @classmethod
     def from_statistics(cls, data: dict[str, Any]) -> "ServerTimes":
-        """From the statistics of one model as JSON (tritonclient's ``get_inference_statistics``)."""
+        """From the statistics of one model as JSON (tritonclient's ``get_inference_statistics``),
+        checked to hold ``model_stats`` with its ``inference_stats`` (``served_replies.read_statistics``).
+        A duration gRPC's JSON left out for being zero counts 0."""
         model = data["model_stats"][0]
         inference = model["inference_stats"]
 
         def ns(key: str) -> int:
             return int(inference.get(key, {}).get("ns", 0))
 
-        return cls(int(inference["success"].get("count", 0)), int(model.get("execution_count", 0)),
+        return cls(int(inference.get("success", {}).get("count", 0)), int(model.get("execution_count", 0)),
                    ns("queue"), ns("compute_input") + ns("compute_infer") + ns("compute_output"))
 
     def minus(self, other: "ServerTimes") -> "ServerTimes":

@@ -134,6 +134,12 @@ _NOT_KSERVE = "in KServe v2 JSON (is it Triton's metrics port? --url takes the H
 _REPLIES = [  # mode, protocols, what the one line says after the URL
     # Triton's metrics port (and many another HTTP server) answers 200 to any path: a JSONDecodeError before.
     ("metrics", ["http"], f"did not answer the metadata of model 'resnet20' {_NOT_KSERVE}"),
+    # A KeyError or IndexError before, naming neither the server nor what it left out.
+    ("no-inputs", ["grpc", "http"], "answered the metadata of model 'resnet20' without any 'inputs'"),
+    ("empty-inputs", ["grpc", "http"], "answered the metadata of model 'resnet20' without any 'inputs'"),
+    ("no-outputs", ["grpc", "http"], "answered the metadata of model 'resnet20' without any 'outputs'"),
+    ("no-stats", ["grpc", "http"], "answered the statistics of model 'resnet20' without any 'model_stats'"),
+    ("empty-stats", ["grpc", "http"], "answered the statistics of model 'resnet20' without any 'model_stats'"),
 ]
 
 
