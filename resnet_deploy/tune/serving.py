@@ -19,6 +19,7 @@ from ..bench.options import MODES
 from ..bench.plan import Plan
 from ..bench.schema import Engine, Record
 from ..profile.deployment import ServingLayout
+from ..serving.triton.options import MAX_INSTANCES
 
 __all__ = ["Layout", "ServingChoice", "layouts", "choose_layout", "check_serving_options", "CPU_PROVIDERS", "MODES"]
 
@@ -64,8 +65,9 @@ def check_serving_options(mode: str, max_p99_ms: float | None) -> None:
 
 
 def layouts(cores: int) -> list[tuple[int, int]]:
-    """``(instances, threads)`` pairs that fill ``cores``: 1 x cores, ..., cores x 1."""
-    return [(i, cores // i) for i in range(1, cores + 1) if cores % i == 0]
+    """``(instances, threads)`` pairs that fill ``cores``: 1 x cores, ..., cores x 1, with at most
+    the instances ``triton`` and ``serve`` take (:data:`MAX_INSTANCES`)."""
+    return [(i, cores // i) for i in range(1, min(cores, MAX_INSTANCES) + 1) if cores % i == 0]
 
 
 def choose_layout(

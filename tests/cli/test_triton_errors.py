@@ -20,6 +20,11 @@ CASES = [
     Case("triton-queue-delay-negative", ["triton", "{model}", "-r", "{tmp}/repo", "--queue-delay-us", "-5"], ["--queue-delay-us", "-5"], []),
     Case("triton-max-batch-huge", ["triton", "{model}", "-r", "{tmp}/repo", "--max-batch-size", str(10**10)], ["--max-batch-size", str(10**10)], []),
     Case("triton-instances-absurd", ["triton", "{model}", "-r", "{tmp}/repo", "--instances", "100000"], ["--instances", "100000"], []),
+    # Each instance is a session (on the Python backend, a process) of its own: 256 of ResNet-20 were
+    # accepted and would hold about 24 GB (the adversarial pass). At most 64, refused by name.
+    *[Case(f"{command}-instances-{n}", [command, "{model}", *repo, "--instances", str(n)],
+           ["--instances must be an integer from 1 to 64", f"received {n}"], [])
+      for command, repo in (("triton", ["-r", "{tmp}/repo"]), ("serve", [])) for n in (65, 256)],
     Case("triton-corrupt", ["triton", "{corrupt.onnx}", "-r", "{tmp}/repo"], ["corrupt.onnx"], []),
     Case("triton-repo-is-file", ["triton", "{model}", "-r", "{tmp}/existing.onnx"], ["not a folder", "existing.onnx"], []),
     Case("triton-provider", ["triton", "{model}", "-r", "{tmp}/repo", "--provider", "tpu"], ["unknown provider 'tpu'"], []),

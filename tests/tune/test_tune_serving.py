@@ -24,6 +24,8 @@ def test_layouts_fill_the_cores() -> None:
     assert layouts(1) == [(1, 1)]
     assert layouts(2) == [(1, 2), (2, 1)]
     assert layouts(6) == [(1, 6), (2, 3), (3, 2), (6, 1)]
+    # Never more instances than triton and serve take: a profile tune writes is one they serve.
+    assert layouts(256) == [(1, 256), (2, 128), (4, 64), (8, 32), (16, 16), (32, 8), (64, 4)]
 
 
 def test_instances_option_gives_each_request_thread_its_own_session(resnet20_onnx: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from ..._errors import InputError
 from ..._names import TRITON_MODEL_NAME
 
 __all__ = ["TritonOptions", "TritonEntry", "validate", "request_bytes", "TRITON_PROVIDERS", "TRITON_BACKENDS", "DEFAULT_MAX_BATCH_SIZE",
-           "MAX_NAME_BYTES", "NAME", "DEFAULT_MAX_REQUEST_BYTES", "entry_name", "MAX_THREADS"]
+           "MAX_NAME_BYTES", "NAME", "DEFAULT_MAX_REQUEST_BYTES", "entry_name", "MAX_THREADS", "MAX_INSTANCES"]
 
 TRITON_PROVIDERS = ("cpu", "cuda", "tensorrt", "openvino")
 TRITON_BACKENDS = ("onnxruntime", "python")
@@ -22,7 +22,10 @@ TRITON_BACKENDS = ("onnxruntime", "python")
 # queue delay of more than a minute).
 DEFAULT_MAX_BATCH_SIZE = 32  # for a dynamic batch when none is given; a fixed batch gets 0
 MAX_BATCH_SIZE = 65536
-MAX_INSTANCES = 256
+# Each instance is a session of its own (on the Python backend a stub process too): 256 of
+# ResNet-20 would hold about 24 GB. 64 is more than any layout tune measures on a 64-core machine
+# (tune lays out at most this many), and a fixed bound writes the same entry on every machine.
+MAX_INSTANCES = 64
 MAX_THREADS = 1024
 MAX_QUEUE_DELAY_US = 60_000_000
 # A Python-backend entry refuses a request above this many bytes before touching its data

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 
 from ..._errors import InputError
 from .leftovers import owned_tempdir
-from .options import TritonEntry, TritonOptions
+from .options import TritonEntry, TritonOptions, validate
 from .process import check_host
 from .repository import write_triton_repository
 from .server import TritonServer, TritonServerError, find_tritonserver
@@ -63,6 +63,7 @@ def serve_model(model: str | Path, options: TritonOptions, listen: Listen = List
     returns) or the server's own exit (raised). ``on_ready`` hears where it answers, and
     ``on_warning`` each risk and each restart for a dead model."""
     check_listen(listen)
+    validate(options)  # before any work, and before asking whether Triton is installed
     find_tritonserver()  # before any work: the extra is installed
     with owned_tempdir("resnet-deploy-serve-") as repository:
         entry = write_triton_repository(model, repository, options)

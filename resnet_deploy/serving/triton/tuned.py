@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..._errors import InputError
 from ...profile.deployment import DeploymentProfile, load_profile
-from .options import MAX_THREADS, TritonOptions, entry_name
+from .options import MAX_INSTANCES, MAX_THREADS, TritonOptions, entry_name
 from .repository import profile_backend
 
 __all__ = ["TunedEntry", "options_from_profile"]
@@ -43,6 +43,9 @@ def options_from_profile(profile_path: str | Path, options: TritonOptions, *, ba
         raise InputError(f"{profile_path}: session.threads must be an integer from 1 to {MAX_THREADS}, received {threads!r}")
     if instances is None and tuned.serving:  # tune --mode throughput measured this layout
         instances = tuned.serving.instances
+        if not 1 <= instances <= MAX_INSTANCES:  # named as the profile's field: the user gave no --instances
+            raise InputError(f"{profile_path}: serving.instances must be an integer from 1 to {MAX_INSTANCES}, "
+                             f"received {instances!r} (pass --instances to serve fewer)")
         each = threads if threads is not None else "all"
         notes.append(f"{instances} instance{'s' if instances != 1 else ''} x {each} thread{'s' if each != 1 else ''} each, "
                      f"as tune --mode throughput measured ({tuned.serving.images_per_s or 0:.0f} images/s, "

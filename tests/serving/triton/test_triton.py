@@ -319,6 +319,24 @@ def test_python_entry_serves_the_profile_as_tuned(tmp_path: Path, resnet20_onnx:
     assert parse(tmp_path / "repo" / "ort").platform == "onnxruntime_onnx"
 
 
+@pytest.mark.parametrize("instances", [65, 256])
+def test_a_profiles_instances_are_bounded_by_its_own_field(tmp_path: Path, resnet20_onnx: Path, instances: int) -> None:
+    """A layout from a hand-edited profile (or from tune on a machine of more cores than the bound) is
+    refused naming the profile's field, not an --instances the user never gave."""
+    from resnet_deploy.profile.deployment import DeploymentProfile, ServingLayout, file_sha256, save_profile
+    from resnet_deploy._machine import machine
+    from resnet_deploy.serving.triton.tuned import options_from_profile
+
+    profile_path = tmp_path / "r20.profile.json"
+    save_profile(DeploymentProfile(model=str(resnet20_onnx), model_sha256=file_sha256(resnet20_onnx), provider="cpu",
+                                   backend="onnxruntime", precision="fp32", batch_size=1, session={"threads": 1},
+                                   measured={}, machine=machine(), serving=ServingLayout(instances=instances, threads=1)),
+                 profile_path)
+    with pytest.raises(rd.InputError, match=f"serving.instances must be an integer from 1 to 64, received {instances}"):
+        options_from_profile(profile_path, TritonOptions())
+    assert options_from_profile(profile_path, TritonOptions(), instances=2).options.instances == 2  # --instances wins
+
+
 def test_threads_reach_either_backend(tmp_path: Path, resnet20_onnx: Path) -> None:
     ort_entry = write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="a", threads=2, instances=3))
     assert parse(ort_entry.path).parameters["intra_op_thread_count"].string_value == "2"
