@@ -110,18 +110,25 @@ class _DevTools:
 
 
 def run_page(server: BundleServer, query: str = "", *, timeout: float = 180.0, screenshot: Path | None = None,
-             window: tuple[int, int] = (900, 640)) -> dict[str, Any]:
+             window: tuple[int, int] = (900, 640), evaluate: str | None = None) -> dict[str, Any]:
     """Open the served page in headless Chromium with ``query`` (``report=/report`` added) and
     return what it posts; the browser is closed afterwards. With ``screenshot``, the page as it
-    shows its result is saved there as PNG (the viewport ``window``, in CSS pixels)."""
+    shows its result is saved there as PNG (the viewport ``window``, in CSS pixels). With
+    ``evaluate``, a JavaScript expression is evaluated in that viewport once the page has posted,
+    and its value (as JSON) is the report's ``"evaluated"``."""
     sep = "&" if query else ""
-    with _chromium(f"{server.url}index.html?{query}{sep}report=/report", devtools=screenshot is not None) as devtools:
+    devtools_needed = screenshot is not None or evaluate is not None
+    with _chromium(f"{server.url}index.html?{query}{sep}report=/report", devtools=devtools_needed) as devtools:
         report = server.report(timeout)
-        if devtools is not None and screenshot is not None:
+        if devtools is not None:
             target = next(t for t in devtools.call("Target.getTargets")["targetInfos"] if t["type"] == "page")
             session = devtools.call("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})["sessionId"]
             devtools.call("Emulation.setDeviceMetricsOverride", {"width": window[0], "height": window[1], "deviceScaleFactor": 1,
                                                                  "mobile": False}, session)
-            shot = devtools.call("Page.captureScreenshot", {"format": "png"}, session)
-            Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
+            if screenshot is not None:
+                shot = devtools.call("Page.captureScreenshot", {"format": "png"}, session)
+                Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
+            if evaluate is not None:
+                found = devtools.call("Runtime.evaluate", {"expression": evaluate, "returnByValue": True}, session)
+                report["evaluated"] = found["result"].get("value")
         return report

@@ -102,12 +102,23 @@ async function bench(session, config, blob, runs, warmup) {
 }
 
 // -- the page ---------------------------------------------------------------------------------
+// A label is shown at most this long, the rest cut to an ellipsis: a model's label of 2 MB filled
+// the page. bundle writes none longer into model.json; a model.json written otherwise may hold one.
+const MAX_LABEL_CHARS = 200;
+
+function shown(label) {
+  if (label.length <= MAX_LABEL_CHARS) return label;
+  let cut = MAX_LABEL_CHARS - 1;
+  if (/[\uD800-\uDBFF]/.test(label[cut - 1])) cut -= 1;  // not between the halves of a surrogate pair
+  return `${label.slice(0, cut)}\u2026`;
+}
+
 function show(result, blob) {
   $('preview').src = URL.createObjectURL(blob);
   const rows = result.top_k.map((p) => {
     const tr = document.createElement('tr');
     const label = document.createElement('td');
-    label.textContent = p.label;
+    label.textContent = shown(p.label);
     const bar = document.createElement('div');
     bar.className = 'bar';
     bar.style.width = `${Math.max(1, Math.round(p.score * 100))}%`;

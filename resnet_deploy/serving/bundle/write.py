@@ -19,13 +19,26 @@ from .assets import PAGE, check_page, copy_assets, find_ort_web
 from .options import WebBundle, WebBundleOptions, check_options
 from .ort_format import ORT_FORMAT_RTOL, ORT_FORMAT_RTOL_INT8, to_ort_format
 
-__all__ = ["write_web_bundle", "CONFIG_NAME"]
+__all__ = ["write_web_bundle", "page_labels", "CONFIG_NAME", "MAX_LABEL_CHARS"]
 
 CONFIG_NAME = "model.json"
 
 
 # In every folder a bundle writes: --force replaces a folder holding it, never another folder.
 BUNDLE_MARKER = ".resnet-deploy-bundle"
+# The page shows a label in one table cell: a model's label of 2 MB filled the page (and model.json).
+# A longer label is cut to this many characters, the last an ellipsis, as app.js cuts what it shows.
+MAX_LABEL_CHARS = 200
+
+
+def page_labels(labels: Any) -> tuple[list[str] | None, int]:
+    """The labels model.json holds (None without a list of them), each at most
+    :data:`MAX_LABEL_CHARS` characters, and how many were cut."""
+    if not isinstance(labels, list):
+        return None, 0
+    text = [str(x) for x in labels]
+    cut = sum(len(t) > MAX_LABEL_CHARS for t in text)
+    return [t if len(t) <= MAX_LABEL_CHARS else t[: MAX_LABEL_CHARS - 1] + "\u2026" for t in text], cut
 
 
 def _check_replaceable(output: Path) -> None:
@@ -92,7 +105,11 @@ def write_web_bundle(
             onnx_file.unlink()
             notes.append(f"ORT format (optimizations applied offline, level extended): logits within {rel:.1e} of the ONNX file "
                          "on onnxruntime's CPU provider")
-        config = _page_config(model, metadata, model_file, model_path, options, version)
+        labels, cut = page_labels(metadata.get("labels"))
+        if cut:
+            notes.append(f"{cut} label{'s' if cut != 1 else ''} longer than {MAX_LABEL_CHARS} characters "
+                         f"{'are' if cut != 1 else 'is'} cut to {MAX_LABEL_CHARS} for the page")
+        config = _page_config(model, metadata, labels, model_file, model_path, options, version)
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
         copy_assets(page, dist, staging)
         (staging / BUNDLE_MARKER).write_text("written by resnet-deploy bundle --web; --force replaces this folder\n")
@@ -100,10 +117,9 @@ def write_web_bundle(
     return WebBundle(output, output / model_file.name, config, size, tuple(notes))
 
 
-def _page_config(model: onnx.ModelProto, metadata: dict[str, Any], model_file: Path, source: Path, options: WebBundleOptions,
-                 version: str) -> dict[str, Any]:
+def _page_config(model: onnx.ModelProto, metadata: dict[str, Any], labels: list[str] | None, model_file: Path, source: Path,
+                 options: WebBundleOptions, version: str) -> dict[str, Any]:
     """model.json: what the page reads (the file, its input and output, labels, preprocessing)."""
-    labels = metadata.get("labels")
     return {
         "model": model_file.name,
         "format": "ort" if options.ort_format else "onnx",
@@ -117,7 +133,7 @@ def _page_config(model: onnx.ModelProto, metadata: dict[str, Any], model_file: P
         "output": model.graph.output[0].name,
         "resize_size": metadata.get("resize_size"),
         "crop_size": metadata.get("crop_size"),
-        "labels": [str(x) for x in labels] if isinstance(labels, list) else None,
+        "labels": labels,
         "weights": str(metadata.get("weights", "")),  # "random init ..." makes the page say its answers mean nothing
         "threads": options.threads,
         "onnxruntime_web": version,

@@ -32,7 +32,7 @@ from resnet_deploy import Predictor
 from resnet_deploy.serving.bundle import ORT_WEB_FILES, ORT_WEB_VERSION, WEB_EXAMPLE
 from resnet_deploy.image_input import ImageInputSpec, preprocessing_for
 from resnet_deploy.export.image_input import image_input_stage, photo_variants
-from resnet_deploy.graph.io import load_onnx, save_onnx
+from resnet_deploy.graph.io import load_onnx, save_onnx, write_metadata
 from resnet_deploy.preprocess.images import load_image
 from resnet_deploy.preprocess.labels import imagenet_labels
 from resnet_deploy_cli.main import app
@@ -187,6 +187,53 @@ def test_bundle_writes_a_complete_folder(r18_image: Path, tmp_path: Path) -> Non
     _bundle(r18_image, out, "--force", "--threads", "2")
     assert not (out / "stale.txt").exists() and json.loads((out / "model.json").read_text())["threads"] == 2
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+def _with_labels(model: Path, labels: dict[int, str], out: Path) -> Path:
+    """``model`` with the labels of some classes replaced."""
+    proto = load_onnx(model)
+    write_metadata(proto, {"labels": [labels.get(i, label) for i, label in enumerate(imagenet_labels())]})
+    save_onnx(proto, out)
+    return out
+
+
+HUGE_LABEL = "W" * 2_000_000  # one word of 2 MB: the adversarial pass's label, which broke the page's layout
+
+
+def test_bundle_cuts_labels_too_long_to_show(r18_image: Path, tmp_path: Path) -> None:
+    """model.json holds each label at most 200 characters, the cut ones ending in an ellipsis, and
+    a note says how many were cut."""
+    if not (WEB_EXAMPLE / "node_modules" / "onnxruntime-web").is_dir():
+        pytest.skip("examples/web/node_modules is absent")
+    # 2 MB, one character over the bound, and exactly at it
+    model = _with_labels(r18_image, {7: HUGE_LABEL, 8: "y" * 201, 9: "z" * 200}, tmp_path / "huge.onnx")
+    result = runner.invoke(app, ["bundle", str(model), "--web", "-o", str(tmp_path / "site")])
+    assert result.exit_code == 0, result.output
+    shown = json.loads((tmp_path / "site" / "model.json").read_text())["labels"]
+    assert shown[7] == "W" * 199 + "\u2026" and shown[8] == "y" * 199 + "\u2026" and shown[9] == "z" * 200
+    assert shown[:7] == imagenet_labels()[:7] and shown[10:] == imagenet_labels()[10:]
+    assert "note: 2 labels longer than 200 characters are cut to 200 for the page" in result.output
+
+
+def test_page_shows_a_label_of_2_mb_cut_and_within_its_width(_need_web: None, r18_image: Path, tmp_path: Path) -> None:
+    """A model.json written by hand (or by an older bundle) with a 2 MB label: the page shows 200
+    characters of it, and the table stays within the page's width."""
+    bundle = _bundle(r18_image, tmp_path / "site")
+    names = _photos(bundle / "photos")[:1]
+    with Predictor(r18_image, provider="cpu") as predictor:
+        top = predictor.predict([bundle / names[0]], top_k=1)[0][0].index
+    config = json.loads((bundle / "model.json").read_text())
+    config["labels"][top] = HUGE_LABEL
+    (bundle / "model.json").write_text(json.dumps(config))
+    probe = ("({label: document.querySelector('#top td').textContent, "
+             "wide: document.documentElement.scrollWidth, window: window.innerWidth})")
+    with BundleServer(bundle) as server:
+        report = run_page(server, f"images={names[0]}", timeout=240, evaluate=probe)
+    assert report["ok"], report.get("error")
+    assert report["results"][0]["top_k"][0]["label"] == HUGE_LABEL  # the report holds the data as it is
+    page = report["evaluated"]
+    assert page["label"] == "W" * 199 + "\u2026", len(page["label"])
+    assert page["wide"] <= page["window"], page  # no horizontal scrolling: the layout holds
 
 
 def test_bundle_refuses_in_one_line(resnet18_onnx: Path, r18_image: Path, resnet20_features_onnx: Path, tmp_path: Path) -> None:
