@@ -7,6 +7,7 @@ under this conftest in the runtime install, which has no torch.
 from __future__ import annotations
 
 import io
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,12 @@ import pytest
 
 if TYPE_CHECKING:
     import torch
+
+# A suite started in the background (`.ci/run &` from a script, nohup) inherits SIGINT ignored,
+# and so would every command a test starts: those commands rightly keep ignoring it, so the tests
+# that send Ctrl-C would see it shrugged off. The suite's commands get the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def legacy_export(model: torch.nn.Module, image_size: int, path: Path, *, input_name: str = "x") -> Path:
