@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from ..._atomic import atomic_path, atomic_write_bytes
 from ..._errors import OutputPathError
+from ..._file_kind import open_regular
 from .folder import FolderState, claim, clear, folder_state, remove_temporaries
 from .inputs import INPUTS_FILE, inputs_bytes, list_inputs, normalise_specs, parse_inputs
 from .manifest import MANIFEST, JobKey, Manifest, ShardRecord, difference, manifest_bytes, read_manifest
@@ -95,8 +96,8 @@ def _finished(folder: Path, manifest: Manifest) -> Manifest:
     """The manifest without shards whose file is gone or not what it recorded (they are redone)."""
     kept = []
     for record in manifest.shards:
-        with contextlib.suppress(OSError, pa.ArrowException):
-            if pq.read_metadata(folder / record.name).num_rows == record.rows:
+        with contextlib.suppress(OSError, pa.ArrowException), open_regular(folder / record.name) as shard:
+            if pq.read_metadata(shard).num_rows == record.rows:  # anything but a regular file is redone
                 kept.append(record)
     return replace(manifest, shards=tuple(kept))
 
@@ -106,7 +107,8 @@ def _resume(folder: Path, manifest: Manifest, key: JobKey) -> list[str]:
     if why is not None:
         raise OutputPathError(f"{folder} holds a job for {why}: pass --force to start over, or choose another --output")
     try:
-        paths, digest = parse_inputs((folder / INPUTS_FILE).read_bytes())
+        with open_regular(folder / INPUTS_FILE) as listed:
+            paths, digest = parse_inputs(listed.read())
     except (OSError, UnicodeDecodeError) as exc:
         raise OutputPathError(f"{folder / INPUTS_FILE} cannot be read; pass --force to start over") from exc
     if digest != manifest.inputs_sha256 or len(paths) != manifest.images:

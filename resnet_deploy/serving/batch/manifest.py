@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._errors import OutputPathError
+from ..._file_kind import open_regular
 from ..._json import loads_with_depth
 from .shards import SHARD_NAME
 
@@ -69,7 +70,7 @@ def _damaged(path: Path, why: str) -> OutputPathError:
 def read_manifest(path: Path) -> Manifest:
     """The manifest at ``path``; one that is not ours or not whole raises :class:`OutputPathError`."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO put at its name must not block the run
             data = fh.read(_MAX_BYTES + 1)
         value, depth = loads_with_depth(data)
     except (OSError, ValueError) as exc:

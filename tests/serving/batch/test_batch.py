@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from resnet_deploy.serving.batch.local import decode_spec
 from resnet_deploy.serving.batch.pool import DecodePool, WorkerDied
 from resnet_deploy.serving.batch.recover import decode_alone
 
-from ..._cli_cases import assert_clean_failure, error_lines, run_cli
+from ..._cli_cases import assert_clean_failure, error_lines, run_cli, run_subprocess
 from ._photos import BROKEN, ODD
 
 SHARD = 48  # 207 inputs: shards of 48, 48, 48, 48 and 15
@@ -255,6 +256,21 @@ def test_an_input_naming_nothing_is_one_line_before_any_work(small_job: Path, ph
     assert_clean_failure(run_cli("batch", resnet20_onnx, *argv, "-o", small_job, "--force"), needle)
     assert _snapshot(small_job) == before
 
+
+@pytest.mark.parametrize("name, needle", [
+    ("part-00000.parquet", "output path is not a regular file (a FIFO"),  # not ours to replace
+    ("_inputs.txt", "_inputs.txt cannot be read; pass --force to start over"),
+    ("_manifest.json", "not a regular file (a FIFO)"),
+])
+def test_a_fifo_in_a_job_folder_never_blocks_the_run(small_job: Path, photos: Path, resnet20_onnx: Path, name: str,
+                                                     needle: str) -> None:
+    """Adversarial pass B11 (issue 26): a FIFO put at a shard's name hung the resumed run in its
+    open, past SIGTERM and SIGINT. What the job folder holds is opened as a file only if it is one,
+    and a run that meets anything else says so in one line."""
+    (small_job / name).unlink()
+    os.mkfifo(small_job / name)
+    assert_clean_failure(run_subprocess("batch", resnet20_onnx, photos / "odd", "-o", small_job, timeout=60), needle)
+    assert stat.S_ISFIFO((small_job / name).stat().st_mode)  # left as it was
 
 def test_a_folder_that_is_not_ours_is_refused_even_with_force(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
