@@ -84,7 +84,7 @@ def main() -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:  # a second Ctrl-C while the first one unwinds
-        print("error: interrupted; nothing was written", file=sys.stderr)
+        print("error: interrupted", file=sys.stderr)  # each command's own line said what it keeps
         code = 130
     # Exit without interpreter finalisation: a signal that native code (onnxsim's threads)
     # delivers late must not turn a clean exit 130 into a death by SIGINT. Every file we write
