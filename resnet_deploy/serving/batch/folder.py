@@ -74,7 +74,11 @@ def claim(folder: Path) -> Iterator[None]:
             raise OutputPathError(f"another batch run is writing to {folder}; wait for it, or choose another --output") from None
         if not os.access(folder, os.W_OK | os.X_OK):
             raise OutputPathError(f"--output {folder} is not writable")
-        yield
+        try:
+            yield
+        finally:  # a Ctrl-C between a temporary file's creation and its writer's cleanup leaves it
+            with contextlib.suppress(OSError):
+                remove_temporaries(folder)
     finally:
         os.close(fd)
 

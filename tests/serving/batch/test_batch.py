@@ -376,6 +376,15 @@ def test_one_folder_one_run(tmp_path: Path) -> None:
                 pass
 
 
+def test_a_run_leaves_no_temporary_file_however_it_ends(tmp_path: Path) -> None:
+    """Third adversarial pass B4: one Ctrl-C in about 24 left a shard's temporary file, created a
+    moment before the writer's cleanup was in place. The folder's lock holder removes them as it goes."""
+    with pytest.raises(KeyboardInterrupt), claim(tmp_path / "out"):
+        (tmp_path / "out" / ".part-00003.parquet.k1ll3d00.tmp").write_bytes(b"half a shard")
+        raise KeyboardInterrupt
+    assert os.listdir(tmp_path / "out") == []
+
+
 def test_a_worker_ends_when_its_input_ends(resnet20_onnx: Path, photos: Path) -> None:
     """What a SIGKILL of the main process leaves a worker: its stdin at its end (the kernel closes
     the pipe). An idle worker must exit at once, not wait for work forever."""
