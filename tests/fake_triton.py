@@ -10,6 +10,10 @@ numbers of another input; ``late-wrong`` is right twice (bench's first answer an
 call of its second request thread) and wrong on the timed requests. The real server cannot be
 made to do any of these on purpose.
 
+``drip`` answers slowly: the answer's headers at once and then one byte of it every
+:data:`DRIP_S` (over gRPC a relay in front of the server drips every byte it sends once an
+inference has been asked for).
+
 Other modes answer inference right but break the protocol elsewhere: ``metrics`` answers every
 HTTP request with Prometheus text, as Triton's metrics port does; ``no-inputs``, ``empty-inputs``
 and ``no-outputs`` leave out the model metadata's tensors, ``no-stats`` and ``empty-stats`` the
@@ -26,18 +30,22 @@ from typing import Any, Iterator
 
 import numpy as np
 
-WRONG_ANSWERS = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong")
+from .drip_relay import drip_relay
+
+WRONG_ANSWERS = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong",
+                 "drip")
 WRONG_REPLIES = ("metrics", "no-inputs", "empty-inputs", "no-outputs", "no-stats", "empty-stats")  # right answers
 MODES = WRONG_ANSWERS + WRONG_REPLIES
 _RIGHT = {"once": 1, "late": 2}  # how many answers the modes of this prefix get right
 NAME, INPUT, OUTPUT = "resnet20", "input", "logits"
 _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int64): "INT64"}
+DRIP_S = 0.2  # between two bytes of a dripped answer: under any --request-timeout a test gives
 
 
 def answer(mode: str, batch: int, call: int = 1) -> np.ndarray:
     """What the fake answers to its ``call``-th request, a batch of ``batch`` (every mode but ``hang``)."""
     prefix, _, wrong = mode.partition("-")
-    if mode in WRONG_REPLIES:
+    if mode in WRONG_REPLIES or mode == "drip":
         mode = "right"
     elif prefix in _RIGHT:
         mode = "right" if call <= _RIGHT[prefix] else wrong
@@ -62,6 +70,7 @@ class FakeTriton:
             raise ValueError(f"mode must be one of {MODES}, received {mode!r}")
         self.mode = mode
         self.stopped = threading.Event()  # a hanging request returns when the fake stops
+        self.dripping = threading.Event()  # drip: an inference was asked for over gRPC
         self._calls = 0
         self._lock = threading.Lock()
 
@@ -88,6 +97,21 @@ class FakeTriton:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _drip(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.flush()
+                try:
+                    for i in range(len(body)):
+                        if fake.stopped.wait(DRIP_S):
+                            return
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                except OSError:
+                    pass
 
             def _metrics(self) -> None:
                 body = b"# HELP nv_inference_request_success Number of successful inference requests\n"
@@ -121,8 +145,12 @@ class FakeTriton:
                 batch = int(text["inputs"][0]["shape"][0])
                 logits = fake.answer(batch)
                 data = [None if not np.isfinite(v) else v.item() for v in logits.ravel()]
-                self._json({"model_name": NAME, "outputs": [{"name": OUTPUT, "datatype": _DATATYPES[logits.dtype],
-                                                             "shape": list(logits.shape), "data": data}]})
+                answer = {"model_name": NAME, "outputs": [{"name": OUTPUT, "datatype": _DATATYPES[logits.dtype],
+                                                           "shape": list(logits.shape), "data": data}]}
+                if fake.mode == "drip":
+                    self._drip(json.dumps(answer).encode())
+                else:
+                    self._json(answer)
 
         return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
@@ -156,6 +184,7 @@ class FakeTriton:
                 if fake.mode == "hang":
                     fake.stopped.wait()
                     context.abort(grpc.StatusCode.UNAVAILABLE, "stopped")
+                fake.dripping.set()  # the relay drips what the server sends from now on
                 logits = fake.answer(int(request.inputs[0].shape[0]))
                 tensor = pb.ModelInferResponse.InferOutputTensor(name=OUTPUT, datatype=_DATATYPES[logits.dtype],
                                                                  shape=list(logits.shape))
@@ -194,6 +223,7 @@ class FakeTriton:
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
         self._grpc = self._grpc_server()
         self._grpc.start()
+        self._relay = drip_relay(self.grpc_port, self.dripping, self.stopped, DRIP_S) if self.mode == "drip" else None
         return self
 
     @property
@@ -202,10 +232,12 @@ class FakeTriton:
 
     @property
     def grpc(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"127.0.0.1:{self._relay.getsockname()[1] if self._relay else self.grpc_port}"
 
     def __exit__(self, *exc: Any) -> None:
         self.stopped.set()
+        if self._relay:
+            self._relay.close()
         self._http.shutdown()
         self._http.server_close()
         self._grpc.stop(grace=0)

@@ -8,7 +8,8 @@ The server's own statistics for the model, read before and after each timed roun
 mean queue and compute time per request that those rounds caused.
 
 Every call to the server has one deadline (``--request-timeout``, 30 s by default, for HTTP and
-gRPC alike): a server that stops answering fails the engine at the first request that outlives
+gRPC alike, from the request's first byte to its reply's last: :mod:`.served_client`): a server
+that stops answering, or answers too slowly, fails the engine at the first request that outlives
 it, and the engine's later groups are not tried (:class:`~.schema.EngineGone`). Every answer is
 checked (:mod:`.served_answers`): the first must be ``[N, classes]`` of finite numbers, as the
 model file's is, and every timed one the first again; anything else fails the engine, never a
@@ -26,6 +27,7 @@ import numpy as np
 from .._errors import InputError
 from .schema import DEFAULT_REQUEST_TIMEOUT_S, Engine, EngineGone, Record, WorkerSpec
 from .served_answers import SameAnswer, check_first
+from .served_client import client_module, open_client
 from .served_replies import read_metadata, read_statistics
 from .served_stats import ServerTimes
 
@@ -69,10 +71,9 @@ def served_failures(records: list[Record]) -> list[Record]:
 def check_served(url: str, model: str) -> None:
     """Before any work: the server answers and has ``model`` ready; else one line saying which."""
     protocol, address = parse_url(url)
-    module = _client_module(protocol)
+    client_module(protocol)  # tritonclient without this protocol: one line saying what to install
     try:
-        client = module.InferenceServerClient(address, network_timeout=5.0) if protocol == "http" \
-            else module.InferenceServerClient(address)
+        client = open_client(protocol, address, timeout=5.0)
     except Exception as exc:  # noqa: BLE001 - the client's own words, in one line
         raise InputError(f"cannot reach Triton at {protocol}://{address}: {_words(exc)}") from None
     try:
@@ -95,17 +96,6 @@ def _words(exc: BaseException) -> str:
     return (message or type(exc).__name__).strip().splitlines()[0][:200]
 
 
-def _client_module(protocol: str) -> Any:
-    try:
-        if protocol == "grpc":
-            import tritonclient.grpc as module
-        else:
-            import tritonclient.http as module
-    except (ImportError, RuntimeError):  # tritonclient installed without this protocol raises RuntimeError
-        raise InputError(f"measuring a served model needs tritonclient: pip install 'tritonclient[{protocol}]'") from None
-    return module
-
-
 class TritonClientBackend:
     """Requests to a Triton server; options ``url`` (HOST:PORT), ``protocol``, ``model``,
     ``timeout`` (seconds per request) and ``classes`` (the width of the answer, when known)."""
@@ -118,7 +108,7 @@ class TritonClientBackend:
         self.where = f"{self.protocol}://{self.url}"
         self.timeout = float(options.get("timeout") or DEFAULT_REQUEST_TIMEOUT_S)
         self.classes: int | None = options.get("classes")
-        self.module = _client_module(self.protocol)
+        self.module = client_module(self.protocol)
         client = self._client()
         try:
             if not self._ask(client.is_model_ready, self.model):
@@ -135,13 +125,11 @@ class TritonClientBackend:
         self.check_answer: SameAnswer | None = None  # the worker runs it on every timed answer
 
     def _client(self) -> Any:
-        if self.protocol == "http":  # its deadlines are the connection's
-            return self.module.InferenceServerClient(self.url, connection_timeout=self.timeout, network_timeout=self.timeout)
-        return self.module.InferenceServerClient(self.url)
+        return open_client(self.protocol, self.url, timeout=self.timeout)
 
     def _ask(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``method(*args)`` of a client under the request deadline; a call that outlives it
-        raises :class:`EngineGone` (gRPC's deadline is per call, HTTP's the connection's)."""
+        raises :class:`EngineGone` (gRPC's deadline is the call's, HTTP's set on the client)."""
         if self.protocol == "grpc":
             kwargs["client_timeout"] = self.timeout
         try:
@@ -150,7 +138,7 @@ class TritonClientBackend:
             if str(exc.status()) == "StatusCode.DEADLINE_EXCEEDED":
                 raise self._gone() from None
             raise
-        except TimeoutError:  # the HTTP client's socket.timeout
+        except TimeoutError:  # the HTTP client's deadline
             raise self._gone() from None
 
     def _gone(self) -> EngineGone:

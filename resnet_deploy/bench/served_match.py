@@ -76,14 +76,13 @@ def in_process(file: Path, profile: str | Path | None, providers: list[str]) -> 
 
 def baseline_notes(urls: list[str], model: str, local: InProcess) -> list[str]:
     """:func:`mismatches` for each server of ``urls`` (each already checked to serve ``model``)."""
-    from .served import _client_module, parse_url
+    from .served import parse_url
+    from .served_client import open_client
 
     notes: list[str] = []
     for url in urls:
         protocol, address = parse_url(url)
-        module = _client_module(protocol)
-        client = (module.InferenceServerClient(address, network_timeout=CONFIG_TIMEOUT_S) if protocol == "http"
-                  else module.InferenceServerClient(address))
+        client = open_client(protocol, address, timeout=CONFIG_TIMEOUT_S)
         try:
             notes += mismatches(served_parameters(client, model, protocol), local, f"{protocol}://{address}")
         finally:

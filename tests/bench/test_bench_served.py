@@ -42,15 +42,18 @@ def _bench(model: Path, url: str, out: Path, *extra: str) -> tuple[object, dict[
     return result, records
 
 
+@pytest.mark.parametrize("mode", ["hang", "drip"])
 @pytest.mark.parametrize("protocol", _protocols())
 def test_a_server_that_stops_answering_fails_its_engine_at_the_first_timeout(model: Path, tmp_path: Path,
-                                                                           protocol: str) -> None:
-    """The server answers readiness and metadata, then never an inference: the first request
-    gives up after --request-timeout, and the engine's later batch sizes are not tried."""
-    with FakeTriton("hang") as fake:
+                                                                           protocol: str, mode: str) -> None:
+    """The server answers readiness and metadata, then never an inference (``hang``) or one byte
+    of it every 0.2 s (``drip``: each read returns within the timeout, the request never does):
+    the first request gives up after --request-timeout, and the engine's later batch sizes are
+    not tried."""
+    with FakeTriton(mode) as fake:
         url = f"{protocol}://{fake.grpc if protocol == 'grpc' else fake.http}"
         start = time.monotonic()
-        result, records = _bench(model, url, tmp_path / "hang.json", "--batch-size", "1,2,4", "--request-timeout", "1")
+        result, records = _bench(model, url, tmp_path / f"{mode}.json", "--batch-size", "1,2,4", "--request-timeout", "1")
         took = time.monotonic() - start
     print(result.output, f"{took:.1f} s")
     served = f"triton-{protocol}"
@@ -59,7 +62,7 @@ def test_a_server_that_stops_answering_fails_its_engine_at_the_first_timeout(mod
     for batch in (2, 4):
         assert records[(served, batch)]["error"] == "not measured: the server stopped answering at b1"
     assert all(records[("resnet20", b)]["error"] is None for b in (1, 2, 4))  # the in-process file was measured
-    assert took < 60  # one timeout, not one per group (each was 900 s over gRPC)
+    assert took < 60  # one timeout, not one per group (each was 900 s over gRPC; a drip over HTTP never ended)
 
 
 @pytest.mark.parametrize("mode, needle", [
