@@ -3,25 +3,31 @@
 It speaks enough of Triton's HTTP/REST and gRPC protocols for ``tritonclient`` (readiness, the
 model's metadata and statistics, inference) and answers inference the way a broken server
 would: ``hang`` never answers, ``shape`` answers ``[N, 5]``, ``nan`` all NaN, ``inf`` one +Inf,
-``wide`` a million classes, ``int`` integers. The ``once-`` modes answer right the first time
+``wide`` ImageNet's 1000 classes, ``int`` integers. The ``once-`` modes answer right the first time
 and wrong afterwards, as a server that breaks only under load: ``once-nan`` all NaN,
 ``once-shape`` ``[N, 5]``, ``once-dtype`` the same numbers in float64, ``once-wrong`` finite
 numbers of another input; ``late-wrong`` is right twice (bench's first answer and the untimed
 call of its second request thread) and wrong on the timed requests. The real server cannot be
 made to do any of these on purpose.
 
-``drip`` answers slowly: the answer's headers at once and then one byte of it every
+Slow and large answers: ``drip`` sends an answer's headers at once and then one byte of it every
 :data:`DRIP_S` (over gRPC a relay in front of the server drips every byte it sends once an
-inference has been asked for).
+inference has been asked for); ``huge`` answers inference with ``Content-Length`` 8 GiB over HTTP
+and with 10 MB of logits over gRPC, ``huge-unsized`` the same HTTP body without a
+``Content-Length`` (over gRPC, as ``huge``). Each HTTP one streams at most :data:`HUGE_SENT` bytes
+of it, so that a client without a bound fails on the truncated body instead of running out of
+memory. ``gzip`` answers 2 MB of zeros compressed to a few KB (unasked, over both protocols).
 
 Other modes answer inference right but break the protocol elsewhere: ``metrics`` answers every
 HTTP request with Prometheus text, as Triton's metrics port does; ``no-inputs``, ``empty-inputs``
 and ``no-outputs`` leave out the model metadata's tensors, ``no-stats`` and ``empty-stats`` the
-statistics' ``model_stats`` (gRPC cannot tell a missing list from an empty one).
+statistics' ``model_stats`` (gRPC cannot tell a missing list from an empty one), ``huge-meta``
+sends metadata of 8 GiB by its ``Content-Length`` over HTTP and 5 MB over gRPC.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from concurrent import futures
@@ -33,13 +39,14 @@ import numpy as np
 from .drip_relay import drip_relay
 
 WRONG_ANSWERS = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong",
-                 "drip")
-WRONG_REPLIES = ("metrics", "no-inputs", "empty-inputs", "no-outputs", "no-stats", "empty-stats")  # right answers
+                 "drip", "huge", "huge-unsized", "gzip")
+WRONG_REPLIES = ("metrics", "no-inputs", "empty-inputs", "no-outputs", "no-stats", "empty-stats", "huge-meta")  # right answers
 MODES = WRONG_ANSWERS + WRONG_REPLIES
 _RIGHT = {"once": 1, "late": 2}  # how many answers the modes of this prefix get right
 NAME, INPUT, OUTPUT = "resnet20", "input", "logits"
 _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int64): "INT64"}
 DRIP_S = 0.2  # between two bytes of a dripped answer: under any --request-timeout a test gives
+HUGE_CLAIMED, HUGE_SENT = 8 << 30, 64 << 20  # what a huge HTTP reply claims, and sends at most
 
 
 def answer(mode: str, batch: int, call: int = 1) -> np.ndarray:
@@ -49,7 +56,7 @@ def answer(mode: str, batch: int, call: int = 1) -> np.ndarray:
         mode = "right"
     elif prefix in _RIGHT:
         mode = "right" if call <= _RIGHT[prefix] else wrong
-    width = {"shape": 5, "wide": 1_000_000}.get(mode, 10)
+    width = {"shape": 5, "wide": 1000, "huge": 2_500_000, "huge-unsized": 2_500_000, "gzip": 500_000}.get(mode, 10)
     logits = np.random.default_rng(1 if mode == "wrong" else 0).standard_normal((batch, width)).astype(np.float32)
     if mode == "nan":
         logits[:] = np.nan
@@ -59,6 +66,8 @@ def answer(mode: str, batch: int, call: int = 1) -> np.ndarray:
         return logits.astype(np.float64)
     elif mode == "int":
         return (logits * 1000).astype(np.int64)
+    elif mode == "gzip":
+        return np.zeros_like(logits)
     return logits
 
 
@@ -90,13 +99,31 @@ class FakeTriton:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _json(self, payload: Any, status: int = 200) -> None:
+            def _json(self, payload: Any, status: int = 200, *, compress: bool = False) -> None:
                 body = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                if compress:
+                    body = gzip.compress(body)
+                    self.send_header("Content-Encoding", "gzip")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _huge(self, head: bytes, *, sized: bool = True) -> None:
+                """A reply that claims (or, unsized, runs to) 8 GiB, of which HUGE_SENT is sent."""
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if sized:
+                    self.send_header("Content-Length", str(HUGE_CLAIMED))
+                self.end_headers()
+                try:
+                    self.wfile.write(head)
+                    for _ in range(HUGE_SENT >> 20):
+                        self.wfile.write(b"1," * (1 << 19))
+                except OSError:  # the client stopped reading
+                    pass
+                self.close_connection = True
 
             def _drip(self, body: bytes) -> None:
                 self.send_response(200)
@@ -126,6 +153,8 @@ class FakeTriton:
                     self._metrics()
                 elif self.path in ("/v2/health/ready", "/v2/health/live", f"/v2/models/{NAME}/ready"):
                     self._json({})
+                elif self.path == f"/v2/models/{NAME}" and fake.mode == "huge-meta":
+                    self._huge(b'{"name": "resnet20", "platform": "')
                 elif self.path == f"/v2/models/{NAME}":
                     self._json(fake.metadata())
                 elif self.path == f"/v2/models/{NAME}/stats":
@@ -141,6 +170,10 @@ class FakeTriton:
                 if fake.mode == "hang":
                     fake.stopped.wait()
                     return
+                if fake.mode in ("huge", "huge-unsized"):
+                    self._huge(b'{"outputs": [{"name": "logits", "datatype": "FP32", "shape": [1, 10], "data": [',
+                               sized=fake.mode == "huge")
+                    return
                 text = json.loads(header[: int(self.headers.get("Inference-Header-Content-Length", len(header)))])
                 batch = int(text["inputs"][0]["shape"][0])
                 logits = fake.answer(batch)
@@ -150,7 +183,7 @@ class FakeTriton:
                 if fake.mode == "drip":
                     self._drip(json.dumps(answer).encode())
                 else:
-                    self._json(answer)
+                    self._json(answer, compress=fake.mode == "gzip")
 
         return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
@@ -185,6 +218,8 @@ class FakeTriton:
                     fake.stopped.wait()
                     context.abort(grpc.StatusCode.UNAVAILABLE, "stopped")
                 fake.dripping.set()  # the relay drips what the server sends from now on
+                if fake.mode == "gzip":
+                    context.set_compression(grpc.Compression.Gzip)
                 logits = fake.answer(int(request.inputs[0].shape[0]))
                 tensor = pb.ModelInferResponse.InferOutputTensor(name=OUTPUT, datatype=_DATATYPES[logits.dtype],
                                                                  shape=list(logits.shape))
@@ -201,7 +236,7 @@ class FakeTriton:
     # -- both ---------------------------------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
-        meta = {"name": NAME, "versions": ["1"], "platform": "python",
+        meta = {"name": NAME, "versions": ["1"], "platform": "x" * (5 << 20) if self.mode == "huge-meta" else "python",
                 "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, 3, 32, 32]}],
                 "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, 10]}]}
         if self.mode == "no-inputs":

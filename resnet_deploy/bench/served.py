@@ -8,9 +8,10 @@ The server's own statistics for the model, read before and after each timed roun
 mean queue and compute time per request that those rounds caused.
 
 Every call to the server has one deadline (``--request-timeout``, 30 s by default, for HTTP and
-gRPC alike, from the request's first byte to its reply's last: :mod:`.served_client`): a server
-that stops answering, or answers too slowly, fails the engine at the first request that outlives
-it, and the engine's later groups are not tried (:class:`~.schema.EngineGone`). Every answer is
+gRPC alike, from the request's first byte to its reply's last) and reads at most a bound stated
+from what it expects (:mod:`.served_client`): a server that stops answering, or answers too slowly,
+fails the engine at the first request that outlives it, and the engine's later groups are not
+tried (:class:`~.schema.EngineGone`); a reply over its bound is refused unread. Every answer is
 checked (:mod:`.served_answers`): the first must be ``[N, classes]`` of finite numbers, as the
 model file's is, and every timed one the first again; anything else fails the engine, never a
 clean row.
@@ -27,7 +28,7 @@ import numpy as np
 from .._errors import InputError
 from .schema import DEFAULT_REQUEST_TIMEOUT_S, Engine, EngineGone, Record, WorkerSpec
 from .served_answers import SameAnswer, check_first
-from .served_client import client_module, open_client
+from .served_client import REPLY_BYTES, answer_bytes, client_module, open_client
 from .served_replies import read_metadata, read_statistics
 from .served_stats import ServerTimes
 
@@ -124,8 +125,10 @@ class TritonClientBackend:
         self._first: tuple[np.ndarray, np.ndarray] | None = None  # the first input and the answer to it
         self.check_answer: SameAnswer | None = None  # the worker runs it on every timed answer
 
-    def _client(self) -> Any:
-        return open_client(self.protocol, self.url, timeout=self.timeout)
+    def _client(self, batch: int | None = None) -> Any:
+        """A client that reads at most an answer to ``batch`` (else a metadata or statistics reply)."""
+        limit = answer_bytes(batch, self.classes) if batch is not None else REPLY_BYTES
+        return open_client(self.protocol, self.url, timeout=self.timeout, reply_bytes=limit)
 
     def _ask(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``method(*args)`` of a client under the request deadline; a call that outlives it
@@ -161,7 +164,7 @@ class TritonClientBackend:
     def infer(self, x: np.ndarray) -> np.ndarray:
         """One answer, checked: ``[N, classes]`` of finite numbers, or an error that says what came.
         The first is kept: every timed answer to the same input must be it again."""
-        client = self._client()
+        client = self._client(x.shape[0])
         try:
             answer = self._request(client, x)()
         finally:
@@ -183,7 +186,7 @@ class TritonClientBackend:
         def call() -> np.ndarray:
             send = getattr(local, "send", None)
             if send is None:
-                send = local.send = self._request(self._client(), x)
+                send = local.send = self._request(self._client(x.shape[0]), x)
             return send()
 
         return call

@@ -1,21 +1,58 @@
-"""``bench --url``: the clients that talk to a server, each request under one deadline.
+"""``bench --url``: the clients that talk to a server, each request bounded in time and in bytes.
 
-tritonclient's HTTP client (geventhttpclient) applies its ``network_timeout`` to each socket read,
-not to a request: a server that sent its headers at once and then one byte of its body every 2 s
-kept ``--request-timeout 5`` waiting for ever (adversarial pass C8). Each HTTP request therefore
-runs under one ``gevent.Timeout``, from the first byte sent to the last byte read: the client's
-sockets are gevent's, so the timer interrupts a send or a read wherever it waits. gRPC's
-``client_timeout`` is already a deadline for the whole call (a relay that drips the answer's
-HTTP/2 frames fails at the deadline: ``tests/bench/test_bench_served.py``).
+**Time.** tritonclient's HTTP client (geventhttpclient) applies its ``network_timeout`` to each
+socket read, not to a request: a server that sent its headers at once and then one byte of its
+body every 2 s kept ``--request-timeout 5`` waiting for ever (adversarial pass C8). Each HTTP
+request therefore runs under one ``gevent.Timeout``, from the first byte sent to the last byte
+read: the client's sockets are gevent's, so the timer interrupts a send or a read wherever it
+waits. gRPC's ``client_timeout`` is already a deadline for the whole call (a relay that drips the
+answer's HTTP/2 frames fails at the deadline: ``tests/bench/test_bench_served.py``).
+
+**Size.** tritonclient reads a reply whole, whatever it claims: an answer claiming 8 GiB took the
+client to 5.7 GB (C9). Every reply has a bound stated from what is expected: :func:`answer_bytes`
+for an answer to inference, :data:`REPLY_BYTES` for everything else (metadata, statistics, a
+config, readiness, an error). Over HTTP a ``Content-Length`` above the bound is refused before the
+body is read, and a body without one is read only up to the bound (one shorter than its body ends
+the read there: the parser stops at it). A compressed reply is refused, as bench never asks for one
+and tritonclient would decompress it whole. Over gRPC the bound is the channel's
+``grpc.max_receive_message_length``, which gRPC applies to the decompressed message.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any, Callable
 
 from .._errors import InputError
 
-__all__ = ["client_module", "open_client"]
+__all__ = ["REPLY_BYTES", "ReplyTooLarge", "answer_bytes", "client_module", "open_client"]
+
+REPLY_BYTES = 4 << 20  # metadata, statistics, a config: Triton's are a few KB
+VALUE_BYTES = 32  # one number of an answer: 8 bytes in binary, at most 24 characters and ", " as JSON text
+ANSWER_JSON_BYTES = 1 << 20  # the JSON around an answer's numbers (names, shape, parameters)
+_GRPC_MAX = 2**31 - 1  # gRPC's channel options are C ints; tritonclient's own default for both directions
+_HTTP_BLOCK = 1 << 16
+_GRPC_TOO_LARGE = re.compile(r"message larger than max(?: \((\d+) vs\. \d+\))?")  # gRPC's words, size if read
+
+
+class ReplyTooLarge(InputError):
+    """A server's reply over the bytes bench reads of it."""
+
+
+def answer_bytes(batch: int, classes: int | None) -> int:
+    """The most bench reads of an answer to a batch of ``batch``: ``batch x classes`` numbers at
+    :data:`VALUE_BYTES` each, plus :data:`ANSWER_JSON_BYTES`. A file whose graph leaves its width
+    open is given export's widest head."""
+    if classes is None:
+        from ..export.options import MAX_CLASSES
+
+        classes = MAX_CLASSES
+    return batch * classes * VALUE_BYTES + ANSWER_JSON_BYTES
+
+
+def too_large(where: str, limit: int, detail: str) -> ReplyTooLarge:
+    return ReplyTooLarge(f"{where} answered more than the {limit} bytes bench reads of a reply ({detail})")
 
 
 def client_module(protocol: str) -> Any:
@@ -30,25 +67,29 @@ def client_module(protocol: str) -> Any:
     return module
 
 
-def open_client(protocol: str, address: str, *, timeout: float) -> Any:
-    """A tritonclient client of ``protocol`` for ``address`` (HOST:PORT). Over HTTP each request
-    takes at most ``timeout`` seconds (else ``TimeoutError``); over gRPC each call passes its own
-    ``client_timeout``."""
+def open_client(protocol: str, address: str, *, timeout: float, reply_bytes: int = REPLY_BYTES) -> Any:
+    """A tritonclient client of ``protocol`` for ``address`` (HOST:PORT) whose replies over
+    ``reply_bytes`` raise :class:`ReplyTooLarge`. Over HTTP each request takes at most ``timeout``
+    seconds (else ``TimeoutError``); over gRPC each call passes its own ``client_timeout``."""
     module = client_module(protocol)
+    where = f"{protocol}://{address}"
     if protocol == "http":
         client = module.InferenceServerClient(address, connection_timeout=timeout, network_timeout=timeout)
         # tritonclient makes every request through this geventhttpclient object (get, post, close).
-        client._client_stub = _DeadlineHTTP(client._client_stub, f"{protocol}://{address}", timeout)
+        client._client_stub = _BoundedHTTP(client._client_stub, where, timeout, reply_bytes)
         return client
-    return module.InferenceServerClient(address)
+    limit = min(reply_bytes, _GRPC_MAX)
+    client = module.InferenceServerClient(address, channel_args=[  # gRPC's defaults otherwise, as tritonclient's
+        ("grpc.max_send_message_length", _GRPC_MAX), ("grpc.max_receive_message_length", limit)])
+    return _BoundedGRPC(client, where, limit, module.InferenceServerException)
 
 
-class _DeadlineHTTP:
+class _BoundedHTTP:
     """geventhttpclient's ``HTTPClient`` as tritonclient calls it, each request under one deadline
-    and its reply read whole before tritonclient sees it."""
+    and its reply read whole within the bound before tritonclient sees it."""
 
-    def __init__(self, stub: Any, where: str, timeout: float) -> None:
-        self._stub, self.where, self.timeout = stub, where, timeout
+    def __init__(self, stub: Any, where: str, timeout: float, limit: int) -> None:
+        self._stub, self.where, self.timeout, self.limit = stub, where, timeout, limit
 
     def get(self, request_uri: str, headers: Any = None) -> "_Reply":
         return self._request(f"GET {request_uri}", lambda: self._stub.get(request_uri, headers=headers))
@@ -65,7 +106,27 @@ class _DeadlineHTTP:
         # A TimeoutError as the socket's own timeout is: geventhttpclient closes the connection.
         with gevent.Timeout(self.timeout, TimeoutError(f"{self.where}: {request} took over {self.timeout:g} s")):
             response = send()
-            return _Reply(response, response.read())
+            return _Reply(response, self._body(response, request))
+
+    def _body(self, response: Any, request: str) -> bytes:
+        encoding = response.get("content-encoding")
+        if encoding not in (None, "identity"):
+            response.release()
+            raise InputError(f"{self.where} answered {request} compressed ({encoding}), which bench does not ask for "
+                             "and does not read (it would be decompressed whole)")
+        length = response.content_length  # None when absent or given twice
+        if length is not None:
+            if length > self.limit:
+                response.release()  # unread: the connection is closed, not kept
+                raise too_large(self.where, self.limit, f"{request}: {length} bytes by its Content-Length")
+            return response.read()
+        body = bytearray()
+        while chunk := response.read(_HTTP_BLOCK):
+            body += chunk
+            if len(body) > self.limit:
+                response.release()
+                raise too_large(self.where, self.limit, f"{request}: no Content-Length, read until the bound")
+        return bytes(body)
 
 
 class _Reply:
@@ -82,3 +143,30 @@ class _Reply:
         end = len(self._body) if length is None or length < 0 else min(self._at + length, len(self._body))
         chunk, self._at = self._body[self._at : end], end
         return chunk
+
+
+class _BoundedGRPC:
+    """A tritonclient gRPC client whose calls refused by the channel's receive bound raise
+    :class:`ReplyTooLarge` naming the call and the size, like HTTP's."""
+
+    def __init__(self, client: Any, where: str, limit: int, error: type[Exception]) -> None:
+        self._client, self.where, self.limit, self._error = client, where, limit, error
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except self._error as exc:
+                found = _GRPC_TOO_LARGE.search(str(exc))
+                if found is None:
+                    raise
+                size = f"{found[1]} bytes by gRPC's count" if found[1] else "compressed, larger decompressed"
+                raise too_large(self.where, self.limit, f"{name}: {size}") from None
+
+        return call

@@ -69,8 +69,12 @@ def test_a_server_that_stops_answering_fails_its_engine_at_the_first_timeout(mod
     ("shape", "of shape [1, 5] for a batch of 1; the model file's is [1, 10]: not comparable"),
     ("nan", "answered 10 NaN or infinite values of 10: not comparable"),
     ("inf", "answered 1 NaN or infinite values of 10: not comparable"),
-    ("wide", "of shape [1, 1000000] for a batch of 1; the model file's is [1, 10]: not comparable"),  # any width the file has not
+    ("wide", "of shape [1, 1000] for a batch of 1; the model file's is [1, 10]: not comparable"),  # any width the file has not
     ("int", "answered int64 values; the model file's logits are floating point: not comparable"),
+    # Read whole before: 8 GiB claimed took the client to 5.7 GB. The bound of [1, 10] logits: 32
+    # bytes a value and 1 MiB (docs/guarantees.md), refused by Content-Length, a capped read, gRPC's limit.
+    ("huge", "answered more than the 1048896 bytes bench reads of a reply"),
+    ("huge-unsized", "answered more than the 1048896 bytes bench reads of a reply"),
 ])
 @pytest.mark.parametrize("protocol", _protocols())
 def test_an_answer_that_cannot_be_compared_is_an_error_row(model: Path, tmp_path: Path, mode: str, needle: str,
@@ -82,6 +86,25 @@ def test_an_answer_that_cannot_be_compared_is_an_error_row(model: Path, tmp_path
     row = records[(f"triton-{protocol}", 1)]
     assert needle in row["error"] and row["max_rel_error"] is None
     assert records[("resnet20", 1)]["error"] is None
+    assert result.returncode == 1 and "error: the served model failed in 1 of 1 groups" in result.stderr
+
+
+@pytest.mark.parametrize("protocol, needle", [
+    # gRPC's bound is of the decompressed message; it was 2 GiB, and [1, 500000] came as a VerificationError.
+    ("grpc", "answered more than the 1048896 bytes bench reads of a reply (infer: compressed, larger decompressed)"),
+    # tritonclient decompresses an HTTP reply whole: one never asked for is not read.
+    pytest.param("http", "answered POST /v2/models/resnet20/infer compressed (gzip), which bench does not ask for",
+                 marks=_HTTP),
+])
+def test_a_compressed_answer_is_bounded_by_what_it_decompresses_to(model: Path, tmp_path: Path, protocol: str,
+                                                                   needle: str) -> None:
+    """2 MB of zeros compressed to a few KB, sent unasked: within any bound on the wire."""
+    with FakeTriton("gzip") as fake:
+        url = f"{protocol}://{fake.grpc if protocol == 'grpc' else fake.http}"
+        result, records = _bench(model, url, tmp_path / "gzip.json")
+    print(result.output)
+    row = records[(f"triton-{protocol}", 1)]
+    assert needle in row["error"] and row["max_rel_error"] is None, row["error"]
     assert result.returncode == 1 and "error: the served model failed in 1 of 1 groups" in result.stderr
 
 
@@ -143,6 +166,8 @@ _REPLIES = [  # mode, protocols, what the one line says after the URL
     ("no-outputs", ["grpc", "http"], "answered the metadata of model 'resnet20' without any 'outputs'"),
     ("no-stats", ["grpc", "http"], "answered the statistics of model 'resnet20' without any 'model_stats'"),
     ("empty-stats", ["grpc", "http"], "answered the statistics of model 'resnet20' without any 'model_stats'"),
+    # Read whole before (8 GiB by Content-Length, 5 MB over gRPC): a reply other than an answer is 4 MiB at most.
+    ("huge-meta", ["grpc", "http"], "answered more than the 4194304 bytes bench reads of a reply"),
 ]
 
 
