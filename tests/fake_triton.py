@@ -40,13 +40,15 @@ from .drip_relay import drip_relay
 
 WRONG_ANSWERS = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong",
                  "drip", "huge", "huge-unsized", "gzip")
-WRONG_REPLIES = ("metrics", "no-inputs", "empty-inputs", "no-outputs", "no-stats", "empty-stats", "huge-meta")  # right answers
+WRONG_REPLIES = ("metrics", "no-inputs", "empty-inputs", "no-outputs", "no-stats", "empty-stats", "huge-meta",
+                 "slow-meta")  # right answers
 MODES = WRONG_ANSWERS + WRONG_REPLIES
 _RIGHT = {"once": 1, "late": 2}  # how many answers the modes of this prefix get right
 NAME, INPUT, OUTPUT = "resnet20", "input", "logits"
 _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int64): "INT64"}
 DRIP_S = 0.2  # between two bytes of a dripped answer: under any --request-timeout a test gives
 HUGE_CLAIMED, HUGE_SENT = 8 << 30, 64 << 20  # what a huge HTTP reply claims, and sends at most
+SLOW_META_S = 30.0  # how long slow-meta takes to answer its metadata: past bench's 5 s check
 
 
 def answer(mode: str, batch: int, call: int = 1) -> np.ndarray:
@@ -153,6 +155,9 @@ class FakeTriton:
                     self._metrics()
                 elif self.path in ("/v2/health/ready", "/v2/health/live", f"/v2/models/{NAME}/ready"):
                     self._json({})
+                elif self.path == f"/v2/models/{NAME}" and fake.mode == "slow-meta":
+                    fake.stopped.wait(SLOW_META_S)
+                    self._json(fake.metadata())
                 elif self.path == f"/v2/models/{NAME}" and fake.mode == "huge-meta":
                     self._huge(b'{"name": "resnet20", "platform": "')
                 elif self.path == f"/v2/models/{NAME}":
@@ -208,6 +213,8 @@ class FakeTriton:
                 return pb.ModelReadyResponse(ready=request.name == NAME)
 
             def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
+                if fake.mode == "slow-meta":
+                    fake.stopped.wait(SLOW_META_S)
                 return json_format.ParseDict(fake.metadata(), pb.ModelMetadataResponse())
 
             def ModelStatistics(self, request: Any, context: Any) -> Any:  # noqa: N802

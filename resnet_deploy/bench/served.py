@@ -86,8 +86,14 @@ def check_served(url: str, model: str) -> None:
             raise InputError(f"Triton at {protocol}://{address} has no ready model named {model!r} (give its name with --model)")
         # What a load test reads, checked before any work: a port that is not KServe v2's may still
         # answer readiness (Triton's metrics port says 200 to any path), a server may leave out keys.
-        read_metadata(client, protocol, model, f"{protocol}://{address}", client_timeout=5.0)
-        read_statistics(client, protocol, model, f"{protocol}://{address}", client_timeout=5.0)
+        where = f"{protocol}://{address}"
+        for what, read in (("metadata", read_metadata), ("statistics", read_statistics)):
+            try:
+                read(client, protocol, model, where, client_timeout=5.0)
+            except InputError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a timeout or a refusal, in the client's words
+                raise InputError(f"{where} did not answer the {what} of model {model!r}: {_words(exc)}") from None
     finally:
         client.close()
 

@@ -168,6 +168,8 @@ _REPLIES = [  # mode, protocols, what the one line says after the URL
     ("empty-stats", ["grpc", "http"], "answered the statistics of model 'resnet20' without any 'model_stats'"),
     # Read whole before (8 GiB by Content-Length, 5 MB over gRPC): a reply other than an answer is 4 MiB at most.
     ("huge-meta", ["grpc", "http"], "answered more than the 4194304 bytes bench reads of a reply"),
+    # An 'unexpected TimeoutError' (exit 2) before: the check's 5 s ran out inside read_metadata.
+    ("slow-meta", ["grpc", "http"], "did not answer the metadata of model 'resnet20': "),
 ]
 
 
