@@ -31,7 +31,9 @@ class CLIError(ResnetDeployError):
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    print(f"error: {message}", file=sys.stderr)
+    from ._output import printable  # an error may quote a file's or a server's text
+
+    print(f"error: {printable(message)}", file=sys.stderr)
     return typer.Exit(code)
 
 

@@ -6,14 +6,13 @@ import math
 from typing import Annotated, Optional, Sequence
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy.export.image_input import MAX_PIXEL_LEVELS, MIN_TOP5_OVERLAP
 from resnet_deploy.export.pipeline import StageReport
 
 from ._errors import CLIError
-from ._output import console
+from ._output import console, escape
 
 ImageInput = Annotated[bool, typer.Option(
     "--image-input", metavar="",

@@ -37,10 +37,16 @@ class _Console(Console):
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
+def printable(text: object) -> str:
+    """``text`` with its control characters as the escapes that name them (``\\x1b``, ``\\u202e``):
+    for a plain print, or a rich ``Text``, which reads no markup."""
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), str(text))
+
+
 def escape(text: object) -> str:
     """``text`` fit for the terminal: control characters as escapes (``\\x1b``, ``\\u202e``)
     and rich markup escaped. A drop-in for ``rich.markup.escape``."""
-    return escape_markup(_CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), str(text)))
+    return escape_markup(printable(text))
 
 
 console = _Console(highlight=False)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Callable, Iterator, Optional
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -16,7 +15,7 @@ from resnet_deploy.serving.batch import ENGINES, BatchOptions, BatchProgress, Ba
 
 from ._choices import choice, metavar
 from ._errors import CLIError, fail, handle_errors
-from ._output import console, err_console
+from ._output import console, err_console, escape
 
 # The library's engines, one catalogue: an engine added there is a value of --engine here.
 Engine = Enum("Engine", {name.upper(): name for name in ENGINES}, type=str)  # type: ignore[misc]

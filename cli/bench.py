@@ -8,7 +8,6 @@ from typing import Annotated, Any, Optional, get_args
 
 import typer
 from rich import box
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -21,7 +20,7 @@ from resnet_deploy.bench.schema import BenchResult
 from ._choices import Mode, choice, metavar
 from ._errors import CLIError, handle_errors
 from ._options import Force, ModelName, Plain, Threads, numbers, words, zoo_model_name
-from ._output import console, err_console, progress
+from ._output import console, err_console, escape, printable, progress
 
 # bench's options, grouped in --help by what they decide.
 WHAT, HOW, DATA, REPORTS, CACHE = "What to measure", "How to measure", "Data", "Reports", "Cache"
@@ -154,7 +153,7 @@ def _print(result: BenchResult) -> None:
                   f"speed against {result.baseline}")
     console.print(_table(result, console.width))
     for note in footnotes(result):
-        console.print(Text(note.line, style=_NOTE_STYLES[note.kind]))
+        console.print(Text(printable(note.line), style=_NOTE_STYLES[note.kind]))
     env = result.environment
     isa = ", ".join(k for k, v in env["isa"].items() if v) or "none"
     load = f", load {env['loadavg_start'][0]:.1f} -> {env['loadavg_end'][0]:.1f}" if env.get("loadavg_end") else ""
@@ -179,6 +178,6 @@ def _table(result: BenchResult, width: int) -> Table:
             style = "red"
         else:
             style = ""
-        table.add_row(*[Text(cell, style=style if c.key == "speedup_vs_baseline" or (r.unstable and c.key == "engine") else "")
+        table.add_row(*[Text(printable(cell), style=style if c.key == "speedup_vs_baseline" or (r.unstable and c.key == "engine") else "")
                         for c, cell in zip(columns, cells)])
     return table

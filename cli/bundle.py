@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from ._errors import CLIError, handle_errors
 from ._options import Force, ModelPath
-from ._output import console, err_console, human_bytes, progress
+from ._output import console, err_console, escape, human_bytes, progress
 
 
 @handle_errors

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from resnet_deploy import _json
@@ -14,7 +13,7 @@ from resnet_deploy.diagnostics.compare import DEFAULT_TOLERANCES
 
 from ._errors import CLIError, handle_errors
 from ._options import ModelPath, Threads, words
-from ._output import console, err_console
+from ._output import console, err_console, escape
 
 
 def print_compare_result(result) -> None:

@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from resnet_deploy.precision.calibration import DEFAULT_MAX_SAMPLES
 
 from ._choices import CalibrationMethod, choice, metavar
 from ._errors import handle_errors
 from ._options import Force, ModelPath, Report, TargetCpu
-from ._output import check_report, console, err_console, human_bytes, progress, write_json
+from ._output import check_report, console, err_console, escape, human_bytes, progress, write_json
 
 Calibration = Annotated[Optional[Path], typer.Option("--calibration", "-c", help="A folder of images, or a .npy of preprocessed float32 [N, 3, H, W] inputs.")]
 Method = Annotated[str, typer.Option("--method", parser=choice(CalibrationMethod, "calibration method"), metavar=metavar(CalibrationMethod), help="Calibration method: minmax, entropy or percentile.")]

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from resnet_deploy.serving.triton import TRITON_BACKENDS, TritonOptions, options_from_profile, write_triton_repository
 
 from ._errors import CLIError, handle_errors
-from ._output import console, err_console
+from ._output import console, err_console, escape
 
 @handle_errors
 def triton(

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -15,7 +14,7 @@ if TYPE_CHECKING:
 from ._choices import Mode, choice, metavar
 from ._errors import CLIError, handle_errors
 from ._options import Force, ModelPath, TargetCpu, Threads, words
-from ._output import console, err_console, progress
+from ._output import console, err_console, escape, progress
 
 
 @handle_errors

@@ -39,7 +39,7 @@ import numpy as np
 from .drip_relay import drip_relay
 
 WRONG_ANSWERS = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong",
-                 "drip", "huge", "huge-unsized", "gzip")
+                 "drip", "huge", "huge-unsized", "gzip", "error-esc")
 WRONG_REPLIES = ("metrics", "no-inputs", "empty-inputs", "no-outputs", "no-stats", "empty-stats", "huge-meta",
                  "slow-meta")  # right answers
 MODES = WRONG_ANSWERS + WRONG_REPLIES
@@ -48,6 +48,7 @@ NAME, INPUT, OUTPUT = "resnet20", "input", "logits"
 _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int64): "INT64"}
 DRIP_S = 0.2  # between two bytes of a dripped answer: under any --request-timeout a test gives
 HUGE_CLAIMED, HUGE_SENT = 8 << 30, 64 << 20  # what a huge HTTP reply claims, and sends at most
+ESCAPES = "\x1b]0;PWNED\x07\x1b[2K\x1b[31mred"  # what error-esc's refusals say: retitle, erase the line, red
 SLOW_META_S = 30.0  # how long slow-meta takes to answer its metadata: past bench's 5 s check
 
 
@@ -175,6 +176,9 @@ class FakeTriton:
                 if fake.mode == "hang":
                     fake.stopped.wait()
                     return
+                if fake.mode == "error-esc":
+                    self._json({"error": ESCAPES}, 500)
+                    return
                 if fake.mode in ("huge", "huge-unsized"):
                     self._huge(b'{"outputs": [{"name": "logits", "datatype": "FP32", "shape": [1, 10], "data": [',
                                sized=fake.mode == "huge")
@@ -224,6 +228,8 @@ class FakeTriton:
                 if fake.mode == "hang":
                     fake.stopped.wait()
                     context.abort(grpc.StatusCode.UNAVAILABLE, "stopped")
+                if fake.mode == "error-esc":
+                    context.abort(grpc.StatusCode.INTERNAL, ESCAPES)
                 fake.dripping.set()  # the relay drips what the server sends from now on
                 if fake.mode == "gzip":
                     context.set_compression(grpc.Compression.Gzip)

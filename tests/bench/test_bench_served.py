@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from .._cli_cases import assert_clean_failure, run_cli
-from ..fake_triton import FakeTriton
+from ..cli.test_terminal_text import RAW
+from ..fake_triton import ESCAPES, FakeTriton
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +187,17 @@ def test_a_server_whose_replies_are_not_kserve_v2_is_one_line_naming_it(model: P
     print(result.output)
     assert_clean_failure(result, f"error: {url} {needle}")
     assert records == {}  # refused before any work
+
+
+@pytest.mark.parametrize("protocol", _protocols())
+def test_a_servers_error_text_reaches_the_terminal_escaped(model: Path, tmp_path: Path, protocol: str) -> None:
+    """Fourth adversarial pass F2 (issue 26 A.4's class): a refusal whose text holds control
+    characters retitled the terminal, erased the line and turned it red, in bench's table and its
+    final error line. Text from a server is shown as the escapes that name it."""
+    with FakeTriton("error-esc") as fake:
+        url = f"{protocol}://{fake.grpc if protocol == 'grpc' else fake.http}"
+        result, records = _bench(model, url, tmp_path / "esc.json", "--request-timeout", "5")
+    print(result.output)
+    assert result.returncode == 1 and not RAW.search(result.output), RAW.findall(result.output)
+    assert ESCAPES.encode("unicode_escape").decode() in result.stderr
+    assert any(ESCAPES in (r["error"] or "") for r in records.values())  # the JSON keeps the text as it is
