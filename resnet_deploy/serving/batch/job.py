@@ -22,7 +22,7 @@ from ..._atomic import atomic_path, atomic_write_bytes
 from ..._errors import OutputPathError
 from ..._file_kind import open_regular
 from .folder import FolderState, claim, clear, folder_state, remove_temporaries
-from .inputs import INPUTS_FILE, inputs_bytes, list_inputs, normalise_specs, parse_inputs
+from .inputs import INPUTS_FILE, MAX_LIST_BYTES, inputs_bytes, list_inputs, normalise_specs, parse_inputs
 from .manifest import MANIFEST, JobKey, Manifest, ShardRecord, difference, manifest_bytes, read_manifest
 from .model import ModelFacts
 from .options import BatchOptions, BatchProgress
@@ -102,14 +102,21 @@ def _finished(folder: Path, manifest: Manifest) -> Manifest:
     return replace(manifest, shards=tuple(kept))
 
 
+PATH_MAX = 4096  # Linux's longest path: a stored list holds at most images x (PATH_MAX + 1) bytes
+
+
 def _resume(folder: Path, manifest: Manifest, key: JobKey) -> list[str]:
     why = difference(manifest.key, key)
     if why is not None:
         raise OutputPathError(f"{folder} holds a job for {why}: pass --force to start over, or choose another --output")
     try:
-        with open_regular(folder / INPUTS_FILE) as listed:
-            paths, digest = parse_inputs(listed.read())
-    except (OSError, UnicodeDecodeError) as exc:
+        with open_regular(folder / INPUTS_FILE) as listed:  # no more than the recorded paths can fill
+            data = listed.read(min(MAX_LIST_BYTES, manifest.images * (PATH_MAX + 1)) + 1)
+    except OSError as exc:
+        raise OutputPathError(f"{folder / INPUTS_FILE} cannot be read; pass --force to start over") from exc
+    try:
+        paths, digest = parse_inputs(data)
+    except UnicodeDecodeError as exc:
         raise OutputPathError(f"{folder / INPUTS_FILE} cannot be read; pass --force to start over") from exc
     if digest != manifest.inputs_sha256 or len(paths) != manifest.images:
         raise OutputPathError(f"{folder / INPUTS_FILE} is not the list its manifest recorded; pass --force to start over")

@@ -33,7 +33,7 @@ from resnet_deploy.serving.batch.local import decode_spec
 from resnet_deploy.serving.batch.pool import DecodePool, WorkerDied
 from resnet_deploy.serving.batch.recover import decode_alone
 
-from ..._cli_cases import assert_clean_failure, error_lines, run_cli, run_subprocess
+from ..._cli_cases import CLI, assert_clean_failure, error_lines, run_cli, run_subprocess
 from ._photos import BROKEN, ODD
 
 SHARD = 48  # 207 inputs: shards of 48, 48, 48, 48 and 15
@@ -271,6 +271,24 @@ def test_a_fifo_in_a_job_folder_never_blocks_the_run(small_job: Path, photos: Pa
     os.mkfifo(small_job / name)
     assert_clean_failure(run_subprocess("batch", resnet20_onnx, photos / "odd", "-o", small_job, timeout=60), needle)
     assert stat.S_ISFIFO((small_job / name).stat().st_mode)  # left as it was
+
+def test_a_job_folders_input_list_is_read_no_further_than_its_paths_can_fill(small_job: Path, photos: Path,
+                                                                             resnet20_onnx: Path) -> None:
+    """Fourth adversarial pass F3: a sparse 4 GB _inputs.txt was read whole by the resumed run
+    (4.05 GB, then out of memory). It is read no further than the recorded paths can fill, and
+    what is there is not the list the manifest recorded: one line. Run under a 5 GiB address
+    space, where reading 8 GiB fails."""
+    import resource
+    import subprocess
+
+    os.truncate(small_job / "_inputs.txt", 8 << 30)  # sparse: no disk used
+    limit = 5 << 30
+    proc = subprocess.run([*CLI, "batch", str(resnet20_onnx), str(photos / "odd"), "-o", str(small_job)],
+                          capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "_inputs.txt is not the list its manifest recorded; pass --force to start over" in proc.stderr, proc.stderr
+
 
 def test_a_folder_that_is_not_ours_is_refused_even_with_force(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
