@@ -39,15 +39,7 @@ def read_metadata(client: Any, protocol: str, model: str, where: str, *, client_
     """The input and output of ``model`` from ``client`` (tritonclient's, of ``protocol``);
     ``client_timeout`` is gRPC's per-call deadline (HTTP's is the connection's)."""
     what = f"the metadata of model {model!r}"
-    try:
-        if protocol == "grpc":
-            meta = client.get_model_metadata(model, as_json=True, client_timeout=client_timeout)
-        else:
-            meta = client.get_model_metadata(model)
-    except ValueError:  # the HTTP client's JSONDecodeError (rapidjson's and json's are ValueErrors)
-        raise not_kserve(where, what) from None
-    if not isinstance(meta, dict):
-        raise not_kserve(where, what)
+    meta = _ask(client.get_model_metadata, protocol, model, where, what, client_timeout)
     first_input, first_output = (_first(meta, key, where, what) for key in ("inputs", "outputs"))
     return ServedIO(_text(first_input, "name", where, what), _text(first_input, "datatype", where, what),
                     _text(first_output, "name", where, what))
@@ -57,18 +49,22 @@ def read_statistics(client: Any, protocol: str, model: str, where: str, *, clien
     """The statistics of ``model`` (the counts and times a round is measured by), read as
     :func:`read_metadata` reads its metadata."""
     what = f"the statistics of model {model!r}"
-    try:
-        if protocol == "grpc":
-            data = client.get_inference_statistics(model, as_json=True, client_timeout=client_timeout)
-        else:
-            data = client.get_inference_statistics(model)
-    except ValueError:
-        raise not_kserve(where, what) from None
-    if not isinstance(data, dict):
-        raise not_kserve(where, what)
+    data = _ask(client.get_inference_statistics, protocol, model, where, what, client_timeout)
     if not isinstance(_first(data, "model_stats", where, what).get("inference_stats"), dict):
         raise InputError(f"{where} answered {what} without its 'inference_stats'")
     return ServerTimes.from_statistics(data)
+
+
+def _ask(call: Any, protocol: str, model: str, where: str, what: str, client_timeout: float | None) -> dict[str, Any]:
+    """``call(model)`` (a tritonclient getter; gRPC's as JSON, within ``client_timeout``), whose
+    reply must be a JSON object."""
+    try:
+        reply = call(model, as_json=True, client_timeout=client_timeout) if protocol == "grpc" else call(model)
+    except ValueError:  # the HTTP client's JSONDecodeError (rapidjson's and json's are ValueErrors)
+        raise not_kserve(where, what) from None
+    if not isinstance(reply, dict):
+        raise not_kserve(where, what)
+    return reply
 
 
 def _first(reply: dict[str, Any], key: str, where: str, what: str) -> dict[str, Any]:
