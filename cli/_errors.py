@@ -13,6 +13,8 @@ import typer
 from resnet_deploy import ResnetDeployError
 from resnet_deploy._errors import first_line
 
+from ._terminal import printable, quiet_stdout  # an error may quote a file's or a server's text
+
 F = TypeVar("F", bound=Callable[..., Any])
 DEBUG_ENV = "RESNET_DEPLOY_DEBUG"
 
@@ -31,8 +33,6 @@ class CLIError(ResnetDeployError):
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    from ._output import printable  # an error may quote a file's or a server's text
-
     print(f"error: {printable(message)}", file=sys.stderr)
     return typer.Exit(code)
 
@@ -61,13 +61,6 @@ def check_command_paths(params: dict[str, Any]) -> None:
                 inputs.setdefault(flag if i == 0 else f"{flag}'s external data", []).append(part)
     check_distinct(outputs, inputs)  # an output that is an input: named as such, even with --force
     check_new(outputs, force=bool(params.get("force")))
-
-
-def quiet_stdout() -> None:
-    """After a broken pipe, point stdout at /dev/null so that nothing else tries to write to
-    the closed pipe (Python's documented recipe for SIGPIPE)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
 
 
 def handle_errors(fn: F) -> F:

@@ -2,15 +2,12 @@ r"""Terminal output: rich tables on stdout, progress and warnings on stderr.
 
 Every name that comes from a file or the user (paths, labels, tensor and metadata names, error
 text) goes through :func:`escape`. Rich reads ``[word]`` as markup, so ``cat[dog].png`` must be
-escaped to be shown as it is (and ``a[/x].onnx`` not to end the command in a MarkupError). A
-terminal reads control characters as commands: a label ``\x1b]0;TITLE\x07`` would retitle the
-window, ``\x1b[2K`` erase the line, U+202E reverse the text that follows (rich drops BEL and
-CR, not ESC). Those are shown as the escapes that name them.
+escaped to be shown as it is (and ``a[/x].onnx`` not to end the command in a MarkupError). Control
+characters are shown as the escapes that name them (:func:`._terminal.printable`).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,25 +19,15 @@ from resnet_deploy import _json
 from resnet_deploy._atomic import atomic_write_bytes, check_writable
 from resnet_deploy.export.pipeline import StageReport
 
+from ._terminal import printable, quiet_stdout
+
+
 class _Console(Console):
     def on_broken_pipe(self) -> None:
         """The reader of our output went away (``| head``): stop quietly with status 0, as
         plain prints do (rich's own handler exits 1)."""
-        from ._errors import quiet_stdout
-
         quiet_stdout()
         raise SystemExit(0)
-
-
-# C0 and C1 controls, DEL, and Unicode's invisible direction and line controls (bidi embeddings,
-# overrides and isolates, LRM/RLM/ALM, the line and paragraph separators).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
-
-
-def printable(text: object) -> str:
-    """``text`` with its control characters as the escapes that name them (``\\x1b``, ``\\u202e``):
-    for a plain print, or a rich ``Text``, which reads no markup."""
-    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), str(text))
 
 
 def escape(text: object) -> str:

@@ -13,7 +13,7 @@ import typer
 
 import resnet_deploy
 
-from ._errors import quiet_stdout
+from ._terminal import quiet_stdout
 from .batch import batch
 from .bench import bench
 from .bundle import bundle
