@@ -5,15 +5,20 @@ socket read, not to a request: a server that sent its headers at once and then o
 body every 2 s kept ``--request-timeout 5`` waiting for ever (adversarial pass C8). Each HTTP
 request therefore runs under one ``gevent.Timeout``, from the first byte sent to the last byte
 read: the client's sockets are gevent's, so the timer interrupts a send or a read wherever it
-waits. gRPC's ``client_timeout`` is already a deadline for the whole call (a relay that drips the
-answer's HTTP/2 frames fails at the deadline: ``tests/bench/test_bench_served.py``).
+waits. A timer fires only while the client waits, and a server that floods header lines, chunked
+trailers or ``100 Continue`` replies never lets it wait (fourth pass F1): so every read of a
+request's socket also checks the deadline and counts the bytes (:class:`_Meter`). gRPC's
+``client_timeout`` is already a deadline for the whole call (a relay that drips the answer's
+HTTP/2 frames fails at the deadline: ``tests/bench/test_bench_served.py``).
 
 **Size.** tritonclient reads a reply whole, whatever it claims: an answer claiming 8 GiB took the
 client to 5.7 GB (C9). Every reply has a bound stated from what is expected: :func:`answer_bytes`
 for an answer to inference, :data:`REPLY_BYTES` for everything else (metadata, statistics, a
 config, readiness, an error). Over HTTP a ``Content-Length`` above the bound is refused before the
 body is read, and a body without one is read only up to the bound (one shorter than its body ends
-the read there: the parser stops at it). A compressed reply is refused, as bench never asks for one
+the read there: the parser stops at it). At the socket, a request reads at most the bound plus
+:data:`HEAD_BYTES` for its status lines, headers, interim replies, chunk sizes and trailers, which
+geventhttpclient would otherwise read for as long as they come. A compressed reply is refused, as bench never asks for one
 and tritonclient would decompress it whole. Over gRPC the bound is the channel's
 ``grpc.max_receive_message_length``, which gRPC applies to the decompressed message.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from typing import Any, Callable
 
 from .._errors import InputError
@@ -29,6 +35,7 @@ from .._errors import InputError
 __all__ = ["REPLY_BYTES", "ReplyTooLarge", "answer_bytes", "client_module", "open_client"]
 
 REPLY_BYTES = 4 << 20  # metadata, statistics, a config: Triton's are a few KB
+HEAD_BYTES = 1 << 20  # what an HTTP reply may add to its body: Triton's headers are a few hundred bytes
 VALUE_BYTES = 32  # one number of an answer: 8 bytes in binary, at most 24 characters and ", " as JSON text
 ANSWER_JSON_BYTES = 1 << 20  # the JSON around an answer's numbers (names, shape, parameters)
 _GRPC_MAX = 2**31 - 1  # gRPC's channel options are C ints; tritonclient's own default for both directions
@@ -75,8 +82,11 @@ def open_client(protocol: str, address: str, *, timeout: float, reply_bytes: int
     where = f"{protocol}://{address}"
     if protocol == "http":
         client = module.InferenceServerClient(address, connection_timeout=timeout, network_timeout=timeout)
-        # tritonclient makes every request through this geventhttpclient object (get, post, close).
-        client._client_stub = _BoundedHTTP(client._client_stub, where, timeout, reply_bytes)
+        # tritonclient makes every request through this geventhttpclient object (get, post, close),
+        # and the object reads every reply through a socket from its connection pool.
+        stub, meter = client._client_stub, _Meter(where, reply_bytes)
+        stub._connection_pool = _MeteredPool(stub._connection_pool, meter)
+        client._client_stub = _BoundedHTTP(stub, meter, timeout)
         return client
     limit = min(reply_bytes, _GRPC_MAX)
     client = module.InferenceServerClient(address, channel_args=[  # gRPC's defaults otherwise, as tritonclient's
@@ -88,8 +98,9 @@ class _BoundedHTTP:
     """geventhttpclient's ``HTTPClient`` as tritonclient calls it, each request under one deadline
     and its reply read whole within the bound before tritonclient sees it."""
 
-    def __init__(self, stub: Any, where: str, timeout: float, limit: int) -> None:
-        self._stub, self.where, self.timeout, self.limit = stub, where, timeout, limit
+    def __init__(self, stub: Any, meter: "_Meter", timeout: float) -> None:
+        self._stub, self._meter, self.timeout = stub, meter, timeout
+        self.where, self.limit = meter.where, meter.limit
 
     def get(self, request_uri: str, headers: Any = None) -> "_Reply":
         return self._request(f"GET {request_uri}", lambda: self._stub.get(request_uri, headers=headers))
@@ -104,7 +115,9 @@ class _BoundedHTTP:
         import gevent
 
         # A TimeoutError as the socket's own timeout is: geventhttpclient closes the connection.
-        with gevent.Timeout(self.timeout, TimeoutError(f"{self.where}: {request} took over {self.timeout:g} s")):
+        late = TimeoutError(f"{self.where}: {request} took over {self.timeout:g} s")
+        self._meter.start(request, time.monotonic() + self.timeout, late)
+        with gevent.Timeout(self.timeout, late):
             response = send()
             return _Reply(response, self._body(response, request))
 
@@ -127,6 +140,64 @@ class _BoundedHTTP:
                 response.release()
                 raise too_large(self.where, self.limit, f"{request}: no Content-Length, read until the bound")
         return bytes(body)
+
+
+class _Meter:
+    """One request's deadline and the bytes left to it at the socket, set as the request starts."""
+
+    def __init__(self, where: str, limit: int) -> None:
+        self.where, self.limit, self.budget = where, limit, limit + HEAD_BYTES
+        self.request, self.deadline, self.late, self.left = "", float("inf"), TimeoutError(), self.budget
+
+    def start(self, request: str, deadline: float, late: TimeoutError) -> None:
+        self.request, self.deadline, self.late, self.left = request, deadline, late, self.budget
+
+    def count(self, received: int) -> None:
+        """After a read of ``received`` bytes: past the deadline or the budget, the request ends."""
+        self.left -= received
+        if self.left < 0:
+            raise too_large(self.where, self.limit, f"{self.request}: over {self.budget} bytes read with its "
+                            "status lines, headers and trailers, counted at the socket")
+        if time.monotonic() > self.deadline:
+            raise self.late
+
+
+class _MeteredSocket:
+    """A pooled socket whose reads :class:`_Meter` counts; everything else is the socket's."""
+
+    def __init__(self, sock: Any, meter: _Meter) -> None:
+        self.raw, self._meter = sock, meter
+
+    def recv(self, size: int) -> bytes:  # geventhttpclient's only read
+        data = self.raw.recv(size)
+        try:
+            self._meter.count(len(data))
+        except BaseException:
+            self.raw.close()  # never reused: the rest of the reply is unread
+            raise
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+class _MeteredPool:
+    """geventhttpclient's connection pool, lending each socket metered and taking it back bare."""
+
+    def __init__(self, pool: Any, meter: _Meter) -> None:
+        self._pool, self._meter = pool, meter
+
+    def get_socket(self) -> _MeteredSocket:
+        return _MeteredSocket(self._pool.get_socket(), self._meter)
+
+    def return_socket(self, sock: Any) -> None:
+        self._pool.return_socket(getattr(sock, "raw", sock))
+
+    def release_socket(self, sock: Any) -> None:
+        self._pool.release_socket(getattr(sock, "raw", sock))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
 
 
 class _Reply:
