@@ -17,6 +17,7 @@ and with 10 MB of logits over gRPC, ``huge-unsized`` the same HTTP body without 
 ``Content-Length`` (over gRPC, as ``huge``). Each HTTP one streams at most :data:`HUGE_SENT` bytes
 of it, so that a client without a bound fails on the truncated body instead of running out of
 memory. ``gzip`` answers 2 MB of zeros compressed to a few KB (unasked, over both protocols).
+``lying-shape`` sends 10 values under the shape ``[N, 2^40]``, which tritonclient cannot read.
 
 Other modes answer inference right but break the protocol elsewhere: ``metrics`` answers every
 HTTP request with Prometheus text, as Triton's metrics port does; ``no-inputs``, ``empty-inputs``
@@ -39,7 +40,7 @@ import numpy as np
 from .drip_relay import drip_relay
 
 WRONG_ANSWERS = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong",
-                 "drip", "huge", "huge-unsized", "gzip", "error-esc")
+                 "drip", "huge", "huge-unsized", "gzip", "error-esc", "lying-shape")
 WRONG_REPLIES = ("metrics", "no-inputs", "empty-inputs", "no-outputs", "no-stats", "empty-stats", "huge-meta",
                  "slow-meta")  # right answers
 MODES = WRONG_ANSWERS + WRONG_REPLIES
@@ -49,6 +50,7 @@ _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dty
 DRIP_S = 0.2  # between two bytes of a dripped answer: under any --request-timeout a test gives
 HUGE_CLAIMED, HUGE_SENT = 8 << 30, 64 << 20  # what a huge HTTP reply claims, and sends at most
 ESCAPES = "\x1b]0;PWNED\x07\x1b[2K\x1b[31mred"  # what error-esc's refusals say: retitle, erase the line, red
+LIE = 2**40  # the width lying-shape's answers claim for their 10 values
 SLOW_META_S = 30.0  # how long slow-meta takes to answer its metadata: past bench's 5 s check
 
 
@@ -188,7 +190,7 @@ class FakeTriton:
                 logits = fake.answer(batch)
                 data = [None if not np.isfinite(v) else v.item() for v in logits.ravel()]
                 answer = {"model_name": NAME, "outputs": [{"name": OUTPUT, "datatype": _DATATYPES[logits.dtype],
-                                                           "shape": list(logits.shape), "data": data}]}
+                                                           "shape": fake.shape(logits), "data": data}]}
                 if fake.mode == "drip":
                     self._drip(json.dumps(answer).encode())
                 else:
@@ -235,7 +237,7 @@ class FakeTriton:
                     context.set_compression(grpc.Compression.Gzip)
                 logits = fake.answer(int(request.inputs[0].shape[0]))
                 tensor = pb.ModelInferResponse.InferOutputTensor(name=OUTPUT, datatype=_DATATYPES[logits.dtype],
-                                                                 shape=list(logits.shape))
+                                                                 shape=fake.shape(logits))
                 return pb.ModelInferResponse(
                     model_name=NAME, model_version="1", outputs=[tensor],
                     raw_output_contents=[logits.tobytes()])
@@ -247,6 +249,10 @@ class FakeTriton:
         return server
 
     # -- both ---------------------------------------------------------------------------------------
+
+    def shape(self, logits: np.ndarray) -> list[int]:
+        """The shape an answer claims: its own, but for lying-shape's."""
+        return [logits.shape[0], LIE] if self.mode == "lying-shape" else list(logits.shape)
 
     def metadata(self) -> dict[str, Any]:
         meta = {"name": NAME, "versions": ["1"], "platform": "x" * (5 << 20) if self.mode == "huge-meta" else "python",

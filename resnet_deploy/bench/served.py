@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._errors import InputError
+from .._errors import InputError, first_line
 from .schema import DEFAULT_REQUEST_TIMEOUT_S, Engine, EngineGone, Record, WorkerSpec
 from .served_answers import SameAnswer, check_first
 from .served_client import REPLY_BYTES, answer_bytes, client_module, open_client
@@ -164,6 +164,9 @@ class TritonClientBackend:
                 return self._ask(client.infer, self.model, [inp], outputs=outputs).as_numpy(self.output)
             except self.module.InferenceServerException as exc:
                 raise RuntimeError(f"{self.url} refused the request: {exc.message() or exc}") from None
+            except (ValueError, TypeError, KeyError, IndexError) as exc:  # tritonclient parsing a malformed reply
+                raise RuntimeError(f"{self.where} answered a reply tritonclient cannot read: "
+                                   f"{type(exc).__name__}: {first_line(exc)}") from None
 
         return send
 

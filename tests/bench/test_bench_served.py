@@ -76,6 +76,8 @@ def test_a_server_that_stops_answering_fails_its_engine_at_the_first_timeout(mod
     # bytes a value and 1 MiB (docs/guarantees.md), refused by Content-Length, a capped read, gRPC's limit.
     ("huge", "answered more than the 1048896 bytes bench reads of a reply"),
     ("huge-unsized", "answered more than the 1048896 bytes bench reads of a reply"),
+    # 10 values claiming [1, 2^40]: a bare "ValueError: cannot reshape" row before, naming no server.
+    ("lying-shape", "answered a reply tritonclient cannot read: ValueError: cannot reshape"),
 ])
 @pytest.mark.parametrize("protocol", _protocols())
 def test_an_answer_that_cannot_be_compared_is_an_error_row(model: Path, tmp_path: Path, mode: str, needle: str,
