@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from .._owned import owned_tempdir
 from .._errors import InputError, VerificationError
 from ..runtime.environment import environment
 from ..runtime import cpu_count
@@ -76,7 +76,7 @@ def run_benchmark(
         raise InputError("--peak measures an fp32 GEMM through PyTorch, which is not installed")
     threads = options.threads or cpu_count()
     load_start = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="resnet-deploy-bench-") as tmp:
+    with owned_tempdir("resnet-deploy-bench-") as tmp:
         workdir = Path(tmp)
         if plan is None:
             plan = plan_files(options, providers or ["cpu"]) if options.files else plan_zoo(options, providers)

@@ -7,12 +7,12 @@ model's fixed batch), no eager baseline.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import onnx
 
+from .._owned import owned_tempdir
 from ..graph.io import image_input, save_onnx
 from ..precision.accuracy_aware import SpeedCost
 
@@ -24,7 +24,7 @@ def speed_cost(fp32_path: Path, full: onnx.ModelProto, chosen: onnx.ModelProto, 
     from ..bench import BenchOptions, run_benchmark  # (the benchmark loads on first use, as the package's names do)
     from ..bench.plan import plan_files
 
-    with tempfile.TemporaryDirectory(prefix="resnet-deploy-cost-") as tmp:
+    with owned_tempdir("resnet-deploy-cost-") as tmp:
         paths = (fp32_path, Path(tmp, "int8_all_blocks.onnx"), Path(tmp, "int8_accuracy_aware.onnx"))
         save_onnx(full, paths[1])
         save_onnx(chosen, paths[2])

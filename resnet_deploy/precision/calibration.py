@@ -7,13 +7,13 @@ with ``allow_pickle=False``. Anything that does not match the model's input is r
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 
+from .._owned import owned_tempdir
 from .._errors import InputError
 from ..graph.io import image_input, read_metadata
 from ..preprocess.images import IMAGE_SUFFIXES, Preprocessing
@@ -173,7 +173,7 @@ def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata:
 def load_eval_data(source: str | Path, model: onnx.ModelProto, label: str) -> tuple[np.ndarray, np.ndarray]:
     """Labelled data in memory (:func:`eval_arrays`' checks): the inputs and labels for ``model``."""
     image = image_input(model, label)
-    with tempfile.TemporaryDirectory(prefix="resnet-deploy-eval-") as tmp:
+    with owned_tempdir("resnet-deploy-eval-") as tmp:
         paths = eval_arrays(source, tuple(image.shape[1:]), read_metadata(model), Path(tmp),  # type: ignore[arg-type]
                             classes=output_classes(model))
         return np.load(paths["eval_x_path"]), np.load(paths["eval_y_path"])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import onnx
 
+from .._owned import owned_tempdir
 from .._atomic import check_writable
 from .._errors import InputError
 from .._machine import cpu_model, int8_kernels
@@ -127,7 +127,7 @@ def quantize_model(
     image = image_input(model, source)
     calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method]
     types = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
-    with tempfile.TemporaryDirectory(prefix="resnet-deploy-quant-") as tmp:
+    with owned_tempdir("resnet-deploy-quant-") as tmp:
         fp32_path, pre_path, q_path = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
         onnx.save(model, str(fp32_path))
         quant_pre_process(str(fp32_path), str(pre_path))

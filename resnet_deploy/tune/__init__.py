@@ -22,11 +22,11 @@ winner's model beside it).
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from .._owned import owned_tempdir
 from .._atomic import check_writable
 from .._errors import InputError
 from ..bench.catalogue import REFERENCE
@@ -128,7 +128,7 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
             check_image_provider("openvino", options.model)
         providers = [p for p in providers if p != "openvino"]
         say("OpenVINO left out: its antialiased Resize does not compute the preprocessing in the graph as PIL does")
-    with tempfile.TemporaryDirectory(prefix="resnet-deploy-tune-") as tmp:
+    with owned_tempdir("resnet-deploy-tune-") as tmp:
         if options.eval_data is not None:  # bad labels are refused before the quantization, not after
             source = load_onnx(options.model)
             eval_arrays(options.eval_data, image_input(source, options.model).batch_shape(1)[1:], read_metadata(source),  # type: ignore[arg-type]

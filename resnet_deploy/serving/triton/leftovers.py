@@ -6,7 +6,8 @@ shared-memory regions in ``/dev/shm`` stay, and Triton itself leaves regions beh
 clean stop. So each thing a run makes carries the pid of the process that made it: a folder in
 its :data:`OWNER_MARKER` file, a region in its name (Triton's ``shm-region-prefix-name``). The
 run removes its own at the end, and a later run removes those whose process is gone. Nothing
-else is touched: not a live run's, not another user's, not a region without our prefix.
+else is touched: not a live run's, not another user's, not a region without our prefix. The
+folders are :mod:`resnet_deploy._owned`'s, as every command's temporary folder is.
 """
 
 from __future__ import annotations
@@ -14,17 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
-from .process import alive
+from ..._owned import OWNER_MARKER, alive, ours, owned_folder, owned_tempdir, remove_stale_folders
 
 __all__ = ["OWNER_MARKER", "SHM_FOLDER", "shm_prefix", "remove_shm", "remove_stale_shm", "owned_folder", "owned_tempdir",
            "remove_stale_folders"]
 
-OWNER_MARKER = ".resnet-deploy-owner"  # holds the pid of the run that made the folder
 SHM_FOLDER = Path("/dev/shm")
 _SHM_NAME = re.compile(r"^resnet_deploy_(\d+)_[0-9a-f]{8}_")
 
@@ -37,15 +34,6 @@ def shm_prefix(token: str) -> str:
     return f"resnet_deploy_{os.getpid()}_{token}_"
 
 
-def _ours(path: Path) -> bool:
-    """A file or folder this user made, not a link (``/tmp`` and ``/dev/shm`` are shared)."""
-    try:
-        info = path.lstat()
-    except OSError:
-        return False
-    return info.st_uid == os.getuid() and not path.is_symlink()
-
-
 def remove_shm(prefix: str, folder: Path = SHM_FOLDER) -> list[str]:
     """Remove the regions named ``prefix*``; the names removed. A stub that still maps one keeps
     its memory until it exits: only the name goes."""
@@ -54,7 +42,7 @@ def remove_shm(prefix: str, folder: Path = SHM_FOLDER) -> list[str]:
         raise ValueError(f"not a prefix of ours: {prefix!r}")
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
-            if entry.name.startswith(prefix) and _ours(Path(entry.path)):
+            if entry.name.startswith(prefix) and ours(Path(entry.path)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                     removed.append(entry.name)
@@ -67,44 +55,8 @@ def remove_stale_shm(folder: Path = SHM_FOLDER) -> list[str]:
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             match = _SHM_NAME.match(entry.name)
-            if match and not alive(int(match[1])) and _ours(Path(entry.path)):
+            if match and not alive(int(match[1])) and ours(Path(entry.path)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                     removed.append(entry.name)
     return removed
-
-
-def remove_stale_folders(prefix: str, parent: Path | None = None) -> list[Path]:
-    """Remove the folders ``parent/prefix*`` (the temporary folder by default) whose marker names
-    a process that is gone; the folders removed. A folder without a marker is not ours to judge."""
-    removed = []
-    for path in Path(parent or tempfile.gettempdir()).glob(f"{prefix}*"):
-        if not (path.is_dir() and _ours(path)):
-            continue
-        try:
-            pid = int((path / OWNER_MARKER).read_text())
-        except (OSError, ValueError):
-            continue
-        if not alive(pid):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def owned_folder(prefix: str, parent: Path | None = None) -> Path:
-    """A new temporary folder ``prefix*`` marked with this process's pid, after removing those
-    of runs that are gone. The caller removes it."""
-    remove_stale_folders(prefix, parent)
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    (folder / OWNER_MARKER).write_text(str(os.getpid()))
-    return folder
-
-
-@contextlib.contextmanager
-def owned_tempdir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
-    """:func:`owned_folder`, removed at the end of the ``with`` block."""
-    folder = owned_folder(prefix, parent)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -13,7 +13,7 @@ import time
 
 from ..._errors import ResnetDeployError
 
-__all__ = ["TritonServerError", "alive", "check_host", "check_port_free", "die_with_parent", "free_port",
+__all__ = ["TritonServerError", "check_host", "check_port_free", "die_with_parent", "free_port",
            "group_processes", "wait_group_gone"]
 
 
@@ -64,17 +64,6 @@ def check_port_free(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as exc:
             raise TritonServerError(f"port {port} on {host} is in use ({exc.strerror or exc})") from None
-
-
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (one of another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def die_with_parent() -> None:

@@ -132,44 +132,14 @@ def test_serve_warns_when_http_faces_the_network(host: str, http_host: str | Non
         assert "--http-host 127.0.0.1" in warning and "docs/serving.md" in warning
 
 
-# -- leftovers: each thing a run makes carries its pid; a later run removes those of runs that are gone
+# -- leftovers: each region a run makes carries its pid; a later run removes those of runs that are gone
+# (its folders: tests/test_owned.py)
 
 
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
-
-
-@pytest.mark.parametrize("owner, marked, removed", [
-    ("dead", True, True),     # a run killed by SIGKILL: its folder goes
-    ("alive", True, False),   # a run that is still going: its folder stays
-    ("dead", False, False),   # no marker: not ours to judge
-])
-def test_a_folder_of_a_run_that_is_gone_is_removed_by_the_next(tmp_path: Path, owner: str, marked: bool, removed: bool) -> None:
-    folder = tmp_path / "resnet-deploy-serve-abc123"
-    folder.mkdir()
-    (folder / "model.onnx").write_bytes(b"x" * 10)
-    if marked:
-        (folder / leftovers.OWNER_MARKER).write_text(str(_dead_pid() if owner == "dead" else os.getpid()))
-    fresh = leftovers.owned_folder("resnet-deploy-serve-", tmp_path)
-    assert (fresh / leftovers.OWNER_MARKER).read_text() == str(os.getpid())
-    assert folder.exists() is not removed
-
-
-def test_a_link_to_a_folder_is_never_followed(tmp_path: Path) -> None:
-    precious = tmp_path / "precious"
-    precious.mkdir()
-    (precious / leftovers.OWNER_MARKER).write_text(str(_dead_pid()))
-    (tmp_path / "resnet-deploy-triton-link").symlink_to(precious)
-    leftovers.remove_stale_folders("resnet-deploy-triton-", tmp_path)
-    assert precious.is_dir() and (tmp_path / "resnet-deploy-triton-link").is_symlink()
-
-
-def test_owned_tempdir_goes_at_the_end(tmp_path: Path) -> None:
-    with leftovers.owned_tempdir("resnet-deploy-serve-", tmp_path) as folder:
-        assert folder.is_dir()
-    assert not folder.exists()
 
 
 def test_shared_memory_regions_removed_are_ours_alone(tmp_path: Path) -> None:

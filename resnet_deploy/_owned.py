@@ -1,0 +1,78 @@
+"""Temporary folders a run owns, and how a later run removes those of runs that are gone.
+
+A run cut short (SIGKILL, SIGQUIT, a crash) runs no cleanup, and its temporary folder
+(``/tmp/resnet-deploy-bench-*``, ``-serve-*``, ``-triton-*``, ``-tune-*``, ...) would stay for
+ever. So each folder carries the pid of the process that made it in its :data:`OWNER_MARKER`
+file; the run removes its own at the end, and the next run of the same prefix removes those whose
+process is gone. Nothing else is touched: not a live run's, not another user's, not a link, not
+a folder without the marker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["OWNER_MARKER", "alive", "ours", "owned_folder", "owned_tempdir", "remove_stale_folders"]
+
+OWNER_MARKER = ".resnet-deploy-owner"  # holds the pid of the run that made the folder
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def ours(path: Path) -> bool:
+    """A file or folder this user made, not a link (``/tmp`` and ``/dev/shm`` are shared)."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return info.st_uid == os.getuid() and not path.is_symlink()
+
+
+def remove_stale_folders(prefix: str, parent: Path | None = None) -> list[Path]:
+    """Remove the folders ``parent/prefix*`` (the temporary folder by default) whose marker names
+    a process that is gone; the folders removed. A folder without a marker is not ours to judge."""
+    removed = []
+    for path in Path(parent or tempfile.gettempdir()).glob(f"{prefix}*"):
+        if not (path.is_dir() and ours(path)):
+            continue
+        try:
+            pid = int((path / OWNER_MARKER).read_text())
+        except (OSError, ValueError):
+            continue
+        if not alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def owned_folder(prefix: str, parent: Path | None = None) -> Path:
+    """A new temporary folder ``prefix*`` marked with this process's pid, after removing those
+    of runs that are gone. The caller removes it."""
+    remove_stale_folders(prefix, parent)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    (folder / OWNER_MARKER).write_text(str(os.getpid()))
+    return folder
+
+
+@contextlib.contextmanager
+def owned_tempdir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
+    """:func:`owned_folder`, removed at the end of the ``with`` block."""
+    folder = owned_folder(prefix, parent)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,74 @@
+"""Temporary folders a run owns (``resnet_deploy/_owned.py``): a run cut short by SIGKILL leaves
+its folder, and the next run of the same command removes it; a live run's, an unmarked one and a
+link stay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from resnet_deploy import _owned
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("owner, marked, removed", [
+    ("dead", True, True),     # a run killed by SIGKILL: its folder goes
+    ("alive", True, False),   # a run that is still going: its folder stays
+    ("dead", False, False),   # no marker: not ours to judge
+])
+def test_a_folder_of_a_run_that_is_gone_is_removed_by_the_next(tmp_path: Path, owner: str, marked: bool, removed: bool) -> None:
+    folder = tmp_path / "resnet-deploy-serve-abc123"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"x" * 10)
+    if marked:
+        (folder / _owned.OWNER_MARKER).write_text(str(_dead_pid() if owner == "dead" else os.getpid()))
+    fresh = _owned.owned_folder("resnet-deploy-serve-", tmp_path)
+    assert (fresh / _owned.OWNER_MARKER).read_text() == str(os.getpid())
+    assert folder.exists() is not removed
+
+
+def test_a_link_to_a_folder_is_never_followed(tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / _owned.OWNER_MARKER).write_text(str(_dead_pid()))
+    (tmp_path / "resnet-deploy-triton-link").symlink_to(precious)
+    _owned.remove_stale_folders("resnet-deploy-triton-", tmp_path)
+    assert precious.is_dir() and (tmp_path / "resnet-deploy-triton-link").is_symlink()
+
+
+def test_owned_tempdir_goes_at_the_end(tmp_path: Path) -> None:
+    with _owned.owned_tempdir("resnet-deploy-serve-", tmp_path) as folder:
+        assert folder.is_dir()
+    assert not folder.exists()
+
+
+def test_a_bench_killed_by_sigkill_leaves_a_folder_the_next_bench_removes(tmp_path: Path, resnet20_onnx: Path) -> None:
+    """Before: every SIGKILLed ``bench`` left its ``/tmp/resnet-deploy-bench-*`` for good."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    command = [sys.executable, "-m", "resnet_deploy_cli.main", "bench", str(resnet20_onnx), "--providers", "cpu",
+               "--rounds", "1", "--warmup", "0"]
+    killed = subprocess.Popen([*command, "--iterations", "100000"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (left := list(tmp_path.glob("resnet-deploy-bench-*"))) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert left and left[0].is_dir(), "bench made no folder of its own in TMPDIR"
+    print(f"left by the killed bench: {left[0].name}")
+
+    done = subprocess.run([*command, "--iterations", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not left[0].exists()
+    assert not list(tmp_path.glob("resnet-deploy-bench-*"))  # and its own went at the end
