@@ -166,7 +166,10 @@ def _check_served(options: BenchOptions) -> None:
         raise InputError("--url measures a served model beside the ONNX file it serves: give that file too")
     from .served import parse_url
 
+    seen: set[tuple[str, str]] = set()
     for url in options.urls:
-        parse_url(url)
+        if (served := parse_url(url)) in seen:
+            raise InputError(f"--url names {served[0]}://{served[1]} twice: each server is measured once")
+        seen.add(served)
     if options.served_model is not None and not TRITON_MODEL_NAME.match(options.served_model):
         raise InputError(f"invalid served model name {options.served_model!r}")

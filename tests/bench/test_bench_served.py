@@ -153,8 +153,11 @@ def test_a_server_that_answers_wrong_under_concurrent_requests_is_an_error_row(m
     (["--url", "grpc://127.0.0.1:1", "--request-timeout", "0"], "--request-timeout must be positive"),
     (["--url", "grpc://127.0.0.1:1", "--request-timeout", "nan"], "--request-timeout must be a finite number"),
     (["--url", "grpc://127.0.0.1:1", "--request-timeout", "7200"], "--request-timeout must be between 0 and 3600"),
+    # The same server twice: two rows named alike before (a third made a second triton-grpc-HOST:PORT).
+    (["--url", "grpc://127.0.0.1:1,grpc://127.0.0.1:1"], "--url names grpc://127.0.0.1:1 twice"),
+    (["--url", "127.0.0.1:1,http://127.0.0.1:1"], "--url names http://127.0.0.1:1 twice"),
 ])
-def test_request_timeout_is_refused_in_one_line(model: Path, args: list[str], needle: str) -> None:
+def test_request_timeout_and_a_repeated_url_are_refused_in_one_line(model: Path, args: list[str], needle: str) -> None:
     result = run_cli("bench", model, *args, "--iterations", "1", "--rounds", "1")
     assert result.returncode == 1 and needle in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
