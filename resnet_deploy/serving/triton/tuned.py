@@ -8,8 +8,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..._errors import InputError
+from ..._errors import InputError, RuntimeBackendError, first_line
 from ...profile.deployment import DeploymentProfile, load_profile
+from ...runtime.session import check_threads
 from .options import MAX_INSTANCES, MAX_THREADS, TritonOptions, entry_name
 from .repository import profile_backend
 
@@ -41,6 +42,11 @@ def options_from_profile(profile_path: str | Path, options: TritonOptions, *, ba
     threads = options.threads if options.threads is not None else tuned.session.threads
     if options.threads is None and threads is not None and not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):
         raise InputError(f"{profile_path}: session.threads must be an integer from 1 to {MAX_THREADS}, received {threads!r}")
+    if options.threads is None and threads is not None:  # a profile is this machine's: its cores bound it, by its name
+        try:
+            check_threads(threads)
+        except RuntimeBackendError as exc:
+            raise InputError(f"{profile_path}: session.{first_line(exc)}") from None
     if instances is None and tuned.serving:  # tune --mode throughput measured this layout
         instances = tuned.serving.instances
         if not 1 <= instances <= MAX_INSTANCES:  # named as the profile's field: the user gave no --instances

@@ -18,6 +18,7 @@ from resnet_deploy.serving import triton as triton_module
 from resnet_deploy._atomic import folders
 from resnet_deploy.export.exporter import ExportOptions, export_model
 from resnet_deploy.export.pipeline import ort_outputs
+from resnet_deploy.runtime.session import THREADS_PER_CORE, cpu_count
 from resnet_deploy.serving.triton import TritonOptions, write_triton_repository
 from resnet_deploy_cli.main import app
 
@@ -484,10 +485,16 @@ def test_a_profile_entry_is_named_as_a_file_entry(tmp_path: Path, resnet20_onnx:
     assert write_triton_repository(tmp_path / "my model.onnx", tmp_path / "repo2", TritonOptions()).path.name == "my_model"
 
 
-def test_a_profiles_bad_threads_are_named_as_the_profiles(tmp_path: Path, resnet20_onnx: Path) -> None:
-    """Issue 26 C.5: session.threads 4096 in a profile was reported as a --threads error."""
-    profile = _profile(tmp_path, resnet20_onnx, session={"threads": 4096})
+@pytest.mark.parametrize("threads, needle", [
+    (4096, "session.threads must be an integer from 1 to 1024, received 4096"),  # a --threads error before
+    # More than this machine's cores allow: Triton refused the model after it started, naming no field.
+    (THREADS_PER_CORE * cpu_count() + 1, "session.threads must be at most"),
+])
+def test_a_profiles_bad_threads_are_named_as_the_profiles(tmp_path: Path, resnet20_onnx: Path, threads: int,
+                                                          needle: str) -> None:
+    """Issue 26 C.5: a profile's session.threads out of bounds is named as the profile's field."""
+    profile = _profile(tmp_path, resnet20_onnx, session={"threads": threads})
     r = CliRunner().invoke(app, ["triton", "--profile", str(profile), "-r", str(tmp_path / "repo")])
     print(r.output)
-    assert r.exit_code == 1 and "session.threads must be an integer from 1 to 1024, received 4096" in r.output
+    assert r.exit_code == 1 and needle in r.output and f"received {threads}" in r.output
     assert "--threads" not in r.output and r.output.count("\n") == 1
