@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, BinaryIO, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -33,7 +33,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .._errors import InputError, OnnxModelError, first_line
 from .._file_kind import NotRegularFile, open_regular
 
-__all__ = ["Preprocessing", "load_image", "image_files", "ImageLike", "IMAGE_SUFFIXES", "MAX_RESIZE_PIXELS", "PREPROCESSING_KEYS"]
+__all__ = ["Preprocessing", "load_image", "decode_file", "image_files", "ImageLike", "IMAGE_SUFFIXES", "MAX_RESIZE_PIXELS", "PREPROCESSING_KEYS"]
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm")
@@ -131,10 +131,12 @@ class Preprocessing:
                              f"more than {MAX_RESIZE_PIXELS:,} pixels")
         return new_w, new_h
 
-    def __call__(self, image: ImageLike) -> np.ndarray:
-        """One image -> float32 ``[3, crop, crop]``."""
-        img = to_rgb(load_image(image), image if isinstance(image, (str, Path)) else "image")
-        new_w, new_h = self.check_size(*img.size, name=str(image) if isinstance(image, (str, Path)) else "image")
+    def __call__(self, image: ImageLike, *, name: str | None = None) -> np.ndarray:
+        """One image -> float32 ``[3, crop, crop]``; ``name`` is what a refusal calls it (default:
+        its path, else "image")."""
+        name = name or (str(image) if isinstance(image, (str, Path)) else "image")
+        img = to_rgb(load_image(image), name)
+        new_w, new_h = self.check_size(*img.size, name=name)
         if (new_w, new_h) != img.size:
             img = img.resize((new_w, new_h), Image.BILINEAR)
         crop = self.crop_size
@@ -172,19 +174,26 @@ def load_image(image: ImageLike) -> Image.Image:
         raise InputError(f"image not found: {path}") from exc
     except OSError as exc:
         raise InputError(f"not a readable image: {path} ({exc.strerror or exc})") from exc
+    with fh:
+        return decode_file(fh, path)
+
+
+def decode_file(fh: BinaryIO, name: str | Path) -> Image.Image:
+    """The image an open binary file holds, upright and 8-bit RGB; ``name`` (a path or a URL) is
+    what its refusals name."""
     try:
         # (PIL's own warnings, e.g. corrupt EXIF, name no file; capturing them to add the name would
         # need warnings.catch_warnings, which changes process-wide state: not in a thread-safe Predictor.)
-        with fh, Image.open(fh) as img:
+        with Image.open(fh) as img:
             img.load()
             loaded = ImageOps.exif_transpose(img)  # upright, and a copy that outlives the file
     except Image.DecompressionBombError as exc:  # readable, but refused for its size: say so, not "unreadable"
-        raise InputError(f"refused {path}: {first_line(exc)}") from exc
+        raise InputError(f"refused {name}: {first_line(exc)}") from exc
     except UnidentifiedImageError as exc:
-        raise InputError(f"not a readable image: {path}") from exc
+        raise InputError(f"not a readable image: {name}") from exc
     except (OSError, ValueError) as exc:  # a known format cut short or broken: PIL's reason helps
-        raise InputError(f"not a readable image: {path} ({first_line(exc, 120)})") from exc
-    return to_rgb(loaded, path)
+        raise InputError(f"not a readable image: {name} ({first_line(exc, 120)})") from exc
+    return to_rgb(loaded, name)
 
 
 def to_rgb(img: Image.Image, name: str | Path = "image") -> Image.Image:

@@ -39,10 +39,12 @@ def _name(image: ImageLike) -> str:
     return str(image) if isinstance(image, (str, Path)) else "image"
 
 
-def decode(image: ImageLike, preprocessing: Preprocessing) -> np.ndarray:
-    """One image -> uint8 ``[H, W, 3]``, upright and RGB, within the size bounds."""
-    img = to_rgb(load_image(image), _name(image))
-    _check_size(img.size[0], img.size[1], preprocessing, _name(image))
+def decode(image: ImageLike, preprocessing: Preprocessing, *, name: str | None = None) -> np.ndarray:
+    """One image -> uint8 ``[H, W, 3]``, upright and RGB, within the size bounds; ``name`` is what
+    a refusal calls it (default: its path, else "image")."""
+    name = name or _name(image)
+    img = to_rgb(load_image(image), name)
+    _check_size(img.size[0], img.size[1], preprocessing, name)
     return np.asarray(img, dtype=np.uint8)
 
 

@@ -18,6 +18,8 @@ import numpy as np
 from ..._errors import InputError, first_line
 from ...preprocess.images import Preprocessing
 from ...runtime.raw_images import decode, size_groups
+from .remote import is_url, open_image
+
 __all__ = ["DecodeSpec", "Decoded", "decode_batch", "OK"]
 
 OK = "ok"  # the status of an image that has an answer; any other status says why it has none
@@ -57,7 +59,9 @@ def decode_batch(paths: Sequence[str], spec: DecodeSpec) -> Decoded:
     statuses = [OK] * len(paths)
     for i, path in enumerate(paths):
         try:
-            arrays.append(decode(path, spec.preprocessing) if spec.takes_images else spec.preprocessing(path))
+            image = open_image(path) if is_url(path) else path
+            arrays.append(decode(image, spec.preprocessing, name=path) if spec.takes_images
+                          else spec.preprocessing(image, name=path))
             kept.append(i)
         except Exception as exc:  # noqa: BLE001 - one image's failure is that image's row (see _reason)
             statuses[i] = _reason(exc)

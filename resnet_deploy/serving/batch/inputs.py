@@ -1,4 +1,5 @@
-"""The images a job reads: INPUT arguments expanded into one sorted list of absolute paths.
+"""The images a job reads: INPUT arguments expanded into one sorted list of absolute paths
+(and URLs, :mod:`.remote`).
 
 The list is expanded once, when a job starts, and stored in the output folder
 (:data:`INPUTS_FILE`); a resumed job reads it back instead of searching again, so it works on
@@ -17,6 +18,7 @@ from typing import Iterable, Sequence
 
 from ..._errors import InputError
 from ...preprocess.images import IMAGE_SUFFIXES
+from .remote import expand_url, is_url
 
 __all__ = ["normalise_specs", "list_inputs", "inputs_bytes", "parse_inputs", "INPUTS_FILE"]
 
@@ -27,7 +29,7 @@ _GLOB_CHARS = frozenset("*?[")
 def normalise_specs(specs: Sequence[str]) -> tuple[str, ...]:
     """The INPUT arguments as absolute paths (``@`` kept in front of a list file), so that the
     same command run from another folder is recognised as the same job."""
-    return tuple("@" + os.path.abspath(s[1:]) if s.startswith("@") else os.path.abspath(s) for s in specs)
+    return tuple("@" + os.path.abspath(s[1:]) if s.startswith("@") else s if is_url(s) else os.path.abspath(s) for s in specs)
 
 
 def _is_image(name: str) -> bool:
@@ -76,7 +78,7 @@ def _list_file(spec: str) -> list[str]:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
         raise InputError(f"cannot read the list {path}: {reason}") from exc
     base = os.path.dirname(path)
-    entries = [os.path.join(base, line) for line in lines if line.strip()]
+    entries = [line if is_url(line) else os.path.join(base, line) for line in lines if line.strip()]
     if not entries:
         raise InputError(f"the list {path} names no images")
     return entries
@@ -112,6 +114,8 @@ def _absolute(path: str) -> str:
     """``path`` made absolute. ``..`` is resolved through the file system when it follows a
     symbolic link (``link/../x`` is the link target's parent's ``x``, as ``open`` reads it), and
     textually otherwise, so that a path is listed as given."""
+    if is_url(path):
+        return path
     if ".." in Path(path).parts:
         return os.path.realpath(path)
     return os.path.abspath(path)
@@ -120,6 +124,8 @@ def _absolute(path: str) -> str:
 def _expand(spec: str) -> list[str]:
     if spec.startswith("@"):
         return _list_file(spec)
+    if is_url(spec):
+        return expand_url(spec)
     if os.path.isdir(spec):
         return _folder_images(spec)
     if os.path.isfile(spec):

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -76,6 +77,25 @@ def test_ray_rows_equal_the_local_engines(photos: Path, tmp_path: Path, local_ro
     statuses = dict(zip(rows.column("path").to_pylist(), rows.column("status").to_pylist()))
     for name, reason in BROKEN.items():
         assert reason in next(s for p, s in statuses.items() if p.endswith(name))
+
+
+def test_ray_reads_images_by_url(photos: Path, tmp_path: Path, local_rows: pa.Table) -> None:
+    """The decode tasks read images through fsspec: the photos packed into a zip archive and named
+    by a ``zip://`` URL give the local engine's answers, row for row."""
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for file in sorted(p for p in photos.rglob("*") if p.is_file()):
+            z.write(file, "photos/" + file.relative_to(photos).as_posix())
+    out = tmp_path / "out"
+    run_batch(BatchOptions((f"zip://photos::{archive.as_uri()}",), out, model=Path(MODEL), shard_size=SHARD,  # type: ignore[arg-type]
+                           threads=1, engine="ray"))
+    rows = _table(out)
+    assert rows.num_rows == local_rows.num_rows
+    assert all(p.startswith("zip://photos/") for p in rows.column("path").to_pylist())
+    for name in ("status", "top_k_indices", "top_k_scores"):
+        mine = [v if name != "status" else v == "ok" for v in rows.column(name).to_pylist()]
+        theirs = [v if name != "status" else v == "ok" for v in local_rows.column(name).to_pylist()]
+        assert mine == theirs, name
 
 
 def test_profiles_are_chosen_per_machine(photos: Path, tmp_path: Path, local_rows: pa.Table) -> None:
