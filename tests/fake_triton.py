@@ -17,7 +17,8 @@ and with 10 MB of logits over gRPC, ``huge-unsized`` the same HTTP body without 
 ``Content-Length`` (over gRPC, as ``huge``). Each HTTP one streams at most :data:`HUGE_SENT` bytes
 of it, so that a client without a bound fails on the truncated body instead of running out of
 memory. ``gzip`` answers 2 MB of zeros compressed to a few KB (unasked, over both protocols).
-``lying-shape`` sends 10 values under the shape ``[N, 2^40]``, which tritonclient cannot read.
+``lying-shape`` sends 10 values under the shape ``[N, 2^40]``, which tritonclient cannot read;
+``text-header-length`` (HTTP) an ``Inference-Header-Content-Length`` that is not a number.
 
 Other modes answer inference right but break the protocol elsewhere: ``metrics`` answers every
 HTTP request with Prometheus text, as Triton's metrics port does; ``no-inputs``, ``empty-inputs``
@@ -40,7 +41,8 @@ import numpy as np
 from .drip_relay import drip_relay
 
 WRONG_ANSWERS = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong",
-                 "drip", "huge", "huge-unsized", "gzip", "error-esc", "lying-shape")
+                 "drip", "huge", "huge-unsized", "gzip", "error-esc", "lying-shape",
+                 "text-header-length")
 WRONG_REPLIES = ("metrics", "no-inputs", "empty-inputs", "no-outputs", "no-stats", "empty-stats", "huge-meta",
                  "slow-meta")  # right answers
 MODES = WRONG_ANSWERS + WRONG_REPLIES
@@ -111,6 +113,8 @@ class FakeTriton:
                 if compress:
                     body = gzip.compress(body)
                     self.send_header("Content-Encoding", "gzip")
+                if fake.mode == "text-header-length" and self.command == "POST":
+                    self.send_header("Inference-Header-Content-Length", "abc")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
+from http.client import HTTPException
 from typing import Any, Callable
 
 import numpy as np
@@ -28,7 +29,8 @@ import numpy as np
 from .._errors import InputError, first_line
 from .schema import DEFAULT_REQUEST_TIMEOUT_S, Engine, EngineGone, Record, WorkerSpec
 from .served_answers import SameAnswer, check_first
-from .served_client import REPLY_BYTES, answer_bytes, client_module, open_client
+from .served_bounds import REPLY_BYTES, answer_bytes
+from .served_client import client_module, open_client
 from .served_replies import read_metadata, read_statistics
 from .served_stats import ServerTimes
 
@@ -44,7 +46,7 @@ def parse_url(url: str) -> tuple[str, str]:
     match = _URL.match(url.strip())
     if not match or not 0 < int(match["port"]) < 65536:
         raise InputError(f"--url {url!r} is not HOST:PORT, http://HOST:PORT or grpc://HOST:PORT")
-    return match["scheme"] or "http", f"{match['host']}:{match['port']}"
+    return match["scheme"] or "http", f"{match['host'].lower()}:{int(match['port'])}"  # one spelling per server
 
 
 def served_engines(urls: list[str], model: str, *, classes: int | None = None, timeout: float | None = None) -> list[Engine]:
@@ -164,9 +166,11 @@ class TritonClientBackend:
                 return self._ask(client.infer, self.model, [inp], outputs=outputs).as_numpy(self.output)
             except self.module.InferenceServerException as exc:
                 raise RuntimeError(f"{self.url} refused the request: {exc.message() or exc}") from None
-            except (ValueError, TypeError, KeyError, IndexError) as exc:  # tritonclient parsing a malformed reply
+            except (ValueError, TypeError, KeyError, IndexError, HTTPException) as exc:  # a malformed reply
                 raise RuntimeError(f"{self.where} answered a reply tritonclient cannot read: "
                                    f"{type(exc).__name__}: {first_line(exc)}") from None
+            except ConnectionError as exc:  # reset or closed in the middle of a reply
+                raise RuntimeError(f"{self.where} broke the connection: {type(exc).__name__}: {first_line(exc)}") from None
 
         return send
 

@@ -92,6 +92,17 @@ def test_an_answer_that_cannot_be_compared_is_an_error_row(model: Path, tmp_path
     assert result.returncode == 1 and "error: the served model failed in 1 of 1 groups" in result.stderr
 
 
+@_HTTP
+def test_a_reply_header_tritonclient_cannot_read_is_an_error_row_naming_the_server(model: Path, tmp_path: Path) -> None:
+    """A non-numeric Inference-Header-Content-Length: a bare ValueError row before (pass 4 H18)."""
+    with FakeTriton("text-header-length") as fake:
+        result, records = _bench(model, f"http://{fake.http}", tmp_path / "r.json")
+        error = records[("triton-http", 1)]["error"]
+        print(error)
+        assert error.startswith(f"RuntimeError: http://{fake.http} answered a reply tritonclient cannot read: ValueError")
+    assert result.returncode == 1
+
+
 @pytest.mark.parametrize("protocol, needle", [
     # gRPC's bound is of the decompressed message; it was 2 GiB, and [1, 500000] came as a VerificationError.
     ("grpc", "answered more than the 1048896 bytes bench reads of a reply (infer: compressed, larger decompressed)"),
@@ -156,6 +167,7 @@ def test_a_server_that_answers_wrong_under_concurrent_requests_is_an_error_row(m
     # The same server twice: two rows named alike before (a third made a second triton-grpc-HOST:PORT).
     (["--url", "grpc://127.0.0.1:1,grpc://127.0.0.1:1"], "--url names grpc://127.0.0.1:1 twice"),
     (["--url", "127.0.0.1:1,http://127.0.0.1:1"], "--url names http://127.0.0.1:1 twice"),
+    (["--url", "grpc://LocalHost:01,grpc://localhost:1"], "--url names grpc://localhost:1 twice"),
 ])
 def test_request_timeout_and_a_repeated_url_are_refused_in_one_line(model: Path, args: list[str], needle: str) -> None:
     result = run_cli("bench", model, *args, "--iterations", "1", "--rounds", "1")
