@@ -20,7 +20,8 @@ from resnet_deploy.bench.schema import BenchResult
 from ._choices import Mode, choice, metavar
 from ._errors import CLIError, handle_errors
 from ._options import Force, ModelName, Plain, Threads, numbers, words, zoo_model_name
-from ._output import console, err_console, escape, printable, progress
+from ._output import console, err_console, escape, progress
+from ._terminal import printable
 
 # bench's options, grouped in --help by what they decide.
 WHAT, HOW, DATA, REPORTS, CACHE = "What to measure", "How to measure", "Data", "Reports", "Cache"

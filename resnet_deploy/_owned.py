@@ -3,9 +3,9 @@
 A run cut short (SIGKILL, SIGQUIT, a crash) runs no cleanup, and its temporary folder
 (``/tmp/resnet-deploy-bench-*``, ``-serve-*``, ``-triton-*``, ``-tune-*``, ...) would stay for
 ever. So each folder carries the pid of the process that made it in its :data:`OWNER_MARKER`
-file; the run removes its own at the end, and the next run of the same prefix removes those whose
-process is gone. Nothing else is touched: not a live run's, not another user's, not a link, not
-a folder without the marker.
+file, with its pid namespace; the run removes its own at the end, and the next run of the same
+prefix removes those whose process is gone. Nothing else is touched: not a live run's, not
+another user's, not another pid namespace's, not a link, not a folder without the marker.
 """
 
 from __future__ import annotations
@@ -42,6 +42,15 @@ def ours(path: Path) -> bool:
     return info.st_uid == os.getuid() and not path.is_symlink()
 
 
+def _pid_namespace() -> str:
+    """This process's pid namespace (``pid:[4026531836]``): a pid means a process only within
+    it, so a marker from another (a container sharing ``/tmp``) is never judged here."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:  # not Linux: one namespace
+        return ""
+
+
 def remove_stale_folders(prefix: str, parent: Path | None = None) -> list[Path]:
     """Remove the folders ``parent/prefix*`` (the temporary folder by default) whose marker names
     a process that is gone; the folders removed. A folder without a marker is not ours to judge."""
@@ -50,10 +59,11 @@ def remove_stale_folders(prefix: str, parent: Path | None = None) -> list[Path]:
         if not (path.is_dir() and ours(path)):
             continue
         try:
-            pid = int((path / OWNER_MARKER).read_text())
+            pid, _, namespace = (path / OWNER_MARKER).read_text().partition(" ")
+            pid_number = int(pid)
         except (OSError, ValueError):
             continue
-        if not alive(pid):
+        if namespace in ("", _pid_namespace()) and not alive(pid_number):  # "": a marker that predates namespaces
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
@@ -64,7 +74,11 @@ def owned_folder(prefix: str, parent: Path | None = None) -> Path:
     of runs that are gone. The caller removes it."""
     remove_stale_folders(prefix, parent)
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    (folder / OWNER_MARKER).write_text(str(os.getpid()))
+    try:
+        (folder / OWNER_MARKER).write_text(f"{os.getpid()} {_pid_namespace()}")
+    except BaseException:  # a folder without its marker would be left for good
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 

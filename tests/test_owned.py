@@ -10,38 +10,41 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from resnet_deploy import _owned
 
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
+from ._pids import dead_pid
 
 
-@pytest.mark.parametrize("owner, marked, removed", [
-    ("dead", True, True),     # a run killed by SIGKILL: its folder goes
-    ("alive", True, False),   # a run that is still going: its folder stays
-    ("dead", False, False),   # no marker: not ours to judge
-])
-def test_a_folder_of_a_run_that_is_gone_is_removed_by_the_next(tmp_path: Path, owner: str, marked: bool, removed: bool) -> None:
+HERE = _owned._pid_namespace()
+
+
+@pytest.mark.parametrize("marker, removed", [
+    (lambda: f"{dead_pid()} {HERE}", True),            # a run killed by SIGKILL: its folder goes
+    (lambda: f"{os.getpid()} {HERE}", False),          # a run that is still going: its folder stays
+    (None, False),                                     # no marker: not ours to judge
+    (lambda: f"{dead_pid()} pid:[1]", False),          # another pid namespace's (a container sharing /tmp)
+    (lambda: str(dead_pid()), True),                   # a marker from before namespaces were written
+], ids=["dead", "alive", "unmarked", "another-namespace", "pid-only"])
+def test_a_folder_of_a_run_that_is_gone_is_removed_by_the_next(tmp_path: Path, marker: Callable[[], str] | None,
+                                                               removed: bool) -> None:
     folder = tmp_path / "resnet-deploy-serve-abc123"
     folder.mkdir()
     (folder / "model.onnx").write_bytes(b"x" * 10)
-    if marked:
-        (folder / _owned.OWNER_MARKER).write_text(str(_dead_pid() if owner == "dead" else os.getpid()))
+    if marker is not None:
+        (folder / _owned.OWNER_MARKER).write_text(marker())
     fresh = _owned.owned_folder("resnet-deploy-serve-", tmp_path)
-    assert (fresh / _owned.OWNER_MARKER).read_text() == str(os.getpid())
+    assert (fresh / _owned.OWNER_MARKER).read_text() == f"{os.getpid()} {HERE}"
     assert folder.exists() is not removed
 
 
 def test_a_link_to_a_folder_is_never_followed(tmp_path: Path) -> None:
     precious = tmp_path / "precious"
     precious.mkdir()
-    (precious / _owned.OWNER_MARKER).write_text(str(_dead_pid()))
+    (precious / _owned.OWNER_MARKER).write_text(str(dead_pid()))
     (tmp_path / "resnet-deploy-triton-link").symlink_to(precious)
     _owned.remove_stale_folders("resnet-deploy-triton-", tmp_path)
     assert precious.is_dir() and (tmp_path / "resnet-deploy-triton-link").is_symlink()
@@ -61,10 +64,11 @@ def test_a_bench_killed_by_sigkill_leaves_a_folder_the_next_bench_removes(tmp_pa
     killed = subprocess.Popen([*command, "--iterations", "100000"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
-    while not (left := list(tmp_path.glob("resnet-deploy-bench-*"))) and time.monotonic() < deadline:
+    while not (marked := list(tmp_path.glob(f"resnet-deploy-bench-*/{_owned.OWNER_MARKER}"))) and time.monotonic() < deadline:
         time.sleep(0.1)
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()
+    left = [m.parent for m in marked]
     assert left and left[0].is_dir(), "bench made no folder of its own in TMPDIR"
     print(f"left by the killed bench: {left[0].name}")
 

@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._owned import owned_tempdir
 from .._errors import InputError, VerificationError
+from .._owned import owned_tempdir
 from ..runtime.environment import environment
 from ..runtime import cpu_count
 from ..graph.verify import compare

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .._owned import owned_tempdir
 from .._errors import InputError
+from .._owned import owned_tempdir
 from ..graph.io import image_input, read_metadata
 from ..preprocess.images import IMAGE_SUFFIXES, Preprocessing
 

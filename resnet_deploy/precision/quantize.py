@@ -26,10 +26,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import onnx
 
-from .._owned import owned_tempdir
 from .._atomic import check_writable
 from .._errors import InputError
 from .._machine import cpu_model, int8_kernels
+from .._owned import owned_tempdir
 from .calibration import DEFAULT_MAX_SAMPLES, fixed_batches, load_samples
 from ..export.image_input import image_input_stage
 from ..graph.io import image_input, read_metadata, save_onnx, write_metadata

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +21,7 @@ import onnx
 import onnxruntime as ort
 
 from .._errors import ProviderUnavailableError, RuntimeBackendError, first_line
+from .._owned import owned_folder
 from .config import ORT_NUMPY_TYPES, SessionConfig
 from .openvino_native import OpenVINOSession
 from .providers import (
@@ -66,16 +66,17 @@ def cpu_count() -> int:
 THREADS_PER_CORE = 4
 
 
-def check_threads(threads: int | None) -> None:
-    """Refuse a thread count below 1 or above ``THREADS_PER_CORE`` x the cores this process may use."""
+def check_threads(threads: int | None, name: str = "threads") -> None:
+    """Refuse a thread count below 1 or above ``THREADS_PER_CORE`` x the cores this process may
+    use; ``name`` is what the refusal calls the setting (``--threads``, a profile's field)."""
     if threads is None:
         return
     cores = cpu_count()
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise RuntimeBackendError(f"threads must be at least 1, received {threads!r}")
+        raise RuntimeBackendError(f"{name} must be at least 1, received {threads!r}")
     if threads > THREADS_PER_CORE * cores:
         raise RuntimeBackendError(
-            f"threads must be at most {THREADS_PER_CORE * cores} ({THREADS_PER_CORE}x the {cores} cores this process may use), "
+            f"{name} must be at most {THREADS_PER_CORE * cores} ({THREADS_PER_CORE}x the {cores} cores this process may use), "
             f"received {threads}"
         )
 
@@ -156,7 +157,7 @@ def _open(
         preload_cuda_libraries()
     so = _session_options(config)
     source = model if isinstance(model, bytes) else str(model)
-    profile_dir = tempfile.mkdtemp(prefix="resnet-deploy-profile-") if probe else None
+    profile_dir = str(owned_folder("resnet-deploy-profile-")) if probe else None
     try:
         if profile_dir:
             so.enable_profiling = True

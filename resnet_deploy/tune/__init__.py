@@ -26,9 +26,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .._owned import owned_tempdir
 from .._atomic import check_writable
 from .._errors import InputError
+from .._owned import owned_tempdir
 from ..bench.catalogue import REFERENCE
 from ..bench.inputs import read_model_file
 from ..bench.options import BenchOptions, validate

@@ -17,10 +17,9 @@ import os
 import re
 from pathlib import Path
 
-from ..._owned import OWNER_MARKER, alive, ours, owned_folder, owned_tempdir, remove_stale_folders
+from ..._owned import alive, ours
 
-__all__ = ["OWNER_MARKER", "SHM_FOLDER", "shm_prefix", "remove_shm", "remove_stale_shm", "owned_folder", "owned_tempdir",
-           "remove_stale_folders"]
+__all__ = ["SHM_FOLDER", "shm_prefix", "remove_shm", "remove_stale_shm"]
 
 SHM_FOLDER = Path("/dev/shm")
 _SHM_NAME = re.compile(r"^resnet_deploy_(\d+)_[0-9a-f]{8}_")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,8 @@ from resnet_deploy.serving.triton import leftovers
 from resnet_deploy.serving.triton.log import exit_reason, last_lines
 from resnet_deploy.serving.triton.process import TritonServerError, check_host, check_port_free
 from resnet_deploy.serving.triton.server import TritonServer
+
+from ..._pids import dead_pid
 
 # What Triton 2.51 logged before one request of deeply nested JSON killed it: nothing of the crash.
 CRASH_LOG = """\
@@ -136,16 +136,10 @@ def test_serve_warns_when_http_faces_the_network(host: str, http_host: str | Non
 # (its folders: tests/test_owned.py)
 
 
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
 def test_shared_memory_regions_removed_are_ours_alone(tmp_path: Path) -> None:
     """At stop a run removes its own prefix; at start, those of runs that are gone. Triton's
     default prefix, another live run's, and a file that only looks like ours stay."""
-    dead, token = _dead_pid(), "0123abcd"
+    dead, token = dead_pid(), "0123abcd"
     mine = leftovers.shm_prefix(token)
     names = {
         f"{mine}c3543916-082b": "mine",
