@@ -14,6 +14,8 @@ import numpy as np
 import onnx
 import pytest
 
+from resnet_deploy.runtime.session import THREADS_PER_CORE, cpu_count
+
 from .._cli_cases import Alias, Case, check_alias, check_bad_input, note_lines, run_cli
 
 CASES = [
@@ -36,6 +38,9 @@ CASES = [
     *[Case(f"serve-max-request-mb-{v}", ["serve", "{model}", "--max-request-mb", v],
            ["--max-request-mb must be a number above 0 and at most", f"received {r}"], [])
       for v, r in (("nan", "nan"), ("inf", "inf"), ("0", "0.0"), ("-1", "-1.0"), ("1e30", "1e+30"))],
+    # More threads than this machine's cores allow: Triton started, then failed to load, naming no option.
+    Case("serve-threads-over-the-cores", ["serve", "{model}", "--threads", str(THREADS_PER_CORE * cpu_count() + 1)],
+         ["--threads must be at most", f"received {THREADS_PER_CORE * cpu_count() + 1}"], []),
 ]
 
 

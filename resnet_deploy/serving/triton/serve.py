@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..._errors import InputError
-from .leftovers import owned_tempdir
+from ..._owned import owned_tempdir
+from ...runtime.session import check_threads
 from .options import TritonEntry, TritonOptions, validate
 from .process import check_host
 from .repository import write_triton_repository
@@ -64,6 +65,7 @@ def serve_model(model: str | Path, options: TritonOptions, listen: Listen = List
     ``on_warning`` each risk and each restart for a dead model."""
     check_listen(listen)
     validate(options)  # before any work, and before asking whether Triton is installed
+    check_threads(options.threads, "--threads")  # this machine's cores (a profile's was checked by its name)
     find_tritonserver()  # before any work: the extra is installed
     with owned_tempdir("resnet-deploy-serve-") as repository:
         entry = write_triton_repository(model, repository, options)

@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..._errors import InputError, RuntimeBackendError, first_line
+from ..._errors import InputError
 from ...profile.deployment import DeploymentProfile, load_profile
 from ...runtime.session import check_threads
 from .options import MAX_INSTANCES, MAX_THREADS, TritonOptions, entry_name
@@ -40,13 +40,10 @@ def options_from_profile(profile_path: str | Path, options: TritonOptions, *, ba
     model = tuned.model_path(profile_path)
     notes: list[str] = []
     threads = options.threads if options.threads is not None else tuned.session.threads
-    if options.threads is None and threads is not None and not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):
-        raise InputError(f"{profile_path}: session.threads must be an integer from 1 to {MAX_THREADS}, received {threads!r}")
-    if options.threads is None and threads is not None:  # a profile is this machine's: its cores bound it, by its name
-        try:
-            check_threads(threads)
-        except RuntimeBackendError as exc:
-            raise InputError(f"{profile_path}: session.{first_line(exc)}") from None
+    if options.threads is None and threads is not None:  # the profile's, named as its field
+        if not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):
+            raise InputError(f"{profile_path}: session.threads must be an integer from 1 to {MAX_THREADS}, received {threads!r}")
+        check_threads(threads, f"{profile_path}: session.threads")  # load_profile refused another machine's
     if instances is None and tuned.serving:  # tune --mode throughput measured this layout
         instances = tuned.serving.instances
         if not 1 <= instances <= MAX_INSTANCES:  # named as the profile's field: the user gave no --instances
