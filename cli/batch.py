@@ -56,7 +56,7 @@ def _n(count: int, noun: str) -> str:
 def _summary(result: BatchResult) -> str:
     """One line, always: what this run did, where, and how fast."""
     if not result.shards_written:
-        return f"nothing to do: the {_n(result.shards, 'shard')} of {result.output} were finished by an earlier run"
+        return f"nothing to do: the job in {result.output} was finished by an earlier run ({_n(result.shards, 'shard')})"
     before = f" ({result.shards_skipped} finished by an earlier run)" if result.shards_skipped else ""
     return (f"{_n(result.processed, 'image')}, {result.failed} failed, {result.images_per_s:.1f} images/s "
             f"({result.startup_s:.1f} s start-up, {result.seconds:.1f} s wall); {result.shards_written} of {_n(result.shards, 'shard')} written to {result.output}"

@@ -316,7 +316,7 @@ def test_the_cli_prints_one_summary_line_and_no_bar_off_a_terminal(resnet20_onnx
     assert "1 of 1 shard written to" in result.stdout and "local:cpu" in result.stdout
     assert all(line.startswith("warning:") for line in result.stderr.splitlines())  # no bar, no error
     again = run_cli("batch", resnet20_onnx, photos / "odd", "-o", tmp_path / "out")
-    assert again.stdout.startswith("nothing to do: the 1 shard of ")
+    assert again.stdout.startswith("nothing to do: the job in ") and again.stdout.endswith("earlier run (1 shard)\n")
 
 
 def test_inputs_are_listed_once_sorted_and_recursively(photos: Path, tmp_path: Path) -> None:
