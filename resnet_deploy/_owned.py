@@ -11,19 +11,27 @@ another user's, not another pid namespace's, not a link, not a folder without th
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["OWNER_MARKER", "alive", "ours", "owned_folder", "owned_tempdir", "remove_stale_folders"]
+from ._file_kind import open_regular
+
+__all__ = ["OWNER_MARKER", "alive", "die_with_parent", "ours", "owned_folder", "owned_tempdir", "pid_namespace",
+           "remove_stale_folders"]
 
 OWNER_MARKER = ".resnet-deploy-owner"  # holds the pid of the run that made the folder
 
 
 def alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (one of another user's counts)."""
+    """Whether process ``pid`` exists (one of another user's counts); a number no pid can be
+    (``/dev/shm/resnet_deploy_99999999999_...``, made by anyone) is no process."""
+    if not 0 < pid < 2**31:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -42,13 +50,26 @@ def ours(path: Path) -> bool:
     return info.st_uid == os.getuid() and not path.is_symlink()
 
 
-def _pid_namespace() -> str:
-    """This process's pid namespace (``pid:[4026531836]``): a pid means a process only within
-    it, so a marker from another (a container sharing ``/tmp``) is never judged here."""
+def pid_namespace() -> str:
+    """This process's pid namespace, as digits (``4026531836``): a pid means a process only
+    within it, so what another namespace marked (a container sharing ``/tmp``) is never judged
+    here. ``0`` where there is no such thing to read (not Linux: one namespace)."""
     try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:  # not Linux: one namespace
-        return ""
+        link = os.readlink("/proc/self/ns/pid")  # pid:[4026531836]
+    except OSError:
+        return "0"
+    return "".join(c for c in link if c.isdigit()) or "0"
+
+
+def _marker(path: Path) -> tuple[int, str] | None:
+    """A folder's marker as (pid, namespace), or None when it is not one: read no further than a
+    marker can be, and only from a regular file (a FIFO would block the command for ever)."""
+    try:
+        with open_regular(path / OWNER_MARKER) as fh:
+            pid, _, namespace = fh.read(64).decode("ascii").partition(" ")
+        return int(pid), namespace.strip()
+    except (OSError, ValueError):  # missing, not a regular file, not ours to read, not "PID NAMESPACE"
+        return None
 
 
 def remove_stale_folders(prefix: str, parent: Path | None = None) -> list[Path]:
@@ -58,12 +79,11 @@ def remove_stale_folders(prefix: str, parent: Path | None = None) -> list[Path]:
     for path in Path(parent or tempfile.gettempdir()).glob(f"{prefix}*"):
         if not (path.is_dir() and ours(path)):
             continue
-        try:
-            pid, _, namespace = (path / OWNER_MARKER).read_text().partition(" ")
-            pid_number = int(pid)
-        except (OSError, ValueError):
+        marker = _marker(path)
+        if marker is None:
             continue
-        if namespace in ("", _pid_namespace()) and not alive(pid_number):  # "": a marker that predates namespaces
+        pid, namespace = marker
+        if namespace in ("", pid_namespace()) and not alive(pid):  # "": a marker that predates namespaces
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
@@ -75,7 +95,7 @@ def owned_folder(prefix: str, parent: Path | None = None) -> Path:
     remove_stale_folders(prefix, parent)
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     try:
-        (folder / OWNER_MARKER).write_text(f"{os.getpid()} {_pid_namespace()}")
+        (folder / OWNER_MARKER).write_text(f"{os.getpid()} {pid_namespace()}")
     except BaseException:  # a folder without its marker would be left for good
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -90,3 +110,11 @@ def owned_tempdir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM when the process that started it dies, however it dies
+    (SIGKILL, a closed terminal's SIGHUP), so no worker or server outlives its owner (Linux prctl;
+    elsewhere nothing)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

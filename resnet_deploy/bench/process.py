@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._owned import die_with_parent
 from .schema import Failure, WorkerSpec, decode, encode
 
 __all__ = ["WorkerProcess", "WorkerError", "START_TIMEOUT_S"]
@@ -39,6 +40,7 @@ class WorkerProcess:
                 [sys.executable, "-m", "resnet_deploy.bench.worker", str(spec_path)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                 env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                preexec_fn=die_with_parent,  # a SIGKILLed bench takes its worker along (mid-round it read no EOF)
             )
         self._buffer = bytearray()
 

@@ -68,7 +68,10 @@ def open_client(protocol: str, address: str, *, timeout: float, reply_bytes: int
         return client
     limit = min(reply_bytes, _GRPC_MAX)
     client = module.InferenceServerClient(address, channel_args=[  # gRPC's defaults otherwise, as tritonclient's
-        ("grpc.max_send_message_length", _GRPC_MAX), ("grpc.max_receive_message_length", limit)])
+        ("grpc.max_send_message_length", _GRPC_MAX), ("grpc.max_receive_message_length", limit),
+        # gRPC reads the socket in growing chunks; a server flooding cheap HTTP/2 frames (PRIORITY,
+        # unknown types) held 1.2 GB of them in the client until the deadline (pass 5): 57 MB with these.
+        ("grpc.experimental.tcp_read_chunk_size", 8192), ("grpc.experimental.tcp_max_read_chunk_size", 65536)])
     return _BoundedGRPC(client, where, limit, module.InferenceServerException)
 
 

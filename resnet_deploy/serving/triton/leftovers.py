@@ -17,20 +17,20 @@ import os
 import re
 from pathlib import Path
 
-from ..._owned import alive, ours
+from ..._owned import alive, ours, pid_namespace
 
 __all__ = ["SHM_FOLDER", "shm_prefix", "remove_shm", "remove_stale_shm"]
 
 SHM_FOLDER = Path("/dev/shm")
-_SHM_NAME = re.compile(r"^resnet_deploy_(\d+)_[0-9a-f]{8}_")
+_SHM_NAME = re.compile(r"^resnet_deploy_(\d+)_(\d+)_[0-9a-f]{8}_")  # namespace, pid, run token
 
 
 def shm_prefix(token: str) -> str:
     """The prefix of the shared-memory regions of this process's run ``token`` (8 hex digits):
-    ``resnet_deploy_<pid>_<token>_``."""
+    ``resnet_deploy_<pid namespace>_<pid>_<token>_``."""
     if not re.fullmatch(r"[0-9a-f]{8}", token):
         raise ValueError(f"a run token is 8 hex digits, received {token!r}")
-    return f"resnet_deploy_{os.getpid()}_{token}_"
+    return f"resnet_deploy_{pid_namespace()}_{os.getpid()}_{token}_"
 
 
 def remove_shm(prefix: str, folder: Path = SHM_FOLDER) -> list[str]:
@@ -54,7 +54,8 @@ def remove_stale_shm(folder: Path = SHM_FOLDER) -> list[str]:
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             match = _SHM_NAME.match(entry.name)
-            if match and not alive(int(match[1])) and ours(Path(entry.path)):
+            # ours first: a name anyone may make is judged only when it is this user's file
+            if match and ours(Path(entry.path)) and match[1] == pid_namespace() and not alive(int(match[2])):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                     removed.append(entry.name)

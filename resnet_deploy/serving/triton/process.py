@@ -3,17 +3,14 @@ a process that never outlives its owner."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import ipaddress
 import os
-import signal
 import socket
 import time
 
 from ..._errors import ResnetDeployError
 
-__all__ = ["TritonServerError", "check_host", "check_port_free", "die_with_parent", "free_port",
+__all__ = ["TritonServerError", "check_host", "check_port_free", "free_port",
            "group_processes", "wait_group_gone"]
 
 
@@ -64,13 +61,6 @@ def check_port_free(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as exc:
             raise TritonServerError(f"port {port} on {host} is in use ({exc.strerror or exc})") from None
-
-
-def die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the process that started it dies, however it dies
-    (SIGKILL, a closed terminal's SIGHUP), so no server outlives its owner (Linux prctl)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:

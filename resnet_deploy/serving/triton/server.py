@@ -26,9 +26,9 @@ from pathlib import Path
 from types import TracebackType
 
 from . import log as triton_log
-from ..._owned import owned_folder
+from ..._owned import die_with_parent, owned_folder
 from .leftovers import remove_shm, remove_stale_shm, shm_prefix
-from .process import (TritonServerError, check_host, check_port_free, die_with_parent, free_port, group_processes,
+from .process import (TritonServerError, check_host, check_port_free, free_port, group_processes,
                       wait_group_gone)
 from .wheel import backend_folder, find_tritonserver, library_path
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from resnet_deploy._owned import pid_namespace
 from resnet_deploy.serving.triton import leftovers
 from resnet_deploy.serving.triton.log import exit_reason, last_lines
 from resnet_deploy.serving.triton.process import TritonServerError, check_host, check_port_free
@@ -138,22 +139,25 @@ def test_serve_warns_when_http_faces_the_network(host: str, http_host: str | Non
 
 def test_shared_memory_regions_removed_are_ours_alone(tmp_path: Path) -> None:
     """At stop a run removes its own prefix; at start, those of runs that are gone. Triton's
-    default prefix, another live run's, and a file that only looks like ours stay."""
-    dead, token = dead_pid(), "0123abcd"
+    default prefix, another live run's, another pid namespace's and a file that only looks like
+    ours stay; a pid no process can have is no run (os.kill raised OverflowError: pass 5)."""
+    dead, token, ns = dead_pid(), "0123abcd", pid_namespace()
     mine = leftovers.shm_prefix(token)
     names = {
         f"{mine}c3543916-082b": "mine",
-        f"resnet_deploy_{dead}_deadbeef_c35439": "dead run",
-        f"resnet_deploy_{os.getpid()}_feedf00d_c35439": "live run",
+        f"resnet_deploy_{ns}_{dead}_deadbeef_c35439": "dead run",
+        f"resnet_deploy_{ns}_{os.getpid()}_feedf00d_c35439": "live run",
+        f"resnet_deploy_1_{dead}_deadbeef_c35439": "another namespace's",
+        f"resnet_deploy_{ns}_99999999999_00000000_x": "no pid",
         "triton_python_backend_shm_region_c3543916": "default prefix",
         "resnet_deploy_notapid_x": "not ours",
     }
     for name in names:
         (tmp_path / name).write_bytes(b"")
-    assert leftovers.remove_stale_shm(tmp_path) == [f"resnet_deploy_{dead}_deadbeef_c35439"]
+    assert sorted(leftovers.remove_stale_shm(tmp_path)) == sorted(n for n, what in names.items() if what in ("dead run", "no pid"))
     assert leftovers.remove_shm(mine, tmp_path) == [f"{mine}c3543916-082b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, what in names.items()
-                                                                 if what in ("live run", "default prefix", "not ours"))
+                                                                 if what not in ("mine", "dead run", "no pid"))
     with pytest.raises(ValueError):
         leftovers.remove_shm("triton_python_backend_shm_region_", tmp_path)
 

@@ -54,6 +54,7 @@ if not IMAGE_MODEL or not Path(IMAGE_MODEL).is_file():
 if not FEATURES_MODEL or not Path(FEATURES_MODEL).is_file():
     _skip("RESNET_DEPLOY_TRITON_FEATURES_MODEL names no ResNet-20 exported with --features")
 
+from resnet_deploy._owned import pid_namespace  # noqa: E402
 from resnet_deploy.runtime import Predictor  # noqa: E402
 from resnet_deploy_cli.main import app  # noqa: E402
 
@@ -739,7 +740,7 @@ def test_a_model_killed_again_and_again_leaks_no_shared_memory_and_serve_stops_a
             restarts += 1
             server = _tritonserver_of(proc.pid)
             live = set().union(*(_mapped_regions(stub) for stub in group_processes(server, STUB)))
-            ours = {f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if n.startswith(f"resnet_deploy_{proc.pid}_")}
+            ours = {f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if n.startswith(f"resnet_deploy_{pid_namespace()}_{proc.pid}_")}
             print(f"after death {death + 1}: {len(ours)} regions of this run, {len(live)} mapped by live stubs")
             assert live and ours == live, (death, sorted(ours - live))
             assert _mapped_regions(server) == live, (death, sorted(_mapped_regions(server) - live))
@@ -889,7 +890,7 @@ def _left_by(pid: int) -> list[str]:
     """What the run of ``pid`` holds: its shared-memory regions and its marked temporary folders."""
     import tempfile
 
-    regions = sorted(f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if n.startswith(f"resnet_deploy_{pid}_"))
+    regions = sorted(f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if n.startswith(f"resnet_deploy_{pid_namespace()}_{pid}_"))
     folders = sorted(str(p) for p in Path(tempfile.gettempdir()).glob("resnet-deploy-*")
                      if (p / ".resnet-deploy-owner").is_file() and (p / ".resnet-deploy-owner").read_text() == str(pid))
     return regions + folders
