@@ -892,7 +892,7 @@ def _left_by(pid: int) -> list[str]:
 
     regions = sorted(f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if n.startswith(f"resnet_deploy_{pid_namespace()}_{pid}_"))
     folders = sorted(str(p) for p in Path(tempfile.gettempdir()).glob("resnet-deploy-*")
-                     if (p / ".resnet-deploy-owner").is_file() and (p / ".resnet-deploy-owner").read_text() == str(pid))
+                     if (p / ".resnet-deploy-owner").is_file() and (p / ".resnet-deploy-owner").read_text().split()[0] == str(pid))
     return regions + folders
 
 
