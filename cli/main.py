@@ -73,8 +73,16 @@ def _show_warning(message: Warning | str, category: type[Warning], *_args: objec
     print(f"warning: {message}", file=sys.stderr)
 
 
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _sigterm)
+    # A child a library forks without exec (OpenVINO's telemetry) would inherit the handler above,
+    # which cannot run while that child is stuck in C (a DNS lookup): SIGTERM then did nothing, and
+    # only SIGKILL ended it (pass 6). Forked children get the default back.
+    os.register_at_fork(after_in_child=_default_sigterm)
     warnings.showwarning = _show_warning  # one line, no source excerpt
     warnings.filterwarnings("ignore", module=r"torch(\..*)?$")
     warnings.filterwarnings("ignore", module=r"onnxscript(\..*)?$")

@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Iterator
 from ._file_kind import open_regular
 
 __all__ = ["OWNER_MARKER", "alive", "die_with_parent", "ours", "owned_folder", "owned_tempdir", "pid_namespace",
-           "remove_stale_folders"]
+           "remove_stale_folders", "remove_tree"]
 
 OWNER_MARKER = ".resnet-deploy-owner"  # holds the pid of the run that made the folder
 
@@ -84,9 +85,19 @@ def remove_stale_folders(prefix: str, parent: Path | None = None) -> list[Path]:
             continue
         pid, namespace = marker
         if namespace in ("", pid_namespace()) and not alive(pid):  # "": a marker that predates namespaces
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)
             removed.append(path)
     return removed
+
+
+def remove_tree(path: Path) -> None:
+    """Remove the folder ``path`` and everything under it, at any depth: ``shutil.rmtree`` recurses
+    once per level, and a tree 3,000 folders deep ended a run in RecursionError (pass 6)."""
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except RecursionError:
+        subprocess.run(["rm", "-rf", "--", str(path)], check=False, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def owned_folder(prefix: str, parent: Path | None = None) -> Path:
@@ -97,7 +108,7 @@ def owned_folder(prefix: str, parent: Path | None = None) -> Path:
     try:
         (folder / OWNER_MARKER).write_text(f"{os.getpid()} {pid_namespace()}")
     except BaseException:  # a folder without its marker would be left for good
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)
         raise
     return folder
 
@@ -109,7 +120,7 @@ def owned_tempdir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
     try:
         yield folder
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)
 
 
 def die_with_parent() -> None:

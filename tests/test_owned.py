@@ -50,6 +50,22 @@ def test_a_folder_of_a_run_that_is_gone_is_removed_by_the_next(tmp_path: Path, m
     assert folder.exists() is not removed
 
 
+def test_a_tree_deeper_than_pythons_recursion_is_removed(tmp_path: Path) -> None:
+    """A stale folder 3,000 levels deep ended the run in RecursionError and stayed (pass 6)."""
+    folder = tmp_path / "resnet-deploy-bench-deep"
+    folder.mkdir()
+    (folder / _owned.OWNER_MARKER).write_text(f"{dead_pid()} {HERE}")
+    fd = os.open(folder, os.O_RDONLY)
+    for _ in range(3000):  # by descriptors: the path would pass PATH_MAX
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+    assert _owned.remove_stale_folders("resnet-deploy-bench-", tmp_path) == [folder]
+    assert not folder.exists()
+
+
 def test_a_link_to_a_folder_is_never_followed(tmp_path: Path) -> None:
     precious = tmp_path / "precious"
     precious.mkdir()

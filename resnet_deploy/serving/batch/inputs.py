@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 
 from ..._errors import InputError
 from ...preprocess.images import IMAGE_SUFFIXES
-from .remote import expand_url, is_url
+from .remote import check_url, expand_url, is_url
 
 __all__ = ["normalise_specs", "list_inputs", "inputs_bytes", "parse_inputs", "INPUTS_FILE"]
 
@@ -79,6 +79,9 @@ def _list_file(spec: str) -> list[str]:
         raise InputError(f"cannot read the list {path}: {reason}") from exc
     base = os.path.dirname(path)
     entries = [line if is_url(line) else os.path.join(base, line) for line in lines if line.strip()]
+    for entry in entries:
+        if is_url(entry):
+            check_url(entry)  # a relative file:// or a FIFO as an archive: one line now, not a row per image
     if not entries:
         raise InputError(f"the list {path} names no images")
     return entries

@@ -12,7 +12,6 @@ folders are :mod:`resnet_deploy._owned`'s, as every command's temporary folder i
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from pathlib import Path
@@ -39,24 +38,36 @@ def remove_shm(prefix: str, folder: Path = SHM_FOLDER) -> list[str]:
     removed = []
     if not _SHM_NAME.match(prefix):
         raise ValueError(f"not a prefix of ours: {prefix!r}")
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
-            if entry.name.startswith(prefix) and ours(Path(entry.path)):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed.append(entry.name)
+    for entry in _entries(folder):
+        if entry.name.startswith(prefix) and ours(Path(entry.path)) and _unlinked(entry.path):
+            removed.append(entry.name)
     return removed
 
 
 def remove_stale_shm(folder: Path = SHM_FOLDER) -> list[str]:
     """Remove our regions whose run is gone; the names removed."""
     removed = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
-            match = _SHM_NAME.match(entry.name)
-            # ours first: a name anyone may make is judged only when it is this user's file
-            if match and ours(Path(entry.path)) and match[1] == pid_namespace() and not alive(int(match[2])):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed.append(entry.name)
+    for entry in _entries(folder):
+        match = _SHM_NAME.match(entry.name)
+        # ours first: a name anyone may make is judged only when it is this user's file
+        if (match and ours(Path(entry.path)) and match[1] == pid_namespace() and not alive(int(match[2]))
+                and _unlinked(entry.path)):
+            removed.append(entry.name)
     return removed
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(folder))
+    except OSError:  # no /dev/shm (not Linux): nothing to remove
+        return []
+
+
+def _unlinked(path: str) -> bool:
+    """Whether the file at ``path`` was removed; one that cannot be (a folder of that name, gone
+    meanwhile) stops nothing: the scan goes on to the next (it stopped the whole scan: pass 6)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        return False
+    return True

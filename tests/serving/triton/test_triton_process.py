@@ -154,6 +154,12 @@ def test_shared_memory_regions_removed_are_ours_alone(tmp_path: Path) -> None:
     }
     for name in names:
         (tmp_path / name).write_bytes(b"")
+    # Folders named like dead runs' regions cannot be unlinked: each stopped the whole scan (pass 6).
+    for i in range(20):
+        (tmp_path / f"resnet_deploy_{ns}_{dead}_{i:08x}_dir").mkdir()
+        (tmp_path / f"resnet_deploy_{ns}_{dead}_{i:08x}_file").write_bytes(b"")
+        names[f"resnet_deploy_{ns}_{dead}_{i:08x}_dir"] = "a folder"
+        names[f"resnet_deploy_{ns}_{dead}_{i:08x}_file"] = "dead run"
     assert sorted(leftovers.remove_stale_shm(tmp_path)) == sorted(n for n, what in names.items() if what in ("dead run", "no pid"))
     assert leftovers.remove_shm(mine, tmp_path) == [f"{mine}c3543916-082b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, what in names.items()
