@@ -43,16 +43,33 @@ def check_url(url: str) -> None:
     not a regular file (``zip://x::file:///dev/zero`` read without end, a FIFO waited for ever)."""
     if "\n" in url or "\r" in url:
         raise InputError(f"cannot list a URL holding a line break: {url!r}")
-    parts = url.split("::")
-    for i, part in enumerate(parts):
-        if not part.startswith("file://"):
+    for i, part in enumerate(url.split("::")):
+        path = _local_path(part)
+        if path is None:
             continue
-        path = part[len("file://"):]
         if not path.startswith("/"):
-            raise InputError(f"{url}: a file:// URL names an absolute path (file:///...); write a relative path "
-                             "without file://")
+            raise InputError(f"{url}: a local file in a URL is named by its absolute path (file:///...); write a "
+                             "relative path without a URL")
         if i > 0 and (problem := _not_a_file(path)) is not None:  # an archive the chain reads through
             raise InputError(f"cannot read {url}: {path} {problem}")
+
+
+def _local_path(part: str) -> str | None:
+    """The local path one link of a URL chain names, spelled as fsspec reads it (``file:///x``,
+    ``file:/x``, ``local://x``, a bare ``/x``), or None for another file system's link."""
+    try:
+        import fsspec
+    except ImportError:  # opening it says what to install
+        return None
+    if part.lower() in fsspec.available_protocols():  # a bare protocol link: "simplecache::..."
+        return None
+    protocol, path = fsspec.core.split_protocol(part)
+    if protocol is None:
+        for prefix in ("file:", "local:"):
+            if part.lower().startswith(prefix):
+                return part[len(prefix):]
+        return part
+    return path if protocol.lower() in ("file", "local") else None
 
 
 @functools.lru_cache(maxsize=64)

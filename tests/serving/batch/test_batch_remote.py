@@ -92,13 +92,20 @@ def test_a_list_of_urls_and_a_missing_object_and_a_resume(resnet20_onnx: Path, a
     # pass 6: a FIFO as the archive hung the listing for ever; /dev/zero was read until out of memory
     ("zip://photos::file://{tmp}/fifo.zip", "{tmp}/fifo.zip is a FIFO, not a file"),
     ("zip://photos/a.jpg::file:///dev/zero", "/dev/zero is a character device, not a file"),
+    # pass 7: the same, spelled as fsspec also reads a local file
+    ("zip://photos::{tmp}/fifo.zip", "{tmp}/fifo.zip is a FIFO, not a file"),
+    ("zip://photos/a.jpg::local:///dev/zero", "/dev/zero is a character device, not a file"),
+    ("zip://photos/a.jpg::file:/dev/zero", "/dev/zero is a character device, not a file"),
     # pass 6: an archive that is not one, and file systems fsspec cannot open bare, ended 'unexpected' (exit 2)
     ("zip://*::file://{tmp}/a.jpg", "BadZipFile"),
     ("tar://*::file://{tmp}/a.jpg", "ReadError"),
     ("dir://x", "cannot read dir://x: AttributeError"),
     # pass 6: relative to wherever the command ran, so a resume from another folder read other files
-    ("file://photos", "a file:// URL names an absolute path"),
-    ("@{tmp}/relative.txt", "a file:// URL names an absolute path"),
+    ("file://photos", "a local file in a URL is named by its absolute path"),
+    ("@{tmp}/relative.txt", "a local file in a URL is named by its absolute path"),
+    ("zip://photos::photos.zip", "a local file in a URL is named by its absolute path"),  # pass 7
+    ("zip://photos::local://photos.zip", "a local file in a URL is named by its absolute path"),
+    ("zip://photos::file:photos.zip", "a local file in a URL is named by its absolute path"),
     pytest.param("s3://bucket/photos/", "cannot read s3://bucket/photos/: ImportError: Install s3fs to access S3",
                  marks=pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed here")),
 ])
