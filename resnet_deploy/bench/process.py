@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._owned import die_with_parent
-from .schema import Failure, WorkerSpec, decode, encode
+from .schema import PARENT_ENV, Failure, WorkerSpec, decode, encode
 
 __all__ = ["WorkerProcess", "WorkerError", "START_TIMEOUT_S"]
 
@@ -39,8 +38,9 @@ class WorkerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "resnet_deploy.bench.worker", str(spec_path)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                env={**os.environ, "PYTHONWARNINGS": "ignore"},
-                preexec_fn=die_with_parent,  # a SIGKILLed bench takes its worker along (mid-round it read no EOF)
+                # The worker asks for SIGTERM when bench dies (a preexec_fn would run gRPC's fork
+                # handlers in the child, which abort where bench has a gRPC channel open).
+                env={**os.environ, "PYTHONWARNINGS": "ignore", PARENT_ENV: str(os.getpid())},
             )
         self._buffer = bytearray()
 

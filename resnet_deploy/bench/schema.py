@@ -11,13 +11,14 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-__all__ = ["DEFAULT_REQUEST_TIMEOUT_S",
+__all__ = ["DEFAULT_REQUEST_TIMEOUT_S", "PARENT_ENV",
     "Engine", "WorkerSpec", "RoundRequest", "FinishRequest", "Ready", "RoundResult", "Finished", "Failure",
     "Record", "RECORD_FIELDS", "BenchResult", "encode", "decode", "P90_P50_LIMIT", "ROUND_SPREAD_LIMIT", "EngineGone",
 ]
 
 # Seconds one request to a served model may take unless --request-timeout says otherwise (bench --url).
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
+PARENT_ENV = "RESNET_DEPLOY_BENCH_PARENT"  # the pid of the bench a worker belongs to
 
 # A measurement is flagged unstable above these (see docs/commands/bench.md). A steady CPU run
 # has p90/p50 around 1.05-1.2; a neighbour's burst or a frequency change pushes it past 1.5.

@@ -23,10 +23,11 @@ from typing import Any, TextIO
 import numpy as np
 
 from resnet_deploy._errors import first_line
+from resnet_deploy._owned import die_with_parent
 from resnet_deploy.bench import timing
 from resnet_deploy.bench.backends import BACKENDS
 from resnet_deploy.bench.schema import (
-    EngineGone, Failure, FinishRequest, Finished, Ready, RoundRequest, RoundResult, WorkerSpec, decode, encode,
+    PARENT_ENV, EngineGone, Failure, FinishRequest, Finished, Ready, RoundRequest, RoundResult, WorkerSpec, decode, encode,
 )
 
 
@@ -159,6 +160,9 @@ def serve(spec_path: str, channel: TextIO, commands: TextIO) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    die_with_parent()  # a SIGKILLed bench takes its worker along (mid-round it reads nothing from bench)
+    if os.environ.get(PARENT_ENV, str(os.getppid())) != str(os.getppid()):
+        return 1  # bench died before the request above was made
     channel = _protocol_channel()
     reset_peak_memory()
     try:
