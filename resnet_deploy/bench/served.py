@@ -121,10 +121,10 @@ class TritonClientBackend:
         client = self._client()
         try:
             if not self._ask(client.is_model_ready, self.model):
-                raise InputError(f"{self.url} serves no ready model named {self.model!r}")
+                raise InputError(f"{self.where} serves no ready model named {self.model!r}")
             meta = self._ask(read_metadata, client, self.protocol, self.model, self.where)
         except self.module.InferenceServerException as exc:
-            raise InputError(f"{self.url}: {exc.message() or exc}") from None
+            raise InputError(f"{self.where}: {exc.message() or exc}") from None
         finally:
             client.close()
         self.input, self.datatype, self.output = meta.input, meta.datatype, meta.output
@@ -153,7 +153,7 @@ class TritonClientBackend:
             raise self._gone() from None
 
     def _gone(self) -> EngineGone:
-        return EngineGone(f"{self.protocol}://{self.url} did not answer within {self.timeout:g} s (--request-timeout); "
+        return EngineGone(f"{self.where} did not answer within {self.timeout:g} s (--request-timeout); "
                           "its later batch sizes and concurrencies are not measured")
 
     def _request(self, client: Any, x: np.ndarray) -> Callable[[], np.ndarray]:
@@ -165,7 +165,7 @@ class TritonClientBackend:
             try:
                 return self._ask(client.infer, self.model, [inp], outputs=outputs).as_numpy(self.output)
             except self.module.InferenceServerException as exc:
-                raise RuntimeError(f"{self.url} refused the request: {exc.message() or exc}") from None
+                raise RuntimeError(f"{self.where} refused the request: {exc.message() or exc}") from None
             except (ValueError, TypeError, KeyError, IndexError, HTTPException) as exc:  # a malformed reply
                 raise RuntimeError(f"{self.where} answered a reply tritonclient cannot read: "
                                    f"{type(exc).__name__}: {first_line(exc)}") from None
@@ -182,7 +182,7 @@ class TritonClientBackend:
             answer = self._request(client, x)()
         finally:
             client.close()
-        answer = check_first(answer, batch=x.shape[0], classes=self.classes, where=self.url, output=self.output)
+        answer = check_first(answer, batch=x.shape[0], classes=self.classes, where=self.where, output=self.output)
         if self._first is None:
             self._first = (x, answer)
         return np.asarray(answer, dtype=np.float32)
@@ -193,7 +193,7 @@ class TritonClientBackend:
         which :attr:`check_answer` compares with the first answer to ``x``, outside the timing."""
         if self._first is None or self._first[0] is not x:
             raise ValueError("a served engine times the input it answered first: infer(x), then timed(x)")
-        self.check_answer = self.check_answer or SameAnswer(self._first[1], where=self.url, output=self.output)
+        self.check_answer = self.check_answer or SameAnswer(self._first[1], where=self.where, output=self.output)
         local = threading.local()
 
         def call() -> np.ndarray:

@@ -8,7 +8,9 @@ resume rules (:class:`~.job.Job`). What Ray's users report, guarded against here
 - the actors never reserve every CPU (ray#44687: a pipeline whose actors hold all CPUs hangs,
   its readers never scheduled): :func:`ray_layout` leaves at least one CPU to the readers;
 - a dead actor is an error, not a hang (ray#62746): actors are not restarted and their tasks not
-  retried, so the job stops at once with one line, its finished shards kept;
+  retried, so a death with a task in hand stops the job at once with one line, its finished
+  shards kept; a death between tasks, which Ray Data waits on for ever, is noticed by
+  :mod:`.ray_watch` and stops the job the same way;
 - decoded images do not pile up in the object store (ray#44577): one batch is one Ray row and
   Ray Data's streaming executor holds a bounded number of them in flight.
 
@@ -36,6 +38,7 @@ from .decode import DecodeSpec, decode_batch
 from .infer import infer_batch
 from .job import Job
 from .ray_cluster import RayLayout, connect, ray_layout
+from .ray_watch import ActorWatch, enter, start_roster, watched
 from .rows import RowFormat
 from .shards import Shard
 
@@ -51,14 +54,19 @@ class _Deployment:
     threads: int
     fmt: RowFormat
     provider: str = "cpu"  # for the file without a profile: asked for by name, used or refused on each node
+    roster: Any = None  # the job's Roster actor, where each actor enters itself to be watched
 
 
 class _InferActor:
     """One Predictor in a Ray actor: the profile made for this machine, else the file on the CPU."""
 
     def __init__(self, deployment: _Deployment) -> None:
+        import ray
+
         self.predictor, label = _open_here(deployment)
         self.fmt = dataclasses.replace(deployment.fmt, engine=label)
+        if deployment.roster is not None:
+            enter(ray, deployment.roster)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         rows = [infer_batch(self.predictor, decoded, self.fmt) for decoded in batch["decoded"]]
@@ -97,11 +105,13 @@ def run_ray(job: Job, deployment_model: str, spec: DecodeSpec, *, batch_size: in
     started = connect(address)
     try:
         layout = ray_layout(int(ray.cluster_resources().get("CPU", 1)), workers=workers, threads=threads)
+        roster = start_roster(ray)
         deployment = _Deployment(deployment_model, job.format.model_sha256, tuple(str(p) for p in profiles),
-                                 layout.threads, job.format, provider or "cpu")
+                                 layout.threads, job.format, provider or "cpu", roster)
         tasks = [(shard, batch) for shard in job.pending for batch in shard.batches(batch_size)]
         if tasks:
-            _drain(job, tasks, _dataset(ray, tasks, spec, deployment, layout))
+            rows = watched(_rows(_dataset(ray, tasks, spec, deployment, layout)), ActorWatch(ray, roster))
+            _drain(job, tasks, rows)
         return layout
     finally:
         if started:
@@ -110,11 +120,7 @@ def run_ray(job: Job, deployment_model: str, spec: DecodeSpec, *, batch_size: in
 
 def _dataset(ray: Any, tasks: list[tuple[Shard, tuple[str, ...]]], spec: DecodeSpec, deployment: _Deployment,
              layout: RayLayout) -> Any:
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True  # rows come back in input order: shards fill in order
-    context.enable_progress_bars = False  # ours is the command's bar; Ray's would draw a second one
-    for name in ("ray", "ray.data"):  # its lines per dataset, and its traceback of a failure we report in one line
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    quiet_data_context(ray)
     items = [{"key": key, "paths": list(batch)} for key, (_, batch) in enumerate(tasks)]
     with warnings.catch_warnings():
         # max_restarts and max_task_retries reach the actors only as Ray remote args, which Ray 2.60
@@ -127,11 +133,20 @@ def _dataset(ray: Any, tasks: list[tuple[Shard, tuple[str, ...]]], spec: DecodeS
                              concurrency=layout.actors, num_cpus=layout.threads, max_restarts=0, max_task_retries=0))
 
 
-def _drain(job: Job, tasks: list[tuple[Shard, tuple[str, ...]]], dataset: Any) -> None:
+def quiet_data_context(ray: Any) -> None:
+    """Ray Data as the job wants it: rows in input order, no bar or log lines of its own."""
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # rows come back in input order: shards fill in order
+    context.enable_progress_bars = False  # ours is the command's bar; Ray's would draw a second one
+    for name in ("ray", "ray.data"):  # its lines per dataset, and its traceback of a failure we report in one line
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _drain(job: Job, tasks: list[tuple[Shard, tuple[str, ...]]], batches: Iterator[pa.RecordBatch]) -> None:
     """Collect the rows in input order into shards and write each as it completes."""
     rows: list[pa.RecordBatch] = []
     count = 0
-    for key, batch in enumerate(_rows(dataset)):
+    for key, batch in enumerate(batches):
         shard = tasks[key][0]
         job.batch_done(batch)
         rows.append(batch)

@@ -120,9 +120,9 @@ def _is_image(path: str) -> bool:
     return posixpath.splitext(path)[1].lower() in IMAGE_SUFFIXES  # fsspec paths use "/" on every system
 
 
-def _local(fs: Any, url: str) -> bool:
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return "file" in protocols and "::" not in url
+def _local(url: str) -> bool:
+    """Whether ``url`` names a local file directly (no archive or cache in between)."""
+    return "::" not in url and _local_path(url) is not None
 
 
 def expand_url(spec: str) -> list[str]:
@@ -159,7 +159,7 @@ def _images(fs: Any, folder: str) -> list[str]:
 def open_image(url: str) -> Image.Image:
     """The image at ``url``, upright and 8-bit RGB, or :class:`InputError` naming the URL."""
     fs, path = _filesystem(url)
-    if _local(fs, url):
+    if _local(url):
         return load_image(path)
     try:
         fh = fs.open(path, "rb")

@@ -157,6 +157,57 @@ def test_a_dead_actor_is_an_error_not_a_hang_and_the_job_resumes(photos: Path, t
     assert rows.column("top_k_scores").equals(local_rows.column("top_k_scores"))
 
 
+def test_an_actor_dead_between_tasks_stops_the_job(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """ray#62746 as Ray 2.60 has it: an actor SIGKILLed while it waits for input fails no task,
+    and Ray Data waits for ever (with max_restarts=0 too). The watch notices the death and the
+    rows stop with one line. The first stage is slow, so the actor is surely idle when killed."""
+    import logging
+
+    import ray
+
+    from resnet_deploy._errors import RuntimeBackendError
+    from resnet_deploy.serving.batch.ray_engine import quiet_data_context
+    from resnet_deploy.serving.batch.ray_watch import ActorWatch, enter, start_roster, watched
+
+    pid_file = tmp_path / "actor.pid"
+
+    def slow(row: dict) -> dict:
+        time.sleep(1.5)
+        return row
+
+    class Echo:
+        def __init__(self, roster: object, pid_file: str) -> None:
+            Path(pid_file).write_text(str(os.getpid()))
+            enter(ray, roster)
+
+        def __call__(self, batch: dict) -> dict:
+            return batch
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    quiet_data_context(ray)
+    try:
+        roster = start_roster(ray)
+        dataset = (ray.data.from_items([{"k": i} for i in range(40)], override_num_blocks=40).map(slow, num_cpus=1)
+                   .map_batches(Echo, fn_constructor_kwargs={"roster": roster, "pid_file": str(pid_file)}, batch_size=1,
+                                concurrency=1, num_cpus=1, max_restarts=0, max_task_retries=0))
+        rows, started, killed = [], time.monotonic(), None
+        with pytest.raises(RuntimeBackendError) as caught:
+            for row in watched(dataset.iter_rows(), ActorWatch(ray, roster), quiet_s=3):
+                rows.append(row)
+                if len(rows) == 2:
+                    time.sleep(0.3)  # the actor has answered; the next row is still in its first stage
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+                    killed = time.monotonic()
+        print(caught.value, f"({time.monotonic() - started:.1f} s in all)")
+    finally:
+        ray.shutdown()
+    assert killed is not None and len(rows) == 2
+    assert "the Ray job failed: an inference actor died (ActorDiedError" in str(caught.value) and "resumes the job" in str(caught.value)
+    assert time.monotonic() - killed < 60
+    time.sleep(3)  # Ray Data's threads, still waiting on the dead actor, see Ray shut down
+    assert "Traceback" not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--ray-address", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),  # it used to hang for minutes
     (["-p", "cuda"], "a Ray actor could not open the model: provider 'cuda' is not available"),  # it ran on the CPU
