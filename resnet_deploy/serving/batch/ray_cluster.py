@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
+import threading
 from typing import Any
 
 from ..._errors import RuntimeBackendError, first_line
@@ -47,12 +49,23 @@ def connect(address: str | None) -> bool:
         return False
     address = address or os.environ.get(RAY_ADDRESS) or None  # checked by check_ray_address before the job began
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=address, **kwargs) if address else ray.init(num_cpus=cpu_count(), **kwargs)
     except Exception as exc:  # ConnectionError, a refused address, a version mismatch
         raise RuntimeBackendError(f"could not {'join the Ray cluster at ' + address if address else 'start Ray'}: "
                                   f"{first_line(exc)}") from None
+    finally:
+        _keep_sigterm(on_sigterm)
     return True
+
+
+def _keep_sigterm(handler: Any) -> None:
+    """Put back the caller's SIGTERM handler, which ray.init replaces with ``sys.exit(15)`` and
+    then its core worker with a native one that prints a stack dump: the command's own (a clean
+    unwinding, exit 130, as on Ctrl-C) applies to a Ray job as to any other."""
+    if threading.current_thread() is threading.main_thread() and handler is not None:
+        signal.signal(signal.SIGTERM, handler)
 
 
 def check_ray_address(address: str | None) -> None:

@@ -26,7 +26,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
@@ -38,7 +38,7 @@ from .decode import DecodeSpec, decode_batch
 from .infer import infer_batch
 from .job import Job
 from .ray_cluster import RayLayout, connect, ray_layout
-from .ray_watch import ActorWatch, enter, start_roster, watched
+from .ray_watch import ActorWatch, Executions, enter, start_roster, watched
 from .rows import RowFormat
 from .shards import Shard
 
@@ -110,8 +110,13 @@ def run_ray(job: Job, deployment_model: str, spec: DecodeSpec, *, batch_size: in
                                  layout.threads, job.format, provider or "cpu", roster)
         tasks = [(shard, batch) for shard in job.pending for batch in shard.batches(batch_size)]
         if tasks:
-            rows = watched(_rows(_dataset(ray, tasks, spec, deployment, layout)), ActorWatch(ray, roster))
-            _drain(job, tasks, rows)
+            executions = Executions()
+            rows = watched(_rows(_dataset(ray, tasks, spec, deployment, layout)), ActorWatch(ray, roster),
+                           executions.stop)
+            try:
+                _drain(job, tasks, rows)
+            finally:
+                rows.close()  # Ray Data stopped and its reader joined before Ray is shut down
         return layout
     finally:
         if started:
@@ -142,7 +147,7 @@ def quiet_data_context(ray: Any) -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _drain(job: Job, tasks: list[tuple[Shard, tuple[str, ...]]], batches: Iterator[pa.RecordBatch]) -> None:
+def _drain(job: Job, tasks: list[tuple[Shard, tuple[str, ...]]], batches: Iterable[pa.RecordBatch]) -> None:
     """Collect the rows in input order into shards and write each as it completes."""
     rows: list[pa.RecordBatch] = []
     count = 0

@@ -7,6 +7,11 @@ in a :class:`Roster` as it starts, the driver pings every actor on it about once
 the rows are read in a thread: when an actor is dead and no row has come for a while, the job
 stops with one line (:func:`watched`). The while is there because Ray Data ends its own actors
 as the last rows are handed over: a job whose rows keep coming finishes.
+
+Whichever way the rows stop (a death, an error, Ctrl-C), Ray Data's execution is stopped and the
+reading thread ends before the job returns: Ray shut down under a thread still inside Ray Data
+ends the whole process with exit status 1 and no word ("The core worker has already been
+shutdown"), which CI saw once before this was done.
 """
 
 from __future__ import annotations
@@ -14,16 +19,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, Iterator, TypeVar
+from typing import Any, Callable, Generator, Iterator, TypeVar
 
 from ..._errors import RuntimeBackendError, first_line
 
-__all__ = ["Roster", "start_roster", "enter", "ActorWatch", "watched"]
+__all__ = ["Roster", "start_roster", "enter", "ActorWatch", "Executions", "watched"]
 
 T = TypeVar("T")
 
 PING_EVERY_S = 1.0
 QUIET_S = 10.0  # no row for this long after an actor died: the job has stopped
+JOIN_S = 30.0  # how long the reading thread may take to end once its execution is stopped
 
 
 class Roster:
@@ -85,23 +91,45 @@ class ActorWatch:
         return self.dead
 
 
-def watched(rows: Iterator[T], watch: ActorWatch, *, quiet_s: float = QUIET_S) -> Iterator[T]:
+class Executions:
+    """The Ray Data executions started in this process since this was made, to stop them.
+
+    Ray Data runs each execution in a ``StreamingExecutor`` thread, and stopping one ends the
+    wait of whoever reads its rows. The dataset holds its own only once a first row has come
+    (``Dataset._current_executor``), so the new threads are found instead."""
+
+    def __init__(self) -> None:
+        self.before = _executors()
+
+    def stop(self) -> None:
+        for executor in _executors() - self.before:
+            executor.shutdown(force=True)
+
+
+def _executors() -> set[Any]:
+    return {t for t in threading.enumerate() if type(t).__name__ == "StreamingExecutor" and hasattr(t, "shutdown")}
+
+
+def watched(rows: Iterator[T], watch: ActorWatch, stop: Callable[[], None], *,
+            quiet_s: float = QUIET_S) -> Generator[T, None, None]:
     """``rows``, read in a thread, so that an actor's death is noticed while Ray waits on it: one
-    line when an actor is dead and no row has come for ``quiet_s``. Errors from ``rows`` pass."""
+    line when an actor is dead and no row has come for ``quiet_s``. Errors from ``rows`` pass.
+    However it ends, ``stop()`` ends what ``rows`` waits on and the thread is joined."""
     handed: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)  # rows wait here: memory stays bounded
-    stop = threading.Event()
+    given_up = threading.Event()
 
     def read() -> None:
         item: tuple[str, Any] = ("done", None)
         try:
             for row in rows:
-                if not _hand(handed, ("row", row), stop):
-                    return  # the reader gave up: leaving the loop closes Ray's iterator
-        except BaseException as exc:  # noqa: BLE001 - passed on to the reader, which raises it
+                if not _hand(handed, ("row", row), given_up):
+                    return  # the job gave up on the rows: stop() ends Ray Data's run
+        except BaseException as exc:  # noqa: BLE001 - handed to the job, which raises it
             item = ("error", exc)
-        _hand(handed, item, stop)
+        _hand(handed, item, given_up)
 
-    threading.Thread(target=read, name="ray-rows", daemon=True).start()
+    reader = threading.Thread(target=read, name="ray-rows", daemon=True)
+    reader.start()
     quiet_since = time.monotonic()
     try:
         while True:
@@ -120,12 +148,15 @@ def watched(rows: Iterator[T], watch: ActorWatch, *, quiet_s: float = QUIET_S) -
                 raise value
             yield value
     finally:
-        stop.set()
+        given_up.set()
+        if reader.is_alive():
+            stop()
+            reader.join(JOIN_S)
 
 
-def _hand(handed: queue.Queue[tuple[str, Any]], item: tuple[str, Any], stop: threading.Event) -> bool:
-    """Put ``item`` for the reader, waiting while the queue is full; False once it has stopped."""
-    while not stop.is_set():
+def _hand(handed: queue.Queue[tuple[str, Any]], item: tuple[str, Any], given_up: threading.Event) -> bool:
+    """Hand ``item`` to the job, waiting while the queue is full; False once the job has given up."""
+    while not given_up.is_set():
         try:
             handed.put(item, timeout=0.5)
             return True

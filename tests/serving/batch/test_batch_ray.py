@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -157,6 +158,35 @@ def test_a_dead_actor_is_an_error_not_a_hang_and_the_job_resumes(photos: Path, t
     assert rows.column("top_k_scores").equals(local_rows.column("top_k_scores"))
 
 
+def test_sigterm_ends_a_ray_job_as_any_other(photos: Path, tmp_path: Path, local_rows: pa.Table) -> None:
+    """ray.init puts its own SIGTERM handler in (sys.exit(15), then a native stack dump): the job
+    ended with status 15 and Ray's dump on stderr. Now it unwinds as every command does: exit 130,
+    one line, the finished shards kept, and the same command finishes it."""
+    out = tmp_path / "out"
+    exe = Path(sys.executable).parent / "resnet-deploy"
+    command = [str(exe), "batch", str(MODEL), str(photos), "-o", str(out), "--engine", "ray", "--shard-size", str(SHARD),
+               "--threads", "1", "--batch-size", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "part-00000.parquet").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    print(err)
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 130 and len(errors) == 1 and "interrupted" in errors[0], err
+    assert "Traceback" not in err and "SIGTERM received" not in err
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    rows = _table(out)
+    assert rows.column("path").to_pylist() == local_rows.column("path").to_pylist()
+    assert rows.column("top_k_scores").equals(local_rows.column("top_k_scores"))
+
+
 def test_an_actor_dead_between_tasks_stops_the_job(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """ray#62746 as Ray 2.60 has it: an actor SIGKILLed while it waits for input fails no task,
     and Ray Data waits for ever (with max_restarts=0 too). The watch notices the death and the
@@ -167,7 +197,7 @@ def test_an_actor_dead_between_tasks_stops_the_job(tmp_path: Path, capfd: pytest
 
     from resnet_deploy._errors import RuntimeBackendError
     from resnet_deploy.serving.batch.ray_engine import quiet_data_context
-    from resnet_deploy.serving.batch.ray_watch import ActorWatch, enter, start_roster, watched
+    from resnet_deploy.serving.batch.ray_watch import ActorWatch, Executions, enter, start_roster, watched
 
     pid_file = tmp_path / "actor.pid"
 
@@ -190,15 +220,17 @@ def test_an_actor_dead_between_tasks_stops_the_job(tmp_path: Path, capfd: pytest
         dataset = (ray.data.from_items([{"k": i} for i in range(40)], override_num_blocks=40).map(slow, num_cpus=1)
                    .map_batches(Echo, fn_constructor_kwargs={"roster": roster, "pid_file": str(pid_file)}, batch_size=1,
                                 concurrency=1, num_cpus=1, max_restarts=0, max_task_retries=0))
-        rows, started, killed = [], time.monotonic(), None
+        rows, started, killed, executions = [], time.monotonic(), None, Executions()
         with pytest.raises(RuntimeBackendError) as caught:
-            for row in watched(dataset.iter_rows(), ActorWatch(ray, roster), quiet_s=3):
+            for row in watched(dataset.iter_rows(), ActorWatch(ray, roster), executions.stop, quiet_s=3):
                 rows.append(row)
                 if len(rows) == 2:
                     time.sleep(0.3)  # the actor has answered; the next row is still in its first stage
                     os.kill(int(pid_file.read_text()), signal.SIGKILL)
                     killed = time.monotonic()
-        print(caught.value, f"({time.monotonic() - started:.1f} s in all)")
+        took = time.monotonic() - started
+        assert not [t for t in threading.enumerate() if t.name == "ray-rows"], "the reading thread has ended"
+        assert not [t for t in threading.enumerate() if type(t).__name__ == "StreamingExecutor"], "Ray Data stopped"
     finally:
         ray.shutdown()
     assert killed is not None and len(rows) == 2
@@ -206,6 +238,7 @@ def test_an_actor_dead_between_tasks_stops_the_job(tmp_path: Path, capfd: pytest
     assert time.monotonic() - killed < 60
     time.sleep(3)  # Ray Data's threads, still waiting on the dead actor, see Ray shut down
     assert "Traceback" not in capfd.readouterr().err
+    print(caught.value, f"({took:.1f} s in all)")  # after readouterr, which would swallow it
 
 
 @pytest.mark.parametrize("args, needle", [
