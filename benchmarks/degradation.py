@@ -186,8 +186,8 @@ def main() -> None:
                 print(f"{name} seed {seed}: final train error {history['train_error'][-1]:.2%}, "
                       f"held-out {history['test_error'][-1]:.2%} ({history['seconds']:.0f} s)", flush=True)
             deployed[name] = deploy(name, model, args.image_size, work, calib, heldout)  # the last seed's model
-            print(f"{name}: held-out accuracy fp32 {deployed[name]['fp32']:.2%}, int8 {deployed[name]['int8']:.2%}",
-                  flush=True)
+            print(f"{name}: held-out accuracy fp32 {deployed[name]['fp32']:.2%}, "
+                  f"int8 {deployed[name]['int8']:.2%}", flush=True)
     summary = {
         name: {
             "final_train_error": float(np.mean([r["train_error"][-1] for r in runs])),

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ISA_FEATURES", "VNNI_FEATURES", "INT8_KERNELS", "cpu_flags", "cpu_model", "gpu_name", "int8_kernels",
-           "machine"]
+__all__ = ["ISA_FEATURES", "VNNI_FEATURES", "INT8_KERNELS", "cpu_flags", "cpu_model", "gpu_name",
+           "int8_kernels", "machine"]
 
 ISA_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 # The features with which x86 multiplies uint8 by int8 into int32 without an int16 step. Without

@@ -153,8 +153,8 @@ def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata:
         folders = sorted(p for p in source.iterdir() if p.is_dir())  # one per class
         if not folders or not all(p.name.isdigit() for p in folders):
             raise InputError(f"{source} needs one subfolder of images per class, named by the class index")
-        _check_count(sum(1 for f in folders for p in f.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-                     source)
+        _check_count(sum(1 for f in folders for p in f.iterdir()
+                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), source)
         batches = [load_samples(c, shape, metadata, max_samples=None) for c in folders]
         x = np.concatenate(batches)
         y = np.concatenate([np.full(len(b), int(c.name)) for b, c in zip(batches, folders)])

@@ -32,8 +32,8 @@ ORIENTATIONS = {
     7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # mirrored about the other diagonal
     8: lambda a: np.rot90(a, 1),
 }
-MODE_FILES = ["RGBA.png", "LA.png", "P.png", "P-alpha-table.png", "P-index.gif", "L.png", "1.png", "CMYK.jpg",
-              "CMYK.tiff"]
+MODE_FILES = ["RGBA.png", "LA.png", "P.png", "P-alpha-table.png", "P-index.gif", "L.png", "1.png",
+              "CMYK.jpg", "CMYK.tiff"]
 
 
 def _pattern(height: int = 40, width: int = 48) -> np.ndarray:
