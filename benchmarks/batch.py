@@ -88,7 +88,8 @@ def run_local(model: Path, paths: list[str], out: Path, batch_size: int, marks: 
 
     listing = out.parent / "inputs.txt"
     listing.write_text("".join(p + "\n" for p in paths))
-    run_batch(BatchOptions((f"@{listing}",), out, model=model, batch_size=batch_size), progress=lambda p: p.done and marks.result(p.done))
+    run_batch(BatchOptions((f"@{listing}",), out, model=model, batch_size=batch_size),
+              progress=lambda p: p.done and marks.result(p.done))
 
 
 def run_ray(model: Path, paths: list[str], out: Path, batch_size: int, marks: Marks) -> None:
@@ -147,7 +148,8 @@ def make_images(folder: Path, count: int, seed: int = 0) -> list[str]:
         left, top = int(rng.integers(0, 513 - w)), int(rng.integers(0, 601 - h))
         short = int(rng.integers(224, 641))
         image = photo.crop((left, top, left + w, top + h))
-        image = image.resize((short, round(short * h / w)) if w <= h else (round(short * w / h), short), Image.Resampling.BILINEAR)
+        image = image.resize((short, round(short * h / w)) if w <= h else (round(short * w / h), short),
+                             Image.Resampling.BILINEAR)
         if rng.integers(2):
             image = ImageOps.mirror(image)
         path = folder / f"{i // 1000:03d}" / f"photo{i:06d}.jpg"
@@ -172,14 +174,16 @@ def _vm_hwm_kb() -> int:
     return int(line.split()[1])
 
 
-def measure(name: str, model: Path, paths: list[str], work: Path, batch_size: int, python: str = sys.executable) -> dict:
+def measure(name: str, model: Path, paths: list[str], work: Path, batch_size: int,
+            python: str = sys.executable) -> dict:
     """One configuration in a fresh process, its process tree's RSS sampled while it runs."""
     listing = work / f"{name.replace(' ', '-')}-list.txt"
     listing.write_text("".join(p + "\n" for p in paths))
     out = work / name.replace(" ", "-")
     out.mkdir()
     launched = time.time()
-    proc = subprocess.Popen([python, __file__, "--child", name.split(" x")[0], "--model", str(model), "--list", str(listing),
+    proc = subprocess.Popen([python, __file__, "--child", name.split(" x")[0], "--model", str(model),
+                             "--list", str(listing),
                              "--work", str(out / "job") if name.startswith(("local", "ray")) else str(out),
                              "--batch-size", str(batch_size)], stdout=subprocess.PIPE, text=True)
     peak, tree = 0, psutil.Process(proc.pid)
@@ -203,10 +207,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, nargs="+", default=[18, 50])
     parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--rss-images", type=int, default=0, help="Also run the local engine over this many paths (hard links).")
+    parser.add_argument("--rss-images", type=int, default=0,
+                        help="Also run the local engine over this many paths (hard links).")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=Path, help="Write DIR/<date>-batch.json (flat records).")
-    parser.add_argument("--ray-python", help="A Python with the ray extra installed, for the ray engine (default: this one, if it has Ray).")
+    parser.add_argument("--ray-python", help="A Python with the ray extra installed, for the ray engine "
+                                             "(default: this one, if it has Ray).")
     parser.add_argument("--child", choices=list(ENGINES), help=argparse.SUPPRESS)
     for flag in ("--model", "--list", "--work"):  # the child's: what to run on, and where
         parser.add_argument(flag, help=argparse.SUPPRESS)
@@ -237,21 +243,24 @@ def main() -> None:
             for name, chosen in runs:
                 (work / f"r{depth}").mkdir(exist_ok=True)
                 python = ray_python if name == "ray" else sys.executable
-                record = {"model": f"resnet{depth}", **measure(name, model, chosen, work / f"r{depth}", args.batch_size, python)}
+                record = {"model": f"resnet{depth}",
+                          **measure(name, model, chosen, work / f"r{depth}", args.batch_size, python)}
                 records.append(record)
                 print(json.dumps(record), flush=True)
     _report(records, args.out)
 
 
 def _report(records: list[dict], out: Path | None) -> None:
-    print(f"\n{'model':10} {'config':18} {'images':>7} {'images/s':>9} {'CPU s/image':>12} {'start-up s':>11} {'peak RSS MB':>12} {'main HWM MB':>12}")
+    print(f"\n{'model':10} {'config':18} {'images':>7} {'images/s':>9} {'CPU s/image':>12} {'start-up s':>11} "
+          f"{'peak RSS MB':>12} {'main HWM MB':>12}")
     for r in records:
         def fmt(v: float | None, spec: str) -> str:
             return "-" if v is None else format(v, spec)
-        print(f"{r['model']:10} {r['config']:18} {r['images']:>7} {fmt(r['images_per_s'], '9.1f')} {fmt(r['cpu_s_per_image'], '12.4f')} "
-              f"{r['startup_s']:11.2f} {r['peak_rss_mb']:12.0f} {r['main_vm_hwm_mb']:12.0f}")
-    env = {"machine": machine(), "cpu_flags": sorted(cpu_flags()), "cores": len(os.sched_getaffinity(0)), "loadavg": os.getloadavg(),
-           "python": platform.python_version(), "date": datetime.date.today().isoformat()}
+        print(f"{r['model']:10} {r['config']:18} {r['images']:>7} {fmt(r['images_per_s'], '9.1f')} "
+              f"{fmt(r['cpu_s_per_image'], '12.4f')} {r['startup_s']:11.2f} {r['peak_rss_mb']:12.0f} "
+              f"{r['main_vm_hwm_mb']:12.0f}")
+    env = {"machine": machine(), "cpu_flags": sorted(cpu_flags()), "cores": len(os.sched_getaffinity(0)),
+           "loadavg": os.getloadavg(), "python": platform.python_version(), "date": datetime.date.today().isoformat()}
     print(f"\n{env['machine']['cpu']}, {env['cores']} cores, load average {env['loadavg'][0]:.1f}")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The paper's degradation experiment (He et al. 2015, Fig. 1 and Fig. 6) with this toolkit's zoo.
 
-    python benchmarks/degradation.py                      # plain-20/56 and ResNet-20/56, 1 seed -> ./degradation-results/
+    python benchmarks/degradation.py   # plain-20/56 and ResNet-20/56, 1 seed -> ./degradation-results/
     python benchmarks/degradation.py --out benchmarks/results --force   # replace the committed results, on purpose
     python benchmarks/degradation.py --epochs 1 --depths 20 --out /tmp/smoke   # CI's smoke run
 
@@ -64,7 +64,8 @@ def translate(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tens
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
 
 
-def train(name: str, data: tuple[np.ndarray, ...], epochs: int, seed: int, batch: int, lr: float) -> tuple[nn.Module, dict]:
+def train(name: str, data: tuple[np.ndarray, ...], epochs: int, seed: int, batch: int,
+          lr: float) -> tuple[nn.Module, dict]:
     x_train, y_train, x_test, y_test = (torch.from_numpy(a) for a in data)
     torch.manual_seed(seed)
     model = paper_init(rd.create_model(name, num_classes=10, seed=seed)).train()
@@ -104,7 +105,8 @@ def deploy(name: str, model: nn.Module, image_size: int, folder: Path, calib: Pa
     """export -> quantize -> bench --eval-data, all through the toolkit's commands."""
     ckpt, fp32, int8, report = (folder / f"{name}.{ext}" for ext in ("pth", "onnx", "int8.onnx", "bench.json"))
     torch.save(model.state_dict(), ckpt)
-    cli("export", "--model", name, "--weights", str(ckpt), "--num-classes", "10", "--image-size", str(image_size), "-o", str(fp32))
+    cli("export", "--model", name, "--weights", str(ckpt), "--num-classes", "10", "--image-size", str(image_size),
+        "-o", str(fp32))
     cli("quantize", str(fp32), "--calibration", str(calib), "-o", str(int8))
     cli("bench", str(fp32), str(int8), "--providers", "cpu", "--eval-data", str(heldout), "--iterations", "3",
         "--rounds", "1", "--json", str(report))
@@ -184,7 +186,8 @@ def main() -> None:
                 print(f"{name} seed {seed}: final train error {history['train_error'][-1]:.2%}, "
                       f"held-out {history['test_error'][-1]:.2%} ({history['seconds']:.0f} s)", flush=True)
             deployed[name] = deploy(name, model, args.image_size, work, calib, heldout)  # the last seed's model
-            print(f"{name}: held-out accuracy fp32 {deployed[name]['fp32']:.2%}, int8 {deployed[name]['int8']:.2%}", flush=True)
+            print(f"{name}: held-out accuracy fp32 {deployed[name]['fp32']:.2%}, "
+                  f"int8 {deployed[name]['int8']:.2%}", flush=True)
     summary = {
         name: {
             "final_train_error": float(np.mean([r["train_error"][-1] for r in runs])),
@@ -195,8 +198,10 @@ def main() -> None:
     }
     payload = {
         "data": f"scikit-learn digits, {args.image_size}x{args.image_size}, 1400 train / 397 held out",
-        "recipe": {"optimizer": "SGD momentum 0.9, weight decay 1e-4", "lr": f"{args.lr} (a tenth in the first epoch), /10 at 50% and 75% of epochs",
-                   "batch": args.batch, "epochs": args.epochs, "seeds": seeds, "augmentation": "random 2-pixel translations"},
+        "recipe": {"optimizer": "SGD momentum 0.9, weight decay 1e-4",
+                   "lr": f"{args.lr} (a tenth in the first epoch), /10 at 50% and 75% of epochs",
+                   "batch": args.batch, "epochs": args.epochs, "seeds": seeds,
+                   "augmentation": "random 2-pixel translations"},
         "machine": {**machine(), "threads": torch.get_num_threads()},
         "wall_seconds": time.perf_counter() - start,
         "summary": summary,

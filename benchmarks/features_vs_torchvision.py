@@ -37,8 +37,8 @@ def export(folder: Path) -> None:
         np.savez(folder / f"{name}.npz", **{k: v.numpy() for k, v in rd.create_model(name).state_dict().items()})
         for normalize in (False, True):
             out = folder / f"{name}_features{'_norm' if normalize else ''}.onnx"
-            subprocess.run([str(Path(sys.executable).parent / "resnet-deploy"), "export", "--depth", str(depth), "--features",
-                            "--weights", str(folder / f"{name}.pth"), "-o", str(out), "--force",
+            subprocess.run([str(Path(sys.executable).parent / "resnet-deploy"), "export", "--depth", str(depth),
+                            "--features", "--weights", str(folder / f"{name}.pth"), "-o", str(out), "--force",
                             *(["--normalize"] if normalize else [])], check=True, capture_output=True)
 
 

@@ -85,21 +85,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
-    parser.add_argument("--target-cpu", default="auto", choices=("auto", "vnni", "any"), help="the INT8 recipe's CPU class")
+    parser.add_argument("--target-cpu", default="auto", choices=("auto", "vnni", "any"),
+                        help="the INT8 recipe's CPU class")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="hand-vs-toolkit-") as tmp:
         folder = Path(tmp)
-        fp32, int8, calib, profile = (folder / n for n in ("model.onnx", "model_int8.onnx", "calib.npy", "model.profile.json"))
+        fp32, int8, calib, profile = (folder / n
+                                      for n in ("model.onnx", "model_int8.onnx", "calib.npy", "model.profile.json"))
         export_model(ExportOptions(f"resnet{args.depth}"), fp32)
         samples = rng.standard_normal((16, 3, 224, 224)).astype(np.float32)
         np.save(calib, samples)
-        made = quantize_model(load_onnx(fp32), samples, target_cpu=args.target_cpu)  # the default recipe, as tune's INT8 candidates
+        # the default recipe, as tune's INT8 candidates
+        made = quantize_model(load_onnx(fp32), samples, target_cpu=args.target_cpu)
         save_onnx(made.model, int8)
         print("tuning ...", file=sys.stderr)
-        tuned = tune(TuneOptions(model=fp32, output=profile, threads=args.threads, calibration=calib, duration=3.0, rounds=3,
-                                 target_cpu=args.target_cpu))
-        print(f"tune chose {tuned.winner.record.engine} ({tuned.winner.record.p50_ms:.2f} ms in its own run)", file=sys.stderr)
+        tuned = tune(TuneOptions(model=fp32, output=profile, threads=args.threads, calibration=calib, duration=3.0,
+                                 rounds=3, target_cpu=args.target_cpu))
+        print(f"tune chose {tuned.winner.record.engine} ({tuned.winner.record.p50_ms:.2f} ms in its own run)",
+              file=sys.stderr)
         x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
         predictor = Predictor.from_profile(profile)
         paths: dict[str, Callable[[], np.ndarray]] = {
@@ -118,21 +122,24 @@ def main() -> None:
     toolkit = names[0]
     flags = cpu_flags()
     isa = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8") if f in flags]
-    print(f"ResNet-{args.depth}, batch 1, {args.threads} threads, {args.rounds} interleaved rounds of {args.seconds:g} s; "
-          f"INT8 int8_kernels {made.int8_kernels}; {cpu_model()} ({', '.join(isa)}), Python {platform.python_version()}")
+    print(f"ResNet-{args.depth}, batch 1, {args.threads} threads, {args.rounds} interleaved rounds of "
+          f"{args.seconds:g} s; INT8 int8_kernels {made.int8_kernels}; {cpu_model()} ({', '.join(isa)}), "
+          f"Python {platform.python_version()}")
     print(f"{'path':<62} {'p50 ms':>7} {'range':>13} {'toolkit speed':>14} {'rel err':>8}")
     rows = []
     for name in names:
         ratios = [t / k for t, k in zip(medians[name], medians[toolkit])]
         p50 = statistics.median(medians[name])
         ratio = "" if name == toolkit else f"{min(ratios):.2f}-{max(ratios):.2f}x"
-        print(f"{name:<62} {p50:>7.2f} {min(medians[name]):>6.2f}-{max(medians[name]):<6.2f} {ratio:>14} {errors[name]:>8.1e}")
+        print(f"{name:<62} {p50:>7.2f} {min(medians[name]):>6.2f}-{max(medians[name]):<6.2f} {ratio:>14} "
+              f"{errors[name]:>8.1e}")
         rows.append({"path": name, "p50_ms": p50, "round_medians_ms": medians[name], "toolkit_speed_per_round": ratios,
                      "max_rel_error_vs_fp32": errors[name]})
-    print("toolkit speed = the path's round median / the toolkit's round median, min-max over rounds (> 1: toolkit faster)")
+    print("toolkit speed = the path's round median / the toolkit's round median, min-max over rounds "
+          "(> 1: toolkit faster)")
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu_model(), "isa": isa, "threads": args.threads, "int8_kernels": made.int8_kernels,
-                                                "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"cpu": cpu_model(), "isa": isa, "threads": args.threads,
+                                         "int8_kernels": made.int8_kernels, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

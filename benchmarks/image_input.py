@@ -63,7 +63,8 @@ const load = createRequire(`${example}/classify.js`);
 const ort = load('onnxruntime-node');
 const { decode } = load('./classify.js');
 (async () => {
-  const session = await ort.InferenceSession.create(modelPath, { executionProviders: ['cpu'], intraOpNumThreads: Number(threads) });
+  const session = await ort.InferenceSession.create(modelPath, {
+    executionProviders: ['cpu'], intraOpNumThreads: Number(threads) });
   const name = session.inputNames[0];
   const decodeMs = [];
   const runMs = [];
@@ -106,11 +107,13 @@ def _top5(logits: np.ndarray) -> list[int]:
     return [int(i) for i in np.argsort(-np.asarray(logits, np.float64), kind="stable")[:5]]
 
 
-def python_side_by_side(float_path: Path, image_path: Path, photo: Path, threads: int, runs: int, warmup: int) -> list[Record]:
+def python_side_by_side(float_path: Path, image_path: Path, photo: Path, threads: int, runs: int,
+                        warmup: int) -> list[Record]:
     """Predictor on both files, decoding counted and not, in interleaved rounds."""
     decoded = load_image(photo)
     pixels = np.asarray(decoded.convert("RGB"))
-    with Predictor(float_path, provider="cpu", threads=threads) as f, Predictor(image_path, provider="cpu", threads=threads) as im:
+    with Predictor(float_path, provider="cpu", threads=threads) as f, \
+            Predictor(image_path, provider="cpu", threads=threads) as im:
         cases: dict[tuple[str, bool], Callable[[], object]] = {
             ("image-input", True): lambda: im.predict(photo),
             ("image-input", False): lambda: im.predict(pixels),
@@ -124,10 +127,12 @@ def python_side_by_side(float_path: Path, image_path: Path, photo: Path, threads
                 call()
                 if i >= warmup:
                     times[key].append((time.perf_counter() - start) * 1e3)
-    return [Record("python", model, "fp32-onnx", threads, decoding, *_stats(t), runs) for (model, decoding), t in times.items()]
+    return [Record("python", model, "fp32-onnx", threads, decoding, *_stats(t), runs)
+            for (model, decoding), t in times.items()]
 
 
-def native_run_ms(model_file: Path, pixels: np.ndarray, threads: int, runs: int, warmup: int) -> tuple[float, float, list[int]]:
+def native_run_ms(model_file: Path, pixels: np.ndarray, threads: int, runs: int,
+                  warmup: int) -> tuple[float, float, list[int]]:
     """Native onnxruntime (Python, CPU, default optimizations) on ``model_file``: run only."""
     import onnxruntime as ort
 
@@ -151,13 +156,15 @@ def node_records(image_path: Path, photo: Path, threads: int, runs: int, warmup:
     with tempfile.NamedTemporaryFile("w", suffix=".js", delete=False) as script:
         script.write(NODE_BENCH)
     try:
-        out = subprocess.run(["node", script.name, str(NODE_EXAMPLE), str(image_path), str(photo), str(threads), str(runs), str(warmup)],
+        out = subprocess.run(["node", script.name, str(NODE_EXAMPLE), str(image_path), str(photo),
+                              str(threads), str(runs), str(warmup)],
                              capture_output=True, text=True, check=True, timeout=600)
     finally:
         os.unlink(script.name)
     found = json.loads(out.stdout)
     run, both = found["run_ms"], [a + b for a, b in zip(found["decode_ms"], found["run_ms"])]
-    notes = {"top5": _top5(found["logits"]), "decode_p50_ms": statistics.median(found["decode_ms"]), "decoder": "jpeg-js"}
+    notes = {"top5": _top5(found["logits"]), "decode_p50_ms": statistics.median(found["decode_ms"]),
+             "decoder": "jpeg-js"}
     return [Record("node", "image-input", "fp32-onnx", threads, False, *_stats(run), runs, notes),
             Record("node", "image-input", "fp32-onnx", threads, True, *_stats(both), runs, dict(notes))]
 
@@ -181,49 +188,59 @@ def web_records(image_path: Path, photo: Path, folder: Path, thread_counts: list
         (bundle.folder / photo.name).write_bytes(photo.read_bytes())
         for threads in thread_counts:
             with BundleServer(bundle.folder) as server:
-                report = run_page(server, f"images={photo.name}&threads={threads}&bench={runs}&warmup={warmup}", timeout=900)
+                report = run_page(server, f"images={photo.name}&threads={threads}&bench={runs}&warmup={warmup}",
+                                  timeout=900)
             if not report["ok"]:
                 raise RuntimeError(f"the page failed ({variant}, {threads} threads): {report['error']}")
             native_p50, native_p90, native_top5 = native_run_ms(bundle.model, pixels, threads, runs, warmup)
             timings = report["bench"]
             top5 = [p["index"] for p in report["results"][0]["top_k"]]
             notes = {"top5": top5, "top5_equal_native": top5 == native_top5, "native_same_file_p50_ms": native_p50,
-                     "session_ms": report["environment"]["session_ms"], "decode_p50_ms": statistics.median(timings["decode_ms"]),
+                     "session_ms": report["environment"]["session_ms"],
+                     "decode_p50_ms": statistics.median(timings["decode_ms"]),
                      "decoder": "Chromium (createImageBitmap)", "model_bytes": bundle.model.stat().st_size,
                      "onnxruntime_web": report["environment"]["onnxruntime_web"],
                      "cross_origin_isolated": report["environment"]["cross_origin_isolated"]}
             both = [a + b for a, b in zip(timings["decode_ms"], timings["run_ms"])]
-            records.append(Record("web", "image-input", variant, threads, False, *_stats(timings["run_ms"]), runs, notes))
+            records.append(Record("web", "image-input", variant, threads, False,
+                                  *_stats(timings["run_ms"]), runs, notes))
             records.append(Record("web", "image-input", variant, threads, True, *_stats(both), runs, dict(notes)))
             records.append(Record("python", "image-input", variant, threads, False, native_p50, native_p90, runs,
-                                  {"top5": native_top5, "what": "native onnxruntime on the bundle's file, measured after the page"}))
+                                  {"top5": native_top5,
+                                   "what": "native onnxruntime on the bundle's file, measured after the page"}))
     return records
 
 
 def machine() -> dict[str, Any]:
-    model = next((line.split(":", 1)[1].strip() for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+    model = next((line.split(":", 1)[1].strip()
+                  for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
                   if line.startswith("Model name")), platform.processor())
     return {"cpu": model, "cores": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version()}
 
 
 def print_table(records: list[Record], fp32_native: dict[int, float]) -> None:
-    print(f"{'engine':7} {'model':12} {'variant':10} {'thr':>3} {'decode':>6} {'p50 ms':>8} {'p90 ms':>8}  vs native fp32, same threads")
+    print(f"{'engine':7} {'model':12} {'variant':10} {'thr':>3} {'decode':>6} {'p50 ms':>8} {'p90 ms':>8}  "
+          "vs native fp32, same threads")
     for r in records:
         base = fp32_native.get(r.threads)
         ratio = f"{r.p50_ms / base:5.2f}x" if base and not r.decoding and r.model == "image-input" else ""
         same = r.notes.get("native_same_file_p50_ms")
         if same and not r.decoding:
-            ratio += f"   (same file natively {same:.1f} ms: {r.p50_ms / same:.2f}x; top-5 equal: {r.notes['top5_equal_native']})"
-        print(f"{r.engine:7} {r.model:12} {r.variant:10} {r.threads:>3} {'yes' if r.decoding else 'no':>6} {r.p50_ms:8.1f} {r.p90_ms:8.1f}  {ratio}")
+            ratio += (f"   (same file natively {same:.1f} ms: {r.p50_ms / same:.2f}x; "
+                      f"top-5 equal: {r.notes['top5_equal_native']})")
+        print(f"{r.engine:7} {r.model:12} {r.variant:10} {r.threads:>3} {'yes' if r.decoding else 'no':>6} "
+              f"{r.p50_ms:8.1f} {r.p90_ms:8.1f}  {ratio}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depth", type=int, default=18, help="ResNet depth (random init: timing only)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads of every engine (the web page also runs 1)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="threads of every engine (the web page also runs 1)")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per configuration")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="a check that everything runs: 3 runs, fp32 and int8-ort pages only")
+    parser.add_argument("--quick", action="store_true",
+                        help="a check that everything runs: 3 runs, fp32 and int8-ort pages only")
     parser.add_argument("--out", type=Path, default=None, help="write <date>-image-input.json in this folder")
     args = parser.parse_args()
     runs, warmup = (3, 1) if args.quick else (args.runs, args.warmup)
@@ -245,9 +262,11 @@ def main() -> None:
         records += node_records(image_path, photo, args.threads, runs, warmup)
         records += web_records(image_path, photo, folder, thread_counts, variants, runs, warmup)
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "machine": before,
-              "load_average_after": os.getloadavg(), "model": f"resnet{args.depth} (random init)", "photo": "grace_hopper.jpg 512x600",
-              "native_fp32_run_p50_ms": fp32_native, "records": [asdict(r) for r in records]}
-    print(f"{before['cpu']}, {before['cores']} cores, load average {before['load_average'][0]:.2f} -> {os.getloadavg()[0]:.2f}")
+              "load_average_after": os.getloadavg(), "model": f"resnet{args.depth} (random init)",
+              "photo": "grace_hopper.jpg 512x600", "native_fp32_run_p50_ms": fp32_native,
+              "records": [asdict(r) for r in records]}
+    print(f"{before['cpu']}, {before['cores']} cores, load average {before['load_average'][0]:.2f} -> "
+          f"{os.getloadavg()[0]:.2f}")
     print_table(records, fp32_native)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,7 @@ def handle_errors(fn: F) -> F:
         except Exception as exc:  # the last line of defence: never a traceback for users
             if os.environ.get(DEBUG_ENV):
                 raise
-            raise fail(f"unexpected {type(exc).__name__}: {first_line(exc)} (set {DEBUG_ENV}=1 for the traceback)", 2) from None
+            raise fail(f"unexpected {type(exc).__name__}: {first_line(exc)} "
+                       f"(set {DEBUG_ENV}=1 for the traceback)", 2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -58,9 +58,11 @@ def print_image_input_checks(stages: Sequence[StageReport]) -> None:
             table.add_column(column, justify="left" if column == "photo" else "right")
         for c in checks["images"]:
             table.add_row(escape(c["name"]), f"{c['width']}x{c['height']}", f"{c['max_pixel_error']:.2f} lv",
-                          f"{c['pixels_differing']:.3%}", f"{c['max_rel_error']:.2e}", "equal" if c["top1_equal"] else "DIFFERS",
+                          f"{c['pixels_differing']:.3%}", f"{c['max_rel_error']:.2e}",
+                          "equal" if c["top1_equal"] else "DIFFERS",
                           f"{c['top5_overlap']}/5")
         console.print(table)
-        console.print(f"bounds: logits max rel error <= {checks['rtol']:.0e}, pixels <= {MAX_PIXEL_LEVELS:.0f} grey levels, "
-                      f"top-1 equal, top-5 overlap >= {MIN_TOP5_OVERLAP}/5; a batch of 2 vs each alone: "
+        console.print(f"bounds: logits max rel error <= {checks['rtol']:.0e}, "
+                      f"pixels <= {MAX_PIXEL_LEVELS:.0f} grey levels, top-1 equal, "
+                      f"top-5 overlap >= {MIN_TOP5_OVERLAP}/5; a batch of 2 vs each alone: "
                       f"{checks['batch_rel_error']:.1e}", markup=False)

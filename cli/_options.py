@@ -11,17 +11,24 @@ from ._choices import TargetCpu as _TargetCpu, choice, metavar
 
 ModelPath = Annotated[Path, typer.Argument(help="An ONNX file.", show_default=False)]
 # None, so that --depth given together with --model can be told from the default (50).
-Depth = Annotated[Optional[int], typer.Option("--depth", "-d", help="ResNet depth: 18/34/50/101/152 (ImageNet) or 20/32/44/56/110/1202 (CIFAR); default 50.", show_default=False)]
-Plain = Annotated[bool, typer.Option("--plain", metavar="", help="The plain twin without shortcuts (the paper's degradation baseline).")]
-ModelName = Annotated[Optional[str], typer.Option("--model", "-m", help="A registered model name instead of --depth, e.g. resnet20.")]
-Provider = Annotated[str, typer.Option("--provider", "-p", help="Execution provider: auto, cpu, cuda, tensorrt or openvino.")]
-Threads = Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads (default: the cores this process may use).")]
+Depth = Annotated[Optional[int], typer.Option(
+    "--depth", "-d", help="ResNet depth: 18/34/50/101/152 (ImageNet) or 20/32/44/56/110/1202 (CIFAR); default 50.",
+    show_default=False)]
+Plain = Annotated[bool, typer.Option(
+    "--plain", metavar="", help="The plain twin without shortcuts (the paper's degradation baseline).")]
+ModelName = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="A registered model name instead of --depth, e.g. resnet20.")]
+Provider = Annotated[str, typer.Option(
+    "--provider", "-p", help="Execution provider: auto, cpu, cuda, tensorrt or openvino.")]
+Threads = Annotated[Optional[int], typer.Option(
+    "--threads", help="Intra-op threads (default: the cores this process may use).")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the ONNX file.")]
 Report = Annotated[Optional[Path], typer.Option("--report", help="Also write a JSON report of every stage.")]
 TargetCpu = Annotated[str, typer.Option(
     "--target-cpu", parser=choice(_TargetCpu, "target CPU"), metavar=metavar(_TargetCpu),
-    help="The CPUs the INT8 file is for: vnni (AVX512-VNNI, AVX-VNNI or AMX: 8-bit weights), any (AVX2 too: 7-bit weights, "
-         "reduce_range), or auto (this machine's class). Recorded in its metadata as int8_kernels.")]
+    help="The CPUs the INT8 file is for: vnni (AVX512-VNNI, AVX-VNNI or AMX: 8-bit weights), any "
+         "(AVX2 too: 7-bit weights, reduce_range), or auto (this machine's class). "
+         "Recorded in its metadata as int8_kernels.")]
 
 
 def words(text: str | None) -> list[str] | None:
@@ -50,4 +57,5 @@ def zoo_model_name(model: str | None, depth: int | None, plain: bool) -> str:
     return model or model_name_for_depth(50 if depth is None else depth, plain=plain)
 
 
-Force = Annotated[bool, typer.Option("--force", "-f", metavar="", help="Replace outputs that already exist (atomically: a failure keeps the old file).")]
+Force = Annotated[bool, typer.Option(
+    "--force", "-f", metavar="", help="Replace outputs that already exist (atomically: a failure keeps the old file).")]

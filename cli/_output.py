@@ -73,13 +73,15 @@ def stages_summary(stages: Sequence[StageReport]) -> Table:
 
 
 def print_pipeline_result(
-    title: str, stages: Sequence[StageReport], path: Path, size_bytes: int, seconds: float, fusions: dict[str, int], parity: str
+    title: str, stages: Sequence[StageReport], path: Path, size_bytes: int, seconds: float,
+    fusions: dict[str, int], parity: str
 ) -> None:
     """Op counts per stage, the stage summaries, and one closing line (export and optimize)."""
     console.print(stage_table(stages, title))
     console.print(stages_summary(stages))
     applied = ", ".join(f"{k} x{v}" for k, v in fusions.items() if v) or "nothing to fuse"
-    console.print(f"[green]wrote[/green] {escape(str(path))} ({human_bytes(size_bytes)}) in {seconds:.1f}s; fusions: {applied}; {parity}")
+    console.print(f"[green]wrote[/green] {escape(str(path))} ({human_bytes(size_bytes)}) in {seconds:.1f}s; "
+                  f"fusions: {applied}; {parity}")
 
 
 def write_json(path: str | Path, payload: Any, *, replace: bool = True) -> None:

@@ -31,7 +31,8 @@ def print_compare_result(result) -> None:
     console.print(table)
     for note in result.notes:
         err_console.print(f"warning: {escape(note)}")
-    tolerance = f"{result.tolerance:g}" + ("" if result.tolerance_from == "given" else f" ({result.tolerance_from} default)")
+    tolerance = f"{result.tolerance:g}" + ("" if result.tolerance_from == "given"
+                                           else f" ({result.tolerance_from} default)")
     if result.first_over:
         console.print(f"first block over tolerance {tolerance}: [bold]{escape(result.first_over)}[/bold]")
     else:
@@ -41,15 +42,26 @@ def print_compare_result(result) -> None:
 @handle_errors
 def compare(
     model: ModelPath,
-    other: Annotated[Optional[Path], typer.Argument(help="A second ONNX file (e.g. the INT8 one); without it, MODEL on two providers.", show_default=False)] = None,
-    providers: Annotated[str, typer.Option("--providers", "--provider", "-p", help="One provider for two files, or two (reference first) for one file, e.g. cpu,openvino.")] = "cpu",
-    images: Annotated[Optional[Path], typer.Option("--images", help="A folder of images, preprocessed from the model's metadata.")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="A .npy of preprocessed float32 [N, 3, H, W] inputs.")] = None,
-    samples: Annotated[Optional[int], typer.Option("--samples", help="Use at most this many inputs (default 8 random, 128 from data).")] = None,
-    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="Max relative error per block, max|b - a| / max|a| (default by the lossier side's precision: "
-                         + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_TOLERANCES.items()) + ").", show_default=False)] = None,
-    eager: Annotated[bool, typer.Option("--eager", metavar="", help="Compare MODEL with the eager PyTorch model it was exported from (our exports; needs torch).")] = False,
-    weights: Annotated[Optional[Path], typer.Option("--weights", help="With --eager: the checkpoint MODEL was exported from (checked by its SHA-256).")] = None,
+    other: Annotated[Optional[Path], typer.Argument(
+        help="A second ONNX file (e.g. the INT8 one); without it, MODEL on two providers.", show_default=False)] = None,
+    providers: Annotated[str, typer.Option(
+        "--providers", "--provider", "-p",
+        help="One provider for two files, or two (reference first) for one file, e.g. cpu,openvino.")] = "cpu",
+    images: Annotated[Optional[Path], typer.Option(
+        "--images", help="A folder of images, preprocessed from the model's metadata.")] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="A .npy of preprocessed float32 [N, 3, H, W] inputs.")] = None,
+    samples: Annotated[Optional[int], typer.Option(
+        "--samples", help="Use at most this many inputs (default 8 random, 128 from data).")] = None,
+    tolerance: Annotated[Optional[float], typer.Option(
+        "--tolerance",
+        help="Max relative error per block, max|b - a| / max|a| (default by the lossier side's precision: "
+             + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_TOLERANCES.items()) + ").", show_default=False)] = None,
+    eager: Annotated[bool, typer.Option(
+        "--eager", metavar="",
+        help="Compare MODEL with the eager PyTorch model it was exported from (our exports; needs torch).")] = False,
+    weights: Annotated[Optional[Path], typer.Option(
+        "--weights", help="With --eager: the checkpoint MODEL was exported from (checked by its SHA-256).")] = None,
     threads: Threads = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of the table.")] = False,
 ) -> None:

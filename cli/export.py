@@ -24,22 +24,33 @@ def export(
     plain: Plain = False,
     model: ModelName = None,
     output: Output = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="A .pth/.pt (loaded with weights_only=True) or .safetensors checkpoint.")] = None,
-    num_classes: Annotated[Optional[int], typer.Option("--num-classes", help="Classifier width (default: 1000 ImageNet, 10 CIFAR).")] = None,
-    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Input height and width (default: 224 ImageNet, 32 CIFAR).")] = None,
+    weights: Annotated[Optional[Path], typer.Option(
+        "--weights", "-w", help="A .pth/.pt (loaded with weights_only=True) or .safetensors checkpoint.")] = None,
+    num_classes: Annotated[Optional[int], typer.Option(
+        "--num-classes", help="Classifier width (default: 1000 ImageNet, 10 CIFAR).")] = None,
+    image_size: Annotated[Optional[int], typer.Option(
+        "--image-size", help="Input height and width (default: 224 ImageNet, 32 CIFAR).")] = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (18 or newer).")] = DEFAULT_OPSET,
-    static_batch: Annotated[Optional[int], typer.Option("--static-batch", help="Fix the batch size instead of a dynamic batch axis.")] = None,
-    labels: Annotated[Optional[Path], typer.Option("--labels", help="Class names, one per line, stored in the model's metadata.")] = None,
+    static_batch: Annotated[Optional[int], typer.Option(
+        "--static-batch", help="Fix the batch size instead of a dynamic batch axis.")] = None,
+    labels: Annotated[Optional[Path], typer.Option(
+        "--labels", help="Class names, one per line, stored in the model's metadata.")] = None,
     report: Report = None,
     force: Force = False,
-    int8: Annotated[bool, typer.Option("--int8", metavar="", help="Also write an INT8 (QDQ) model beside the output, calibrated on --calibration.")] = False,
+    int8: Annotated[bool, typer.Option(
+        "--int8", metavar="",
+        help="Also write an INT8 (QDQ) model beside the output, calibrated on --calibration.")] = False,
     calibration: Calibration = None,
     method: Method = "minmax",
     max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
     image_input: ImageInput = False,
     image_input_top_k: ImageInputTopK = 0,
-    features: Annotated[bool, typer.Option("--features", metavar="", help="Embeddings instead of classes: the pooled features (output `embedding`), verified against the net with fc = Identity.")] = False,
-    normalize: Annotated[bool, typer.Option("--normalize", metavar="", help="With --features: L2-normalise each embedding to unit length.")] = False,
+    features: Annotated[bool, typer.Option(
+        "--features", metavar="",
+        help="Embeddings instead of classes: the pooled features (output `embedding`), "
+             "verified against the net with fc = Identity.")] = False,
+    normalize: Annotated[bool, typer.Option(
+        "--normalize", metavar="", help="With --features: L2-normalise each embedding to unit length.")] = False,
     target_cpu: TargetCpu = "auto",
 ) -> None:
     """Export a ResNet to a verified ONNX file (export, check, simplify, fuse, verify, save)."""
@@ -86,8 +97,10 @@ def export(
     if weights is None:
         console.print(f"[yellow]note:[/yellow] no --weights given: {name} is randomly initialised (He init)")
     result = export_with_int8(options, output, int8_options, progress=progress, force=force)
-    parity = f"parity vs eager PyTorch: max rel error {result.max_rel_error:.2e}, top-1 agreement {result.top1_agreement:.0%}"
-    print_pipeline_result(f"{name}: op counts per stage", result.stages, result.path, result.size_bytes, result.seconds, result.fusions, parity)
+    parity = (f"parity vs eager PyTorch: max rel error {result.max_rel_error:.2e}, "
+              f"top-1 agreement {result.top1_agreement:.0%}")
+    print_pipeline_result(f"{name}: op counts per stage", result.stages, result.path, result.size_bytes, result.seconds,
+                          result.fusions, parity)
     print_image_input_checks(result.stages)
     if result.int8 is not None:
         print_quantize_result(result.int8, result.int8.path)

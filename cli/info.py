@@ -12,13 +12,15 @@ from resnet_deploy.runtime.info import model_info
 
 from ._errors import handle_errors
 from ._options import ModelPath
-from ._output import console, escape, human_bytes  # metadata is the file's text: no control characters reach the terminal
+# metadata is the file's text: escaped, no control characters reach the terminal
+from ._output import console, escape, human_bytes
 
 
 @handle_errors
 def info(
     model: ModelPath,
-    provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Also show which provider runs how many nodes.")] = None,
+    provider: Annotated[Optional[str], typer.Option(
+        "--provider", "-p", help="Also show which provider runs how many nodes.")] = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Describe an ONNX file: inputs, outputs, opset, metadata, op counts, size, providers."""
@@ -26,8 +28,9 @@ def info(
     if as_json:
         print(_json.dumps(data, indent=2))
         return
-    console.print(f"[bold]{escape(str(data['path']))}[/bold]  {human_bytes(data['size_bytes'])}, {data['parameters']:,} parameters, "
-                  f"IR {data['ir_version']}, opsets {data['opsets']}, producer {escape(data['producer'] or '?')}")
+    console.print(f"[bold]{escape(str(data['path']))}[/bold]  {human_bytes(data['size_bytes'])}, "
+                  f"{data['parameters']:,} parameters, IR {data['ir_version']}, opsets {data['opsets']}, "
+                  f"producer {escape(data['producer'] or '?')}")
     io_table = Table(title="inputs and outputs", title_justify="left")
     for col in ("kind", "name", "dtype", "shape"):
         io_table.add_column(col)
@@ -41,7 +44,8 @@ def info(
         meta.add_column("value")
         # The model's own keys first; the optimizer's bookkeeping (onnxsim.*, 19 rows) after them.
         for key, value in sorted(data["metadata"].items(), key=lambda kv: kv[0].startswith("onnxsim.")):
-            shown = f"{len(value)} labels: {', '.join(map(str, value[:3]))}, ..." if key == "labels" and isinstance(value, list) else str(value)
+            shown = (f"{len(value)} labels: {', '.join(map(str, value[:3]))}, ..."
+                     if key == "labels" and isinstance(value, list) else str(value))
             meta.add_row(escape(key), escape(shown))
         console.print(meta)
     ops = Table(title="op counts", title_justify="left")

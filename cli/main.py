@@ -59,7 +59,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, metavar="", help="Print the version.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, metavar="", help="Print the version.")] = False,
 ) -> None:
     """ResNets from PyTorch definitions to fast, verified ONNX deployments."""
 

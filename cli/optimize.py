@@ -9,7 +9,8 @@ import typer
 
 from ._choices import FilePrecision, Target, choice, metavar
 from ._errors import CLIError, handle_errors
-from ._image_input import ImageInput, ImageInputTopK, Mean, Std, channels, check_image_input_flags, print_image_input_checks
+from ._image_input import (ImageInput, ImageInputTopK, Mean, Std, channels, check_image_input_flags,
+                           print_image_input_checks)
 from ._options import Force, ModelPath, Report
 from ._output import check_report, print_pipeline_result, progress, write_json
 
@@ -17,17 +18,26 @@ from ._output import check_report, print_pipeline_result, progress, write_json
 @handle_errors
 def optimize(
     model: ModelPath,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the optimized file (never the input itself).", show_default=False)],
-    target: Annotated[str, typer.Option("--target", "-t", parser=choice(Target, "target"), metavar=metavar(Target), help="portable (standard ONNX), cpu or cuda (adds onnxruntime's FusedConv).")] = "portable",
-    precision: Annotated[str, typer.Option("--precision", parser=choice(FilePrecision, "precision"), metavar=metavar(FilePrecision), help="fp32, or fp16 for GPU providers (inputs and outputs stay fp32).")] = "fp32",
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Where to write the optimized file (never the input itself).", show_default=False)],
+    target: Annotated[str, typer.Option(
+        "--target", "-t", parser=choice(Target, "target"), metavar=metavar(Target),
+        help="portable (standard ONNX), cpu or cuda (adds onnxruntime's FusedConv).")] = "portable",
+    precision: Annotated[str, typer.Option(
+        "--precision", parser=choice(FilePrecision, "precision"), metavar=metavar(FilePrecision),
+        help="fp32, or fp16 for GPU providers (inputs and outputs stay fp32).")] = "fp32",
     report: Report = None,
     force: Force = False,
     image_input: ImageInput = False,
     image_input_top_k: ImageInputTopK = 0,
     mean: Mean = None,
     std: Std = None,
-    features: Annotated[bool, typer.Option("--features", metavar="", help="Embeddings instead of classes: cut the final Gemm/MatMul classifier off (output `embedding`), verified against the source's classifier input.")] = False,
-    normalize: Annotated[bool, typer.Option("--normalize", metavar="", help="With --features: L2-normalise each embedding to unit length.")] = False,
+    features: Annotated[bool, typer.Option(
+        "--features", metavar="",
+        help="Embeddings instead of classes: cut the final Gemm/MatMul classifier off (output `embedding`), "
+             "verified against the source's classifier input.")] = False,
+    normalize: Annotated[bool, typer.Option(
+        "--normalize", metavar="", help="With --features: L2-normalise each embedding to unit length.")] = False,
 ) -> None:
     """Simplify, fuse and verify an ONNX ResNet exported elsewhere."""
     from resnet_deploy.image_input import ImageInputRequest
@@ -38,7 +48,8 @@ def optimize(
         raise CLIError("--normalize applies to embeddings: add --features")
     check_report(report)
     check_image_input_flags(image_input, image_input_top_k, **{"--mean": mean, "--std": std})
-    request = ImageInputRequest(channels(mean, "--mean"), channels(std, "--std"), image_input_top_k) if image_input else None
+    request = (ImageInputRequest(channels(mean, "--mean"), channels(std, "--std"), image_input_top_k)
+               if image_input else None)
     result = optimize_file(model, output, target, precision=precision, progress=progress, force=force,
                            image_input=request, features=FeaturesRequest(normalize) if features else None)
     title = f"{model.name} -> {output.name} ({target}): op counts per stage"

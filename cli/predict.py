@@ -14,19 +14,28 @@ from resnet_deploy.runtime import Predictor
 
 from ._errors import CLIError, handle_errors
 from ._options import ModelPath, Threads
-from ._output import console, err_console, escape  # labels come from the model file: no control characters reach the terminal
+# labels come from the model file: escaped, no control characters reach the terminal
+from ._output import console, err_console, escape
 
 
 @handle_errors
 def predict(
     model: ModelPath,
-    images: Annotated[Optional[list[Path]], typer.Argument(help="Image files (JPEG, PNG, ...) or folders of them.", show_default=False)] = None,
+    images: Annotated[Optional[list[Path]], typer.Argument(
+        help="Image files (JPEG, PNG, ...) or folders of them.", show_default=False)] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many classes to show per image.", min=1)] = 5,
-    provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="Execution provider: auto (default), cpu, cuda, tensorrt or openvino.")] = None,
+    provider: Annotated[Optional[str], typer.Option(
+        "--provider", "-p", help="Execution provider: auto (default), cpu, cuda, tensorrt or openvino.")] = None,
     threads: Threads = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images decoded and run at a time (memory grows with it, not with the number of images).")] = 16,
-    profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: its model, provider and options (every argument is then an image).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON: [{image, provider, top_k: [{index, label, score}]}].")] = False,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", "-b",
+        help="Images decoded and run at a time (memory grows with it, not with the number of images).")] = 16,
+    profile: Annotated[Optional[Path], typer.Option(
+        "--profile",
+        help="A deployment profile from resnet-deploy tune: its model, provider and options "
+             "(every argument is then an image).")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", metavar="", help="Print JSON: [{image, provider, top_k: [{index, label, score}]}].")] = False,
 ) -> None:
     """Classify images with an exported model (or with the configuration a tune profile chose)."""
     images = list(images or [])

@@ -14,12 +14,16 @@ from ._errors import handle_errors
 from ._options import Force, ModelPath, Report, TargetCpu
 from ._output import check_report, console, err_console, escape, human_bytes, progress, write_json
 
-Calibration = Annotated[Optional[Path], typer.Option("--calibration", "-c", help="A folder of images, or a .npy of preprocessed float32 [N, 3, H, W] inputs.")]
-Method = Annotated[str, typer.Option("--method", parser=choice(CalibrationMethod, "calibration method"), metavar=metavar(CalibrationMethod), help="Calibration method: minmax, entropy or percentile.")]
+Calibration = Annotated[Optional[Path], typer.Option(
+    "--calibration", "-c", help="A folder of images, or a .npy of preprocessed float32 [N, 3, H, W] inputs.")]
+Method = Annotated[str, typer.Option(
+    "--method", parser=choice(CalibrationMethod, "calibration method"), metavar=metavar(CalibrationMethod),
+    help="Calibration method: minmax, entropy or percentile.")]
 MaxSamples = Annotated[int, typer.Option("--max-samples", help="Use at most this many calibration samples.")]
 
 
-EvalData = Annotated[Optional[Path], typer.Option("--eval-data", help="Labelled data: an .npz with x and y, or a folder of class-index subfolders of images.")]
+EvalData = Annotated[Optional[Path], typer.Option(
+    "--eval-data", help="Labelled data: an .npz with x and y, or a folder of class-index subfolders of images.")]
 
 
 def print_sensitivity(result) -> None:
@@ -27,12 +31,14 @@ def print_sensitivity(result) -> None:
 
     base = "" if result.fp32_accuracy is None else f"; fp32 accuracy {result.fp32_accuracy:.2%}"
     full = result.full_int8
-    table = Table(title=f"INT8 sensitivity per block, quantized alone ({result.weights} weights; cost: {result.metric}{base})", title_justify="left")
+    table = Table(title="INT8 sensitivity per block, quantized alone "
+                        f"({result.weights} weights; cost: {result.metric}{base})", title_justify="left")
     for col in ("block", "accuracy", "drop (points)", "top-1 agreement", "max rel error"):
         table.add_column(col, justify="left" if col == "block" else "right")
     for t in [*result.rows, full]:
         name = "all blocks" if t is full else t.quantized[0]
-        table.add_row(escape(name), "" if t.accuracy is None else f"{t.accuracy:.2%}", "" if t.drop_points is None else f"{t.drop_points:.2f}",
+        table.add_row(escape(name), "" if t.accuracy is None else f"{t.accuracy:.2%}",
+                      "" if t.drop_points is None else f"{t.drop_points:.2f}",
                       "" if t.top1_agreement is None else f"{t.top1_agreement:.1%}", f"{t.max_rel_error:.2e}")
     console.print(table)
 
@@ -44,15 +50,18 @@ def print_accuracy_aware(result) -> None:
     chosen = result.chosen
     console.print(
         f"[green]kept in float[/green]: {escape(', '.join(chosen.float_blocks) or 'no block')} "
-        f"({len(chosen.float_blocks)} of {len(chosen.float_blocks) + len(chosen.quantized)}); accuracy {chosen.accuracy:.2%} "
-        f"against fp32 {result.fp32_accuracy:.2%} (drop {chosen.drop_points:.2f} <= {result.max_drop_points} points)"
+        f"({len(chosen.float_blocks)} of {len(chosen.float_blocks) + len(chosen.quantized)}); "
+        f"accuracy {chosen.accuracy:.2%} against fp32 {result.fp32_accuracy:.2%} "
+        f"(drop {chosen.drop_points:.2f} <= {result.max_drop_points} points)"
     )
     if result.speed is not None:
         s = result.speed
-        console.print(f"speed cost (onnxruntime CPU, batch {s.batch_size}, {s.threads} threads, p50 of {s.rounds} interleaved rounds): "
-                      f"fp32 {s.fp32_ms:.2f} ms, INT8 every block {s.int8_ms:.2f} ms, with the float blocks {s.chosen_ms:.2f} ms "
+        console.print(f"speed cost (onnxruntime CPU, batch {s.batch_size}, {s.threads} threads, p50 of {s.rounds} "
+                      f"interleaved rounds): fp32 {s.fp32_ms:.2f} ms, INT8 every block {s.int8_ms:.2f} ms, "
+                      f"with the float blocks {s.chosen_ms:.2f} ms "
                       f"({s.cost:.2f}x all-INT8, {s.fp32_ms / s.chosen_ms:.2f}x faster than fp32)"
-                      + ("; unstable: the machine was busy, re-run with resnet-deploy bench before quoting" if s.unstable else ""))
+                      + ("; unstable: the machine was busy, re-run with resnet-deploy bench before quoting"
+                         if s.unstable else ""))
 
 
 def print_quantize_result(result, output: Path) -> None:
@@ -66,7 +75,8 @@ def print_quantize_result(result, output: Path) -> None:
         # half-scale calibration of the digits model that lost 14 points on held-out scans.
         f"on the {result.samples} inputs it was calibrated on"
         # (a features file has no classes: its embeddings' cosine similarity to fp32 is the measure)
-        + ("" if result.top1_agreement is None else " (no test of accuracy: --eval-data DATA --max-accuracy-drop POINTS measures that)")
+        + ("" if result.top1_agreement is None
+           else " (no test of accuracy: --eval-data DATA --max-accuracy-drop POINTS measures that)")
         + f": {result.fidelity.describe()}"
     )
     if result.heldout is not None:  # (a failure was also warned about, in one line on stderr)
@@ -76,19 +86,31 @@ def print_quantize_result(result, output: Path) -> None:
 @handle_errors
 def quantize(
     model: ModelPath,
-    calibration: Annotated[Path, typer.Option("--calibration", "-c", help="A folder of images, or a .npy of preprocessed float32 [N, 3, H, W] inputs.", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write the INT8 file. \\[required] unless --sensitivity", show_default=False)] = None,
+    calibration: Annotated[Path, typer.Option(
+        "--calibration", "-c", help="A folder of images, or a .npy of preprocessed float32 [N, 3, H, W] inputs.",
+        show_default=False)],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Where to write the INT8 file. \\[required] unless --sensitivity",
+        show_default=False)] = None,
     method: Method = "minmax",
-    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", metavar="", help="Weight scales per output channel (default) or per tensor.")] = True,
+    per_channel: Annotated[bool, typer.Option(
+        "--per-channel/--per-tensor", metavar="",
+        help="Weight scales per output channel (default) or per tensor.")] = True,
     max_samples: MaxSamples = DEFAULT_MAX_SAMPLES,
     report: Report = None,
     force: Force = False,
-    sensitivity: Annotated[bool, typer.Option("--sensitivity", metavar="", help="Quantize one block at a time and report each one's cost; writes no model.")] = False,
+    sensitivity: Annotated[bool, typer.Option(
+        "--sensitivity", metavar="",
+        help="Quantize one block at a time and report each one's cost; writes no model.")] = False,
     eval_data: EvalData = None,
-    max_accuracy_drop: Annotated[Optional[float], typer.Option("--max-accuracy-drop", help="Keep the most sensitive blocks in float until the accuracy drop on --eval-data is at most this many points.")] = None,
+    max_accuracy_drop: Annotated[Optional[float], typer.Option(
+        "--max-accuracy-drop",
+        help="Keep the most sensitive blocks in float until the accuracy drop on --eval-data "
+             "is at most this many points.")] = None,
     target_cpu: TargetCpu = "auto",
 ) -> None:
-    """Static INT8 quantization (QDQ) with onnxruntime's tools, calibrated on real data, for the CPUs of --target-cpu."""
+    """Static INT8 quantization (QDQ) with onnxruntime's tools, calibrated on real data, \
+for the CPUs of --target-cpu."""
     from resnet_deploy.diagnostics.int8 import quantize as run_quantize
     from resnet_deploy.precision.accuracy_aware import AccuracyAwareResult
     from resnet_deploy.precision.options import QuantizeOptions

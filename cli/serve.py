@@ -20,20 +20,40 @@ from ._output import console, err_console
 
 @handle_errors
 def serve(
-    model: Annotated[Optional[Path], typer.Argument(help="An ONNX file (or none, with --profile).", show_default=False)] = None,
-    profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: served as tuned.")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Model name on the server (default: the file's stem).")] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 exposes the server to the network (docs/serving.md: what to put in front).")] = "127.0.0.1",
-    http_host: Annotated[Optional[str], typer.Option("--http-host", help="HTTP/REST's own address (default: --host). 127.0.0.1 keeps it on this machine while gRPC faces the network: one HTTP request can crash Triton 2.51.", show_default=False)] = None,
+    model: Annotated[Optional[Path], typer.Argument(
+        help="An ONNX file (or none, with --profile).", show_default=False)] = None,
+    profile: Annotated[Optional[Path], typer.Option(
+        "--profile", help="A deployment profile from resnet-deploy tune: served as tuned.")] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="Model name on the server (default: the file's stem).")] = None,
+    host: Annotated[str, typer.Option(
+        "--host",
+        help="Address to bind; 0.0.0.0 exposes the server to the network "
+             "(docs/serving.md: what to put in front).")] = "127.0.0.1",
+    http_host: Annotated[Optional[str], typer.Option(
+        "--http-host",
+        help="HTTP/REST's own address (default: --host). 127.0.0.1 keeps it on this machine while gRPC faces the "
+             "network: one HTTP request can crash Triton 2.51.", show_default=False)] = None,
     http_port: Annotated[int, typer.Option("--http-port", help="HTTP/REST port.")] = 8000,
     grpc_port: Annotated[int, typer.Option("--grpc-port", help="gRPC port.")] = 8001,
     metrics_port: Annotated[int, typer.Option("--metrics-port", help="Prometheus metrics port.")] = 8002,
-    instances: Annotated[Optional[int], typer.Option("--instances", help="Model instances (parallel executions); default 1, or the profile's layout from tune --mode throughput.", show_default=False)] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads per instance (default: the profile's, else all cores).", show_default=False)] = None,
-    max_batch_size: Annotated[Optional[int], typer.Option("--max-batch-size", help="Largest batch Triton forms (default 32).", show_default=False)] = None,
-    queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
-    provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="cpu (default), cuda, tensorrt or openvino; not with --profile, which names its own.", show_default=False)] = None,
-    max_request_mb: Annotated[float, typer.Option("--max-request-mb", help="Refuse (400) a request larger than this, before its data is read.")] = DEFAULT_MAX_REQUEST_BYTES / 2**20,
+    instances: Annotated[Optional[int], typer.Option(
+        "--instances",
+        help="Model instances (parallel executions); default 1, or the profile's layout from tune --mode throughput.",
+        show_default=False)] = None,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", help="Intra-op threads per instance (default: the profile's, else all cores).",
+        show_default=False)] = None,
+    max_batch_size: Annotated[Optional[int], typer.Option(
+        "--max-batch-size", help="Largest batch Triton forms (default 32).", show_default=False)] = None,
+    queue_delay_us: Annotated[int, typer.Option(
+        "--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
+    provider: Annotated[Optional[str], typer.Option(
+        "--provider", "-p", help="cpu (default), cuda, tensorrt or openvino; not with --profile, which names its own.",
+        show_default=False)] = None,
+    max_request_mb: Annotated[float, typer.Option(
+        "--max-request-mb",
+        help="Refuse (400) a request larger than this, before its data is read.")] = DEFAULT_MAX_REQUEST_BYTES / 2**20,
 ) -> None:
     """Serve a model with Triton Inference Server on this machine (the `serve` extra), until Ctrl-C or SIGTERM."""
     options = TritonOptions(name=name, max_batch_size=max_batch_size, instances=1 if instances is None else instances,

@@ -15,17 +15,36 @@ from ._output import console, err_console, escape
 @handle_errors
 def triton(
     repository: Annotated[Path, typer.Option("--repository", "-r", help="The Triton model repository folder.")],
-    model: Annotated[Optional[Path], typer.Argument(help="An ONNX file (or none, with --profile).", show_default=False)] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Model name in the repository (default: the file's stem).")] = None,
-    max_batch_size: Annotated[Optional[int], typer.Option("--max-batch-size", help="Largest batch Triton forms; 0 disables batching (default 32; 0 for a model with a fixed batch).", show_default=False)] = None,
-    instances: Annotated[Optional[int], typer.Option("--instances", help="Model instances (parallel executions); default 1, or the profile's layout from tune --mode throughput.", show_default=False)] = None,
-    provider: Annotated[Optional[str], typer.Option("--provider", "-p", help="cpu (default), cuda, tensorrt or openvino; not with --profile, which names its own.", show_default=False)] = None,
-    fp16: Annotated[bool, typer.Option("--fp16", metavar="", help="TensorRT in FP16 (with --provider tensorrt).")] = False,
-    queue_delay_us: Annotated[int, typer.Option("--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
-    force: Annotated[bool, typer.Option("--force", "-f", metavar="", help="Replace an existing entry of that name (atomically).")] = False,
-    profile: Annotated[Optional[Path], typer.Option("--profile", help="A deployment profile from resnet-deploy tune: served as tuned.")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="onnxruntime (Triton's own backend), python (Predictor inside Triton's Python backend), or auto: python where onnxruntime's cannot express the profile.")] = "auto",
-    threads: Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads per instance (default: the profile's, else all cores).", show_default=False)] = None,
+    model: Annotated[Optional[Path], typer.Argument(
+        help="An ONNX file (or none, with --profile).", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="Model name in the repository (default: the file's stem).")] = None,
+    max_batch_size: Annotated[Optional[int], typer.Option(
+        "--max-batch-size",
+        help="Largest batch Triton forms; 0 disables batching (default 32; 0 for a model with a fixed batch).",
+        show_default=False)] = None,
+    instances: Annotated[Optional[int], typer.Option(
+        "--instances",
+        help="Model instances (parallel executions); default 1, or the profile's layout from tune --mode throughput.",
+        show_default=False)] = None,
+    provider: Annotated[Optional[str], typer.Option(
+        "--provider", "-p", help="cpu (default), cuda, tensorrt or openvino; not with --profile, which names its own.",
+        show_default=False)] = None,
+    fp16: Annotated[bool, typer.Option(
+        "--fp16", metavar="", help="TensorRT in FP16 (with --provider tensorrt).")] = False,
+    queue_delay_us: Annotated[int, typer.Option(
+        "--queue-delay-us", help="How long Triton waits to form a batch.")] = 100,
+    force: Annotated[bool, typer.Option(
+        "--force", "-f", metavar="", help="Replace an existing entry of that name (atomically).")] = False,
+    profile: Annotated[Optional[Path], typer.Option(
+        "--profile", help="A deployment profile from resnet-deploy tune: served as tuned.")] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend",
+        help="onnxruntime (Triton's own backend), python (Predictor inside Triton's Python backend), or auto: "
+             "python where onnxruntime's cannot express the profile.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", help="Intra-op threads per instance (default: the profile's, else all cores).",
+        show_default=False)] = None,
 ) -> None:
     """Lay out a Triton Inference Server model repository entry."""
     if backend not in ("auto", *TRITON_BACKENDS):

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ISA_FEATURES", "VNNI_FEATURES", "INT8_KERNELS", "cpu_flags", "cpu_model", "gpu_name", "int8_kernels", "machine"]
+__all__ = ["ISA_FEATURES", "VNNI_FEATURES", "INT8_KERNELS", "cpu_flags", "cpu_model", "gpu_name",
+           "int8_kernels", "machine"]
 
 ISA_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 # The features with which x86 multiplies uint8 by int8 into int32 without an int16 step. Without
@@ -67,7 +68,8 @@ def gpu_name() -> str | None:
     if smi is None:
         return None
     try:
-        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     names = [line.strip() for line in out.stdout.splitlines() if line.strip()]

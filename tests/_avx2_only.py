@@ -30,7 +30,8 @@ def unavailable() -> str | None:
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         return f"CPUID faulting is x86 Linux's; this is {sys.platform} {platform.machine()}"
     try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "").split()
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "").split()
     except OSError as exc:
         return f"/proc/cpuinfo unreadable: {exc}"
     if "cpuid_fault" not in flags:
@@ -46,7 +47,8 @@ def library() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="resnet-deploy-avx2-only-"))
     out = folder / "avx2_only.so"
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # (built as the machine is)
-    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-shared", "-fPIC", "-o", str(out), str(SOURCE), "-ldl"],
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-shared", "-fPIC",
+                    "-o", str(out), str(SOURCE), "-ldl"],
                    check=True, capture_output=True, text=True, timeout=120, env=env)
     return out
 

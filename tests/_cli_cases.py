@@ -133,12 +133,18 @@ class Case:
 # External-data entries of one tensor, wrong one field at a time: the entries, and what the error
 # says. The `files` fixture makes one model of each; info, predict and optimize have a row each.
 EXTERNAL = {
-    "offset-text": ({"location": "weights.bin", "offset": "abc"}, ["'offset' must be a whole number of bytes", "'abc'"]),
-    "offset-negative": ({"location": "weights.bin", "offset": "-5"}, ["'offset' must be a whole number of bytes", "'-5'"]),
-    "length-text": ({"location": "weights.bin", "length": "1e3"}, ["'length' must be a whole number of bytes", "'1e3'"]),
-    "length-negative": ({"location": "weights.bin", "length": "-1"}, ["'length' must be a whole number of bytes", "'-1'"]),
-    "length-beyond": ({"location": "weights.bin", "length": "999999999"}, ["reads bytes 0-999999999 of 'weights.bin', which has"]),
-    "offset-beyond": ({"location": "weights.bin", "offset": "999999999"}, ["'offset' 999999999 lies beyond the end of 'weights.bin'"]),
+    "offset-text": ({"location": "weights.bin", "offset": "abc"},
+                    ["'offset' must be a whole number of bytes", "'abc'"]),
+    "offset-negative": ({"location": "weights.bin", "offset": "-5"},
+                        ["'offset' must be a whole number of bytes", "'-5'"]),
+    "length-text": ({"location": "weights.bin", "length": "1e3"},
+                    ["'length' must be a whole number of bytes", "'1e3'"]),
+    "length-negative": ({"location": "weights.bin", "length": "-1"},
+                        ["'length' must be a whole number of bytes", "'-1'"]),
+    "length-beyond": ({"location": "weights.bin", "length": "999999999"},
+                      ["reads bytes 0-999999999 of 'weights.bin', which has"]),
+    "offset-beyond": ({"location": "weights.bin", "offset": "999999999"},
+                      ["'offset' 999999999 lies beyond the end of 'weights.bin'"]),
     "no-location": ({"offset": "0"}, ["names no 'location'"]),
     "location-folder": ({"location": "sub"}, ["location 'sub' is a folder, not a file"]),
 }
@@ -146,7 +152,8 @@ EXTERNAL = {
 
 def external_cases(command: str, extra: list[str], writes: list[str]) -> list[Case]:
     """One row per wrong external-data entry, for one command that reads a model."""
-    return [Case(f"{command}-external-{name}", [command, "{ext-" + name + "}", *extra], [f"{name}.onnx", *needles], writes)
+    return [Case(f"{command}-external-{name}", [command, "{ext-" + name + "}", *extra],
+                 [f"{name}.onnx", *needles], writes)
             for name, (_, needles) in EXTERNAL.items()]
 
 
@@ -160,7 +167,8 @@ def fill(text: str, files: dict[str, Path], tmp: Path, out: Path) -> str:
     return text
 
 
-def check_bad_input(case: Case, files: dict[str, Path], tmp_path: Path, *, run: Callable[..., Outcome] = run_cli) -> None:
+def check_bad_input(case: Case, files: dict[str, Path], tmp_path: Path, *,
+                    run: Callable[..., Outcome] = run_cli) -> None:
     """Run one row and check what the user is left with: one line, a failing status, no file."""
     out = tmp_path / "out.onnx"
     existing = tmp_path / "existing.onnx"

@@ -40,8 +40,8 @@ import numpy as np
 
 from .drip_relay import drip_relay
 
-WRONG_ANSWERS = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong", "late-wrong",
-                 "drip", "huge", "huge-unsized", "gzip", "error-esc", "lying-shape",
+WRONG_ANSWERS = ("hang", "shape", "nan", "inf", "wide", "int", "once-nan", "once-shape", "once-dtype", "once-wrong",
+                 "late-wrong", "drip", "huge", "huge-unsized", "gzip", "error-esc", "lying-shape",
                  "text-header-length")
 WRONG_REPLIES = ("metrics", "no-inputs", "empty-inputs", "no-outputs", "no-stats", "empty-stats", "huge-meta",
                  "slow-meta")  # right answers
@@ -273,7 +273,8 @@ class FakeTriton:
     def statistics(self) -> dict[str, Any]:
         once = {"count": 1, "ns": 1000}
         stats = [{"name": NAME, "version": "1", "execution_count": 1,
-                  "inference_stats": {k: once for k in ("success", "queue", "compute_input", "compute_infer", "compute_output")}}]
+                  "inference_stats": {k: once for k in ("success", "queue", "compute_input",
+                                                        "compute_infer", "compute_output")}}]
         return {} if self.mode == "no-stats" else {"model_stats": [] if self.mode == "empty-stats" else stats}
 
     def __enter__(self) -> "FakeTriton":

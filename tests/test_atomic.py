@@ -70,7 +70,8 @@ def test_an_output_created_while_quantize_or_tune_runs_is_kept(resnet20_onnx: Pa
         quantize_file(resnet20_onnx, q, tmp_path / "c.npy", force=False, progress=lambda _m: q.write_bytes(b"user"))
     profile = tmp_path / "p.json"
     with pytest.raises(OutputPathError, match="already exists"):
-        tune(TuneOptions(model=resnet20_onnx, output=profile, providers=["cpu"], precisions=["fp32"], duration=0.2, rounds=1, force=False),
+        tune(TuneOptions(model=resnet20_onnx, output=profile, providers=["cpu"], precisions=["fp32"],
+                         duration=0.2, rounds=1, force=False),
              on_step=lambda *_: profile.write_bytes(b"user"))
     assert q.read_bytes() == b"user" and profile.read_bytes() == b"user"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npy", "p.json", "q.onnx"]
@@ -130,12 +131,14 @@ def test_only_our_stale_temporaries_are_removed(tmp_path: Path) -> None:
         killed, killed_tmp = _writer(target, "kill")
         killed.wait(timeout=60)
         keep = [tmp_path / name for name in (".out.onnx.tmp", ".out.onnx.abcdefgh.tmp.bak", ".out.onnx.ABCDEFGH.tmp",
-                                             ".out.onnx.abcdefg.tmp", "out.onnx.abcdefgh.tmp", ".other.onnx.abcdefgh.tmp")]
+                                             ".out.onnx.abcdefg.tmp", "out.onnx.abcdefgh.tmp",
+                                             ".other.onnx.abcdefgh.tmp")]
         for path in keep:
             path.write_bytes(b"not ours to remove")
         (tmp_path / ".out.onnx.folder00.tmp").mkdir()
         (tmp_path / ".out.onnx.linklink.tmp").symlink_to(tmp_path / ".out.onnx.tmp")
-        for path in [live_tmp, killed_tmp, *keep, tmp_path / ".out.onnx.folder00.tmp", tmp_path / ".out.onnx.linklink.tmp"]:
+        for path in [live_tmp, killed_tmp, *keep, tmp_path / ".out.onnx.folder00.tmp",
+                     tmp_path / ".out.onnx.linklink.tmp"]:
             _age(path)
         fresh = tmp_path / ".out.onnx.fresh000.tmp"  # unlocked but just made: the instant before its lock
         fresh.write_bytes(b"")
@@ -233,7 +236,8 @@ def test_only_unlocked_staging_folders_of_the_target_are_removed(tmp_path: Path)
 
     from resnet_deploy._atomic import STAGING_MARKER, staged_folder
 
-    folders = {name: tmp_path / name for name in (".out.killed01", ".out.live0001", ".out.fresh001", ".other.killed", ".out.nomarker")}
+    folders = {name: tmp_path / name for name in (".out.killed01", ".out.live0001", ".out.fresh001",
+                                                  ".other.killed", ".out.nomarker")}
     for name, folder in folders.items():
         folder.mkdir()
         if name != ".out.nomarker":

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_one_epoch_smoke_run(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "degradation.py"), "--epochs", "1", "--depths", "20", "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "benchmarks" / "degradation.py"), "--epochs", "1",
+         "--depths", "20", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -41,7 +42,8 @@ def test_committed_results_are_not_replaced_unless_asked(tmp_path: Path) -> None
     """The default --out is ./degradation-results, not benchmarks/results; a folder that holds a
     previous run's degradation.json is refused before any training, unless --force."""
     (tmp_path / "degradation.json").write_text("previous run")
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "degradation.py"), "--out", str(tmp_path), "--epochs", "1"],
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "degradation.py"),
+                           "--out", str(tmp_path), "--epochs", "1"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "degradation.json already exists; pass --force" in proc.stderr, proc.stderr
     assert (tmp_path / "degradation.json").read_text() == "previous run"

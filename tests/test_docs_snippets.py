@@ -34,7 +34,8 @@ from resnet_deploy_cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "docs/serving.md")
-_BLOCK = re.compile(r"(?:<!--\s*snippet:\s*needs\s+(?P<needs>[^>]*?)\s*-->\n)?^```(?P<lang>\w*)\n(?P<code>.*?)^```", re.S | re.M)
+_BLOCK = re.compile(r"(?:<!--\s*snippet:\s*needs\s+(?P<needs>[^>]*?)\s*-->\n)?^```(?P<lang>\w*)\n(?P<code>.*?)^```",
+                    re.S | re.M)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def _cli_options() -> dict[str, set[str]]:
     group = typer.main.get_command(app)
     options: dict[str, set[str]] = {}
     for name, command in group.commands.items():  # type: ignore[attr-defined]
-        options[name] = {o for p in command.params if p.param_type_name == "option" for o in (*p.opts, *p.secondary_opts)}
+        options[name] = {o for p in command.params if p.param_type_name == "option"
+                         for o in (*p.opts, *p.secondary_opts)}
         options[name] |= {"--help", "-h"}
     return options
 
@@ -140,7 +142,8 @@ def test_shell_snippet_parses_and_names_real_options(snippet: Snippet) -> None:
     assert parsed.returncode == 0, f"{snippet.id}: {parsed.stderr}"
     options = _cli_options()
     for words in _commands(snippet.code):
-        assert not _unknown_options(words, options), f"{snippet.id}: {' '.join(words)}: {_unknown_options(words, options)}"
+        assert not _unknown_options(words, options), (f"{snippet.id}: {' '.join(words)}: "
+                                                      f"{_unknown_options(words, options)}")
 
 
 def test_the_documents_hold_the_snippets_we_test() -> None:

@@ -58,7 +58,8 @@ def test_readme_predictor_snippet(model: Path, sample_image: Path) -> None:
     snippet = re.search(r"```python\n(.*?)```", section, re.S)
     assert snippet and "rd.Predictor(" in snippet.group(1)
     code = snippet.group(1).replace('"resnet50.onnx"', repr(str(model))).replace('"photo.jpg"', repr(str(sample_image)))
-    code += "\nimport sys\nassert 'torch' not in sys.modules\nprint(predictor.provider, top5[0][0].label, logits.shape)\n"
+    code += ("\nimport sys\nassert 'torch' not in sys.modules\n"
+             "print(predictor.provider, top5[0][0].label, logits.shape)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     provider, _, rest = proc.stdout.strip().splitlines()[-1].partition(" ")
@@ -113,7 +114,8 @@ def test_bench_a_file_then_tune_and_predict_with_the_profile(model: Path, sample
     # bench measures ONNX files without torch; the zoo's eager baseline needs it.
     (["bench", "--depth", "18"], re.compile(rf"error: \S+ needs PyTorch: {re.escape(EXPORT_HINT)}")),
 ])
-def test_export_commands_say_what_to_install(model: Path, tmp_path: Path, args: list[str], message: str | re.Pattern[str]) -> None:
+def test_export_commands_say_what_to_install(model: Path, tmp_path: Path, args: list[str],
+                                             message: str | re.Pattern[str]) -> None:
     args = [a.format(model=model, out=tmp_path / "out.onnx") for a in args]
     proc = subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     line = proc.stderr.strip()

@@ -102,7 +102,8 @@ def photo_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def _node(*args: str | Path, code: int = 0) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["node", str(EXAMPLE / "classify.js"), *map(str, args)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(["node", str(EXAMPLE / "classify.js"), *map(str, args)], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == code, result.stderr
     return result
 
@@ -131,7 +132,8 @@ def test_node_equals_predict(fixture: str, photo_files: list[Path], request: pyt
             assert node_top[0] == python_top[0], path
             if path.suffix == ".png":
                 assert rel <= PNG_RTOL and node_top == python_top, (path, rel)
-                np.testing.assert_allclose([x["score"] for x in n["top_k"]], [x["score"] for x in p["top_k"]], rtol=1e-4)
+                np.testing.assert_allclose([x["score"] for x in n["top_k"]], [x["score"] for x in p["top_k"]],
+                                           rtol=1e-4)
                 assert [x["label"] for x in n["top_k"]] == [x["label"] for x in p["top_k"]]
             else:
                 assert rel <= JPEG_RTOL and len(set(node_top) & set(python_top)) >= 4, (path, rel)
@@ -146,7 +148,8 @@ def test_node_refuses_in_one_line(resnet20_onnx: Path, labelled_r20: Path, tmp_p
     assert float_model.stderr.startswith("error:") and "export it with --image-input" in float_model.stderr
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
-    for args, needle in [((labelled_r20, text), "not a JPEG or PNG"), ((labelled_r20, "--top-k", "0", text), "--top-k")]:
+    for args, needle in [((labelled_r20, text), "not a JPEG or PNG"),
+                         ((labelled_r20, "--top-k", "0", text), "--top-k")]:
         result = _node(*args, code=1)
         assert needle in result.stderr and _errors(result.stderr) == 1, result.stderr
 

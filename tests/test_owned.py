@@ -97,7 +97,8 @@ def test_a_bench_killed_by_sigkill_leaves_a_folder_the_next_bench_removes(tmp_pa
     workers: list = []
     while not workers and time.monotonic() < deadline:  # a worker in its timed round, in the marked folder
         time.sleep(0.2)
-        workers = [c for c in psutil.Process(killed.pid).children() if "resnet_deploy.bench.worker" in " ".join(c.cmdline())]
+        workers = [c for c in psutil.Process(killed.pid).children()
+                   if "resnet_deploy.bench.worker" in " ".join(c.cmdline())]
     time.sleep(8)  # into the timed round, where a worker reads nothing from bench until it ends
     marked = list(tmp_path.glob(f"resnet-deploy-bench-*/{_owned.OWNER_MARKER}"))
     os.kill(killed.pid, signal.SIGKILL)  # bench alone: its worker must follow

@@ -20,7 +20,8 @@ def check_writable(path: str | Path) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     limit = name_max(folder) if folder.is_dir() else 255
     if len(os.fsencode(path.name)) > limit:
-        raise OutputPathError(f"output file name is longer than the {limit} bytes this file system allows: {path.name[:40]}...")
+        raise OutputPathError(f"output file name is longer than the {limit} bytes this file system allows: "
+                              f"{path.name[:40]}...")
     if path.is_dir():
         raise OutputPathError(f"output path is a folder: {path}")
     if not folder.is_dir():
@@ -101,7 +102,8 @@ def check_distinct(
         key = _identity(path)
         if key in seen:
             other_label, other = seen[key]
-            raise OutputPathError(f"{label} {path} and {other_label} {other} are the same file; give each output its own path")
+            raise OutputPathError(f"{label} {path} and {other_label} {other} are the same file; "
+                                  "give each output its own path")
         seen[key] = (label, path)
         for in_label, in_path in ins:
             same = key == _identity(in_path)
@@ -109,10 +111,12 @@ def check_distinct(
                       and Path(os.path.realpath(in_path)) in Path(os.path.realpath(path)).parents)
             if same or inside:
                 where = "is the same file as" if same else "is a file inside"
-                raise OutputPathError(f"{label} {path} {where} the input {in_label} {in_path}; refusing to overwrite an input")
+                raise OutputPathError(f"{label} {path} {where} the input {in_label} {in_path}; "
+                                      "refusing to overwrite an input")
     for label, folder in _flatten(output_dirs or {}):
         root = Path(os.path.realpath(folder))
         for in_label, in_path in ins:
             real = Path(os.path.realpath(in_path))
             if real == root or root in real.parents:
-                raise OutputPathError(f"the input {in_label} {in_path} lies inside {label} {folder}, which would be replaced")
+                raise OutputPathError(f"the input {in_label} {in_path} lies inside {label} {folder}, "
+                                      "which would be replaced")

@@ -84,7 +84,8 @@ def prepare_artifacts(
         if not paths["int8"].exists():
             size = get_model_spec(options.model).image_size
             samples = calibration_samples(portable, options.calibration, (3, size, size))
-            say(f"quantizing to INT8 on {len(samples)} {'synthetic' if options.calibration is None else 'calibration'} samples")
+            say(f"quantizing to INT8 on {len(samples)} "
+                f"{'synthetic' if options.calibration is None else 'calibration'} samples")
             save_onnx(int8_model(portable, samples, source=options.model), paths["int8"])
         if "int8_static" in needed:
             for b in options.batch_sizes:

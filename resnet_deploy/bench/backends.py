@@ -148,14 +148,16 @@ class OnnxRuntimeBackend:
         # Serving layouts (tune --mode throughput): one session per request thread, each with the
         # worker's share of the threads.
         self.instances = bool(spec.engine.options.get("instances", False))
-        config = replace(session_config(spec.engine, batch=spec.batch_size, threads=spec.threads), trt_cache_dir=trt_cache)
+        config = replace(session_config(spec.engine, batch=spec.batch_size, threads=spec.threads),
+                         trt_cache_dir=trt_cache)
         session, provider = create_session(spec.model_path, config)
         self._new_session = lambda: create_session(spec.model_path, config)[0]  # type: ignore[arg-type]
         self._timed_calls = 0
         first = session.get_inputs()[0]  # a fixed batch runs in chunks of it, as Predictor runs it
         self.execution = Execution(session, provider, input_name=first.name, output_name=session.get_outputs()[0].name,
                                    input_dtype=_input_dtype(session), cuda_graph=bool(config.cuda_graph),
-                                   fixed_batch=first.shape[0] if first.shape and isinstance(first.shape[0], int) else None)
+                                   fixed_batch=(first.shape[0] if first.shape and isinstance(first.shape[0], int)
+                                                else None))
         if self.execution.cuda_graph and spec.concurrency > 1:
             raise ValueError("a CUDA graph replays one captured run at a time: concurrency 1 only")
 

@@ -10,9 +10,10 @@ precision, the artifact it runs (see :mod:`.model_files` for the vocabulary) and
 options. For onnxruntime and the OpenVINO runtime those options are :class:`SessionConfig` fields
 under their own names (``static_batch=True``: compiled for the batch size measured), turned into
 the session by :func:`session_config`, the one translation: the benchmark's backends build their
-sessions with it, and a profile records its fields (:func:`session_fields`). ``needs`` names what else the machine must offer: ``cpu-bf16`` (AVX512-BF16 or AMX),
-``ov-ep`` (onnxruntime's OpenVINO EP), ``ov-runtime`` (the ``openvino`` package), ``compile``
-(asked for with ``--compile``), ``torch-cuda``.
+sessions with it, and a profile records its fields (:func:`session_fields`). ``needs`` names what
+else the machine must offer: ``cpu-bf16`` (AVX512-BF16 or AMX), ``ov-ep`` (onnxruntime's OpenVINO
+EP), ``ov-runtime`` (the ``openvino`` package), ``compile`` (asked for with ``--compile``),
+``torch-cuda``.
 
 Nothing here imports torch.
 """
@@ -28,8 +29,8 @@ from .._names import OPENVINO_RUNTIME
 from ..runtime.config import SessionConfig
 from .schema import Engine
 
-__all__ = ["CATALOGUE", "Entry", "BASELINE", "GPU_BASELINE", "REFERENCE", "OPENVINO_RUNTIME", "session_config", "session_fields",
-           "machine_capabilities"]
+__all__ = ["CATALOGUE", "Entry", "BASELINE", "GPU_BASELINE", "REFERENCE", "OPENVINO_RUNTIME", "session_config",
+           "session_fields", "machine_capabilities"]
 
 BASELINE = "pytorch-eager"  # bench's baseline for the zoo
 GPU_BASELINE = "pytorch-cuda"  # GPU engines are compared with it once it has been measured
@@ -48,7 +49,8 @@ class Entry:
 
 def _e(name: str, backend: str, provider: str, precision: str, description: str, *, artifact: str | None = None,
        needs: tuple[str, ...] = (), bench: bool = True, tune: bool = False, **options: Any) -> Entry:
-    return Entry(Engine(name, backend, provider, precision, artifact, options, description), frozenset(needs), bench, tune)
+    return Entry(Engine(name, backend, provider, precision, artifact, options, description),
+                 frozenset(needs), bench, tune)
 
 
 _OV = OPENVINO_RUNTIME
@@ -93,11 +95,13 @@ CATALOGUE: tuple[Entry, ...] = (
     _e("pytorch-cuda", "pytorch", "cuda", "fp32", "torch eager on the GPU", needs=("torch-cuda",)),
     _e("pytorch-cuda-fp16", "pytorch", "cuda", "fp16", "torch eager on the GPU, fp16 autocast, channels_last",
        needs=("torch-cuda",), memory_format="channels_last", autocast="fp16"),
-    _e("pytorch-cuda-fp16-graph", "pytorch", "cuda", "fp16", "torch on the GPU, fp16 autocast, channels_last, captured CUDA graph",
+    _e("pytorch-cuda-fp16-graph", "pytorch", "cuda", "fp16",
+       "torch on the GPU, fp16 autocast, channels_last, captured CUDA graph",
        needs=("torch-cuda",), memory_format="channels_last", autocast="fp16", cuda_graph=True),
     _e("cuda-fp32", "onnxruntime", "cuda", "fp32", "CUDA EP, the fp32 file, IO binding", artifact="portable",
        bench=False, tune=True),
-    _e("cuda-fused", "onnxruntime", "cuda", "fp32", "CUDA EP, FusedConv, IO binding, EXHAUSTIVE conv search", artifact="cuda"),
+    _e("cuda-fused", "onnxruntime", "cuda", "fp32",
+       "CUDA EP, FusedConv, IO binding, EXHAUSTIVE conv search", artifact="cuda"),
     _e("cuda-fp16", "onnxruntime", "cuda", "fp16", "CUDA EP, fp16 file, IO binding", artifact="fp16", tune=True),
     # The knobs of onnxruntime's fastest measured CUDA configuration, named so a reader sees them:
     # NHWC convolution kernels (prefer_nhwc) and a captured CUDA graph replayed per run.
@@ -105,7 +109,8 @@ CATALOGUE: tuple[Entry, ...] = (
        artifact="fp16", prefer_nhwc=True),
     _e("cuda-fp16-nhwc-graph", "onnxruntime", "cuda", "fp16", "CUDA EP, fp16 file, prefer_nhwc, CUDA graph, IO binding",
        artifact="fp16", tune=True, prefer_nhwc=True, cuda_graph=True),
-    _e("cuda-fp32-nhwc-graph", "onnxruntime", "cuda", "fp32", "CUDA EP, fp32 portable file, prefer_nhwc, CUDA graph, IO binding",
+    _e("cuda-fp32-nhwc-graph", "onnxruntime", "cuda", "fp32",
+       "CUDA EP, fp32 portable file, prefer_nhwc, CUDA graph, IO binding",
        artifact="portable", tune=True, prefer_nhwc=True, cuda_graph=True),
     _e("trt-fp32", "onnxruntime", "tensorrt", "fp32", "TensorRT EP, engine cache", artifact="portable"),
     _e("trt-fp16", "onnxruntime", "tensorrt", "fp16", "TensorRT EP, fp16, engine cache", artifact="portable", tune=True,

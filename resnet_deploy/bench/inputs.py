@@ -62,7 +62,8 @@ def read_model_file(path: str | Path) -> ModelFile:
         image = replace(image, shape=(image.shape[0], *benchmark_photo().shape), dtype=np.dtype(np.uint8))
     image.batch_shape(1)  # refuses symbolic dimensions other than the batch
     if not takes_images and image.dtype not in (np.float32, np.float16):
-        raise OnnxModelError(f"{path.name}: input {image.name!r} is {image.dtype}; the benchmark feeds float32 or float16")
+        raise OnnxModelError(f"{path.name}: input {image.name!r} is {image.dtype}; "
+                             "the benchmark feeds float32 or float16")
     ops = {n.op_type for n in model.graph.node}
     if ops & _INT8_OPS:
         precision = "int8"
@@ -74,7 +75,8 @@ def read_model_file(path: str | Path) -> ModelFile:
     kernels = int8_kernels_warning(metadata, path.name)
     if kernels is not None:
         warnings.warn(kernels, UserWarning, stacklevel=2)
-    return ModelFile(path, image.name, image.shape, str(image.dtype), precision, metadata, output_classes(model), takes_images)
+    return ModelFile(path, image.name, image.shape, str(image.dtype), precision, metadata,
+                     output_classes(model), takes_images)
 
 
 def benchmark_photo() -> np.ndarray:

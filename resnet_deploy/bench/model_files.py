@@ -30,7 +30,8 @@ ARTIFACTS = ("export", "portable", "cpu", "cuda", "int8", "int8_static", "fp16")
 SYNTHETIC_SAMPLES = 16  # standard-normal calibration inputs: fit for timing only
 
 
-def calibration_samples(model: onnx.ModelProto, calibration: str | Path | None, image_shape: tuple[int, ...]) -> np.ndarray:
+def calibration_samples(model: onnx.ModelProto, calibration: str | Path | None,
+                        image_shape: tuple[int, ...]) -> np.ndarray:
     """INT8 calibration inputs of ``[C, H, W]`` ``image_shape``: loaded from ``calibration`` (a
     folder of images preprocessed by ``model``'s metadata, or an ``.npy``), or without it
     :data:`SYNTHETIC_SAMPLES` seeded standard-normal ones (timing only: records and verdicts of
@@ -40,8 +41,10 @@ def calibration_samples(model: onnx.ModelProto, calibration: str | Path | None, 
     return load_samples(calibration, (None, *image_shape), read_metadata(model), max_samples=DEFAULT_MAX_SAMPLES)
 
 
-def int8_model(model: onnx.ModelProto, samples: np.ndarray, *, source: str, target_cpu: str = "auto") -> onnx.ModelProto:
-    """Static INT8 QDQ (the default recipe) calibrated on ``samples``, for ``target_cpu`` (this machine's class by default)."""
+def int8_model(model: onnx.ModelProto, samples: np.ndarray, *, source: str,
+               target_cpu: str = "auto") -> onnx.ModelProto:
+    """Static INT8 QDQ (the default recipe) calibrated on ``samples``, for ``target_cpu`` (this
+    machine's class by default)."""
     from ..precision.quantize import quantize_model  # onnxruntime's quantization tools
 
     return quantize_model(model, samples, source=source, target_cpu=target_cpu).model

@@ -123,7 +123,8 @@ def validate(options: BenchOptions) -> list[str] | None:
     rounds = options.effective_rounds()
     _bounded("rounds", rounds, 1, LIMITS["rounds"])
     if options.iterations is not None and rounds > options.iterations:
-        raise InputError(f"--rounds ({rounds}) cannot exceed --iterations ({options.iterations}): each round needs a run")
+        raise InputError(f"--rounds ({rounds}) cannot exceed --iterations ({options.iterations}): "
+                         "each round needs a run")
     if options.mode not in MODES:
         raise InputError(f"unknown mode {options.mode!r}; expected {' or '.join(MODES)}")
     if options.concurrency is not None and options.mode != "throughput":
@@ -140,7 +141,8 @@ def validate(options: BenchOptions) -> list[str] | None:
         for flag, value in (("--calibration", options.calibration), ("--precision", options.precisions),
                             ("--engines", options.engines), ("--compile", options.compile)):
             if value:
-                raise InputError(f"{flag} applies to a model of the zoo (--depth/--model); ONNX files are measured as they are")
+                raise InputError(f"{flag} applies to a model of the zoo (--depth/--model); "
+                                 "ONNX files are measured as they are")
     else:
         from .. import get_model_spec  # the zoo needs torch; a file benchmark does not
 

@@ -40,7 +40,8 @@ class Reports:
     def write(self, result: BenchResult, *, replace: bool) -> None:
         """Each report, atomically; without ``replace`` never over a file made meanwhile."""
         if self.json:
-            atomic_write_bytes(self.json, (_json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode(), replace=replace)
+            atomic_write_bytes(self.json, (_json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode(),
+                               replace=replace)
         if self.csv:
             atomic_write_bytes(self.csv, to_csv(result.records).encode(), replace=replace)
         if self.markdown:
@@ -53,8 +54,10 @@ def check_measured(result: BenchResult) -> None:
     """A table of failures is no benchmark: refuse it before any report is written."""
     failed = [r for r in result.records if r.error]
     if len(failed) == len(result.records):
-        first = f" (first: {failed[0].engine} b{failed[0].batch_size}: {(failed[0].error or '')[:160]})" if failed else ""
-        raise RuntimeBackendError(f"nothing was measured: all {len(failed)} engine runs failed{first}; no report was written")
+        first = (f" (first: {failed[0].engine} b{failed[0].batch_size}: {(failed[0].error or '')[:160]})"
+                 if failed else "")
+        raise RuntimeBackendError(f"nothing was measured: all {len(failed)} engine runs failed{first}; "
+                                  "no report was written")
 
 
 def check_served(result: BenchResult) -> None:

@@ -74,7 +74,8 @@ def plan_engines(options: BenchOptions, providers: list[str] | None = None) -> l
     if options.engines:
         unknown = set(options.engines) - {e.name for e in runnable}
         if unknown:
-            raise InputError(f"unknown engine {sorted(unknown)[0]!r}; engines here: {', '.join(e.name for e in runnable)}")
+            raise InputError(f"unknown engine {sorted(unknown)[0]!r}; engines here: "
+                             f"{', '.join(e.name for e in runnable)}")
     allowed = chosen if (providers or options.providers) else chosen | {"cpu"}
     return [
         e for e in runnable
@@ -96,7 +97,8 @@ def plan_zoo(options: BenchOptions, providers: list[str] | None) -> Plan:
 def _eager_baseline(first: ModelFile, weights: str | Path | None) -> tuple[bool, str]:
     """Whether eager PyTorch can reproduce the first file, and why (not)."""
     if first.takes_images:
-        return False, f"{first.path.name} has its preprocessing in the graph (uint8 images in), which eager PyTorch does not"
+        return False, (f"{first.path.name} has its preprocessing in the graph (uint8 images in), "
+                       "which eager PyTorch does not")
     if is_features_file(first.metadata):  # the eager zoo model ends in its classifier: nothing to compare with
         return False, f"{first.path.name} outputs embeddings, and the eager baseline rebuilds the classifier"
     arch = first.metadata.get("architecture")
@@ -112,10 +114,12 @@ def _eager_baseline(first: ModelFile, weights: str | Path | None) -> tuple[bool,
     if weights is None:
         if recorded.startswith("random init"):
             return True, f"{first.path.name} is {arch} with seeded random weights, rebuilt in PyTorch"
-        return False, f"{first.path.name} was exported from {recorded or 'unknown weights'}; pass --weights for an eager baseline"
+        return False, (f"{first.path.name} was exported from {recorded or 'unknown weights'}; "
+                       "pass --weights for an eager baseline")
     digest = re.search(r"sha256 ([0-9a-f]+)", recorded)
     if digest is None or not file_sha256(weights).startswith(digest.group(1)):
-        raise InputError(f"--weights {Path(weights).name} is not what {first.path.name} was exported from ({recorded or 'no record'})")
+        raise InputError(f"--weights {Path(weights).name} is not what {first.path.name} was exported from "
+                         f"({recorded or 'no record'})")
     return True, f"{first.path.name} is {arch} with weights {Path(weights).name}, rebuilt in PyTorch"
 
 
@@ -128,19 +132,22 @@ def plan_files(options: BenchOptions, providers: list[str]) -> Plan:
     """One onnxruntime engine per (file, provider); eager PyTorch first when it can rebuild the first file."""
     count = len(options.files) * len(providers)
     if count > MAX_FILE_ENGINES:  # before any file is read
-        raise InputError(f"{len(options.files)} files on {len(providers)} provider(s) make {count} engines; bench measures at most "
-                         f"{MAX_FILE_ENGINES} side by side, each keeping a worker process alive: split them over several runs")
+        raise InputError(f"{len(options.files)} files on {len(providers)} provider(s) make {count} engines; "
+                         f"bench measures at most {MAX_FILE_ENGINES} side by side, "
+                         "each keeping a worker process alive: split them over several runs")
     files = [read_model_file(p) for p in options.files]
     first = files[0]
     for f in files[1:]:
         if f.shape[1:] != first.shape[1:]:
-            raise InputError(f"{f.path.name} takes {list(f.shape)}, {first.path.name} {list(first.shape)}: files must share the input shape")
+            raise InputError(f"{f.path.name} takes {list(f.shape)}, {first.path.name} {list(first.shape)}: "
+                             "files must share the input shape")
     for f in files:
         for b in options.batch_sizes:
             f.check_batch(b)
         if f.takes_images:
             for p in providers:
-                check_image_provider(p, f.path)  # OpenVINO's antialiased Resize is not PIL's: refused as Predictor refuses it
+                # OpenVINO's antialiased Resize is not PIL's: refused as Predictor refuses it
+                check_image_provider(p, f.path)
     if first.takes_images and options.eval_data is not None:
         raise InputError(f"{first.path.name} takes images as they are; --eval-data holds preprocessed inputs: "
                          "measure accuracy on the float file")

@@ -38,9 +38,9 @@ def profile_engine(profile_path: str | Path, name: str) -> Engine:
     """The engine that runs the profile's file as the profile configures it, named ``name``."""
     profile = load_profile(profile_path, check_model=False)  # with_profile checked its digest
     backend = OPENVINO_RUNTIME if profile.backend == OPENVINO_RUNTIME else "onnxruntime"
-    return Engine(f"{name}-profile", backend, profile.provider, profile.precision, str(profile.model_path(profile_path)),
-                  _session_options(profile), f"{Path(profile_path).name}: {profile.engine} as tuned ({profile.provider}, "
-                  f"{profile.precision})")
+    return Engine(f"{name}-profile", backend, profile.provider, profile.precision,
+                  str(profile.model_path(profile_path)), _session_options(profile),
+                  f"{Path(profile_path).name}: {profile.engine} as tuned ({profile.provider}, {profile.precision})")
 
 
 def _session_options(profile: DeploymentProfile) -> dict[str, object]:

@@ -16,8 +16,8 @@ from .._atomic import atomic_write_bytes
 from .._extras import require
 from .schema import P90_P50_LIMIT, RECORD_FIELDS, ROUND_SPREAD_LIMIT, BenchResult, Record
 
-__all__ = ["Column", "COLUMNS", "columns_for", "fit_columns", "row_label", "sorted_rows", "footnotes", "Footnote", "NoteKind",
-           "to_csv", "to_markdown", "plot", "COLUMN_GAP"]
+__all__ = ["Column", "COLUMNS", "columns_for", "fit_columns", "row_label", "sorted_rows", "footnotes", "Footnote",
+           "NoteKind", "to_csv", "to_markdown", "plot", "COLUMN_GAP"]
 
 COLUMN_GAP = 3  # characters between two terminal columns (padding, rule, padding)
 
@@ -128,15 +128,19 @@ def footnotes(result: BenchResult) -> list[Footnote]:
     mode = "throughput" if _throughput(records) else "latency"
     rounds = max((r.rounds or 0 for r in records), default=0)
     how = ("images/s over the baseline's" if mode == "throughput" else "baseline p50 / engine p50")
-    notes = [Footnote(NoteKind.INFO, f"baseline: {result.baseline_note or result.baseline}. speed = {how} at the same batch "
-                      f"size, the median over {rounds} interleaved rounds; range = min-max of the per-round ratios.")]
+    notes = [Footnote(NoteKind.INFO, f"baseline: {result.baseline_note or result.baseline}. "
+                      f"speed = {how} at the same batch size, the median over {rounds} interleaved rounds; "
+                      "range = min-max of the per-round ratios.")]
     if any(r.synthetic_calibration for r in records):
-        notes.append(Footnote(NoteKind.INFO, "* INT8 calibrated on synthetic inputs: fit for timing only (pass --calibration for real accuracy)."))
+        notes.append(Footnote(NoteKind.INFO, "* INT8 calibrated on synthetic inputs: fit for timing only "
+                                             "(pass --calibration for real accuracy)."))
     unstable = [r for r in records if r.unstable]
     if unstable:
-        notes.append(Footnote(NoteKind.UNSTABLE, f"! unstable (p90/p50 > {P90_P50_LIMIT:g} or per-round ratios max/min > "
-                              f"{ROUND_SPREAD_LIMIT:g}); the machine was busy, re-run before trusting these rows:"))
-        notes += [Footnote(NoteKind.UNSTABLE, f"{r.engine} b{r.batch_size}" + (f" c{r.concurrency}" if mode == "throughput" else "")
+        notes.append(Footnote(NoteKind.UNSTABLE, f"! unstable (p90/p50 > {P90_P50_LIMIT:g} or per-round ratios "
+                              f"max/min > {ROUND_SPREAD_LIMIT:g}); the machine was busy, "
+                              "re-run before trusting these rows:"))
+        notes += [Footnote(NoteKind.UNSTABLE,
+                           f"{r.engine} b{r.batch_size}" + (f" c{r.concurrency}" if mode == "throughput" else "")
                            + f": {r.unstable_reason}", item=True) for r in unstable]
     notes += [Footnote(NoteKind.INFO, _served_note(r, mode)) for r in records if r.server_compute_ms is not None]
     notes += [Footnote(NoteKind.FAILED, f"{r.engine} b{r.batch_size} failed: {r.error}") for r in records if r.error]
@@ -147,7 +151,8 @@ def _served_note(r: Record, mode: str) -> str:
     """A served engine: what its client-side latency was made of, from the server's statistics."""
     batch = f", {r.server_batch:.1f} requests per execution" if r.server_batch else ""
     return (f"{r.engine} b{r.batch_size}" + (f" c{r.concurrency}" if mode == "throughput" else "")
-            + f" on the server: queue {r.server_queue_ms or 0:.2f} ms + compute {r.server_compute_ms:.2f} ms per request{batch}"
+            + f" on the server: queue {r.server_queue_ms or 0:.2f} ms + compute {r.server_compute_ms:.2f} ms "
+              f"per request{batch}"
             + (f"; client p50 {r.p50_ms:.2f} ms" if r.p50_ms is not None else ""))
 
 
@@ -166,7 +171,8 @@ def _environment_line(result: BenchResult) -> str:
     load = ""
     if env.get("loadavg_start") and env.get("loadavg_end"):
         load = f", load average {env['loadavg_start'][0]:.2f} -> {env['loadavg_end'][0]:.2f}"
-    model = result.options.get("model") if not result.options.get("files") else ", ".join(map(str, result.options["files"]))
+    model = (result.options.get("model") if not result.options.get("files")
+             else ", ".join(map(str, result.options["files"])))
     return (f"Model {model}, {env.get('cpu')}, {env.get('cores')} cores, {env.get('threads')} threads, ISA: {isa}"
             + (f", GPU: {env['gpu']}" if env.get("gpu") else "") + load)
 
@@ -187,7 +193,8 @@ def to_markdown(result: BenchResult) -> str:
     ]
     for r in result.records:
         if r.error:
-            lines.append(f"| {_cell(r.engine)} | " + " | ".join("" for _ in cols[1:]) + f" | failed: {_cell(r.error)} |")
+            lines.append(f"| {_cell(r.engine)} | " + " | ".join("" for _ in cols[1:])
+                         + f" | failed: {_cell(r.error)} |")
             continue
         notes = "; ".join(n for n in (
             "baseline" if r.engine == result.baseline else "",

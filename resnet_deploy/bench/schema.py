@@ -130,7 +130,8 @@ class EngineGone(RuntimeError):
     waiting for each of them in turn."""
 
 
-_MESSAGES: dict[str, type] = {c.__name__: c for c in (RoundRequest, FinishRequest, Ready, RoundResult, Finished, Failure)}
+_MESSAGES: dict[str, type] = {c.__name__: c for c in (RoundRequest, FinishRequest, Ready,
+                                                      RoundResult, Finished, Failure)}
 
 
 def encode(message: Any) -> str:

@@ -49,7 +49,8 @@ def parse_url(url: str) -> tuple[str, str]:
     return match["scheme"] or "http", f"{match['host'].lower()}:{int(match['port'])}"  # one spelling per server
 
 
-def served_engines(urls: list[str], model: str, *, classes: int | None = None, timeout: float | None = None) -> list[Engine]:
+def served_engines(urls: list[str], model: str, *, classes: int | None = None,
+                   timeout: float | None = None) -> list[Engine]:
     """One engine per URL, named after its protocol (``triton-grpc``, ``triton-http``); ``classes``
     is the width the model file's logits have, ``timeout`` the seconds one request may take."""
     engines: list[Engine] = []
@@ -58,8 +59,8 @@ def served_engines(urls: list[str], model: str, *, classes: int | None = None, t
         name = f"triton-{protocol}"
         if any(e.name == name for e in engines):
             name = f"{name}-{address}"
-        options = {"url": address, "protocol": protocol, "model": model, "timeout": timeout or DEFAULT_REQUEST_TIMEOUT_S,
-                   "classes": classes}
+        options = {"url": address, "protocol": protocol, "model": model,
+                   "timeout": timeout or DEFAULT_REQUEST_TIMEOUT_S, "classes": classes}
         engines.append(Engine(name, "triton", SERVED_PROVIDER, "served", None, options,
                               f"{model} served by Triton at {address} ({protocol}), client-side latency"))
     return engines
@@ -81,11 +82,13 @@ def check_served(url: str, model: str) -> None:
         raise InputError(f"cannot reach Triton at {protocol}://{address}: {_words(exc)}") from None
     try:
         try:
-            ready = client.is_model_ready(model, client_timeout=5.0) if protocol == "grpc" else client.is_model_ready(model)
+            ready = (client.is_model_ready(model, client_timeout=5.0) if protocol == "grpc"
+                     else client.is_model_ready(model))
         except Exception as exc:  # noqa: BLE001
             raise InputError(f"cannot reach Triton at {protocol}://{address}: {_words(exc)}") from None
         if not ready:
-            raise InputError(f"Triton at {protocol}://{address} has no ready model named {model!r} (give its name with --model)")
+            raise InputError(f"Triton at {protocol}://{address} has no ready model named {model!r} "
+                             "(give its name with --model)")
         # What a load test reads, checked before any work: a port that is not KServe v2's may still
         # answer readiness (Triton's metrics port says 200 to any path), a server may leave out keys.
         where = f"{protocol}://{address}"
@@ -170,7 +173,8 @@ class TritonClientBackend:
                 raise RuntimeError(f"{self.where} answered a reply tritonclient cannot read: "
                                    f"{type(exc).__name__}: {first_line(exc)}") from None
             except ConnectionError as exc:  # reset or closed in the middle of a reply
-                raise RuntimeError(f"{self.where} broke the connection: {type(exc).__name__}: {first_line(exc)}") from None
+                raise RuntimeError(f"{self.where} broke the connection: "
+                                   f"{type(exc).__name__}: {first_line(exc)}") from None
 
         return send
 

@@ -79,5 +79,5 @@ class SameAnswer:
             raise VerificationError(f"{self.where} answered {bad} NaN or infinite values of {answer.size} to the input "
                                     "it first answered in finite numbers: not comparable")
         rel = float(worst) / self.scale if self.scale > 0 else float(worst)
-        raise VerificationError(f"{self.where} answered the input it first answered with other numbers: rel err {rel:.1e} "
-                                f"from its first answer, over the {ANSWER_TOLERANCE:g} allowed")
+        raise VerificationError(f"{self.where} answered the input it first answered with other numbers: "
+                                f"rel err {rel:.1e} from its first answer, over the {ANSWER_TOLERANCE:g} allowed")

@@ -48,7 +48,8 @@ def client_module(protocol: str) -> Any:
         else:
             import tritonclient.http as module
     except (ImportError, RuntimeError):  # tritonclient installed without this protocol raises RuntimeError
-        raise InputError(f"measuring a served model needs tritonclient: pip install 'tritonclient[{protocol}]'") from None
+        raise InputError("measuring a served model needs tritonclient: "
+                         f"pip install 'tritonclient[{protocol}]'") from None
     return module
 
 

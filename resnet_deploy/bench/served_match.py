@@ -41,13 +41,16 @@ def mismatches(served: dict[str, str], local: InProcess, where: str) -> list[str
                      f"{local.file.name} {local.digest[:12]}...): its rows are not the cost of serving this file")
     engine = served.get("resnet_deploy_profile_engine")
     if engine and engine != local.profile_engine:
-        runs = f"the profile engine {local.profile_engine}" if local.profile_engine else f"the file as it is ({', '.join(local.providers)})"
+        runs = (f"the profile engine {local.profile_engine}" if local.profile_engine
+                else f"the file as it is ({', '.join(local.providers)})")
         notes.append(f"{where} serves a profile's configuration ({engine}) and the in-process engine runs {runs}: "
                      "give bench the profile it serves (--profile)")
     elif not engine and local.profile_engine and "resnet_deploy_provider" in served:
-        notes.append(f"{where} serves the file as it is on {served['resnet_deploy_provider']}, the in-process engine the "
-                     f"profile's {local.profile_engine}: give bench the file it serves instead of --profile")
-    elif not engine and not local.profile_engine and served.get("resnet_deploy_provider") not in (None, *local.providers):
+        notes.append(f"{where} serves the file as it is on {served['resnet_deploy_provider']}, "
+                     f"the in-process engine the profile's {local.profile_engine}: "
+                     "give bench the file it serves instead of --profile")
+    elif (not engine and not local.profile_engine
+          and served.get("resnet_deploy_provider") not in (None, *local.providers)):
         notes.append(f"{where} runs the model on {served['resnet_deploy_provider']}, the in-process engines on "
                      f"{', '.join(local.providers)}: pass --providers {served['resnet_deploy_provider']}")
     return notes

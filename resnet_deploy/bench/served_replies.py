@@ -35,7 +35,8 @@ def not_kserve(where: str, what: str) -> InputError:
     return InputError(f"{where} did not answer {what} in KServe v2 JSON ({_WRONG_PORT})")
 
 
-def read_metadata(client: Any, protocol: str, model: str, where: str, *, client_timeout: float | None = None) -> ServedIO:
+def read_metadata(client: Any, protocol: str, model: str, where: str, *,
+                  client_timeout: float | None = None) -> ServedIO:
     """The input and output of ``model`` from ``client`` (tritonclient's, of ``protocol``);
     ``client_timeout`` is gRPC's per-call deadline (HTTP's is the connection's)."""
     what = f"the metadata of model {model!r}"
@@ -45,7 +46,8 @@ def read_metadata(client: Any, protocol: str, model: str, where: str, *, client_
                     _text(first_output, "name", where, what))
 
 
-def read_statistics(client: Any, protocol: str, model: str, where: str, *, client_timeout: float | None = None) -> ServerTimes:
+def read_statistics(client: Any, protocol: str, model: str, where: str, *,
+                    client_timeout: float | None = None) -> ServerTimes:
     """The statistics of ``model`` (the counts and times a round is measured by), read as
     :func:`read_metadata` reads its metadata."""
     what = f"the statistics of model {model!r}"

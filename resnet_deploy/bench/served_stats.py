@@ -50,5 +50,6 @@ class ServerTimes:
         """Mean queue and compute ms per request, and the mean batch Triton formed (None without requests)."""
         if self.requests <= 0:
             return {"server_queue_ms": None, "server_compute_ms": None, "server_batch": None}
-        return {"server_queue_ms": self.queue_ns / self.requests / 1e6, "server_compute_ms": self.compute_ns / self.requests / 1e6,
+        return {"server_queue_ms": self.queue_ns / self.requests / 1e6,
+                "server_compute_ms": self.compute_ns / self.requests / 1e6,
                 "server_batch": self.requests / self.executions if self.executions else None}

@@ -81,5 +81,6 @@ def instability(summary: Summary, spread: Ratio | None) -> str | None:
     if spread is not None and len(spread.per_round) > 1 and spread.low > 0:
         swing = spread.high / spread.low
         if swing > ROUND_SPREAD_LIMIT:
-            reasons.append(f"round ratios {spread.low:.2f}-{spread.high:.2f}x (max/min {swing:.2f} > {ROUND_SPREAD_LIMIT:g})")
+            reasons.append(f"round ratios {spread.low:.2f}-{spread.high:.2f}x "
+                           f"(max/min {swing:.2f} > {ROUND_SPREAD_LIMIT:g})")
     return "; ".join(reasons) or None

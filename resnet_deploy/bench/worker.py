@@ -27,7 +27,8 @@ from resnet_deploy._owned import die_with_parent
 from resnet_deploy.bench import timing
 from resnet_deploy.bench.backends import BACKENDS
 from resnet_deploy.bench.schema import (
-    PARENT_ENV, EngineGone, Failure, FinishRequest, Finished, Ready, RoundRequest, RoundResult, WorkerSpec, decode, encode,
+    PARENT_ENV, EngineGone, Failure, FinishRequest, Finished, Ready, RoundRequest, RoundResult, WorkerSpec,
+    decode, encode,
 )
 
 
@@ -95,7 +96,8 @@ class Measurement:
                                           min_iterations=request.min_iterations, check=self.check)
             wall = time.perf_counter() - t0
         else:
-            latencies, wall = timing.time_concurrent(self.calls, duration=request.duration, iterations=request.iterations,
+            latencies, wall = timing.time_concurrent(self.calls, duration=request.duration,
+                                                     iterations=request.iterations,
                                                      min_iterations=request.min_iterations, check=self.check)
         getattr(self.backend, "round_finished", lambda: None)()
         self.rss_mb = status_mb("VmRSS")

@@ -65,14 +65,16 @@ class TritonPythonModel:
             self.predictor = Predictor.from_profile(folder / "profile.json")
         else:
             threads = params.get("resnet_deploy_threads")
-            self.predictor = Predictor(folder / "model" / "model.onnx", provider=params.get("resnet_deploy_provider", "cpu"),
+            self.predictor = Predictor(folder / "model" / "model.onnx",
+                                       provider=params.get("resnet_deploy_provider", "cpu"),
                                        threads=int(threads) if threads else None)
         self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
         self.max_request_bytes = int(params.get("resnet_deploy_max_request_bytes", DEFAULT_MAX_REQUEST_BYTES))
         self.max_image_pixels = int(params.get("resnet_deploy_max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS))
         self.image_input = config["input"][0]["data_type"] == "TYPE_UINT8"  # [N, H, W, 3] pixels of any size
-        self.itemsize = {"TYPE_UINT8": 1, "TYPE_INT8": 1, "TYPE_FP16": 2, "TYPE_BF16": 2}.get(config["input"][0]["data_type"], 4)
+        self.itemsize = {"TYPE_UINT8": 1, "TYPE_INT8": 1, "TYPE_FP16": 2, "TYPE_BF16": 2}.get(
+            config["input"][0]["data_type"], 4)
 
     def _refusal(self, tensor: object) -> str | None:
         """Why a request's input is out of bounds, read from its shape alone (no data touched)."""
@@ -97,7 +99,8 @@ class TritonPythonModel:
                     for i, why in enumerate(refusals)]
         arrays = [t.as_numpy() for t in tensors]
         try:
-            if self.image_input:  # the graph resizes: a run's memory follows its pixels, so runs are cut at BATCH_PIXELS
+            # An image input resizes in the graph: a run's memory follows its pixels, so runs are cut at BATCH_PIXELS.
+            if self.image_input:
                 large = sum(a.nbytes for a in arrays) > LARGE_REQUEST_BYTES  # its pieces give their memory back
                 logits = run_within_budget(lambda batch: self.predictor.run(batch, release_memory=large), arrays)
             elif len({a.shape[1:] for a in arrays}) == 1:  # one batch for all
@@ -109,12 +112,14 @@ class TritonPythonModel:
                 return [self.execute([r])[0] for r in requests]
             return [pb_utils.InferenceResponse(output_tensors=[], error=_invalid(_line(exc)))]
         except Exception as exc:  # every request of the batch gets the reason, in one line
-            return [pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(_line(exc))) for _ in requests]
+            return [pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(_line(exc)))
+                    for _ in requests]
         responses, start = [], 0
         for array in arrays:
             rows = logits[start : start + array.shape[0]]
             start += array.shape[0]
-            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, np.ascontiguousarray(rows))]))
+            responses.append(pb_utils.InferenceResponse(
+                [pb_utils.Tensor(self.output_name, np.ascontiguousarray(rows))]))
         if sum(a.nbytes for a in arrays) > LARGE_REQUEST_BYTES:
             del arrays, logits
             _return_memory()

@@ -25,8 +25,9 @@ from ..graph.fp16 import is_quantized
 from .inputs import load_inputs, load_model
 from .stats import BlockRow, Running, block_rows
 
-__all__ = ["BlockRow", "CompareResult", "Side", "compare_models", "compare_files", "DEFAULT_TOLERANCE", "run_blocks", "load_inputs",
-           "compare_with_eager", "block_rows", "DEFAULT_TOLERANCES", "default_tolerance", "block_chunks", "MAX_SAMPLES"]
+__all__ = ["BlockRow", "CompareResult", "Side", "compare_models", "compare_files", "DEFAULT_TOLERANCE", "run_blocks",
+           "load_inputs", "compare_with_eager", "block_rows", "DEFAULT_TOLERANCES", "default_tolerance", "block_chunks",
+           "MAX_SAMPLES"]
 
 DEFAULT_TOLERANCE = 1e-3  # fp32 against fp32
 # The default tolerance per precision: the lossier side of the pair decides. INT8 rounds every
@@ -70,7 +71,8 @@ class CompareResult:
         return out
 
 
-def block_chunks(side: Side, blocks: list[Block], x: np.ndarray, *, threads: int | None = None) -> Iterator[tuple[list[np.ndarray], bool]]:
+def block_chunks(side: Side, blocks: list[Block], x: np.ndarray, *,
+                 threads: int | None = None) -> Iterator[tuple[list[np.ndarray], bool]]:
     """Every block's output (float32) on ``x``, :data:`_CHUNK` samples at a time, and whether the
     probes left the logits of that chunk unchanged. A comparison keeps only running statistics,
     so its memory is that of one chunk whatever the number of samples."""
@@ -90,7 +92,8 @@ def block_chunks(side: Side, blocks: list[Block], x: np.ndarray, *, threads: int
         yield [dequantize(side.model, block.probe, value) for block, value in zip(blocks, values)], exact
 
 
-def run_blocks(side: Side, blocks: list[Block], x: np.ndarray, *, threads: int | None = None) -> tuple[list[np.ndarray], bool]:
+def run_blocks(side: Side, blocks: list[Block], x: np.ndarray, *,
+               threads: int | None = None) -> tuple[list[np.ndarray], bool]:
     """Every block's output (float32) on all of ``x``, and whether the probes left the logits unchanged."""
     chunks = list(block_chunks(side, blocks, x, threads=threads))
     return [np.concatenate([c[i] for c, _ in chunks]) for i in range(len(blocks))], all(e for _, e in chunks)
@@ -153,7 +156,8 @@ def _tolerance(tolerance: float | None, *models: onnx.ModelProto) -> tuple[float
     return tolerance, "given"
 
 
-def compare_models(a: Side, b: Side, x: np.ndarray, *, tolerance: float | None = None, threads: int | None = None) -> CompareResult:
+def compare_models(a: Side, b: Side, x: np.ndarray, *, tolerance: float | None = None,
+                   threads: int | None = None) -> CompareResult:
     """Run ``x`` through both sides with every block exposed; one row per block, ``a`` the reference.
     ``tolerance`` None: the default of the lossier side's precision (:data:`DEFAULT_TOLERANCES`)."""
     tolerance, tolerance_from = _tolerance(tolerance, a.model, b.model)
@@ -161,7 +165,8 @@ def compare_models(a: Side, b: Side, x: np.ndarray, *, tolerance: float | None =
     names, notes = _match_blocks(a, b, blocks_a, blocks_b)
     running = Running(names, (a.label, b.label))
     exact_a = exact_b = True
-    for (outs_a, ea), (outs_b, eb) in zip(block_chunks(a, blocks_a, x, threads=threads), block_chunks(b, blocks_b, x, threads=threads)):
+    for (outs_a, ea), (outs_b, eb) in zip(block_chunks(a, blocks_a, x, threads=threads),
+                                          block_chunks(b, blocks_b, x, threads=threads)):
         _check_reference(a.label, names, outs_a, x)
         running.add(outs_a, outs_b)
         exact_a, exact_b = exact_a and ea, exact_b and eb
@@ -169,7 +174,8 @@ def compare_models(a: Side, b: Side, x: np.ndarray, *, tolerance: float | None =
         notes.append("exposing the block outputs changed the logits on "
                      + " and ".join(s.label for s, e in ((a, exact_a), (b, exact_b)) if not e)
                      + "; the per-block numbers describe the probed graph")
-    return CompareResult(a.label, b.label, len(x), tolerance, running.rows(tolerance), exact_a and exact_b, notes, tolerance_from)
+    return CompareResult(a.label, b.label, len(x), tolerance, running.rows(tolerance), exact_a and exact_b,
+                         notes, tolerance_from)
 
 
 def compare_with_eager(a: Side, weights: str | Path | None, x: np.ndarray, *, tolerance: float | None = None,
@@ -180,7 +186,7 @@ def compare_with_eager(a: Side, weights: str | Path | None, x: np.ndarray, *, to
     tolerance, tolerance_from = _tolerance(tolerance, a.model)
     blocks = find_blocks(a.model, a.label)
     names = [blk.name for blk in blocks]
-    label = f"eager PyTorch ({read_metadata(a.model).get('architecture')})"  # a missing one is refused by the eager side
+    label = f"eager PyTorch ({read_metadata(a.model).get('architecture')})"  # a missing one: the eager side refuses
     running = Running(names, (label, a.label))
     exact = True
     eager = eager_block_chunks(read_metadata(a.model), weights, x, names, label=a.file or a.label, chunk=_CHUNK)
@@ -188,7 +194,8 @@ def compare_with_eager(a: Side, weights: str | Path | None, x: np.ndarray, *, to
         _check_reference(label, names, reference, x)
         running.add(reference, outs)
         exact = exact and e
-    notes = [] if exact else [f"exposing the block outputs changed the logits on {a.label}; the per-block numbers describe the probed graph"]
+    notes = [] if exact else [f"exposing the block outputs changed the logits on {a.label}; "
+                              "the per-block numbers describe the probed graph"]
     return CompareResult(label, a.label, len(x), tolerance, running.rows(tolerance), exact, notes, tolerance_from)
 
 
@@ -209,9 +216,11 @@ def compare_files(
     (rebuilt from its metadata and ``weights``; the seeded random init needs none)."""
     from ..runtime import resolve_provider
 
-    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES):
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int)
+                                or not 1 <= samples <= MAX_SAMPLES):
         raise InputError(f"--samples must be between 1 and {MAX_SAMPLES:,}, received {samples!r}"
-                         + (" (the inputs are held in memory; compare in several runs)" if isinstance(samples, int) and samples > 1 else ""))
+                         + (" (the inputs are held in memory; compare in several runs)"
+                            if isinstance(samples, int) and samples > 1 else ""))
     if not 1 <= len(providers) <= 2:
         raise InputError(f"give one or two providers, received {len(providers)}: {', '.join(providers)}")
     if eager:
@@ -220,7 +229,8 @@ def compare_files(
         model_a = load_model(a)
         provider = resolve_provider(providers[0])
         x = load_inputs(model_a, data, samples=samples, label=str(a))
-        return compare_with_eager(Side(model_a, provider, f"{Path(a).name} on {provider}", Path(a).name), weights, x, tolerance=tolerance, threads=threads)
+        return compare_with_eager(Side(model_a, provider, f"{Path(a).name} on {provider}", Path(a).name), weights, x,
+                                  tolerance=tolerance, threads=threads)
     if weights is not None:
         raise InputError("--weights is for the comparison against eager PyTorch (--eager)")
     if b is None and len(providers) != 2:
@@ -234,5 +244,6 @@ def compare_files(
     x = load_inputs(model_a, data, samples=samples, label=str(a))
     if b is not None:
         image_input(model_b, str(b))  # a non-image model says so before anything runs
-    return compare_models(Side(model_a, pa, label_a), Side(model_b, pb, label_b), x, tolerance=tolerance, threads=threads)
+    return compare_models(Side(model_a, pa, label_a), Side(model_b, pb, label_b), x, tolerance=tolerance,
+                          threads=threads)
 

@@ -24,17 +24,20 @@ __all__ = ["eager_block_outputs", "eager_block_chunks"]
 def _check_weights(metadata: dict[str, Any], weights: str | Path | None, label: str) -> str:
     arch = metadata.get("architecture")
     if not isinstance(arch, str) or not arch:
-        raise OnnxModelError(f"{label} carries no architecture metadata: eager PyTorch can rebuild only this toolkit's exports")
+        raise OnnxModelError(f"{label} carries no architecture metadata: "
+                             "eager PyTorch can rebuild only this toolkit's exports")
     recorded = str(metadata.get("weights", ""))
     if weights is None:
         if not recorded.startswith("random init"):
-            raise InputError(f"{label} was exported from {recorded or 'unknown weights'}; pass --weights to compare with eager PyTorch")
+            raise InputError(f"{label} was exported from {recorded or 'unknown weights'}; "
+                             "pass --weights to compare with eager PyTorch")
         return arch
     if not Path(weights).is_file():
         raise InputError(f"--weights not found: {weights}")
     digest = re.search(r"sha256 ([0-9a-f]+)", recorded)
     if digest is None or not file_sha256(weights).startswith(digest.group(1)):
-        raise InputError(f"--weights {Path(weights).name} is not what {label} was exported from ({recorded or 'no record'})")
+        raise InputError(f"--weights {Path(weights).name} is not what {label} was exported from "
+                         f"({recorded or 'no record'})")
     return arch
 
 
@@ -47,7 +50,8 @@ def eager_block_outputs(
 
 
 def eager_block_chunks(
-    metadata: dict[str, Any], weights: str | Path | None, x: np.ndarray, names: list[str], *, label: str = "model", chunk: int = 8
+    metadata: dict[str, Any], weights: str | Path | None, x: np.ndarray, names: list[str], *, label: str = "model",
+    chunk: int = 8
 ) -> Iterator[list[np.ndarray]]:
     """:func:`eager_block_outputs`, ``chunk`` samples at a time (the model is built once)."""
     require("compare against eager PyTorch", "torch")

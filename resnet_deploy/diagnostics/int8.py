@@ -44,14 +44,18 @@ def quantize(
     synthetic inputs (timing only); the block-wise paths need real data."""
     check_options(options, output)
     if options.mode != "plain" and calibration is None:
-        raise InputError(f"{options.mode} INT8 needs calibration data: the block-wise trials are calibrated on real inputs")
+        raise InputError(f"{options.mode} INT8 needs calibration data: "
+                         "the block-wise trials are calibrated on real inputs")
     if options.sensitivity:
-        return block_sensitivity(model_path, calibration, eval_data=options.eval_data, method=options.method,  # type: ignore[arg-type]
-                                 per_channel=options.per_channel, max_samples=options.max_samples, progress=progress)
+        return block_sensitivity(model_path, calibration, eval_data=options.eval_data,  # type: ignore[arg-type]
+                                 method=options.method, per_channel=options.per_channel,
+                                 max_samples=options.max_samples, progress=progress)
     if options.mode == "plain":
-        return quantize_file(model_path, output, calibration, method=options.method, per_channel=options.per_channel,  # type: ignore[arg-type]
-                             target_cpu=options.target_cpu, max_samples=options.max_samples, progress=progress, force=force)
-    return _accuracy_aware(Path(model_path), calibration, check_writable(output), options, force, progress)  # type: ignore[arg-type]
+        return quantize_file(model_path, output, calibration, method=options.method,  # type: ignore[arg-type]
+                             per_channel=options.per_channel, target_cpu=options.target_cpu,
+                             max_samples=options.max_samples, progress=progress, force=force)
+    return _accuracy_aware(Path(model_path), calibration, check_writable(output),  # type: ignore[arg-type]
+                           options, force, progress)
 
 
 def _accuracy_aware(model_path: Path, calibration: str | Path, output: Path, options: QuantizeOptions, force: bool,
@@ -59,9 +63,9 @@ def _accuracy_aware(model_path: Path, calibration: str | Path, output: Path, opt
     from .speed_cost import speed_cost
 
     say = progress or (lambda _msg: None)
-    result = quantize_accuracy_aware(model_path, calibration, options.eval_data, max_drop_points=options.max_accuracy_drop,  # type: ignore[arg-type]
-                                     method=options.method, recipe=options.recipe, max_samples=options.max_samples,
-                                     progress=progress)
+    result = quantize_accuracy_aware(
+        model_path, calibration, options.eval_data, max_drop_points=options.max_accuracy_drop,  # type: ignore[arg-type]
+        method=options.method, recipe=options.recipe, max_samples=options.max_samples, progress=progress)
     if options.measure_speed and result.chosen.float_blocks:
         say("timing fp32, all-INT8 and the chosen model side by side")
         result.speed = speed_cost(model_path, result.all_int8, result.model, None)  # type: ignore[arg-type]

@@ -54,4 +54,5 @@ def block_sensitivity(
     rows = each_block_alone(runner, data.model, data.samples, data.names, method=method, recipe=recipe,
                             source=str(model_path), say=say)
     metric = "accuracy drop" if data.y is not None else "logits max rel error"
-    return SensitivityResult(runner.fp32_accuracy, full_trial, rows, metric, "per-channel" if per_channel else "per-tensor")
+    return SensitivityResult(runner.fp32_accuracy, full_trial, rows, metric,
+                             "per-channel" if per_channel else "per-tensor")

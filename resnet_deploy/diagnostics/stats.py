@@ -36,7 +36,8 @@ class Running:
     def add(self, outs_a: list[np.ndarray], outs_b: list[np.ndarray]) -> None:
         for i, (name, va, vb) in enumerate(zip(self.names, outs_a, outs_b)):
             if va.shape != vb.shape:
-                raise OnnxModelError(f"block {name} outputs {list(va.shape)} in {self.labels[0]} but {list(vb.shape)} in {self.labels[1]}")
+                raise OnnxModelError(f"block {name} outputs {list(va.shape)} in {self.labels[0]} "
+                                     f"but {list(vb.shape)} in {self.labels[1]}")
             if not va.size:
                 continue
             if not np.all(np.isfinite(vb)):
@@ -70,7 +71,8 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(cos.min())
 
 
-def block_rows(names: list[str], outs_a: list[np.ndarray], outs_b: list[np.ndarray], tolerance: float, labels: tuple[str, str]) -> list[BlockRow]:
+def block_rows(names: list[str], outs_a: list[np.ndarray], outs_b: list[np.ndarray], tolerance: float,
+               labels: tuple[str, str]) -> list[BlockRow]:
     """One row per block: max relative error against ``outs_a``, worst cosine, top-1 at the head."""
     running = Running(names, labels)
     running.add(outs_a, outs_b)

@@ -36,7 +36,8 @@ from .torch_export import EMBEDDING_NAME, OUTPUT_NAME, torch_export
 if TYPE_CHECKING:  # export sits below quantize: precision.export_int8 composes them (export --int8)
     from ..precision.quantize import QuantizeResult
 
-__all__ = ["ExportOptions", "ExportResult", "export_model", "torch_export", "export_preprocessing", "int8_path", "remove_if_ours", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
+__all__ = ["ExportOptions", "ExportResult", "export_model", "torch_export", "export_preprocessing", "int8_path",
+           "remove_if_ours", "read_labels_file", "DEFAULT_OPSET", "MIN_OPSET"]
 
 
 
@@ -137,12 +138,14 @@ def export_model(
     example = torch.from_numpy(inputs[0])
     # A features file's normalisation is appended in ONNX, the one optimize --features appends too.
     proto = torch_export(model.net if options.features else model, example, opset=options.opset,
-                         dynamic=options.static_batch is None, output_name=EMBEDDING_NAME if options.features else OUTPUT_NAME)
+                         dynamic=options.static_batch is None,
+                         output_name=EMBEDDING_NAME if options.features else OUTPUT_NAME)
     if options.normalize:
         append_l2_normalize(proto)
     bn_modules = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     left = op_counts(proto).get("BatchNormalization", 0)
-    note = f"torch.onnx (dynamo), opset {options.opset}; BatchNorm2d modules {bn_modules} -> BatchNormalization nodes {left}"
+    note = (f"torch.onnx (dynamo), opset {options.opset}; "
+            f"BatchNorm2d modules {bn_modules} -> BatchNormalization nodes {left}")
     stages.append(StageReport("export", watch(), dict(op_counts(proto)), note, {"batchnorm_modules": bn_modules}))
 
     say("checking")
@@ -159,7 +162,8 @@ def export_model(
     comparisons = [compare(ort_outputs(data, x), ref, rtol=options.rtol) for x, ref in zip(inputs, references)]
     worst = verify_or_raise(comparisons, f"the ONNX export of {options.name}")
     stages.append(
-        StageReport("verify", watch(), dict(op_counts(proto)), f"vs eager PyTorch, batches {batches}: {worst.describe()}")
+        StageReport("verify", watch(), dict(op_counts(proto)),
+                    f"vs eager PyTorch, batches {batches}: {worst.describe()}")
     )
 
     metadata["verified_max_rel_error"] = worst.max_rel_error

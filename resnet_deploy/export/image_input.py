@@ -38,8 +38,8 @@ from ..preprocess.images import load_image, to_rgb
 from ..preprocess.labels import sample_image_path
 from ..graph.verify import compare
 
-__all__ = ["IMAGE_INPUT_RTOL", "IMAGE_INPUT_RTOL_INT8", "MAX_PIXEL_LEVELS", "MIN_TOP5_OVERLAP", "ImageCheck", "ImageInputParity", "photo_variants",
-           "verify_image_input", "image_input_stage"]
+__all__ = ["IMAGE_INPUT_RTOL", "IMAGE_INPUT_RTOL_INT8", "MAX_PIXEL_LEVELS", "MIN_TOP5_OVERLAP", "ImageCheck",
+           "ImageInputParity", "photo_variants", "verify_image_input", "image_input_stage"]
 
 # Measured on the photos below (random-init ResNet-18 and ResNet-20): one grey level on up to 2.5 %
 # of the pixels moves the logits by at most 2.1e-4 of the largest. Mistakes measured on the same
@@ -49,7 +49,8 @@ IMAGE_INPUT_RTOL = 2e-3
 # pass (two where a tie of the first pass feeds one of the second). A crop one row off: 202 levels.
 MAX_PIXEL_LEVELS = 2.0
 # An INT8 classifier is discrete: one grey level can move an activation across a quantization step.
-# Measured: ResNet-20 1.3e-2, ResNet-18 1.1e-2 (random init, calibrated on the photos below). Top-1 and top-5 are held to the same bounds.
+# Measured: ResNet-20 1.3e-2, ResNet-18 1.1e-2 (random init, calibrated on the photos below). Top-1
+# and top-5 are held to the same bounds.
 IMAGE_INPUT_RTOL_INT8 = 5e-2
 MIN_TOP5_OVERLAP = 4
 
@@ -103,8 +104,8 @@ class ImageInputParity:
                 f"{min(c.height for c in self.images)}-{max(c.height for c in self.images)} px): "
                 f"logits max rel error {self.max_rel_error:.2e} (tolerance {self.rtol:.0e}, worst {worst.name} "
                 f"{worst.width}x{worst.height}), top-1 agreement {self.top1_agreement:.0%}, top-5 overlap >= "
-                f"{self.min_top5_overlap}/5, pixels within {self.max_pixel_error:.2f} grey levels (bound {MAX_PIXEL_LEVELS:.0f}); "
-                f"batch of 2 vs alone {self.batch_rel_error:.1e}")
+                f"{self.min_top5_overlap}/5, pixels within {self.max_pixel_error:.2f} grey levels "
+                f"(bound {MAX_PIXEL_LEVELS:.0f}); batch of 2 vs alone {self.batch_rel_error:.1e}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"images": [asdict(c) for c in self.images], "batch_rel_error": self.batch_rel_error, "rtol": self.rtol,
@@ -174,8 +175,9 @@ def verify_image_input(
         outputs = candidate.run(None, {IMAGE_INPUT_NAME: array[None]})
         logits, got = outputs[0], outputs[-1]
         if got.shape != expected.shape:
-            raise VerificationError(f"the image input of {source} makes {list(got.shape)} of the {photo.width}x{photo.height} "
-                                    f"photo {name!r}; PIL preprocessing makes {list(expected.shape)}")
+            raise VerificationError(f"the image input of {source} makes {list(got.shape)} of the "
+                                    f"{photo.width}x{photo.height} photo {name!r}; "
+                                    f"PIL preprocessing makes {list(expected.shape)}")
         levels = np.abs(got[0].astype(np.float64) - expected[0]) * std
         parity = compare(logits, logits_ref, rtol=rtol)
         checks.append(ImageCheck(name, photo.width, photo.height, float(levels.max()), float(np.mean(levels >= 0.5)),
@@ -183,7 +185,8 @@ def verify_image_input(
                                  _top5_overlap(logits[0], logits_ref[0])))
     result = ImageInputParity(tuple(checks), _batch_error(candidate, arrays), rtol)
     if not result.ok:
-        raise VerificationError(f"the image input of {source} disagrees with PIL preprocessing + its classifier: {result.describe()}")
+        raise VerificationError(f"the image input of {source} disagrees with PIL preprocessing + its classifier: "
+                                f"{result.describe()}")
     return result
 
 
@@ -237,5 +240,7 @@ def _at_least_opset(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProt
                              f"convert it ({first_line(exc, 160)}): re-export it with opset 18") from exc
     check_onnx(upgraded, f"the opset-{IMAGE_INPUT_OPSET} conversion of {source}", full=True)
     x = fixed_inputs(image_input(model, source).batch_shape(2), seed=0)
-    parity = verify_or_raise([compare(ort_outputs(upgraded, x), ort_outputs(model, x))], f"the opset-{IMAGE_INPUT_OPSET} conversion of {source}")
-    return upgraded, f"opset {opset} -> {IMAGE_INPUT_OPSET} (onnx's version converter; vs opset {opset}: {parity.describe()}); "
+    parity = verify_or_raise([compare(ort_outputs(upgraded, x), ort_outputs(model, x))],
+                             f"the opset-{IMAGE_INPUT_OPSET} conversion of {source}")
+    return upgraded, (f"opset {opset} -> {IMAGE_INPUT_OPSET} "
+                      f"(onnx's version converter; vs opset {opset}: {parity.describe()}); ")

@@ -33,7 +33,8 @@ from ..graph.verify import DEFAULT_RTOL, compare, fixed_inputs
 __all__ = ["OptimizeResult", "optimize_file", "optimize_model", "portable_graph", "refuse_nonportable"]
 
 # What each target must not contain after optimization.
-_FORBIDDEN = {"portable": ("BatchNormalization", "Identity"), "cpu": ("BatchNormalization", "Identity"), "cuda": ("BatchNormalization", "Identity")}
+_FORBIDDEN = {"portable": ("BatchNormalization", "Identity"), "cpu": ("BatchNormalization", "Identity"),
+              "cuda": ("BatchNormalization", "Identity")}
 
 
 @dataclass
@@ -119,8 +120,8 @@ def optimize_model(
     if left:
         note += f"; left in the graph: {left}"
     stages.append(StageReport("verify", watch(), dict(op_counts(model)), note, {"left": left}))
-    return OptimizeResult(None, target, stages, max(cut_error, worst.max_rel_error), worst.top1_agreement, model.ByteSize(),
-                          total(), model)
+    return OptimizeResult(None, target, stages, max(cut_error, worst.max_rel_error), worst.top1_agreement,
+                          model.ByteSize(), total(), model)
 
 
 def refuse_nonportable(model: onnx.ModelProto, source: str, advice: str) -> None:
@@ -128,7 +129,8 @@ def refuse_nonportable(model: onnx.ModelProto, source: str, advice: str) -> None
     left = nonportable_ops(model)
     if left:
         ops = ", ".join(f"{op} x{n}" for op, n in sorted(left.items()))
-        raise OnnxModelError(f"{source} holds onnxruntime-specific ops with no standard ONNX form here ({ops}); {advice}")
+        raise OnnxModelError(f"{source} holds onnxruntime-specific ops with no standard ONNX form here ({ops}); "
+                             f"{advice}")
 
 
 def portable_graph(
@@ -146,9 +148,12 @@ def portable_graph(
     changes = unfuse_fused_conv(portable).changes
     check_onnx(portable, f"the unfused graph of {source}", full=True)
     x = fixed_inputs(image_input(model, source).batch_shape(2), seed=0)
-    parity = verify_or_raise([compare(ort_outputs(portable, x), ort_outputs(model, x), rtol=rtol)], f"the unfused graph of {source}")
-    note = f"{changes} com.microsoft.FusedConv unfused to standard Conv + Add + Relu; vs the fused graph: {parity.describe()}"
-    return portable, StageReport("unfuse", watch(), dict(op_counts(portable)), note, {"unfused": changes, "max_rel_error": parity.max_rel_error})
+    parity = verify_or_raise([compare(ort_outputs(portable, x), ort_outputs(model, x), rtol=rtol)],
+                             f"the unfused graph of {source}")
+    note = (f"{changes} com.microsoft.FusedConv unfused to standard Conv + Add + Relu; "
+            f"vs the fused graph: {parity.describe()}")
+    return portable, StageReport("unfuse", watch(), dict(op_counts(portable)), note,
+                                 {"unfused": changes, "max_rel_error": parity.max_rel_error})
 
 
 def _unfused_add_relu(model: onnx.ModelProto) -> dict[str, int]:
@@ -195,8 +200,8 @@ def optimize_file(
     model = load_onnx(path)
     model, spec = classifier_and_spec(model, image_input, source=str(path))
     if features is not None and spec is not None and spec.top_k:
-        raise OnnxModelError(f"{path} ranks classes in the graph (top-k {spec.top_k}); a features file has none to rank: "
-                             "give the float classifier")
+        raise OnnxModelError(f"{path} ranks classes in the graph (top-k {spec.top_k}); "
+                             "a features file has none to rank: give the float classifier")
     # FusedConv is an fp32 contrib kernel; for fp16 the GPU provider fuses at session creation.
     passes_target = "portable" if precision == "fp16" else target
     optimized = optimize_model(model, passes_target, source=str(path), rtol=rtol, progress=progress, features=features)
@@ -221,7 +226,10 @@ def _fp16_stage(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProto, S
     watch = Stopwatch()
     x = fixed_inputs(image_input(model, source).batch_shape(2), seed=1)
     converted, kept = convert_fp16(model)
-    parity = verify_or_raise([compare(ort_outputs(converted, x), ort_outputs(model, x), rtol=FP16_RTOL)], f"the fp16 conversion of {source}")
-    note = f"float16 weights and activations, float32 inputs/outputs; ops kept in fp32: {', '.join(kept) or 'none'}; vs fp32: {parity.describe()}"
+    parity = verify_or_raise([compare(ort_outputs(converted, x), ort_outputs(model, x), rtol=FP16_RTOL)],
+                             f"the fp16 conversion of {source}")
+    note = (f"float16 weights and activations, float32 inputs/outputs; ops kept in fp32: {', '.join(kept) or 'none'}; "
+            f"vs fp32: {parity.describe()}")
     return converted, StageReport("fp16", watch(), dict(op_counts(converted)), note,
-                                  {"kept_fp32": kept, "max_rel_error": parity.max_rel_error, "top1_agreement": parity.top1_agreement})
+                                  {"kept_fp32": kept, "max_rel_error": parity.max_rel_error,
+                                   "top1_agreement": parity.top1_agreement})

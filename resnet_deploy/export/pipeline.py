@@ -92,7 +92,8 @@ def simplify_stage(
         note = f"onnxsim failed ({type(exc).__name__}: {first_line(exc, 160)}); kept the unsimplified graph"
         return model, StageReport("simplify", watch(), dict(op_counts(model)), note)
     if not ok:
-        return model, StageReport("simplify", watch(), dict(op_counts(model)), "onnxsim's own check failed; kept the unsimplified graph")
+        return model, StageReport("simplify", watch(), dict(op_counts(model)),
+                                  "onnxsim's own check failed; kept the unsimplified graph")
     parity = compare(ort_outputs(simplified, batch), reference, rtol=rtol)
     if not parity.ok:
         note = f"onnxsim output disagrees ({parity.describe()}); kept the unsimplified graph"

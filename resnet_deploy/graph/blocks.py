@@ -150,7 +150,8 @@ def find_blocks(model: onnx.ModelProto, source: str = "model") -> list[Block]:
         elif i == len(groups) - 1:
             names.append("head")
         else:
-            found = {m.group(1) for n in nodes if n.op_type == "Conv" for w in g.weight_names(n) for m in [_LAYER.search(w)] if m}
+            found = {m.group(1) for n in nodes if n.op_type == "Conv" for w in g.weight_names(n)
+                     for m in [_LAYER.search(w)] if m}
             names.append(found.pop() if len(found) == 1 else "")
     if any(not n for n in names[1:-1]) or len(set(names)) != len(names):
         names = ["stem", *(f"block{i}" for i in range(1, len(adds) + 1)), "head"]
@@ -165,7 +166,8 @@ def expose(model: onnx.ModelProto, blocks: list[Block]) -> onnx.ModelProto:
     present = {o.name for o in copy.graph.output}
     for block in blocks:
         if block.probe.tensor not in present:
-            copy.graph.output.append(onnx.helper.make_tensor_value_info(block.probe.tensor, block.probe.elem_type, None))
+            copy.graph.output.append(
+                onnx.helper.make_tensor_value_info(block.probe.tensor, block.probe.elem_type, None))
             present.add(block.probe.tensor)
     return copy
 

@@ -16,8 +16,8 @@ from onnx import helper, numpy_helper
 
 from .passes._graph import unique_name
 
-__all__ = ["EMBEDDING_NAME", "NORMALIZE_EPS", "CLASS_KEYS", "features_metadata", "is_features_file", "append_l2_normalize",
-           "l2_normalize"]
+__all__ = ["EMBEDDING_NAME", "NORMALIZE_EPS", "CLASS_KEYS", "features_metadata", "is_features_file",
+           "append_l2_normalize", "l2_normalize"]
 
 EMBEDDING_NAME = "embedding"  # the output of a features file
 NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's: a zero vector stays zero, never NaN
@@ -51,7 +51,8 @@ def append_l2_normalize(model: onnx.ModelProto) -> None:
         node.input[:] = [raw if i == name else i for i in node.input]
     eps = unique_name(graph, f"{name}/eps")
     graph.initializer.append(numpy_helper.from_array(np.array(NORMALIZE_EPS, dtype=np.float32), eps))
-    squared, total, norm, clamped = (f"{name}/{step}" for step in ("squared", "sum_of_squares", "l2_norm", "l2_norm_clamped"))
+    squared, total, norm, clamped = (f"{name}/{step}"
+                                     for step in ("squared", "sum_of_squares", "l2_norm", "l2_norm_clamped"))
     if _opset(model) >= 13:
         axes = unique_name(graph, f"{name}/axes")
         graph.initializer.append(numpy_helper.from_array(np.array([1], dtype=np.int64), axes))

@@ -67,9 +67,11 @@ def check_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> Non
         offset = _byte_count(fields, "offset", 0, where)
         length = _byte_count(fields, "length", max(size - offset, 0), where)
         if offset > size:
-            raise OnnxModelError(f"{where}: external data 'offset' {offset} lies beyond the end of {location!r} ({size} bytes)")
+            raise OnnxModelError(f"{where}: external data 'offset' {offset} lies beyond the end of {location!r} "
+                                 f"({size} bytes)")
         if offset + length > size:
-            raise OnnxModelError(f"{where} reads bytes {offset}-{offset + length} of {location!r}, which has {size} bytes")
+            raise OnnxModelError(f"{where} reads bytes {offset}-{offset + length} of {location!r}, "
+                                 f"which has {size} bytes")
         total += length
     if total > MAX_PROTO_BYTES:  # read whole, a 2.2 GB model peaked at 6.8 GB and died in the checker
         raise OnnxModelError(f"{path} holds {total / 2**30:.1f} GiB with its external data; models are read into one "

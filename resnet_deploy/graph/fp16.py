@@ -14,7 +14,8 @@ from .passes._graph import topological_sort
 
 __all__ = ["is_quantized", "convert_fp16", "QUANT_OPS"]
 
-QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul"})
+QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger",
+                       "MatMulInteger", "QLinearMatMul"})
 
 
 def is_quantized(model: onnx.ModelProto) -> bool:

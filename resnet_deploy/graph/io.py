@@ -161,13 +161,15 @@ class ImageInput:
 
     def describe(self) -> str:
         """``[N, 3, 224, 224]``: the batch shown as N when it is dynamic, other symbols as ?."""
-        return "[" + ", ".join(("N" if i == 0 else "?") if d is None else str(d) for i, d in enumerate(self.shape)) + "]"
+        return "[" + ", ".join(("N" if i == 0 else "?") if d is None else str(d)
+                               for i, d in enumerate(self.shape)) + "]"
 
     def batch_shape(self, batch: int) -> tuple[int, ...]:
         """The concrete shape of a batch: a dynamic batch becomes ``batch``; any other symbol is refused."""
         for axis, dim in enumerate(self.shape[1:], 1):
             if dim is None:
-                raise OnnxModelError(f"input {self.name!r} has a symbolic dimension at axis {axis}; only the batch may be dynamic")
+                raise OnnxModelError(f"input {self.name!r} has a symbolic dimension at axis {axis}; "
+                                     "only the batch may be dynamic")
         return (batch if self.shape[0] is None else self.shape[0], *self.shape[1:])  # type: ignore[return-value]
 
 
@@ -188,5 +190,6 @@ def image_input(model: onnx.ModelProto, source: str | Path = "model") -> ImageIn
         raise OnnxModelError(f"{source}: input {value.name!r} is not a tensor")
     shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim)
     if len(shape) != 4:
-        raise OnnxModelError(f"{source}: input {value.name!r} has rank {len(shape)}; expected an image batch [N, C, H, W]")
+        raise OnnxModelError(f"{source}: input {value.name!r} has rank {len(shape)}; "
+                             "expected an image batch [N, C, H, W]")
     return ImageInput(value.name, shape, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)))

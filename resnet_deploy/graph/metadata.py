@@ -32,7 +32,8 @@ def read_metadata(model: onnx.ModelProto, source: str | Path = "model") -> dict[
             out[prop.key] = prop.value
             continue
         if depth > MAX_METADATA_DEPTH:
-            raise OnnxModelError(f"{source}: metadata {prop.key!r} is JSON nested more than {MAX_METADATA_DEPTH} levels deep")
+            raise OnnxModelError(f"{source}: metadata {prop.key!r} is JSON nested more than "
+                                 f"{MAX_METADATA_DEPTH} levels deep")
         out[prop.key] = value
     return out
 

@@ -11,8 +11,8 @@ from ..graph.io import image_input, read_metadata, write_metadata
 from ..preprocess.labels import imagenet_labels
 from .nodes import preprocessing_nodes, static_width, top_k_nodes
 from .spec import (
-    IMAGE_INPUT_FORMAT, IMAGE_INPUT_NAME, IMAGE_INPUT_OPSET, PREFIX, SCORES, TOP_K_INDICES, TOP_K_SCORES, ImageInputSpec,
-    is_image_input,
+    IMAGE_INPUT_FORMAT, IMAGE_INPUT_NAME, IMAGE_INPUT_OPSET, PREFIX, SCORES, TOP_K_INDICES, TOP_K_SCORES,
+    ImageInputSpec, is_image_input,
 )
 
 __all__ = ["add_image_input"]
@@ -42,7 +42,8 @@ def add_image_input(
     del out.graph.node[:], out.graph.input[:], out.graph.output[:]
     out.graph.node.extend([*nodes, *core.graph.node, *head])
     out.graph.input.append(image)
-    out.graph.input.extend(i for i in core.graph.input if i.name != original_input.name)  # initializers listed as inputs
+    # the initializers listed as inputs
+    out.graph.input.extend(i for i in core.graph.input if i.name != original_input.name)
     out.graph.output.extend(outputs)
     out.graph.initializer.extend(inits)
     out.graph.value_info.append(original_input)  # the float classifier's input, for split_image_input
@@ -64,14 +65,15 @@ def _check_core(model: onnx.ModelProto, spec: ImageInputSpec, source: str) -> on
         raise OnnxModelError(f"{source}: input {image.name!r} is {image.dtype}; the preprocessing feeds float32")
     crop = spec.preprocessing.crop_size
     if image.shape[1:] != (3, crop, crop):
-        raise OnnxModelError(f"{source}: input {image.name!r} is {image.describe()}; the preprocessing makes [N, 3, {crop}, {crop}]")
+        raise OnnxModelError(f"{source}: input {image.name!r} is {image.describe()}; "
+                             f"the preprocessing makes [N, 3, {crop}, {crop}]")
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < IMAGE_INPUT_OPSET:
         raise OnnxModelError(f"{source} is opset {opset}; the image input needs opset {IMAGE_INPUT_OPSET} or newer "
                              "(Resize with antialias): re-export it with --opset 18")
     names = {t for n in model.graph.node for t in (*n.input, *n.output)} | {i.name for i in model.graph.initializer}
-    taken = sorted(t for t in names | {o.name for o in model.graph.output} if t == IMAGE_INPUT_NAME or t.startswith(PREFIX)
-                   or t in (SCORES, TOP_K_SCORES, TOP_K_INDICES))
+    taken = sorted(t for t in names | {o.name for o in model.graph.output}
+                   if t == IMAGE_INPUT_NAME or t.startswith(PREFIX) or t in (SCORES, TOP_K_SCORES, TOP_K_INDICES))
     if taken:
         raise OnnxModelError(f"{source} already uses the tensor names {', '.join(taken)}, which the image input adds")
     if len(model.graph.output) < 1:
@@ -79,6 +81,7 @@ def _check_core(model: onnx.ModelProto, spec: ImageInputSpec, source: str) -> on
     if spec.top_k:
         width = static_width(model.graph.output[0])
         if width is None or not 1 <= spec.top_k <= width:
-            raise OnnxModelError(f"{source}: top-k {spec.top_k} needs a static number of classes of at least {spec.top_k} "
-                                 f"in output {model.graph.output[0].name!r} (it has {width or 'a dynamic number'})")
+            raise OnnxModelError(f"{source}: top-k {spec.top_k} needs a static number of classes "
+                                 f"of at least {spec.top_k} in output {model.graph.output[0].name!r} "
+                                 f"(it has {width or 'a dynamic number'})")
     return model

@@ -75,7 +75,8 @@ def _resized_size(b: _Builder, resize: int) -> tuple[str, str, str]:
     ``resize * long // short`` (Python's ``int(resize * long / short)``: equal for positive sides,
     since a non-integer quotient of integers below 2**53 is never rounded up to the next integer)."""
     shape = b.op("Shape", "shape", [IMAGE_INPUT_NAME])
-    starts = {name: b.const(f"axis_{name}", [i], np.int64) for i, name in enumerate(("batch", "height", "width", "channels"))}
+    starts = {name: b.const(f"axis_{name}", [i], np.int64)
+              for i, name in enumerate(("batch", "height", "width", "channels"))}
     batch = b.op("Slice", "batch", [shape, starts["batch"], starts["height"]])
     h = b.op("Slice", "height", [shape, starts["height"], starts["width"]])
     w = b.op("Slice", "width", [shape, starts["width"], starts["channels"]])

@@ -64,9 +64,11 @@ def preprocessing_for(
     """The preprocessing to put inside ``model``: its metadata's, with ``mean``/``std`` given
     here taking precedence (a file exported elsewhere has none)."""
     image = image_input(model, source)
-    values = {**read_metadata(model, source), **{k: list(v) for k, v in (("mean", mean), ("std", std)) if v is not None}}
+    values = {**read_metadata(model, source),
+              **{k: list(v) for k, v in (("mean", mean), ("std", std)) if v is not None}}
     missing = [k for k in ("mean", "std") if k not in values]
     if missing:  # ImageNet's defaults would be a guess baked into the file: ask
         raise OnnxModelError(f"{source} names no {' or '.join(missing)} in its metadata; give "
-                             f"{' and '.join('--' + k for k in missing)} (ImageNet's: --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)")
+                             f"{' and '.join('--' + k for k in missing)} "
+                             "(ImageNet's: --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)")
     return Preprocessing.from_metadata(values, (image.shape[2], image.shape[3]), source=source)

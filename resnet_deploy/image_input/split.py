@@ -34,7 +34,8 @@ def classifier_and_spec(
         return model, None
     if request.top_k < 0:
         raise OnnxModelError(f"top-k must be 0 (none) or more, received {request.top_k}")
-    return model, ImageInputSpec(preprocessing_for(model, mean=request.mean, std=request.std, source=source), request.top_k)
+    return model, ImageInputSpec(preprocessing_for(model, mean=request.mean, std=request.std, source=source),
+                                 request.top_k)
 
 
 def split_image_input(model: onnx.ModelProto, *, source: str = "model") -> tuple[onnx.ModelProto, ImageInputSpec]:
@@ -57,7 +58,8 @@ def split_image_input(model: onnx.ModelProto, *, source: str = "model") -> tuple
     _keep(graph.initializer, lambda i: not i.name.startswith(PREFIX))
     _keep(graph.value_info, lambda v: v.name != original.name and not v.name.startswith(PREFIX))
     dims = original.type.tensor_type.shape.dim
-    pre = Preprocessing.from_metadata(read_metadata(model, source), (dims[2].dim_value or None, dims[3].dim_value or None),
+    pre = Preprocessing.from_metadata(read_metadata(model, source),
+                                      (dims[2].dim_value or None, dims[3].dim_value or None),
                                       source=source)
     _restore_metadata(core)
     return core, ImageInputSpec(pre, k)

@@ -52,7 +52,8 @@ def _read_file(path: Path) -> object:
             ) from exc
         except Exception as exc:  # noqa: BLE001 - garbage makes the unpickler fail in any way
             # (6% of random 4 kB files end in an IndexError): every one is a corrupt file.
-            raise WeightsError(f"corrupt or truncated checkpoint: {path} ({type(exc).__name__}: {first_line(exc, 160)})") from exc
+            raise WeightsError(f"corrupt or truncated checkpoint: {path} "
+                               f"({type(exc).__name__}: {first_line(exc, 160)})") from exc
     accepted = ", ".join(PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES)
     raise WeightsError(f"unsupported checkpoint type {suffix or '(none)'!r}: {path}; expected {accepted}")
 

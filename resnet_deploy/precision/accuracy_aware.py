@@ -126,10 +126,12 @@ def prepare(model_path: str | Path, calibration: str | Path, eval_data: str | Pa
     model, notes = load_quantizable(model_path)
     if eval_data is not None and outputs_embeddings(model):
         raise InputError(f"{model_path} outputs embeddings (a features file): it has no classes to score against the "
-                         f"labels of {eval_data}; quantize it without --eval-data (cosine similarity to fp32 is reported)")
+                         f"labels of {eval_data}; quantize it without --eval-data "
+                         "(cosine similarity to fp32 is reported)")
     for note in notes:
         say(note)
-    samples = load_samples(calibration, image_input(model, model_path).shape, read_metadata(model), max_samples=max_samples)
+    samples = load_samples(calibration, image_input(model, model_path).shape, read_metadata(model),
+                           max_samples=max_samples)
     names = [b.name for b in find_blocks(model, str(model_path))]
     if eval_data is None:
         return Prepared(model, samples, names, samples, None)
@@ -178,16 +180,18 @@ def quantize_accuracy_aware(
     if (result.chosen.drop_points or 0.0) <= max_drop_points:
         return result
     say(f"full INT8 drops {result.chosen.drop_points:.2f} points; measuring each block's sensitivity")
-    ranking = each_block_alone(runner, data.model, data.samples, data.names, method=method, recipe=recipe, source=source, say=say)
+    ranking = each_block_alone(runner, data.model, data.samples, data.names, method=method, recipe=recipe,
+                               source=source, say=say)
     result.ranking = [t.quantized[0] for t in ranking]
     for k in range(1, len(data.names)):
         keep = result.ranking[:k]
         say(f"keeping {', '.join(keep)} in float")
-        result.model = quantize_model(data.model, data.samples, method=method, recipe=recipe, source=source, keep_float=keep).model
+        result.model = quantize_model(data.model, data.samples, method=method, recipe=recipe, source=source,
+                                      keep_float=keep).model
         result.trials.append(runner.trial(result.model, [n for n in data.names if n not in keep], keep))
         if (result.chosen.drop_points or 0.0) <= max_drop_points:
             return result
     raise VerificationError(
-        f"no INT8 model within {max_drop_points} points: with every block but {result.ranking[-1]} in float the drop is "
-        f"{result.chosen.drop_points:.2f} points; check the calibration data"
+        f"no INT8 model within {max_drop_points} points: with every block but {result.ranking[-1]} in float "
+        f"the drop is {result.chosen.drop_points:.2f} points; check the calibration data"
     )

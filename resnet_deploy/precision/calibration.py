@@ -18,8 +18,8 @@ from .._owned import owned_tempdir
 from ..graph.io import image_input, read_metadata
 from ..preprocess.images import IMAGE_SUFFIXES, Preprocessing
 
-__all__ = ["load_samples", "check_samples", "fixed_batches", "eval_arrays", "load_eval_data", "output_classes", "check_labels",
-           "IMAGE_SUFFIXES", "DEFAULT_MAX_SAMPLES", "MAX_EVAL_SAMPLES"]
+__all__ = ["load_samples", "check_samples", "fixed_batches", "eval_arrays", "load_eval_data", "output_classes",
+           "check_labels", "IMAGE_SUFFIXES", "DEFAULT_MAX_SAMPLES", "MAX_EVAL_SAMPLES"]
 
 DEFAULT_MAX_SAMPLES = 128  # ORT's calibrators keep per-tensor statistics; 100-500 is the usual range
 
@@ -101,7 +101,8 @@ def check_labels(y: np.ndarray, classes: int | None, source: str | Path) -> None
     model computes, and used to be reported (and an INT8 model chosen) as if it meant something."""
     outside = (y < 0) if classes is None else ((y < 0) | (y >= classes))
     if outside.any():
-        expected = "class indices >= 0" if classes is None else f"class indices 0..{classes - 1} (the model has {classes} classes)"
+        expected = ("class indices >= 0" if classes is None
+                    else f"class indices 0..{classes - 1} (the model has {classes} classes)")
         raise InputError(f"{source}: labels must be {expected}; {int(outside.sum())} of {len(y)} are outside, "
                          f"e.g. {int(y[outside][0])}")
 
@@ -145,13 +146,15 @@ def eval_arrays(source: str | Path, image_shape: tuple[int, int, int], metadata:
             with np.load(source, allow_pickle=False) as data:
                 x, y = data["x"], data["y"]
         except (KeyError, ValueError, OSError) as exc:
-            raise InputError(f"{source} must be an .npz with arrays 'x' (float32 [N, 3, H, W]) and 'y' (labels)") from exc
+            raise InputError(f"{source} must be an .npz with arrays 'x' (float32 [N, 3, H, W]) "
+                             "and 'y' (labels)") from exc
         x = check_samples(x, shape, source)
     elif source.is_dir():
         folders = sorted(p for p in source.iterdir() if p.is_dir())  # one per class
         if not folders or not all(p.name.isdigit() for p in folders):
             raise InputError(f"{source} needs one subfolder of images per class, named by the class index")
-        _check_count(sum(1 for f in folders for p in f.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), source)
+        _check_count(sum(1 for f in folders for p in f.iterdir()
+                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), source)
         batches = [load_samples(c, shape, metadata, max_samples=None) for c in folders]
         x = np.concatenate(batches)
         y = np.concatenate([np.full(len(b), int(c.name)) for b, c in zip(batches, folders)])

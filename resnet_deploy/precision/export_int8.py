@@ -59,8 +59,9 @@ def export_with_int8(
     result = export_model(options, output, progress=progress, force=force)
     written = result.path.stat().st_size
     try:
-        result.int8 = quantize_file(result.path, target, int8.calibration, method=int8.method, per_channel=int8.per_channel,
-                                    target_cpu=int8.target_cpu, max_samples=int8.max_samples, progress=progress, force=force)
+        result.int8 = quantize_file(result.path, target, int8.calibration, method=int8.method,
+                                    per_channel=int8.per_channel, target_cpu=int8.target_cpu,
+                                    max_samples=int8.max_samples, progress=progress, force=force)
     except BaseException:
         if not existed:
             remove_if_ours(result.path, written)

@@ -44,10 +44,10 @@ class HeldOut:
         return self.max_rel_error <= HELD_OUT_TOLERANCE
 
     def describe(self) -> str:
-        agreement = (f"cosine similarity min {self.cosine_min:.6f}, mean {self.cosine_mean:.6f}" if self.top1_agreement is None
-                     else f"top-1 agreement {self.top1_agreement:.1%}")
-        return (f"error {self.max_rel_error:.1e} {'<=' if self.holds else '>'} {HELD_OUT_TOLERANCE:g} on {self.samples} "
-                f"held-out calibration samples ({agreement})")
+        agreement = (f"cosine similarity min {self.cosine_min:.6f}, mean {self.cosine_mean:.6f}"
+                     if self.top1_agreement is None else f"top-1 agreement {self.top1_agreement:.1%}")
+        return (f"error {self.max_rel_error:.1e} {'<=' if self.holds else '>'} {HELD_OUT_TOLERANCE:g} "
+                f"on {self.samples} held-out calibration samples ({agreement})")
 
 
 def split_held_out(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,9 +59,11 @@ def split_held_out(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return samples[~out], samples[out]
 
 
-def check_held_out(int8: onnx.ModelProto, fp32: onnx.ModelProto, held: np.ndarray, threads: int | None = None) -> HeldOut:
+def check_held_out(int8: onnx.ModelProto, fp32: onnx.ModelProto, held: np.ndarray,
+                   threads: int | None = None) -> HeldOut:
     """``int8`` against ``fp32`` on ``held``, both run as deployed on this CPU."""
     from ..runtime.execution import cpu_logits
 
-    found = fidelity(cpu_logits(int8, held, threads), cpu_logits(fp32, held, threads), embeddings=outputs_embeddings(fp32))
+    found = fidelity(cpu_logits(int8, held, threads), cpu_logits(fp32, held, threads),
+                     embeddings=outputs_embeddings(fp32))
     return HeldOut(len(held), found.max_rel_error, found.top1_agreement, found.cosine_min, found.cosine_mean)

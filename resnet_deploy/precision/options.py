@@ -44,22 +44,25 @@ class QuantizeOptions:
 def check_options(options: QuantizeOptions, output: str | Path | None) -> None:
     """Refuse a combination a path would silently ignore, or that none can run."""
     if options.method not in CALIBRATION_METHODS:
-        raise InputError(f"unknown calibration method {options.method!r}; expected one of {', '.join(CALIBRATION_METHODS)}")
+        raise InputError(f"unknown calibration method {options.method!r}; "
+                         f"expected one of {', '.join(CALIBRATION_METHODS)}")
     target_kernels(options.target_cpu)  # an unknown CPU class is refused by name
     if options.target_cpu != "auto" and options.mode != "plain":
-        raise InputError("--target-cpu applies to plain quantize; --sensitivity and --max-accuracy-drop measure INT8 for this "
-                         "machine (auto)")
+        raise InputError("--target-cpu applies to plain quantize; --sensitivity and --max-accuracy-drop "
+                         "measure INT8 for this machine (auto)")
     if options.sensitivity:
         if output is not None:  # (as export refuses --calibration without --int8: no flag is silently ignored)
             raise InputError("--sensitivity writes no model; drop --output (the table, and --report, are its output)")
         if options.max_accuracy_drop is not None:
-            raise InputError("--max-accuracy-drop chooses a model to write and --sensitivity writes none; use one of them")
+            raise InputError("--max-accuracy-drop chooses a model to write and --sensitivity writes none; "
+                             "use one of them")
         return
     if output is None:
         raise InputError("--output is required to write a model (only --sensitivity writes none)")
     if options.max_accuracy_drop is None:
         if options.eval_data is not None:
-            raise InputError("--eval-data is used by --max-accuracy-drop or --sensitivity; plain quantize does not measure accuracy")
+            raise InputError("--eval-data is used by --max-accuracy-drop or --sensitivity; "
+                             "plain quantize does not measure accuracy")
         return
     if options.eval_data is None:
         raise InputError("--max-accuracy-drop needs --eval-data: labelled data to measure the drop on")

@@ -125,7 +125,8 @@ def quantize_model(
     kernels = target_kernels(target_cpu)
     check_quantizable(model, source)
     image = image_input(model, source)
-    calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method]
+    calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                 "percentile": CalibrationMethod.Percentile}[method]
     types = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
     with owned_tempdir("resnet-deploy-quant-") as tmp:
         fp32_path, pre_path, q_path = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
@@ -153,15 +154,17 @@ def quantize_model(
     del quantized.metadata_props[:]
     quantized.metadata_props.extend(model.metadata_props)
     weights = "7-bit weights (reduce_range): any CPU" if kernels == "any" else "8-bit weights: CPUs with VNNI"
-    write_metadata(quantized, {"precision": "int8", "quantization": f"static {recipe.describe()}, {weights}, {method} calibration",
+    write_metadata(quantized, {"precision": "int8",
+                               "quantization": f"static {recipe.describe()}, {weights}, {method} calibration",
                                "int8_kernels": kernels})
     if keep_float:
         write_metadata(quantized, {"float_blocks": ",".join(keep_float)})
     found = fidelity(_outputs(quantized, samples), _outputs(model, samples), embeddings=outputs_embeddings(model))
-    return QuantizeResult(path=None, precision="int8", method=method, samples=len(samples), size_before=model.ByteSize(),
-                          size_after=quantized.ByteSize(), top1_agreement=found.top1_agreement,
-                          max_rel_error=found.max_rel_error, seconds=watch(), model=quantized, int8_kernels=kernels,
-                          cosine_min=found.cosine_min, cosine_mean=found.cosine_mean)
+    return QuantizeResult(path=None, precision="int8", method=method, samples=len(samples),
+                          size_before=model.ByteSize(), size_after=quantized.ByteSize(),
+                          top1_agreement=found.top1_agreement, max_rel_error=found.max_rel_error, seconds=watch(),
+                          model=quantized, int8_kernels=kernels, cosine_min=found.cosine_min,
+                          cosine_mean=found.cosine_mean)
 
 
 def _outputs(model: onnx.ModelProto, samples: np.ndarray) -> np.ndarray:
@@ -211,10 +214,12 @@ def quantize_file(
     image = image_input(model, model_path)
     held = None
     if calibration is None:
-        samples = np.random.default_rng(0).standard_normal((synthetic_samples, *image.batch_shape(1)[1:]), dtype=np.float32)
+        samples = np.random.default_rng(0).standard_normal((synthetic_samples, *image.batch_shape(1)[1:]),
+                                                           dtype=np.float32)
     else:
         say(f"loading calibration data from {calibration}")
-        samples, held = split_held_out(load_samples(calibration, image.shape, read_metadata(model), max_samples=max_samples))
+        samples, held = split_held_out(load_samples(calibration, image.shape, read_metadata(model),
+                                                    max_samples=max_samples))
     say(f"calibrating on {len(samples)} samples ({method}) and quantizing"
         + (f" ({len(held)} more held out to check it)" if held is not None and len(held) else ""))
     recipe = replace(DEFAULT_RECIPE, per_channel=per_channel)
@@ -223,10 +228,11 @@ def quantize_file(
     heldout = check_held_out(quantized, model, held) if held is not None and len(held) else None
     if heldout is not None and not heldout.holds:
         # Made for VNNI on a CPU without: the kernels; else the calibration (a wrong scale, too few samples).
-        hint = "quantize with --target-cpu any" if (made.int8_kernels, int8_kernels()) == ("vnni", "any") else "check the calibration data"
+        hint = ("quantize with --target-cpu any" if (made.int8_kernels, int8_kernels()) == ("vnni", "any")
+                else "check the calibration data")
         warnings.warn(f"{Path(output).name}: INT8 {heldout.describe()} on this CPU ({cpu_model()}, int8_kernels "
-                      f"{int8_kernels()}; the file's: {made.int8_kernels}): its accuracy may not hold; {hint}, and measure "
-                      "it with bench --eval-data", UserWarning, stacklevel=2)
+                      f"{int8_kernels()}; the file's: {made.int8_kernels}): its accuracy may not hold; {hint}, "
+                      "and measure it with bench --eval-data", UserWarning, stacklevel=2)
     if calibration is None:
         write_metadata(quantized, {"calibration": "synthetic (timing only)"})
     if spec is not None:
@@ -234,5 +240,5 @@ def quantize_file(
         quantized, report = image_input_stage(quantized, spec, source=f"{model_path} (INT8)")
         notes.append(f"image input: {report.note}")
     size = save_onnx(quantized, output, replace=force)
-    return replace(made, path=Path(output), size_before=Path(model_path).stat().st_size, size_after=size, seconds=watch(),
-                   synthetic=calibration is None, notes=notes, model=quantized, heldout=heldout)
+    return replace(made, path=Path(output), size_before=Path(model_path).stat().st_size, size_after=size,
+                   seconds=watch(), synthetic=calibration is None, notes=notes, model=quantized, heldout=heldout)

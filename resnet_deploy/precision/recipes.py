@@ -54,7 +54,8 @@ class QuantRecipe:
 
     def describe(self) -> str:
         return (f"{self.fmt.upper()} {self.activations.upper()}{self.weights.upper()}, "
-                f"{'per-channel' if self.per_channel else 'per-tensor'}, {'all ops' if self.all_ops else 'Conv/Gemm only'}")
+                f"{'per-channel' if self.per_channel else 'per-tensor'}, "
+                f"{'all ops' if self.all_ops else 'Conv/Gemm only'}")
 
 
 # Measured on ResNet-50, batch 1, 2 threads of an AMD EPYC with AVX-512 VNNI (benchmarks/

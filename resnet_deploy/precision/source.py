@@ -31,7 +31,8 @@ def load_quantizable(model_path: str | Path) -> tuple[onnx.ModelProto, list[str]
     model, notes, spec = load_classifier(model_path)
     if spec is not None:
         raise OnnxModelError(f"{model_path} takes uint8 images (its preprocessing is in the graph); block-wise INT8 "
-                             "(--sensitivity, --max-accuracy-drop) needs the float model; plain quantize keeps the image input")
+                             "(--sensitivity, --max-accuracy-drop) needs the float model; "
+                             "plain quantize keeps the image input")
     return model, notes
 
 
@@ -44,11 +45,12 @@ def load_classifier(model_path: str | Path) -> tuple[onnx.ModelProto, list[str],
         notes.append(f"{Path(model_path).name} takes uint8 images: its classifier was quantized and the preprocessing "
                      "put back in float")
     if not is_quantized(model):  # (a quantized file is refused by name below)
-        model, unfused = portable_graph(model, str(model_path), advice="quantize a model in standard ONNX (resnet-deploy export)")
+        model, unfused = portable_graph(model, str(model_path),
+                                        advice="quantize a model in standard ONNX (resnet-deploy export)")
         if unfused is not None:
-            notes.append(f"{Path(model_path).name} holds onnxruntime's FusedConv (from optimize --target cpu/cuda): quantized its "
-                         f"portable graph instead ({unfused.details['unfused']} FusedConv unfused to Conv + Add + Relu, "
-                         f"verified: max rel error {unfused.details['max_rel_error']:.2e})")
+            notes.append(f"{Path(model_path).name} holds onnxruntime's FusedConv (from optimize --target cpu/cuda): "
+                         f"quantized its portable graph instead ({unfused.details['unfused']} FusedConv unfused to "
+                         f"Conv + Add + Relu, verified: max rel error {unfused.details['max_rel_error']:.2e})")
     check_quantizable(model, str(model_path))
     return model, notes, spec
 

@@ -33,7 +33,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .._errors import InputError, OnnxModelError, first_line
 from .._file_kind import NotRegularFile, open_regular
 
-__all__ = ["Preprocessing", "load_image", "decode_file", "image_files", "ImageLike", "IMAGE_SUFFIXES", "MAX_RESIZE_PIXELS", "PREPROCESSING_KEYS"]
+__all__ = ["Preprocessing", "load_image", "decode_file", "image_files", "ImageLike", "IMAGE_SUFFIXES",
+           "MAX_RESIZE_PIXELS", "PREPROCESSING_KEYS"]
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm")
@@ -48,7 +49,8 @@ def _size(metadata: dict[str, Any], key: str, source: str) -> int | None:
     value = metadata.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value)):
         raise OnnxModelError(f"{source}: metadata {key!r} must be a whole number of pixels, received {value!r}")
     if not 1 <= value <= MAX_SIZE:
         raise OnnxModelError(f"{source}: metadata {key!r} must be between 1 and {MAX_SIZE}, received {value!r}")
@@ -86,7 +88,8 @@ class Preprocessing:
         source = str(source)
         crop = _size(metadata, "crop_size", source)
         if crop is not None and input_hw[0] is not None and crop != input_hw[0]:
-            raise OnnxModelError(f"{source}: metadata 'crop_size' {crop} differs from the model's input height {input_hw[0]}")
+            raise OnnxModelError(f"{source}: metadata 'crop_size' {crop} differs from the model's input "
+                                 f"height {input_hw[0]}")
         crop = crop or input_hw[0] or 224
         resize = _size(metadata, "resize_size", source) or (round(crop * 256 / 224) if crop >= 64 else crop)
         if resize < crop:
@@ -152,7 +155,8 @@ class Preprocessing:
         return np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
 
     def batch(self, images: Sequence[ImageLike]) -> np.ndarray:
-        return np.stack([self(im) for im in images]) if images else np.zeros((0, 3, self.crop_size, self.crop_size), np.float32)
+        return (np.stack([self(im) for im in images]) if images
+                else np.zeros((0, 3, self.crop_size, self.crop_size), np.float32))
 
 
 def load_image(image: ImageLike) -> Image.Image:
@@ -211,7 +215,8 @@ def to_rgb(img: Image.Image, name: str | Path = "image") -> Image.Image:
             raise InputError(f"refused {name}: {img.mode} pixels outside 0-65535 have no 8-bit equivalent")
         return Image.fromarray(np.round(array / 257.0).astype(np.uint8)).convert("RGB")
     if img.mode == "F":
-        raise InputError(f"refused {name}: floating-point images (mode F) have no defined range; save it as 8 or 16 bit")
+        raise InputError(f"refused {name}: floating-point images (mode F) have no defined range; "
+                         "save it as 8 or 16 bit")
     if img.mode in ("P", "PA"):
         # Through RGBA: the same RGB as convert("RGB"), without PIL's warning for a palette whose
         # transparency is a table of alphas (it would print a warning line naming no file).

@@ -35,8 +35,8 @@ from .schema import (  # noqa: F401 - the schema's names, importable from here a
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["DeploymentProfile", "ServingLayout", "ProfileError", "load_profile", "load_profile_model", "save_profile", "check_session",
-           "file_sha256", "model_sha256", "SESSION_FIELDS", "FORMAT", "VERSION", "MAX_PROFILE_BYTES"]
+__all__ = ["DeploymentProfile", "ServingLayout", "ProfileError", "load_profile", "load_profile_model", "save_profile",
+           "check_session", "file_sha256", "model_sha256", "SESSION_FIELDS", "FORMAT", "VERSION", "MAX_PROFILE_BYTES"]
 
 FORMAT = "resnet-deploy deployment profile"
 VERSION = 1
@@ -152,7 +152,8 @@ def load_profile(path: str | Path, *, check_machine: bool = True, check_model: b
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ProfileError(f"{path} is not a deployment profile (write one with resnet-deploy tune)")
     if data.get("version") != VERSION:
-        raise ProfileError(f"{path} is a version {json.dumps(data.get('version'))[:20]} profile; this toolkit reads version {VERSION}")
+        raise ProfileError(f"{path} is a version {json.dumps(data.get('version'))[:20]} profile; "
+                           f"this toolkit reads version {VERSION}")
     check_profile_fields(data, _KNOWN, path)
     profile = DeploymentProfile(**{k: v for k, v in data.items() if k not in ("format", "version")})
     if check_machine:
@@ -162,7 +163,8 @@ def load_profile(path: str | Path, *, check_machine: bool = True, check_model: b
         for key in ("cpu", "isa", "gpu"):
             if profile.machine.get(key) != here.get(key):
                 raise ProfileError(
-                    f"{path} was tuned on another machine ({key}: {profile.machine.get(key)!r}; here: {here.get(key)!r}); "
+                    f"{path} was tuned on another machine "
+                    f"({key}: {profile.machine.get(key)!r}; here: {here.get(key)!r}); "
                     "run resnet-deploy tune on this one"
                 )
     if check_model:

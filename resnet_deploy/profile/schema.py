@@ -83,7 +83,8 @@ SESSION_FIELDS: dict[str, _Kind] = {
 }
 _FIELDS: dict[str, _Kind] = {
     "model": _Kind("a non-empty string", lambda v: _text().test(v) and bool(v)),
-    "model_sha256": _Kind("64 lowercase hex digits", lambda v: isinstance(v, str) and bool(re.fullmatch(r"[0-9a-f]{64}", v))),
+    "model_sha256": _Kind("64 lowercase hex digits",
+                          lambda v: isinstance(v, str) and bool(re.fullmatch(r"[0-9a-f]{64}", v))),
     "provider": _one_of("cpu", "cuda", "tensorrt", "openvino"),  # runtime.providers.PROVIDERS
     "backend": _one_of("onnxruntime", OPENVINO_RUNTIME),
     "precision": _one_of("fp32", "bf16", "fp16", "int8"),
@@ -103,10 +104,11 @@ _MACHINE: dict[str, _Kind] = {
 }
 # tune --mode throughput: instances x threads per instance for a service, and what it measured.
 _SERVING: dict[str, _Kind] = {
-    "mode": _one_of("throughput"), "instances": _int(1, 256), "threads": _int(1, MAX_THREADS), "images_per_s": _number(),
-    "p50_ms": _number(), "p99_ms": _number(), "max_p99_ms": _number(), "candidate": _text(),
+    "mode": _one_of("throughput"), "instances": _int(1, 256), "threads": _int(1, MAX_THREADS),
+    "images_per_s": _number(), "p50_ms": _number(), "p99_ms": _number(), "max_p99_ms": _number(), "candidate": _text(),
 }
-_REQUIRED = ("model", "model_sha256", "provider", "backend", "precision", "batch_size", "session", "measured", "machine")
+_REQUIRED = ("model", "model_sha256", "provider", "backend", "precision", "batch_size", "session",
+             "measured", "machine")
 
 
 def _refuse(path: str | Path, name: str, kind: _Kind, value: Any) -> ProfileError:
@@ -157,11 +159,12 @@ def check_profile_fields(data: Mapping[str, Any], known: set[str], path: str | P
         _check_table("serving", data["serving"], _SERVING, path)
         unknown = sorted(set(data["serving"]) - set(_SERVING))
         if unknown:
-            raise ProfileError(f"{path}: field 'serving.{unknown[0]}' is not one a profile may set; allowed: {', '.join(_SERVING)}")
+            raise ProfileError(f"{path}: field 'serving.{unknown[0]}' is not one a profile may set; "
+                               f"allowed: {', '.join(_SERVING)}")
         layout, session = data["serving"], data["session"]
         if layout and layout.get("threads") != session.get("threads"):  # the layout's threads are the session's
-            raise ProfileError(f"{path}: field 'serving.threads' ({layout.get('threads')!r}) differs from 'session.threads' "
-                               f"({session.get('threads')!r}); tune writes them equal")
+            raise ProfileError(f"{path}: field 'serving.threads' ({layout.get('threads')!r}) "
+                               f"differs from 'session.threads' ({session.get('threads')!r}); tune writes them equal")
     candidates = data.get("candidates", [])
     if not isinstance(candidates, list) or len(candidates) > MAX_CANDIDATES:
         raise ProfileError(f"{path}: field 'candidates' must be a list of at most {MAX_CANDIDATES} objects")

@@ -11,7 +11,8 @@ from . import available_providers, cpu_count
 
 __all__ = ["cpu_flags", "environment", "machine", "ISA_FEATURES"]
 
-_PACKAGES = ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "onnxsim", "onnxscript", "onnxruntime-ep-openvino", "openvino", "numpy")
+_PACKAGES = ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "onnxsim", "onnxscript", "onnxruntime-ep-openvino",
+             "openvino", "numpy")
 
 
 def environment(threads: int | None = None) -> dict[str, Any]:

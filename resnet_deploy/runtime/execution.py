@@ -116,7 +116,8 @@ class Execution:
             raise RuntimeBackendError("a CUDA graph replays on the session it was captured on")
         if self.fixed_batch is None or batch.shape[0] == self.fixed_batch:
             return self._run_one(batch, session, shrink)
-        return np.concatenate([self._run_one(chunk, session, shrink)[:n] for chunk, n in chunks(batch, self.fixed_batch)])
+        return np.concatenate([self._run_one(chunk, session, shrink)[:n]
+                               for chunk, n in chunks(batch, self.fixed_batch)])
 
     def _run_one(self, batch: np.ndarray, own: Any = None, shrink: bool = False) -> np.ndarray:
         session = own if own is not None else self.session
@@ -141,7 +142,8 @@ class Execution:
             session = self.session
             shape, x, y, binding = self._captured(session, batch.shape)
             if batch.shape[1:] != shape[1:]:
-                raise InputError(f"with CUDA graphs the image shape is fixed at {list(shape[1:])}; received {list(batch.shape)}")
+                raise InputError(f"with CUDA graphs the image shape is fixed at {list(shape[1:])}; "
+                                 f"received {list(batch.shape)}")
             outputs = []
             try:
                 for chunk, n in chunks(batch, shape[0]):

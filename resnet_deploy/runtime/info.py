@@ -34,7 +34,8 @@ def _type_name(t: onnx.TypeProto) -> tuple[str, onnx.TypeProto.Tensor | None]:
 
 def _value_info(v: onnx.ValueInfoProto) -> dict[str, Any]:
     dtype, tensor = _type_name(v.type)
-    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim] if tensor else []
+    dims = ([d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
+            if tensor else [])
     return {"name": v.name, "dtype": dtype, "shape": dims}
 
 

@@ -63,7 +63,8 @@ def warn_about_model(p: Any, *, stacklevel: int) -> None:
     if not any(key in p.metadata for key in PREPROCESSING_KEYS):
         warnings.warn(
             f"{p.model_path.name} has no preprocessing metadata ({', '.join(PREPROCESSING_KEYS)}): "
-            f"using ImageNet's (resize {p.preprocessing.resize_size}, crop {p.preprocessing.crop_size}, ImageNet mean/std)"
+            "using ImageNet's "
+            f"(resize {p.preprocessing.resize_size}, crop {p.preprocessing.crop_size}, ImageNet mean/std)"
             + (" and ImageNet's labels" if p.labels is not None and "labels" not in p.metadata else ""),
             UserWarning,
             stacklevel=stacklevel,

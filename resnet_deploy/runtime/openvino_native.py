@@ -106,7 +106,8 @@ class OpenVINOSession:
         if "CPU" not in core.available_devices:
             raise ProviderUnavailableError("OpenVINO lists no CPU device on this machine")
         try:
-            ov_model = core.read_model(model=model, weights=None) if isinstance(model, bytes) else core.read_model(str(model))
+            ov_model = (core.read_model(model=model, weights=None) if isinstance(model, bytes)
+                        else core.read_model(str(model)))
             if batch is not None:
                 ov_model.reshape({p.any_name: _with_batch(p, batch) for p in ov_model.inputs})
             config: dict[str, Any] = {

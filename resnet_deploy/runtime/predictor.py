@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 
 from .._names import OPENVINO_RUNTIME
-from .._errors import InputError, NonFiniteOutputError, OnnxModelError, RuntimeBackendError
+from .._errors import InputError, OnnxModelError, RuntimeBackendError
 from ..graph.embedding import is_features_file
 from ..graph.io import image_input, load_onnx, read_metadata
 from ..preprocess.images import ImageLike, Preprocessing
@@ -20,6 +20,7 @@ from .openvino_native import OpenVINOSession
 from .raw_images import check_image_batch, check_image_provider, decode, image_batches, stack_one_size
 from .execution import Execution
 from .answers import Prediction, ranked
+from .output_checks import check_outputs
 from .model_info import class_names, warn_about_model
 from .config import SessionConfig
 from .session import open_session
@@ -54,7 +55,8 @@ class Predictor:
             overrides["provider"] = provider
         if threads is not None:
             overrides["threads"] = threads
-        self._open(Path(model_path), load_onnx(model_path), replace(config or SessionConfig(), **overrides), check_placement)
+        self._open(Path(model_path), load_onnx(model_path), replace(config or SessionConfig(), **overrides),
+                   check_placement)
 
     def _open(self, model_path: Path, model: onnx.ModelProto, cfg: SessionConfig, check_placement: bool) -> None:
         """Build the session from ``model`` (already read and validated from ``model_path``)."""
@@ -66,7 +68,8 @@ class Predictor:
         if self.takes_images:
             check_image_provider(cfg.provider, self.model_path)
         self._config = cfg
-        self._session, self.provider, self.placement = open_session(model.SerializeToString(), cfg, placement=check_placement)
+        self._session, self.provider, self.placement = open_session(model.SerializeToString(), cfg,
+                                                                    placement=check_placement)
         # Which runtime executes the model: onnxruntime (any provider, the OpenVINO plugin
         # included) or the OpenVINO runtime itself (provider "openvino" without the plugin).
         self.backend = OPENVINO_RUNTIME if isinstance(self._session, OpenVINOSession) else "onnxruntime"
@@ -81,16 +84,18 @@ class Predictor:
         self.output_name = output.name
         self.num_outputs = output.shape[-1] if output.shape and isinstance(output.shape[-1], int) else None
         self.preprocessing = Preprocessing.from_metadata(
-            self.metadata, (None, None) if self.takes_images else (self.input_shape[2], self.input_shape[3]), source=self.model_path
+            self.metadata, (None, None) if self.takes_images else (self.input_shape[2], self.input_shape[3]),
+            source=self.model_path
         )
         # A features file (export --features) answers with an embedding per image, not class scores.
         self.output_kind = "embedding" if is_features_file(self.metadata) else "logits"
-        self.labels = None if self.output_kind == "embedding" else class_names(self.metadata, self.num_outputs, self.model_path)
+        self.labels = (None if self.output_kind == "embedding"
+                       else class_names(self.metadata, self.num_outputs, self.model_path))
         warn_about_model(self, stacklevel=4)
         fixed = self.input_shape[0]
-        self._execution = Execution(self._session, self.provider, input_name=self.input_name, output_name=self.output_name,
-                                    input_dtype=self.input_dtype, fixed_batch=fixed, cuda_graph=cfg.cuda_graph,
-                                    closed_message="this Predictor is closed")
+        self._execution = Execution(self._session, self.provider, input_name=self.input_name,
+                                    output_name=self.output_name, input_dtype=self.input_dtype, fixed_batch=fixed,
+                                    cuda_graph=cfg.cuda_graph, closed_message="this Predictor is closed")
         self._closed = False
         self.profile: Any = None  # the DeploymentProfile when built by from_profile
         self._close_lock = threading.Lock()
@@ -138,7 +143,8 @@ class Predictor:
         if not isinstance(batch, np.ndarray):
             raise InputError(f"expected a numpy array, received {type(batch).__name__}")
         if batch.dtype != self.input_dtype:
-            raise InputError(f"input dtype {batch.dtype} does not match the model's {self.input_dtype} {self._expected}")
+            raise InputError(f"input dtype {batch.dtype} does not match the model's "
+                             f"{self.input_dtype} {self._expected}")
         if batch.ndim != 4 or any(d is not None and d != s for d, s in zip(self.input_shape[1:], batch.shape[1:])):
             raise InputError(f"input shape {list(batch.shape)} does not match the model's {self._expected}")
         if batch.shape[0] == 0:
@@ -169,18 +175,6 @@ class Predictor:
             raise OnnxModelError(f"{self.model_path}: input {self.input_name!r} is {self.input_dtype}; images "
                                  "preprocess to floating point, so classifying them needs a float input")
         return self.preprocessing.batch(list(images)).astype(self.input_dtype, copy=False)
-
-    def _check_finite(self, logits: np.ndarray, images: Sequence[ImageLike]) -> None:
-        """NaN or Inf logits are no answer (every score would be NaN): refuse them, naming the
-        model and the images."""
-        bad = np.flatnonzero(~np.isfinite(logits).all(axis=1))
-        if bad.size:
-            names = ", ".join(str(images[i]) if isinstance(images[i], (str, Path)) else f"image #{i}" for i in bad[:3])
-            more = f" and {bad.size - 3} more" if bad.size > 3 else ""
-            raise NonFiniteOutputError(
-                f"{self.model_path} computed non-finite {'embeddings' if self.output_kind == 'embedding' else 'logits'} (NaN or Inf) for {bad.size} of {len(logits)} images "
-                f"({names}{more}): the model's weights or the input are broken"
-            )
 
     def predict(
         self, images: ImageLike | Sequence[ImageLike], top_k: int = 5, *, batch_size: int | None = None
@@ -217,7 +211,8 @@ class Predictor:
     def _image_list(self, images: ImageLike | Sequence[ImageLike], batch_size: int | None) -> Sequence[ImageLike]:
         if isinstance(images, (str, Path, np.ndarray)) or not isinstance(images, Sequence):
             images = [images]  # type: ignore[list-item]
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
             raise InputError(f"batch_size must be at least 1, received {batch_size!r}")
         if not images:
             raise InputError("no images given")
@@ -226,11 +221,8 @@ class Predictor:
     def _outputs(self, images: Sequence[ImageLike]) -> np.ndarray:
         """The model's output rows for ``images``, checked: one finite row per image."""
         out = self._image_logits(images) if self.takes_images else self.run(self.preprocess(images))
-        if out.ndim != 2 or out.shape[0] != len(images):
-            wanted = "an embedding [N, size]" if self.output_kind == "embedding" else "classifying needs logits [N, classes]"
-            raise OnnxModelError(f"{self.model_path}: output {self.output_name!r} has shape {list(out.shape)}; "
-                                 f"{wanted} for N = {len(images)} images")
-        self._check_finite(out, images)
+        check_outputs(out, images, model_path=self.model_path, output_name=self.output_name,
+                      output_kind=self.output_kind)
         return out
 
     def _image_logits(self, images: Sequence[ImageLike]) -> np.ndarray:

@@ -93,7 +93,8 @@ def size_groups(arrays: Sequence[np.ndarray], *, max_pixels: int = BATCH_PIXELS)
         groups.setdefault(array.shape, []).append(i)
     runs = []
     for members in groups.values():
-        per_run = max(1, max_pixels // max(1, _pixels(arrays[members[0]])))  # an image without pixels: Predictor refuses it
+        # max(1, ...): an image without pixels is refused by Predictor
+        per_run = max(1, max_pixels // max(1, _pixels(arrays[members[0]])))
         runs += [members[k : k + per_run] for k in range(0, len(members), per_run)]
     return runs
 

@@ -25,7 +25,8 @@ from .._owned import owned_folder
 from .config import ORT_NUMPY_TYPES, SessionConfig
 from .openvino_native import OpenVINOSession
 from .providers import (
-    PROVIDERS, openvino_backend, openvino_options, openvino_plugin_devices, preload_cuda_libraries, provider_list, resolve_provider,
+    PROVIDERS, openvino_backend, openvino_options, openvino_plugin_devices, preload_cuda_libraries,
+    provider_list, resolve_provider,
 )
 
 __all__ = [
@@ -76,7 +77,8 @@ def check_threads(threads: int | None, name: str = "threads") -> None:
         raise RuntimeBackendError(f"{name} must be at least 1, received {threads!r}")
     if threads > THREADS_PER_CORE * cores:
         raise RuntimeBackendError(
-            f"{name} must be at most {THREADS_PER_CORE * cores} ({THREADS_PER_CORE}x the {cores} cores this process may use), "
+            f"{name} must be at most {THREADS_PER_CORE * cores} "
+            f"({THREADS_PER_CORE}x the {cores} cores this process may use), "
             f"received {threads}"
         )
 
@@ -84,7 +86,8 @@ def check_threads(threads: int | None, name: str = "threads") -> None:
 def _session_options(config: SessionConfig) -> ort.SessionOptions:
     so = ort.SessionOptions()
     if config.optimization not in _OPT_LEVELS:
-        raise RuntimeBackendError(f"unknown optimization level {config.optimization!r}; expected {', '.join(_OPT_LEVELS)}")
+        raise RuntimeBackendError(f"unknown optimization level {config.optimization!r}; "
+                                  f"expected {', '.join(_OPT_LEVELS)}")
     so.graph_optimization_level = _OPT_LEVELS[config.optimization]
     check_threads(config.threads)
     so.intra_op_num_threads = config.threads or cpu_count()
@@ -133,7 +136,8 @@ def node_placement(model: str | Path | bytes, config: SessionConfig | None = Non
     if short == "openvino" and openvino_backend() == "runtime":
         # OpenVINO compiles the whole graph for its CPU plugin or refuses it: no per-node split.
         open_openvino_runtime(model, config)
-        source = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model), load_external_data=False)
+        source = (onnx.load_from_string(model) if isinstance(model, bytes)
+                  else onnx.load(str(model), load_external_data=False))
         return Counter({OPENVINO_PLACEMENT: len(source.graph.node)})
     plugin = short == "openvino" and bool(openvino_plugin_devices())
     return cast(Counter[str], _open(model, config, short, plugin=plugin, probe=True, batch=batch)[2])

@@ -48,8 +48,8 @@ from .files import HOLDOUT_EVERY, MIN_HOLDOUT_SOURCE, TUNE_MARKER, make_files
 from .output import check_derived_model_paths, derived_model_paths, write_profile
 from .verdict import TF32_TOLERANCE, TOLERANCES, HeldOut, Verdict, VerdictKind, judge
 
-__all__ = ["TuneOptions", "TuneResult", "Verdict", "VerdictKind", "HeldOut", "tune", "derived_model_paths", "TOLERANCES",
-           "TF32_TOLERANCE", "REFERENCE", "TUNE_MARKER", "HOLDOUT_EVERY", "MIN_HOLDOUT_SOURCE"]
+__all__ = ["TuneOptions", "TuneResult", "Verdict", "VerdictKind", "HeldOut", "tune", "derived_model_paths",
+           "TOLERANCES", "TF32_TOLERANCE", "REFERENCE", "TUNE_MARKER", "HOLDOUT_EVERY", "MIN_HOLDOUT_SOURCE"]
 
 
 @dataclass(kw_only=True)
@@ -63,7 +63,7 @@ class TuneOptions:
     batch_size: int = 1
     threads: int | None = None
     calibration: str | Path | None = None
-    target_cpu: str = "auto"  # INT8 for this machine's class, CPUs with VNNI, or any CPU (precision.recipes.TARGET_CPUS)
+    target_cpu: str = "auto"  # INT8 for this machine's class, CPUs with VNNI or any CPU (precision.recipes.TARGET_CPUS)
     eval_data: str | Path | None = None
     max_accuracy_drop: float = 1.0  # percentage points
     duration: float = 3.0
@@ -91,7 +91,8 @@ class TuneResult:
         embeddings come from ``Predictor.embed`` and ``batch``."""
         path = str(self.profile_path)
         if self.embeds:
-            return f"use it: Predictor.from_profile({path!r}).embed(images), resnet-deploy batch --profile {path} IMAGES -o DIR"
+            return (f"use it: Predictor.from_profile({path!r}).embed(images), "
+                    f"resnet-deploy batch --profile {path} IMAGES -o DIR")
         return f"use it: Predictor.from_profile({path!r}), resnet-deploy predict --profile {path} IMAGE"
 
 
@@ -131,33 +132,38 @@ def tune(options: TuneOptions, *, progress: Callable[[str], None] | None = None,
     with owned_tempdir("resnet-deploy-tune-") as tmp:
         if options.eval_data is not None:  # bad labels are refused before the quantization, not after
             source = load_onnx(options.model)
-            eval_arrays(options.eval_data, image_input(source, options.model).batch_shape(1)[1:], read_metadata(source),  # type: ignore[arg-type]
-                        Path(tmp), classes=output_classes(source))
+            eval_arrays(
+                options.eval_data, image_input(source, options.model).batch_shape(1)[1:],  # type: ignore[arg-type]
+                read_metadata(source), Path(tmp), classes=output_classes(source))
         files, synthetic, heldout = make_files(options, Path(tmp), precisions, providers, say)
         kernels = int8_kernels_warning(read_metadata(load_onnx(files["int8"])), "INT8") if "int8" in files else None
         chosen = candidates(files, providers, precisions, options.batch_size)
         fp32 = read_model_file(files["portable"])  # (an image-input file: the benchmark photo, uint8)
-        plan = Plan(tuple(c.engine for c in chosen), REFERENCE, f"{REFERENCE}: {Path(options.model).name} on the CPU EP",
+        plan = Plan(tuple(c.engine for c in chosen), REFERENCE,
+                    f"{REFERENCE}: {Path(options.model).name} on the CPU EP",
                     tuple(fp32.shape[1:]), fp32.dtype, metadata=fp32.metadata,  # type: ignore[arg-type]
                     classes=fp32.classes)
         result = run_benchmark(replace(bench, providers=None), progress=progress, on_step=on_step, plan=plan)
         by_name = {r.engine: r for r in result.records}
         reference = by_name[REFERENCE]
-        verdicts = [judge(by_name[c.engine.name], c.engine.backend, c.session, reference, synthetic=synthetic, heldout=heldout,
-                          max_accuracy_drop=options.max_accuracy_drop, kernels_warning=kernels) for c in chosen]
+        verdicts = [judge(by_name[c.engine.name], c.engine.backend, c.session, reference, synthetic=synthetic,
+                          heldout=heldout, max_accuracy_drop=options.max_accuracy_drop, kernels_warning=kernels)
+                    for c in chosen]
         eligible = [v for v in verdicts if v.verified and v.record.provider in providers]
         if not eligible:
-            raise InputError("no candidate was verified on this machine: " + "; ".join(f"{v.record.engine}: {v.reason}" for v in verdicts))
+            raise InputError("no candidate was verified on this machine: "
+                             + "; ".join(f"{v.record.engine}: {v.reason}" for v in verdicts))
         winner = min(eligible, key=lambda v: v.record.p50_ms or float("inf"))
         serving = None
         if options.mode == "throughput":  # the most images/s under the p99 bound, over layouts of the cores
             serving = choose_layout([c.engine for c in chosen if c.engine.name in {v.record.engine for v in eligible}],
                                     chosen[0].engine, plan, replace(bench, providers=None),
-                                    cores=options.threads or cpu_count(), max_p99_ms=options.max_p99_ms, run=run_benchmark)
+                                    cores=options.threads or cpu_count(), max_p99_ms=options.max_p99_ms,
+                                    run=run_benchmark)
             winner = next(v for v in eligible if v.record.engine == serving.best.engine)
-        profile = write_profile(options, output, winner, verdicts, Path(winner.record.source or files["portable"]), synthetic,
-                                orphans, serving)
+        profile = write_profile(options, output, winner, verdicts, Path(winner.record.source or files["portable"]),
+                                synthetic, orphans, serving)
     # Synthetic calibration matters only where INT8 was measured (not with --precision fp32, say).
-    return TuneResult(verdicts, winner, profile, output, synthetic and "int8" in files, result.environment, heldout, serving,
-                      embeds=is_features_file(fp32.metadata or {}))
+    return TuneResult(verdicts, winner, profile, output, synthetic and "int8" in files, result.environment, heldout,
+                      serving, embeds=is_features_file(fp32.metadata or {}))
 

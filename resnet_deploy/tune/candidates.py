@@ -43,7 +43,8 @@ def candidates(files: dict[str, Path], providers: list[str], precisions: set[str
         e = entry.engine
         if not entry.tune or e.artifact not in files:
             continue
-        if e.name != REFERENCE and not (e.provider in providers and e.precision in precisions and _runs_here(entry, caps)):
+        if e.name != REFERENCE and not (e.provider in providers and e.precision in precisions
+                                        and _runs_here(entry, caps)):
             continue
         out.append(Candidate(replace(e, artifact=str(files[e.artifact])), session_fields(e, batch)))
     return sorted(out, key=lambda c: c.engine.name != REFERENCE)

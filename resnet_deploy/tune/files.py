@@ -40,10 +40,12 @@ def make_files(options: TuneOptions, folder: Path, precisions: set[str], provide
         raise OnnxModelError(f"{options.model} holds onnxruntime-specific ops; tune starts from a portable file "
                              "(resnet-deploy export, or optimize --target portable)")
     if is_quantized(model):
-        raise OnnxModelError(f"{options.model} is already quantized; tune starts from the fp32 file and makes INT8 itself")
+        raise OnnxModelError(f"{options.model} is already quantized; "
+                             "tune starts from the fp32 file and makes INT8 itself")
     image = image_input(model, options.model)
     if image.shape[0] is not None and image.shape[0] != options.batch_size:
-        raise InputError(f"{Path(options.model).name} has a static batch of {image.shape[0]}; use --batch-size {image.shape[0]}")
+        raise InputError(f"{Path(options.model).name} has a static batch of {image.shape[0]}; "
+                         f"use --batch-size {image.shape[0]}")
     files = {"portable": Path(options.model)}
     synthetic = options.calibration is None
     heldout = None

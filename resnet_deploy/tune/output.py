@@ -44,7 +44,8 @@ def check_derived_model_paths(options: TuneOptions, output: Path) -> set[Path]:
         try:
             check_writable(path)
         except OutputPathError as exc:
-            raise OutputPathError(f"the model tune may write beside --output {output.name[:40]}: {exc}; shorten --output") from None
+            raise OutputPathError(f"the model tune may write beside --output {output.name[:40]}: "
+                                  f"{exc}; shorten --output") from None
     derived = {"the profile's model": paths}
     check_distinct(derived, {"MODEL": model_files(options.model), "--calibration": options.calibration,
                              "--eval-data": options.eval_data})
@@ -75,7 +76,8 @@ def write_profile(options: TuneOptions, output: Path, winner: Verdict, verdicts:
         atomic_write_bytes(target, model_file.read_bytes(), replace=options.force or target in orphans)
         model_ref = target.name
     r = winner.record
-    session = SessionConfig(provider=r.provider, **{**winner.session, "threads": serving.best.threads if serving else options.threads or r.threads})
+    session = SessionConfig(provider=r.provider, **{
+        **winner.session, "threads": serving.best.threads if serving else options.threads or r.threads})
     profile = DeploymentProfile(
         model=model_ref,
         model_sha256=model_sha256(model_file),  # with its external data
@@ -84,8 +86,9 @@ def write_profile(options: TuneOptions, output: Path, winner: Verdict, verdicts:
         precision=r.precision,
         batch_size=r.batch_size,
         session=session,
-        measured={"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "images_per_s": r.images_per_s, "speedup_vs_reference": r.speedup_vs_baseline,
-                  "max_rel_error": r.max_rel_error, "accuracy": r.accuracy, "synthetic_calibration": synthetic and r.precision == "int8",
+        measured={"p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "images_per_s": r.images_per_s,
+                  "speedup_vs_reference": r.speedup_vs_baseline, "max_rel_error": r.max_rel_error,
+                  "accuracy": r.accuracy, "synthetic_calibration": synthetic and r.precision == "int8",
                   "candidate": r.engine},
         machine=machine(),
         source_model=str(source),

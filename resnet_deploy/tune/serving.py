@@ -61,7 +61,8 @@ def check_serving_options(mode: str, max_p99_ms: float | None) -> None:
     if mode != "throughput":
         raise InputError("--max-p99-ms applies to --mode throughput")
     if isinstance(max_p99_ms, bool) or not isinstance(max_p99_ms, (int, float)) or not 0 < max_p99_ms <= 3_600_000:
-        raise InputError(f"--max-p99-ms must be a positive number of milliseconds (at most an hour), received {max_p99_ms!r}")
+        raise InputError("--max-p99-ms must be a positive number of milliseconds (at most an hour), "
+                         f"received {max_p99_ms!r}")
 
 
 def layouts(cores: int) -> list[tuple[int, int]]:
@@ -88,7 +89,8 @@ def choose_layout(
     cpu = [e for e in candidates if e.provider in CPU_PROVIDERS]
     if not cpu:
         raise InputError("--mode throughput lays out CPU instances; no verified candidate runs on the CPU here")
-    engines = [replace(e, options={**e.options, "instances": True}) for e in [reference, *[c for c in cpu if c.name != reference.name]]]
+    engines = [replace(e, options={**e.options, "instances": True})
+               for e in [reference, *[c for c in cpu if c.name != reference.name]]]
     sizes = [i for i, _ in layouts(cores)]
     served = replace(plan, engines=tuple(engines))
     result = run(replace(bench, mode="throughput", concurrency=sizes, threads=cores, providers=None), plan=served)
@@ -105,4 +107,5 @@ def choose_layout(
 
 def _layout(r: Record, cores: int, bound: float | None) -> Layout:
     within = r.error is None and r.p99_ms is not None and (bound is None or r.p99_ms <= bound)
-    return Layout(r.engine, r.concurrency, max(1, cores // r.concurrency), r.images_per_s, r.p50_ms, r.p99_ms, within, r.error)
+    return Layout(r.engine, r.concurrency, max(1, cores // r.concurrency), r.images_per_s, r.p50_ms, r.p99_ms,
+                  within, r.error)

@@ -72,21 +72,25 @@ def judge(record: Record, backend: str, session: dict[str, Any], reference: Reco
     measured = record.accuracy is not None and reference.accuracy is not None
     tf32 = record.precision == "fp32" and record.provider in ("cuda", "tensorrt")
     tolerance = TF32_TOLERANCE if tf32 else TOLERANCES[record.precision]
-    if record.precision == "int8" and kernels_warning is not None and not measured and record.provider in ("cpu", "openvino"):
+    if (record.precision == "int8" and kernels_warning is not None and not measured
+            and record.provider in ("cpu", "openvino")):
         return verdict(VerdictKind.CPU_CLASS, "made for CPUs with VNNI and this CPU has none: --eval-data decides "
                                               "(or tune with --target-cpu any)")
     if record.precision == "int8" and not measured:
         # INT8 is judged on real inputs, never on the fixed standard-normal one: far from what it
         # was calibrated on, its logit error there says nothing (good calibrations failed, noise passed).
         if heldout is None:
-            return verdict(VerdictKind.NO_DATA, "no data to judge INT8 on: pass --eval-data (or 8+ calibration samples)")
+            return verdict(VerdictKind.NO_DATA,
+                           "no data to judge INT8 on: pass --eval-data (or 8+ calibration samples)")
         if heldout.max_rel_error > tolerance:
             return verdict(VerdictKind.ERROR, f"error {heldout.max_rel_error:.1e} > {tolerance:g} on {heldout.samples} "
                                               "held-out calibration samples")
         return verdict(VerdictKind.VERIFIED, f"verified on {heldout.samples} held-out calibration samples (error "
-                                             f"{heldout.max_rel_error:.1e}); accuracy unmeasured: --eval-data decides{noisy}")
+                                             f"{heldout.max_rel_error:.1e}); accuracy unmeasured: "
+                                             f"--eval-data decides{noisy}")
     if record.max_rel_error > tolerance and record.precision != "int8":
-        return verdict(VerdictKind.ERROR, f"error {record.max_rel_error:.1e} > {tolerance:g}" + (" (TF32)" if tf32 else ""))
+        return verdict(VerdictKind.ERROR,
+                       f"error {record.max_rel_error:.1e} > {tolerance:g}" + (" (TF32)" if tf32 else ""))
     if measured:
         drop = (reference.accuracy - record.accuracy) * 100  # type: ignore[operator]
         if drop > max_accuracy_drop:

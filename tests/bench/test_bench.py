@@ -69,13 +69,14 @@ def test_a_zoo_run_reports_the_cache_it_grew(result, cache: Path) -> None:
     much the cache holds, and that --clear-cache removes it."""
     from resnet_deploy.bench.cache import cache_usage
 
-    r = CliRunner().invoke(app, ["bench", "--model", "resnet20", "--engines", "ort-full", "--iterations", "2", "--rounds", "1",
-                                 "--warmup", "0", "--cache-dir", str(cache)])
+    r = CliRunner().invoke(app, ["bench", "--model", "resnet20", "--engines", "ort-full", "--iterations", "2",
+                                 "--rounds", "1", "--warmup", "0", "--cache-dir", str(cache)])
     assert r.exit_code == 0, r.output
     entries, size = cache_usage(cache)
     assert entries >= 1 and size > 100_000  # resnet20's exports: ~1 MB each
     line = " ".join(r.output.split())
-    assert f"note: the bench cache {cache} holds {entries} " in line and f"{size / 1e6:.1f} MB; resnet-deploy bench --clear-cache" in line
+    assert (f"note: the bench cache {cache} holds {entries} " in line
+            and f"{size / 1e6:.1f} MB; resnet-deploy bench --clear-cache" in line)
 
 
 def test_each_engine_and_batch_runs_in_its_own_process(result) -> None:
@@ -107,7 +108,8 @@ def test_reports(result, tmp_path: Path) -> None:
     full = next(r for r in rows if r["engine"] == "ort-full")
     assert float(full["speedup_min"]) <= float(full["speedup_max"]) and full["baseline"] == "pytorch-eager"
     md = to_markdown(result)
-    assert "| ort-full" in md and "synthetic calibration" in md and "per-round range" in md and "speed-up vs baseline" in md
+    assert ("| ort-full" in md and "synthetic calibration" in md and "per-round range" in md
+            and "speed-up vs baseline" in md)
     png = tmp_path / "plot.png"
     plot(result, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -120,7 +122,8 @@ def test_eval_data_reports_accuracy(tmp_path: Path, cache: Path) -> None:
     rng = np.random.default_rng(0)
     data = tmp_path / "eval.npz"
     np.savez(data, x=rng.standard_normal((5, 3, 32, 32), dtype=np.float32), y=np.arange(5))
-    out = run_benchmark(BenchOptions(model="resnet20", batch_sizes=(2,), iterations=3, warmup=1, eval_data=data, engines=["ort-full"], cache_dir=cache))
+    out = run_benchmark(BenchOptions(model="resnet20", batch_sizes=(2,), iterations=3, warmup=1, eval_data=data,
+                                     engines=["ort-full"], cache_dir=cache))
     accs = {r.engine: r.accuracy for r in out.records}
     assert set(accs) == {"pytorch-eager", "ort-full"}
     assert all(a is not None and 0 <= a <= 1 for a in accs.values())
@@ -180,7 +183,8 @@ def test_static_batch_must_match(resnet20_onnx: Path, tmp_path: Path) -> None:
     onnx.save(model, str(static))
     r = CliRunner().invoke(app, ["bench", str(static), "-b", "1,4"])
     lines = [line for line in r.output.splitlines() if line.strip()]
-    assert r.exit_code == 1 and lines == ["error: static1.onnx has a static batch of 1; batch size 4 was asked for (use --batch-size 1)"]
+    assert r.exit_code == 1 and lines == ["error: static1.onnx has a static batch of 1; batch size 4 was asked for "
+                                          "(use --batch-size 1)"]
 
 
 SLOW_ROUND = textwrap.dedent('''
@@ -221,8 +225,8 @@ def test_a_slow_baseline_round_is_flagged(resnet20_onnx: Path, tmp_path: Path, m
 
 
 def test_throughput_mode(resnet20_onnx: Path) -> None:
-    out = run_benchmark(BenchOptions(files=[resnet20_onnx], mode="throughput", concurrency=[1, 2], iterations=16, rounds=2,
-                                     warmup=1, batch_sizes=(2,), threads=2))
+    out = run_benchmark(BenchOptions(files=[resnet20_onnx], mode="throughput", concurrency=[1, 2], iterations=16,
+                                     rounds=2, warmup=1, batch_sizes=(2,), threads=2))
     assert sorted((r.engine, r.concurrency) for r in out.records) == [
         ("pytorch-eager", 1), ("pytorch-eager", 2), ("resnet20", 1), ("resnet20", 2)]
     for r in out.records:
@@ -282,7 +286,8 @@ def test_table_fits_80_columns(result, monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_bad_input(args: list[str], needle: str) -> None:
-    result = CliRunner().invoke(app, ["bench", "--model", "resnet20", *args] if "--depth" not in args else ["bench", *args])
+    result = CliRunner().invoke(app, ["bench", "--model", "resnet20", *args] if "--depth" not in args
+                                else ["bench", *args])
     print(result.output)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: ")

@@ -26,4 +26,5 @@ def test_the_first_features_file_is_the_baseline_of_the_embeddings(resnet20_feat
     assert out.baseline == "resnet20_features" and "outputs embeddings" in out.baseline_note
     assert records["resnet20_features"].max_rel_error == 0.0
     # optimize --features of the same weights: the same embedding, and the column says so
-    assert records["cut"].error is None and records["cut"].max_rel_error is not None and records["cut"].max_rel_error <= 1e-5
+    assert (records["cut"].error is None and records["cut"].max_rel_error is not None
+            and records["cut"].max_rel_error <= 1e-5)

@@ -29,7 +29,8 @@ def model(request: pytest.FixtureRequest) -> Path:
     return Path(given) if given and Path(given).is_file() else request.getfixturevalue("resnet20_onnx")
 
 
-_HTTP = pytest.mark.skipif(importlib.util.find_spec("gevent") is None, reason="tritonclient[http] is not installed here")
+_HTTP = pytest.mark.skipif(importlib.util.find_spec("gevent") is None,
+                           reason="tritonclient[http] is not installed here")
 
 
 def _protocols() -> list[object]:
@@ -39,7 +40,8 @@ def _protocols() -> list[object]:
 def _bench(model: Path, url: str, out: Path, *extra: str) -> tuple[object, dict[tuple[str, int], dict]]:
     result = run_cli("bench", model, "--url", url, "--model", "resnet20", "--iterations", "2", "--rounds", "1",
                      "--warmup", "0", "--json", out, *extra)
-    records = {(r["engine"], r["batch_size"]): r for r in json.loads(out.read_text())["results"]} if out.exists() else {}
+    records = ({(r["engine"], r["batch_size"]): r for r in json.loads(out.read_text())["results"]}
+               if out.exists() else {})
     return result, records
 
 
@@ -54,7 +56,8 @@ def test_a_server_that_stops_answering_fails_its_engine_at_the_first_timeout(mod
     with FakeTriton(mode) as fake:
         url = f"{protocol}://{fake.grpc if protocol == 'grpc' else fake.http}"
         start = time.monotonic()
-        result, records = _bench(model, url, tmp_path / f"{mode}.json", "--batch-size", "1,2,4", "--request-timeout", "1")
+        result, records = _bench(model, url, tmp_path / f"{mode}.json", "--batch-size", "1,2,4",
+                                 "--request-timeout", "1")
         took = time.monotonic() - start
     print(result.output, f"{took:.1f} s")
     served = f"triton-{protocol}"
@@ -70,7 +73,8 @@ def test_a_server_that_stops_answering_fails_its_engine_at_the_first_timeout(mod
     ("shape", "of shape [1, 5] for a batch of 1; the model file's is [1, 10]: not comparable"),
     ("nan", "answered 10 NaN or infinite values of 10: not comparable"),
     ("inf", "answered 1 NaN or infinite values of 10: not comparable"),
-    ("wide", "of shape [1, 1000] for a batch of 1; the model file's is [1, 10]: not comparable"),  # any width the file has not
+    # wide: any width the file has not
+    ("wide", "of shape [1, 1000] for a batch of 1; the model file's is [1, 10]: not comparable"),
     ("int", "answered int64 values; the model file's logits are floating point: not comparable"),
     # Read whole before: 8 GiB claimed took the client to 5.7 GB. The bound of [1, 10] logits: 32
     # bytes a value and 1 MiB (docs/guarantees.md), refused by Content-Length, a capped read, gRPC's limit.
@@ -99,7 +103,8 @@ def test_a_reply_header_tritonclient_cannot_read_is_an_error_row_naming_the_serv
         result, records = _bench(model, f"http://{fake.http}", tmp_path / "r.json")
         error = records[("triton-http", 1)]["error"]
         print(error)
-        assert error.startswith(f"RuntimeError: http://{fake.http} answered a reply tritonclient cannot read: ValueError")
+        assert error.startswith(f"RuntimeError: http://{fake.http} "
+                                "answered a reply tritonclient cannot read: ValueError")
     assert result.returncode == 1
 
 
@@ -174,7 +179,8 @@ def test_request_timeout_and_a_repeated_url_are_refused_in_one_line(model: Path,
     assert result.returncode == 1 and needle in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
-_NOT_KSERVE = "in KServe v2 JSON (is it Triton's metrics port? --url takes the HTTP or gRPC port, 8000 or 8001 by default)"
+_NOT_KSERVE = ("in KServe v2 JSON (is it Triton's metrics port? "
+               "--url takes the HTTP or gRPC port, 8000 or 8001 by default)")
 _REPLIES = [  # mode, protocols, what the one line says after the URL
     # Triton's metrics port (and many another HTTP server) answers 200 to any path: a JSONDecodeError before.
     ("metrics", ["http"], f"did not answer the metadata of model 'resnet20' {_NOT_KSERVE}"),

@@ -59,7 +59,8 @@ def test_pytorch_fp16_cuda_graph(tmp_path: Path) -> None:
     from resnet_deploy.bench.catalogue import CATALOGUE
 
     engine = next(e.engine for e in CATALOGUE if e.engine.name == "pytorch-cuda-fp16-graph")
-    _replays_match_eager(PyTorchBackend(_spec(tmp_path, engine, 2, architecture="resnet18")), 2e-2, "pytorch fp16 graph")
+    _replays_match_eager(PyTorchBackend(_spec(tmp_path, engine, 2, architecture="resnet18")), 2e-2,
+                         "pytorch fp16 graph")
 
 
 @pytest.mark.gpu

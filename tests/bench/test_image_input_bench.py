@@ -45,8 +45,8 @@ def test_bench_measures_float_and_int8_image_input_files(r20_image: Path, tmp_pa
     int8 = tmp_path / "r20_image_int8.onnx"
     assert runner.invoke(app, ["quantize", str(r20_image), "-c", str(calibration), "-o", str(int8)]).exit_code == 0
     report = tmp_path / "b.json"
-    r = runner.invoke(app, ["bench", str(r20_image), str(int8), "--providers", "cpu", "--iterations", "3", "--rounds", "1",
-                            "--warmup", "1", "--json", str(report)])
+    r = runner.invoke(app, ["bench", str(r20_image), str(int8), "--providers", "cpu", "--iterations", "3",
+                            "--rounds", "1", "--warmup", "1", "--json", str(report)])
     assert r.exit_code == 0, r.output
     data = json.loads(report.read_text())
     assert "preprocessing in the graph" in data["baseline_note"]  # no eager PyTorch baseline for uint8 images
@@ -57,7 +57,8 @@ def test_bench_measures_float_and_int8_image_input_files(r20_image: Path, tmp_pa
     assert 0 < records["r20_image_int8"]["max_rel_error"] <= 5e-2 and records["r20_image_int8"]["precision"] == "int8"
 
 
-def test_bench_refuses_what_an_image_input_file_cannot_take(r20_image: Path, resnet20_onnx: Path, tmp_path: Path) -> None:
+def test_bench_refuses_what_an_image_input_file_cannot_take(r20_image: Path, resnet20_onnx: Path,
+                                                            tmp_path: Path) -> None:
     np.savez(tmp_path / "val.npz", x=np.zeros((4, 3, 32, 32), np.float32), y=np.zeros(4, np.int64))
     cases = [
         (["bench", str(r20_image), "--providers", "openvino"], "OpenVINO's antialiased Resize"),

@@ -19,14 +19,15 @@ def profile(resnet20_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     folder = tmp_path_factory.mktemp("profiled")
     shutil.copyfile(resnet20_onnx, folder / "r20.onnx")
     path = folder / "r20.profile.json"
-    tune(TuneOptions(model=folder / "r20.onnx", output=path, providers=["cpu"], precisions=["fp32"], duration=0.2, rounds=1,
-                     threads=1))
+    tune(TuneOptions(model=folder / "r20.onnx", output=path, providers=["cpu"], precisions=["fp32"], duration=0.2,
+                     rounds=1, threads=1))
     return path
 
 
 def test_bench_profile_measures_the_profiles_engine(profile: Path, tmp_path: Path) -> None:
     out = tmp_path / "b.json"
-    result = run_cli("bench", "--profile", profile, "--iterations", "3", "--rounds", "1", "--warmup", "0", "--json", out)
+    result = run_cli("bench", "--profile", profile, "--iterations", "3", "--rounds", "1", "--warmup", "0",
+                     "--json", out)
     assert result.returncode == 0, result.stderr
     payload = json.loads(out.read_text())
     rows = {r["engine"]: r for r in payload["results"]}

@@ -31,13 +31,15 @@ def files(resnet20_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     other = onnx.load(str(fp32))
     other.graph.initializer[0].raw_data = bytes(len(other.graph.initializer[0].raw_data))
     onnx.save(other, str(folder / "other.onnx"))
-    tune(TuneOptions(model=fp32, output=folder / "r20.profile.json", providers=["cpu"], precisions=["fp32"], duration=0.2, rounds=1))
+    tune(TuneOptions(model=fp32, output=folder / "r20.profile.json", providers=["cpu"],
+                     precisions=["fp32"], duration=0.2, rounds=1))
     return {"fp32": fp32, "other": folder / "other.onnx", "profile": folder / "r20.profile.json"}
 
 
 def _served(files: dict[str, Path], tmp_path: Path, served: str, provider: str = "cpu") -> dict[str, str]:
     """The parameters of the Python-backend entry ``triton`` writes for ``served`` (a file or the profile)."""
-    options = TritonOptions(backend="python", provider=provider, name="m", profile=files["profile"] if served == "profile" else None)
+    options = TritonOptions(backend="python", provider=provider, name="m",
+                            profile=files["profile"] if served == "profile" else None)
     write_triton_repository(files["fp32" if served == "profile" else served], tmp_path / "repo", options)
     text = (tmp_path / "repo" / "m" / "config.pbtxt").read_text()
     return dict(re.findall(r'key: "(\w+)"\s*value \{\s*string_value: "([^"]*)"', text))
@@ -55,12 +57,14 @@ ROWS = [
 
 
 @pytest.mark.parametrize(("served", "local", "words"), ROWS,
-                         ids=["same-file", "other-file", "profile-vs-file", "same-profile", "file-vs-profile", "other-provider"])
+                         ids=["same-file", "other-file", "profile-vs-file", "same-profile",
+                              "file-vs-profile", "other-provider"])
 def test_a_baseline_that_is_not_what_is_served_is_said(files: dict[str, Path], tmp_path: Path, served: str,
-                                                       local: tuple[str, str | None, list[str]], words: list[str]) -> None:
+                                                       local: tuple[str, str | None, list[str]],
+                                                       words: list[str]) -> None:
     file, profile, providers = local
-    notes = mismatches(_served(files, tmp_path, served), in_process(files[file], files[profile] if profile else None, providers),
-                       "grpc://h:1")
+    notes = mismatches(_served(files, tmp_path, served),
+                       in_process(files[file], files[profile] if profile else None, providers), "grpc://h:1")
     assert len(notes) == (1 if words else 0), notes
     for word in words:
         assert word in notes[0], notes[0]
@@ -74,6 +78,8 @@ def test_an_entry_that_states_nothing_gets_no_note(files: dict[str, Path]) -> No
 @pytest.mark.parametrize("profile", [False, True], ids=["file", "profile"])
 def test_serves_load_test_command_measures_what_it_serves(tmp_path: Path, profile: bool) -> None:
     path = tmp_path / "my models" / ("m.profile.json" if profile else "m.onnx")
-    words = shlex.split(load_test_command("m", "127.0.0.1:8001", model=None if profile else path, profile=path if profile else None))
+    words = shlex.split(load_test_command("m", "127.0.0.1:8001", model=None if profile else path,
+                                          profile=path if profile else None))
     target = ["--profile", str(path)] if profile else [str(path)]
-    assert words == ["resnet-deploy", "bench", *target, "--url", "grpc://127.0.0.1:8001", "--model", "m", "--mode", "throughput"]
+    assert words == ["resnet-deploy", "bench", *target, "--url", "grpc://127.0.0.1:8001", "--model", "m",
+                     "--mode", "throughput"]

@@ -58,7 +58,8 @@ def test_tune_measures_the_catalogue_under_its_names() -> None:
     sessions = {c.engine.name: c.session for c in chosen}
     assert sessions["ov-bf16"] == sessions["ov-ep-bf16"] == {"openvino_precision": "BF16"}
     assert sessions["ov-int8-static"] == {"static_batch": 4} and sessions["trt-fp16"] == {"fp16": True}
-    names = [c.engine.name for c in candidates(files, ["cpu", "openvino"], {"fp32", "bf16", "int8"}, 1, caps={"ov-runtime"})]
+    names = [c.engine.name for c in candidates(files, ["cpu", "openvino"],
+                                               {"fp32", "bf16", "int8"}, 1, caps={"ov-runtime"})]
     assert names == ["ort-fp32", "ort-int8", "ort-int8-static", "ov-fp32", "ov-int8", "ov-int8-static"]
 
 
@@ -138,8 +139,8 @@ def test_table_fits_80_columns_without_cut_cells() -> None:
     assert "ort-cuda-fp16 b32 failed" in text
     # The terminal colours notes by kind, never by their words: the unstable rows are items of one note.
     kinds = [(n.kind, n.item) for n in footnotes(result)]
-    assert kinds == [(NoteKind.INFO, False), (NoteKind.INFO, False), (NoteKind.UNSTABLE, False), (NoteKind.UNSTABLE, True),
-                     (NoteKind.UNSTABLE, True), (NoteKind.FAILED, False)], kinds
+    assert kinds == [(NoteKind.INFO, False), (NoteKind.INFO, False), (NoteKind.UNSTABLE, False),
+                     (NoteKind.UNSTABLE, True), (NoteKind.UNSTABLE, True), (NoteKind.FAILED, False)], kinds
 
 
 def test_markdown_cells_keep_their_table() -> None:

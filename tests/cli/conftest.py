@@ -42,7 +42,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
     f["marker"] = d / "pwned"
     f["malicious.pth"] = d / "malicious.pth"
     f["malicious.pth"].write_bytes(
-        b"\x80\x04cposix\nsystem\n" + pickle.dumps(f"touch {f['marker']}", protocol=0)[:-1].replace(b"\n", b"\n", 1) + b"\x85R."
+        b"\x80\x04cposix\nsystem\n" + pickle.dumps(f"touch {f['marker']}", protocol=0)[:-1].replace(b"\n", b"\n", 1)
+        + b"\x85R."
     )
     wrong = dict(state)
     wrong["fc.weight"] = torch.zeros(3, 64)
@@ -118,12 +119,14 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
 
     for name, shape, node in (("out4d.onnx", ["N", 3, 32, 32], helper.make_node("Identity", ["x"], ["y"])),
                               ("scalar.onnx", [], helper.make_node("ReduceMean", ["x"], ["y"], keepdims=0))):
-        graph = helper.make_graph([node], name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        graph = helper.make_graph([node], name,
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
                                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
         f[name] = d / name
         onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9), str(f[name]))
     # Inputs that are not float tensors: int64 pixels (cast in the graph), a sequence of tensors.
-    head = [helper.make_node("ReduceMean", ["xf", "axes"], ["m"], keepdims=0), helper.make_node("Gemm", ["m", "w"], ["y"], transB=1)]
+    head = [helper.make_node("ReduceMean", ["xf", "axes"], ["m"], keepdims=0),
+            helper.make_node("Gemm", ["m", "w"], ["y"], transB=1)]
     weights = [onnx.numpy_helper.from_array(np.ones((10, 3), np.float32), "w"),
                onnx.numpy_helper.from_array(np.array([2, 3], np.int64), "axes")]
     for name, x, first in (
@@ -132,7 +135,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
         ("seqin.onnx", helper.make_tensor_sequence_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32]),
          helper.make_node("ConcatFromSequence", ["x"], ["xf"], axis=0)),
     ):
-        graph = helper.make_graph([first, *head], name, [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        graph = helper.make_graph([first, *head], name, [x],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
                                   initializer=weights)
         f[name] = d / name
         onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9), str(f[name]))
@@ -179,7 +183,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     f["bomb.png"] = d / "bomb.png"  # a 20000x20000 header: readable, refused for its size (not "unreadable")
-    f["bomb.png"].write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+    f["bomb.png"].write_bytes(b"\x89PNG\r\n\x1a\n"
+                              + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
                               + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
     f["cut.png"] = d / "cut.png"
     f["cut.png"].write_bytes(f["image.png"].read_bytes()[:60])
@@ -198,12 +203,14 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
     f["labelneg.npz"] = d / "labelneg.npz"
     np.savez(f["labelneg.npz"], x=np.zeros((2, 3, 32, 32), np.float32), y=np.array([-1, 2]))
     # A valid graph that fails when run: Reshape of [N, 3, 32, 32] into 7 rows (3072 values per image).
-    rows = helper.make_graph([helper.make_node("Reshape", ["x", "rows"], ["r"]), helper.make_node("ReduceMean", ["r"], ["y"], axes=[1])],
+    rows = helper.make_graph([helper.make_node("Reshape", ["x", "rows"], ["r"]),
+                              helper.make_node("ReduceMean", ["r"], ["y"], axes=[1])],
                              "runfail", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
                              initializer=[onnx.numpy_helper.from_array(np.array([7, -1], np.int64), "rows")])
     f["runfail.onnx"] = d / "runfail.onnx"
-    onnx.save(helper.make_model(rows, opset_imports=[helper.make_opsetid("", 13)], ir_version=9), str(f["runfail.onnx"]))
+    onnx.save(helper.make_model(rows, opset_imports=[helper.make_opsetid("", 13)], ir_version=9),
+              str(f["runfail.onnx"]))
     trained = onnx.load(str(resnet20_onnx))  # as `export --weights` records a checkpoint
     next(p for p in trained.metadata_props if p.key == "weights").value = "r20.pth (sha256 0123456789abcdef)"
     f["trained.onnx"] = d / "trained.onnx"
@@ -219,12 +226,14 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
         value.type.tensor_type.shape.dim[0].dim_value = 8
     f["static8.onnx"] = d / "static8.onnx"
     onnx.save(fixed, str(f["static8.onnx"]))
-    tanh = helper.make_node("FusedConv", ["x", "w4"], ["y"], domain="com.microsoft", activation="Tanh", pads=[1, 1, 1, 1])
+    tanh = helper.make_node("FusedConv", ["x", "w4"], ["y"], domain="com.microsoft", activation="Tanh",
+                            pads=[1, 1, 1, 1])
     graph = helper.make_graph([tanh], "tanh", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 32, 32])],
                               initializer=[onnx.numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, np.float32), "w4")])
     f["tanh.onnx"] = d / "tanh.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)],
+    onnx.save(helper.make_model(graph,
+                                opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)],
                                 ir_version=9), str(f["tanh.onnx"]))
     f["scalar.npy"] = d / "scalar.npy"
     np.save(f["scalar.npy"], np.float32(0.5))
@@ -242,7 +251,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
         f[name] = d / name
         f[name].write_text(json.dumps({**good, **patch}))
     f["deepprofile.json"] = d / "deepprofile.json"
-    f["deepprofile.json"].write_text(json.dumps(good).replace('"session": {', '"session": {"x": ' + "[" * 5000 + "]" * 5000 + ", ", 1))
+    f["deepprofile.json"].write_text(
+        json.dumps(good).replace('"session": {', '"session": {"x": ' + "[" * 5000 + "]" * 5000 + ", ", 1))
     return f
 
 

@@ -18,10 +18,13 @@ def _batch(*extra: str) -> list[str]:
 
 
 CASES = [
-    Case("batch-workers-0", _batch("--workers", "0"), ["workers must be a whole number of at least 1", "received 0"], []),
+    Case("batch-workers-0", _batch("--workers", "0"),
+         ["workers must be a whole number of at least 1", "received 0"], []),
     Case("batch-workers-absurd", _batch("--workers", "257"), ["workers must be at most 256", "received 257"], []),
-    Case("batch-threads-0", _batch("--threads", "0"), ["threads must be a whole number of at least 1", "received 0"], []),
-    Case("batch-batch-size-0", _batch("--batch-size", "0"), ["batch_size must be a whole number of at least 1", "received 0"], []),
+    Case("batch-threads-0", _batch("--threads", "0"),
+         ["threads must be a whole number of at least 1", "received 0"], []),
+    Case("batch-batch-size-0", _batch("--batch-size", "0"),
+         ["batch_size must be a whole number of at least 1", "received 0"], []),
     Case("batch-batch-size-absurd", _batch("-b", "4097"), ["batch_size must be at most 4,096"], []),
     Case("batch-shard-size-0", _batch("--shard-size", "0"), ["shard_size must be a whole number of at least 1"], []),
     Case("batch-top-k-0", _batch("--top-k", "0"), ["top_k must be a whole number of at least 1"], []),

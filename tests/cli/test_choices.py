@@ -24,11 +24,13 @@ def test_the_enums_hold_the_library_values() -> None:
 @pytest.mark.parametrize("argv, message", [
     (["bench", "--model", "resnet20", "--mode", "fast"], "unknown mode 'fast'; expected latency or throughput"),
     (["tune", "m.onnx", "-o", "p.json", "--mode", "fast"], "unknown mode 'fast'; expected latency or throughput"),
-    (["optimize", "m.onnx", "-o", "o.onnx", "--target", "tpu"], "unknown target 'tpu'; expected one of portable, cpu, cuda"),
+    (["optimize", "m.onnx", "-o", "o.onnx", "--target", "tpu"],
+     "unknown target 'tpu'; expected one of portable, cpu, cuda"),
     (["optimize", "m.onnx", "-o", "o.onnx", "--precision", "int8"], "unknown precision 'int8'; expected fp32 or fp16"),
     (["quantize", "m.onnx", "-c", "c.npy", "-o", "q.onnx", "--method", "kl"],
      "unknown calibration method 'kl'; expected one of minmax, entropy, percentile"),
-    (["tune", "m.onnx", "-o", "p.json", "--target-cpu", "avx2"], "unknown target CPU 'avx2'; expected one of auto, vnni, any"),
+    (["tune", "m.onnx", "-o", "p.json", "--target-cpu", "avx2"],
+     "unknown target CPU 'avx2'; expected one of auto, vnni, any"),
 ])
 def test_a_value_outside_the_choices_is_one_line(argv: list[str], message: str) -> None:
     result = CliRunner().invoke(app, argv)
@@ -38,7 +40,8 @@ def test_a_value_outside_the_choices_is_one_line(argv: list[str], message: str) 
 @pytest.mark.parametrize("command, flag, shown", [
     ("bench", "--mode", "[latency|throughput]"), ("tune", "--mode", "[latency|throughput]"),
     ("optimize", "--target", "[portable|cpu|cuda]"), ("quantize", "--method", "[minmax|entropy|percentile]"),
-    ("quantize", "--target-cpu", "[auto|vnni|any]"), ("export", "--target-cpu", "[auto|vnni|any]"), ("tune", "--target-cpu", "[auto|vnni|any]"),
+    ("quantize", "--target-cpu", "[auto|vnni|any]"), ("export", "--target-cpu", "[auto|vnni|any]"),
+    ("tune", "--target-cpu", "[auto|vnni|any]"),
 ])
 def test_help_lists_the_choices(command: str, flag: str, shown: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})

@@ -18,7 +18,8 @@ from resnet_deploy_cli.main import app
 from .._cli_cases import assert_clean_failure, invoke, run_cli
 from ..conftest import legacy_export, randomize_bn
 
-COMMANDS = ["export", "optimize", "predict", "batch", "info", "quantize", "bench", "triton", "bundle", "serve", "tune", "compare", "models"]
+COMMANDS = ["export", "optimize", "predict", "batch", "info", "quantize", "bench", "triton", "bundle", "serve", "tune",
+            "compare", "models"]
 
 
 def test_every_command_is_listed() -> None:
@@ -54,12 +55,14 @@ def test_no_args_shows_help() -> None:
     (["export", "--depth", "20"], "export needs PyTorch: pip install 'resnet-deploy[export]'"),
     (["optimize", "m.onnx", "-o", "out.onnx"], "optimize needs onnxsim: pip install 'resnet-deploy[export]'"),
 ])
-def test_export_extra_missing_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str) -> None:
+def test_export_extra_missing_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                          message: str) -> None:
     """Without the export extra (simulated: torch and onnxsim not found), one line says what to install."""
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("torch", "onnxsim") else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("torch", "onnxsim") else real(name, *a))
     (tmp_path / "m.onnx").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
     result = invoke(*args, code=1)
@@ -167,11 +170,13 @@ def test_predict_bad_images_and_provider(tmp_path: Path, resnet20_onnx: Path, sa
     text.write_text("not an image")
     assert_clean_failure(invoke("predict", resnet20_onnx, text, code=1), "not a readable image", "notes.jpg")
     assert_clean_failure(invoke("predict", resnet20_onnx, tmp_path / "missing.png", code=1), "image not found")
-    assert_clean_failure(invoke("predict", resnet20_onnx, sample_image, "--provider", "tensorrt", code=1), "not available", "available: ")
+    assert_clean_failure(invoke("predict", resnet20_onnx, sample_image, "--provider", "tensorrt", code=1),
+                         "not available", "available: ")
 
 
 def test_optimize_refuses_in_place(resnet20_onnx: Path) -> None:
-    assert_clean_failure(invoke("optimize", resnet20_onnx, "-o", resnet20_onnx, code=1), "is the same file as the input MODEL")
+    assert_clean_failure(invoke("optimize", resnet20_onnx, "-o", resnet20_onnx, code=1),
+                         "is the same file as the input MODEL")
     result = invoke("optimize", resnet20_onnx, code=2)  # a usage error; the help marks it [required]
     assert "Missing option '--output'" in result.output
 
@@ -377,7 +382,8 @@ def test_compare_json_is_strict_when_a_side_computes_nan(tmp_path: Path, resnet2
     assert payload["rows"][0]["max_rel_error"] is None and payload["first_over_tolerance"] == "stem"
     # a reference that computes NaN leaves nothing to measure against: refused, not rows of null
     result = run_cli("compare", broken, resnet20_onnx, "--json")
-    assert result.returncode == 1 and "the reference nan.onnx on cpu computed non-finite values in block stem" in result.output
+    assert (result.returncode == 1
+            and "the reference nan.onnx on cpu computed non-finite values in block stem" in result.output)
 
 
 def test_tune_notes_synthetic_int8_only_when_int8_was_measured(tmp_path: Path, resnet20_onnx: Path) -> None:

@@ -15,11 +15,14 @@ from .._cli_cases import Case, check_bad_input
 CASES = [
     Case("compare-huge-finite-data", ["compare", "{model}", "{int8.onnx}", "--data", "{huge.npy}"],
          ["reference resnet20.onnx on cpu computed non-finite values in block stem", "3e+38", "preprocessing"], []),
-    Case("compare-samples-negative", ["compare", "{model}", "{model}", "--samples", "-2"], ["--samples must be between 1 and 1,000", "-2"], []),
-    Case("compare-samples-zero", ["compare", "{model}", "{model}", "--samples", "0"], ["--samples must be between 1 and 1,000", "0"], []),
+    Case("compare-samples-negative", ["compare", "{model}", "{model}", "--samples", "-2"],
+         ["--samples must be between 1 and 1,000", "-2"], []),
+    Case("compare-samples-zero", ["compare", "{model}", "{model}", "--samples", "0"],
+         ["--samples must be between 1 and 1,000", "0"], []),
     Case("compare-samples-huge", ["compare", "{model}", "{model}", "--samples", "1000000"],
          ["--samples must be between 1 and 1,000, received 1000000", "compare in several runs"], []),
-    Case("compare-data-scalar", ["compare", "{model}", "{model}", "--data", "{scalar.npy}"], ["scalar.npy", "has shape []"], []),
+    Case("compare-data-scalar", ["compare", "{model}", "{model}", "--data", "{scalar.npy}"],
+         ["scalar.npy", "has shape []"], []),
 ]
 
 

@@ -46,8 +46,10 @@ def _rows(table: list[T], *ids: str) -> list[T]:
 
 
 # A few rows of each table through the real entry point: the in-process run and main() agree.
-THROUGH_MAIN = [*_rows(EXPORT_CASES, "unknown-depth", "malicious-checkpoint"), *_rows(PREDICT_CASES, "predict-not-image", "meta-labels-count")]
-ALIASES_THROUGH_MAIN = [*_rows(OPTIMIZE_ALIASES, "optimize-output-via-dotdot"), *_rows(EXPORT_ALIASES, "export-output-hardlink-weights")]
+THROUGH_MAIN = [*_rows(EXPORT_CASES, "unknown-depth", "malicious-checkpoint"),
+                *_rows(PREDICT_CASES, "predict-not-image", "meta-labels-count")]
+ALIASES_THROUGH_MAIN = [*_rows(OPTIMIZE_ALIASES, "optimize-output-via-dotdot"),
+                        *_rows(EXPORT_ALIASES, "export-output-hardlink-weights")]
 
 
 @pytest.mark.parametrize("case", THROUGH_MAIN, ids=[c.id for c in THROUGH_MAIN])
@@ -75,7 +77,8 @@ def test_console_script_exit_statuses(tmp_path: Path) -> None:
     assert usage.returncode == 2 and "Missing argument" in usage.stderr, usage
     bad = run("info", tmp_path / "nope.onnx")
     lines = bad.stderr.splitlines()
-    assert bad.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ONNX file not found") and "nope.onnx" in lines[0], bad
+    assert (bad.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ONNX file not found")
+            and "nope.onnx" in lines[0]), bad
 
 
 def test_warnings_are_one_line(files: dict[str, Path]) -> None:
@@ -100,12 +103,14 @@ def resnet50_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("command", ["export", "quantize"])
-def test_interrupt_leaves_nothing_behind(tmp_path: Path, request: pytest.FixtureRequest, sig: signal.Signals, command: str) -> None:
+def test_interrupt_leaves_nothing_behind(tmp_path: Path, request: pytest.FixtureRequest, sig: signal.Signals,
+                                         command: str) -> None:
     out = tmp_path / "out.onnx"
     if command == "export":
         args = ["export", "--depth", "50", "-o", str(out)]
     else:
-        args = ["quantize", str(request.getfixturevalue("resnet50_file")), "-c", str(tmp_path / "cal.npy"), "-o", str(out)]
+        args = ["quantize", str(request.getfixturevalue("resnet50_file")), "-c", str(tmp_path / "cal.npy"),
+                "-o", str(out)]
         np.save(tmp_path / "cal.npy", np.random.default_rng(0).standard_normal((16, 3, 224, 224), dtype=np.float32))
     proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Interrupt once the work is under way (the progress line of a middle stage).
@@ -180,4 +185,5 @@ def test_quantize_keeps_onnxruntime_progress_off_stdout(tmp_path: Path, resnet20
     assert r.stdout.startswith("wrote ")
     # what the agreement was measured on, and where accuracy is measured (issue 20 E6)
     line = " ".join(r.stdout.split())
-    assert "on the 4 inputs it was calibrated on (no test of accuracy: --eval-data DATA --max-accuracy-drop POINTS" in line, line
+    assert ("on the 4 inputs it was calibrated on (no test of accuracy: "
+            "--eval-data DATA --max-accuracy-drop POINTS" in line), line

@@ -21,7 +21,8 @@ CASES = [
     Case("info-escape", ["info", "{escape.onnx}"], ["outside the model's folder"], []),
     Case("info-external-data-too-big", ["info", "{hugeext.onnx}"], ["hugeext.onnx holds 3.0 GiB with its external data",
                                                                     "at most 2 GiB"], []),
-    Case("meta-mean-deep", ["info", "{deepmean.onnx}"], ["deepmean.onnx", "'mean' is JSON nested more than 32 levels"], []),
+    Case("meta-mean-deep", ["info", "{deepmean.onnx}"],
+         ["deepmean.onnx", "'mean' is JSON nested more than 32 levels"], []),
     *external_cases("info", [], []),
 ]
 
@@ -43,7 +44,8 @@ def test_json_output_is_strict(files: dict[str, Path], tmp_path: Path) -> None:
     assert strict_json(result.stdout)["metadata"]["verified_max_rel_error"] is None
     # bench: an engine whose output is NaN has a NaN error against the baseline.
     out = tmp_path / "b.json"
-    result = run_cli("bench", files["model"], files["nan.onnx"], "--iterations", "2", "--rounds", "1", "--warmup", "0", "--json", out)
+    result = run_cli("bench", files["model"], files["nan.onnx"], "--iterations", "2", "--rounds", "1", "--warmup", "0",
+                     "--json", out)
     assert result.returncode == 0, result.stderr
     records = strict_json(out.read_text())["results"]
     assert [r["max_rel_error"] for r in records if r["engine"] == "nan"] == [None], records

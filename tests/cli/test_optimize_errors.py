@@ -19,7 +19,8 @@ CASES = [
     Case("optimize-corrupt", ["optimize", "{corrupt.onnx}", "-o", "{out}"], ["not a valid ONNX file", "corrupt.onnx"]),
     Case("optimize-truncated", ["optimize", "{truncated.onnx}", "-o", "{out}"], ["truncated.onnx"]),
     Case("optimize-empty", ["optimize", "{empty.onnx}", "-o", "{out}"], ["empty", "empty.onnx"]),
-    Case("optimize-escape", ["optimize", "{escape.onnx}", "-o", "{out}"], ["outside the model's folder", "escape.onnx"]),
+    Case("optimize-escape", ["optimize", "{escape.onnx}", "-o", "{out}"],
+         ["outside the model's folder", "escape.onnx"]),
     Case("optimize-no-folder", ["optimize", "{model}", "-o", "{tmp}/missing/x.onnx"], ["does not exist"], []),
     Case("optimize-bad-target", ["optimize", "{model}", "-o", "{out}", "--target", "tpu"], ["unknown target 'tpu'"]),
     Case("optimize-portable-unfusable", ["optimize", "{tanh.onnx}", "-o", "{out}"],
@@ -34,10 +35,14 @@ def test_bad_input_table(case: Case, files: dict[str, Path], tmp_path: Path) -> 
 
 
 ALIASES = [
-    Alias("optimize-report-is-model", ["optimize", "m.onnx", "-o", "out.onnx", "--report", "m.onnx"], ["--report m.onnx", "MODEL m.onnx"]),
-    Alias("optimize-output-via-dotdot", ["optimize", "m.onnx", "-o", "imgs/../m.onnx"], ["--output imgs/../m.onnx", "MODEL m.onnx"]),
-    Alias("optimize-output-is-external-data", ["optimize", "ext.onnx", "-o", "ext.onnx.data"], ["ext.onnx.data", "external data"]),
-    Alias("optimize-report-is-output", ["optimize", "m.onnx", "-o", "out.onnx", "--report", "./out.onnx"], ["--report out.onnx", "--output out.onnx", "same file"]),
+    Alias("optimize-report-is-model", ["optimize", "m.onnx", "-o", "out.onnx", "--report", "m.onnx"],
+          ["--report m.onnx", "MODEL m.onnx"]),
+    Alias("optimize-output-via-dotdot", ["optimize", "m.onnx", "-o", "imgs/../m.onnx"],
+          ["--output imgs/../m.onnx", "MODEL m.onnx"]),
+    Alias("optimize-output-is-external-data", ["optimize", "ext.onnx", "-o", "ext.onnx.data"],
+          ["ext.onnx.data", "external data"]),
+    Alias("optimize-report-is-output", ["optimize", "m.onnx", "-o", "out.onnx", "--report", "./out.onnx"],
+          ["--report out.onnx", "--output out.onnx", "same file"]),
 ]
 
 
@@ -56,7 +61,8 @@ def test_output_must_be_a_regular_file_with_a_valid_name(kind: str, files: dict[
         "fifo-output": (["optimize", files["model"], "-o", fifo], ["not a regular file", "pipe.onnx"]),
         "fifo-report": (["optimize", files["model"], "-o", out, "--report", fifo], ["not a regular file", "pipe.onnx"]),
         "dev-null": (["export", "--depth", "20", "-o", "/dev/null"], ["not a regular file", "/dev/null"]),
-        "name-too-long": (["optimize", files["model"], "-o", tmp_path / ("n" * 300 + ".onnx")], ["longer than the 255 bytes"]),
+        "name-too-long": (["optimize", files["model"], "-o", tmp_path / ("n" * 300 + ".onnx")],
+                          ["longer than the 255 bytes"]),
     }[kind]
     result = run_cli(*args)
     assert result.returncode == 1, result.stderr
@@ -94,7 +100,8 @@ def test_cpu_target_file_composes_with_portable_and_quantize(files: dict[str, Pa
     result = run_cli("quantize", cpu, "-c", files["calib.npy"], "-o", int8)
     assert result.returncode == 0 and int8.is_file(), result.stderr
     notes = note_lines(result.stderr)
-    assert len(notes) == 1 and "cpu.onnx holds onnxruntime's FusedConv" in notes[0] and "portable graph" in notes[0], result.stderr
+    assert (len(notes) == 1 and "cpu.onnx holds onnxruntime's FusedConv" in notes[0]
+            and "portable graph" in notes[0]), result.stderr
     assert "top-1 agreement with fp32 100.0%" in " ".join(result.stdout.split())
     # --sensitivity (and --max-accuracy-drop) start from the same portable graph
     result = run_cli("quantize", cpu, "-c", files["calib.npy"], "--sensitivity")

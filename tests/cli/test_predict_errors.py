@@ -24,45 +24,67 @@ CASES = [
     Case("predict-not-image", ["predict", "{model}", "{notimage.jpg}"], ["not a readable image", "notimage.jpg"], []),
     Case("predict-missing-image", ["predict", "{model}", "{tmp}/nope.png"], ["image not found", "nope.png"], []),
     Case("predict-corrupt-model", ["predict", "{corrupt.onnx}", "{notimage.jpg}"], ["corrupt.onnx"], []),
-    Case("predict-provider", ["predict", "{model}", "{notimage.jpg}", "--provider", "cuda"], ["provider 'cuda' is not available", "available: "], []),
-    Case("predict-nan-logits", ["predict", "{nan.onnx}", "{image.png}"], ["nan.onnx", "non-finite logits", "image.png"], []),
-    Case("predict-inf-logits-json", ["predict", "{inf.onnx}", "{image.png}", "{image.png}", "--json"], ["inf.onnx", "non-finite logits", "2 of 2"], []),
+    Case("predict-provider", ["predict", "{model}", "{notimage.jpg}", "--provider", "cuda"],
+         ["provider 'cuda' is not available", "available: "], []),
+    Case("predict-nan-logits", ["predict", "{nan.onnx}", "{image.png}"],
+         ["nan.onnx", "non-finite logits", "image.png"], []),
+    Case("predict-inf-logits-json", ["predict", "{inf.onnx}", "{image.png}", "{image.png}", "--json"],
+         ["inf.onnx", "non-finite logits", "2 of 2"], []),
     # bounded resources: thread counts, batch, resize work, Triton's numbers
     # (one above the cap, so that a broken cap costs a few threads, not the 14,500 of --threads 99999)
-    Case("predict-threads-absurd", ["predict", "{model}", "{image.png}", "--threads", TOO_MANY], ["threads must be at most", "cores", TOO_MANY], []),
+    Case("predict-threads-absurd", ["predict", "{model}", "{image.png}", "--threads", TOO_MANY],
+         ["threads must be at most", "cores", TOO_MANY], []),
     # no untyped exits: what used to end in "unexpected TypeError/AxisError/ValueError"
-    Case("predict-4d-output", ["predict", "{out4d.onnx}", "{image.png}"], ["out4d.onnx", "[1, 3, 32, 32]", "logits [N, classes]"], []),
-    Case("predict-scalar-output", ["predict", "{scalar.onnx}", "{image.png}"], ["scalar.onnx", "shape []", "logits [N, classes]"], []),
-    Case("predict-batch-size-0", ["predict", "{model}", "{image.png}", "--batch-size", "0"], ["batch_size must be at least 1"], []),
+    Case("predict-4d-output", ["predict", "{out4d.onnx}", "{image.png}"],
+         ["out4d.onnx", "[1, 3, 32, 32]", "logits [N, classes]"], []),
+    Case("predict-scalar-output", ["predict", "{scalar.onnx}", "{image.png}"],
+         ["scalar.onnx", "shape []", "logits [N, classes]"], []),
+    Case("predict-batch-size-0", ["predict", "{model}", "{image.png}", "--batch-size", "0"],
+         ["batch_size must be at least 1"], []),
     Case("predict-resize-bomb", ["predict", "{model}", "{wide.png}"], ["wide.png", "100000x1", "3200000x32"], []),
     Case("predict-folder-without-images", ["predict", "{model}", "{emptydir}"], ["no images", "emptydir"], []),
     # metadata validated once at load, naming the file and the key
-    Case("meta-labels-count", ["predict", "{labels3.onnx}", "{image.png}"], ["labels3.onnx", "'labels' has 3 names for 10 classes"], []),
-    Case("meta-mean-length", ["predict", "{meanlen.onnx}", "{image.png}"], ["meanlen.onnx", "'mean' must be 3 finite numbers"], []),
+    Case("meta-labels-count", ["predict", "{labels3.onnx}", "{image.png}"],
+         ["labels3.onnx", "'labels' has 3 names for 10 classes"], []),
+    Case("meta-mean-length", ["predict", "{meanlen.onnx}", "{image.png}"],
+         ["meanlen.onnx", "'mean' must be 3 finite numbers"], []),
     Case("meta-zero-std", ["predict", "{zerostd.onnx}", "{image.png}"], ["zerostd.onnx", "'std' must be positive"], []),
-    Case("meta-size-not-a-number", ["predict", "{strsize.onnx}", "{image.png}"], ["strsize.onnx", "'crop_size' must be a whole number", "abc"], []),
-    Case("meta-size-negative", ["predict", "{negsize.onnx}", "{image.png}"], ["negsize.onnx", "'resize_size' must be between 1", "-5"], []),
-    Case("meta-crop-vs-input", ["predict", "{cropsize.onnx}", "{image.png}"], ["cropsize.onnx", "'crop_size' 24 differs from the model's input height 32"], []),
-    Case("meta-resize-below-crop", ["predict", "{smallresize.onnx}", "{image.png}"], ["smallresize.onnx", "'resize_size' 16 is smaller than the crop 32"], []),
-    Case("meta-channel-order", ["predict", "{order.onnx}", "{image.png}"], ["order.onnx", "'channel_order' must be RGB or BGR", "XYZ"], []),
-    Case("meta-num-classes", ["predict", "{numclasses.onnx}", "{image.png}"], ["numclasses.onnx", "'num_classes' is 7", "10 classes"], []),
-    Case("predict-unknown-provider", ["predict", "{model}", "{notimage.jpg}", "--provider", "tpu"], ["unknown provider 'tpu'"], []),
+    Case("meta-size-not-a-number", ["predict", "{strsize.onnx}", "{image.png}"],
+         ["strsize.onnx", "'crop_size' must be a whole number", "abc"], []),
+    Case("meta-size-negative", ["predict", "{negsize.onnx}", "{image.png}"],
+         ["negsize.onnx", "'resize_size' must be between 1", "-5"], []),
+    Case("meta-crop-vs-input", ["predict", "{cropsize.onnx}", "{image.png}"],
+         ["cropsize.onnx", "'crop_size' 24 differs from the model's input height 32"], []),
+    Case("meta-resize-below-crop", ["predict", "{smallresize.onnx}", "{image.png}"],
+         ["smallresize.onnx", "'resize_size' 16 is smaller than the crop 32"], []),
+    Case("meta-channel-order", ["predict", "{order.onnx}", "{image.png}"],
+         ["order.onnx", "'channel_order' must be RGB or BGR", "XYZ"], []),
+    Case("meta-num-classes", ["predict", "{numclasses.onnx}", "{image.png}"],
+         ["numclasses.onnx", "'num_classes' is 7", "10 classes"], []),
+    Case("predict-unknown-provider", ["predict", "{model}", "{notimage.jpg}", "--provider", "tpu"],
+         ["unknown provider 'tpu'"], []),
     # no untyped exits, round two: inputs that are not float tensors, bad external-data entries,
     # checkpoints of tensors that are not plain dense ones (they ended in "unexpected
     # ValueError/RuntimeError", or, for int64 pixels, in an answer computed from truncated floats)
-    Case("predict-int64-input", ["predict", "{int64.onnx}", "{image.png}"], ["int64.onnx", "input 'x' is int64", "needs a float input"], []),
-    Case("predict-sequence-input", ["predict", "{seqin.onnx}", "{image.png}"], ["seqin.onnx", "input 'x' is not a tensor"], []),
-    Case("predict-decompression-bomb", ["predict", "{model}", "{bomb.png}"], ["refused", "bomb.png", "decompression bomb"], []),
-    Case("predict-truncated-png", ["predict", "{model}", "{cut.png}"], ["not a readable image", "cut.png", "truncated"], []),
+    Case("predict-int64-input", ["predict", "{int64.onnx}", "{image.png}"],
+         ["int64.onnx", "input 'x' is int64", "needs a float input"], []),
+    Case("predict-sequence-input", ["predict", "{seqin.onnx}", "{image.png}"],
+         ["seqin.onnx", "input 'x' is not a tensor"], []),
+    Case("predict-decompression-bomb", ["predict", "{model}", "{bomb.png}"],
+         ["refused", "bomb.png", "decompression bomb"], []),
+    Case("predict-truncated-png", ["predict", "{model}", "{cut.png}"],
+         ["not a readable image", "cut.png", "truncated"], []),
     # round three: a file we read is data, typed and bounded; deep nesting is refused, never a RecursionError
-    Case("meta-labels-deep", ["predict", "{deeplabels.onnx}", "{image.png}"], ["deeplabels.onnx", "'labels' is JSON nested more than 32 levels"], []),
+    Case("meta-labels-deep", ["predict", "{deeplabels.onnx}", "{image.png}"],
+         ["deeplabels.onnx", "'labels' is JSON nested more than 32 levels"], []),
     Case("profile-session-profile-dir", ["predict", "--profile", "{profiledir.json}", "{image.png}"],
          ["profiledir.json", "field 'session.profile_dir' is not one a profile may set"], []),
     Case("profile-static-batch-string", ["predict", "--profile", "{staticbatch.json}", "{image.png}"],
          ["staticbatch.json", "field 'session.static_batch' must be an integer from 1 to 4096"], []),
     Case("profile-source-model-number", ["predict", "--profile", "{sourcemodel.json}", "{image.png}"],
          ["sourcemodel.json", "field 'source_model' must be a string, received 5"], []),
-    Case("profile-deep-json", ["predict", "--profile", "{deepprofile.json}", "{image.png}"], ["deepprofile.json", "nests more than 4 levels"], []),
+    Case("profile-deep-json", ["predict", "--profile", "{deepprofile.json}", "{image.png}"],
+         ["deepprofile.json", "nests more than 4 levels"], []),
     *external_cases("predict", ["{image.png}"], []),
 ]
 
@@ -131,7 +153,8 @@ def test_random_weights_are_named_before_any_answer(files: dict[str, Path]) -> N
     result = run_cli("predict", files["model"], files["image.png"], "--provider", "cpu", "--json")
     lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert result.returncode == 0 and len(lines) == 1, result.stderr
-    assert "resnet20.onnx holds the seeded random initialisation, not trained weights" in lines[0] and "--weights" in lines[0]
+    assert ("resnet20.onnx holds the seeded random initialisation, not trained weights" in lines[0]
+            and "--weights" in lines[0])
     with pytest.warns(UserWarning, match="resnet20.onnx holds the seeded random initialisation"):
         Predictor(files["model"], provider="cpu").close()
     with warnings.catch_warnings():
@@ -152,7 +175,8 @@ def test_image_modes_through_predict(files: dict[str, Path], tmp_path: Path) -> 
     Image.fromarray(decoded).save(tmp_path / "sideways.png")  # the stored pixels, EXIF ignored
     pairs.append(("photo.jpg", "upright.png"))
     names = [n for pair in pairs for n in pair] + ["sideways.png"]
-    result = run_cli("predict", files["trained.onnx"], *(tmp_path / n for n in names), "--json", "--provider", "cpu", "--top-k", "10")
+    result = run_cli("predict", files["trained.onnx"], *(tmp_path / n for n in names), "--json", "--provider", "cpu",
+                     "--top-k", "10")
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
     scores = {Path(e["image"]).name: {k["index"]: k["score"] for k in e["top_k"]} for e in strict_json(result.stdout)}
     for name, twin in pairs:

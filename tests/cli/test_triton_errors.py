@@ -19,20 +19,27 @@ from resnet_deploy.runtime.session import THREADS_PER_CORE, cpu_count
 from .._cli_cases import Alias, Case, check_alias, check_bad_input, note_lines, run_cli
 
 CASES = [
-    Case("triton-queue-delay-negative", ["triton", "{model}", "-r", "{tmp}/repo", "--queue-delay-us", "-5"], ["--queue-delay-us", "-5"], []),
-    Case("triton-max-batch-huge", ["triton", "{model}", "-r", "{tmp}/repo", "--max-batch-size", str(10**10)], ["--max-batch-size", str(10**10)], []),
-    Case("triton-instances-absurd", ["triton", "{model}", "-r", "{tmp}/repo", "--instances", "100000"], ["--instances", "100000"], []),
+    Case("triton-queue-delay-negative", ["triton", "{model}", "-r", "{tmp}/repo", "--queue-delay-us", "-5"],
+         ["--queue-delay-us", "-5"], []),
+    Case("triton-max-batch-huge", ["triton", "{model}", "-r", "{tmp}/repo", "--max-batch-size", str(10**10)],
+         ["--max-batch-size", str(10**10)], []),
+    Case("triton-instances-absurd",
+         ["triton", "{model}", "-r", "{tmp}/repo", "--instances", "100000"], ["--instances", "100000"], []),
     # Each instance is a session (on the Python backend, a process) of its own: 256 of ResNet-20 were
     # accepted and would hold about 24 GB (the adversarial pass). At most 64, refused by name.
     *[Case(f"{command}-instances-{n}", [command, "{model}", *repo, "--instances", str(n)],
            ["--instances must be an integer from 1 to 64", f"received {n}"], [])
       for command, repo in (("triton", ["-r", "{tmp}/repo"]), ("serve", [])) for n in (65, 256)],
     Case("triton-corrupt", ["triton", "{corrupt.onnx}", "-r", "{tmp}/repo"], ["corrupt.onnx"], []),
-    Case("triton-repo-is-file", ["triton", "{model}", "-r", "{tmp}/existing.onnx"], ["not a folder", "existing.onnx"], []),
-    Case("triton-provider", ["triton", "{model}", "-r", "{tmp}/repo", "--provider", "tpu"], ["unknown provider 'tpu'"], []),
+    Case("triton-repo-is-file", ["triton", "{model}", "-r", "{tmp}/existing.onnx"],
+         ["not a folder", "existing.onnx"], []),
+    Case("triton-provider", ["triton", "{model}", "-r", "{tmp}/repo", "--provider", "tpu"],
+         ["unknown provider 'tpu'"], []),
     # targets and batches mean what they say: what cannot be honoured is refused, saying what to do
-    Case("triton-fixed-batch-asked-to-batch", ["triton", "{static8.onnx}", "-r", "{tmp}/repo", "--max-batch-size", "32"],
-         ["static8.onnx has a fixed batch of 8: Triton cannot batch it", "pass --max-batch-size 0 or re-export with a dynamic batch"], []),
+    Case("triton-fixed-batch-asked-to-batch",
+         ["triton", "{static8.onnx}", "-r", "{tmp}/repo", "--max-batch-size", "32"],
+         ["static8.onnx has a fixed batch of 8: Triton cannot batch it",
+          "pass --max-batch-size 0 or re-export with a dynamic batch"], []),
     # serve's request bound, refused by its own name before any server starts (the adversarial pass:
     # nan and inf ended in 'unexpected ValueError', 0 and -1 became 1 byte and refused every request)
     *[Case(f"serve-max-request-mb-{v}", ["serve", "{model}", "--max-request-mb", v],
@@ -50,7 +57,8 @@ def test_bad_input_table(case: Case, files: dict[str, Path], tmp_path: Path) -> 
 
 
 ALIASES = [
-    Alias("triton-model-inside-entry", ["triton", "repo/m/1/model.onnx", "-r", "repo", "--name", "m", "--force"], ["repo/m/1/model.onnx", "Triton entry"]),
+    Alias("triton-model-inside-entry", ["triton", "repo/m/1/model.onnx", "-r", "repo", "--name", "m", "--force"],
+          ["repo/m/1/model.onnx", "Triton entry"]),
 ]
 
 
@@ -66,7 +74,8 @@ def test_triton_entry_names_and_modes(files: dict[str, Path], tmp_path: Path) ->
     dots.write_bytes(files["model"].read_bytes())
     repo = tmp_path / "repo"
     result = run_cli("triton", dots, "-r", repo)
-    assert result.returncode == 1 and "not a valid entry name" in result.stderr and "..onnx" in result.stderr, result.stderr
+    assert (result.returncode == 1 and "not a valid entry name" in result.stderr
+            and "..onnx" in result.stderr), result.stderr
     assert not repo.exists()
     previous = os.umask(0o022)
     try:
@@ -96,7 +105,8 @@ def test_fixed_batch_model_in_triton_and_quantize(files: dict[str, Path], tmp_pa
     assert onnx.load(str(int8)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 8
     # the accuracy-aware path evaluates in batches of 8 too (13 samples: the last batch filled up)
     eval_data = tmp_path / "eval.npz"
-    np.savez(eval_data, x=np.random.default_rng(2).standard_normal((13, 3, 32, 32), dtype=np.float32), y=np.arange(13) % 10)
-    result = run_cli("quantize", files["static8.onnx"], "-c", files["calib.npy"], "-o", tmp_path / "aware.onnx", "--eval-data", eval_data,
-                 "--max-accuracy-drop", "100")
+    np.savez(eval_data, x=np.random.default_rng(2).standard_normal((13, 3, 32, 32), dtype=np.float32),
+             y=np.arange(13) % 10)
+    result = run_cli("quantize", files["static8.onnx"], "-c", files["calib.npy"], "-o", tmp_path / "aware.onnx",
+                     "--eval-data", eval_data, "--max-accuracy-drop", "100")
     assert result.returncode == 0 and "kept in float: no block" in " ".join(result.stdout.split()), result.stderr

@@ -36,7 +36,8 @@ def digits_models(tmp_path_factory: pytest.TempPathFactory, digits_trained: dict
     onnx.save(quantized, str(int8))
     data = folder / "x.npy"
     np.save(data, x_test[:32])
-    return {"fp32": fp32, "int8": int8, "data": data, "x_test": x_test, "folder": folder, "ckpt": digits_trained["ckpt"]}
+    return {"fp32": fp32, "int8": int8, "data": data, "x_test": x_test, "folder": folder,
+            "ckpt": digits_trained["ckpt"]}
 
 
 def test_fp32_against_int8_one_row_per_block(digits_models: dict) -> None:
@@ -55,7 +56,8 @@ def test_fp32_against_int8_one_row_per_block(digits_models: dict) -> None:
     assert loose.first_over is None
 
 
-def test_int8_default_tolerance_passes_a_good_calibration_and_names_a_bad_one(digits_models: dict, tmp_path: Path) -> None:
+def test_int8_default_tolerance_passes_a_good_calibration_and_names_a_bad_one(digits_models: dict,
+                                                                              tmp_path: Path) -> None:
     """The default tolerance follows the lossier side's precision: at 1e-3 every INT8 verdict was
     "stem" even at cosine 0.9999. A half-scale calibration (the input's range set too narrow,
     which costs held-out accuracy) still fails, at the block it breaks: the stem."""
@@ -63,7 +65,8 @@ def test_int8_default_tolerance_passes_a_good_calibration_and_names_a_bad_one(di
     assert good.tolerance == 0.25 and good.tolerance_from == "int8" and good.first_over is None
     x_train = digits()[0]
     bad = tmp_path / "half.onnx"
-    onnx.save(quantize_model(load_onnx(digits_models["fp32"]), x_train[:64] * 0.5, target_cpu="any", source="half").model, str(bad))
+    onnx.save(quantize_model(load_onnx(digits_models["fp32"]), x_train[:64] * 0.5,
+                             target_cpu="any", source="half").model, str(bad))
     result = compare_files(digits_models["fp32"], bad, data=digits_models["data"])
     print([(r.name, f"{r.max_rel_error:.2e}", f"{r.cosine:.4f}") for r in result.rows])
     assert result.first_over == "stem"
@@ -90,7 +93,8 @@ def test_a_file_against_our_own_optimize_output(tmp_path: Path) -> None:
     onnx.save(model, str(other))
     result = compare_files(other, foreign)
     assert [r.name for r in result.rows] == R20_BLOCKS and result.first_over is None
-    assert result.notes == ["renamed.onnx on cpu names its weights differently; its blocks were matched by position in the graph"]
+    assert result.notes == ["renamed.onnx on cpu names its weights differently; "
+                            "its blocks were matched by position in the graph"]
 
 
 def test_streamed_statistics_equal_those_of_whole_arrays(digits_models: dict) -> None:
@@ -132,7 +136,8 @@ def test_int8_probes_are_the_dequantized_tensors(digits_models: dict) -> None:
 
 def test_same_file_on_openvino_within_1e5(digits_models: dict) -> None:
     pytest.importorskip("openvino")
-    result = compare_files(digits_models["fp32"], providers=("cpu", "openvino"), data=digits_models["data"], tolerance=1e-5)
+    result = compare_files(digits_models["fp32"], providers=("cpu", "openvino"), data=digits_models["data"],
+                           tolerance=1e-5)
     for row in result.rows:
         print(row)
     assert [r.name for r in result.rows] == R20_BLOCKS
@@ -175,7 +180,8 @@ def test_third_party_resnet50_and_names_fallback(tmp_path: Path) -> None:
 
 def test_against_eager_pytorch(digits_models: dict, tmp_path: Path) -> None:
     """The export against the PyTorch model it came from, block by block, through forward hooks."""
-    result = compare_files(digits_models["fp32"], eager=True, weights=digits_models["ckpt"], data=digits_models["data"], tolerance=1e-5)
+    result = compare_files(digits_models["fp32"], eager=True, weights=digits_models["ckpt"], data=digits_models["data"],
+                           tolerance=1e-5)
     for row in result.rows:
         print(row)
     assert result.a.startswith("eager PyTorch (resnet20)")
@@ -208,15 +214,17 @@ def _one_error_line(args: list[str], *needles: str) -> None:
 def test_cli_table_and_json(digits_models: dict) -> None:
     import json
 
-    result = runner.invoke(app, ["compare", str(digits_models["fp32"]), str(digits_models["int8"]), "--data", str(digits_models["data"])])
+    result = runner.invoke(app, ["compare", str(digits_models["fp32"]), str(digits_models["int8"]),
+                                 "--data", str(digits_models["data"])])
     print(result.output)
     assert result.exit_code == 0
     assert "every block within tolerance 0.25 (int8 default)" in result.output  # a good INT8 passes by default
     assert all(name in result.output for name in R20_BLOCKS)
-    result = runner.invoke(app, ["compare", str(digits_models["fp32"]), str(digits_models["int8"]), "--data", str(digits_models["data"]),
-                                 "--tolerance", "1e-3"])
+    result = runner.invoke(app, ["compare", str(digits_models["fp32"]), str(digits_models["int8"]),
+                                 "--data", str(digits_models["data"]), "--tolerance", "1e-3"])
     assert result.exit_code == 0 and "first block over tolerance 0.001: stem" in result.output
-    result = runner.invoke(app, ["compare", str(digits_models["fp32"]), str(digits_models["int8"]), "--tolerance", "1", "--json"])
+    result = runner.invoke(app, ["compare", str(digits_models["fp32"]), str(digits_models["int8"]),
+                                 "--tolerance", "1", "--json"])
     payload = json.loads(result.output)
     assert [r["name"] for r in payload["rows"]] == R20_BLOCKS and payload["first_over_tolerance"] is None
     assert payload["samples"] == 8

@@ -26,7 +26,8 @@ def weight_scale_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     their scale is the input's times the weight's)."""
     inits = {i.name: i for i in model.graph.initializer}
     return {n.input[0]: tuple(numpy_helper.to_array(inits[n.input[1]]).shape) for n in model.graph.node
-            if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].data_type == onnx.TensorProto.INT8}
+            if n.op_type == "DequantizeLinear" and n.input[0] in inits
+            and inits[n.input[0]].data_type == onnx.TensorProto.INT8}
 
 
 @pytest.fixture

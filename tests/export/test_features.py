@@ -87,9 +87,11 @@ def test_a_classifier_has_no_embedding_and_a_features_file_no_classes(tmp_path: 
                                                                      sample_image: Path) -> None:
     path = tmp_path / "f.onnx"
     export_model(ExportOptions("resnet20", features=True), path)
-    with rd.Predictor(resnet20_onnx, provider="cpu") as classifier, pytest.raises(rd.InputError, match="is a classifier"):
+    with rd.Predictor(resnet20_onnx, provider="cpu") as classifier, \
+            pytest.raises(rd.InputError, match="is a classifier"):
         classifier.embed([sample_image])
-    with rd.Predictor(path, provider="cpu") as features, pytest.raises(rd.InputError, match="outputs embeddings, not classes"):
+    with rd.Predictor(path, provider="cpu") as features, \
+            pytest.raises(rd.InputError, match="outputs embeddings, not classes"):
         features.predict([sample_image])
     r = CliRunner().invoke(app, ["predict", str(path), str(sample_image)])
     assert r.exit_code == 1 and "use Predictor.embed, or resnet-deploy batch" in r.output and r.output.count("\n") == 1

@@ -95,7 +95,8 @@ def test_split_gives_back_the_classifier(resnet18_onnx: Path, r18_image: Path) -
     assert core.graph.input[0] == original.graph.input[0] and list(core.graph.output) == list(original.graph.output)
     assert {i.name for i in core.graph.initializer} == {i.name for i in original.graph.initializer}
     before, after = read_metadata(original), read_metadata(core)
-    assert {k for k in after if after[k] != before.get(k)} == {"labels"} and len(after["labels"]) == 1000  # ImageNet's, for other apps
+    # the labels: ImageNet's, for other apps
+    assert {k for k in after if after[k] != before.get(k)} == {"labels"} and len(after["labels"]) == 1000
     assert add_image_input(core, spec).graph == load_onnx(r18_image).graph
 
 
@@ -106,7 +107,8 @@ def test_matches_pil_preprocessing_on_photos(fixture: str, request: pytest.Fixtu
     print(f"\n{fixture}: {parity.describe()}")
     for c in parity.images:
         print(f"  {c.name:22s} {c.width:4d}x{c.height:<4d} pixels max {c.max_pixel_error:.2f} levels "
-              f"({c.pixels_differing:.3%} differ), logits rel {c.max_rel_error:.2e}, top-1 {c.top1_equal}, top-5 {c.top5_overlap}/5")
+              f"({c.pixels_differing:.3%} differ), logits rel {c.max_rel_error:.2e}, top-1 {c.top1_equal}, "
+              f"top-5 {c.top5_overlap}/5")
     assert len(parity.images) == 11 and len({(c.width, c.height) for c in parity.images}) >= 9
     assert {c.width > c.height for c in parity.images} == {True, False}  # landscape and portrait
     assert any(c.width < 256 or c.height < 256 for c in parity.images)  # upscaled too
@@ -158,7 +160,7 @@ def test_int8_preprocessing_stays_float(r20_image: Path, tmp_path: Path) -> None
     quantized_inputs = {i for n in model.graph.node if n.op_type == "QuantizeLinear" for i in n.input}
     dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     inside = {o for n in preprocessing for o in n.output} - {classifier_input}
-    assert preprocessing and not quantized_inputs & inside  # the classifier's float input is quantized, nothing before it
+    assert preprocessing and not quantized_inputs & inside  # the classifier's float input is quantized, none before
     assert not dequantized & {i for n in preprocessing for i in n.input}
     assert {"Resize", "Sub", "Div"} <= {n.op_type for n in preprocessing}
     assert read_metadata(model)["precision"] == "int8" and is_image_input(model)
@@ -226,7 +228,8 @@ def _cli(*args: str | Path, code: int = 0):
     return result
 
 
-def test_predict_json_equal_to_the_float_model(resnet20_onnx: Path, r20_image: Path, photo_files: list[Path], tmp_path: Path) -> None:
+def test_predict_json_equal_to_the_float_model(resnet20_onnx: Path, r20_image: Path, photo_files: list[Path],
+                                               tmp_path: Path) -> None:
     floating = json.loads(_cli("predict", resnet20_onnx, *photo_files, "--json", "-p", "cpu").stdout)
     images = json.loads(_cli("predict", r20_image, *photo_files, "--json", "-p", "cpu", "-b", "3").stdout)
     assert [r["image"] for r in images] == [r["image"] for r in floating]
@@ -246,8 +249,8 @@ def test_export_image_input_reports_its_numbers(tmp_path: Path) -> None:
     calib.mkdir()
     for i, (_, photo) in enumerate(photo_variants()[:4]):
         photo.save(calib / f"{i}.jpg")
-    result = _cli("export", "--model", "resnet20", "--image-input", "--image-input-top-k", "3", "-o", out, "--report", report,
-                  "--int8", "--calibration", calib)
+    result = _cli("export", "--model", "resnet20", "--image-input", "--image-input-top-k", "3", "-o", out,
+                  "--report", report, "--int8", "--calibration", calib)
     assert "image-input" in result.output and "top-1 agreement 100%" in result.output
     assert "pixels: max" in result.output and "upscaled" in result.output  # the per-photo table
     stages = {s["name"]: s for s in json.loads(report.read_text())["stages"]}
@@ -280,13 +283,16 @@ def test_optimize_image_input_and_its_refusals(resnet20_onnx: Path, r20_image: P
     assert is_image_input(load_onnx(again)) and any(n.op_type == "FusedConv" for n in load_onnx(again).graph.node)
     refusals = [
         (("optimize", r20_image, "-o", tmp_path / "x.onnx", "--image-input"), "already takes uint8 images"),
-        (("optimize", resnet20_onnx, "-o", tmp_path / "x.onnx", "--mean", "0.5,0.5,0.5"), "only apply with --image-input"),
+        (("optimize", resnet20_onnx, "-o", tmp_path / "x.onnx", "--mean", "0.5,0.5,0.5"),
+         "only apply with --image-input"),
         (("optimize", resnet20_onnx, "-o", tmp_path / "x.onnx", "--image-input", "--mean", "0.5,0.5"), "three numbers"),
-        (("export", "--model", "resnet20", "-o", tmp_path / "x.onnx", "--image-input-top-k", "3"), "only apply with --image-input"),
+        (("export", "--model", "resnet20", "-o", tmp_path / "x.onnx", "--image-input-top-k", "3"),
+         "only apply with --image-input"),
     ]
     for args, needle in refusals:
         result = _cli(*args, code=1)
-        assert result.output.startswith("error:") and needle in result.output and len(result.output.strip().splitlines()) == 1
+        assert (result.output.startswith("error:") and needle in result.output
+                and len(result.output.strip().splitlines()) == 1)
 
 
 def test_a_file_without_mean_and_std_must_be_told(resnet20_onnx: Path) -> None:
@@ -319,7 +325,8 @@ def test_placement_probe_feeds_an_image(r20_image: Path) -> None:
     from resnet_deploy.runtime import SessionConfig, node_placement
 
     placement = node_placement(r20_image, SessionConfig(provider="cpu"))
-    assert set(placement) == {"CPUExecutionProvider"} and placement["CPUExecutionProvider"] > 40  # ResNet-20's 40 compute ops at least
+    # ResNet-20's 40 compute ops at least
+    assert set(placement) == {"CPUExecutionProvider"} and placement["CPUExecutionProvider"] > 40
 
 
 def test_a_foreign_opset_17_file_takes_images(tmp_path: Path) -> None:
@@ -333,7 +340,8 @@ def test_a_foreign_opset_17_file_takes_images(tmp_path: Path) -> None:
     result = _cli("optimize", foreign, "-o", tmp_path / "x.onnx", "--image-input", code=1)
     assert "names no mean or std in its metadata; give --mean and --std" in result.output
     out = tmp_path / "foreign_image.onnx"
-    result = _cli("optimize", foreign, "-o", out, "--image-input", "--mean", "0.49,0.48,0.45", "--std", "0.25,0.24,0.26")
+    result = _cli("optimize", foreign, "-o", out, "--image-input", "--mean", "0.49,0.48,0.45",
+                  "--std", "0.25,0.24,0.26")
     assert "opset 17 -> 18" in result.output
     model = load_onnx(out)
     assert is_image_input(model) and next(o.version for o in model.opset_import if o.domain == "") == 18

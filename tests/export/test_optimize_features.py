@@ -64,7 +64,8 @@ def test_optimize_features_equals_export_features(tmp_path: Path, name: str, siz
     pooled = _classifier_input(classifier, x).astype(np.float64)
     if normalize:
         pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-    print(f"{name} normalize {normalize}: vs export --features {_rel(got, want):.2e}, vs the source's Gemm input {_rel(got, pooled):.2e}")
+    print(f"{name} normalize {normalize}: vs export --features {_rel(got, want):.2e}, "
+          f"vs the source's Gemm input {_rel(got, pooled):.2e}")
     assert got.shape == want.shape == (3, stage.details["embedding_dim"])
     assert _rel(got, want) <= 1e-5 and _rel(got, pooled) <= 1e-5
     model = onnx.load(str(cut))
@@ -135,7 +136,8 @@ CASES = [
          ["headless.onnx has no classifier to cut", "comes from Reshape"]),
     Case("features-in-graph-top-k", ["optimize", "{topk.onnx}", "-o", "{out}", "--features"],
          ["topk.onnx ranks classes in the graph (top-k 3)"]),
-    Case("features-asked-top-k", ["optimize", "{model}", "-o", "{out}", "--features", "--image-input", "--image-input-top-k", "2"],
+    Case("features-asked-top-k",
+         ["optimize", "{model}", "-o", "{out}", "--features", "--image-input", "--image-input-top-k", "2"],
          ["a features file has no classes to rank: drop --image-input-top-k"]),
     Case("normalize-without-features", ["optimize", "{model}", "-o", "{out}", "--normalize"],
          ["--normalize applies to embeddings: add --features"]),

@@ -25,18 +25,22 @@ def _graph(head: str, *, pool: str = "GlobalAveragePool", opset: int = 18) -> on
     """x [N, 3, 8, 8] -> Conv -> Relu -> ``pool`` -> Flatten -> ``head`` -> y."""
     inits = [numpy_helper.from_array(CONV_W, "conv.w"), numpy_helper.from_array(FC_W, "fc.w"),
              numpy_helper.from_array(FC_B, "fc.b"), numpy_helper.from_array(FC_W.T.copy(), "fc.wt")]
-    nodes = [helper.make_node("Conv", ["x", "conv.w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"])]
+    nodes = [helper.make_node("Conv", ["x", "conv.w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"])]
     nodes.append(helper.make_node(pool, ["r"], ["p"]))  # GlobalMaxPool: no ResNet's features
     nodes.append(helper.make_node("Flatten", ["p"], ["f"], axis=1))
     nodes += {
         "gemm": [helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["y"], transB=1)],
         "matmul": [helper.make_node("MatMul", ["f", "fc.wt"], ["y"])],
-        "matmul+add": [helper.make_node("MatMul", ["f", "fc.wt"], ["m"]), helper.make_node("Add", ["m", "fc.b"], ["y"])],
-        "add+matmul": [helper.make_node("MatMul", ["f", "fc.wt"], ["m"]), helper.make_node("Add", ["fc.b", "m"], ["y"])],
+        "matmul+add": [helper.make_node("MatMul", ["f", "fc.wt"], ["m"]),
+                       helper.make_node("Add", ["m", "fc.b"], ["y"])],
+        "add+matmul": [helper.make_node("MatMul", ["f", "fc.wt"], ["m"]),
+                       helper.make_node("Add", ["fc.b", "m"], ["y"])],
         "none": [helper.make_node("Relu", ["f"], ["y"])],
     }[head]
     out = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", C if head == "none" else K])
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 3, 8, 8])], [out], inits)
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 3, 8, 8])],
+                              [out], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     onnx.checker.check_model(model, full_check=True)
     return model

@@ -18,7 +18,8 @@ PARAMS = {
     "resnet101": 44_549_160,
     "resnet152": 60_192_808,
 }
-PAPER_CIFAR_M = {"resnet20": 0.27, "resnet32": 0.46, "resnet44": 0.66, "resnet56": 0.85, "resnet110": 1.7, "resnet1202": 19.4}
+PAPER_CIFAR_M = {"resnet20": 0.27, "resnet32": 0.46, "resnet44": 0.66, "resnet56": 0.85, "resnet110": 1.7,
+                 "resnet1202": 19.4}
 ALL = rd.list_models()
 
 

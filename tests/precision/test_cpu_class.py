@@ -40,7 +40,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, digits_trained: dict) -> dic
     shutil.copyfile(digits_trained["fp32"], folder / "fp32.onnx")
     np.save(folder / "calib.npy", x_train[:128])
     np.savez(folder / "heldout.npz", x=x_test, y=y_test)
-    out = {"fp32": folder / "fp32.onnx", "calib": folder / "calib.npy", "heldout": folder / "heldout.npz", "folder": folder}
+    out = {"fp32": folder / "fp32.onnx", "calib": folder / "calib.npy", "heldout": folder / "heldout.npz",
+           "folder": folder}
     for target in ("vnni", "any"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a vnni file on a CPU without warns: tested below
@@ -102,7 +103,8 @@ def test_quantize_checks_the_file_on_held_out_samples(files: dict[str, Path], tm
 def test_the_cli_flag_and_its_refusals(files: dict[str, Path], tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "q.onnx"
-    result = runner.invoke(app, ["quantize", str(files["fp32"]), "-c", str(files["calib"]), "-o", str(out), "--target-cpu", "any"])
+    result = runner.invoke(app, ["quantize", str(files["fp32"]), "-c", str(files["calib"]),
+                                 "-o", str(out), "--target-cpu", "any"])
     print(result.output)
     assert result.exit_code == 0 and read_metadata(load_onnx(out))["int8_kernels"] == "any"
     assert "int8_kernels any" in result.output and "held out of the calibration, on this CPU: error" in result.output
@@ -111,7 +113,8 @@ def test_the_cli_flag_and_its_refusals(files: dict[str, Path], tmp_path: Path) -
          "unknown target CPU 'avx2'; expected one of auto, vnni, any"),
         (["quantize", str(files["fp32"]), "-c", str(files["calib"]), "--sensitivity", "--target-cpu", "any"],
          "--target-cpu applies to plain quantize"),
-        (["export", "--depth", "20", "-o", str(tmp_path / "e.onnx"), "--target-cpu", "any"], "--target-cpu is only used with --int8"),
+        (["export", "--depth", "20", "-o", str(tmp_path / "e.onnx"), "--target-cpu", "any"],
+         "--target-cpu is only used with --int8"),
     ]:
         result = runner.invoke(app, argv)
         assert result.exit_code == 1 and result.output.startswith(f"error: {message}"), result.output
@@ -142,8 +145,8 @@ def _require_avx2_only() -> None:
 
 def _python(code: str, *args: str | Path, avx2: bool, timeout: int = 600) -> subprocess.CompletedProcess:
     """``code`` run by a fresh interpreter with ``args`` in sys.argv[1:], under the AVX2 kernels or not."""
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env=avx2_env() if avx2 else None)
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=avx2_env() if avx2 else None)
     print(proc.stdout[-3000:], proc.stderr[-3000:])
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -188,18 +191,20 @@ def test_any_holds_with_and_without_vnni_kernels(files: dict[str, Path]) -> None
     _require_avx2_only()
     forced = _evaluate(files, avx2=True)
     native = _evaluate(files, avx2=False)
-    assert forced["int8_kernels"] == "any" and "WINOGRAD" not in forced["openvino"]  # OpenVINO's AVX-512-only path is gone
+    assert forced["int8_kernels"] == "any" and "WINOGRAD" not in forced["openvino"]  # OpenVINO's AVX-512 path is gone
     for run in (forced, native):
         for provider in ("cpu", "openvino"):
             fp32, any_ = run["accuracy"][f"fp32 {provider}"], run["accuracy"][f"any {provider}"]
             assert fp32 >= 93 and any_ >= fp32 - 1.0, (run["int8_kernels"], provider, run["accuracy"])
     folder = files["folder"]
     for provider in ("cpu", "openvino"):
-        same = np.array_equal(np.load(folder / f"any-{provider}-any.npy"), np.load(folder / f"any-{provider}-{native['int8_kernels']}.npy"))
+        same = np.array_equal(np.load(folder / f"any-{provider}-any.npy"),
+                              np.load(folder / f"any-{provider}-{native['int8_kernels']}.npy"))
         assert same, provider
         if VNNI_HERE:  # the forcing is real: the VNNI file saturates under the AVX2 kernels, and only there
             fp32 = np.load(folder / f"fp32-{provider}-any.npy")
-            err = {k: float(np.abs(np.load(folder / f"vnni-{provider}-{k}.npy") - fp32).max() / np.abs(fp32).max()) for k in ("any", "vnni")}
+            err = {k: float(np.abs(np.load(folder / f"vnni-{provider}-{k}.npy") - fp32).max() / np.abs(fp32).max())
+                   for k in ("any", "vnni")}
             print(provider, err)
             assert err["any"] > 1.5 * err["vnni"], (provider, err)
 
@@ -233,13 +238,14 @@ def test_quantize_warns_where_the_kernels_saturate(files: dict[str, Path], tmp_p
     in one line; ``auto`` on that CPU makes a file for any CPU, which holds."""
     _require_avx2_only()
     cli = [sys.executable, "-m", "resnet_deploy_cli.main", "quantize", str(files["fp32"]), "-c", str(files["calib"])]
-    proc = subprocess.run([*cli, "-o", str(tmp_path / "v.onnx"), "--target-cpu", "vnni"], capture_output=True, text=True,
-                          timeout=300, env=avx2_env())
+    proc = subprocess.run([*cli, "-o", str(tmp_path / "v.onnx"), "--target-cpu", "vnni"], capture_output=True,
+                          text=True, timeout=300, env=avx2_env())
     print(proc.stdout, proc.stderr)
     warned = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert proc.returncode == 0 and len(warned) == 1, proc.stderr
     assert "on 32 held-out calibration samples" in warned[0] and "quantize with --target-cpu any" in warned[0]
-    proc = subprocess.run([*cli, "-o", str(tmp_path / "a.onnx")], capture_output=True, text=True, timeout=300, env=avx2_env())
+    proc = subprocess.run([*cli, "-o", str(tmp_path / "a.onnx")], capture_output=True, text=True, timeout=300,
+                          env=avx2_env())
     assert proc.returncode == 0 and "warning:" not in proc.stderr, proc.stderr
     assert read_metadata(load_onnx(tmp_path / "a.onnx"))["int8_kernels"] == "any"
 
@@ -259,4 +265,5 @@ def test_tune_refuses_a_vnni_candidate_on_a_cpu_without(files: dict[str, Path], 
     _require_avx2_only()
     verdicts = _result(_python(_TUNE, files["fp32"], tmp_path / "p.json", files["calib"], avx2=True))
     int8 = {k: v for k, v in verdicts.items() if "int8" in k}
-    assert int8 and all(kind == "CPU_CLASS" and "made for CPUs with VNNI" in reason for kind, reason in int8.values()), verdicts
+    assert (int8 and all(kind == "CPU_CLASS" and "made for CPUs with VNNI" in reason
+                         for kind, reason in int8.values())), verdicts

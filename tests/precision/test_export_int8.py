@@ -28,7 +28,8 @@ def interrupt_at_calibration(message: str) -> None:
 def test_export_then_int8_beside_it(calib: Path, tmp_path: Path) -> None:
     out = tmp_path / "r20.onnx"
     result = export_with_int8(ExportOptions("resnet20"), out, Int8Options(calib, per_channel=False, target_cpu="any"))
-    assert result.path == out and result.int8 is not None and result.int8.path == int8_path(out) == tmp_path / "r20_int8.onnx"
+    assert (result.path == out and result.int8 is not None
+            and result.int8.path == int8_path(out) == tmp_path / "r20_int8.onnx")
     meta = read_metadata(load_onnx(result.int8.path))
     assert meta["precision"] == "int8" and meta["int8_kernels"] == "any" and "per-tensor" in meta["quantization"]
 
@@ -37,7 +38,8 @@ def test_export_then_int8_beside_it(calib: Path, tmp_path: Path) -> None:
 def test_a_failed_int8_takes_the_new_fp32_file_back(calib: Path, tmp_path: Path, force: bool) -> None:
     out = tmp_path / "r20.onnx"
     with pytest.raises(KeyboardInterrupt):
-        export_with_int8(ExportOptions("resnet20"), out, Int8Options(calib), progress=interrupt_at_calibration, force=force)
+        export_with_int8(ExportOptions("resnet20"), out, Int8Options(calib),
+                         progress=interrupt_at_calibration, force=force)
     assert not list(tmp_path.iterdir())
 
 
@@ -45,7 +47,8 @@ def test_a_failed_int8_leaves_a_forced_replacement_in_place(calib: Path, tmp_pat
     out = tmp_path / "r20.onnx"
     out.write_bytes(b"an older export")
     with pytest.raises(KeyboardInterrupt):
-        export_with_int8(ExportOptions("resnet20"), out, Int8Options(calib), progress=interrupt_at_calibration, force=True)
+        export_with_int8(ExportOptions("resnet20"), out, Int8Options(calib),
+                         progress=interrupt_at_calibration, force=True)
     assert read_metadata(load_onnx(out))["architecture"] == "resnet20"  # replaced, as --force asked
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r20.onnx"]
 

@@ -42,7 +42,8 @@ def test_a_classifier_still_reports_top1(resnet20_onnx: Path, features: dict[str
 
 @pytest.mark.parametrize("options", [QuantizeOptions(max_accuracy_drop=1.0), QuantizeOptions(sensitivity=True)],
                          ids=["accuracy-aware", "sensitivity"])
-def test_labels_are_refused_for_a_features_file(features: dict[str, Path], tmp_path: Path, options: QuantizeOptions) -> None:
+def test_labels_are_refused_for_a_features_file(features: dict[str, Path], tmp_path: Path,
+                                                options: QuantizeOptions) -> None:
     from dataclasses import replace
 
     output = None if options.sensitivity else tmp_path / "q.onnx"
@@ -63,4 +64,5 @@ def test_the_command_says_cosine_and_refuses_labels_in_one_line(features: dict[s
     assert result.exit_code == 0 and "cosine similarity to fp32 min" in flat and "top-1" not in flat, result.output
     result = runner.invoke(app, [*base, "--sensitivity", "--eval-data", str(features["eval"])])
     lines = result.output.strip().splitlines()
-    assert result.exit_code == 1 and lines[-1].startswith("error: ") and "has no classes to score" in lines[-1], result.output
+    assert (result.exit_code == 1 and lines[-1].startswith("error: ")
+            and "has no classes to score" in lines[-1]), result.output

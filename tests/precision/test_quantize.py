@@ -31,9 +31,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory, digits_trained: dict) -> d
     calib = folder / "calib.npy"
     np.save(calib, x_train[:128])
     fp32 = folder / "digits.onnx"
-    result = export_model(ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE, labels=[str(i) for i in range(10)]), fp32)
+    result = export_model(ExportOptions("resnet20", weights=ckpt, image_size=IMAGE_SIZE,
+                                        labels=[str(i) for i in range(10)]), fp32)
     result.int8 = quantize_file(fp32, int8_path(fp32), calib)  # what export --int8 composes
-    return {"fp32": fp32, "int8": result.int8.path, "result": result, "x_test": x_test, "y_test": y_test, "calib": calib, "model": model, "ckpt": ckpt}
+    return {"fp32": fp32, "int8": result.int8.path, "result": result, "x_test": x_test, "y_test": y_test,
+            "calib": calib, "model": model, "ckpt": ckpt}
 
 
 def _accuracy(model_path: Path, x: np.ndarray, y: np.ndarray) -> float:
@@ -45,7 +47,8 @@ def test_int8_accuracy_on_held_out_digits(trained: dict) -> None:
     fp32_acc = _accuracy(trained["fp32"], trained["x_test"], trained["y_test"])
     int8_acc = _accuracy(trained["int8"], trained["x_test"], trained["y_test"])
     ratio = trained["int8"].stat().st_size / trained["fp32"].stat().st_size
-    print(f"held-out accuracy on {len(trained['y_test'])} digits: fp32 {fp32_acc:.2%}, int8 {int8_acc:.2%}; size ratio {ratio:.2f}")
+    print(f"held-out accuracy on {len(trained['y_test'])} digits: fp32 {fp32_acc:.2%}, int8 {int8_acc:.2%}; "
+          f"size ratio {ratio:.2f}")
     assert fp32_acc >= 0.93  # the training worked
     assert int8_acc >= fp32_acc - 0.01  # INT8 within 1 point
     assert ratio <= 0.4
@@ -192,10 +195,12 @@ def bad_calibration(trained: dict, tmp_path_factory: pytest.TempPathFactory) -> 
     return {"calib": calib, "eval": eval_data}
 
 
-def test_accuracy_aware_int8_keeps_the_fewest_blocks_in_float(trained: dict, bad_calibration: dict, tmp_path: Path) -> None:
+def test_accuracy_aware_int8_keeps_the_fewest_blocks_in_float(trained: dict, bad_calibration: dict,
+                                                              tmp_path: Path) -> None:
     from resnet_deploy.precision.accuracy_aware import quantize_accuracy_aware
 
-    result = quantize_accuracy_aware(trained["fp32"], bad_calibration["calib"], bad_calibration["eval"], max_drop_points=0.5)
+    result = quantize_accuracy_aware(trained["fp32"], bad_calibration["calib"], bad_calibration["eval"],
+                                     max_drop_points=0.5)
     quantized = result.model
     for t in result.trials:
         print(t.float_blocks, f"accuracy {t.accuracy:.2%}, drop {t.drop_points:.2f} points")
@@ -227,7 +232,8 @@ def test_sensitivity_ranks_the_block_that_hurts_first(trained: dict, bad_calibra
     unlabelled = block_sensitivity(trained["fp32"], trained["calib"], max_samples=32)
     assert unlabelled.metric == "logits max rel error" and unlabelled.fp32_accuracy is None
     errors = [t.max_rel_error for t in unlabelled.rows]
-    assert errors == sorted(errors, reverse=True) and 0 < errors[-1] <= errors[0] < unlabelled.full_int8.max_rel_error * 1.5
+    assert (errors == sorted(errors, reverse=True)
+            and 0 < errors[-1] <= errors[0] < unlabelled.full_int8.max_rel_error * 1.5)
 
 
 def test_keep_float_names_real_blocks(trained: dict) -> None:
@@ -243,13 +249,15 @@ def test_cli_accuracy_aware_and_its_errors(trained: dict, bad_calibration: dict,
     runner = CliRunner()
     out = tmp_path / "aware.onnx"
     base = ["quantize", str(trained["fp32"]), "-c", str(bad_calibration["calib"])]
-    result = runner.invoke(app, [*base, "-o", str(out), "--eval-data", str(bad_calibration["eval"]), "--max-accuracy-drop", "0.5"])
+    result = runner.invoke(app, [*base, "-o", str(out), "--eval-data", str(bad_calibration["eval"]),
+                                 "--max-accuracy-drop", "0.5"])
     print(result.output)
     assert result.exit_code == 0 and out.exists()
     assert "kept in float: stem (1 of 11)" in result.output
     # what the float block costs, timed by the benchmark side by side
     flat = " ".join(result.output.split())  # rich wraps at the terminal width
-    assert "speed cost (onnxruntime CPU, batch 1" in flat and re.search(r"with the float blocks [0-9.]+ ms \([0-9.]+x all-INT8", flat)
+    assert ("speed cost (onnxruntime CPU, batch 1" in flat
+            and re.search(r"with the float blocks [0-9.]+ ms \([0-9.]+x all-INT8", flat))
     result = runner.invoke(app, [*base, "-o", str(tmp_path / "x.onnx"), "--max-accuracy-drop", "0.5"])
     assert result.exit_code == 1 and result.output.strip().splitlines()[-1] == (
         "error: --max-accuracy-drop needs --eval-data: labelled data to measure the drop on")
@@ -284,7 +292,8 @@ def test_a_cpu_target_file_is_quantized_from_its_portable_graph(trained: dict, t
     assert plain.notes == []
 
 
-def test_a_fixed_batch_model_is_calibrated_in_batches_of_its_size(trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fixed_batch_model_is_calibrated_in_batches_of_its_size(trained: dict, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """export --static-batch 8, then quantize on 13 samples (9 calibrate, 4 are held out): onnxruntime's
     calibrator gets batches of 8 (the last filled up from the start), the held-out check runs in
     batches of 8 too, and the INT8 model keeps the fixed batch and the accuracy."""
@@ -331,12 +340,13 @@ def test_speed_cost_is_none_when_an_engine_fails(trained: dict, monkeypatch: pyt
     from resnet_deploy.bench.schema import Record
 
     def failing(options, *, plan, **_kwargs):
-        return SimpleNamespace(records=[Record(e.name, "cpu", "fp32", 1, p50_ms=None if i == 2 else 1.0, error="boom" if i == 2 else None)
+        return SimpleNamespace(records=[Record(e.name, "cpu", "fp32", 1, p50_ms=None if i == 2 else 1.0,
+                                               error="boom" if i == 2 else None)
                                         for i, e in enumerate(plan.engines)])
 
     import resnet_deploy.bench as bench_package
 
     monkeypatch.setattr(bench_run, "run_benchmark", failing)
-    monkeypatch.setattr(bench_package, "run_benchmark", failing, raising=False)  # the package caches its lazy attributes
+    monkeypatch.setattr(bench_package, "run_benchmark", failing, raising=False)  # the package caches lazy attributes
     model = load_onnx(trained["fp32"])
     assert speed_cost(Path(trained["fp32"]), model, model, None) is None

@@ -43,7 +43,8 @@ MEAN_GREY_LEVELS = 0.4  # two independent roundings average about 1/3 of a grey 
 
 
 # (256, 259) and (259, 256) leave 35 pixels to crop: the offset rounds 17.5 to 18, not 17.
-@pytest.mark.parametrize("size", [(512, 600), (600, 512), (300, 257), (224, 224), (1000, 333), (250, 260), (256, 259), (259, 256)])
+@pytest.mark.parametrize("size", [(512, 600), (600, 512), (300, 257), (224, 224), (1000, 333),
+                                  (250, 260), (256, 259), (259, 256)])
 def test_matches_the_tensor_transform(sample_image: Path, size: tuple[int, int]) -> None:
     img = Image.open(sample_image).convert("RGB").resize(size, Image.BICUBIC)
     ours = Preprocessing(256, 224, MEAN, STD)(img)

@@ -32,7 +32,8 @@ ORIENTATIONS = {
     7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # mirrored about the other diagonal
     8: lambda a: np.rot90(a, 1),
 }
-MODE_FILES = ["RGBA.png", "LA.png", "P.png", "P-alpha-table.png", "P-index.gif", "L.png", "1.png", "CMYK.jpg", "CMYK.tiff"]
+MODE_FILES = ["RGBA.png", "LA.png", "P.png", "P-alpha-table.png", "P-index.gif", "L.png", "1.png",
+              "CMYK.jpg", "CMYK.tiff"]
 
 
 def _pattern(height: int = 40, width: int = 48) -> np.ndarray:
@@ -66,10 +67,13 @@ def _mode_image(name: str, folder: Path) -> tuple[Path | Image.Image, np.ndarray
         return pa, np.array(palette_image.getpalette()).reshape(-1, 3)[np.asarray(palette_image)].astype(np.uint8)
     path = folder / name
     mode = name.split("-")[0].split(".")[0]
-    make = {"RGBA": lambda: Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), "LA": lambda: Image.fromarray(np.dstack([rgb[..., 0], alpha]), "LA"),
-            "P": lambda: palette_image, "L": lambda: Image.fromarray(rgb[..., 0]), "1": lambda: Image.fromarray(rgb[..., 0] > 127),
+    make = {"RGBA": lambda: Image.fromarray(np.dstack([rgb, alpha]), "RGBA"),
+            "LA": lambda: Image.fromarray(np.dstack([rgb[..., 0], alpha]), "LA"),
+            "P": lambda: palette_image, "L": lambda: Image.fromarray(rgb[..., 0]),
+            "1": lambda: Image.fromarray(rgb[..., 0] > 127),
             "CMYK": lambda: Image.fromarray(np.dstack([rgb, alpha]), "CMYK")}[mode]
-    options = {"P-alpha-table.png": {"transparency": bytes(range(0, 256, 16))}, "P-index.gif": {"transparency": 0}}.get(name, {})
+    options = {"P-alpha-table.png": {"transparency": bytes(range(0, 256, 16))},
+               "P-index.gif": {"transparency": 0}}.get(name, {})
     make().save(path, **options)
     with Image.open(path) as img:
         img.load()

@@ -48,8 +48,8 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, resnet20_onnx: Path) -> dict
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "resnet_deploy_cli.main", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "resnet_deploy_cli.main", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
 
 
 def _x() -> np.ndarray:
@@ -77,11 +77,16 @@ BAD_FIELDS = [
     ({"session": {"trt_cache_dir": "/tmp/engines"}}, "field 'session.trt_cache_dir' is not one a profile may set"),
     ({"session": {"extra": {"session.use_env_allocators": "1"}}}, "field 'session.extra' is not one a profile may set"),
     ({"session": {"provider": "cuda"}}, "field 'session.provider' is not one a profile may set"),
-    ({"session": {"optimization": ["all"]}}, "field 'session.optimization' must be one of 'disable', 'basic', 'extended', 'all'"),
-    ({"session": {"static_batch": "1"}}, "field 'session.static_batch' must be an integer from 1 to 4096 or null, received \"1\""),
-    ({"session": {"static_batch": 0}}, "field 'session.static_batch' must be an integer from 1 to 4096 or null, received 0"),
-    ({"session": {"static_batch": -1}}, "field 'session.static_batch' must be an integer from 1 to 4096 or null, received -1"),
-    ({"session": {"openvino_precision": 5}}, "field 'session.openvino_precision' must be one of 'BF16', 'FP32' or null"),
+    ({"session": {"optimization": ["all"]}},
+     "field 'session.optimization' must be one of 'disable', 'basic', 'extended', 'all'"),
+    ({"session": {"static_batch": "1"}},
+     "field 'session.static_batch' must be an integer from 1 to 4096 or null, received \"1\""),
+    ({"session": {"static_batch": 0}},
+     "field 'session.static_batch' must be an integer from 1 to 4096 or null, received 0"),
+    ({"session": {"static_batch": -1}},
+     "field 'session.static_batch' must be an integer from 1 to 4096 or null, received -1"),
+    ({"session": {"openvino_precision": 5}},
+     "field 'session.openvino_precision' must be one of 'BF16', 'FP32' or null"),
     ({"session": {"threads": 1.5}}, "field 'session.threads' must be an integer from 1 to 4096 or null"),
     ({"session": {"cuda_graph": "yes"}}, "field 'session.cuda_graph' must be true or false"),
     ({"session": []}, "field 'session' must be an object"),
@@ -92,8 +97,10 @@ BAD_FIELDS = [
     ({"precision": "int4"}, "field 'precision' must be one of"),
     ({"model_sha256": "abc"}, "field 'model_sha256' must be 64 lowercase hex digits"),
     ({"measured": {"p50_ms": "fast"}}, "field 'measured.p50_ms' must be a finite number from 0 or null"),
-    ({"measured": {"accuracy": 7}}, "field 'measured.accuracy' must be a finite number from 0 to 1 or null, received 7"),
-    ({"measured": {"notes": {"a": 1}}}, "field 'measured.notes' must be a string, a finite number, true, false or null"),
+    ({"measured": {"accuracy": 7}},
+     "field 'measured.accuracy' must be a finite number from 0 to 1 or null, received 7"),
+    ({"measured": {"notes": {"a": 1}}},
+     "field 'measured.notes' must be a string, a finite number, true, false or null"),
     ({"machine": {"cpu": 5, "isa": [], "gpu": None}}, "field 'machine.cpu' must be a string or null, received 5"),
     ({"machine": {"cpu": "x", "isa": "avx2", "gpu": None}}, "field 'machine.isa' must be a list of strings"),
     ({"candidates": [[1]]}, "field 'candidates[0]' must be an object, received list"),
@@ -102,8 +109,10 @@ BAD_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize(("patch", "message"), BAD_FIELDS, ids=[m.split("'")[1] + "-" + str(i) for i, (_, m) in enumerate(BAD_FIELDS)])
-def test_every_field_is_typed_and_bounded(tuned: dict[str, Path], tmp_path: Path, patch: dict[str, Any], message: str) -> None:
+@pytest.mark.parametrize(("patch", "message"), BAD_FIELDS,
+                         ids=[m.split("'")[1] + "-" + str(i) for i, (_, m) in enumerate(BAD_FIELDS)])
+def test_every_field_is_typed_and_bounded(tuned: dict[str, Path], tmp_path: Path, patch: dict[str, Any],
+                                          message: str) -> None:
     good = json.loads(tuned["single"].read_text())
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({**good, **patch, "model": str(tuned["model"])}))
@@ -127,17 +136,20 @@ def test_an_injected_profile_dir_writes_nothing(tuned: dict[str, Path], tmp_path
     traces = tmp_path / "traces"
     traces.mkdir()
     path = tmp_path / "p.json"
-    path.write_text(json.dumps({**good, "model": str(tuned["model"]), "session": {**good["session"], "profile_dir": str(traces)}}))
+    path.write_text(json.dumps({**good, "model": str(tuned["model"]),
+                                "session": {**good["session"], "profile_dir": str(traces)}}))
     proc = _cli("predict", "--profile", path, sample_image)
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 1 and len(lines) == 1 and "'session.profile_dir' is not one a profile may set" in lines[0], proc.stderr
+    assert (proc.returncode == 1 and len(lines) == 1
+            and "'session.profile_dir' is not one a profile may set" in lines[0]), proc.stderr
     assert list(traces.iterdir()) == []
 
 
 def test_a_profile_we_cannot_read_back_is_never_written(tuned: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match="'session.profile_dir'"):  # the JSON's object: checked as it is read
         _profile(tuned["model"], profile_dir=str(tmp_path))
-    typed = dataclasses.replace(_profile(tuned["model"]), session=SessionConfig(provider="cpu", profile_dir=str(tmp_path)))
+    typed = dataclasses.replace(_profile(tuned["model"]),
+                                session=SessionConfig(provider="cpu", profile_dir=str(tmp_path)))
     with pytest.raises(ProfileError, match="'session.profile_dir'"):  # a SessionConfig: checked as it is written
         save_profile(typed, tmp_path / "p.json")
     assert not (tmp_path / "p.json").exists()
@@ -158,7 +170,8 @@ def test_the_session_is_the_config_a_predictor_opens(tuned: dict[str, Path], tmp
 
 
 @pytest.mark.parametrize("where", ["session", "candidates"])
-def test_deeply_nested_json_is_refused_not_a_recursion_error(tuned: dict[str, Path], tmp_path: Path, where: str) -> None:
+def test_deeply_nested_json_is_refused_not_a_recursion_error(tuned: dict[str, Path], tmp_path: Path,
+                                                             where: str) -> None:
     text = tuned["single"].read_text()
     deep = "[" * 100_000 + "]" * 100_000
     path = tmp_path / "deep.json"
@@ -166,7 +179,8 @@ def test_deeply_nested_json_is_refused_not_a_recursion_error(tuned: dict[str, Pa
                     else text.replace('"candidates": [', f'"candidates": [{deep}, ', 1))
     with pytest.raises(ProfileError, match="nests more than 4 levels deep"):
         load_profile(path)
-    path.write_text(text.replace('"candidates": [', '"candidates": [[[[[1]]]], ', 1))  # deep enough to parse, still refused
+    # deep enough to parse, still refused
+    path.write_text(text.replace('"candidates": [', '"candidates": [[[[[1]]]], ', 1))
     with pytest.raises(ProfileError, match="nests more than 4 levels deep"):
         load_profile(path)
 
@@ -255,6 +269,7 @@ def test_a_measurement_without_a_finite_value_is_written_as_null(tuned: dict[str
     used to stop tune at the very end with a bare ValueError of json.dumps)."""
     import dataclasses
 
-    profile = dataclasses.replace(_profile(tuned["model"]), candidates=[{"engine": "ov-int8", "max_rel_error": float("nan")}])
+    profile = dataclasses.replace(_profile(tuned["model"]),
+                                  candidates=[{"engine": "ov-int8", "max_rel_error": float("nan")}])
     save_profile(profile, tmp_path / "p.json")
     assert json.loads((tmp_path / "p.json").read_text())["candidates"] == [{"engine": "ov-int8", "max_rel_error": None}]

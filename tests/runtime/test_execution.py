@@ -17,7 +17,8 @@ from resnet_deploy.graph.verify import compare
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def _spec(tmp_path: Path, model: Path, backend: str, provider: str, options: dict[str, Any] | None = None) -> WorkerSpec:
+def _spec(tmp_path: Path, model: Path, backend: str, provider: str,
+          options: dict[str, Any] | None = None) -> WorkerSpec:
     return WorkerSpec(Engine("e", backend, provider, "fp32", str(model), options or {}), 2, 1, 1,
                       str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), 0, model_path=str(model))
 
@@ -44,7 +45,8 @@ def _backends(tmp_path: Path, model: Path, options: dict[str, Any] | None = None
     return backends
 
 
-def test_the_timed_call_is_the_deployed_call(resnet20_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_timed_call_is_the_deployed_call(resnet20_onnx: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """What the benchmark times is ``Execution.run`` with the batch as given, the very call
     ``Predictor.run`` makes: every timed call goes through it once, and returns its answer. A
     timed call prepared apart (an input bound on the device beforehand, a skipped copy) fails."""
@@ -71,7 +73,8 @@ def _ort_settings(session: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("options", [{}, {"instances": True}])
 def test_the_measured_session_is_built_as_the_deployed_one(resnet20_onnx: Path, tmp_path: Path,
-                                                           options: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+                                                           options: dict[str, Any],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The benchmark's sessions (the first, and with ``instances`` each request thread's own) have
     the settings of the session a Predictor opens from the same SessionConfig: onnxruntime's
     session options, OpenVINO's compiled NUM_STREAMS and INFERENCE_NUM_THREADS."""
@@ -95,7 +98,8 @@ def test_the_measured_session_is_built_as_the_deployed_one(resnet20_onnx: Path, 
             assert len({id(s) for s in used}) == (2 if options else 1)  # with instances, a session per thread
             for session in used:
                 if provider == "openvino":
-                    assert (session.streams, session.threads) == (predictor._session.streams, predictor._session.threads)  # noqa: SLF001
+                    assert ((session.streams, session.threads)
+                            == (predictor._session.streams, predictor._session.threads))  # noqa: SLF001
                 else:
                     assert _ort_settings(session) == _ort_settings(predictor._session)  # noqa: SLF001
 
@@ -108,9 +112,10 @@ def test_the_gpu_paths_on_cpu_buffers(resnet20_onnx: Path, tmp_path: Path, cuda_
     with Predictor(resnet20_onnx, provider="cpu") as predictor:
         reference = predictor.run(x)
         e = predictor._execution  # noqa: SLF001
-        gpu = Execution(e.session, "cuda", input_name=e.input_name, output_name=e.output_name, input_dtype=e.input_dtype,
-                        cuda_graph=cuda_graph, device="cpu")
-        assert compare(gpu.run(x[:2]), reference[:2]).ok and compare(gpu.run(x), reference).ok  # chunks of 2 with a graph
+        gpu = Execution(e.session, "cuda", input_name=e.input_name, output_name=e.output_name,
+                        input_dtype=e.input_dtype, cuda_graph=cuda_graph, device="cpu")
+        # chunks of 2 with a graph
+        assert compare(gpu.run(x[:2]), reference[:2]).ok and compare(gpu.run(x), reference).ok
         assert compare(gpu.timed(x[:2])(), reference[:2]).ok
         assert gpu.graph_shape == ((2, 3, 32, 32) if cuda_graph else None)
         gpu.close()
@@ -128,7 +133,8 @@ def test_fixed_batch_chunks_pad_with_the_last_row() -> None:
 def _settings(session: Any) -> dict[str, Any]:
     if hasattr(session, "get_session_options"):
         return _ort_settings(session)
-    return {"streams": session.streams, "threads": session.threads, "precision": session.precision,  # OpenVINO, as compiled
+    # OpenVINO's, as compiled
+    return {"streams": session.streams, "threads": session.threads, "precision": session.precision,
             "input": session.get_inputs()[0].shape}
 
 

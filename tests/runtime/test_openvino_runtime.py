@@ -33,11 +33,13 @@ def eager(resnet18_onnx: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize(("precision", "rtol"), [(None, FP32_RTOL), ("BF16", BF16_RTOL)])
-def test_matches_eager_pytorch(resnet18_onnx: Path, eager: tuple[np.ndarray, np.ndarray], precision: str | None, rtol: float) -> None:
+def test_matches_eager_pytorch(resnet18_onnx: Path, eager: tuple[np.ndarray, np.ndarray], precision: str | None,
+                               rtol: float) -> None:
     if precision == "BF16" and "BF16" not in _capabilities():
         pytest.skip("this CPU has no bf16 support in OpenVINO")
     x, reference = eager
-    with Predictor(resnet18_onnx, config=SessionConfig(provider="openvino", threads=2, openvino_precision=precision)) as p:
+    with Predictor(resnet18_onnx,
+                   config=SessionConfig(provider="openvino", threads=2, openvino_precision=precision)) as p:
         assert (p.provider, p.backend) == ("openvino", "openvino-runtime")
         parity = compare(p.run(x), reference, rtol=rtol)
     print("openvino runtime", precision or "FP32", parity.describe())
@@ -68,7 +70,8 @@ def test_refused_by_name_when_absent(resnet20_onnx: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(providers_mod, "openvino_plugin_devices", lambda: [])
     monkeypatch.setattr(native, "native_openvino_available", lambda: False)
-    with pytest.raises(rd.ProviderUnavailableError, match="provider 'openvino' is not available on this machine; available: cpu"):
+    with pytest.raises(rd.ProviderUnavailableError, match="provider 'openvino' is not available on this machine; "
+                                                          "available: cpu"):
         Predictor(resnet20_onnx, provider="openvino")
 
 

@@ -43,6 +43,7 @@ def test_create_and_close_100_times_is_flat(resnet20_onnx: Path) -> None:
     threads_before, rss_before = native_threads(), proc.memory_info().rss
     cycle(100)
     growth_mb = (proc.memory_info().rss - rss_before) / 2**20
-    print(f"RSS growth over 100 create/close cycles: {growth_mb:.1f} MB; native threads {threads_before} -> {native_threads()}")
+    print(f"RSS growth over 100 create/close cycles: {growth_mb:.1f} MB; native threads {threads_before} -> "
+          f"{native_threads()}")
     assert growth_mb < 30  # a leaked session of this model is ~1 MB of weights plus arenas: 100 would show
     assert native_threads() == threads_before

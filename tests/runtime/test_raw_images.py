@@ -85,7 +85,8 @@ def test_predict_bounds_the_pixels_of_each_run(r20_image: Path, tmp_path: Path, 
 MERGED = [
     pytest.param([(4, LARGE, LARGE)], [1, 1, 1, 1], id="one request of large images runs one at a time"),
     pytest.param([(1, LARGE, LARGE)] * 4, [1, 1, 1, 1], id="merged large requests run one at a time"),
-    pytest.param([(2, THIRD, THIRD), (1, THIRD, THIRD), (1, THIRD, THIRD)], [2, 2], id="two thirds of the budget per run"),
+    pytest.param([(2, THIRD, THIRD), (1, THIRD, THIRD), (1, THIRD, THIRD)], [2, 2],
+                 id="two thirds of the budget per run"),
     pytest.param([(2, 48, 64), (1, 40, 40), (3, 48, 64)], [5, 1], id="small requests of one size share a run"),
     pytest.param([(1, 0, 32)], [1], id="an image without pixels reaches run, which refuses it"),
 ]

@@ -16,7 +16,8 @@ import torch
 
 import resnet_deploy as rd
 from resnet_deploy import RuntimeBackendError
-from resnet_deploy.runtime import Predictor, SessionConfig, available_providers, create_session, node_placement, resolve_provider
+from resnet_deploy.runtime import (Predictor, SessionConfig, available_providers, create_session, node_placement,
+                                   resolve_provider)
 from resnet_deploy.runtime import predictor as predictor_mod
 from resnet_deploy.runtime import providers as providers_mod
 from resnet_deploy.runtime import session as session_mod
@@ -69,7 +70,8 @@ def test_labels_from_metadata_or_indices(tmp_path: Path, resnet20_onnx: Path, sa
 
 def test_shape_and_dtype_are_checked(resnet20_onnx: Path) -> None:
     with Predictor(resnet20_onnx, provider="cpu") as p:
-        with pytest.raises(rd.InputError, match=r"input shape \[2, 3, 31, 32\] does not match the model's \[N, 3, 32, 32\]"):
+        with pytest.raises(rd.InputError, match=r"input shape \[2, 3, 31, 32\] does not match the model's "
+                                                r"\[N, 3, 32, 32\]"):
             p.run(np.zeros((2, 3, 31, 32), np.float32))
         with pytest.raises(rd.InputError, match="dtype float64"):
             p.run(np.zeros((2, 3, 32, 32), np.float64))
@@ -81,7 +83,8 @@ def test_shape_and_dtype_are_checked(resnet20_onnx: Path) -> None:
 
 @pytest.mark.parametrize("provider", [
     "cpu",
-    pytest.param("openvino", marks=pytest.mark.skipif("openvino" not in available_providers(), reason="no OpenVINO here")),
+    pytest.param("openvino",
+                 marks=pytest.mark.skipif("openvino" not in available_providers(), reason="no OpenVINO here")),
 ])
 def test_shared_between_threads(resnet20_onnx: Path, provider: str) -> None:
     """Each call borrows what it needs (onnxruntime's session, an OpenVINO infer request from the pool)."""
@@ -134,15 +137,18 @@ def test_auto_picks_the_fastest_available(monkeypatch: pytest.MonkeyPatch) -> No
         assert resolve_provider("auto") == expected, names
         assert resolve_provider("CPU") == "cpu"
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    with pytest.raises(rd.ProviderUnavailableError, match="provider 'cuda' is not available on this machine; available: cpu$"):
+    with pytest.raises(rd.ProviderUnavailableError, match="provider 'cuda' is not available on this machine; "
+                                                          "available: cpu$"):
         resolve_provider("cuda")
     with pytest.raises(rd.ProviderUnavailableError, match="unknown provider 'tpu'"):
         resolve_provider("tpu")
     # onnxruntime-gpu lists TensorRT whether or not TensorRT is installed (the lent H200s have none)
     monkeypatch.setattr(providers_mod, "tensorrt_libraries", lambda: False)
-    monkeypatch.setattr(ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
     assert resolve_provider("auto") == "cuda"
-    with pytest.raises(rd.ProviderUnavailableError, match=r"listed by onnxruntime but TensorRT's libraries \(libnvinfer\) are not installed; available: cuda, cpu"):
+    with pytest.raises(rd.ProviderUnavailableError, match=r"listed by onnxruntime but TensorRT's libraries "
+                                                          r"\(libnvinfer\) are not installed; available: cuda, cpu"):
         resolve_provider("tensorrt")
 
 
@@ -167,7 +173,8 @@ def test_config_is_honoured(resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch
         with Predictor(resnet20_onnx, provider="cuda", config=SessionConfig(provider="cpu")) as p:
             assert p.provider == "cuda"
     else:  # onnxruntime warns and makes a CPU session, which we refuse
-        with pytest.warns(UserWarning, match="CUDAExecutionProvider"), pytest.raises(rd.ProviderUnavailableError, match="refusing to fall back silently"):
+        with pytest.warns(UserWarning, match="CUDAExecutionProvider"), \
+                pytest.raises(rd.ProviderUnavailableError, match="refusing to fall back silently"):
             Predictor(resnet20_onnx, provider="cuda", config=SessionConfig(provider="cpu"))
 
 
@@ -200,7 +207,8 @@ def test_one_session_per_predictor_with_placement(resnet20_onnx: Path, monkeypat
 
 @pytest.mark.skipif(HAS_CUDA, reason="CUDA is available here, so it cannot be the unavailable one")
 def test_unavailable_provider_is_an_error_not_a_fallback(resnet20_onnx: Path) -> None:
-    with pytest.raises(rd.ProviderUnavailableError, match=r"provider 'cuda' is not available on this machine; available: .*cpu"):
+    with pytest.raises(rd.ProviderUnavailableError, match=r"provider 'cuda' is not available on this machine; "
+                                                          r"available: .*cpu"):
         Predictor(resnet20_onnx, provider="cuda")
 
 
@@ -224,7 +232,9 @@ def test_cpu_fallback_warning_on_accelerator(resnet20_onnx: Path, monkeypatch: p
     """Node-level fallbacks must be visible: simulate an accelerator EP that leaves nodes on the CPU."""
     counts = Counter({"OpenVINOExecutionProvider": 20, "CPUExecutionProvider": 3})
     monkeypatch.setattr(
-        predictor_mod, "open_session", lambda model, cfg, placement=False: (ort.InferenceSession(model, providers=["CPUExecutionProvider"]), "openvino", counts)
+        predictor_mod, "open_session",
+        lambda model, cfg, placement=False: (ort.InferenceSession(model, providers=["CPUExecutionProvider"]),
+                                             "openvino", counts)
     )
     with pytest.warns(RuntimeWarning, match="3 of 23 nodes of resnet20.onnx run on CPUExecutionProvider"):
         p = Predictor(resnet20_onnx, provider="openvino")
@@ -238,7 +248,8 @@ def test_bad_model_files(tmp_path: Path, resnet20_onnx: Path) -> None:
     garbage.write_bytes(b"\x00\xffnot an onnx file at all" * 10)
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(resnet20_onnx.read_bytes()[:50_000])
-    for path, match in [(tmp_path / "missing.onnx", "not found"), (empty, "empty"), (garbage, "not a valid ONNX"), (truncated, "not a valid ONNX|invalid ONNX")]:
+    for path, match in [(tmp_path / "missing.onnx", "not found"), (empty, "empty"), (garbage, "not a valid ONNX"),
+                        (truncated, "not a valid ONNX|invalid ONNX")]:
         with pytest.raises(rd.OnnxModelError, match=match):
             Predictor(path, provider="cpu")
 
@@ -257,8 +268,9 @@ def test_cuda_provider_options() -> None:
     """What InferenceSession receives for the CUDA engines, built without a GPU: onnxruntime's
     own option names, string values it parses ("1" for booleans), CPU last."""
     plain = providers_mod.provider_list("cuda", SessionConfig())
-    assert plain == [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": "1"}),
-                     "CPUExecutionProvider"]
+    assert plain == [
+        ("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE", "do_copy_in_default_stream": "1"}),
+        "CPUExecutionProvider"]
     tuned = providers_mod.provider_list("cuda", SessionConfig(prefer_nhwc=True, cuda_graph=True))
     name, options = tuned[0]
     assert name == "CUDAExecutionProvider" and tuned[1:] == ["CPUExecutionProvider"]
@@ -287,7 +299,8 @@ def test_cuda_graph_path_pads_and_chunks_other_batch_sizes(resnet20_onnx: Path) 
         _graph_on_cpu(p)
         first = p.run(x[:3])
         assert p._execution.graph_shape == (3, 3, 32, 32)
-        for out, ref in [(first, reference[:3]), (p.run(x), reference), (p.run(x[:1]), reference[:1]), (p.run(x[3:5]), reference[3:5])]:
+        for out, ref in [(first, reference[:3]), (p.run(x), reference), (p.run(x[:1]), reference[:1]),
+                         (p.run(x[3:5]), reference[3:5])]:
             assert out.shape == ref.shape and compare(out, ref).ok
         assert p._execution.graph_shape == (3, 3, 32, 32)  # still the one captured shape
         with pytest.raises(rd.InputError, match="image shape is fixed"):
@@ -370,7 +383,8 @@ def test_cuda_fp16_nhwc_graph_matches_cpu(tmp_path: Path, resnet18_onnx: Path) -
     ops = {nhwc: _profiled_ops(fp16, SessionConfig(provider="cuda", prefer_nhwc=nhwc), x[:1], tmp_path / str(nhwc))
            for nhwc in (False, True)}
     print("ops run, NCHW:", dict(ops[False]), "prefer_nhwc:", dict(ops[True]))
-    assert ops[True]["Transpose"] > ops[False]["Transpose"], "prefer_nhwc changed nothing: no NHWC kernels in this build?"
+    assert ops[True]["Transpose"] > ops[False]["Transpose"], ("prefer_nhwc changed nothing: "
+                                                              "no NHWC kernels in this build?")
     with Predictor(fp16, provider="cuda", config=SessionConfig(prefer_nhwc=True)) as nhwc:
         print("prefer_nhwc placement", dict(nhwc.placement or {}))
         assert "CPUExecutionProvider" not in (nhwc.placement or {})
@@ -382,8 +396,8 @@ def test_cuda_fp16_nhwc_graph_matches_cpu(tmp_path: Path, resnet18_onnx: Path) -
         with ThreadPoolExecutor(1) as pool:
             other_thread = pool.submit(graph.run, x[1:5]).result()
         top = graph.predict([image], top_k=1)[0][0].index  # a 1-image batch through predict
-    for name, out, ref in [("nhwc", eager, reference), ("graph", captured, reference[:4]), ("graph, padded", padded, reference),
-                           ("graph, other thread", other_thread, reference[1:5])]:
+    for name, out, ref in [("nhwc", eager, reference), ("graph", captured, reference[:4]),
+                           ("graph, padded", padded, reference), ("graph, other thread", other_thread, reference[1:5])]:
         parity = compare(out, ref, rtol=2e-2)
         print(name, parity.describe())
         assert parity.ok, name
@@ -411,7 +425,8 @@ def test_openvino_matches_cpu(resnet18_onnx: Path, precision: str | None) -> Non
     x = np.random.default_rng(3).standard_normal((2, 3, 224, 224), dtype=np.float32)
     with Predictor(resnet18_onnx, provider="cpu") as cpu:
         reference = cpu.run(x)
-    with Predictor(resnet18_onnx, provider="openvino", threads=2, config=SessionConfig(openvino_precision=precision)) as ov:
+    with Predictor(resnet18_onnx, provider="openvino", threads=2,
+                   config=SessionConfig(openvino_precision=precision)) as ov:
         out = ov.run(x)
         placement = dict(ov.placement or {})
     parity = compare(out, reference, rtol=1e-3 if precision is None else 5e-2)

@@ -30,14 +30,15 @@ def digits_files(tmp_path_factory: pytest.TempPathFactory, digits_trained: dict)
     shutil.copyfile(digits_trained["fp32"], folder / "digits.onnx")
     np.save(folder / "calib.npy", x_train[:128])
     np.savez(folder / "heldout.npz", x=x_test, y=y_test)
-    return {"model": folder / "digits.onnx", "calib": folder / "calib.npy", "eval": folder / "heldout.npz", "folder": folder}
+    return {"model": folder / "digits.onnx", "calib": folder / "calib.npy", "eval": folder / "heldout.npz",
+            "folder": folder}
 
 
 @pytest.fixture(scope="module")
 def tuned(digits_files: dict[str, Path]):
     out = digits_files["folder"] / "profile.json"
-    return tune(TuneOptions(model=digits_files["model"], output=out, calibration=digits_files["calib"], eval_data=digits_files["eval"],
-                            max_accuracy_drop=1.0, threads=2, **FAST))
+    return tune(TuneOptions(model=digits_files["model"], output=out, calibration=digits_files["calib"],
+                            eval_data=digits_files["eval"], max_accuracy_drop=1.0, threads=2, **FAST))
 
 
 def test_every_candidate_is_measured_and_verified(tuned) -> None:
@@ -46,7 +47,8 @@ def test_every_candidate_is_measured_and_verified(tuned) -> None:
     reference = next(v for v in tuned.verdicts if v.record.engine == REFERENCE)
     for v in tuned.verdicts:
         r = v.record
-        print(f"{r.engine:16} {r.precision:5} p50 {r.p50_ms or 0:7.3f} ms  err {r.max_rel_error}  acc {r.accuracy}  {v.reason}")
+        print(f"{r.engine:16} {r.precision:5} p50 {r.p50_ms or 0:7.3f} ms  err {r.max_rel_error}  "
+              f"acc {r.accuracy}  {v.reason}")
         assert r.error is None and r.p50_ms > 0 and r.accuracy is not None
         if v.verified:
             assert (reference.record.accuracy - r.accuracy) * 100 <= 1.0
@@ -74,7 +76,8 @@ def test_profile_round_trip(tuned, digits_files: dict[str, Path]) -> None:
 
 
 def test_int8_without_real_calibration_is_never_chosen(digits_files: dict[str, Path], tmp_path: Path) -> None:
-    result = tune(TuneOptions(model=digits_files["model"], output=tmp_path / "p.json", precisions=["fp32", "int8"], **FAST))
+    result = tune(TuneOptions(model=digits_files["model"], output=tmp_path / "p.json",
+                              precisions=["fp32", "int8"], **FAST))
     int8 = [v for v in result.verdicts if v.record.precision == "int8"]
     assert int8 and all(not v.verified and v.reason.startswith("synthetic calibration") for v in int8)
     assert result.winner.record.precision == "fp32" and result.synthetic_calibration
@@ -82,23 +85,27 @@ def test_int8_without_real_calibration_is_never_chosen(digits_files: dict[str, P
 
 def test_the_accuracy_bound_decides(digits_files: dict[str, Path], tmp_path: Path) -> None:
     """With a bound of 0 points, exactly the candidates that lose no held-out accuracy are verified."""
-    result = tune(TuneOptions(model=digits_files["model"], output=tmp_path / "p.json", precisions=["fp32", "int8"], providers=["cpu"],
-                              calibration=digits_files["calib"], eval_data=digits_files["eval"], max_accuracy_drop=0.0, **FAST))
+    result = tune(TuneOptions(model=digits_files["model"], output=tmp_path / "p.json", precisions=["fp32", "int8"],
+                              providers=["cpu"], calibration=digits_files["calib"], eval_data=digits_files["eval"],
+                              max_accuracy_drop=0.0, **FAST))
     for v in result.verdicts:
         drop = (result.verdicts[0].record.accuracy - v.record.accuracy) * 100
         assert v.verified == (drop <= 0.0), (v.record.engine, drop, v.reason)
 
 
-def test_int8_without_labels_is_judged_on_held_out_calibration_samples(digits_files: dict[str, Path], tmp_path: Path) -> None:
+def test_int8_without_labels_is_judged_on_held_out_calibration_samples(digits_files: dict[str, Path],
+                                                                       tmp_path: Path) -> None:
     """A good real-data calibration used to be rejected for its error on one standard-normal input
     (7.9e-01 here, while its held-out accuracy equals fp32's). One calibration sample in four is
     held out and INT8 judged on those; the verdict says that --eval-data decides accuracy. INT8
     is made for any CPU, so the bound holds on every class (8-bit weights on an AVX2 CPU: 1.2e-01)."""
-    result = tune(TuneOptions(model=digits_files["model"], output=tmp_path / "p.json", precisions=["fp32", "int8"], providers=["cpu"],
-                              calibration=digits_files["calib"], target_cpu="any", threads=2, **FAST))
+    result = tune(TuneOptions(model=digits_files["model"], output=tmp_path / "p.json", precisions=["fp32", "int8"],
+                              providers=["cpu"], calibration=digits_files["calib"], target_cpu="any", threads=2,
+                              **FAST))
     int8 = next(v for v in result.verdicts if v.record.engine == "ort-int8")
     print(int8.reason, int8.record.max_rel_error, result.heldout)
-    assert result.heldout is not None and result.heldout.samples == 32 and result.heldout.max_rel_error < TOLERANCES["int8"]
+    assert (result.heldout is not None and result.heldout.samples == 32
+            and result.heldout.max_rel_error < TOLERANCES["int8"])
     assert int8.record.max_rel_error > TOLERANCES["int8"]  # the fixed standard-normal input, which no longer decides
     assert int8.verified and "32 held-out calibration samples" in int8.reason and "--eval-data decides" in int8.reason
 
@@ -136,14 +143,15 @@ def test_int8_made_for_vnni_on_a_cpu_without(provider: str, accuracy: float | No
 
     record = Record("ort-int8", provider, "int8", 1, p50_ms=1.0, max_rel_error=0.9, accuracy=accuracy)
     reference = Record(REFERENCE, "cpu", "fp32", 1, p50_ms=2.0, max_rel_error=0.0, accuracy=0.99 if accuracy else None)
-    v = judge(record, "onnxruntime", {}, reference, max_accuracy_drop=1.0, synthetic=False, heldout=HeldOut(32, 0.02, 1.0),
-              kernels_warning="x.onnx is INT8 made for CPUs with VNNI")
+    v = judge(record, "onnxruntime", {}, reference, max_accuracy_drop=1.0, synthetic=False,
+              heldout=HeldOut(32, 0.02, 1.0), kernels_warning="x.onnx is INT8 made for CPUs with VNNI")
     assert v.kind is VerdictKind[kind], v.reason
     assert ("--eval-data decides" in v.reason) == (kind == "CPU_CLASS")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "resnet_deploy_cli.main", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "resnet_deploy_cli.main", *args], capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_bad_profiles_get_one_line(tuned, tmp_path: Path, sample_image: Path) -> None:
@@ -154,18 +162,21 @@ def test_bad_profiles_get_one_line(tuned, tmp_path: Path, sample_image: Path) ->
         "other.json": ({**good, "format": "something else"}, "is not a deployment profile"),
         "future.json": ({**good, "version": 99}, "version 99 profile"),
         "fields.json": ({k: v for k, v in good.items() if k != "provider"}, "field 'provider' is missing"),
-        "elsewhere.json": ({**good, "machine": {**good["machine"], "cpu": "Some Other CPU"}}, "was tuned on another machine"),
+        "elsewhere.json": ({**good, "machine": {**good["machine"], "cpu": "Some Other CPU"}},
+                           "was tuned on another machine"),
         "changed.json": ({**good, "model_sha256": "0" * 64}, "changed since it was tuned"),
     }
     for name, (content, message) in cases.items():
         path = tmp_path / name
         if content is not None:
-            path.write_text(content if isinstance(content, str) else json.dumps({**content, "model": str(tuned.profile.model_path(tuned.profile_path))}))
+            path.write_text(content if isinstance(content, str)
+                            else json.dumps({**content, "model": str(tuned.profile.model_path(tuned.profile_path))}))
         with pytest.raises(ProfileError, match=message):
             Predictor.from_profile(path)
         proc = _cli("predict", "--profile", str(path), str(sample_image))
         lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+        assert (proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ")
+                and message in lines[0]), proc.stderr
 
 
 def test_cli_tune_predict_and_triton(digits_files: dict[str, Path], tmp_path: Path, sample_image: Path) -> None:
@@ -246,9 +257,11 @@ def test_an_orphan_model_of_an_interrupted_run_does_not_block_a_rerun(tmp_path: 
         onnx.save(model, str(tmp_path / "p.ort-int8.onnx"))
         if refused:
             with pytest.raises(rd.OutputPathError, match=r"p\.ort-int8\.onnx already exists; pass --force"):
-                tune(TuneOptions(model=resnet20_onnx, output=profile, providers=["cpu"], precisions=["fp32"], force=False, **FAST))
+                tune(TuneOptions(model=resnet20_onnx, output=profile, providers=["cpu"],
+                                 precisions=["fp32"], force=False, **FAST))
             assert not profile.exists()
-    result = tune(TuneOptions(model=resnet20_onnx, output=profile, providers=["cpu"], precisions=["fp32"], force=False, **FAST))
+    result = tune(TuneOptions(model=resnet20_onnx, output=profile, providers=["cpu"],
+                              precisions=["fp32"], force=False, **FAST))
     assert profile.is_file() and result.winner.record.engine == REFERENCE
     assert not (tmp_path / "p.ort-int8.onnx").exists()  # the orphan, unused by this profile, is gone
 
@@ -269,10 +282,13 @@ def test_the_table_labels_each_verdict_by_its_kind() -> None:
 
     winner = verdict(REFERENCE, VerdictKind.VERIFIED, "verified")
     rows = [winner, verdict("a", VerdictKind.NOISY, "error in the words, verified all the same"),
-            verdict("b", VerdictKind.ERROR, "verified? no"), verdict("c", VerdictKind.NO_OUTPUT, "no output to compare")]
+            verdict("b", VerdictKind.ERROR, "verified? no"),
+            verdict("c", VerdictKind.NO_OUTPUT, "no output to compare")]
     out = io.StringIO()
-    Console(file=out, width=120, color_system=None).print(_table(SimpleNamespace(verdicts=rows, winner=winner, heldout=None)))
-    rows_by_name = {cells[1]: cells[-2] for cells in (line.split("│") for line in out.getvalue().splitlines()) if len(cells) > 2}
+    Console(file=out, width=120, color_system=None).print(
+        _table(SimpleNamespace(verdicts=rows, winner=winner, heldout=None)))
+    rows_by_name = {cells[1]: cells[-2] for cells in (line.split("│") for line in out.getvalue().splitlines())
+                    if len(cells) > 2}
     marks = {name.strip(): mark.strip() for name, mark in rows_by_name.items()}
     assert (marks["a"], marks["b"], marks["c"]) == ("ok, noisy", "error > tol", "no output"), out.getvalue()
 
@@ -282,7 +298,8 @@ UNSTABLE_WINNER = [(0.0, True), (1e9, False)]
 
 
 @pytest.mark.parametrize(("limit", "said"), UNSTABLE_WINNER, ids=["every-run-unstable", "none-unstable"])
-def test_an_unstable_winner_is_said_on_screen(digits_files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_an_unstable_winner_is_said_on_screen(digits_files: dict[str, Path], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
                                                limit: float, said: bool) -> None:
     """A real tune run whose bound makes every measurement unstable: the profile records the
     winner's verdict, and the screen must say it too (it said only "winner")."""

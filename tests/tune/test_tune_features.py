@@ -33,7 +33,8 @@ def test_tune_judges_the_embedding_and_the_profile_embeds(resnet20_features_onnx
     assert int8.error is None and 0 < int8.max_rel_error < 0.1
     assert result.embeds and ".embed(images)" in result.usage() and "resnet-deploy batch --profile" in result.usage()
     assert "resnet-deploy predict" not in result.usage()
-    with Predictor.from_profile(result.profile_path) as tuned, Predictor(resnet20_features_onnx, provider="cpu") as plain:
+    with Predictor.from_profile(result.profile_path) as tuned, \
+            Predictor(resnet20_features_onnx, provider="cpu") as plain:
         got, want = tuned.embed([sample_image]), plain.embed([sample_image])
         assert tuned.output_kind == "embedding"
     assert got.shape == (1, 64)
@@ -50,7 +51,8 @@ def test_tune_judges_the_embedding_and_the_profile_embeds(resnet20_features_onnx
     (True, "resnet-deploy batch --profile", "resnet-deploy predict"),
     (False, "resnet-deploy predict --profile", "resnet-deploy batch"),
 ])
-def test_the_use_it_line_names_what_the_file_answers(features: bool, hint: str, not_hint: str, resnet20_features_onnx: Path,
+def test_the_use_it_line_names_what_the_file_answers(features: bool, hint: str, not_hint: str,
+                                                     resnet20_features_onnx: Path,
                                                      resnet20_onnx: Path, tmp_path: Path) -> None:
     model = resnet20_features_onnx if features else resnet20_onnx
     result = run_cli("tune", model, "-o", tmp_path / "p.json", "--providers", "cpu", "--precision", "fp32",

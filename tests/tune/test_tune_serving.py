@@ -48,7 +48,8 @@ def test_instances_option_gives_each_request_thread_its_own_session(resnet20_onn
     (["--mode", "throughput", "--max-p99-ms", "-1"], "--max-p99-ms must be a positive number"),
     (["--mode", "fastest"], "unknown mode 'fastest'"),
 ])
-def test_bad_options_are_one_line_before_any_work(resnet20_onnx: Path, tmp_path: Path, args: list[str], needle: str) -> None:
+def test_bad_options_are_one_line_before_any_work(resnet20_onnx: Path, tmp_path: Path, args: list[str],
+                                                  needle: str) -> None:
     r = runner.invoke(app, ["tune", str(resnet20_onnx), "-o", str(tmp_path / "p.json"), *args])
     assert r.exit_code == 1 and needle in r.output and r.output.count("\n") == 1, r.output
     assert not (tmp_path / "p.json").exists()
@@ -87,7 +88,8 @@ def test_a_profile_serving_table_is_data(resnet20_onnx: Path, tmp_path: Path) ->
     assert r.exit_code == 0, r.output
     data = json.loads(profile.read_text())
     assert data["serving"] == {}  # latency mode records no layout
-    for serving, needle in (({"instances": 0}, "serving.instances"), ({"instances": 2, "command": "rm -rf /"}, "serving.command"),
+    for serving, needle in (({"instances": 0}, "serving.instances"),
+                            ({"instances": 2, "command": "rm -rf /"}, "serving.command"),
                             ({"threads": "2"}, "serving.threads")):
         profile.write_text(json.dumps({**data, "serving": serving}))
         with pytest.raises(ProfileError, match=needle):

@@ -122,9 +122,10 @@ def run_page(server: BundleServer, query: str = "", *, timeout: float = 180.0, s
         report = server.report(timeout)
         if devtools is not None:
             target = next(t for t in devtools.call("Target.getTargets")["targetInfos"] if t["type"] == "page")
-            session = devtools.call("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})["sessionId"]
-            devtools.call("Emulation.setDeviceMetricsOverride", {"width": window[0], "height": window[1], "deviceScaleFactor": 1,
-                                                                 "mobile": False}, session)
+            session = devtools.call("Target.attachToTarget",
+                                    {"targetId": target["targetId"], "flatten": True})["sessionId"]
+            devtools.call("Emulation.setDeviceMetricsOverride", {"width": window[0], "height": window[1],
+                                                                 "deviceScaleFactor": 1, "mobile": False}, session)
             if screenshot is not None:
                 shot = devtools.call("Page.captureScreenshot", {"format": "png"}, session)
                 Path(screenshot).write_bytes(base64.b64decode(shot["data"]))

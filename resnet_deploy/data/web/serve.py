@@ -45,7 +45,8 @@ def main() -> None:
     args = parser.parse_args()
     handler = functools.partial(IsolatedHandler, directory=str(Path(__file__).resolve().parent))
     with QuietServer((args.host, args.port), handler) as server:
-        print(f"serving {Path(__file__).resolve().parent} on http://{args.host}:{server.server_address[1]}/ (Ctrl-C stops)")
+        print(f"serving {Path(__file__).resolve().parent} on http://{args.host}:{server.server_address[1]}/ "
+              "(Ctrl-C stops)")
         try:
             server.serve_forever()
         except KeyboardInterrupt:

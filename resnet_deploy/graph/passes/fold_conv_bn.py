@@ -62,7 +62,8 @@ def fold_conv_bn(model: onnx.ModelProto) -> PassResult:
         # Names kept where this Conv alone reads the tensor; a shared one stays for its other readers.
         w_name = _replace(graph, weight, new_w, readers) or add_initializer(graph, f"{weight.name}_bnfold", new_w)
         b_default = weight.name[: -len("weight")] + "bias" if weight.name.endswith("weight") else f"{weight.name}_bias"
-        b_name = (_replace(graph, bias, new_b, readers) if bias is not None else None) or add_initializer(graph, b_default, new_b)
+        b_name = ((_replace(graph, bias, new_b, readers) if bias is not None else None)
+                  or add_initializer(graph, b_default, new_b))
         del conv.input[1:]
         conv.input.extend([w_name, b_name])
         conv.output[0] = bn.output[0]

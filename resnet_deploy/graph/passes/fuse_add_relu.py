@@ -18,7 +18,8 @@ __all__ = ["fuse_add_relu", "MS_DOMAIN"]
 MS_DOMAIN = "com.microsoft"
 
 
-def _fusable_conv(name: str, made_by: dict[str, onnx.NodeProto], readers: dict, outputs: set[str]) -> onnx.NodeProto | None:
+def _fusable_conv(name: str, made_by: dict[str, onnx.NodeProto], readers: dict,
+                  outputs: set[str]) -> onnx.NodeProto | None:
     conv = made_by.get(name)
     if conv is None or conv.op_type != "Conv" or conv.domain not in ("", "ai.onnx"):
         return None

@@ -71,7 +71,8 @@ def claim(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise OutputPathError(f"another batch run is writing to {folder}; wait for it, or choose another --output") from None
+            raise OutputPathError(f"another batch run is writing to {folder}; "
+                                  "wait for it, or choose another --output") from None
         if not os.access(folder, os.W_OK | os.X_OK):
             raise OutputPathError(f"--output {folder} is not writable")
         try:

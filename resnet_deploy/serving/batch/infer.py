@@ -30,8 +30,8 @@ def infer_batch(predictor: Predictor, decoded: Decoded, fmt: RowFormat) -> pa.Re
     for rows, batch in decoded.groups:
         out = predictor.run(batch)
         if out.ndim != 2 or out.shape[0] != len(rows) or (fmt.width is not None and out.shape[1] != fmt.width):
-            raise OnnxModelError(f"{predictor.model_path}: output {predictor.output_name!r} has shape {list(out.shape)}; "
-                                 f"expected [N, {fmt.width or 'width'}] for N = {len(rows)} images")
+            raise OnnxModelError(f"{predictor.model_path}: output {predictor.output_name!r} has shape "
+                                 f"{list(out.shape)}; expected [N, {fmt.width or 'width'}] for N = {len(rows)} images")
         if outputs is None:
             outputs = np.zeros((len(statuses), out.shape[1]), out.dtype)
         finite = np.isfinite(out).all(axis=1)

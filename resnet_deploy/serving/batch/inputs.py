@@ -29,7 +29,8 @@ _GLOB_CHARS = frozenset("*?[")
 def normalise_specs(specs: Sequence[str]) -> tuple[str, ...]:
     """The INPUT arguments as absolute paths (``@`` kept in front of a list file), so that the
     same command run from another folder is recognised as the same job."""
-    return tuple("@" + os.path.abspath(s[1:]) if s.startswith("@") else s if is_url(s) else os.path.abspath(s) for s in specs)
+    return tuple("@" + os.path.abspath(s[1:]) if s.startswith("@") else s if is_url(s) else os.path.abspath(s)
+                 for s in specs)
 
 
 def _is_image(name: str) -> bool:

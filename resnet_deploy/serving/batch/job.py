@@ -72,7 +72,8 @@ class Job:
             return 0.0, 0.0
         first_at, first_rows = self.first_batch
         later = self.last_batch_at - first_at
-        rate = (self.processed - first_rows) / later if later > 0 else self.processed / max(self.last_batch_at - start, 1e-9)
+        rate = ((self.processed - first_rows) / later if later > 0
+                else self.processed / max(self.last_batch_at - start, 1e-9))
         return first_at - start, rate
 
     def write_shard(self, shard: Shard, batches: Sequence[pa.RecordBatch]) -> None:
@@ -119,7 +120,8 @@ def _resume(folder: Path, manifest: Manifest, key: JobKey) -> list[str]:
     except UnicodeDecodeError as exc:
         raise OutputPathError(f"{folder / INPUTS_FILE} cannot be read; pass --force to start over") from exc
     if digest != manifest.inputs_sha256 or len(paths) != manifest.images:
-        raise OutputPathError(f"{folder / INPUTS_FILE} is not the list its manifest recorded; pass --force to start over")
+        raise OutputPathError(f"{folder / INPUTS_FILE} is not the list its manifest recorded; "
+                              "pass --force to start over")
     return paths
 
 
@@ -132,7 +134,8 @@ def _start(folder: Path, key: JobKey, model: str, paths: list[str]) -> Manifest:
 
 
 @contextlib.contextmanager
-def open_job(options: BatchOptions, facts: ModelFacts, engine: str, progress: ProgressCallback | None = None) -> Iterator[Job]:
+def open_job(options: BatchOptions, facts: ModelFacts, engine: str,
+             progress: ProgressCallback | None = None) -> Iterator[Job]:
     """Start, resume or refuse the job of ``options`` in its output folder, which stays locked
     while the caller works in it. Every refusal is one :class:`OutputPathError` (or
     :class:`~resnet_deploy.InputError` for inputs), raised before any image is read."""
@@ -143,15 +146,15 @@ def open_job(options: BatchOptions, facts: ModelFacts, engine: str, progress: Pr
     if state is FolderState.FOREIGN:
         raise OutputPathError(f"--output {folder} holds files that are not a batch job's; choose a new or empty folder")
     if state is FolderState.ORPHAN_SHARDS and not options.force:
-        raise OutputPathError(f"{folder} holds shards or an input list without a manifest (a start cut short?): pass --force "
-                              "to start over")
+        raise OutputPathError(f"{folder} holds shards or an input list without a manifest (a start cut short?): "
+                              "pass --force to start over")
     resume = state is FolderState.JOB and not options.force
     # The inputs are listed before the folder is touched: a missing input leaves an old job intact.
     paths = None if resume else list_inputs(key.inputs)
     with claim(folder):
         if folder_state(folder) is not state:  # another run wrote it while this one listed its inputs
-            raise OutputPathError(f"{folder} changed while the inputs were listed (another run wrote it): run the command "
-                                  "again")
+            raise OutputPathError(f"{folder} changed while the inputs were listed (another run wrote it): "
+                                  "run the command again")
         remove_temporaries(folder)
         if resume:
             manifest = _finished(folder, read_manifest(folder / MANIFEST))

@@ -78,7 +78,8 @@ def read_manifest(path: Path) -> Manifest:
     if len(data) > _MAX_BYTES or depth > 4 or not isinstance(value, dict) or value.get("format") != FORMAT:
         raise OutputPathError(f"{path} is not the manifest of a resnet-deploy batch output")
     if value.get("version") != VERSION:
-        raise OutputPathError(f"{path} is a version {value.get('version')!r} batch output; this toolkit writes version {VERSION}")
+        raise OutputPathError(f"{path} is a version {value.get('version')!r} batch output; "
+                              f"this toolkit writes version {VERSION}")
     try:
         key = value["key"]
         manifest = Manifest(

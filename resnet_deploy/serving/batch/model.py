@@ -44,7 +44,8 @@ def output_kind(predictor: Predictor) -> str:
     return str(kind)
 
 
-def open_model(options: BatchOptions, threads: int | None, *, for_facts_only: bool = False) -> tuple[Predictor, ModelFacts]:
+def open_model(options: BatchOptions, threads: int | None, *,
+               for_facts_only: bool = False) -> tuple[Predictor, ModelFacts]:
     """The Predictor of ``options`` (the file, or the profile's configuration) and its facts.
 
     Args:
@@ -68,7 +69,8 @@ def open_model(options: BatchOptions, threads: int | None, *, for_facts_only: bo
         predictor.close()
         raise OnnxModelError(f"{source}: the embedding's size is not fixed in the graph (output "
                              f"{predictor.output_name!r}); a Parquet column of fixed-size vectors needs it")
-    facts = ModelFacts(digest, kind, predictor.num_outputs, source, profile_digest, predictor.provider, threads or cpu_count())
+    facts = ModelFacts(digest, kind, predictor.num_outputs, source, profile_digest, predictor.provider,
+                       threads or cpu_count())
     return predictor, facts
 
 

@@ -60,8 +60,9 @@ class DecodePool:
             for _ in range(self._workers):
                 log = tempfile.TemporaryFile()  # a crash's last words, never a pipe that could fill
                 self._logs.append(log)
-                proc = subprocess.Popen([sys.executable, "-m", "resnet_deploy.serving.batch.worker"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True)
+                proc = subprocess.Popen([sys.executable, "-m", "resnet_deploy.serving.batch.worker"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
+                                        start_new_session=True)
                 self._procs.append(proc)
                 self._inputs.append(cast(IO[bytes], proc.stdin))
                 self._outputs.append(cast(IO[bytes], proc.stdout))

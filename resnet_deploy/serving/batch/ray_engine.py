@@ -171,8 +171,8 @@ def _rows(dataset: Any) -> Iterator[pa.RecordBatch]:
         cause = _our_cause(exc)
         if cause is not None:
             raise cause from None
-        raise RuntimeBackendError(f"the Ray job failed: {type(exc).__name__}: {first_line(exc)}; the finished shards are "
-                                  "kept: the same command resumes the job") from None
+        raise RuntimeBackendError(f"the Ray job failed: {type(exc).__name__}: {first_line(exc)}; "
+                                  "the finished shards are kept: the same command resumes the job") from None
 
 
 def _our_cause(exc: BaseException) -> ResnetDeployError | None:

@@ -49,5 +49,6 @@ def decode_alone(pool: Pool, paths: Sequence[str], died: WorkerDied) -> Decoded:
     if len(paths) > 1 and all(s != OK and s.startswith("its decoder died") for s in statuses):
         raise died  # not one image's fault
     arrays = [array for _row, array in found]
-    groups = tuple((tuple(found[i][0] for i in group), np.stack([arrays[i] for i in group])) for group in size_groups(arrays))
+    groups = tuple((tuple(found[i][0] for i in group), np.stack([arrays[i] for i in group]))
+                   for group in size_groups(arrays))
     return Decoded(tuple(paths), tuple(statuses), groups)

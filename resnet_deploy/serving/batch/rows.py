@@ -40,8 +40,9 @@ class RowFormat:
             answer = [pa.field(EMBEDDING, pa.list_(pa.float32(), self.width))]
         else:
             answer = [pa.field(TOP_K_INDICES, pa.list_(pa.int64())), pa.field(TOP_K_SCORES, pa.list_(pa.float32()))]
-        return pa.schema([pa.field(PATH, pa.string(), nullable=False), pa.field(STATUS, pa.string(), nullable=False), *answer,
-                          pa.field(MODEL_SHA256, pa.string(), nullable=False), pa.field(ENGINE, pa.string(), nullable=False)])
+        return pa.schema([pa.field(PATH, pa.string(), nullable=False), pa.field(STATUS, pa.string(), nullable=False),
+                          *answer, pa.field(MODEL_SHA256, pa.string(), nullable=False),
+                          pa.field(ENGINE, pa.string(), nullable=False)])
 
     def record_batch(self, paths: Sequence[str], statuses: Sequence[str], outputs: np.ndarray) -> pa.RecordBatch:
         """Rows for ``paths``; ``outputs`` holds the model's output row of each image whose status
@@ -50,7 +51,8 @@ class RowFormat:
         valid = np.array([s == OK for s in statuses], dtype=bool)
         if self.kind == "embedding":
             values = outputs.astype(np.float32, copy=False).reshape(n, -1)
-            answer = [pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1], mask=pa.array(~valid))]
+            answer = [pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1],
+                                                        mask=pa.array(~valid))]
         else:
             k = min(self.top_k, outputs.shape[1])
             # predict's ranking (float64 softmax, ties in index order), its scores stored as float32

@@ -46,7 +46,8 @@ def run_batch(options: BatchOptions, *, progress: ProgressCallback | None = None
     return BatchResult(
         output=options.output, images=job.manifest.images, processed=job.processed, failed=job.failed,
         shards=len(job.shards), shards_written=job.written, shards_skipped=job.skipped,
-        seconds=time.perf_counter() - start, startup_s=startup, images_per_s=rate, engine=job.format.engine, workers=workers, threads=facts.threads,
+        seconds=time.perf_counter() - start, startup_s=startup, images_per_s=rate, engine=job.format.engine,
+        workers=workers, threads=facts.threads,
     )
 
 
@@ -63,8 +64,9 @@ def _run_on_ray(options: BatchOptions, start: float, progress: ProgressCallback 
         spec = decode_spec(predictor)
         model = str(predictor.model_path)
     with open_job(options, facts, "ray", progress) as job:
-        layout = run_ray(job, model, spec, batch_size=options.batch_size, profiles=profiles, address=options.ray_address,
-                         workers=options.workers, threads=options.threads, provider=options.provider)
+        layout = run_ray(job, model, spec, batch_size=options.batch_size, profiles=profiles,
+                         address=options.ray_address, workers=options.workers, threads=options.threads,
+                         provider=options.provider)
     startup, rate = job.pace(start)
     return BatchResult(
         output=options.output, images=job.manifest.images, processed=job.processed, failed=job.failed,

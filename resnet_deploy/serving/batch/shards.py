@@ -38,4 +38,5 @@ class Shard:
 
 
 def plan_shards(paths: Sequence[str], shard_size: int) -> list[Shard]:
-    return [Shard(i, tuple(paths[start : start + shard_size])) for i, start in enumerate(range(0, len(paths), shard_size))]
+    return [Shard(i, tuple(paths[start : start + shard_size]))
+            for i, start in enumerate(range(0, len(paths), shard_size))]

@@ -46,9 +46,9 @@ def find_ort_web(node_modules: Path | None = None, *, install: bool = True) -> t
             return _dist(root, f"remove {root} and run again")
     npm = shutil.which("npm")
     if npm is None or not install:
-        raise InputError(f"onnxruntime-web {ORT_WEB_VERSION} is not installed: install Node.js's npm (the page's runtime "
-                         f"comes from npm), or run `npm install --prefix DIR onnxruntime-web@{ORT_WEB_VERSION}` and give "
-                         "--node-modules DIR/node_modules")
+        raise InputError(f"onnxruntime-web {ORT_WEB_VERSION} is not installed: install Node.js's npm "
+                         "(the page's runtime comes from npm), or run `npm install --prefix DIR "
+                         f"onnxruntime-web@{ORT_WEB_VERSION}` and give --node-modules DIR/node_modules")
     return _dist(_npm_install(npm, ort_web_cache()), "give --node-modules")
 
 
@@ -83,7 +83,8 @@ def _dist(root: Path, hint: str) -> tuple[Path, str]:
         raise InputError(f"onnxruntime-web is not installed in {root}: {hint}")
     missing = [name for name in ORT_WEB_FILES if not (package / "dist" / name).is_file()]
     if missing:
-        raise InputError(f"{package / 'dist'} lacks {', '.join(missing)}: not an onnxruntime-web build this page can load")
+        raise InputError(f"{package / 'dist'} lacks {', '.join(missing)}: "
+                         "not an onnxruntime-web build this page can load")
     try:
         version = str(json.loads((package / "package.json").read_text(encoding="utf-8"))["version"])
     except (ValueError, KeyError, OSError) as exc:

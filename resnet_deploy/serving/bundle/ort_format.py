@@ -51,6 +51,7 @@ def to_ort_format(onnx_path: Path, ort_path: Path, *, rtol: float = ORT_FORMAT_R
         parity = compare(a, b, rtol=rtol)
         worst = max(worst, parity.max_rel_error)
         if parity.top1_agreement < 1.0 or parity.max_rel_error > rtol:
-            raise VerificationError(f"the ORT-format file disagrees with {onnx_path.name} on photo {name!r}: max rel error "
-                                    f"{parity.max_rel_error:.2e} (tolerance {rtol:.0e}), top-1 agreement {parity.top1_agreement:.0%}")
+            raise VerificationError(f"the ORT-format file disagrees with {onnx_path.name} on photo {name!r}: "
+                                    f"max rel error {parity.max_rel_error:.2e} (tolerance {rtol:.0e}), "
+                                    f"top-1 agreement {parity.top1_agreement:.0%}")
     return ort_path, worst

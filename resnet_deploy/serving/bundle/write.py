@@ -44,8 +44,8 @@ def page_labels(labels: Any) -> tuple[list[str] | None, int]:
 def _check_replaceable(output: Path) -> None:
     """An existing --output is replaced only when it is empty or a bundle (its marker in it)."""
     if output.is_dir() and not output.is_symlink() and any(output.iterdir()) and not (output / BUNDLE_MARKER).is_file():
-        raise OutputPathError(f"--output {output} holds files that are not a bundle (no {BUNDLE_MARKER} in it): --force "
-                              "replaces only a folder bundle wrote; choose another folder or empty it yourself")
+        raise OutputPathError(f"--output {output} holds files that are not a bundle (no {BUNDLE_MARKER} in it): "
+                              "--force replaces only a folder bundle wrote; choose another folder or empty it yourself")
 
 
 def write_web_bundle(
@@ -70,11 +70,13 @@ def write_web_bundle(
     _check_replaceable(output)
     model = load_onnx(model_path)
     if not is_image_input(model):
-        raise OnnxModelError(f"{model_path} takes preprocessed float tensors; the page hands the model images as they are: "
-                             "export it with --image-input (or resnet-deploy optimize --image-input)")
+        raise OnnxModelError(f"{model_path} takes preprocessed float tensors; "
+                             "the page hands the model images as they are: export it with --image-input "
+                             "(or resnet-deploy optimize --image-input)")
     if is_features_file(read_metadata(model, model_path)):  # the page ranks classes; an embedding has none
         raise OnnxModelError(f"{model_path} is a features file: it answers embeddings, not classes, and the page shows "
-                             "classes; export the classifier with --image-input for the page, or embed with resnet-deploy batch")
+                             "classes; export the classifier with --image-input for the page, "
+                             "or embed with resnet-deploy batch")
     dist, version = find_ort_web(options.node_modules)  # after the model's checks: this may run npm install
     inputs: dict[str, Any] = {"MODEL": model_files(model_path), "the page": page, "node_modules": dist}
     if options.calibration is not None:
@@ -101,10 +103,11 @@ def write_web_bundle(
         model_file = onnx_file
         if options.ort_format:
             say("converting to the ORT format with its optimizations applied offline")
-            model_file, rel = to_ort_format(onnx_file, staging / "model.ort", rtol=ORT_FORMAT_RTOL_INT8 if options.int8 else ORT_FORMAT_RTOL)
+            model_file, rel = to_ort_format(onnx_file, staging / "model.ort",
+                                            rtol=ORT_FORMAT_RTOL_INT8 if options.int8 else ORT_FORMAT_RTOL)
             onnx_file.unlink()
-            notes.append(f"ORT format (optimizations applied offline, level extended): logits within {rel:.1e} of the ONNX file "
-                         "on onnxruntime's CPU provider")
+            notes.append("ORT format (optimizations applied offline, level extended): "
+                         f"logits within {rel:.1e} of the ONNX file on onnxruntime's CPU provider")
         labels, cut = page_labels(metadata.get("labels"))
         if cut:
             notes.append(f"{cut} label{'s' if cut != 1 else ''} longer than {MAX_LABEL_CHARS} characters "
@@ -117,8 +120,8 @@ def write_web_bundle(
     return WebBundle(output, output / model_file.name, config, size, tuple(notes))
 
 
-def _page_config(model: onnx.ModelProto, metadata: dict[str, Any], labels: list[str] | None, model_file: Path, source: Path,
-                 options: WebBundleOptions, version: str) -> dict[str, Any]:
+def _page_config(model: onnx.ModelProto, metadata: dict[str, Any], labels: list[str] | None, model_file: Path,
+                 source: Path, options: WebBundleOptions, version: str) -> dict[str, Any]:
     """model.json: what the page reads (the file, its input and output, labels, preprocessing)."""
     return {
         "model": model_file.name,

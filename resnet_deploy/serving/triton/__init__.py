@@ -17,4 +17,5 @@ from .repository import PYTHON_MODEL, profile_backend, write_triton_repository
 from .tuned import TunedEntry, options_from_profile
 
 __all__ = ["TritonOptions", "TritonEntry", "write_triton_repository", "render_config", "build_config", "batching",
-           "profile_backend", "options_from_profile", "TunedEntry", "TRITON_PROVIDERS", "TRITON_BACKENDS", "PYTHON_MODEL"]
+           "profile_backend", "options_from_profile", "TunedEntry", "TRITON_PROVIDERS", "TRITON_BACKENDS",
+           "PYTHON_MODEL"]

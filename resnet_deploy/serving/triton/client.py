@@ -53,11 +53,13 @@ def client_command(model_path: str | Path, name: str, grpc: str) -> str:
     return f"python -c {shlex.quote(code)}"
 
 
-def load_test_command(name: str, grpc: str, *, model: str | Path | None = None, profile: str | Path | None = None) -> str:
+def load_test_command(name: str, grpc: str, *, model: str | Path | None = None,
+                      profile: str | Path | None = None) -> str:
     """``resnet-deploy bench ... --url grpc://...``: the served model beside what it serves, run in
     process: ``profile``'s file in its configuration (``bench --profile``), else ``model`` as it is."""
     target = ["--profile", str(profile)] if profile is not None else [str(model)]
-    return shlex.join(["resnet-deploy", "bench", *target, "--url", f"grpc://{grpc}", "--model", name, "--mode", "throughput"])
+    return shlex.join(["resnet-deploy", "bench", *target, "--url", f"grpc://{grpc}",
+                       "--model", name, "--mode", "throughput"])
 
 
 _NUMPY = {"FP32": "float32", "FP16": "float16", "FP64": "float64", "UINT8": "uint8", "INT8": "int8", "INT32": "int32",

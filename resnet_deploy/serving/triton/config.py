@@ -52,9 +52,11 @@ def _io(model: onnx.ModelProto, source: str) -> tuple[_Tensor, list[_Tensor]]:
     if is_image_input(model):  # uint8 RGB [N, H, W, 3] of any size: the preprocessing is in the graph
         return _tensor(value, source), [_tensor(o, source) for o in model.graph.output]
     if any(d is None for d in image.shape[1:]):
-        raise OnnxModelError(f"{source}: input {image.name!r} has dynamic C/H/W dims {image.describe()}; only the batch may be dynamic")
+        raise OnnxModelError(f"{source}: input {image.name!r} has dynamic C/H/W dims {image.describe()}; "
+                             "only the batch may be dynamic")
     if image.shape[1] not in (1, 3):
-        raise OnnxModelError(f"{source} must have one image input [N, C, H, W] with 1 or 3 channels; it has {image.describe()}")
+        raise OnnxModelError(f"{source} must have one image input [N, C, H, W] with 1 or 3 channels; "
+                             f"it has {image.describe()}")
     return _tensor(value, source), [_tensor(o, source) for o in model.graph.output]
 
 
@@ -113,10 +115,12 @@ def _accelerators(options: TritonOptions) -> list[Field]:
         trt = Message().add("name", "tensorrt")
         for key, value in params:
             trt.add("parameters", Message().add("key", key).add("value", value))
-        fields.append(("optimization", Message().add("execution_accelerators", Message().add("gpu_execution_accelerator", [trt]))))
+        fields.append(("optimization", Message().add("execution_accelerators",
+                                                     Message().add("gpu_execution_accelerator", [trt]))))
     elif options.provider == "openvino":
         ov = Message().add("name", "openvino")
-        fields.append(("optimization", Message().add("execution_accelerators", Message().add("cpu_execution_accelerator", [ov]))))
+        fields.append(("optimization", Message().add("execution_accelerators",
+                                                     Message().add("cpu_execution_accelerator", [ov]))))
     if options.provider in ("cuda", "tensorrt"):
         # onnxruntime backend parameter: 0 = EXHAUSTIVE cuDNN convolution algorithm search.
         fields.append(("parameters", _parameter("cudnn_conv_algo_search", "0")))
@@ -149,7 +153,8 @@ def build_config(model: onnx.ModelProto, name: str, options: TritonOptions, sour
         config.add("dynamic_batching", Message().add("preferred_batch_size", _preferred_batches(max_batch))
                    .add("max_queue_delay_microseconds", options.queue_delay_us))
     gpu = options.provider in ("cuda", "tensorrt") and options.backend == "onnxruntime"
-    config.add("instance_group", [Message().add("count", options.instances).add("kind", Enum("KIND_GPU" if gpu else "KIND_CPU"))])
+    config.add("instance_group",
+               [Message().add("count", options.instances).add("kind", Enum("KIND_GPU" if gpu else "KIND_CPU"))])
     if options.backend == "python":
         config.add("parameters", _parameter("resnet_deploy_provider", options.provider))
         if options.threads is not None:
@@ -162,7 +167,8 @@ def build_config(model: onnx.ModelProto, name: str, options: TritonOptions, sour
             config.add("parameters", _parameter("resnet_deploy_model_sha256", model_sha256(source)))
         if options.profile is not None:
             config.add("parameters", _parameter("resnet_deploy_profile_engine",
-                                                load_profile(options.profile, check_machine=False, check_model=False).engine))
+                                                load_profile(options.profile, check_machine=False,
+                                                             check_model=False).engine))
     else:
         config.fields.extend(_accelerators(options))
         if options.threads is not None:  # the onnxruntime backend's own session option

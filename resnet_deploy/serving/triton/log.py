@@ -53,7 +53,8 @@ def reason(text: str) -> str:
 def stub_death(text: str) -> str | None:
     """What the log says last about a Python-backend stub that died (its ``what():`` line)."""
     lines = _lines(text)
-    return next((ln.split("what():")[-1].strip() for ln in reversed(lines) if "what():" in ln or "Stub process" in ln), None)
+    return next((ln.split("what():")[-1].strip()
+                 for ln in reversed(lines) if "what():" in ln or "Stub process" in ln), None)
 
 
 def last_lines(text: str, count: int = 3) -> list[str]:

@@ -12,8 +12,9 @@ from pathlib import Path
 from ..._errors import InputError
 from ..._names import TRITON_MODEL_NAME
 
-__all__ = ["TritonOptions", "TritonEntry", "validate", "request_bytes", "TRITON_PROVIDERS", "TRITON_BACKENDS", "DEFAULT_MAX_BATCH_SIZE",
-           "MAX_NAME_BYTES", "NAME", "DEFAULT_MAX_REQUEST_BYTES", "entry_name", "MAX_THREADS", "MAX_INSTANCES"]
+__all__ = ["TritonOptions", "TritonEntry", "validate", "request_bytes", "TRITON_PROVIDERS", "TRITON_BACKENDS",
+           "DEFAULT_MAX_BATCH_SIZE", "MAX_NAME_BYTES", "NAME", "DEFAULT_MAX_REQUEST_BYTES", "entry_name",
+           "MAX_THREADS", "MAX_INSTANCES"]
 
 TRITON_PROVIDERS = ("cpu", "cuda", "tensorrt", "openvino")
 TRITON_BACKENDS = ("onnxruntime", "python")

@@ -37,7 +37,8 @@ def check_host(host: str) -> None:
         try:
             s.bind((host, 0))
         except OSError as exc:
-            raise TritonServerError(f"--host {host} is not an address of this machine ({exc.strerror or exc})") from None
+            raise TritonServerError(f"--host {host} is not an address of this machine "
+                                    f"({exc.strerror or exc})") from None
 
 
 def _broadcast_addresses() -> set[str]:

@@ -68,10 +68,12 @@ def write_triton_repository(model_path: str | Path, repository: str | Path, opti
     config = render_config(model, name, options, str(model_path))
     notes = [note] if (note := batching(model, options, str(model_path))[1]) else []
     foreign = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node if not is_standard(n)})
-    if foreign and options.provider in ("tensorrt", "openvino") and options.backend == "onnxruntime":  # a file of optimize --target cpu/cuda, say
-        notes.append(f"{model_path.name} holds onnxruntime-specific ops ({', '.join(foreign)}) that {options.provider} cannot run: "
-                     "Triton's onnxruntime backend runs those nodes on another provider; for all of the model on "
-                     f"{options.provider}, give the portable file (resnet-deploy optimize --target portable)")
+    # (a file of optimize --target cpu/cuda, say)
+    if foreign and options.provider in ("tensorrt", "openvino") and options.backend == "onnxruntime":
+        notes.append(f"{model_path.name} holds onnxruntime-specific ops ({', '.join(foreign)}) "
+                     f"that {options.provider} cannot run: Triton's onnxruntime backend runs those nodes on another "
+                     f"provider; for all of the model on {options.provider}, give the portable file "
+                     "(resnet-deploy optimize --target portable)")
     if repository.exists() and not repository.is_dir():
         raise OutputPathError(f"repository path is not a folder: {repository}")
     try:
@@ -116,7 +118,8 @@ def python_model_path(version: Path) -> Path:
     return version / MODEL_FOLDER / MODEL_FILE
 
 
-def _stage_python_model(version: Path, model: onnx.ModelProto, model_path: Path, tuned: DeploymentProfile | None) -> None:
+def _stage_python_model(version: Path, model: onnx.ModelProto, model_path: Path,
+                        tuned: DeploymentProfile | None) -> None:
     """``1/model.py`` (Predictor in Triton's Python backend) and ``1/model/``. With a profile: the
     model as verified against it, in one file, and ``1/profile.json`` pointing at it with that
     file's digest; without one, the model's files copied byte for byte, external data keeping its

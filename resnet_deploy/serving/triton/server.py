@@ -3,15 +3,15 @@
 The wheel (the ``serve`` extra) ships Triton's ``tritonserver`` binary with the Python backend
 only. :class:`TritonServer` lays out a backend folder for it (:mod:`.wheel`), starts the
 server on 127.0.0.1 with a strict model config, waits until it is ready or says why not, and
-stops it with nothing left running (:mod:`.leftovers` removes what a run cut short left). Extra Python-based backends (a folder holding ``model.py``)
-can be added by name. The wheel pins ``numpy<2``: install it in an environment of its own.
+stops it with nothing left running (:mod:`.leftovers` removes what a run cut short left). Extra
+Python-based backends (a folder holding ``model.py``) can be added by name. The wheel pins
+``numpy<2``: install it in an environment of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import os
 import secrets
 import shutil
@@ -19,8 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +26,7 @@ from types import TracebackType
 from . import log as triton_log
 from ..._owned import die_with_parent, owned_folder
 from .leftovers import remove_shm, remove_stale_shm, shm_prefix
+from .probe import answering_id, http_status
 from .process import (TritonServerError, check_host, check_port_free, free_port, group_processes,
                       wait_group_gone)
 from .wheel import backend_folder, find_tritonserver, library_path
@@ -97,7 +96,8 @@ class TritonServer:
     def command(self, backend_dir: Path) -> list[str]:
         root = find_tritonserver()
         return [
-            str(root / "bin" / "tritonserver"), f"--model-repository={self.repository}", f"--backend-directory={backend_dir}",
+            str(root / "bin" / "tritonserver"), f"--model-repository={self.repository}",
+            f"--backend-directory={backend_dir}",
             f"--id={self.server_id}", f"--http-address={self.http_host or self.host}", f"--http-port={self.http_port}",
             f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
             f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
@@ -108,7 +108,8 @@ class TritonServer:
             f"--grpc-restricted-protocol={ADMIN_APIS}:{ADMIN_HEADER}={self._admin_key}",
             # Our name on the Python backend's shared-memory regions (and on those of Python-based
             # backends), so that stop() and the next run remove ours and only ours.
-            *(f"--backend-config={name},shm-region-prefix-name={self.shm_prefix}" for name in ("python", *self.backends)),
+            *(f"--backend-config={name},shm-region-prefix-name={self.shm_prefix}"
+              for name in ("python", *self.backends)),
         ]
 
     def start(self) -> "TritonServer":
@@ -118,7 +119,8 @@ class TritonServer:
         http_host = self.http_host or self.host
         for address in {self.host, http_host}:
             check_host(address)
-        self.http_port, self.grpc_port, self.metrics_port = (p or free_port() for p in (self.http_port, self.grpc_port, self.metrics_port))
+        self.http_port, self.grpc_port, self.metrics_port = (
+            p or free_port() for p in (self.http_port, self.grpc_port, self.metrics_port))
         for address, port in ((http_host, self.http_port), (self.host, self.grpc_port), (self.host, self.metrics_port)):
             check_port_free(address, port)
         remove_stale_shm()
@@ -129,8 +131,9 @@ class TritonServer:
         env = dict(os.environ, LD_LIBRARY_PATH=library_path(root),
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         with open(self.log_path, "wb") as log:
-            self._process = subprocess.Popen(self.command(self._workdir / "backends"), stdout=log, stderr=subprocess.STDOUT,
-                                             env=env, start_new_session=True, preexec_fn=die_with_parent)
+            self._process = subprocess.Popen(self.command(self._workdir / "backends"), stdout=log,
+                                             stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                             preexec_fn=die_with_parent)
         try:
             self._wait_ready()
         except BaseException:
@@ -143,28 +146,11 @@ class TritonServer:
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise TritonServerError(self.exit_reason(self._process.returncode))
-            if self._get("/v2/health/ready") == 200 and self._answering_id() == self.server_id:
+            if http_status(self.http, "/v2/health/ready") == 200 and answering_id(self.http) == self.server_id:
                 self._stubs = group_processes(self._process.pid, STUB) if self._process is not None else set()
                 return
             time.sleep(0.1)
         raise TritonServerError(f"tritonserver was not ready after {self.ready_timeout_s:.0f} s: {self.reason()}")
-
-    def _get(self, path: str) -> int | None:
-        try:
-            with urllib.request.urlopen(f"http://{self.http}{path}", timeout=2) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
-        except (OSError, ValueError):
-            return None
-
-    def _answering_id(self) -> str | None:
-        """The ``--id`` of the server that answers on our HTTP port."""
-        try:
-            with urllib.request.urlopen(f"http://{self.http}/v2", timeout=2) as response:
-                return str(json.loads(response.read()).get("name"))
-        except (OSError, ValueError, AttributeError):
-            return None
 
     def log(self) -> str:
         try:
@@ -214,8 +200,8 @@ class TritonServer:
         Triton 2.51 never finishes unloading such a model's instance, so an unload and load
         (explicit model control) would leave the dead stub's shared-memory region (as large as
         the largest request it took) mapped in tritonserver, with its threads and a zombie, for
-        as long as the server runs, and the next stop would wait out the exit timeout. A new process gives all of it back; :meth:`stop` removes the
-        old run's regions."""
+        as long as the server runs, and the next stop would wait out the exit timeout. A new process
+        gives all of it back; :meth:`stop` removes the old run's regions."""
         own_log = self._workdir is not None and self.log_path is not None and self.log_path.parent == self._workdir
         code = self.stop()
         if own_log:

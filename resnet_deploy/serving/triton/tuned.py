@@ -42,7 +42,8 @@ def options_from_profile(profile_path: str | Path, options: TritonOptions, *, ba
     threads = options.threads if options.threads is not None else tuned.session.threads
     if options.threads is None and threads is not None:  # the profile's, named as its field
         if not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):
-            raise InputError(f"{profile_path}: session.threads must be an integer from 1 to {MAX_THREADS}, received {threads!r}")
+            raise InputError(f"{profile_path}: session.threads must be an integer from 1 to {MAX_THREADS}, "
+                             f"received {threads!r}")
         check_threads(threads, f"{profile_path}: session.threads")  # load_profile refused another machine's
     if instances is None and tuned.serving:  # tune --mode throughput measured this layout
         instances = tuned.serving.instances
@@ -50,9 +51,9 @@ def options_from_profile(profile_path: str | Path, options: TritonOptions, *, ba
             raise InputError(f"{profile_path}: serving.instances must be an integer from 1 to {MAX_INSTANCES}, "
                              f"received {instances!r} (pass --instances to serve fewer)")
         each = threads if threads is not None else "all"
-        notes.append(f"{instances} instance{'s' if instances != 1 else ''} x {each} thread{'s' if each != 1 else ''} each, "
-                     f"as tune --mode throughput measured ({tuned.serving.images_per_s or 0:.0f} images/s, "
-                     f"p99 {tuned.serving.p99_ms or 0:.2f} ms)")
+        notes.append(f"{instances} instance{'s' if instances != 1 else ''} x {each} "
+                     f"thread{'s' if each != 1 else ''} each, as tune --mode throughput measured "
+                     f"({tuned.serving.images_per_s or 0:.0f} images/s, p99 {tuned.serving.p99_ms or 0:.2f} ms)")
     needed, why = profile_backend(tuned)
     if backend == "auto":
         backend = needed

@@ -43,7 +43,8 @@ def backend_folder(root: Path, folder: Path, extra: dict[str, Path]) -> None:
     python.mkdir(parents=True)
     for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
         shutil.copy2(root / "backends" / "python" / name, python / name)
-    stub = root / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}" / "triton_python_backend_stub"
+    stub = (root / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}"
+            / "triton_python_backend_stub")
     if not stub.is_file():
         raise TritonServerError(f"nvidia-pytriton has no Python backend stub for Python {sys.version_info.major}."
                                 f"{sys.version_info.minor}")

@@ -9,7 +9,8 @@ from onnx import TensorProto, helper, numpy_helper
 from resnet_deploy.export.pipeline import ort_outputs
 
 
-def make_model(nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray], in_shape: list, out_shape: list, *, ms: bool = False) -> onnx.ModelProto:
+def make_model(nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray], in_shape: list, out_shape: list, *,
+               ms: bool = False) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
         "g",
@@ -35,7 +36,8 @@ def bn_params(rng: np.random.Generator, c: int, prefix: str = "bn") -> dict[str,
 
 def bn_node(inp: str, out: str, prefix: str = "bn", eps: float = 1e-5) -> onnx.NodeProto:
     return helper.make_node(
-        "BatchNormalization", [inp, f"{prefix}_scale", f"{prefix}_bias", f"{prefix}_mean", f"{prefix}_var"], [out], epsilon=eps
+        "BatchNormalization", [inp, f"{prefix}_scale", f"{prefix}_bias", f"{prefix}_mean", f"{prefix}_var"],
+        [out], epsilon=eps
     )
 
 

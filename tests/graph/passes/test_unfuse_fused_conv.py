@@ -72,7 +72,8 @@ def test_other_activation_is_left_and_named(rng: np.random.Generator) -> None:
     model = _fused(rng, bias=True, z=True, activation="Tanh")
     assert unfuse_fused_conv(model).changes == 0 and ops(model) == ["FusedConv"]
     assert nonportable_ops(model) == {"com.microsoft.FusedConv(Tanh)": 1}
-    with pytest.raises(rd.OnnxModelError, match=r"tanh\.onnx holds onnxruntime-specific ops .*FusedConv\(Tanh\) x1.*--target cpu"):
+    with pytest.raises(rd.OnnxModelError, match=r"tanh\.onnx holds onnxruntime-specific ops .*FusedConv\(Tanh\) "
+                                                r"x1.*--target cpu"):
         optimize_model(model, "portable", source="tanh.onnx")
 
 

@@ -70,7 +70,8 @@ def test_every_image_is_one_row_with_predicts_answer(clean: Path, photos: Path, 
     assert table.column("path").to_pylist() == images  # each once, sorted, notes.txt left out
     rows = {Path(r["path"]).name: r for r in table.to_pylist()}
     for name, reason in BROKEN.items():
-        assert reason in rows[name]["status"] and rows[name]["top_k_indices"] is None and rows[name]["top_k_scores"] is None
+        assert (reason in rows[name]["status"] and rows[name]["top_k_indices"] is None
+                and rows[name]["top_k_scores"] is None)
     good = [r["path"] for r in table.to_pylist() if r["status"] == "ok"]
     assert len(good) == 202 and all(name in rows and rows[name]["status"] == "ok" for name in ODD)
     with Predictor(resnet20_onnx, provider="cpu") as predictor:
@@ -82,9 +83,11 @@ def test_every_image_is_one_row_with_predicts_answer(clean: Path, photos: Path, 
     assert set(table.column("model_sha256").to_pylist()) == {model_sha256(resnet20_onnx)}
     assert set(table.column("engine").to_pylist()) == {"local:cpu"}
     manifest = _manifest(clean)
-    assert [(s["name"], s["rows"]) for s in manifest["shards"]] == [(f"part-0000{i}.parquet", n) for i, n in enumerate([48] * 4 + [15])]
+    assert [(s["name"], s["rows"]) for s in manifest["shards"]] == [
+        (f"part-0000{i}.parquet", n) for i, n in enumerate([48] * 4 + [15])]
     assert sum(s["failed"] for s in manifest["shards"]) == 5
-    assert sorted(p.name for p in clean.iterdir()) == ["_inputs.txt", "_manifest.json"] + [f"part-0000{i}.parquet" for i in range(5)]
+    assert sorted(p.name for p in clean.iterdir()) == (["_inputs.txt", "_manifest.json"]
+                                                       + [f"part-0000{i}.parquet" for i in range(5)])
 
 
 def test_workers_make_the_tensor_predictor_makes(photos: Path, resnet20_onnx: Path) -> None:
@@ -123,7 +126,8 @@ def test_a_features_model_writes_its_embeddings(features_onnx: Path, photos: Pat
     listing.write_text("".join(os.path.relpath(p, tmp_path) + "\n" for p in chosen))
     run_batch(_options(features_onnx, [f"@{listing}", photos / "odd"], tmp_path / "out", shard_size=16))
     table = _table(tmp_path / "out")
-    assert table.schema.field("embedding").type == pa.list_(pa.float32(), 64) and "top_k_indices" not in table.column_names
+    assert (table.schema.field("embedding").type == pa.list_(pa.float32(), 64)
+            and "top_k_indices" not in table.column_names)
     good = [r["path"] for r in table.to_pylist() if r["status"] == "ok"]
     assert len(table) == 37 and len(good) == 32
     with Predictor(features_onnx, provider="cpu") as predictor:
@@ -151,7 +155,8 @@ def test_a_non_finite_answer_is_a_row_that_says_so(fixture: str, status: str, ph
     assert [r["status"] for r in _table(tmp_path / "out").to_pylist()] == [status]
 
 
-def test_an_image_input_model_decodes_in_workers_and_resizes_in_its_graph(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+def test_an_image_input_model_decodes_in_workers_and_resizes_in_its_graph(resnet20_onnx: Path, photos: Path,
+                                                                          tmp_path: Path) -> None:
     float_model = load_onnx(resnet20_onnx)
     model = tmp_path / "r20_images.onnx"
     save_onnx(add_image_input(float_model, ImageInputSpec(preprocessing_for(float_model), 0)), model)
@@ -177,16 +182,19 @@ class _Stop:
 
 
 def _workers() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if "resnet_deploy.serving.batch.worker" in " ".join(p.cmdline())]
+    return [p for p in psutil.Process().children(recursive=True)
+            if "resnet_deploy.serving.batch.worker" in " ".join(p.cmdline())]
 
 
-def test_a_resumed_job_equals_an_uninterrupted_one(clean: Path, photos: Path, resnet20_onnx: Path, tmp_path: Path) -> None:
+def test_a_resumed_job_equals_an_uninterrupted_one(clean: Path, photos: Path, resnet20_onnx: Path,
+                                                   tmp_path: Path) -> None:
     out = tmp_path / "out"
     options = _options(resnet20_onnx, [photos], out, shard_size=SHARD)
     with pytest.raises(KeyboardInterrupt):
         run_batch(options, progress=_Stop(3 * SHARD + 16))  # shards 0-2 written, a batch of shard 3 done
     assert not _workers()
-    assert [s["name"] for s in _manifest(out)["shards"]] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert [s["name"] for s in _manifest(out)["shards"]] == ["part-00000.parquet", "part-00001.parquet",
+                                                             "part-00002.parquet"]
     # Killed between a shard's file and the manifest's record of it; a finished shard lost.
     manifest = _manifest(out)
     manifest["shards"] = [s for s in manifest["shards"] if s["name"] != "part-00001.parquet"]
@@ -232,8 +240,8 @@ def small_job(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> Path:
     (["{model}", "{photos}/odd", "--shard-size", "7"], "holds a job for another --shard-size"),
     (["{model}", "{photos}/a"], "holds a job for other inputs"),
 ], ids=["model", "top-k", "shard-size", "inputs"])
-def test_another_job_on_a_folder_is_one_line_and_leaves_it(small_job: Path, photos: Path, resnet20_onnx: Path, other_onnx: Path,
-                                                           args: list[str], needle: str) -> None:
+def test_another_job_on_a_folder_is_one_line_and_leaves_it(small_job: Path, photos: Path, resnet20_onnx: Path,
+                                                           other_onnx: Path, args: list[str], needle: str) -> None:
     before = _snapshot(small_job)
     names = {"{other}": str(other_onnx), "{model}": str(resnet20_onnx), "{photos}": str(photos)}
     argv = [a.replace(k, v) for a in args for k, v in [next(((k, v) for k, v in names.items() if k in a), ("", ""))]]
@@ -247,8 +255,8 @@ def test_another_job_on_a_folder_is_one_line_and_leaves_it(small_job: Path, phot
     (["@{photos}/missing.txt"], "cannot read the list"),
     (["@{photos}/odd/float.tif"], "cannot read the list"),  # not text
 ], ids=["missing-input", "empty-glob", "missing-list", "binary-list"])
-def test_an_input_naming_nothing_is_one_line_before_any_work(small_job: Path, photos: Path, resnet20_onnx: Path, tmp_path: Path,
-                                                             inputs: list[str], needle: str) -> None:
+def test_an_input_naming_nothing_is_one_line_before_any_work(small_job: Path, photos: Path, resnet20_onnx: Path,
+                                                             tmp_path: Path, inputs: list[str], needle: str) -> None:
     argv = [a.replace("{photos}", str(photos)) for a in inputs]
     assert_clean_failure(run_cli("batch", resnet20_onnx, *argv, "-o", tmp_path / "new"), needle)
     assert not (tmp_path / "new").exists()
@@ -290,14 +298,17 @@ def test_a_job_folders_input_list_is_read_no_further_than_its_paths_can_fill(sma
     assert "_inputs.txt is not the list its manifest recorded; pass --force to start over" in proc.stderr, proc.stderr
 
 
-def test_a_folder_that_is_not_ours_is_refused_even_with_force(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+def test_a_folder_that_is_not_ours_is_refused_even_with_force(resnet20_onnx: Path, photos: Path,
+                                                              tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("years of work")
     for extra in ([], ["--force"]):
-        assert_clean_failure(run_cli("batch", resnet20_onnx, photos / "odd", "-o", tmp_path / "mine", *extra), "not a batch job's")
+        assert_clean_failure(run_cli("batch", resnet20_onnx, photos / "odd", "-o", tmp_path / "mine", *extra),
+                             "not a batch job's")
     assert _snapshot(tmp_path / "mine") == {"thesis.tex": b"years of work"}
     (tmp_path / "file").write_text("x")
-    assert_clean_failure(run_cli("batch", resnet20_onnx, photos / "odd", "-o", tmp_path / "file", "--force"), "not a folder")
+    assert_clean_failure(run_cli("batch", resnet20_onnx, photos / "odd", "-o", tmp_path / "file", "--force"),
+                         "not a folder")
 
 
 def test_force_starts_over(small_job: Path, photos: Path, other_onnx: Path) -> None:
@@ -309,7 +320,8 @@ def test_force_starts_over(small_job: Path, photos: Path, other_onnx: Path) -> N
     assert _manifest(small_job)["key"]["top_k"] == 2
 
 
-def test_the_cli_prints_one_summary_line_and_no_bar_off_a_terminal(resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+def test_the_cli_prints_one_summary_line_and_no_bar_off_a_terminal(resnet20_onnx: Path, photos: Path,
+                                                                   tmp_path: Path) -> None:
     result = run_cli("batch", resnet20_onnx, photos / "odd", "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") == 1 and result.stdout.startswith("7 images, 5 failed, ")
@@ -322,7 +334,8 @@ def test_the_cli_prints_one_summary_line_and_no_bar_off_a_terminal(resnet20_onnx
 def test_inputs_are_listed_once_sorted_and_recursively(photos: Path, tmp_path: Path) -> None:
     one = photos / "a" / "photo001.jpg"
     (tmp_path / "list.txt").write_text(f"{os.path.relpath(one, tmp_path)}\n\n{one}\nmissing.jpg\n")
-    listed = list_inputs([str(photos / "a"), str(photos / "a" / "*.jpg"), f"@{tmp_path / 'list.txt'}", str(photos / "**" / "*.png")])
+    listed = list_inputs([str(photos / "a"), str(photos / "a" / "*.jpg"),
+                          f"@{tmp_path / 'list.txt'}", str(photos / "**" / "*.png")])
     assert listed == sorted([*map(str, (photos / "a").glob("*.jpg")), str(photos / "odd" / "gray16.png"),
                              str(photos / "odd" / "bomb.png"), str(tmp_path / "missing.jpg")])
     with pytest.raises(InputError, match="no images"):
@@ -412,7 +425,8 @@ def test_a_worker_ends_when_its_input_ends(resnet20_onnx: Path, photos: Path) ->
 
     with Predictor(resnet20_onnx, provider="cpu") as predictor:
         spec = decode_spec(predictor)
-    proc = subprocess.Popen([sys.executable, "-m", "resnet_deploy.serving.batch.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "resnet_deploy.serving.batch.worker"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         pickle.dump(spec, proc.stdin)
         pickle.dump((str(photos / "odd" / "cmyk.jpg"), str(photos / "odd" / "zero.jpg")), proc.stdin)
@@ -427,7 +441,8 @@ def test_a_worker_ends_when_its_input_ends(resnet20_onnx: Path, photos: Path) ->
         proc.kill()
 
 
-def test_a_profile_runs_its_model_in_its_configuration(clean: Path, resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+def test_a_profile_runs_its_model_in_its_configuration(clean: Path, resnet20_onnx: Path, photos: Path,
+                                                       tmp_path: Path) -> None:
     from resnet_deploy._hashing import file_sha256
     from resnet_deploy._machine import machine
     from resnet_deploy.profile.deployment import DeploymentProfile, save_profile
@@ -444,7 +459,8 @@ def test_a_profile_runs_its_model_in_its_configuration(clean: Path, resnet20_onn
     assert_clean_failure(refused, "a profile sets the provider and threads")
 
 
-def test_a_worker_killed_mid_job_costs_a_restart_not_the_job(clean: Path, resnet20_onnx: Path, photos: Path, tmp_path: Path) -> None:
+def test_a_worker_killed_mid_job_costs_a_restart_not_the_job(clean: Path, resnet20_onnx: Path, photos: Path,
+                                                             tmp_path: Path) -> None:
     """As the system's out-of-memory killer would: SIGKILL to a decode worker while it holds work."""
     seen: set[int] = set()
     killed: list[int] = []
@@ -600,5 +616,7 @@ def test_an_image_input_batch_runs_within_the_pixel_budget(resnet20_onnx: Path, 
     with Predictor(model, provider="cpu") as predictor:
         decoded = decode_batch(paths, decode_spec(predictor))
     runs = [(rows, batch.shape) for rows, batch in decoded.groups]
-    assert runs == [((0,), (1, 1500, 1500, 3)), ((1,), (1, 1500, 1500, 3)), ((2,), (1, 1500, 1500, 3)), ((3, 4), (2, 64, 64, 3))]
-    assert all(batch.shape[0] * batch.shape[1] * batch.shape[2] <= BATCH_PIXELS or batch.shape[0] == 1 for _, batch in decoded.groups)
+    assert runs == [((0,), (1, 1500, 1500, 3)), ((1,), (1, 1500, 1500, 3)), ((2,), (1, 1500, 1500, 3)),
+                    ((3, 4), (2, 64, 64, 3))]
+    assert all(batch.shape[0] * batch.shape[1] * batch.shape[2] <= BATCH_PIXELS or batch.shape[0] == 1
+               for _, batch in decoded.groups)

@@ -65,7 +65,8 @@ def test_a_killed_job_run_again_finishes_with_every_image_once(clean: pa.Table, 
     if how == "SIGKILL":
         assert proc.returncode == -signal.SIGKILL
     else:
-        assert proc.returncode == 130 and "interrupted" in err and "resumes the job" in err and "Traceback" not in err, err
+        assert (proc.returncode == 130 and "interrupted" in err and "resumes the job" in err
+                and "Traceback" not in err), err
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, "a decode worker outlived its job"
     assert 2 <= _finished(out) < 26

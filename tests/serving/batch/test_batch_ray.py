@@ -29,7 +29,8 @@ try:
 except ImportError as exc:
     skip_unless_present(f"Ray is not installed here ({exc})", "RESNET_DEPLOY_REQUIRE_RAY", module_level=True)
 if not MODEL or not Path(MODEL).is_file():
-    skip_unless_present("RESNET_DEPLOY_RAY_MODEL names no exported ResNet-20", "RESNET_DEPLOY_REQUIRE_RAY", module_level=True)
+    skip_unless_present("RESNET_DEPLOY_RAY_MODEL names no exported ResNet-20", "RESNET_DEPLOY_REQUIRE_RAY",
+                        module_level=True)
 
 from resnet_deploy.serving.batch import BatchOptions, run_batch  # noqa: E402
 from resnet_deploy.serving.batch.ray_cluster import ray_layout  # noqa: E402
@@ -129,8 +130,8 @@ def test_a_dead_actor_is_an_error_not_a_hang_and_the_job_resumes(photos: Path, t
     its finished shards kept; run again, it finishes with every image once, as the local engine."""
     out = tmp_path / "out"
     exe = Path(sys.executable).parent / "resnet-deploy"
-    command = [str(exe), "batch", str(MODEL), str(photos), "-o", str(out), "--engine", "ray", "--shard-size", str(SHARD),
-               "--threads", "1", "--batch-size", "2"]
+    command = [str(exe), "batch", str(MODEL), str(photos), "-o", str(out), "--engine", "ray",
+               "--shard-size", str(SHARD), "--threads", "1", "--batch-size", "2"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline, victim = time.monotonic() + 120, None
@@ -147,7 +148,8 @@ def test_a_dead_actor_is_an_error_not_a_hang_and_the_job_resumes(photos: Path, t
             os.killpg(proc.pid, signal.SIGKILL)
     print(err)
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 1 and len(lines) == 1 and "the Ray job failed" in lines[0] and "resumes the job" in lines[0]
+    assert (proc.returncode == 1 and len(lines) == 1 and "the Ray job failed" in lines[0]
+            and "resumes the job" in lines[0])
     assert "Traceback" not in err
     kept = json.loads((out / "_manifest.json").read_text())["shards"]
     assert kept, "the finished shards are kept"
@@ -234,7 +236,8 @@ def test_an_actor_dead_between_tasks_stops_the_job(tmp_path: Path, capfd: pytest
     finally:
         ray.shutdown()
     assert killed is not None and len(rows) == 2
-    assert "the Ray job failed: an inference actor died (ActorDiedError" in str(caught.value) and "resumes the job" in str(caught.value)
+    assert ("the Ray job failed: an inference actor died (ActorDiedError" in str(caught.value)
+            and "resumes the job" in str(caught.value))
     assert time.monotonic() - killed < 60
     time.sleep(3)  # Ray Data's threads, still waiting on the dead actor, see Ray shut down
     assert "Traceback" not in capfd.readouterr().err

@@ -107,7 +107,8 @@ def test_a_list_of_urls_and_a_missing_object_and_a_resume(resnet20_onnx: Path, a
     ("zip://photos::local://photos.zip", "a local file in a URL is named by its absolute path"),
     ("zip://photos::file:photos.zip", "a local file in a URL is named by its absolute path"),
     pytest.param("s3://bucket/photos/", "cannot read s3://bucket/photos/: ImportError: Install s3fs to access S3",
-                 marks=pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed here")),
+                 marks=pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None,
+                                          reason="s3fs is installed here")),
 ])
 def test_a_url_that_names_nothing_is_one_line_before_any_work(url: str, needle: str, resnet20_onnx: Path,
                                                               tmp_path: Path) -> None:

@@ -138,12 +138,13 @@ def test_page_equals_predictor(_need_web: None, r18_image: Path, tmp_path: Path)
         assert shot.size == (900, 640)
     assert report["environment"]["threads"] == report["environment"]["hardware_concurrency"]  # every core
     with Predictor(r18_image, provider="cpu") as predictor:
-        worst = _check_page(report, bundle, names, predictor.run, rtol_png=PNG_RTOL, rtol_jpeg=JPEG_RTOL, exact_top5=True)
+        worst = _check_page(report, bundle, names, predictor.run, rtol_png=PNG_RTOL, rtol_jpeg=JPEG_RTOL,
+                            exact_top5=True)
         top5 = [[p.index for p in found] for found in predictor.predict([bundle / n for n in names], top_k=5)]
-    assert [[p["index"] for p in r["top_k"]] for r in report["results"]] == top5  # Predictor's own top-5, from the files
-    print(f"web page vs Predictor, {len(names)} photos, {report['environment']['threads']} threads: logits max rel error "
-          f"PNG {worst['.png']:.1e} (bound {PNG_RTOL:.0e}), JPEG {worst['.jpg']:.1e} (bound {JPEG_RTOL:.0e}); "
-          f"first image {report['results'][0]['run_ms']:.0f} ms")
+    assert [[p["index"] for p in r["top_k"]] for r in report["results"]] == top5  # Predictor's top-5, from the files
+    print(f"web page vs Predictor, {len(names)} photos, {report['environment']['threads']} threads: "
+          f"logits max rel error PNG {worst['.png']:.1e} (bound {PNG_RTOL:.0e}), JPEG {worst['.jpg']:.1e} "
+          f"(bound {JPEG_RTOL:.0e}); first image {report['results'][0]['run_ms']:.0f} ms")
 
 
 def test_int8_ort_format_page(_need_web: None, r18_image: Path, tmp_path: Path) -> None:
@@ -161,7 +162,8 @@ def test_int8_ort_format_page(_need_web: None, r18_image: Path, tmp_path: Path) 
     with BundleServer(bundle) as server:
         report = run_page(server, "images=" + ",".join(names), timeout=240)
     assert report["environment"]["threads"] == 1
-    native = ort.InferenceSession(str(bundle / "model.ort"), providers=["CPUExecutionProvider"])  # Predictor reads ONNX only
+    # Predictor reads ONNX only
+    native = ort.InferenceSession(str(bundle / "model.ort"), providers=["CPUExecutionProvider"])
     worst = _check_page(report, bundle, names, lambda x: native.run([config["output"]], {"image": x})[0],
                         rtol_png=INT8_RTOL, rtol_jpeg=INT8_RTOL, exact_top5=False)
     print(f"INT8 ORT-format page vs native onnxruntime on the same file: logits max rel error PNG {worst['.png']:.1e}, "
@@ -236,15 +238,18 @@ def test_page_shows_a_label_of_2_mb_cut_and_within_its_width(_need_web: None, r1
     assert page["wide"] <= page["window"], page  # no horizontal scrolling: the layout holds
 
 
-def test_bundle_refuses_in_one_line(resnet18_onnx: Path, r18_image: Path, resnet20_features_onnx: Path, tmp_path: Path) -> None:
-    features = load_onnx(resnet20_features_onnx)  # pixels in, an embedding out: the page would rank its dimensions as classes
+def test_bundle_refuses_in_one_line(resnet18_onnx: Path, r18_image: Path, resnet20_features_onnx: Path,
+                                    tmp_path: Path) -> None:
+    # pixels in, an embedding out: the page would rank its dimensions as classes
+    features = load_onnx(resnet20_features_onnx)
     save_onnx(image_input_stage(features, ImageInputSpec(preprocessing_for(features)))[0], tmp_path / "feat_image.onnx")
     cases = [
         (["bundle", str(tmp_path / "feat_image.onnx"), "--web", "-o", str(tmp_path / "h")], "is a features file"),
         (["bundle", str(r18_image), "-o", str(tmp_path / "a")], "--web"),
         (["bundle", str(resnet18_onnx), "--web", "-o", str(tmp_path / "b")], "export it with --image-input"),
         (["bundle", str(r18_image), "--web", "--int8", "-o", str(tmp_path / "c")], "--int8 needs --calibration"),
-        (["bundle", str(r18_image), "--web", "-c", str(tmp_path), "-o", str(tmp_path / "d")], "--calibration is for --int8"),
+        (["bundle", str(r18_image), "--web", "-c", str(tmp_path), "-o", str(tmp_path / "d")],
+         "--calibration is for --int8"),
         (["bundle", str(r18_image), "--web", "--threads", "-1", "-o", str(tmp_path / "e")], "threads must be"),
         (["bundle", str(r18_image), "--web", "--node-modules", str(tmp_path), "-o", str(tmp_path / "f")],
          "onnxruntime-web is not installed"),
@@ -269,10 +274,12 @@ def test_page_refuses_in_one_line(_need_web: None, r18_image: Path, tmp_path: Pa
         with BundleServer(bundle) as server:
             report = run_page(server, f"images={name}", timeout=240)
         assert report["ok"] is False and "results" not in report, report
-        assert report["error"].startswith(f"Error: {name}: ") and needle in report["error"] and "\n" not in report["error"], report
+        assert (report["error"].startswith(f"Error: {name}: ") and needle in report["error"]
+                and "\n" not in report["error"]), report
     with BundleServer(bundle) as server:  # issue 26 C.5: the page's ?threads= had no upper bound
         report = run_page(server, "images=strip.png&threads=100000", timeout=240)
-    assert report["ok"] is False and "?threads= takes a whole number from 0 to 64, received 100000" in report["error"], report
+    assert (report["ok"] is False
+            and "?threads= takes a whole number from 0 to 64, received 100000" in report["error"]), report
 
 
 

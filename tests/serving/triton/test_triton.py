@@ -31,10 +31,13 @@ def onnx_dims(v: onnx.ValueInfoProto) -> list[int]:
     return [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
 
 
-@pytest.mark.parametrize("provider, kind", [("cpu", mc.ModelInstanceGroup.KIND_CPU), ("cuda", mc.ModelInstanceGroup.KIND_GPU),
-                                            ("tensorrt", mc.ModelInstanceGroup.KIND_GPU), ("openvino", mc.ModelInstanceGroup.KIND_CPU)])
+@pytest.mark.parametrize("provider, kind", [("cpu", mc.ModelInstanceGroup.KIND_CPU),
+                                            ("cuda", mc.ModelInstanceGroup.KIND_GPU),
+                                            ("tensorrt", mc.ModelInstanceGroup.KIND_GPU),
+                                            ("openvino", mc.ModelInstanceGroup.KIND_CPU)])
 def test_config_matches_the_onnx_file(tmp_path: Path, resnet20_onnx: Path, provider: str, kind: int) -> None:
-    entry = write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(provider=provider, instances=2, fp16=provider == "tensorrt"))
+    entry = write_triton_repository(resnet20_onnx, tmp_path / "repo",
+                                    TritonOptions(provider=provider, instances=2, fp16=provider == "tensorrt"))
     cfg = parse(entry.path)
     model = onnx.load(str(entry.model_path))
     assert cfg.name == "resnet20" and cfg.platform == "onnxruntime_onnx" and cfg.max_batch_size == 32
@@ -95,7 +98,8 @@ def test_bad_input(tmp_path: Path, resnet20_onnx: Path) -> None:
     two_inputs = tmp_path / "two.onnx"
     graph = helper.make_graph(
         [helper.make_node("Add", ["a", "b"], ["c"])], "g",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 3, 4, 4]), helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 3, 4, 4]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 3, 4, 4])],
         [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 3, 4, 4])],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(two_inputs))
@@ -149,7 +153,8 @@ def test_force_swaps_in_one_step(old_entry: Path, resnet20_onnx: Path, monkeypat
 
 
 @pytest.mark.parametrize("cut", ["target-aside", "new-in-place"])
-def test_fallback_renames_never_leave_neither(old_entry: Path, resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch, cut: str) -> None:
+def test_fallback_renames_never_leave_neither(old_entry: Path, resnet20_onnx: Path, monkeypatch: pytest.MonkeyPatch,
+                                              cut: str) -> None:
     """Without renameat2: interrupted after the old entry is renamed aside, the old entry is put
     back; after the new one is in place, the new one stays. Either way one complete entry."""
     monkeypatch.setattr(folders, "exchange", lambda a, b: False)
@@ -224,7 +229,8 @@ def test_onnxruntime_ops_for_tensorrt_or_openvino_are_noted(tmp_path: Path, resn
         noted = [n for n in entry.notes if "com.microsoft.FusedConv" in n]
         assert bool(noted) == (provider != "cpu"), entry.notes
         assert not noted or "optimize --target portable" in noted[0]
-    entry = write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="portable", provider="tensorrt"))
+    entry = write_triton_repository(resnet20_onnx, tmp_path / "repo",
+                                    TritonOptions(name="portable", provider="tensorrt"))
     assert entry.notes == []
 
 
@@ -240,7 +246,8 @@ def _renamed_input(source: Path, path: Path, name: str) -> Path:
     return path
 
 
-INJECTION = 'input"\n  data_type: TYPE_FP32 dims: [ 1 ] }\n]\ninstance_group [ { count: 64 kind: KIND_GPU } ]\ninput [ { name: "x'
+INJECTION = ('input"\n  data_type: TYPE_FP32 dims: [ 1 ] }\n]\n'
+             'instance_group [ { count: 64 kind: KIND_GPU } ]\ninput [ { name: "x')
 
 
 def test_a_name_that_would_inject_is_refused(tmp_path: Path, resnet20_onnx: Path) -> None:
@@ -254,7 +261,9 @@ def test_a_name_that_would_inject_is_refused(tmp_path: Path, resnet20_onnx: Path
     assert not (tmp_path / "repo" / "bad").exists()
 
 
-@pytest.mark.parametrize("name", ['in"put', "in\\put", 'a" } ] instance_group [ { count: 64 kind: KIND_GPU } ] x "', "входные данные"])
+@pytest.mark.parametrize("name",
+                         ['in"put', "in\\put",
+                          'a" } ] instance_group [ { count: 64 kind: KIND_GPU } ] x "', "входные данные"])
 def test_any_printable_name_is_escaped_and_reads_back(tmp_path: Path, resnet20_onnx: Path, name: str) -> None:
     """Quotes, backslashes, braces and non-ASCII are written escaped: Triton's own parser reads
     back exactly the name, and nothing else than the one input and the one instance group."""
@@ -308,14 +317,15 @@ def test_python_entry_serves_the_profile_as_tuned(tmp_path: Path, resnet20_onnx:
     assert "Python-backend entry" in r.output
     entry = tmp_path / "repo" / resnet20_onnx.stem  # named after the model, as without a profile
     cfg = parse(entry)
-    assert cfg.backend == "python" and not cfg.platform and cfg.max_batch_size == 32  # Predictor chunks to its batch of 4
+    # Predictor chunks to its batch of 4
+    assert cfg.backend == "python" and not cfg.platform and cfg.max_batch_size == 32
     assert cfg.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
     assert (entry / "1" / "model.py").read_text() == triton_module.PYTHON_MODEL.read_text()
     served = load_profile(entry / "1" / "profile.json")  # the copy's SHA-256 and machine still hold
     assert served.model == "model/model.onnx" and served.session == tuned.session
     # Asked for the onnxruntime backend explicitly: written, and the note says it is not as tuned.
-    r = CliRunner().invoke(app, ["triton", "--profile", str(profile_path), "-r", str(tmp_path / "repo"), "--name", "ort",
-                                 "--backend", "onnxruntime"])
+    r = CliRunner().invoke(app, ["triton", "--profile", str(profile_path), "-r", str(tmp_path / "repo"),
+                                 "--name", "ort", "--backend", "onnxruntime"])
     assert r.exit_code == 0 and "does NOT serve the profile as tuned" in r.output
     assert parse(tmp_path / "repo" / "ort").platform == "onnxruntime_onnx"
 
@@ -331,7 +341,8 @@ def test_a_profiles_instances_are_bounded_by_its_own_field(tmp_path: Path, resne
     profile_path = tmp_path / "r20.profile.json"
     save_profile(DeploymentProfile(model=str(resnet20_onnx), model_sha256=file_sha256(resnet20_onnx), provider="cpu",
                                    backend="onnxruntime", precision="fp32", batch_size=1, session={"threads": 1},
-                                   measured={}, machine=machine(), serving=ServingLayout(instances=instances, threads=1)),
+                                   measured={}, machine=machine(),
+                                   serving=ServingLayout(instances=instances, threads=1)),
                  profile_path)
     with pytest.raises(rd.InputError, match=f"serving.instances must be an integer from 1 to 64, received {instances}"):
         options_from_profile(profile_path, TritonOptions())
@@ -339,9 +350,11 @@ def test_a_profiles_instances_are_bounded_by_its_own_field(tmp_path: Path, resne
 
 
 def test_threads_reach_either_backend(tmp_path: Path, resnet20_onnx: Path) -> None:
-    ort_entry = write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="a", threads=2, instances=3))
+    ort_entry = write_triton_repository(resnet20_onnx, tmp_path / "repo",
+                                        TritonOptions(name="a", threads=2, instances=3))
     assert parse(ort_entry.path).parameters["intra_op_thread_count"].string_value == "2"
-    py_entry = write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="b", threads=2, backend="python"))
+    py_entry = write_triton_repository(resnet20_onnx, tmp_path / "repo",
+                                       TritonOptions(name="b", threads=2, backend="python"))
     assert parse(py_entry.path).parameters["resnet_deploy_threads"].string_value == "2"
     with pytest.raises(rd.InputError, match="--threads must be an integer from 1"):
         write_triton_repository(resnet20_onnx, tmp_path / "repo", TritonOptions(name="c", threads=0))
@@ -381,11 +394,13 @@ def test_a_profile_entry_holds_the_bytes_that_were_verified(tmp_path: Path, resn
     model = tmp_path / "m.onnx"
     shutil.copyfile(resnet20_onnx, model)
     profile = tmp_path / "m.json"
-    save_profile(DeploymentProfile(model="m.onnx", model_sha256=model_sha256(model), provider="cpu", backend="onnxruntime",
-                                   precision="fp32", batch_size=1, session={"threads": 1}, measured={}, machine=machine()), profile)
+    save_profile(DeploymentProfile(model="m.onnx", model_sha256=model_sha256(model), provider="cpu",
+                                   backend="onnxruntime", precision="fp32", batch_size=1, session={"threads": 1},
+                                   measured={}, machine=machine()), profile)
     entry = write_triton_repository(model, tmp_path / "repo", TritonOptions(name="m", backend=backend, profile=profile))
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)
-    np.testing.assert_array_equal(ort_outputs(onnx.load(str(entry.model_path)), x), ort_outputs(onnx.load(str(model)), x))
+    np.testing.assert_array_equal(ort_outputs(onnx.load(str(entry.model_path)), x),
+                                  ort_outputs(onnx.load(str(model)), x))
     if backend == "python":
         assert load_profile(entry.path / "1" / "profile.json").model == "model/model.onnx"  # its digest holds
     tampered = onnx.load(str(model))
@@ -434,7 +449,8 @@ def test_an_external_data_file_never_takes_the_place_of_a_generated_file(tmp_pat
     assert entry.model_path == version / "model" / "model.onnx"
     assert (version / "model" / location).read_bytes() == (tmp_path / "evil" / location).read_bytes()
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)
-    np.testing.assert_array_equal(ort_outputs(load_onnx(entry.model_path), x), ort_outputs(onnx.load(str(resnet20_onnx)), x))
+    np.testing.assert_array_equal(ort_outputs(load_onnx(entry.model_path), x),
+                                  ort_outputs(onnx.load(str(resnet20_onnx)), x))
 
 
 def test_external_data_named_as_the_served_model_is_refused(tmp_path: Path, resnet20_onnx: Path) -> None:
@@ -450,7 +466,8 @@ def test_external_data_in_a_subfolder_serves(tmp_path: Path, resnet20_onnx: Path
     entry = write_triton_repository(model, tmp_path / "repo", TritonOptions(name="m", backend="python"))
     assert (entry.path / "1" / "model" / "data" / "w.bin").is_file()
     x = np.random.default_rng(1).standard_normal((2, 3, 32, 32), dtype=np.float32)
-    with rd.Predictor(entry.model_path, provider="cpu") as served, rd.Predictor(resnet20_onnx, provider="cpu") as source:
+    with rd.Predictor(entry.model_path, provider="cpu") as served, \
+            rd.Predictor(resnet20_onnx, provider="cpu") as source:
         np.testing.assert_array_equal(served.run(x), source.run(x))
 
 
@@ -482,7 +499,8 @@ def test_a_profile_entry_is_named_as_a_file_entry(tmp_path: Path, resnet20_onnx:
     r = CliRunner().invoke(app, ["triton", "--profile", str(tmp_path / "p.json"), "-r", str(tmp_path / "repo")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "repo" / "my_model" / "config.pbtxt").is_file()
-    assert write_triton_repository(tmp_path / "my model.onnx", tmp_path / "repo2", TritonOptions()).path.name == "my_model"
+    assert write_triton_repository(tmp_path / "my model.onnx", tmp_path / "repo2",
+                                   TritonOptions()).path.name == "my_model"
 
 
 @pytest.mark.parametrize("threads, needle", [

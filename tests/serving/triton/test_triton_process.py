@@ -34,7 +34,8 @@ I1207 02:21:32.568118 12315 grpc_server.cc:2558] "Started GRPCInferenceService a
 I1207 02:21:32.568343 12315 http_server.cc:4713] "Started HTTPService at 127.0.0.1:57539"
 I1207 02:21:32.609700 12315 http_server.cc:362] "Started Metrics Service at 127.0.0.1:33641"
 """
-FAILED_LOG = CRASH_LOG + 'E1207 02:21:33.0 12315 model_lifecycle.cc:654] "failed to load \'m\' version 1: Internal: boom"\n'
+FAILED_LOG = CRASH_LOG + ('E1207 02:21:33.0 12315 model_lifecycle.cc:654] '
+                          '"failed to load \'m\' version 1: Internal: boom"\n')
 
 
 @pytest.mark.parametrize("code, log, needles, absent", [
@@ -124,7 +125,8 @@ def test_a_port_is_in_use_only_while_something_listens(state: str, refused: bool
 
 
 @pytest.mark.parametrize("host, http_host, warned", [
-    ("127.0.0.1", None, False), ("0.0.0.0", None, True), ("0.0.0.0", "127.0.0.1", False), ("127.0.0.1", "0.0.0.0", True),
+    ("127.0.0.1", None, False), ("0.0.0.0", None, True), ("0.0.0.0", "127.0.0.1", False),
+    ("127.0.0.1", "0.0.0.0", True),
 ])
 def test_serve_warns_when_http_faces_the_network(host: str, http_host: str | None, warned: bool) -> None:
     warning = TritonServer(Path("."), host=host, http_host=http_host, http_port=8000).http_warning()
@@ -160,7 +162,8 @@ def test_shared_memory_regions_removed_are_ours_alone(tmp_path: Path) -> None:
         (tmp_path / f"resnet_deploy_{ns}_{dead}_{i:08x}_file").write_bytes(b"")
         names[f"resnet_deploy_{ns}_{dead}_{i:08x}_dir"] = "a folder"
         names[f"resnet_deploy_{ns}_{dead}_{i:08x}_file"] = "dead run"
-    assert sorted(leftovers.remove_stale_shm(tmp_path)) == sorted(n for n, what in names.items() if what in ("dead run", "no pid"))
+    assert sorted(leftovers.remove_stale_shm(tmp_path)) == sorted(
+        n for n, what in names.items() if what in ("dead run", "no pid"))
     assert leftovers.remove_shm(mine, tmp_path) == [f"{mine}c3543916-082b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, what in names.items()
                                                                  if what not in ("mine", "dead run", "no pid"))
@@ -187,6 +190,7 @@ def test_the_client_call_is_one_shell_word_of_python_that_names_the_input(resnet
     onnx.save(model, str(tmp_path / "m.onnx"))
     words = shlex.split(client_command(tmp_path / "m.onnx", "m", "127.0.0.1:8001"))
     assert words[:2] == ["python", "-c"] and len(words) == 3
-    calls = [n for n in ast.walk(ast.parse(words[2])) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "InferInput"]
+    calls = [n for n in ast.walk(ast.parse(words[2]))
+             if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "InferInput"]
     assert [ast.literal_eval(c.args[0]) for c in calls] == [input_name]
     assert ast.literal_eval(calls[0].args[1]) == [1, 3, 32, 32]

@@ -219,7 +219,8 @@ def test_broken_config_refused_with_tritons_reason(model: Path, tmp_path: Path, 
     config = repo / "resnet20" / "config.pbtxt"
     text = config.read_text()
     if broken == "max_batch_size: 32":
-        text = text.replace("max_batch_size: 32", "max_batch_size: 4").replace("preferred_batch_size: [ 4, 8, 16, 32 ]", "preferred_batch_size: [ 8 ]")
+        text = text.replace("max_batch_size: 32", "max_batch_size: 4").replace(
+            "preferred_batch_size: [ 4, 8, 16, 32 ]", "preferred_batch_size: [ 8 ]")
     else:
         text = text.replace(broken, reason, 1)
     config.write_text(text)
@@ -230,7 +231,8 @@ def test_broken_config_refused_with_tritons_reason(model: Path, tmp_path: Path, 
     print(message)
     assert "\n" not in message
     expected = {"max_batch_size: 32": "preferred size must be <= max batch size",
-                "dims: [ 3, 32, 32 ]": "dims [32, 32, 3] do not match", "platform:": "Error parsing text-format"}[broken]
+                "dims: [ 3, 32, 32 ]": "dims [32, 32, 3] do not match",
+                "platform:": "Error parsing text-format"}[broken]
     assert expected in message
     assert server.pid is None
 
@@ -243,7 +245,8 @@ def test_port_in_use_is_one_line_and_leaves_nothing(model: Path, tmp_path: Path)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        server = TritonServer(repo, backends={"onnxruntime": STAND_IN}, http_port=busy.getsockname()[1], ready_timeout_s=30)
+        server = TritonServer(repo, backends={"onnxruntime": STAND_IN}, http_port=busy.getsockname()[1],
+                              ready_timeout_s=30)
         with pytest.raises(TritonServerError) as info:
             server.start()
     print(info.value)
@@ -253,7 +256,8 @@ def test_port_in_use_is_one_line_and_leaves_nothing(model: Path, tmp_path: Path)
 
 # -- the load test: bench --url, served and in-process side by side ---------------------------------
 
-def test_bench_url_measures_served_beside_in_process(served: tuple[TritonServer, Path], model: Path, tmp_path: Path) -> None:
+def test_bench_url_measures_served_beside_in_process(served: tuple[TritonServer, Path], model: Path,
+                                                     tmp_path: Path) -> None:
     import json
 
     server, _ = served
@@ -263,8 +267,9 @@ def test_bench_url_measures_served_beside_in_process(served: tuple[TritonServer,
     records = {(r["engine"], r["concurrency"]): r for r in json.loads(out.read_text())["results"]}
     assert set(records) == {(e, c) for e in ("resnet20", "triton-grpc", "triton-http") for c in (1, 4)}
     for (engine, concurrency), r in records.items():
-        print(f"{engine} c{concurrency}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, {r['images_per_s']:.0f} img/s, "
-              f"server queue {r['server_queue_ms']} compute {r['server_compute_ms']} batch {r['server_batch']}")
+        print(f"{engine} c{concurrency}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+              f"{r['images_per_s']:.0f} img/s, server queue {r['server_queue_ms']} compute {r['server_compute_ms']} "
+              f"batch {r['server_batch']}")
         assert r["error"] is None and r["p50_ms"] > 0 and r["p99_ms"] >= r["p50_ms"] and r["images_per_s"] > 0
         assert r["max_rel_error"] == 0.0  # the served answer is the in-process answer, bit for bit
         if engine.startswith("triton"):
@@ -278,8 +283,8 @@ BASELINES = [("file", True), ("profile", False)]
 
 
 @pytest.mark.parametrize("side, warned", BASELINES, ids=["plain-file", "its-profile"])
-def test_bench_url_says_when_its_baseline_is_not_what_is_served(served: tuple[TritonServer, Path], model: Path, side: str,
-                                                                warned: bool) -> None:
+def test_bench_url_says_when_its_baseline_is_not_what_is_served(served: tuple[TritonServer, Path], model: Path,
+                                                                side: str, warned: bool) -> None:
     import warnings
 
     server, profile = served
@@ -300,7 +305,8 @@ def test_bench_url_says_when_its_baseline_is_not_what_is_served(served: tuple[Tr
     ("{grpc}", "nope", "has no ready model named 'nope'"),
     ("ftp://x:1", "resnet20", "is not HOST:PORT"),
 ])
-def test_bench_url_refuses_in_one_line(served: tuple[TritonServer, Path], model: Path, url: str, model_name: str, needle: str) -> None:
+def test_bench_url_refuses_in_one_line(served: tuple[TritonServer, Path], model: Path, url: str, model_name: str,
+                                       needle: str) -> None:
     from resnet_deploy.serving.triton.server import free_port
 
     server, _ = served
@@ -413,7 +419,8 @@ def _peak_rss_mb(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
-def test_merged_large_image_requests_run_within_the_budget_and_answer_as_predictor(served: tuple[TritonServer, Path]) -> None:
+def test_merged_large_image_requests_run_within_the_budget_and_answer_as_predictor(
+        served: tuple[TritonServer, Path]) -> None:
     """Adversarial pass F3 (issue 26): the batcher merged requests that each fit the request bound
     into one run that did not (8 of 3000x3000: one 2.6 GB run). model.py now runs a merged image
     batch in runs within BATCH_PIXELS (tests/runtime/test_raw_images.py checks the cut). Here 4
@@ -425,12 +432,15 @@ def test_merged_large_image_requests_run_within_the_budget_and_answer_as_predict
     from resnet_deploy.serving.triton.server import STUB
 
     server, _ = served
-    stub = next(p for p in group_processes(server.pid, STUB) if "/image_batching/" in Path(f"/proc/{p}/cmdline").read_text())
+    stub = next(p for p in group_processes(server.pid, STUB)
+                if "/image_batching/" in Path(f"/proc/{p}/cmdline").read_text())
     idle = _peak_rss_mb(stub)
-    _infer(grpcclient, server.grpc, "image_batching", np.zeros((1, 1500, 1500, 3), np.uint8), input_name="image", datatype="UINT8")
+    _infer(grpcclient, server.grpc, "image_batching", np.zeros((1, 1500, 1500, 3), np.uint8), input_name="image",
+           datatype="UINT8")
     one = _peak_rss_mb(stub)
     clients = 4
-    images = [np.random.default_rng(seed).integers(0, 256, (1, 1500, 1500, 3), dtype=np.uint8) for seed in range(clients)]
+    images = [np.random.default_rng(seed).integers(0, 256, (1, 1500, 1500, 3), dtype=np.uint8)
+              for seed in range(clients)]
     answers: dict[int, np.ndarray] = {}
     errors: list[BaseException] = []
     start = threading.Barrier(clients)
@@ -471,7 +481,8 @@ def test_a_server_that_never_becomes_ready_is_one_line_and_stopped(tmp_path: Pat
     backend = tmp_path / "backends" / "sleepy"
     backend.mkdir(parents=True)
     (backend / "model.py").write_text("import time\n\nclass TritonPythonModel:\n    def initialize(self, args):\n"
-                                      "        time.sleep(600)\n\n    def execute(self, requests):\n        return []\n")
+                                      "        time.sleep(600)\n\n    def execute(self, requests):\n"
+                                      "        return []\n")
     entry = tmp_path / "repo" / "sleepy"
     (entry / "1").mkdir(parents=True)
     (entry / "config.pbtxt").write_text('name: "sleepy"\nbackend: "sleepy"\nmax_batch_size: 0\n'
@@ -531,16 +542,19 @@ def test_serve_never_leaves_a_server_behind(model: Path, how: str) -> None:
     from resnet_deploy.serving.triton.server import free_port
 
     http = free_port()
-    proc = _serve(str(model), "--http-port", str(http), "--grpc-port", str(free_port()), "--metrics-port", str(free_port()))
+    proc = _serve(str(model), "--http-port", str(http), "--grpc-port", str(free_port()),
+                  "--metrics-port", str(free_port()))
     try:
         _wait_ready_line(proc)
-        found = subprocess.run(["pgrep", "-f", "--", f"--http-port={http}"], capture_output=True, text=True).stdout.split()
+        found = subprocess.run(["pgrep", "-f", "--", f"--http-port={http}"], capture_output=True,
+                               text=True).stdout.split()
         assert found, "no tritonserver found"
         proc.send_signal(getattr(signal, how))
         code = proc.wait(30)
         assert code == (-9 if how == "SIGKILL" else 0), proc.stderr.read()  # type: ignore[union-attr]
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and subprocess.run(["pgrep", "-f", "--", f"--http-port={http}"], capture_output=True).returncode == 0:
+        while time.monotonic() < deadline and subprocess.run(["pgrep", "-f", "--", f"--http-port={http}"],
+                                                             capture_output=True).returncode == 0:
             time.sleep(0.2)
         assert subprocess.run(["pgrep", "-f", "--", f"--http-port={http}"], capture_output=True).returncode == 1
     finally:
@@ -591,9 +605,10 @@ def _raw_infer(http: str, name: str, header: dict, body: bytes = b"") -> tuple[i
     import urllib.request
 
     text = json.dumps(header).encode()
+    # Content-Type: urllib says form data otherwise
     request = urllib.request.Request(f"http://{http}/v2/models/{name}/infer", data=text + body, method="POST",
                                      headers={"Inference-Header-Content-Length": str(len(text)),
-                                              "Content-Type": "application/octet-stream"})  # urllib says form data otherwise
+                                              "Content-Type": "application/octet-stream"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.read().decode(errors="replace")
@@ -602,7 +617,8 @@ def _raw_infer(http: str, name: str, header: dict, body: bytes = b"") -> tuple[i
 
 
 def _pixels(shape: list[int], size: int) -> dict:
-    return {"inputs": [{"name": "image", "shape": shape, "datatype": "UINT8", "parameters": {"binary_data_size": size}}],
+    return {"inputs": [{"name": "image", "shape": shape, "datatype": "UINT8",
+                        "parameters": {"binary_data_size": size}}],
             "outputs": [{"name": "logits", "parameters": {"binary_data": False}}]}
 
 
@@ -733,14 +749,16 @@ def test_a_model_killed_again_and_again_leaks_no_shared_memory_and_serve_stops_a
             while time.monotonic() < deadline and code != 200 and proc.poll() is None:
                 time.sleep(0.3)
                 with contextlib.suppress(OSError):  # the server is restarting: its port is closed a moment
-                    code = _raw_infer(url, "resnet20_image", _pixels(list(small.shape), small.nbytes), small.tobytes())[0]
+                    code = _raw_infer(url, "resnet20_image", _pixels(list(small.shape), small.nbytes),
+                                      small.tobytes())[0]
             if proc.poll() is not None:  # serve stopped at the bound
                 break
             assert code == 200, death
             restarts += 1
             server = _tritonserver_of(proc.pid)
             live = set().union(*(_mapped_regions(stub) for stub in group_processes(server, STUB)))
-            ours = {f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if n.startswith(f"resnet_deploy_{pid_namespace()}_{proc.pid}_")}
+            ours = {f"/dev/shm/{n}" for n in os.listdir("/dev/shm")
+                    if n.startswith(f"resnet_deploy_{pid_namespace()}_{proc.pid}_")}
             print(f"after death {death + 1}: {len(ours)} regions of this run, {len(live)} mapped by live stubs")
             assert live and ours == live, (death, sorted(ours - live))
             assert _mapped_regions(server) == live, (death, sorted(_mapped_regions(server) - live))
@@ -748,7 +766,8 @@ def test_a_model_killed_again_and_again_leaks_no_shared_memory_and_serve_stops_a
         err = stderr.close()
         print(err)
         assert restarts >= MAX_RESTARTS and err.count("answers again") == restarts
-        assert err.strip().splitlines()[-1].startswith("error: ") and f"died {MAX_RESTARTS + 1} times within 60 s" in err
+        assert (err.strip().splitlines()[-1].startswith("error: ")
+                and f"died {MAX_RESTARTS + 1} times within 60 s" in err)
         assert _left_by(proc.pid) == []
     finally:
         if proc.poll() is None:
@@ -890,9 +909,11 @@ def _left_by(pid: int) -> list[str]:
     """What the run of ``pid`` holds: its shared-memory regions and its marked temporary folders."""
     import tempfile
 
-    regions = sorted(f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if n.startswith(f"resnet_deploy_{pid_namespace()}_{pid}_"))
+    regions = sorted(f"/dev/shm/{n}" for n in os.listdir("/dev/shm")
+                     if n.startswith(f"resnet_deploy_{pid_namespace()}_{pid}_"))
     folders = sorted(str(p) for p in Path(tempfile.gettempdir()).glob("resnet-deploy-*")
-                     if (p / ".resnet-deploy-owner").is_file() and (p / ".resnet-deploy-owner").read_text().split()[0] == str(pid))
+                     if (p / ".resnet-deploy-owner").is_file()
+                     and (p / ".resnet-deploy-owner").read_text().split()[0] == str(pid))
     return regions + folders
 
 
@@ -909,12 +930,14 @@ def test_serve_removes_its_leftovers_and_those_of_a_killed_run(model: Path) -> N
         server = _tritonserver_of(first.pid)
         held = _left_by(first.pid)
         print("\n".join(held))
-        assert any(p.startswith("/dev/shm/") for p in held) and sum("/resnet-deploy-" in p for p in held) == 2  # serve's, Triton's
+        # serve's, Triton's
+        assert any(p.startswith("/dev/shm/") for p in held) and sum("/resnet-deploy-" in p for p in held) == 2
         os.killpg(first.pid, 9)
         os.killpg(server, 9)
         first.wait(30)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and subprocess.run(["pgrep", "-g", str(server)], capture_output=True).returncode == 0:
+        while time.monotonic() < deadline and subprocess.run(["pgrep", "-g", str(server)],
+                                                             capture_output=True).returncode == 0:
             time.sleep(0.2)
         assert _left_by(first.pid) == held  # the killed run left all of it
     finally:
@@ -950,7 +973,8 @@ def test_serve_restarts_at_once_on_the_same_ports(model: Path) -> None:
                 os.killpg(proc.pid, 9)
 
 
-def test_readiness_is_answered_by_our_own_server_only(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readiness_is_answered_by_our_own_server_only(model: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 26 C.4: two servers on the same ports. The second cannot bind them, but until it
     exits the first answers its readiness probe: checked against our own server's --id, the
     second never reports ready; it fails with its own reason, and the first serves on."""
@@ -960,8 +984,8 @@ def test_readiness_is_answered_by_our_own_server_only(model: Path, tmp_path: Pat
     _cli("triton", str(model), "-r", str(repo), "--backend", "python")
     with TritonServer(repo) as first:
         monkeypatch.setattr(server_module, "check_port_free", lambda host, port: None)  # as when both start at once
-        second = TritonServer(repo, http_port=first.http_port, grpc_port=first.grpc_port, metrics_port=first.metrics_port,
-                              ready_timeout_s=60)
+        second = TritonServer(repo, http_port=first.http_port, grpc_port=first.grpc_port,
+                              metrics_port=first.metrics_port, ready_timeout_s=60)
         with pytest.raises(TritonServerError) as info:
             second.start()
         print(info.value)
@@ -976,8 +1000,10 @@ ADMIN_REQUESTS = [
     ("unload the model", "/v2/repository/models/resnet20/unload", {}),
     ("list the repository", "/v2/repository/index", {}),
     ("write a log file where it says", "/v2/logging", {"log_file": "{tmp}/written.log"}),
-    ("write a trace file where it says", "/v2/trace/setting", {"trace_file": "{tmp}/written.trace", "trace_level": ["TIMESTAMPS"]}),
-    ("map a shared-memory region", "/v2/systemsharedmemory/region/r/register", {"key": "/r", "offset": 0, "byte_size": 8}),
+    ("write a trace file where it says", "/v2/trace/setting",
+     {"trace_file": "{tmp}/written.trace", "trace_level": ["TIMESTAMPS"]}),
+    ("map a shared-memory region", "/v2/systemsharedmemory/region/r/register",
+     {"key": "/r", "offset": 0, "byte_size": 8}),
 ]
 
 
@@ -997,7 +1023,8 @@ def test_serve_keeps_the_servers_controls_to_itself(model: Path, tmp_path: Path)
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
         try:
             for what, call in (("unload the model", lambda: client.unload_model("resnet20")),
-                               ("write a log file where it says", lambda: client.update_log_settings({"log_file": str(tmp_path / "g.log")}))):
+                               ("write a log file where it says",
+                                lambda: client.update_log_settings({"log_file": str(tmp_path / "g.log")}))):
                 with pytest.raises(Exception, match="restricted"):
                     call()
             assert client.is_model_ready("resnet20")
@@ -1033,8 +1060,10 @@ def test_a_large_request_leaves_no_peak_behind(tmp_path: Path) -> None:
         http = int(url.rsplit(":", 1)[1])
         small = _photo(64, 64)
         for _ in range(3):  # the arena's steady size for ordinary requests
-            assert _raw_infer(url, "resnet20_image", _pixels(list(small.shape), small.nbytes), small.tobytes())[0] == 200
-        server = int(subprocess.run(["pgrep", "-f", "--", f"--http-port={http}"], capture_output=True, text=True).stdout.split()[0])
+            assert _raw_infer(url, "resnet20_image", _pixels(list(small.shape), small.nbytes),
+                              small.tobytes())[0] == 200
+        server = int(subprocess.run(["pgrep", "-f", "--", f"--http-port={http}"],
+                                    capture_output=True, text=True).stdout.split()[0])
         stub = next(iter(group_processes(server, STUB)))
         idle = rss_mb(stub)
         big = np.random.default_rng(0).integers(0, 255, (4, 2000, 2000, 3), dtype=np.uint8)  # 46 MB

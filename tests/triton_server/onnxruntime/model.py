@@ -18,19 +18,23 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 _TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16", "tensor(double)": "TYPE_FP64",
-          "tensor(uint8)": "TYPE_UINT8", "tensor(int8)": "TYPE_INT8", "tensor(int32)": "TYPE_INT32", "tensor(int64)": "TYPE_INT64"}
+          "tensor(uint8)": "TYPE_UINT8", "tensor(int8)": "TYPE_INT8", "tensor(int32)": "TYPE_INT32",
+          "tensor(int64)": "TYPE_INT64"}
 
 
 def _check(kind: str, declared: list, actual: list, batched: bool) -> None:
     if [d["name"] for d in declared] != [a.name for a in actual]:
-        raise pb_utils.TritonModelException(f"{kind} names {[d['name'] for d in declared]} do not match the model's {[a.name for a in actual]}")
+        raise pb_utils.TritonModelException(f"{kind} names {[d['name'] for d in declared]} do not match the model's "
+                                            f"{[a.name for a in actual]}")
     for d, a in zip(declared, actual):
         if d["data_type"] != _TYPES.get(a.type):
-            raise pb_utils.TritonModelException(f"{kind} {a.name!r}: data_type {d['data_type']} does not match the model's {a.type}")
+            raise pb_utils.TritonModelException(f"{kind} {a.name!r}: data_type {d['data_type']} does not match the "
+                                                f"model's {a.type}")
         shape = [s if isinstance(s, int) else -1 for s in a.shape]
         dims = [int(x) for x in d["dims"]]
         if (shape[1:] if batched else shape) != dims:
-            raise pb_utils.TritonModelException(f"{kind} {a.name!r}: dims {dims} do not match the model's shape {a.shape}")
+            raise pb_utils.TritonModelException(f"{kind} {a.name!r}: dims {dims} do not match the model's "
+                                                f"shape {a.shape}")
 
 
 class TritonPythonModel:
@@ -38,7 +42,8 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(config.get("parameters", {}).get("intra_op_thread_count", {}).get("string_value", "0"))
+        options.intra_op_num_threads = int(
+            config.get("parameters", {}).get("intra_op_thread_count", {}).get("string_value", "0"))
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         batched = int(config.get("max_batch_size", 0)) > 0
         _check("input", config["input"], self.session.get_inputs(), batched)
