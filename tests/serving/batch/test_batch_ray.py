@@ -166,8 +166,8 @@ def test_sigterm_ends_a_ray_job_as_any_other(photos: Path, tmp_path: Path, local
     one line, the finished shards kept, and the same command finishes it."""
     out = tmp_path / "out"
     exe = Path(sys.executable).parent / "resnet-deploy"
-    command = [str(exe), "batch", str(MODEL), str(photos), "-o", str(out), "--engine", "ray", "--shard-size", str(SHARD),
-               "--threads", "1", "--batch-size", "2"]
+    command = [str(exe), "batch", str(MODEL), str(photos), "-o", str(out), "--engine", "ray",
+               "--shard-size", str(SHARD), "--threads", "1", "--batch-size", "2"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
