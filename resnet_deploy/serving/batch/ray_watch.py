@@ -87,6 +87,8 @@ class ActorWatch:
                 except self.ray.exceptions.ActorDiedError as exc:
                     self.dead = f"{type(exc).__name__}: {first_line(exc)}"
                     break
+                except self.ray.exceptions.RayError:  # unreachable for a moment (ActorUnavailableError): asked again
+                    pass
                 self.pings[actor.__ray_ready__.remote()] = actor
         return self.dead
 
