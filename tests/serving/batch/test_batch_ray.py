@@ -16,6 +16,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -124,40 +125,62 @@ def test_profiles_are_chosen_per_machine(photos: Path, tmp_path: Path, local_row
     assert rows.column("top_k_indices").equals(local_rows.column("top_k_indices"))
 
 
-def test_a_dead_actor_is_an_error_not_a_hang_and_the_job_resumes(photos: Path, tmp_path: Path,
-                                                                 local_rows: pa.Table) -> None:
-    """ray#62746: an actor killed mid-job. The command ends within a minute with one error line,
-    its finished shards kept; run again, it finishes with every image once, as the local engine."""
-    out = tmp_path / "out"
+def _cli_job(photos: Path, out: Path) -> list[str]:
     exe = Path(sys.executable).parent / "resnet-deploy"
-    command = [str(exe), "batch", str(MODEL), str(photos), "-o", str(out), "--engine", "ray",
-               "--shard-size", str(SHARD), "--threads", "1", "--batch-size", "2"]
+    return [str(exe), "batch", str(MODEL), str(photos), "-o", str(out), "--engine", "ray",
+            "--shard-size", str(SHARD), "--threads", "1", "--batch-size", "2"]
+
+
+def _interrupted(command: list[str], out: Path, interrupt: Callable[[subprocess.Popen[str]], None],
+                 timeout: float) -> tuple[int, str]:
+    """Run the command, ``interrupt`` it once a first shard is kept; its status and stderr."""
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline, victim = time.monotonic() + 120, None
-        while victim is None and time.monotonic() < deadline and proc.poll() is None:
-            found = subprocess.run(["pgrep", "-f", "_InferActor"], capture_output=True, text=True).stdout.split()
-            if found and (out / "part-00000.parquet").exists():  # an actor at work, a shard already kept
-                victim = int(found[0])
+        deadline = time.monotonic() + 120
+        while not (out / "part-00000.parquet").exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        assert victim is not None, "no Ray actor found at work"
-        os.kill(victim, signal.SIGKILL)
-        _, err = proc.communicate(timeout=90)
+        assert (out / "part-00000.parquet").exists(), "no shard kept"
+        interrupt(proc)
+        _, err = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     print(err)
-    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert (proc.returncode == 1 and len(lines) == 1 and "the Ray job failed" in lines[0]
-            and "resumes the job" in lines[0])
     assert "Traceback" not in err
-    kept = json.loads((out / "_manifest.json").read_text())["shards"]
-    assert kept, "the finished shards are kept"
+    return proc.returncode, err
+
+
+def _resumes(command: list[str], out: Path, local_rows: pa.Table) -> None:
+    """The same command finishes the job: every image once, as the local engine."""
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     rows = _table(out)
     assert rows.column("path").to_pylist() == local_rows.column("path").to_pylist()
     assert rows.column("top_k_scores").equals(local_rows.column("top_k_scores"))
+
+
+def _kill_an_actor(proc: subprocess.Popen[str]) -> None:
+    deadline, victim = time.monotonic() + 60, None
+    while victim is None and time.monotonic() < deadline and proc.poll() is None:
+        found = subprocess.run(["pgrep", "-f", "_InferActor"], capture_output=True, text=True).stdout.split()
+        victim = int(found[0]) if found else None
+        time.sleep(0.1)
+    assert victim is not None, "no Ray actor found at work"
+    os.kill(victim, signal.SIGKILL)
+
+
+def test_a_dead_actor_is_an_error_not_a_hang_and_the_job_resumes(photos: Path, tmp_path: Path,
+                                                                 local_rows: pa.Table) -> None:
+    """ray#62746: an actor killed mid-job. The command ends within a minute with one error line,
+    its finished shards kept; run again, it finishes with every image once, as the local engine."""
+    out = tmp_path / "out"
+    command = _cli_job(photos, out)
+    status, err = _interrupted(command, out, _kill_an_actor, timeout=90)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert status == 1 and len(lines) == 1 and "the Ray job failed" in lines[0] and "resumes the job" in lines[0]
+    kept = json.loads((out / "_manifest.json").read_text())["shards"]
+    assert kept, "the finished shards are kept"
+    _resumes(command, out, local_rows)
 
 
 def test_sigterm_ends_a_ray_job_as_any_other(photos: Path, tmp_path: Path, local_rows: pa.Table) -> None:
@@ -165,28 +188,12 @@ def test_sigterm_ends_a_ray_job_as_any_other(photos: Path, tmp_path: Path, local
     ended with status 15 and Ray's dump on stderr. Now it unwinds as every command does: exit 130,
     one line, the finished shards kept, and the same command finishes it."""
     out = tmp_path / "out"
-    exe = Path(sys.executable).parent / "resnet-deploy"
-    command = [str(exe), "batch", str(MODEL), str(photos), "-o", str(out), "--engine", "ray",
-               "--shard-size", str(SHARD), "--threads", "1", "--batch-size", "2"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "part-00000.parquet").exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    print(err)
+    command = _cli_job(photos, out)
+    status, err = _interrupted(command, out, lambda proc: proc.send_signal(signal.SIGTERM), timeout=60)
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 130 and len(errors) == 1 and "interrupted" in errors[0], err
-    assert "Traceback" not in err and "SIGTERM received" not in err
-    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
-    rows = _table(out)
-    assert rows.column("path").to_pylist() == local_rows.column("path").to_pylist()
-    assert rows.column("top_k_scores").equals(local_rows.column("top_k_scores"))
+    assert status == 130 and len(errors) == 1 and "interrupted" in errors[0], err
+    assert "SIGTERM received" not in err
+    _resumes(command, out, local_rows)
 
 
 def test_an_actor_dead_between_tasks_stops_the_job(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
